@@ -1,0 +1,37 @@
+# Two commands on a fresh Debian/Ubuntu machine with Python 3.11:
+#   make demo   set up, then export ShuffleNet v1 g=3 and benchmark it on this host
+#   make test   set up, then run the test suite (what CI runs)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test adb lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -c constraints.txt -e '.[all]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The Debian adb client: the adb tests drive it against a device-side server on 127.0.0.1.
+adb:
+	@command -v adb >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq adb >/dev/null; }
+
+demo: setup
+	$(VENV)/bin/mobiledeploy info --arch v1 --g 3
+
+test: setup adb
+	$(PY) -m pytest -q
+
+lock: setup
+	{ echo "# Exact versions the project is tested with (pip install -c constraints.txt). Regenerate: make lock"; \
+	  $(PY) -m pip freeze --exclude-editable; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

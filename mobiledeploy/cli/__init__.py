@@ -1,0 +1,14 @@
+"""The `mobiledeploy` command. Each verb lives in its own module; heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+from .app import app, main  # noqa: F401
+
+from . import info_cmd  # noqa: F401,E402  (registers commands)
+
+__all__ = ["app", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The toolkit's own errors. Core code raises these; only the CLI turns them into messages."""
+
+from __future__ import annotations
+
+
+class MobiledeployError(Exception):
+    """Base of every error the toolkit raises on purpose. `exit_code` is what the CLI returns."""
+
+    exit_code = 2
+
+
+class ConfigError(MobiledeployError, ValueError):
+    """A model name or configuration that does not exist (unknown arch, g=5, width 0.3x...)."""
+
+
+class WeightsError(MobiledeployError):
+    """A user's weights file cannot be read or does not fit the model."""
+
+
+class ExportError(MobiledeployError):
+    """A conversion step failed."""
+
+
+class ParityError(ExportError):
+    """A converted model does not compute the same function as its reference."""
+
+
+class DeviceError(MobiledeployError):
+    """A device cannot be reached or used."""
+
+
+class AdbMissingError(DeviceError):
+    """The adb client is not installed."""
+
+
+class DeviceNotFoundError(DeviceError):
+    """The serial is not among the devices adb sees."""
+
+
+class DeviceGoneError(DeviceError):
+    """The device disappeared while in use."""
+
+
+class RemoteDiskFullError(DeviceError):
+    """The device has no space left for the files to push."""
+
+
+class RunnerError(MobiledeployError):
+    """The benchmark runner failed or printed something that cannot be parsed."""
+
+
+class ResultsError(MobiledeployError):
+    """The results store or a results/baseline file is unreadable or of an unknown schema."""

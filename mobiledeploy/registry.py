@@ -1,0 +1,196 @@
+"""One registry: every architecture is reachable by name (or a short alias) and built from plain config."""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+from .errors import ConfigError
+
+__all__ = ["Declared", "parse_label", "parse_model_ref", "config_slug", "ModelSpec", "register_model", "list_models", "get_spec", "build_model", "canonical_name"]
+
+
+class Declared(NamedTuple):
+    """A published complexity figure: mult-adds and params (None where not published).
+
+    `tolerance` is the relative error allowed; papers that label a family by a round number
+    ("ShuffleNet 0.5x (38 MFLOPs)" for every g) get a wider one than exact table entries.
+    """
+
+    macs: float | None
+    params: float | None
+    source: str
+    tolerance: float = 0.02
+
+
+def parse_label(label: str) -> dict[str, Any]:
+    """'g=3,scale=0.5,resolution=160' → {'g': 3, 'scale': 0.5, 'resolution': 160}."""
+    out: dict[str, Any] = {}
+    for part in filter(None, label.split(",")):
+        key, _, raw = part.partition("=")
+        value: Any = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw in ("True", "False"):
+            value = raw == "True"
+        out[key.strip()] = value
+    return out
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows of one architecture.
+
+    `builder(**config)` returns an `nn.Module`; `defaults` is its full default config;
+    `choices` maps a config key to its valid values (shown in errors and `mobiledeploy models`);
+    `paper` cites where the architecture and its complexity table come from;
+    `declared` maps a config label ('g=3,scale=0.5', optionally with 'resolution=160', see
+    `parse_label`) to a published `Declared` figure, so tests check the analysis against papers.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    paper: str
+    aliases: tuple[str, ...] = ()
+    defaults: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    declared: dict[str, Declared] = field(default_factory=dict)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Fill defaults, reject unknown keys and values outside `choices`."""
+        unknown = sorted(set(config) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise ConfigError(f"{self.name} has no option {', '.join(unknown)} (options: {valid})")
+        full = {**self.defaults, **{k: v for k, v in config.items() if v is not None}}
+        for key, valid in self.choices.items():
+            if full[key] not in valid:
+                shown = ", ".join(str(v) for v in valid)
+                raise ConfigError(f"{self.name}: {key}={full[key]} is not valid (choose from {shown})")
+        return full
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    paper: str,
+    aliases: tuple[str, ...] = (),
+    choices: dict[str, tuple[Any, ...]] | None = None,
+    declared: dict[str, Declared] | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a builder under `name`; its keyword defaults are the model's default config.
+
+    Raises ValueError on a name or alias that is already taken.
+    """
+
+    def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+        for key in (name, *aliases):
+            if key in _REGISTRY or key in _ALIASES:
+                raise ValueError(f"model name {key!r} is already registered")
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(builder).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+        extra = {"mean": mean, "std": std}
+        spec = ModelSpec(
+            name=name,
+            builder=builder,
+            family=family,
+            paper=paper,
+            aliases=tuple(aliases),
+            defaults=defaults,
+            choices=dict(choices or {}),
+            declared=dict(declared or {}),
+            **{k: v for k, v in extra.items() if v is not None},
+        )
+        _REGISTRY[name] = spec
+        for alias in aliases:
+            _ALIASES[alias] = name
+        return builder
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (registers every family on import)
+
+
+def canonical_name(name: str) -> str:
+    _ensure_loaded()
+    key = name.strip().lower().replace("-", "_")
+    if key in _REGISTRY:
+        return key
+    if key in _ALIASES:
+        return _ALIASES[key]
+    known = ", ".join(sorted([*_REGISTRY, *_ALIASES]))
+    raise ConfigError(f"unknown architecture {name!r} (known: {known})")
+
+
+def get_spec(name: str) -> ModelSpec:
+    return _REGISTRY[canonical_name(name)]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Canonical names matching a shell-style pattern (also matched against aliases), sorted."""
+    _ensure_loaded()
+    return sorted(
+        name
+        for name, spec in _REGISTRY.items()
+        if any(fnmatch.fnmatch(n, pattern) for n in (name, *spec.aliases))
+    )
+
+
+def build_model(name: str, *, seed: int | None = 0, **config: Any) -> Any:
+    """Build a registered model with seeded init (see `mobiledeploy.models.common.init_weights`)."""
+    spec = get_spec(name)
+    full = spec.resolve(config)
+    from .models.common import init_weights
+
+    model = spec.builder(**full)
+    if seed is not None:
+        init_weights(model, seed)
+    model.eval()
+    model.mobiledeploy_spec = spec  # type: ignore[attr-defined]
+    model.mobiledeploy_config = full  # type: ignore[attr-defined]
+    return model
+
+
+def parse_model_ref(ref: str) -> tuple[str, dict[str, Any]]:
+    """'v1:g=3,scale=0.5' → ('shufflenet_v1', {'g': 3, 'scale': 0.5}); resolution stays in the dict."""
+    name, _, label = ref.partition(":")
+    return canonical_name(name), parse_label(label)
+
+
+def config_slug(name: str, config: dict[str, Any], resolution: tuple[int, int] | None = None) -> str:
+    """A short, stable folder name: the arch, the options that set it apart, the input size.
+
+    'shufflenet_v1-g3-scale1.0-224x224'. Options listed in `choices` always appear; others only
+    when they differ from the default.
+    """
+    spec = get_spec(name)
+    full = spec.resolve(config)
+    parts = [spec.name]
+    for key in sorted(full):
+        if key in spec.choices or full[key] != spec.defaults.get(key):
+            value = full[key]
+            parts.append(f"{key}{int(value) if isinstance(value, bool) else value}")
+    if resolution:
+        parts.append(f"{resolution[0]}x{resolution[1]}")
+    return "-".join(parts)
