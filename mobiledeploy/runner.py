@@ -1,0 +1,108 @@
+"""`RunResult`: what one timed benchmark of one artifact on one device produced.
+
+Every device (the host's LiteRT interpreter, `benchmark_model` on a phone) returns this same
+record, so storage, comparison and gating never care where the numbers came from.
+Times are milliseconds in the `*_ms` fields; raw per-run timings, when the runner gives them,
+are microseconds in `timings_us`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+__all__ = ["RunResult", "summarize_us"]
+
+
+def summarize_us(timings_us: Sequence[float]) -> dict[str, float]:
+    """Summary statistics (ms) of per-run timings (us): median, p90, mean, std, cv, min, max."""
+    if not timings_us:
+        raise ValueError("no timings to summarize")
+    ms = sorted(t / 1000.0 for t in timings_us)
+    mean = statistics.fmean(ms)
+    std = statistics.stdev(ms) if len(ms) > 1 else 0.0
+    return {
+        "median_ms": statistics.median(ms),
+        "p90_ms": _percentile(ms, 0.90),
+        "mean_ms": mean,
+        "std_ms": std,
+        "cv": std / mean if mean else 0.0,
+        "min_ms": ms[0],
+        "max_ms": ms[-1],
+    }
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) of already sorted values."""
+    pos = (len(sorted_values) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass
+class RunResult:
+    model: str
+    format: str  # "fp32" | "int8" (or "onnx"/"other" for a --model file of unknown kind)
+    device: str  # the device URI: "local", "adb:SERIAL"
+    artifact: str
+    sha256: str
+    threads: int
+    runs: int
+    warmup: int
+    status: str = "ok"  # "ok" | "failed"
+    error: str | None = None
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    cv: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    init_ms: float | None = None
+    first_ms: float | None = None
+    warmup_ms: float | None = None
+    peak_memory_mb: float | None = None
+    memory_delta_mb: float | None = None
+    macs: int | None = None
+    timings_us: list[float] | None = None
+    op_profile: list[dict[str, Any]] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    device_info: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    started_at: str = ""
+    wall_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def gmacs_per_s(self) -> float | None:
+        if not (self.ok and self.macs and self.median_ms):
+            return None
+        return self.macs / (self.median_ms / 1000.0) / 1e9
+
+    def with_timings(self, timings_us: Sequence[float]) -> "RunResult":
+        """Set `timings_us` and every summary field derived from them."""
+        self.timings_us = [float(t) for t in timings_us]
+        for key, value in summarize_us(self.timings_us).items():
+            setattr(self, key, value)
+        self.runs = len(self.timings_us)
+        return self
+
+    def failed(self, error: str) -> "RunResult":
+        self.status, self.error = "failed", error
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["gmacs_per_s"] = self.gmacs_per_s
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
