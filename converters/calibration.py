@@ -1,0 +1,154 @@
+"""Calibration and held-out inputs: images from a directory, or a deterministic synthetic set.
+
+Images are float32 RGB in [0, 1], (N, H, W, 3); `normalise` turns them into what the model
+takes: `(x - mean) / std` per channel, laid out NCHW. The same inputs, transposed to NHWC, feed
+the TFLite models, so every parity figure compares like with like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mobiledeploy.errors import ConfigError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "HOLDOUT_SAMPLES",
+    "CalibrationSet",
+    "synthetic_images",
+    "list_images",
+    "load_images",
+    "normalise",
+    "fingerprint",
+    "calibration_set",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+HOLDOUT_SAMPLES = 8
+SYNTHETIC = "synthetic"
+
+
+@dataclass
+class CalibrationSet:
+    """Normalised NCHW float32 inputs: `calibration` for int8, `holdout` for every parity check."""
+
+    calibration: np.ndarray
+    holdout: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)  # the manifest's "calibration" entry
+    fingerprint: str = ""  # changes whenever the inputs would
+
+
+def synthetic_images(n: int, size: tuple[int, int], seed: int) -> np.ndarray:
+    """`n` smooth random RGB images in [0, 1], (n, H, W, 3) float32, a pure function of its arguments.
+
+    Each is a coarse random colour field (8x8, bilinearly upsampled) plus a little fine noise:
+    closer to natural image statistics than white noise, so calibration ranges are realistic.
+    """
+    h, w = size
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((n, 8, 8, 3), dtype=np.float32)
+    ys = np.linspace(0.0, 7.0, h, dtype=np.float32)
+    xs = np.linspace(0.0, 7.0, w, dtype=np.float32)
+    y0, x0 = np.minimum(ys.astype(int), 6), np.minimum(xs.astype(int), 6)
+    fy, fx = (ys - y0)[None, :, None, None], (xs - x0)[None, None, :, None]
+    rows = coarse[:, y0] * (1 - fy) + coarse[:, y0 + 1] * fy
+    smooth = rows[:, :, x0] * (1 - fx) + rows[:, :, x0 + 1] * fx
+    noise = rng.normal(0.0, 0.05, (n, h, w, 3)).astype(np.float32)
+    return np.clip(smooth + noise, 0.0, 1.0).astype(np.float32)
+
+
+def list_images(directory: str | Path) -> list[Path]:
+    """Image files directly in `directory`, sorted by name; ConfigError if none or unreadable."""
+    path = Path(directory)
+    try:
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    except FileNotFoundError:
+        raise ConfigError(f"calibration directory {path} does not exist") from None
+    except NotADirectoryError:
+        raise ConfigError(f"calibration source {path} is not a directory (give a directory of images or 'synthetic')") from None
+    except OSError as exc:
+        raise ConfigError(f"calibration directory {path} cannot be read: {exc.strerror or exc}") from None
+    if not files:
+        raise ConfigError(f"calibration directory {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def load_images(files: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
+    """Decode, scale to cover (H, W) keeping the aspect ratio, centre-crop: (n, H, W, 3) in [0, 1]."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ConfigError("reading calibration images needs Pillow (pip install pillow)") from None
+    h, w = size
+    out = np.empty((len(files), h, w, 3), dtype=np.float32)
+    for i, file in enumerate(files):
+        try:
+            with Image.open(file) as img:
+                img = img.convert("RGB")
+                scale = max(h / img.height, w / img.width)
+                sw, sh = max(w, round(img.width * scale)), max(h, round(img.height * scale))
+                img = img.resize((sw, sh), Image.Resampling.BILINEAR)
+                left, top = (sw - w) // 2, (sh - h) // 2
+                out[i] = np.asarray(img.crop((left, top, left + w, top + h)), dtype=np.float32) / 255.0
+        except OSError as exc:
+            raise ConfigError(f"calibration image {file} cannot be read: {exc}") from None
+    return out
+
+
+def normalise(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(n, H, W, 3) in [0, 1] → (n, 3, H, W) float32, `(x - mean) / std` per channel."""
+    m = np.asarray(mean, dtype=np.float32).reshape(1, 1, 1, 3)
+    s = np.asarray(std, dtype=np.float32).reshape(1, 1, 1, 3)
+    return np.ascontiguousarray(((images - m) / s).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def fingerprint(source: str | Path, samples: int, seed: int = 0, holdout: int = HOLDOUT_SAMPLES) -> str:
+    """A digest that changes whenever `calibration_set` would return other inputs (decodes nothing)."""
+    if str(source) == SYNTHETIC:
+        return f"synthetic:{samples}:{seed}:{holdout}"
+    files = list_images(source)
+    digest = hashlib.sha256(f"{samples}:{seed}:{holdout}".encode())
+    for file in files[:samples + holdout]:
+        digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return "dir:" + digest.hexdigest()
+
+
+def calibration_set(
+    source: str | Path,
+    samples: int,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    seed: int = 0,
+    holdout: int = HOLDOUT_SAMPLES,
+) -> CalibrationSet:
+    """Calibration inputs and held-out inputs, never overlapping.
+
+    `source` is 'synthetic' (seeds `seed` and `seed + 1`) or a directory of images: the first
+    `samples` images by name calibrate, the next `holdout` ones are held out; when the directory
+    has no images left over, the held-out set is synthetic (recorded in `info`).
+    """
+    if samples < 1:
+        raise ConfigError(f"calibration needs at least 1 sample, got {samples}")
+    if str(source) == SYNTHETIC:
+        calib = synthetic_images(samples, size, seed)
+        held = synthetic_images(holdout, size, seed + 1)
+        info = {"source": SYNTHETIC, "samples": samples, "seed": seed, "holdout": {"source": SYNTHETIC, "samples": holdout}}
+    else:
+        files = list_images(source)
+        calib_files, held_files = files[:samples], files[samples:samples + holdout]
+        calib = load_images(calib_files, size)
+        held = load_images(held_files, size) if held_files else synthetic_images(holdout, size, seed + 1)
+        info = {
+            "source": str(Path(source).resolve()),
+            "samples": len(calib_files),
+            "seed": seed,
+            "holdout": {"source": "directory" if held_files else SYNTHETIC, "samples": len(held)},
+        }
+    return CalibrationSet(normalise(calib, mean, std), normalise(held, mean, std), info,
+                          fingerprint(source, samples, seed, holdout))

@@ -1,0 +1,84 @@
+"""ONNX rewrites that let onnx2tf's NCHW → NHWC conversion add no layout transposes.
+
+onnx2tf holds 4-D activations NHWC. An NCHW channel shuffle, Reshape (N, g, C/g, H, W) →
+Transpose (0, 2, 1, 3, 4) → Reshape (N, C, H, W), only means something in NCHW, so onnx2tf
+wraps it in a transpose to NCHW and one back: three TRANSPOSE ops per shuffle. Written as its
+NHWC equivalent between an explicit NCHW→NHWC and NHWC→NCHW pair, the pair cancels against
+onnx2tf's own layout and each shuffle lowers to RESHAPE → TRANSPOSE → RESHAPE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["nhwc_channel_shuffles"]
+
+_SHUFFLE_PERM = [0, 2, 1, 3, 4]
+
+
+def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
+    """Return a copy of the ONNX `model` with every channel shuffle in NHWC form, and how many."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.shape_inference.infer_shapes(model)
+    graph = model.graph
+    shapes = {
+        v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.value_info, *graph.input, *graph.output]
+    }
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {v.name for v in graph.output}
+
+    def only_consumer(name: str, op_type: str) -> Any:
+        users = consumers.get(name, [])
+        if len(users) == 1 and users[0].op_type == op_type and name not in outputs:
+            return users[0]
+        return None
+
+    replaced: dict[int, list[Any]] = {}
+    dropped: set[int] = set()
+    count = 0
+    for node in graph.node:
+        if node.op_type != "Reshape":
+            continue
+        transpose = only_consumer(node.output[0], "Transpose")
+        perm = [list(a.ints) for a in transpose.attribute if a.name == "perm"] if transpose is not None else []
+        back = only_consumer(transpose.output[0], "Reshape") if perm == [_SHUFFLE_PERM] else None
+        if back is None:
+            continue
+        src, split = shapes.get(node.input[0], []), shapes.get(node.output[0], [])
+        if len(src) != 4 or min(src) < 1 or len(split) != 5 or shapes.get(back.output[0]) != src:
+            continue
+        n, c, h, w = src
+        groups = split[1]
+        if split != [n, groups, c // groups, h, w] or groups * (c // groups) != c:
+            continue
+        prefix = f"{node.name or node.output[0]}/nhwc_shuffle"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.array([n, h, w, groups, c // groups], dtype=np.int64), f"{prefix}/split_shape"),
+            numpy_helper.from_array(np.array([n, h, w, c], dtype=np.int64), f"{prefix}/merge_shape"),
+        ])
+        replaced[id(node)] = [
+            helper.make_node("Transpose", [node.input[0]], [f"{prefix}/nhwc"], perm=[0, 2, 3, 1], name=f"{prefix}/to_nhwc"),
+            helper.make_node("Reshape", [f"{prefix}/nhwc", f"{prefix}/split_shape"], [f"{prefix}/split"], name=f"{prefix}/split"),
+            helper.make_node("Transpose", [f"{prefix}/split"], [f"{prefix}/swapped"], perm=[0, 1, 2, 4, 3], name=f"{prefix}/swap"),
+            helper.make_node("Reshape", [f"{prefix}/swapped", f"{prefix}/merge_shape"], [f"{prefix}/merged"], name=f"{prefix}/merge"),
+            helper.make_node("Transpose", [f"{prefix}/merged"], [back.output[0]], perm=[0, 3, 1, 2], name=f"{prefix}/to_nchw"),
+        ]
+        dropped |= {id(transpose), id(back)}
+        count += 1
+    if count:
+        nodes = [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.value_info[:]
+        used = {name for node in graph.node for name in node.input}
+        kept = [i for i in graph.initializer if i.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    return model, count

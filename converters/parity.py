@@ -1,0 +1,141 @@
+"""Parity: does each converted model compute the function of its reference?
+
+fp32 steps (ONNX Runtime vs PyTorch, TFLite fp32 vs PyTorch) are judged by the largest absolute
+error relative to the reference's output range (`max_rel`), passing at or below `FP32_TOLERANCE`.
+int8 is judged against fp32 on held-out inputs by cosine similarity (mean over samples, passing
+at or above a floor), with SQNR and top-1 / top-5 agreement recorded alongside.
+
+Inputs are normalised NCHW arrays, what the torch model takes; TFLite models are fed the same
+data transposed to NHWC, and int8 ones quantised with their input's scale and zero point.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FP32_TOLERANCE",
+    "INT8_COSINE_FLOOR",
+    "error_stats",
+    "torch_outputs",
+    "onnx_outputs",
+    "tflite_outputs",
+    "onnx_parity",
+    "tflite_parity",
+    "int8_parity",
+]
+
+FP32_TOLERANCE = 1e-4
+INT8_COSINE_FLOOR = 0.98
+
+
+def error_stats(reference: np.ndarray, output: np.ndarray, tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:
+    """max_abs, and max_rel = max_abs / (max - min of the reference); passed when max_rel <= tolerance."""
+    reference = np.asarray(reference, dtype=np.float64)
+    output = np.asarray(output, dtype=np.float64)
+    if reference.shape != output.shape:
+        return {"max_abs": None, "max_rel": None, "tolerance": tolerance, "samples": len(reference), "passed": False,
+                "error": f"output shape {list(output.shape)} != reference {list(reference.shape)}"}
+    max_abs = float(np.max(np.abs(reference - output)))
+    span = float(np.max(reference) - np.min(reference)) or 1.0
+    max_rel = max_abs / span
+    finite = bool(np.all(np.isfinite(output)))
+    return {"max_abs": max_abs, "max_rel": max_rel, "tolerance": tolerance, "samples": len(reference),
+            "passed": finite and max_rel <= tolerance}
+
+
+def torch_outputs(model: Any, inputs: np.ndarray) -> np.ndarray:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
+
+
+def onnx_outputs(onnx_path: str | Path, inputs: np.ndarray) -> np.ndarray:
+    """Run the ONNX model one sample at a time (it is exported for batch 1)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[None].astype(np.float32)})[0] for x in inputs])
+
+
+def tflite_outputs(tflite_path: str | Path, inputs: np.ndarray, threads: int = 2) -> np.ndarray:
+    """Run a .tflite file in the LiteRT interpreter on NCHW `inputs`; float outputs, NCHW if 4-D.
+
+    The toolkit's side of the layout contract: TFLite models take NHWC, so inputs are transposed
+    here; int8/uint8 inputs are quantised and outputs dequantised with the tensors' own params.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .tflite import captured_output
+
+    with captured_output(os.devnull):  # LiteRT announces its XNNPACK delegate on stderr
+        interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads)
+        interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    results = []
+    for x in np.asarray(inputs, dtype=np.float32):
+        x = x[None].transpose(0, 2, 3, 1) if x.ndim == 3 else x[None]
+        if np.issubdtype(inp["dtype"], np.integer):
+            scale, zero_point = inp["quantization"]
+            bounds = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale) + zero_point, bounds.min, bounds.max)
+        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])
+        if np.issubdtype(out["dtype"], np.integer):
+            scale, zero_point = out["quantization"]
+            y = (y.astype(np.float32) - zero_point) * scale
+        results.append(y.transpose(0, 3, 1, 2) if y.ndim == 4 else y)
+    return np.concatenate(results).astype(np.float32)
+
+
+def onnx_parity(model: Any, onnx_path: str | Path, inputs: np.ndarray, tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:
+    """ONNX Runtime vs PyTorch on `inputs` (NCHW): {"max_abs", "max_rel", "tolerance", "samples", "passed"}."""
+    return {"reference": "torch", **error_stats(torch_outputs(model, inputs), onnx_outputs(onnx_path, inputs), tolerance)}
+
+
+def tflite_parity(reference: np.ndarray, tflite_path: str | Path, inputs: np.ndarray,
+                  tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:
+    """TFLite fp32 vs the reference outputs (PyTorch's) on the same NCHW `inputs`."""
+    return {"reference": "torch", **error_stats(reference, tflite_outputs(tflite_path, inputs), tolerance)}
+
+
+def int8_parity(fp32: np.ndarray, int8: np.ndarray, floor: float = INT8_COSINE_FLOOR) -> dict[str, Any]:
+    """int8 outputs vs fp32 outputs of the same held-out inputs.
+
+    cosine: mean over samples of the cosine similarity of the output vectors (passes at or above
+    `floor`); cosine_min: the worst sample; sqnr_db: 10·log10(Σ fp32² / Σ (fp32 − int8)²);
+    top1_agreement: share of samples with the same arg-max; top5_agreement: mean share of the
+    fp32 top-5 classes found in the int8 top-5.
+    """
+    a = np.asarray(fp32, dtype=np.float64).reshape(len(fp32), -1)
+    b = np.asarray(int8, dtype=np.float64).reshape(len(int8), -1)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    cosines = np.where(norms > 0, np.sum(a * b, axis=1) / np.where(norms > 0, norms, 1.0), 0.0)
+    noise = float(np.sum((a - b) ** 2))
+    sqnr = math.inf if noise == 0 else 10.0 * math.log10(float(np.sum(a**2)) / noise)
+    k = min(5, a.shape[1])
+    top_a, top_b = np.argsort(-a, axis=1)[:, :k], np.argsort(-b, axis=1)[:, :k]
+    top5 = float(np.mean([len(set(x) & set(y)) / k for x, y in zip(top_a, top_b)]))
+    cosine = float(np.mean(cosines))
+    return {
+        "reference": "fp32",
+        "cosine": cosine,
+        "cosine_min": float(np.min(cosines)),
+        "sqnr_db": sqnr if math.isfinite(sqnr) else None,
+        "top1_agreement": float(np.mean(top_a[:, 0] == top_b[:, 0])),
+        "top5_agreement": top5,
+        "floor": floor,
+        "samples": len(a),
+        "passed": bool(np.all(np.isfinite(b))) and cosine >= floor,
+    }

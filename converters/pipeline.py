@@ -1,0 +1,370 @@
+"""`export_model`: registry → torch → ONNX → TFLite fp32 and int8, parity at every step, a manifest.
+
+Stages run in order and are timed; `progress(stage, event, seconds)` hears "start", then
+"done" or "failed" for each (see `STAGES`), or one ("reuse", "done", seconds) when valid
+artifacts are reused. Everything is built in a hidden temp directory next to the target and
+renamed into place only once every file is written and every parity check has passed: a
+failure or Ctrl-C leaves no artifact directory behind, and an existing one intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from mobiledeploy.errors import ConfigError, ExportError, ParityError
+
+from .manifest import FILE_NAMES, MANIFEST_NAME, SCHEMA_VERSION, artifact_problems, file_entry, load_manifest, tool_versions, write_manifest
+from .parity import FP32_TOLERANCE, INT8_COSINE_FLOOR
+
+__all__ = ["FORMATS", "STAGES", "DEFAULT_OUT", "ExportResult", "Progress", "export_model", "resolve_formats"]
+
+FORMATS = ("onnx", "fp32", "int8")
+STAGES = {
+    "model": "build the model",
+    "analysis": "complexity analysis",
+    "calibration": "calibration and held-out inputs",
+    "onnx": "torch → ONNX (onnxslim)",
+    "onnx_parity": "parity: ONNX Runtime vs torch",
+    "tensorflow": "import TensorFlow and onnx2tf",
+    "tf_graph": "ONNX → TF graph (onnx2tf)",
+    "fp32": "TFLite fp32",
+    "fp32_parity": "parity: TFLite fp32 vs torch",
+    "int8": "TFLite int8 (calibration)",
+    "int8_parity": "parity: TFLite int8 vs fp32",
+    "manifest": "manifest",
+}
+DEFAULT_OUT = Path("artifacts")
+PIPELINE_REVISION = 1  # bump when the files produced for the same request change
+SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
+
+Progress = Callable[[str, str, "float | None"], None]
+
+
+@dataclass
+class ExportResult:
+    path: Path  # the artifact directory, <out_dir>/<slug>
+    manifest: dict[str, Any]
+    reused: bool = False
+
+    def artifact(self, fmt: str) -> Path:
+        """Absolute path of one artifact ('weights', 'onnx', 'fp32', 'int8')."""
+        return self.path / self.manifest["artifacts"][fmt]["path"]
+
+
+def resolve_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
+    """'int8' or ('fp32',) → the formats to build, with what they derive from: int8 ⇐ fp32 ⇐ onnx."""
+    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    unknown = sorted(set(items) - set(FORMATS))
+    if unknown or not items:
+        raise ConfigError(f"unknown format {', '.join(unknown) or '(none)'} (choose from {', '.join(FORMATS)})")
+    wanted = set(items)
+    if "int8" in wanted:
+        wanted.add("fp32")
+    wanted.add("onnx")
+    return tuple(f for f in FORMATS if f in wanted)
+
+
+def export_model(
+    arch: str,
+    config: dict[str, Any],
+    resolution: int | str | tuple[int, int] = (224, 224),
+    out_dir: str | Path | None = None,
+    formats: str | Iterable[str] = FORMATS,
+    calibration: str | Path = "synthetic",
+    calib_samples: int = 32,
+    weights: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    int8_cosine_floor: float = INT8_COSINE_FLOOR,
+    seed: int = 0,
+) -> ExportResult:
+    """Export a registered model to `<out_dir or artifacts>/<slug>/` and return where and what.
+
+    Files: model.pt (the weights used), model.onnx, model_fp32.tflite, model_int8.tflite (those
+    `formats` ask for, plus what they derive from) and manifest.json. Reuses an existing
+    directory when its manifest records the same request and every sha256 still matches, unless
+    `force`. Raises ConfigError / WeightsError for bad input, ExportError when a step fails,
+    ParityError when a converted model does not compute the reference's function.
+    """
+    from mobiledeploy.analysis import parse_resolution
+    from mobiledeploy.registry import config_slug, get_spec
+
+    started = time.perf_counter()
+    report = progress or (lambda stage, event, seconds: None)
+    spec = get_spec(arch)
+    full = spec.resolve(dict(config))
+    size = parse_resolution(resolution)
+    wanted = resolve_formats(formats)
+    if not 0.0 <= int8_cosine_floor <= 1.0:
+        raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
+    out_root = _writable_dir((Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute())
+    target = out_root / config_slug(spec.name, full, size)
+    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed)
+    if not force:
+        manifest = _reusable(target, request, wanted, int8_cosine_floor)
+        if manifest is not None:
+            report("reuse", "done", time.perf_counter() - started)
+            return ExportResult(target, manifest, reused=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out_root))
+    except OSError as exc:
+        raise ExportError(f"cannot write to {out_root}: {exc.strerror or exc}") from None
+    try:
+        _match_umask(tmp)
+        manifest = _build(tmp, spec, full, size, wanted, calibration, calib_samples, weights, seed,
+                          int8_cosine_floor, request, _Stages(report), started)
+        _commit(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(target, manifest, reused=False)
+
+
+class _Stages:
+    """Times each stage and tells `progress`; `seconds` becomes the manifest's stage_seconds."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.progress(name, "start", None)
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.progress(name, "failed", time.perf_counter() - start)
+            raise
+        self.seconds[name] = round(time.perf_counter() - start, 3)
+        self.progress(name, "done", self.seconds[name])
+
+
+def _build(
+    tmp: Path, spec: Any, config: dict[str, Any], size: tuple[int, int], wanted: tuple[str, ...],
+    calibration: str | Path, calib_samples: int, weights: str | None, seed: int, floor: float,
+    request: dict[str, Any], stage: _Stages, started: float,
+) -> dict[str, Any]:
+    from mobiledeploy.analysis import analyse_model
+    from mobiledeploy.registry import build_model
+
+    from .calibration import calibration_set
+    from .onnx_export import OPSET, export_onnx, onnx_io, onnx_op_counts
+    from .parity import onnx_parity, torch_outputs
+
+    h, w = size
+    work = tmp / ".work"
+    work.mkdir()
+    artifacts: dict[str, dict[str, Any]] = {}
+    parity: dict[str, dict[str, Any]] = {}
+
+    with stage("model"):
+        import torch
+
+        model = build_model(spec.name, seed=seed, **config)
+        if weights:
+            from mobiledeploy.models.common import load_weights
+
+            load_weights(model, weights)
+        torch.save(model.state_dict(), tmp / FILE_NAMES["weights"])
+        artifacts["weights"] = {**file_entry(tmp, FILE_NAMES["weights"]),
+                                "source": str(Path(weights).resolve()) if weights else f"seeded init (seed {seed})"}
+    with stage("analysis"):
+        cost = analyse_model(model, (1, 3, h, w), arch=spec.name, config=config)
+        complexity = {"macs": cost.macs, "params": cost.params, "memory_access": cost.memory_access,
+                      "elementwise": cost.elementwise}
+    with stage("calibration"):
+        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed)
+    with stage("onnx"):
+        onnx_path = export_onnx(model, (1, 3, h, w), tmp / FILE_NAMES["onnx"], opset=OPSET)
+        ins, outs = onnx_io(onnx_path)
+        artifacts["onnx"] = {**file_entry(tmp, FILE_NAMES["onnx"]), "opset": OPSET, "inputs": ins, "outputs": outs,
+                             "op_counts": onnx_op_counts(onnx_path)}
+    with stage("onnx_parity"):
+        parity["onnx"] = onnx_parity(model, onnx_path, inputs.holdout, FP32_TOLERANCE)
+        _require_passed("ONNX", parity["onnx"])
+    if "fp32" in wanted:
+        reference = torch_outputs(model, inputs.holdout)
+        artifacts.update(_tflite_stages(tmp, work, onnx_path, wanted, inputs, reference, floor, parity, stage))
+    with stage("manifest"):
+        shutil.rmtree(work)
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "arch": spec.name,
+            "config": config,
+            "resolution": [h, w],
+            "slug": request["slug"],
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "complexity": complexity,
+            "artifacts": artifacts,
+            "parity": parity,
+            "calibration": inputs.info,
+            "versions": request["versions"],
+            "stage_seconds": {},
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "request": request,
+        }
+    manifest["stage_seconds"] = {**stage.seconds, "total": round(time.perf_counter() - started, 3)}
+    write_manifest(manifest, tmp)
+    return manifest
+
+
+def _tflite_stages(
+    tmp: Path, work: Path, onnx_path: Path, wanted: tuple[str, ...], inputs: Any, reference: Any,
+    floor: float, parity: dict[str, dict[str, Any]], stage: _Stages,
+) -> dict[str, dict[str, Any]]:
+    import onnx
+
+    from .calibration import synthetic_images
+    from .layout import nhwc_channel_shuffles
+    from .parity import error_stats, int8_parity, tflite_outputs
+    from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
+
+    artifacts: dict[str, dict[str, Any]] = {}
+    with stage("tensorflow"):
+        import_tensorflow(work / "tensorflow.log")
+    import tf_keras
+
+    try:
+        with stage("tf_graph"):
+            prepared, shuffles = nhwc_channel_shuffles(onnx.load(str(onnx_path)))
+            onnx.save(prepared, str(work / "model_nhwc.onnx"))
+            keras_model = onnx_to_keras(work / "model_nhwc.onnx", work, synthetic_images(20, (128, 128), SAMPLE_DATA_SEED))
+        with stage("fp32"):
+            artifacts["fp32"] = _tflite_entry(tflite_fp32(keras_model, tmp / FILE_NAMES["fp32"]), shuffles,
+                                              inspect_tflite, require_builtin_ops)
+        with stage("fp32_parity"):
+            fp32_out = tflite_outputs(tmp / FILE_NAMES["fp32"], inputs.holdout)
+            parity["fp32"] = {"reference": "torch", **error_stats(reference, fp32_out, FP32_TOLERANCE)}
+            _require_passed("TFLite fp32", parity["fp32"])
+        if "int8" in wanted:
+            with stage("int8"):
+                path = tflite_int8(keras_model, tmp / FILE_NAMES["int8"], inputs.calibration)
+                artifacts["int8"] = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
+                                     "scheme": "full-integer: per-channel int8 weights, int8 activations, int8 input and output"}
+            with stage("int8_parity"):
+                parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
+                _require_passed("TFLite int8", parity["int8"])
+    finally:
+        tf_keras.backend.clear_session()
+    return artifacts
+
+
+def _tflite_entry(path: Path, shuffles: int, inspect: Callable, require_builtin: Callable) -> dict[str, Any]:
+    info = inspect(path)
+    require_builtin(path, info)
+    return {**file_entry(path.parent, path.name), "inputs": info["inputs"], "outputs": info["outputs"],
+            "op_counts": info["op_counts"], "channel_shuffles": shuffles}
+
+
+def _require_passed(what: str, result: dict[str, Any]) -> None:
+    if result["passed"]:
+        return
+    if "cosine" in result:
+        raise ParityError(
+            f"{what} does not match fp32: cosine {result['cosine']:.4f} < floor {result['floor']} "
+            f"(top-1 agreement {result['top1_agreement']:.0%}, SQNR {result['sqnr_db'] or 0:.1f} dB)"
+        )
+    if result.get("error"):
+        raise ParityError(f"{what} does not match torch: {result['error']}")
+    raise ParityError(
+        f"{what} does not match torch: max abs error {result['max_abs']:.3g} is {result['max_rel']:.3g} of the "
+        f"output range (tolerance {result['tolerance']})"
+    )
+
+
+def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibration: str | Path, calib_samples: int,
+             weights: str | None, seed: int) -> dict[str, Any]:
+    """Everything the files depend on, JSON-normalised so it compares equal to a stored one."""
+    from mobiledeploy.errors import WeightsError
+    from mobiledeploy.registry import config_slug
+
+    from .calibration import fingerprint
+    from .manifest import sha256_file
+    from .onnx_export import OPSET
+
+    if isinstance(calib_samples, bool) or not isinstance(calib_samples, int) or calib_samples < 1:
+        raise ConfigError(f"calib_samples must be a positive integer, got {calib_samples!r}")
+    weights_sha = None
+    if weights:
+        try:
+            weights_sha = sha256_file(weights)
+        except OSError as exc:
+            raise WeightsError(f"weights file {weights} cannot be read: {exc.strerror or exc}") from None
+    request = {
+        "pipeline": PIPELINE_REVISION,
+        "arch": arch,
+        "config": config,
+        "resolution": list(size),
+        "slug": config_slug(arch, config, size),
+        "opset": OPSET,
+        "seed": seed,
+        "weights_sha256": weights_sha,
+        "calibration": fingerprint(calibration, calib_samples, seed),
+        "calib_samples": calib_samples,
+        "versions": tool_versions(),
+    }
+    return json.loads(json.dumps(request))
+
+
+def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:
+    """The manifest of `target` when it can stand for a fresh export of `request`, else None."""
+    if not (target / MANIFEST_NAME).is_file():
+        return None
+    try:
+        manifest = load_manifest(target)
+    except ExportError:
+        return None
+    if manifest.get("request") != request or artifact_problems(manifest, target, wanted):
+        return None
+    int8 = manifest.get("parity", {}).get("int8")
+    if "int8" in wanted and int8 and int8["cosine"] < floor:
+        raise ParityError(f"int8 model in {target} has cosine {int8['cosine']:.4f} vs fp32, below the floor {floor}")
+    return manifest
+
+
+def _writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create output directory {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ExportError(f"output directory {path} is not writable")
+    return path
+
+
+def _match_umask(path: Path) -> None:
+    """mkdtemp makes 0700 directories; the artifact directory should get the usual permissions."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
+
+
+def _commit(tmp: Path, target: Path) -> None:
+    """Move the finished `tmp` to `target`, replacing what was there only once `tmp` is in place."""
+    old = None
+    if target.exists() or target.is_symlink():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)

@@ -1,0 +1,240 @@
+"""ONNX → TFLite through onnx2tf (1.x): fp32, and full-integer int8 calibrated on our own inputs.
+
+onnx2tf turns the ONNX graph into an NHWC TensorFlow graph (a tf_keras model, nothing saved);
+both TFLite files are converted from that graph here, with TFLITE_BUILTINS only, so a graph that
+would need Flex (Select TF) ops fails to convert instead of shipping. int8 is full-integer:
+per-channel int8 weights, int8 activations, int8 input and output tensors. We convert rather than
+let onnx2tf write its seven TFLite variants: the two we ship cost a third of the time.
+
+Offline: onnx2tf reads sample images from `SAMPLE_DATA_NAME` in its working directory and
+downloads them when the file is missing, so conversion runs in a work directory holding a
+synthetic file of that name. TensorFlow's logs go to a file there, not to the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+
+import contextlib
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from mobiledeploy.errors import ExportError
+
+__all__ = [
+    "SAMPLE_DATA_NAME",
+    "captured_output",
+    "working_directory",
+    "import_tensorflow",
+    "onnx_to_keras",
+    "tflite_fp32",
+    "tflite_int8",
+    "inspect_tflite",
+    "require_builtin_ops",
+]
+
+SAMPLE_DATA_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+@contextlib.contextmanager
+def captured_output(log_path: str | Path) -> Iterator[Path]:
+    """Send all stdout and stderr, Python's and the C libraries', to `log_path` for the duration."""
+    log_path = Path(log_path)
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log_path, "a", buffering=1, encoding="utf-8", errors="replace") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield log_path
+        finally:
+            log.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+@contextlib.contextmanager
+def working_directory(path: str | Path) -> Iterator[Path]:
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield Path(path)
+    finally:
+        os.chdir(previous)
+
+
+def import_tensorflow(log_path: str | Path) -> None:
+    """Import tensorflow, tf_keras and onnx2tf quietly (their import-time logs go to `log_path`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    try:
+        with captured_output(log_path):
+            import onnx2tf  # noqa: F401
+            import tensorflow  # noqa: F401
+            import tf_keras  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(f"TFLite export needs the export extras (pip install 'mobiledeploy[export]'): {exc}") from None
+
+
+def _log_tail(log_path: Path, lines: int = 1) -> str:
+    try:
+        raw = re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text(errors="replace"))  # onnx2tf colours its log
+        text = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def onnx_to_keras(onnx_path: str | Path, workdir: str | Path, sample_data: np.ndarray) -> Any:
+    """The NHWC tf_keras model onnx2tf builds from `onnx_path`, built inside `workdir`, offline.
+
+    `sample_data` (20, 128, 128, 3) float32 in [0, 1] is written where onnx2tf looks for its
+    sample images, so it never downloads them.
+    """
+    import onnx2tf
+
+    workdir = Path(workdir).resolve()
+    np.save(workdir / SAMPLE_DATA_NAME, np.asarray(sample_data, dtype=np.float32))
+    log = workdir / "onnx2tf.log"
+    try:
+        with working_directory(workdir), captured_output(log):
+            model = onnx2tf.convert(
+                input_onnx_file_path=str(Path(onnx_path).resolve()),
+                output_folder_path=str(workdir / "tf"),
+                not_use_onnxsim=True,  # simplified with onnxslim already; onnxsim runs as a subprocess
+                disable_model_save=True,
+                copy_onnx_input_output_names_to_tflite=False,  # would run flatc and curl a schema
+                verbosity="error",
+                non_verbose=True,
+            )
+    except (Exception, SystemExit) as exc:
+        detail = _log_tail(log) or f"{type(exc).__name__}: {exc}"
+        raise ExportError(f"onnx2tf could not convert {Path(onnx_path).name}: {detail}") from None
+    if model is None:
+        raise ExportError(f"onnx2tf could not convert {Path(onnx_path).name}: {_log_tail(log)}")
+    return model
+
+
+def _converter(keras_model: Any) -> Any:
+    import tensorflow as tf
+
+    fn = tf.function(
+        lambda *inputs: keras_model(inputs),
+        input_signature=[tf.TensorSpec(t.shape, t.dtype, t.name) for t in keras_model.inputs],
+    )
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], keras_model)
+
+
+def _convert(converter: Any, path: Path, what: str) -> Path:
+    log = path.with_name(path.name + ".log")
+    try:
+        with captured_output(log):
+            flatbuffer = converter.convert()
+    except Exception as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
+        first = next((ln for ln in lines if "error:" in ln), lines[0])
+        raise ExportError(f"TFLite {what} conversion failed: {first}") from None
+    finally:
+        log.unlink(missing_ok=True)
+    path.write_bytes(flatbuffer)
+    return path
+
+
+def tflite_fp32(keras_model: Any, path: str | Path) -> Path:
+    """Float32 TFLite, builtin ops only; NHWC input as onnx2tf lays it out."""
+    import tensorflow as tf
+
+    path = Path(path)
+    converter = _converter(keras_model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return _convert(converter, path, "fp32")
+
+
+def tflite_int8(keras_model: Any, path: str | Path, calibration_nchw: np.ndarray) -> Path:
+    """Full-integer int8 TFLite: per-channel int8 weights, int8 activations, int8 input and output.
+
+    `calibration_nchw` holds normalised NCHW inputs (what the torch model takes), one per step of
+    the representative dataset; they are fed NHWC like every TFLite input.
+    """
+    import tensorflow as tf
+
+    path = Path(path)
+    samples = np.ascontiguousarray(np.asarray(calibration_nchw, dtype=np.float32).transpose(0, 2, 3, 1))
+
+    def representative_dataset() -> Iterator[list[np.ndarray]]:
+        for sample in samples:
+            yield [sample[None]]
+
+    converter = _converter(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.representative_dataset = representative_dataset
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    converter._experimental_disable_per_channel = False  # per-channel weights (the default), made explicit
+    return _convert(converter, path, "int8")
+
+
+def inspect_tflite(path: str | Path) -> dict[str, Any]:
+    """Op counts by type, custom ops, and the io tensors of a .tflite file, read from its flatbuffer.
+
+    Reads the schema directly (no interpreter, so no delegate rewrites the graph first). Inputs
+    and outputs are in the manifest's io format: 4-D tensors are NHWC, 2-D ones NC.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            codes.append("CUSTOM:" + (code.CustomCode() or b"").decode())
+        else:
+            codes.append(op_names.get(builtin, str(builtin)))
+    counts: Counter[str] = Counter()
+    for s in range(model.SubgraphsLength()):
+        sub = model.Subgraphs(s)
+        for j in range(sub.OperatorsLength()):
+            counts[codes[sub.Operators(j).OpcodeIndex()]] += 1
+    main = model.Subgraphs(0)
+
+    def describe(index: int) -> dict[str, Any]:
+        tensor = main.Tensors(index)
+        shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+        quant = tensor.Quantization()
+        q = None
+        if quant is not None and quant.ScaleLength() > 0:
+            q = {"scale": float(quant.Scale(0)), "zero_point": int(quant.ZeroPoint(0)) if quant.ZeroPointLength() else 0}
+        layout = {4: "NHWC", 2: "NC"}.get(len(shape), "")
+        return {"name": (tensor.Name() or b"").decode(), "shape": shape,
+                "dtype": type_names.get(tensor.Type(), str(tensor.Type())), "layout": layout, "quantization": q}
+
+    return {
+        "op_counts": dict(sorted(counts.items())),
+        "custom_ops": sorted(op for op in counts if op.startswith("CUSTOM:")),
+        "inputs": [describe(main.Inputs(i)) for i in range(main.InputsLength())],
+        "outputs": [describe(main.Outputs(i)) for i in range(main.OutputsLength())],
+    }
+
+
+def require_builtin_ops(path: str | Path, info: dict[str, Any] | None = None) -> None:
+    """Raise ExportError when a .tflite file uses Flex (Select TF) or other custom ops."""
+    info = info or inspect_tflite(path)
+    if info["custom_ops"]:
+        flex = [op for op in info["custom_ops"] if op.startswith("CUSTOM:Flex")]
+        kind = "TensorFlow (Flex) ops" if flex else "custom ops"
+        names = ", ".join(op.removeprefix("CUSTOM:") for op in info["custom_ops"])
+        raise ExportError(f"{Path(path).name} needs {kind} that stock TFLite runtimes lack: {names}")

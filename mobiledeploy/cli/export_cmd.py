@@ -1,0 +1,94 @@
+"""`mobiledeploy export`: a registered model to ONNX, TFLite fp32 and int8, parity proven, with a manifest."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Any, Iterator
+
+import typer
+
+from .app import Alpha, Arch, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json
+
+
+@app.command("export")
+def export_cmd(
+    arch: Arch,
+    g: Groups = None,
+    scale: Scale = None,
+    alpha: Alpha = None,
+    resolution: Resolution = "224",
+    options: Options = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Root folder: files go to OUT/<arch-config-HxW>/.")] = Path("artifacts"),
+    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too).")] = "onnx,fp32,int8",
+    calibration: Annotated[str, typer.Option("--calibration", help="A directory of images, or 'synthetic' (seeded, offline).")] = "synthetic",
+    calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
+    weights: Weights = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when valid artifacts exist.")] = False,
+    cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="Fail when int8 vs fp32 cosine is below this.")] = 0.98,
+    json_out: Json = False,
+) -> None:
+    """Export to ONNX, TFLite fp32 and TFLite int8, proving at every step that outputs match PyTorch.
+
+    TFLite models take NHWC input (the manifest says so); int8 ones take and return int8 with the scale and zero point recorded in manifest.json. Valid artifacts are reused unless --force.
+
+    Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64
+    """
+    from ..converters import export_model
+    from ..converters.progress import StageProgress
+
+    config = model_config(g, scale, alpha, options)
+    with _sigterm_as_interrupt(), StageProgress() as progress:
+        result = export_model(
+            arch, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
+            calib_samples=calib_samples, weights=weights, force=force, progress=progress, int8_cosine_floor=cosine_floor,
+        )
+    if json_out:
+        print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
+        return
+    print_summary(result)
+
+
+def print_summary(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    manifest = result.manifest
+    console = Console()
+    table = Table("format", Column("file", no_wrap=True), "MB", "sha256", "input", "parity", title=str(result.path))
+    for fmt, entry in manifest["artifacts"].items():
+        io = (entry.get("inputs") or [{}])[0]
+        shown_io = f"{io.get('dtype', '')} {io.get('layout', '')} {'x'.join(map(str, io.get('shape', [])))}".strip()
+        table.add_row(fmt, entry["path"], f"{entry['bytes'] / 1e6:.1f}", entry["sha256"][:8], shown_io,
+                      _parity_text(manifest["parity"].get(fmt)))
+    console.print(table)
+    seconds = manifest["stage_seconds"].get("total", 0.0)
+    how = "reused (sha256 and inputs unchanged)" if result.reused else f"built in {seconds:.1f} s"
+    console.print(f"{manifest['arch']} {manifest['slug']}: {manifest['complexity']['macs'] / 1e6:.1f} M mult-adds, {how}")
+
+
+def _parity_text(result: dict[str, Any] | None) -> str:
+    if not result:
+        return ""
+    if "cosine" in result:
+        return f"cos {result['cosine']:.4f}, {result['sqnr_db'] or float('inf'):.1f} dB, top-1 {result['top1_agreement']:.0%}"
+    return f"max rel {result['max_rel']:.1e}"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM during an export unwinds like Ctrl-C, so the temp directory is removed."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
