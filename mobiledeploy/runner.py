@@ -55,6 +55,7 @@ class RunResult:
     error: str | None = None
     median_ms: float | None = None
     p90_ms: float | None = None
+    p95_ms: float | None = None  # benchmark_model reports p5/median/p95, not p90
     mean_ms: float | None = None
     std_ms: float | None = None
     cv: float | None = None

@@ -1,0 +1,260 @@
+"""Benchmark targets and options, interleaved rounds, and `run_bench` (time, then store)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .devices.base import FATAL_DEVICE_ERRORS, Device, new_result, new_run_id
+from .errors import ConfigError, ExportError, MobiledeployError
+from .runner import RunResult
+
+__all__ = ["BenchTarget", "BenchOptions", "BenchRun", "prepare_targets", "target_from_file", "run_interleaved",
+           "run_bench", "parse_formats", "FORMATS"]
+
+FORMATS = ("fp32", "int8")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BenchTarget:
+    """One artifact to time: `name` (the export slug, or the file stem), `format` fp32|int8|other."""
+
+    name: str
+    artifact: Path
+    format: str
+    sha256: str
+    macs: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    resolution: tuple[int, int] | None = None
+
+
+@dataclass
+class BenchOptions:
+    threads: int = 1
+    runs: int = 50
+    warmup: int = 5
+    min_secs: float = 0.0
+    cpu_mask: str = "auto"
+    benchmark_binary: str | None = None
+    keep_remote: bool = False
+    op_profiling: bool = False
+
+    def validate(self) -> "BenchOptions":
+        from .devices.base import parse_cpu_mask
+
+        if self.threads < 1 or self.runs < 1 or self.warmup < 0 or self.min_secs < 0:
+            raise ConfigError("need --threads >= 1, --runs >= 1, --warmup >= 0 and --min-secs >= 0")
+        try:
+            parse_cpu_mask(self.cpu_mask)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return self
+
+
+@dataclass
+class BenchRun:
+    """What `run_bench` did: every result (stored), where, and the error that stopped the device."""
+
+    results: list[RunResult]
+    db_path: Path
+    session_id: str
+    device_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    items = [f.strip().lower() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
+    bad = [f for f in items if f not in FORMATS]
+    if bad or not items:
+        raise ConfigError(f"--formats takes a comma list of {', '.join(FORMATS)} (got {text!r})")
+    return tuple(dict.fromkeys(items))
+
+
+def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, resolution: Any = (224, 224),
+                    progress: Progress | None = None, *, weights: str | None = None) -> list[BenchTarget]:
+    """Targets for model refs ('v1:g=3,scale=0.5', exported first, valid artifacts reused) or .tflite paths."""
+    from .analysis import parse_resolution
+
+    targets: list[BenchTarget] = []
+    for ref in model_refs:
+        if ref.endswith(".tflite") or Path(ref).is_file():
+            targets.append(target_from_file(Path(ref)))
+            continue
+        from .registry import parse_model_ref
+
+        arch, config = parse_model_ref(ref)
+        res = parse_resolution(config.pop("resolution", None) or resolution)
+        targets.extend(_export_targets(arch, config, res, formats, progress, weights))
+    return targets
+
+
+def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, int], formats: Sequence[str],
+                    progress: Progress | None, weights: str | None) -> list[BenchTarget]:
+    from .converters import DEFAULT_OUT, STAGES, export_model
+
+    def stage(name: str, event: str, seconds: float | None) -> None:
+        if progress and event == "start":
+            progress(f"export {arch}: {STAGES.get(name, name)}")
+
+    # an absolute out_dir: the same ./artifacts, robust to converters that change directory
+    exported = export_model(arch, config, resolution=resolution, out_dir=Path(DEFAULT_OUT).resolve(),
+                            formats=tuple(formats), weights=weights, progress=stage)
+    manifest = exported.manifest
+    targets = []
+    for fmt in formats:
+        entry = manifest.get("artifacts", {}).get(fmt)
+        if not entry:
+            raise ExportError(f"the export of {arch} has no {fmt} artifact")
+        targets.append(BenchTarget(
+            name=manifest.get("slug") or Path(exported.path).name,
+            artifact=Path(exported.path) / entry["path"],
+            format=fmt,
+            sha256=entry["sha256"],
+            macs=(manifest.get("complexity") or {}).get("macs"),
+            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config)},
+            resolution=tuple(manifest.get("resolution") or resolution),  # type: ignore[arg-type]
+        ))
+    return targets
+
+
+def target_from_file(path: Path) -> BenchTarget:
+    """A --model file: its format from the input dtype, MACs from a manifest.json beside it if any."""
+    from .devices.adb import sha256_file
+
+    if not path.is_file():
+        raise ConfigError(f"model file not found: {path}")
+    if path.suffix.lower() != ".tflite":
+        raise ConfigError(f"--model takes a .tflite file (got {path.name}); export ONNX models first")
+    target = BenchTarget(name=path.stem, artifact=path.resolve(), format=_tflite_format(path), sha256=sha256_file(path))
+    manifest_path = path.resolve().parent / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return target
+    for fmt, entry in (manifest.get("artifacts") or {}).items():
+        if isinstance(entry, dict) and entry.get("path") == path.name and entry.get("sha256") == target.sha256:
+            target.name = manifest.get("slug") or target.name
+            target.format = fmt if fmt in FORMATS else target.format
+            target.macs = (manifest.get("complexity") or {}).get("macs")
+            target.config = {"arch": manifest.get("arch"), **(manifest.get("config") or {})}
+            target.resolution = tuple(manifest["resolution"]) if manifest.get("resolution") else None
+    return target
+
+
+def _tflite_format(path: Path) -> str:
+    """int8 when the model takes integer input (full-integer quantization), fp32 for float input."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        dtypes = {d["dtype"].__name__ for d in Interpreter(model_path=str(path)).get_input_details()}
+    except Exception:  # not a readable model: the run will say so
+        return "other"
+    if dtypes & {"int8", "uint8"}:
+        return "int8"
+    return "fp32" if dtypes <= {"float32", "float16"} else "other"
+
+
+def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: BenchOptions, rounds: int = 1,
+                    progress: Progress | None = None, *, on_start: Callable[[BenchTarget, int], RunResult] | None = None,
+                    on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Round r runs every target once, in order A B … on even rounds and … B A on odd ones.
+
+    `on_start(target, round)` may return a placeholder RunResult (e.g. already stored as failed);
+    the finished result takes its run_id. Once the device is gone or unreachable, the targets
+    left are recorded as failed without trying them.
+    """
+    results: list[RunResult] = []
+    fatal: str | None = None
+    total, done = rounds * len(targets), 0
+    for round_index in range(rounds):
+        order = list(targets) if round_index % 2 == 0 else list(reversed(targets))
+        for target in order:
+            done += 1
+            if progress:
+                progress(f"[{done}/{total}] {target.name} {target.format} on {device.uri}"
+                         + (f" (round {round_index + 1}/{rounds})" if rounds > 1 else ""))
+            placeholder = on_start(target, round_index) if on_start else None
+            if fatal:
+                result = new_result(target, options, device.uri).failed(f"not run: {fatal}")
+                result.config["error_type"] = "NotRun"
+            else:
+                result = device.run(target, options)
+            if placeholder is not None:
+                result.run_id = placeholder.run_id
+            result.config["round"] = round_index
+            if result.config.get("error_type") in FATAL_DEVICE_ERRORS:
+                fatal = result.error
+            if on_result:
+                on_result(result)
+            results.append(result)
+    return results
+
+
+def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOptions, *, rounds: int = 1,
+              db: str | Path | None = None, adb_server: str | None = None,
+              progress: Progress | None = None) -> BenchRun:
+    """Open the device, time every target (interleaved rounds), store every run as it ends.
+
+    Device faults (adb missing, unknown serial, device gone, disk full, runner failing) become
+    failed results, stored like any other; only bad input (an unknown device URI) raises.
+    """
+    from .devices import open_device, parse_device_uri
+    from .results import ResultsStore, git_commit
+
+    parse_device_uri(device_uri)
+    options.validate()
+    session = new_run_id()
+    with ResultsStore(db) as store:
+        git = git_commit()
+        record = lambda r: store.finish(r, session_id=session, git=git)  # noqa: E731
+
+        def begin(target: BenchTarget, round_index: int) -> RunResult:
+            placeholder = new_result(target, options, device_uri)
+            placeholder.config["round"] = round_index
+            store.begin(placeholder, session_id=session, git=git)
+            return placeholder
+
+        try:
+            device = open_device(device_uri, adb_server=adb_server)
+        except ConfigError:
+            raise
+        except MobiledeployError as exc:
+            return _all_failed(device_uri, targets, options, rounds, exc, begin, record, store.path, session)
+        try:
+            try:
+                device.info()
+            except MobiledeployError as exc:
+                return _all_failed(device_uri, targets, options, rounds, exc, begin, record, store.path, session)
+            results = run_interleaved(device, targets, options, rounds, progress, on_start=begin, on_result=record)
+        finally:
+            try:
+                device.cleanup()
+            finally:
+                device.close()
+    fatal = next((r.error for r in results if r.config.get("error_type") in FATAL_DEVICE_ERRORS), None)
+    return BenchRun(results, store.path, session, fatal)
+
+
+def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchOptions, rounds: int,
+                exc: MobiledeployError, begin: Callable[[BenchTarget, int], RunResult],
+                record: Callable[[RunResult], None], db_path: Path, session: str) -> BenchRun:
+    from .devices.local import local_versions
+
+    message = " ".join(str(exc).split())
+    results = []
+    for round_index in range(rounds):
+        for target in targets:
+            placeholder = begin(target, round_index)
+            result = new_result(target, options, device_uri).failed(message)
+            result.run_id = placeholder.run_id
+            result.versions = local_versions()
+            result.config.update(round=round_index, error_type=type(exc).__name__)
+            record(result)
+            results.append(result)
+    return BenchRun(results, db_path, session, message)

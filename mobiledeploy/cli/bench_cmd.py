@@ -1,0 +1,167 @@
+"""`mobiledeploy bench`: time exported models on this host or a phone, and store every run."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import Alpha, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json
+
+Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
+AdbServer = Annotated[Optional[str], typer.Option(
+    "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
+Db = Annotated[Optional[str], typer.Option(
+    "--db", help="Results database (default $MOBILEDEPLOY_DB or ~/.local/share/mobiledeploy/results.db).")]
+
+
+@app.command("bench")
+def bench_cmd(
+    device: Device = "local",
+    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture to export and time (see `mobiledeploy models`).")] = None,
+    g: Groups = None,
+    scale: Scale = None,
+    alpha: Alpha = None,
+    resolution: Resolution = "224",
+    options: Options = None,
+    weights: Weights = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting --arch.")] = None,
+    formats: Annotated[str, typer.Option("--formats", help="With --arch: which artifacts to time, e.g. fp32,int8.")] = "fp32,int8",
+    threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
+    runs: Annotated[int, typer.Option("--runs", help="Timed runs (at least).")] = 50,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs.")] = 5,
+    min_secs: Annotated[float, typer.Option("--min-secs", help="Keep timing until at least this many seconds passed.")] = 0.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Repeat all targets, interleaved (A B, then B A …).")] = 1,
+    cpu_mask: Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")] = "auto",
+    benchmark_binary: Annotated[Optional[str], typer.Option(
+        "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL, "
+        "~/.cache/mobiledeploy/benchmark_model).")] = None,
+    keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Leave the run's files on the phone.")] = False,
+    op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model).")] = False,
+    adb_server: AdbServer = None,
+    db: Db = None,
+    json_out: Json = False,
+) -> None:
+    """Time fp32/int8 artifacts on a device; print latency, memory and achieved GMAC/s; store every run.
+
+    Example: mobiledeploy bench --device local --arch v1 --g 3
+    Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
+    """
+    from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
+    from ..devices import parse_device_uri
+    from ..errors import ConfigError
+
+    if (arch is None) == (model is None):
+        raise ConfigError("give either --arch (export, then time) or --model FILE.tflite")
+    if rounds < 1:
+        raise ConfigError("--rounds must be at least 1")
+    parse_device_uri(device)
+    bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
+                                 benchmark_binary=benchmark_binary, keep_remote=keep_remote,
+                                 op_profiling=op_profiling).validate()
+    fmts = parse_formats(formats)
+    with _progress() as progress:
+        if model is not None:
+            targets = prepare_targets([model], fmts, resolution, progress)
+        else:
+            label = ",".join(f"{k}={v}" for k, v in model_config(g, scale, alpha, options).items())
+            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights)
+        report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
+                           progress=progress)
+    if json_out:
+        print_json({"device": device, "db": str(report.db_path), "session_id": report.session_id,
+                    "results": [_json_item(r) for r in report.results]})
+    else:
+        print_results(report.results, str(report.db_path))
+    for line in _failure_lines(report):
+        sys.stderr.write(f"mobiledeploy: error: {line}\n")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def _json_item(result: Any) -> dict[str, Any]:
+    item = result.to_dict()
+    if item.get("status") == "ok":
+        item.pop("error", None)
+    return item
+
+
+def _failure_lines(report: Any) -> list[str]:
+    """One line per distinct failure: a lost device fails every target the same way, said once."""
+    lines: dict[str, None] = {}
+    for r in report.results:
+        message = r.error or "failed"
+        if r.ok or message.startswith("not run:"):
+            continue
+        lines[message if message == report.device_error else f"{r.model} {r.format}: {message}"] = None
+    return list(lines)
+
+
+class _progress:
+    """Progress on stderr (rich), silent when stderr is not a terminal."""
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=console, transient=True, disable=not console.is_terminal)
+        self._progress.__enter__()
+        self._task = self._progress.add_task("starting", total=None)
+        return self.update
+
+    def update(self, message: str) -> None:
+        self._progress.update(self._task, description=message)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+
+def wide_console() -> Any:
+    """stdout console; when piped, wide enough that tables are not folded into 80 columns."""
+    from rich.console import Console
+
+    console = Console(emoji=False, highlight=False)
+    return console if console.is_terminal else Console(width=200, emoji=False, highlight=False)
+
+
+def _num(value: float | None) -> str:
+    """Milliseconds with about three significant digits (0.0107, 1.23, 12.3, 123)."""
+    if value is None:
+        return "—"
+    for limit, digits in ((100, 0), (10, 1), (1, 2)):
+        if abs(value) >= limit:
+            return f"{value:.{digits}f}"
+    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.4f}"
+
+
+def print_results(results: list[Any], db_path: str) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = wide_console()
+    multi_round = len({r.config.get("round", 0) for r in results}) > 1
+    table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ["model", "format", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
+               "min", "init", "first", "mem MB", "MACs", "GMAC/s"]
+    for col in columns:
+        left = col in ("model", "format")
+        table.add_column(col, justify="left" if left else "right", overflow="fold")
+    for r in results:
+        memory = r.peak_memory_mb if r.peak_memory_mb is not None else r.memory_delta_mb
+        memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")
+        table.add_row(
+            escape(r.model), escape(r.format), *([str(r.config.get("round", 0))] if multi_round else []),
+            "[green]ok[/]" if r.ok else "[red]FAIL[/]", _num(r.median_ms), _num(r.p90_ms), _num(r.mean_ms),
+            _num(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", _num(r.min_ms), _num(r.init_ms),
+            _num(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
+            "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}")
+    console.print(table)
+    if any(r.ok and r.p90_ms is None for r in results):
+        console.print("[dim]p90 needs per-run times, which benchmark_model does not print (its p95 is in --json "
+                      "and the store).[/]")
+    console.print(f"[dim]stored in {escape(db_path)}; mem Δ = resident-memory growth while timing[/]")

@@ -1,0 +1,60 @@
+"""`mobiledeploy results`: list and export the stored runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import Json, app, print_json
+from .bench_cmd import Db
+
+
+@app.command("results")
+def results_cmd(
+    db: Db = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs (0: all).")] = 20,
+    model: Annotated[Optional[str], typer.Option("--model", help="Only runs of this model (slug or file stem).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="Only runs on this device URI.")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="ok or failed.")] = None,
+    json_out: Json = False,
+) -> None:
+    """List stored benchmark runs, newest first; --json exports them with raw per-run timings.
+
+    Example: mobiledeploy results --limit 10
+    Example: mobiledeploy results --json --limit 0 > results.json
+    """
+    from ..errors import ConfigError
+    from ..results import SCHEMA_VERSION, ResultsStore
+
+    if status not in (None, "ok", "failed"):
+        raise ConfigError("--status takes ok or failed")
+    if limit < 0:
+        raise ConfigError("--limit must be >= 0")
+    with ResultsStore(db) as store:
+        rows = store.list(limit or None, model=model, device=device, status=status)
+        path = str(store.path)
+    if json_out:
+        print_json({"db": path, "schema_version": SCHEMA_VERSION, "results": rows})
+        return
+    print_rows(rows, path)
+
+
+def print_rows(rows: list[dict[str, Any]], path: str) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .bench_cmd import _num, wide_console
+
+    console = wide_console()
+    table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("id", "started (UTC)", "model", "format", "device", "thr", "", "median", "mean", "init", "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
+                      escape(r["format"]), escape(r["device"]), str(r["threads"]),
+                      "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]", _num(r["median_ms"]),
+                      _num(r["mean_ms"]), _num(r["init_ms"]), escape(r["error"] or ""))
+    console.print(table)
+    console.print("[dim]times in ms; --json for everything (per-run timings, device facts, versions, commit)[/]")

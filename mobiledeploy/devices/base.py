@@ -1,0 +1,114 @@
+"""The one interface every device implements, and what all of them share."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import secrets
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..runner import RunResult
+
+if TYPE_CHECKING:
+    from ..bench import BenchOptions, BenchTarget
+
+__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "FATAL_DEVICE_ERRORS"]
+
+#: error types after which no further run on the same device can succeed
+FATAL_DEVICE_ERRORS = ("AdbMissingError", "DeviceNotFoundError", "DeviceGoneError")
+
+
+class Device(ABC):
+    """A place that runs a .tflite artifact and times it: `local`, `adb:SERIAL`.
+
+    `run` never raises for a failed run: it returns a RunResult with status "failed".
+    """
+
+    uri: str
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """Device facts: model, soc, abi, cores, governors, temperatures…"""
+
+    @abstractmethod
+    def push(self, local: Path, remote: str) -> None:
+        """Copy a host file to the device."""
+
+    @abstractmethod
+    def pull(self, remote: str, local: Path) -> None:
+        """Copy a device file to the host."""
+
+    @abstractmethod
+    def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
+        """Time one artifact; a failure is a RunResult with status 'failed', never an exception."""
+
+    def cleanup(self) -> None:
+        """Remove what this session left on the device (no-op where nothing is left)."""
+
+    def close(self) -> None:
+        """Release the device."""
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_run_id() -> str:
+    """Sortable, unique, safe as a file name: '20250101T120000Z-1a2b3c4d'."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str) -> RunResult:
+    """A RunResult with the target's and options' fields filled, status 'failed' until timed."""
+    return RunResult(
+        model=target.name,
+        format=target.format,
+        device=device_uri,
+        artifact=str(target.artifact),
+        sha256=target.sha256,
+        threads=options.threads,
+        runs=0,
+        warmup=options.warmup,
+        status="failed",
+        error="not run",
+        macs=target.macs,
+        config={
+            **dict(target.config or {}),
+            "resolution": list(target.resolution) if target.resolution else None,
+            "threads": options.threads,
+            "runs_requested": options.runs,
+            "warmup": options.warmup,
+            "min_secs": options.min_secs,
+            "cpu_mask": options.cpu_mask,
+            "op_profiling": options.op_profiling,
+        },
+        run_id=new_run_id(),
+        started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def parse_cpu_mask(mask: str) -> int | None:
+    """'auto' → None; 'f0' / '0xF0' → 240. Raises ValueError on anything else."""
+    text = mask.strip().lower()
+    if text == "auto":
+        return None
+    if not re.fullmatch(r"(0x)?[0-9a-f]+", text) or int(text, 16) == 0:
+        raise ValueError(f"cpu mask {mask!r} is not 'auto' or a non-zero hex mask like f0")
+    return int(text, 16)
+
+
+def ms(value_us: float | None) -> float | None:
+    return None if value_us is None else value_us / 1000.0
+
+
+def read_text(path: str | os.PathLike, default: str | None = None) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return default

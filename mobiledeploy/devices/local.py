@@ -1,0 +1,279 @@
+"""`local`: this host, the LiteRT interpreter (XNNPACK, given threads), every run timed here."""
+
+from __future__ import annotations
+
+import gc
+import glob
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, RunnerError
+from ..runner import RunResult
+from .base import Device, new_result, parse_cpu_mask, read_text
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..bench import BenchOptions, BenchTarget
+
+__all__ = ["LocalDevice", "time_tflite", "make_inputs", "host_facts", "big_cores"]
+
+
+class LocalDevice(Device):
+    uri = "local"
+
+    def __init__(self) -> None:
+        self._info: dict[str, Any] | None = None
+
+    def info(self) -> dict[str, Any]:
+        if self._info is None:
+            self._info = host_facts()
+        return dict(self._info)
+
+    def push(self, local: Path, remote: str) -> None:
+        shutil.copy2(local, remote)
+
+    def pull(self, remote: str, local: Path) -> None:
+        shutil.copy2(remote, local)
+
+    def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
+        result = new_result(target, options, self.uri)
+        result.device_info = {**self.info(), "thermal_before": thermal_temps()}
+        result.versions = local_versions()
+        start = time.perf_counter()
+        try:
+            timing = time_tflite(Path(target.artifact), threads=options.threads, runs=options.runs,
+                                 warmup=options.warmup, min_secs=options.min_secs, cpu_mask=options.cpu_mask)
+        except Exception as exc:  # a broken artifact or interpreter error is a failed run, not a crash
+            result.config["error_type"] = type(exc).__name__
+            return result.failed(_one_line(exc))
+        finally:
+            result.wall_s = time.perf_counter() - start
+            result.device_info["thermal_after"] = thermal_temps()
+        result.status, result.error = "ok", None
+        result.with_timings(timing["timings_us"])
+        result.p95_ms = _percentile_ms(timing["timings_us"], 0.95)
+        result.init_ms = timing["init_us"] / 1000.0
+        result.first_ms = timing["first_us"] / 1000.0
+        result.warmup_ms = timing["warmup_avg_us"] / 1000.0 if timing["warmup_avg_us"] is not None else None
+        result.memory_delta_mb = timing["memory_delta_mb"]
+        result.config.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
+                             cpus=timing["cpus"], input_dtypes=timing["input_dtypes"])
+        return result
+
+
+def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 5, min_secs: float = 0.0,
+                cpu_mask: str = "auto", seed: int = 0) -> dict[str, Any]:
+    """Load `model` in the LiteRT interpreter and time it; every duration from perf_counter_ns.
+
+    Returns init_us (interpreter creation + allocate_tensors), first_us, warmup_avg_us,
+    timings_us (one per timed run: at least `runs`, and at least `min_secs` seconds),
+    memory_delta_mb (peak resident-set growth since before loading, sampled between phases),
+    the CPUs used and the input dtypes.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not model.is_file():
+        raise RunnerError(f"model file not found: {model}")
+    saved_cpus = _pin(cpu_mask, threads)
+    clock = time.perf_counter_ns
+    try:
+        rss = [_rss_bytes()]
+        t0 = clock()
+        interpreter = Interpreter(model_path=str(model), num_threads=threads)
+        interpreter.allocate_tensors()
+        init_ns = clock() - t0
+        rss.append(_rss_bytes())
+        dtypes = make_inputs(interpreter, seed)
+        invoke = interpreter.invoke
+        t0 = clock()
+        invoke()
+        first_ns = clock() - t0
+        rss.append(_rss_bytes())
+        warm = []
+        for _ in range(warmup):
+            t0 = clock()
+            invoke()
+            warm.append(clock() - t0)
+        timings = _timed_loop(invoke, runs, min_secs)
+        rss.append(_rss_bytes())
+        cpus = sorted(os.sched_getaffinity(0))
+    finally:
+        if saved_cpus is not None:
+            os.sched_setaffinity(0, saved_cpus)
+    return {
+        "init_us": init_ns / 1e3,
+        "first_us": first_ns / 1e3,
+        "warmup_avg_us": sum(warm) / len(warm) / 1e3 if warm else None,
+        "timings_us": [t / 1e3 for t in timings],
+        "memory_delta_mb": max(0, max(rss) - rss[0]) / 2**20,
+        "cpus": cpus,
+        "input_dtypes": dtypes,
+    }
+
+
+def _timed_loop(invoke: Any, runs: int, min_secs: float) -> list[int]:
+    """The measured loop: nothing but the clock and `invoke` between two readings."""
+    clock = time.perf_counter_ns
+    timings: list[int] = []
+    append = timings.append
+    deadline = clock() + int(min_secs * 1e9)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        n = 0
+        while n < runs or clock() < deadline:
+            t0 = clock()
+            invoke()
+            append(clock() - t0)
+            n += 1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return timings
+
+
+def make_inputs(interpreter: Any, seed: int = 0) -> list[str]:
+    """Set every input to seeded data of its dtype; integer inputs through their quantization."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    dtypes = []
+    for detail in interpreter.get_input_details():
+        dtype, shape = np.dtype(detail["dtype"]), detail["shape"]
+        interpreter.set_tensor(detail["index"], _input_data(rng, dtype, shape, detail.get("quantization")))
+        dtypes.append(dtype.name)
+    return dtypes
+
+
+def _input_data(rng: "np.random.Generator", dtype: "np.dtype", shape: Any, quant: Any) -> "np.ndarray":
+    import numpy as np
+
+    real = rng.standard_normal(shape)  # roughly what a mean/std-normalised image looks like
+    if dtype.kind == "f":
+        return real.astype(dtype)
+    if dtype.kind == "b":
+        return real > 0
+    info = np.iinfo(dtype)
+    scale, zero_point = quant if quant else (0.0, 0)
+    values = np.round(real / scale + zero_point) if scale else rng.integers(info.min, info.max, size=shape, endpoint=True)
+    return np.clip(values, info.min, info.max).astype(dtype)
+
+
+def _pin(cpu_mask: str, threads: int) -> set[int] | None:
+    """Pin this process to the mask's CPUs ('auto': the fastest cores, when frequencies are known)."""
+    try:
+        mask = parse_cpu_mask(cpu_mask)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    allowed = os.sched_getaffinity(0)
+    cpus = big_cores(threads) if mask is None else {i for i in range(mask.bit_length()) if mask >> i & 1}
+    if not cpus:
+        return None
+    chosen = cpus & allowed
+    if not chosen:
+        raise RunnerError(f"cpu mask {cpu_mask} selects none of the CPUs this process may use ({sorted(allowed)})")
+    if chosen == allowed:
+        return None
+    os.sched_setaffinity(0, chosen)
+    return allowed
+
+
+def big_cores(threads: int, root: str = "/sys/devices/system/cpu") -> set[int]:
+    """The fastest cores by cpuinfo_max_freq, whole frequency tiers until there are >= `threads`.
+
+    Empty when no frequency is known or every core is equally fast (pinning would change nothing).
+    """
+    freqs: dict[int, int] = {}
+    for path in glob.glob(f"{root}/cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
+        value = read_text(path)
+        if value and value.isdigit():
+            freqs[int(Path(path).parent.parent.name[3:])] = int(value)
+    if len(set(freqs.values())) < 2:
+        return set()
+    chosen: set[int] = set()
+    for tier in sorted(set(freqs.values()), reverse=True):
+        chosen |= {cpu for cpu, f in freqs.items() if f == tier}
+        if len(chosen) >= threads:
+            break
+    return chosen
+
+
+def host_facts() -> dict[str, Any]:
+    """This host in the same vocabulary as a phone's facts."""
+    cpu_model = None
+    for line in (read_text("/proc/cpuinfo", "") or "").splitlines():
+        if line.lower().startswith(("model name", "hardware")):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    cpu_root = "/sys/devices/system/cpu"
+    max_khz, governors = {}, {}
+    for cpu_dir in sorted(glob.glob(f"{cpu_root}/cpu[0-9]*")):
+        name = Path(cpu_dir).name
+        if freq := read_text(f"{cpu_dir}/cpufreq/cpuinfo_max_freq"):
+            max_khz[name] = int(freq) if freq.isdigit() else freq
+        if gov := read_text(f"{cpu_dir}/cpufreq/scaling_governor"):
+            governors[name] = gov
+    return {
+        "kind": "host",
+        "model": platform.node() or "host",
+        "soc": cpu_model or platform.processor() or platform.machine(),
+        "abi": platform.machine(),
+        "os": platform.platform(),
+        "cores": os.cpu_count(),
+        "allowed_cpus": sorted(os.sched_getaffinity(0)),
+        "cpu_max_khz": max_khz,
+        "governors": governors,
+        "thermal_zones": thermal_types(),
+    }
+
+
+def thermal_types() -> dict[str, str]:
+    return {Path(z).name: read_text(f"{z}/type", "?") or "?" for z in sorted(glob.glob("/sys/class/thermal/thermal_zone*"))}
+
+
+def thermal_temps() -> dict[str, float]:
+    """Thermal zone temperatures in °C (millidegrees in sysfs); zones that cannot be read are left out."""
+    temps = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        raw = read_text(f"{zone}/temp")
+        if raw and raw.lstrip("-").isdigit():
+            temps[Path(zone).name] = int(raw) / 1000.0
+    return temps
+
+
+def local_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    from .. import __version__
+
+    versions = {"mobiledeploy": __version__, "python": platform.python_version()}
+    for dist in ("ai-edge-litert", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _percentile_ms(timings_us: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(timings_us, q * 100)) / 1000.0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,182 @@
+"""`bench --device adb:…` end to end through the real Debian adb client and the fake device (tests/adbd.py).
+
+The "benchmark binary" is android_harness/host_benchmark_model.py behind a shebang wrapper; the
+device harness (android_harness/run.sh) runs under the fake device's /bin/sh (dash on Debian).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mobiledeploy.bench import BenchOptions, run_bench, target_from_file
+from mobiledeploy.cli import main
+from mobiledeploy.results import ResultsStore
+from tests.conftest_bench import (adb_env, failing_runner, fake_device, host_runner, results_db,  # noqa: F401
+                                  tiny_tflite)
+
+pytestmark = pytest.mark.adb
+
+
+def bench(fake_device, model, runner, *extra, capsys):
+    code = main(["bench", "--device", f"adb:{fake_device.serial}", "--model", str(model),
+                 "--benchmark-binary", str(runner), "--runs", "10", "--warmup", "1", *extra])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def stored(db: Path) -> list[dict]:
+    with ResultsStore(db) as store:
+        return store.list()
+
+
+def remote_runs(fake_device) -> list[str]:
+    root = fake_device.device_tmp / "mobiledeploy"
+    return sorted(p.name for p in root.iterdir() if p.name != "bin") if root.exists() else []
+
+
+def test_bench_cli_over_real_adb(adb_env, fake_device, tiny_tflite, host_runner, results_db):
+    env = {**adb_env.env, "MOBILEDEPLOY_DB": str(results_db)}
+    proc = subprocess.run([sys.executable, "-m", "mobiledeploy", "bench", "--device", f"adb:{fake_device.serial}",
+                           "--model", str(tiny_tflite["int8"]), "--benchmark-binary", str(host_runner),
+                           "--runs", "15", "--warmup", "2", "--json"],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    item = json.loads(proc.stdout)["results"][0]
+    assert (item["status"], item["device"], item["format"], item["runs"]) == ("ok", f"adb:{fake_device.serial}", "int8", 15)
+    assert 0 < item["min_ms"] <= item["median_ms"] <= item["p95_ms"] <= item["max_ms"]
+    assert item["init_ms"] > 0 and item["first_ms"] > 0 and item["memory_delta_mb"] is not None
+    facts = item["device_info"]
+    assert (facts["model"], facts["soc"], facts["abi"], facts["android_release"]) == ("MD-Fake", "fakeboard", "arm64-v8a", "14")
+    assert item["versions"]["adb"] and item["config"]["benchmark_binary_pushed"] is True
+    # every adb shell command went through `-s SERIAL` and quoting; the run's files are gone afterwards
+    assert any(cmd.startswith("sh /data/local/tmp/mobiledeploy/") and "--binary" in cmd for cmd in fake_device.shell_commands)
+    assert remote_runs(fake_device) == []
+    [row] = stored(results_db)
+    assert (row["run_id"], row["status"], row["median_ms"]) == (item["run_id"], "ok", item["median_ms"])
+
+
+def test_binary_pushed_once_and_rounds_interleave(fake_device, tiny_tflite, host_runner, results_db):
+    targets = [target_from_file(tiny_tflite["fp32"]), target_from_file(tiny_tflite["int8"])]
+    report = run_bench(f"adb:{fake_device.serial}", targets, BenchOptions(runs=5, warmup=1, benchmark_binary=str(host_runner)),
+                       rounds=2, db=results_db)
+    assert report.ok, [r.error for r in report.results]
+    assert [(r.format, r.config["round"]) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
+    binary_sends = [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]
+    assert len(binary_sends) == 1 and binary_sends[0].startswith("/data/local/tmp/mobiledeploy/bin/")
+    assert [r.config["benchmark_binary_pushed"] for r in report.results] == [True, False, False, False]
+    assert len(stored(results_db)) == 4
+
+
+def test_keep_remote(fake_device, tiny_tflite, host_runner, results_db, capsys):
+    code, _, err = bench(fake_device, tiny_tflite["fp32"], host_runner, "--keep-remote", capsys=capsys)
+    assert code == 0, err
+    [run_dir] = remote_runs(fake_device)
+    kept = sorted(p.name for p in (fake_device.device_tmp / "mobiledeploy" / run_dir).iterdir())
+    assert kept == ["run.sh", "tiny_fp32.tflite"]
+    assert stored(results_db)[0]["config"]["remote_dir"] == f"/data/local/tmp/mobiledeploy/{run_dir}"
+
+
+def test_filename_with_spaces_and_shell_metacharacters(fake_device, tiny_tflite, host_runner, results_db, tmp_path,
+                                                       capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "my model; touch PWNED $(touch PWNED2) `touch PWNED3` 'q\" & x.tflite"
+    shutil.copy(tiny_tflite["fp32"], model)
+    code, _, err = bench(fake_device, model, host_runner, "--json", capsys=capsys)
+    assert code == 0, err
+    assert not list(tmp_path.glob("PWNED*")) and not list(fake_device.root.rglob("PWNED*"))
+    run_cmd = next(c for c in fake_device.shell_commands if "--graph" in c)
+    assert "'/data/local/tmp/mobiledeploy/" in run_cmd and "my model; touch PWNED" in run_cmd
+    assert stored(results_db)[0]["status"] == "ok"
+
+
+def test_device_gone_before_the_run(fake_device, tiny_tflite, host_runner, results_db, capsys):
+    fake_device.stop()
+    code, out, err = bench(fake_device, tiny_tflite["fp32"], host_runner, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1 and err.startswith("mobiledeploy: error:")
+    assert fake_device.serial in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and row["error"] in err and "tiny_fp32" in out
+
+
+def test_device_gone_in_the_middle_of_a_run(fake_device, tiny_tflite, host_runner, results_db, capsys):
+    fake_device.drop_on("run.sh --binary", after=1.0)
+    code, _, err = bench(fake_device, tiny_tflite["fp32"], host_runner, "--min-secs", "20", capsys=capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert "went away during the benchmark run" in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and "went away" in row["error"] and row["median_ms"] is None
+
+
+def test_unknown_serial_lists_the_devices_adb_sees(fake_device, tiny_tflite, host_runner, results_db, capsys):
+    code = main(["bench", "--device", "adb:no-such-phone", "--model", str(tiny_tflite["fp32"]),
+                 "--benchmark-binary", str(host_runner)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "adb does not see no-such-phone" in err and f"{fake_device.serial} (device)" in err
+    assert [r["status"] for r in stored(results_db)] == ["failed"]
+
+
+def test_adb_missing(tiny_tflite, host_runner, results_db, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code = main(["bench", "--device", "adb:R58M123ABC", "--model", str(tiny_tflite["fp32"]),
+                 "--benchmark-binary", str(host_runner)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "apt-get install adb" in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and "adb client was not found" in row["error"]
+
+
+def test_benchmark_binary_failing(fake_device, tiny_tflite, failing_runner, results_db, capsys):
+    code, _, err = bench(fake_device, tiny_tflite["fp32"], failing_runner, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert "benchmark_model exited with status 3: Benchmarking failed." in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and row["device_info"]["model"] == "MD-Fake"
+    assert remote_runs(fake_device) == []  # cleaned up after a failure too
+
+
+def test_remote_disk_full(fake_device, tiny_tflite, host_runner, results_db, capsys):
+    fake_device.disk_quota_bytes = 1000  # smaller than the harness script: the first push fails
+    code, _, err = bench(fake_device, tiny_tflite["fp32"], host_runner, capsys=capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert "no space left" in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and row["config"]["error_type"] == "RemoteDiskFullError"
+
+
+def test_harness_runs_under_dash_with_fake_sysfs(tmp_path, host_runner, tiny_tflite):
+    """run.sh alone under dash: facts, big-core mask from cpufreq, taskset, the runner's exit status."""
+    if not shutil.which("dash"):
+        pytest.skip("dash is not installed")
+    sysfs = tmp_path / "sysfs"
+    cpus = sorted(os.sched_getaffinity(0))
+    for cpu in range(max(cpus) + 1):
+        freq = sysfs / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
+        freq.mkdir(parents=True)
+        (freq / "cpuinfo_max_freq").write_text("2800000\n" if cpu == cpus[-1] else "1800000\n")
+        (freq / "scaling_governor").write_text("schedutil\n")
+    zone = sysfs / "sys/class/thermal/thermal_zone0"
+    zone.mkdir(parents=True)
+    (zone / "type").write_text("cpu-big\n")
+    (zone / "temp").write_text("43500\n")
+    script = Path(__file__).resolve().parents[1] / "android_harness" / "run.sh"
+    proc = subprocess.run(["dash", str(script), "--binary", str(host_runner), "--graph", str(tiny_tflite["int8"]),
+                           "--threads", "1", "--runs", "3", "--warmup", "1"],
+                          capture_output=True, text=True, env={**os.environ, "MOBILEDEPLOY_SYSFS": str(sysfs)}, timeout=120)
+    from mobiledeploy.devices.adb import facts_from_block, split_harness_output
+
+    block, runner_text = split_harness_output(proc.stdout)
+    assert proc.returncode == 0 and block["runner_exit"] == "0", proc.stdout + proc.stderr
+    if len(cpus) > 1:
+        assert block["cpu_mask"] == f"{1 << cpus[-1]:x}" and block["taskset"] == ("1" if shutil.which("taskset") else "0")
+    facts = facts_from_block(block)
+    assert facts["governors"]["cpu0"] == "schedutil" and facts["thermal_before"] == {"thermal_zone0": 43.5}
+    assert "Inference timings in us" in runner_text

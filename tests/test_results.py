@@ -1,0 +1,193 @@
+"""The SQLite results store: schema versions, two-phase writes, interrupts, concurrent writers, CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mobiledeploy import results as results_mod
+from mobiledeploy.bench import BenchOptions, BenchTarget, run_bench
+from mobiledeploy.cli import main
+from mobiledeploy.errors import ResultsError
+from mobiledeploy.results import INTERRUPTED, SCHEMA_VERSION, ResultsStore, default_db_path, git_commit
+from mobiledeploy.runner import RunResult
+from tests.conftest_bench import results_db  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
+
+
+def make_result(run_id: str = "r1", status: str = "ok", **kw) -> RunResult:
+    result = RunResult(model="shufflenet_v1-g3-scale0.5-224x224", format="int8", device="local", artifact="/a/m.tflite",
+                       sha256="ab" * 32, threads=1, runs=0, warmup=5, run_id=run_id, started_at="2025-01-01T00:00:00+00:00",
+                       macs=37_600_000, device_info={"model": "Pixel 6", "soc": "gs101"}, versions={"python": "3.11"},
+                       config={"round": 0}, status=status, **kw)
+    if status == "ok":
+        result.with_timings([1000.0, 1100.0, 1200.0, 1300.0])
+    return result
+
+
+def test_default_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("MOBILEDEPLOY_DB", str(tmp_path / "x.db"))
+    assert default_db_path() == tmp_path / "x.db"
+    monkeypatch.delenv("MOBILEDEPLOY_DB")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_db_path() == tmp_path / "data" / "mobiledeploy" / "results.db"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert default_db_path() == Path.home() / ".local" / "share" / "mobiledeploy" / "results.db"
+
+
+def test_schema_meta_and_wal(tmp_path):
+    with ResultsStore(tmp_path / "r.db") as store:
+        assert store.schema_version == SCHEMA_VERSION == 1
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "r.db"
+    ResultsStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ResultsError, match="schema version 99"):
+        ResultsStore(path)
+
+
+def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    with ResultsStore(path) as store:
+        store.record(make_result("old"))
+
+    def v2(db):
+        db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
+
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(results_mod.MIGRATIONS, 2, v2)
+    with ResultsStore(path) as store:
+        assert store.schema_version == 2
+        assert [r["run_id"] for r in store.list()] == ["old"]
+        assert "note" in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+
+
+def test_begin_is_failed_until_finish(tmp_path):
+    with ResultsStore(tmp_path / "r.db") as store:
+        result = make_result("run-a")
+        row_id = store.begin(result, session_id="s1", git="c" * 40)
+        pending = store.get("run-a")
+        assert pending["status"] == "failed" and pending["error"] == INTERRUPTED and pending["median_ms"] is None
+        assert store.finish(result, session_id="s1", git="c" * 40) == row_id
+        done = store.get("run-a")
+        assert done["status"] == "ok" and done["error"] is None and done["id"] == row_id
+        assert done["timings_us"] == [1000.0, 1100.0, 1200.0, 1300.0]
+        assert done["median_ms"] == 1.15 and done["mean_ms"] == 1.15 and done["min_ms"] == 1.0
+        assert done["git_commit"] == "c" * 40 and done["session_id"] == "s1"
+        assert done["device_info"] == {"model": "Pixel 6", "soc": "gs101"} and done["macs"] == 37_600_000
+        assert done["gmacs_per_s"] == pytest.approx(37.6e6 / 1.15e-3 / 1e9)
+        assert len(store.list()) == 1
+
+
+def test_failed_result_stays_failed_and_status_is_checked(tmp_path):
+    with ResultsStore(tmp_path / "r.db") as store:
+        failed = make_result("run-b", status="failed", error="DeviceGoneError: gone")
+        store.record(failed)
+        assert store.get("run-b")["status"] == "failed"
+        with pytest.raises(ValueError):
+            store.finish(make_result("run-c", status="running"))
+        with pytest.raises(sqlite3.IntegrityError):
+            store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device) "
+                             "VALUES ('x', 'now', 'success', 'm', 'f', 'd')")
+
+
+def test_list_filters_and_limit(tmp_path):
+    with ResultsStore(tmp_path / "r.db") as store:
+        for i in range(5):
+            store.record(make_result(f"r{i}", status="ok" if i % 2 else "failed", error=None if i % 2 else "x"))
+        assert [r["run_id"] for r in store.list(2)] == ["r4", "r3"]
+        assert {r["run_id"] for r in store.list(status="ok")} == {"r1", "r3"}
+        assert store.list(model="nope") == []
+
+
+class InterruptingDevice:
+    uri = "local"
+
+    def info(self):
+        return {}
+
+    def run(self, target, options):
+        raise KeyboardInterrupt
+
+    def cleanup(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_ctrl_c_during_a_run_leaves_a_failed_record(tmp_path, monkeypatch):
+    monkeypatch.setattr("mobiledeploy.devices.open_device", lambda uri, adb_server=None: InterruptingDevice())
+    target = BenchTarget(name="m", artifact=tmp_path / "m.tflite", format="fp32", sha256="0" * 64)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench("local", [target], BenchOptions(), db=tmp_path / "r.db")
+    with ResultsStore(tmp_path / "r.db") as store:
+        rows = store.list()
+    assert [(r["model"], r["status"], r["error"]) for r in rows] == [("m", "failed", INTERRUPTED)]
+
+
+def _writer(path: str, worker: int, count: int) -> None:
+    with ResultsStore(path) as store:
+        for i in range(count):
+            result = make_result(f"w{worker}-{i}")
+            store.begin(result)
+            store.finish(result)
+
+
+def test_concurrent_writers_do_not_corrupt(tmp_path):
+    path = str(tmp_path / "r.db")
+    ResultsStore(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, w, 25)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with ResultsStore(path) as store:
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = store.list()
+    assert len(rows) == 100 and all(r["status"] == "ok" for r in rows)
+
+
+def test_git_commit_inside_and_outside_a_repository(tmp_path):
+    assert git_commit(tmp_path) is None
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True, env=env)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, env=env).stdout.strip()
+    assert git_commit(repo) == head and len(head) == 40
+
+
+def test_results_cli_json_and_table(results_db, capsys):
+    with ResultsStore(results_db) as store:
+        store.record(make_result("r1"))
+        store.record(make_result("r2", status="failed", error="adb does not see X"))
+    assert main(["results", "--json", "--limit", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["db"] == str(results_db) and data["schema_version"] == SCHEMA_VERSION
+    assert [(r["run_id"], r["status"], r["error"]) for r in data["results"]] == [("r2", "failed", "adb does not see X")]
+    assert main(["results", "--db", str(results_db)]) == 0
+    out = capsys.readouterr().out
+    assert "2 run(s)" in out and "adb does not see X" in out and "1.15" in out
+    assert main(["results", "--status", "maybe"]) == 2
+
+
+def test_unreadable_database_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    assert main(["results", "--db", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobiledeploy: error: cannot open the results database") and err.count("\n") == 1
