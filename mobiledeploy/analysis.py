@@ -187,6 +187,7 @@ HANDLERS: dict[str, Callable[[tuple, dict, Any], tuple]] = {
     "adaptive_avg_pool2d": _movement("global_pool"),
     "mean": _movement("global_pool"),
     "dropout": _movement("dropout"),
+    "index_select": _movement("gather"),
 }
 for _name, _op in {
     "relu": "relu", "relu_": "relu", "relu6": "relu6", "hardtanh": "relu6", "hardtanh_": "relu6",

@@ -27,7 +27,9 @@ def init_weights(model: nn.Module, seed: int) -> None:
 
     BN running statistics are set to mean 0 / var 1 so an untrained model in eval mode is a
     well-conditioned function (outputs neither vanish nor explode), which matters for parity
-    and int8 calibration on random weights.
+    and int8 calibration on random weights. A module whose architecture needs more (e.g. dense
+    connectivity, where BN at identity does not normalise) defines `seeded_init(generator)`,
+    called afterwards with the same generator.
     """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -46,6 +48,9 @@ def init_weights(model: nn.Module, seed: int) -> None:
                 m.bias.zero_()
                 m.running_mean.zero_()
                 m.running_var.fill_(1.0)
+        for m in model.modules():
+            if callable(getattr(m, "seeded_init", None)):
+                m.seeded_init(gen)
 
 
 def load_weights(model: nn.Module, path: str) -> None:

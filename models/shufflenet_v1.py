@@ -122,6 +122,9 @@ _DECLARED.update({
     "g=8,scale=1.5": Declared(290e6, 4.3e6, "authors' released model (megvii ShuffleNet-Series)"),
     "g=8,scale=2.0": Declared(522e6, 6.5e6, "authors' released model (megvii ShuffleNet-Series)"),
     "g=8,scale=0.25": Declared(13e6, None, _CLASS + "; g=8 needs a 16-channel stem, so it lands above", 0.25),
+    # SE on the branch output before the add/concat, as SE-ResNet places it on the residual branch;
+    # r=16 (the SENet default) gives 526.5 M.
+    "g=3,scale=2.0,se=16": Declared(527e6, None, "paper Table 5 (ShuffleNet 2x with SE, g=3: 527 MFLOPs)", 0.03),
 })
 
 
@@ -134,5 +137,6 @@ _DECLARED.update({
     declared=_DECLARED,
 )
 def shufflenet_v1(g: int = 3, scale: float = 1.0, shuffle: bool = True, se: int = 0, num_classes: int = 1000) -> ShuffleNetV1:
-    """ShuffleNet v1 `scale`x with `g` groups; `shuffle=False` for the ablation; `se=r` adds SE (ratio r)."""
+    """ShuffleNet v1 `scale`x with `g` groups; `shuffle=False` for the ablation; `se=r` adds SE (ratio r)
+    on each unit's branch output, before the add/concat (paper Table 5 uses r=16 at 2x, g=3)."""
     return ShuffleNetV1(groups=g, scale=scale, shuffle=shuffle, num_classes=num_classes, se_ratio=se)

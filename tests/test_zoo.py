@@ -1,0 +1,247 @@
+"""The model zoo: per-family structure the papers prescribe, and ONNX parity for every registered model."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mobiledeploy.analysis import analyse, analyse_model
+from mobiledeploy.registry import build_model, list_models
+
+# A size every model runs at (32x32: a 1x1 map at stride 32); AlexNet's 6x6 adaptive pool exports
+# only from a map whose side is a multiple of 6, which takes a 224x224 input.
+PARITY_RESOLUTION = {"alexnet": 224}
+
+
+def _modules(model: nn.Module, kind: type) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- SqueezeNet -----------------------------------------------------------------------------------
+
+def test_fire_bypass_variants_change_params_as_the_paper_says():
+    from mobiledeploy.models.squeezenet import Fire
+
+    params = {b: _params(build_model("squeezenet1_0", bypass=b)) for b in ("none", "simple", "complex")}
+    assert params["none"] == 1_248_424  # paper Table 1
+    assert params["simple"] == params["none"]  # a simple bypass is just a wire
+    # complex: a 1x1 conv (with bias) around fire2/4/6/8, where the channel count changes
+    bypassed = ((96, 128), (128, 256), (256, 384), (384, 512))
+    assert params["complex"] - params["none"] == sum(cin * cout + cout for cin, cout in bypassed)
+    fires = _modules(build_model("squeezenet1_0", bypass="simple"), Fire)
+    assert [type(f.bypass).__name__ for f in fires] == ["NoneType", "Identity"] * 4
+    fires = _modules(build_model("squeezenet1_0", bypass="complex"), Fire)
+    assert [type(f.bypass).__name__ for f in fires] == ["Conv2d", "Identity"] * 4
+
+
+def test_squeezenet_1_1_has_2_4x_less_computation():
+    v10, v11 = analyse("squeezenet1_0", 224), analyse("squeezenet1_1", 224)
+    assert v10.macs / v11.macs == pytest.approx(2.4, rel=0.03)
+    assert v11.params < v10.params
+
+
+# --- MobileNet v2 / v3, MnasNet ---------------------------------------------------------------------
+
+def test_mobilenet_v2_linear_bottlenecks_and_residuals():
+    from mobiledeploy.models.mobilenet_v2 import InvertedResidual
+
+    blocks = _modules(build_model("mbv2"), InvertedResidual)
+    assert len(blocks) == 17 and sum(b.use_residual for b in blocks) == 10
+    for block in blocks:
+        *_, project = block.conv
+        assert len(project) == 2  # conv + BN, no activation: the linear bottleneck
+        assert all(isinstance(a, nn.ReLU6) for a in _modules(block, nn.ReLU6))
+
+
+def test_mobilenet_v3_uses_hard_swish_and_hard_sigmoid_se():
+    from mobiledeploy.models.common import SqueezeExcite
+
+    for name, se_count in (("mbv3_large", 8), ("mbv3_small", 9)):
+        model = build_model(name)
+        assert _modules(model, nn.Hardswish), name
+        se = _modules(model, SqueezeExcite)
+        assert len(se) == se_count and all(isinstance(s.gate, nn.Hardsigmoid) for s in se)
+        assert all(s.fc1.out_channels % 8 == 0 and s.fc1.out_channels <= s.fc1.in_channels // 4 + 7 for s in se)
+        by_op = analyse_model(model, (1, 3, 64, 64)).by_op()
+        assert by_op["hardswish"]["count"] > 0 and by_op["hardsigmoid"]["count"] == se_count
+
+
+def test_mnasnet_a1_se_is_a_quarter_of_the_block_input():
+    from mobiledeploy.models.common import SqueezeExcite
+    from mobiledeploy.models.mnasnet import MBConv
+
+    blocks = [b for b in _modules(build_model("mnasnet"), MBConv) if _modules(b, SqueezeExcite)]
+    assert len(blocks) == 3 + 2 + 3  # the SE stages of Figure 7(a)
+    for block in blocks:
+        (se,) = _modules(block, SqueezeExcite)
+        cin = block.conv[0][0].in_channels
+        assert se.fc1.out_channels == int(cin * 0.25)
+
+
+# --- Xception ---------------------------------------------------------------------------------------
+
+def test_xception_has_36_conv_layers_and_identity_middle_flow():
+    from mobiledeploy.models.xception import SeparableConv, XceptionBlock
+
+    model = build_model("xception")
+    stem = 2
+    assert stem + len(_modules(model, SeparableConv)) == 36  # "36 convolutional layers" (Sec. 3)
+    middle = _modules(model.middle_flow, XceptionBlock)
+    assert len(middle) == 8 and all(isinstance(b.shortcut, nn.Identity) for b in middle)
+    for sep in _modules(model, SeparableConv):
+        depthwise, pointwise, _ = sep
+        assert depthwise.groups == depthwise.in_channels and pointwise.kernel_size == (1, 1)
+
+
+def test_xception_width_option_reaches_mobile_budgets():
+    assert analyse("xception", 224, scale=0.25).macs < 0.35e9
+    params = {s: _params(build_model("xception", scale=s)) for s in (0.5, 1.0)}
+    assert params[1.0] == 22_855_952 and params[0.5] < 0.3 * params[1.0]
+
+
+# --- CondenseNet ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("g", [4, 8])
+def test_condensenet_index_select_is_a_permutation_feeding_g_groups(g):
+    from mobiledeploy.models.condensenet import CondensedConv
+
+    model = build_model("condensenet", g=g)
+    convs = _modules(model, CondensedConv)
+    assert len(convs) == sum((4, 6, 8, 10, 8))
+    for conv in convs:
+        index = conv.select.index
+        assert torch.equal(index.sort().values, torch.arange(conv.norm.num_features))
+        assert conv.conv.groups == g and conv.shuffle.groups == g
+        # group j of the 1x1 conv reads input channels j, j+G, j+2G, ...
+        first_group = index[: len(index) // g]
+        assert torch.equal(first_group, torch.arange(0, len(index), g))
+    assert model.fc.in_features == model.select.index.numel() == 2064 // 2
+
+
+def test_condensenet_gather_matches_the_dense_equivalent():
+    from mobiledeploy.models.condensenet import CondensedConv
+
+    conv = CondensedConv(16, 32, groups=4).eval()
+    with torch.no_grad():
+        conv.norm.running_mean.normal_()
+        x = torch.randn(2, 16, 5, 5)
+        dense = nn.Conv2d(16, 32, 1, bias=False)
+        # scatter the group conv's weights back to the input channels the index selected
+        dense.weight.zero_()
+        per_group_in, per_group_out = 16 // 4, 32 // 4
+        for o in range(32):
+            grp = o // per_group_out
+            for k in range(per_group_in):
+                dense.weight[o, conv.select.index[grp * per_group_in + k]] = conv.conv.weight[o, k]
+        selected = conv.relu(conv.norm(conv.select(x)))
+        inverse = torch.argsort(conv.select.index)
+        expected = conv.shuffle(dense(selected[:, inverse]))
+        assert torch.allclose(conv(x), expected, atol=1e-5)
+
+
+# --- SqueezeNext, ShuffleNet + SE, ResNet / ResNeXt --------------------------------------------------
+
+def test_squeezenext_block_is_a_two_stage_squeeze_with_separable_convs():
+    from mobiledeploy.models.squeezenext import SqueezeNextBlock
+
+    model = build_model("sqnxt")
+    blocks = _modules(model, SqueezeNextBlock)
+    assert len(blocks) == 21
+    for block in blocks:
+        convs = [seq[0] for seq in block.body]
+        cout = convs[-1].out_channels
+        assert [c.out_channels for c in convs] == [cout // 2, cout // 4, cout // 2, cout // 2, cout]
+        assert [c.kernel_size for c in convs] == [(1, 1), (1, 1), (3, 1), (1, 3), (1, 1)]
+    projected = [not isinstance(b.shortcut, nn.Identity) for b in blocks]
+    assert projected == [i in (0, 6, 12, 20) for i in range(21)]  # the first block of each stage
+
+
+def test_shufflenet_v1_se_gates_the_branch_before_the_add():
+    from mobiledeploy.models.common import SqueezeExcite
+
+    model = build_model("v1", g=3, scale=1.0, se=16)
+    unit = model.stage3[1]
+    assert isinstance(unit.se, SqueezeExcite) and unit.se.fc1.in_channels == unit.gconv2.out_channels
+    assert unit.se.fc1.out_channels == 480 // 16
+    added = analyse("v1", 64, g=3, se=16).macs - analyse("v1", 64, g=3).macs  # SE's FC cost is size-free
+    se_fc = sum(s.fc1.weight.numel() + s.fc2.weight.numel() for s in _modules(model, SqueezeExcite))
+    assert added == se_fc  # SE's FC layers are 1x1 convs on a 1x1 map: one mult-add per weight
+
+
+def test_shufflenet_v2_se_gates_the_whole_unit_output():
+    model = build_model("v2", scale=2.0, se=2)
+    for unit in [*model.stage2, *model.stage3, *model.stage4]:
+        cout = unit.branch2[-1][0].out_channels * 2
+        assert unit.se.fc1.in_channels == cout and unit.se.fc1.out_channels == cout // 2
+    added = analyse("v2", 64, scale=2.0, se=2).macs - analyse("v2", 64, scale=2.0).macs  # size-free, as above
+    assert added == pytest.approx(6e6, rel=0.01)  # 597 - 591 MFLOPs in Table 8
+
+
+def test_resnext_is_resnet_with_32_groups_of_4d():
+    from mobiledeploy.models.resnet import Bottleneck
+
+    for name, groups, width in (("resnet50", 1, 64), ("resnext50_32x4d", 32, 128)):
+        first = _modules(build_model(name), Bottleneck)[0]
+        conv3x3 = first.body[1][0]
+        assert conv3x3.groups == groups and conv3x3.out_channels == width
+
+
+def test_aliases_users_expect():
+    from mobiledeploy.registry import canonical_name
+
+    expected = {"mbv2": "mobilenet_v2", "mbv3_large": "mobilenet_v3_large", "mbv3_small": "mobilenet_v3_small",
+                "squeezenet": "squeezenet1_0", "squeezenet-1.1": "squeezenet1_1", "sqnxt": "squeezenext",
+                "mnasnet": "mnasnet_a1", "resnext50": "resnext50_32x4d", "r50": "resnet50", "condensenet74": "condensenet"}
+    assert {alias: canonical_name(alias) for alias in expected} == expected
+
+
+# --- ONNX parity, every registered model -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list_models())
+def test_onnx_export_matches_torch(name, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = build_model(name, seed=0)
+    size = PARITY_RESOLUTION.get(name, 32)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    path = tmp_path / f"{name}.onnx"
+    with torch.no_grad():
+        torch.onnx.export(model, (x[:1],), str(path), dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=["logits"], dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+        expected = model(x).numpy()
+    graph = onnx.load(str(path))
+    ops = {node.op_type for node in graph.graph.node}
+    assert not ops & {"ATen", "PythonOp"}, ops
+    if name == "condensenet":
+        assert "Gather" in ops  # the index select, not a permutation conv or a MatMul
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x.numpy()})[0]
+    span = float(expected.max() - expected.min()) or 1.0
+    assert np.abs(got - expected).max() / span < 1e-4
+
+
+# --- TFLite, a representative subset (through the export pipeline) ----------------------------------
+
+TFLITE_SUBSET = [("mobilenet_v2", {"alpha": 0.35}), ("mobilenet_v3_small", {}), ("squeezenet1_1", {})]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, config", TFLITE_SUBSET, ids=[n for n, _ in TFLITE_SUBSET])
+def test_tflite_fp32_and_int8_are_builtin_only_with_parity(name, config, tmp_path):
+    converters = pytest.importorskip("mobiledeploy.converters")
+    if not hasattr(converters, "export_model"):
+        pytest.skip("mobiledeploy.converters.export_model is not available")
+    pytest.importorskip("onnx2tf")
+    res = converters.export_model(name, config, resolution=96, out_dir=tmp_path, formats=("onnx", "fp32", "int8"))
+    manifest = res.manifest
+    for fmt in ("onnx", "fp32", "int8"):
+        assert manifest["parity"][fmt]["passed"], (fmt, manifest["parity"][fmt])
+    for fmt in ("fp32", "int8"):
+        ops = manifest["artifacts"][fmt]["op_counts"]
+        assert not [op for op in ops if op.startswith("CUSTOM") or "FLEX" in op.upper()], ops
