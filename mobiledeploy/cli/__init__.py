@@ -10,6 +10,7 @@ from . import info_cmd  # noqa: F401,E402  (registers commands)
 from . import export_cmd  # noqa: F401,E402
 from . import bench_cmd  # noqa: F401,E402
 from . import results_cmd  # noqa: F401,E402
+from . import gate_cmd  # noqa: F401,E402
 
 __all__ = ["app", "main"]
 

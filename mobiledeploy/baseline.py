@@ -1,0 +1,307 @@
+"""Gate baselines: the per-round latency samples of a set of models, as a versioned JSON file.
+
+A `Baseline` is what one interleaved session measured: for every model artifact (keyed
+`name/format`) its rounds of per-run timings (microseconds), plus the device facts, the bench
+options, the artifact sha256 and the reference model that normalises for machine speed. A
+gate candidate is the same record, built from fresh RunResults or result files, never committed.
+
+Schema history (`SCHEMA_VERSION`; `load_baseline` upgrades older files in memory):
+- 0: no `schema_version`; `models` a dict name → {format, sha256, samples_us (flat)},
+  `device_facts`, `reference` a model name.
+- 1: `models` a list with `key`, `ref`, `resolution`, `rounds` [{round, median_us, timings_us}],
+  `summary` and `failures`; `device_info`, `bench_options`, `git`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .errors import ResultsError
+from .runner import RunResult, summarize_us
+
+__all__ = [
+    "SCHEMA_VERSION", "KIND", "BaselineError", "ModelSamples", "Baseline", "baseline_from_results",
+    "load_baseline", "load_results_files", "save_baseline", "parse_baseline", "upgrade", "write_atomic", "model_key",
+]
+
+SCHEMA_VERSION = 1
+KIND = "mobiledeploy-gate-baseline"
+_VOLATILE_FACTS = ("thermal_before", "thermal_after")
+
+
+class BaselineError(ResultsError):
+    """A baseline or result file that is missing, unreadable, or of an unknown schema."""
+
+
+def model_key(name: str, fmt: str) -> str:
+    """'shufflenet_v1-g3-scale0.5-112x112/fp32': one artifact of one model."""
+    return f"{name}/{fmt}"
+
+
+@dataclass
+class ModelSamples:
+    """The timed rounds of one artifact: round id → per-run timings (us).
+
+    A runner that reports only a summary (benchmark_model) gives one value per round, its median.
+    """
+
+    name: str
+    format: str
+    sha256: str = ""
+    ref: str | None = None
+    resolution: list[int] | None = None
+    macs: int | None = None
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return model_key(self.name, self.format)
+
+    def round_medians_us(self) -> dict[str, float]:
+        return {r: float(np.median(t)) for r, t in self.rounds.items() if t}
+
+    def pooled_us(self) -> list[float]:
+        return [t for timings in self.rounds.values() for t in timings]
+
+    def summary(self) -> dict[str, Any]:
+        """median/p90/cv of every run (ms) and the spread of the round medians (their cv)."""
+        pooled = self.pooled_us()
+        if not pooled:
+            return {"runs": 0, "rounds": 0, "failures": len(self.failures)}
+        stats = summarize_us(pooled)
+        medians = list(self.round_medians_us().values())
+        spread = float(np.std(medians, ddof=1) / np.mean(medians)) if len(medians) > 1 else 0.0
+        return {"median_ms": stats["median_ms"], "p90_ms": stats["p90_ms"], "cv": stats["cv"],
+                "round_medians_cv": spread, "runs": len(pooled), "rounds": len(medians),
+                "failures": len(self.failures)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "name": self.name, "format": self.format, "ref": self.ref,
+            "resolution": self.resolution, "sha256": self.sha256, "macs": self.macs,
+            "summary": _rounded(self.summary()),
+            "rounds": [{"round": r, "median_us": round(float(np.median(t)), 2), "timings_us": [round(x, 2) for x in t]}
+                       for r, t in self.rounds.items() if t],
+            "failures": list(self.failures),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSamples":
+        rounds: dict[str, list[float]] = {}
+        for entry in data.get("rounds") or []:
+            timings = entry.get("timings_us") or ([entry["median_us"]] if entry.get("median_us") is not None else [])
+            rounds.setdefault(str(entry["round"]), []).extend(float(t) for t in timings)
+        return cls(name=data["name"], format=data["format"], sha256=data.get("sha256") or "", ref=data.get("ref"),
+                   resolution=data.get("resolution"), macs=data.get("macs"), rounds=rounds,
+                   failures=list(data.get("failures") or []))
+
+
+@dataclass
+class Baseline:
+    """One session's samples of every model (and of the reference), with where and how they were taken."""
+
+    device: str
+    models: dict[str, ModelSamples]
+    reference: str | None = None  # name of the reference model (any of its formats)
+    device_info: dict[str, Any] = field(default_factory=dict)
+    bench_options: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    git: str | None = None
+    created_at: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def reference_for(self, fmt: str) -> ModelSamples | None:
+        """The reference model's samples in `fmt`, else in any format; None without a reference."""
+        if not self.reference:
+            return None
+        same = self.models.get(model_key(self.reference, fmt))
+        return same or next((m for m in self.models.values() if m.name == self.reference), None)
+
+    def gated(self) -> list[ModelSamples]:
+        """The models the gate judges: all but the reference."""
+        return [m for m in self.models.values() if m.name != self.reference]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "kind": KIND, "created_at": self.created_at, "device": self.device,
+            "device_info": self.device_info, "bench_options": self.bench_options, "versions": self.versions,
+            "git": self.git, "reference": self.reference,
+            "models": [m.to_dict() for m in self.models.values()],
+        }
+
+
+def _rounded(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in summary.items()}
+
+
+# --- from results ---------------------------------------------------------------------------------
+
+def baseline_from_results(results: Iterable[RunResult], *, reference: str | None = None,
+                          refs: dict[str, str] | None = None, bench_options: dict[str, Any] | None = None,
+                          git: str | None = None) -> Baseline:
+    """Group RunResults into per-model rounds: round id = config['session']:config['round'] (or the round).
+
+    `refs` maps a model name to the ref that rebuilds it ('v1:g=3,scale=0.5'); `reference` names
+    the reference model (it may be absent: the gate then says it cannot normalise). Failed runs
+    are kept as failure messages, never as samples.
+    """
+    results = list(results)
+    devices = sorted({r.device for r in results})
+    if len(devices) > 1:
+        raise BaselineError(f"results from more than one device ({', '.join(devices)}); gate one device at a time")
+    models: dict[str, ModelSamples] = {}
+    info: dict[str, Any] = {}
+    versions: dict[str, str] = {}
+    for r in results:
+        config = r.config or {}
+        samples = models.setdefault(model_key(r.model, r.format), ModelSamples(
+            name=r.model, format=r.format, sha256=r.sha256, ref=(refs or {}).get(r.model),
+            resolution=list(config["resolution"]) if config.get("resolution") else None, macs=r.macs))
+        if not r.ok:
+            samples.failures.append(r.error or "failed")
+            continue
+        timings = r.timings_us or ([r.median_ms * 1000.0] if r.median_ms is not None else [])
+        if not timings:
+            samples.failures.append("no timings")
+            continue
+        session = config.get("session")
+        round_id = f"{session}:{config.get('round', 0)}" if session else str(config.get("round", 0))
+        samples.rounds.setdefault(round_id, []).extend(float(t) for t in timings)
+        info = info or {k: v for k, v in (r.device_info or {}).items() if k not in _VOLATILE_FACTS}
+        versions = versions or dict(r.versions or {})
+    return Baseline(device=devices[0] if devices else "?", models=models, reference=reference, device_info=info,
+                    bench_options=dict(bench_options or {}), versions=versions, git=git,
+                    created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+
+def load_results_files(paths: Iterable[str | os.PathLike], *, reference: str | None = None) -> Baseline:
+    """A candidate from result files: `mobiledeploy bench --json` / `results --json` output, a list
+    of RunResult dicts, or one baseline-format file (a baseline, or a gate `--out` file's candidate).
+
+    Runs of different sessions (or files) never share a round: their round ids are prefixed.
+    """
+    paths = [Path(p) for p in paths]
+    tagged: list[tuple[RunResult, str]] = []
+    sessions: list[Baseline] = []
+    for index, path in enumerate(paths):
+        data = _read_json(path)
+        if isinstance(data, dict) and isinstance(data.get("candidate"), dict):
+            data = data["candidate"]
+        if isinstance(data, dict) and "models" in data:
+            sessions.append(parse_baseline(data, str(path)))
+            continue
+        rows = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise BaselineError(f"{path}: not results JSON (bench --json, results --json) nor a baseline")
+        default_session = (data.get("session_id") if isinstance(data, dict) else None) or f"file{index}"
+        for row in rows:
+            try:
+                result = RunResult.from_dict(row)
+            except TypeError as exc:
+                raise BaselineError(f"{path}: a result lacks a field ({exc})") from None
+            tagged.append((result, str(row.get("session_id") or default_session)))
+    if sessions:
+        if len(sessions) > 1 or tagged:
+            raise BaselineError("give one baseline-format candidate file, or only result files")
+        candidate = sessions[0]
+        candidate.reference = reference or candidate.reference
+        return candidate
+    if len({s for _, s in tagged}) > 1:
+        for result, session in tagged:
+            result.config = {**(result.config or {}), "session": session}
+    return baseline_from_results([r for r, _ in tagged], reference=reference)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BaselineError(f"no such results file: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise BaselineError(f"cannot read {path}: {exc}") from None
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+def _upgrade_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
+    """v0 kept one flat list of samples per model name: it becomes a single round '0'."""
+    models = []
+    for name, entry in (data.get("models") or {}).items():
+        samples = entry.get("samples_us") or []
+        models.append({"name": name, "format": entry.get("format", "fp32"), "sha256": entry.get("sha256", ""),
+                       "ref": entry.get("ref"), "resolution": entry.get("resolution"), "macs": entry.get("macs"),
+                       "rounds": [{"round": "0", "timings_us": samples}] if samples else [], "failures": []})
+    return {"schema_version": 1, "kind": KIND, "created_at": data.get("created_at", ""),
+            "device": data.get("device", "?"), "device_info": data.get("device_facts") or {},
+            "bench_options": {}, "versions": data.get("versions") or {}, "git": data.get("git"),
+            "reference": data.get("reference"), "models": models}
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1}
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a parsed baseline of any known schema version to `SCHEMA_VERSION`."""
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION or version < 0:
+        raise BaselineError(f"baseline schema version {version!r} is not one this mobiledeploy reads "
+                            f"(0 … {SCHEMA_VERSION}); upgrade mobiledeploy")
+    while version < SCHEMA_VERSION:
+        data = UPGRADES[version](data)
+        version = data["schema_version"]
+    return data
+
+
+def parse_baseline(data: Any, source: str = "baseline") -> Baseline:
+    """A Baseline from parsed JSON of any known schema version."""
+    if not isinstance(data, dict) or "models" not in data:
+        raise BaselineError(f"{source} is not a gate baseline (no 'models')")
+    data = upgrade(data)
+    try:
+        models = [ModelSamples.from_dict(m) for m in data["models"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BaselineError(f"{source}: malformed model entry ({type(exc).__name__}: {exc})") from None
+    return Baseline(device=data.get("device", "?"), models={m.key: m for m in models}, reference=data.get("reference"),
+                    device_info=data.get("device_info") or {}, bench_options=data.get("bench_options") or {},
+                    versions=data.get("versions") or {}, git=data.get("git"), created_at=data.get("created_at", ""),
+                    schema_version=SCHEMA_VERSION)
+
+
+def load_baseline(path: str | os.PathLike) -> Baseline:
+    path = Path(path)
+    if not path.is_file():
+        raise BaselineError(f"no baseline at {path} (create one with --update-baseline --model REF …)")
+    return parse_baseline(_read_json(path), str(path))
+
+
+def save_baseline(baseline: Baseline, path: str | os.PathLike) -> Path:
+    """Write the baseline as JSON, atomically (a temp file in the same folder, then os.replace)."""
+    return write_atomic(path, json.dumps(baseline.to_dict(), indent=1, default=str) + "\n")
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Replace `path` with `text` in one step: readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,301 @@
+"""`mobiledeploy gate`: fail CI when a model got significantly slower than its committed baseline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from .app import Json, app, print_json
+from .bench_cmd import AdbServer, Db
+
+if TYPE_CHECKING:
+    from ..baseline import Baseline
+    from ..gate import GatePolicy, Verdict
+
+DEFAULT_OPTIONS = {"threads": 1, "runs": 30, "warmup": 5, "cpu_mask": "auto", "rounds": 10}
+PathOpt = Optional[str]
+
+
+@app.command("gate")
+def gate_cmd(
+    baseline: Annotated[str, typer.Option("--baseline", "-b", help="The committed baseline JSON, e.g. benchmarks/baselines/local.json.")],
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="local or adb:SERIAL (default: the baseline's device).")] = None,
+    max_regression: Annotated[str, typer.Option("--max-regression", help="Largest tolerated slowdown: 5% or 0.05.")] = "5%",
+    confidence: Annotated[float, typer.Option("--confidence", help="Confidence of the interval on each latency ratio.")] = 0.99,
+    reference: Annotated[Optional[str], typer.Option(
+        "--reference", help="Reference model that normalises machine speed: a model of the baseline (name or ref), "
+        "a ref to time with --update-baseline, or 'none' (raw latency). Default: the baseline's.")] = None,
+    update_baseline: Annotated[bool, typer.Option(
+        "--update-baseline", help="Measure, then (re)write the baseline atomically with these samples; exit 0.")] = False,
+    results: Annotated[Optional[list[str]], typer.Option(
+        "--results", help="Judge these result files (bench --json, results --json, a gate --out file) instead of running (repeatable).")] = None,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds (default: the baseline's, else 10).")] = None,
+    runs: Annotated[Optional[int], typer.Option("--runs", help="Timed runs per model per round (default: the baseline's, else 30).")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", help="Untimed runs per round (default: the baseline's, else 5).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the baseline's, else 1).")] = None,
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--model", "-m", help="With --update-baseline: a model ref to gate, e.g. 'v1:g=3,scale=0.5,resolution=112' (repeatable).")] = None,
+    formats: Annotated[str, typer.Option("--formats", help="With --model: artifacts to gate, e.g. fp32,int8.")] = "fp32",
+    resolution: Annotated[str, typer.Option("--resolution", "-r", help="With --model: input size when a ref has none.")] = "224",
+    min_rounds: Annotated[int, typer.Option("--min-rounds", help="Fewer rounds on either side: judge pooled runs, or exit 2.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed (the verdict is deterministic for a seed).")] = 0,
+    adb_server: AdbServer = None,
+    db: Db = None,
+    junit: Annotated[PathOpt, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per model).")] = None,
+    markdown: Annotated[PathOpt, typer.Option("--markdown", help="Write a Markdown summary here (append it to $GITHUB_STEP_SUMMARY).")] = None,
+    out: Annotated[PathOpt, typer.Option("--out", "-o", help="Write the verdict and the candidate's samples as JSON here.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Time the baseline's models (interleaved with a reference model) and fail on a significant slowdown.
+
+    Exit 0: no model is significantly slower than --max-regression; 1: a regression (which model, how much, its interval); 2: cannot judge (error, failed runs, too few samples). A model fails only when the whole interval of its latency ratio, normalised by the reference timed in the same rounds, lies above 1 + max-regression.
+
+    Example: mobiledeploy gate --device local --baseline benchmarks/baselines/local.json --junit gate.xml --markdown gate.md
+    Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=112' --reference 'mobilenet_v1:alpha=0.25,resolution=112'
+    Example: mobiledeploy gate --baseline b.json --results candidate.json --max-regression 0.05
+    """
+    from dataclasses import replace
+
+    from ..baseline import BaselineError, load_baseline, load_results_files, save_baseline
+    from ..errors import ConfigError
+    from ..gate import GatePolicy, Threshold, judge
+
+    normalise = not (reference is not None and reference.strip().lower() == "none")
+    reference = reference if normalise else None
+    policy = GatePolicy(Threshold.parse(max_regression), confidence, normalise=normalise, min_rounds=min_rounds,
+                        seed=seed).validate()
+    if models and not update_baseline:
+        raise ConfigError("--model sets the models of a new baseline: use it with --update-baseline")
+    for name, value in (("--rounds", rounds), ("--runs", runs), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    old = None if update_baseline and not Path(baseline).is_file() else load_baseline(baseline)
+    if old is None and not models and not results:
+        raise ConfigError(f"no baseline at {baseline}: create it with --update-baseline --model REF [--reference REF]")
+
+    if results:
+        candidate = load_results_files(results)
+        if device and candidate.device != device:
+            raise ConfigError(f"the results were measured on {candidate.device}, not --device {device}")
+        _copy_refs(old, candidate)
+        candidate.reference = _reference_name(old, reference, candidate) if normalise else None
+    else:
+        options = _bench_options(old, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
+        plan = _plan(old, models, formats, resolution, reference if update_baseline else None, normalise)
+        candidate = _measure(device or (old.device if old else "local"), plan, options, db, adb_server)
+
+    verdict = None
+    if old is not None:
+        judged_by = (_reference_name(old, reference, candidate) if not update_baseline else old.reference)
+        verdict = judge(old, candidate, replace(policy, reference=judged_by if normalise else None))
+        _write_reports(verdict, candidate, baseline, junit=junit, markdown=markdown, out=out)
+        if json_out:
+            print_json(verdict.to_dict())
+        else:
+            print_verdict(verdict, baseline)
+    if update_baseline:
+        problem = _unfit_as_baseline(candidate, policy, normalise)
+        if problem:
+            raise BaselineError(f"not writing {baseline}: {problem}")
+        save_baseline(candidate, baseline)
+        sys.stderr.write(f"mobiledeploy: wrote baseline {baseline} ({len(candidate.models)} artifact(s), "
+                         f"reference {candidate.reference or 'none'})\n")
+        return
+    assert verdict is not None
+    for line in _error_lines(verdict):
+        sys.stderr.write(f"mobiledeploy: {line}\n")
+    if verdict.exit_code:
+        raise SystemExit(verdict.exit_code)
+
+
+def _copy_refs(old: "Baseline | None", candidate: "Baseline") -> None:
+    """Result files do not say how to rebuild a model: take the ref the baseline knows for its name."""
+    known = {m.name: m.ref for m in (old.models.values() if old else []) if m.ref}
+    for m in candidate.models.values():
+        m.ref = m.ref or known.get(m.name)
+
+
+# --- what to run -----------------------------------------------------------------------------------
+
+def _bench_options(old: "Baseline | None", **given: int | None) -> dict[str, Any]:
+    """The baseline's bench options (measure the candidate the same way), overridden by the flags given."""
+    options = {**DEFAULT_OPTIONS, **{k: v for k, v in (old.bench_options if old else {}).items() if k in DEFAULT_OPTIONS}}
+    options.update({k: v for k, v in given.items() if v is not None})
+    return options
+
+
+def _plan(old: "Baseline | None", models: list[str] | None, formats: str, resolution: str,
+          reference: str | None, normalise: bool) -> list[dict[str, Any]]:
+    """[{ref, formats, resolution, reference}] to export and time: the new models, or the baseline's."""
+    from ..analysis import parse_resolution
+    from ..bench import parse_formats
+    from ..errors import ConfigError
+
+    if models:
+        fmts = parse_formats(formats)
+        res = list(parse_resolution(resolution))
+        plan = [{"ref": ref, "formats": fmts, "resolution": res, "reference": False} for ref in models]
+        ref_ref = reference or (_baseline_reference_ref(old) if old and normalise else None)
+        if ref_ref and normalise:
+            plan.append({"ref": ref_ref, "formats": fmts, "resolution": res, "reference": True})
+        return plan
+    assert old is not None
+    by_ref: dict[tuple[str, tuple[int, ...]], dict[str, Any]] = {}
+    for m in old.models.values():
+        if not m.ref:
+            raise ConfigError(f"the baseline does not say how to rebuild {m.key} (no 'ref'): pass --results, "
+                              "or recreate it with --update-baseline --model REF")
+        key = (m.ref, tuple(m.resolution or ()))
+        entry = by_ref.setdefault(key, {"ref": m.ref, "formats": (), "resolution": m.resolution,
+                                        "reference": m.name == old.reference})
+        entry["formats"] = tuple(dict.fromkeys([*entry["formats"], m.format]))
+    plan = list(by_ref.values())
+    if not normalise:
+        plan = [p for p in plan if not p["reference"]]
+    if reference is not None and normalise:  # --update-baseline with another reference
+        for p in plan:
+            p["reference"] = False
+        named = [m.ref for m in old.models.values() if reference in (m.name, m.key, m.ref)]
+        match = next((p for p in plan if p["ref"] in named), None)
+        if match is not None:
+            match["reference"] = True
+        else:
+            plan.append({"ref": reference, "formats": plan[0]["formats"], "resolution": plan[0]["resolution"],
+                         "reference": True})
+    return plan
+
+
+def _baseline_reference_ref(old: "Baseline") -> str | None:
+    return next((m.ref for m in old.models.values() if m.name == old.reference and m.ref), None)
+
+
+def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], db: str | None,
+             adb_server: str | None) -> "Baseline":
+    """Export (reusing artifacts) and time every planned model, interleaved; every run is stored."""
+    from ..baseline import baseline_from_results
+    from ..bench import BenchOptions, prepare_targets, run_bench
+    from ..results import git_commit
+
+    bench_options = BenchOptions(threads=options["threads"], runs=options["runs"], warmup=options["warmup"],
+                                 cpu_mask=options["cpu_mask"]).validate()
+    progress = _progress_line if sys.stderr.isatty() else None
+    targets, refs, reference = [], {}, None
+    for item in plan:
+        found = prepare_targets([item["ref"]], item["formats"], tuple(item["resolution"] or (224, 224)), progress)
+        for target in found:
+            refs[target.name] = item["ref"]
+            if item["reference"]:
+                reference = target.name
+        targets.extend(found)
+    report = run_bench(device, targets, bench_options, rounds=options["rounds"], db=db, adb_server=adb_server,
+                       progress=progress)
+    if progress:
+        sys.stderr.write("\n")
+    return baseline_from_results(report.results, reference=reference, refs=refs, bench_options=options,
+                                 git=git_commit())
+
+
+def _progress_line(message: str) -> None:
+    sys.stderr.write(f"\r\033[K{message}")
+    sys.stderr.flush()
+
+
+def _reference_name(old: "Baseline | None", given: str | None, candidate: "Baseline") -> str | None:
+    """The reference's model name: --reference matched against the baseline's names, keys and refs."""
+    from ..errors import ConfigError
+
+    if given is None:
+        return old.reference if old else candidate.reference
+    for session in (old, candidate):
+        if session is None:
+            continue
+        for m in session.models.values():
+            if given in (m.name, m.key, m.ref):
+                return m.name
+    if candidate.reference:
+        return candidate.reference  # a new reference just measured for --update-baseline
+    raise ConfigError(f"--reference {given!r} is not a model of the baseline "
+                      f"({', '.join(sorted({m.name for m in (old or candidate).models.values()}))})")
+
+
+def _unfit_as_baseline(candidate: "Baseline", policy: "GatePolicy", normalise: bool) -> str | None:
+    if not candidate.models:
+        return "no results"
+    for m in candidate.models.values():
+        if m.failures:
+            return f"{m.key} failed: {m.failures[0]}"
+        rounds, runs = len(m.round_medians_us()), len(m.pooled_us())
+        if rounds < policy.min_rounds and runs < policy.min_runs:
+            return f"{m.key} has {rounds} round(s), {runs} run(s); need {policy.min_rounds} rounds or {policy.min_runs} runs"
+    if normalise and candidate.reference is None:
+        sys.stderr.write("mobiledeploy: note: no --reference model: the gate will compare raw latency, "
+                         "so a slower CI machine can fail it\n")
+    return None
+
+
+# --- reports ---------------------------------------------------------------------------------------
+
+def _write_reports(verdict: "Verdict", candidate: "Baseline", baseline_path: str, *, junit: str | None,
+                   markdown: str | None, out: str | None) -> None:
+    import json
+
+    from ..baseline import write_atomic
+    from ..gate import verdict_junit, verdict_markdown
+
+    if junit:
+        write_atomic(junit, verdict_junit(verdict))
+    if markdown:
+        write_atomic(markdown, verdict_markdown(verdict, baseline_path))
+    if out:
+        payload = {"verdict": verdict.to_dict(), "baseline": baseline_path, "candidate": candidate.to_dict()}
+        write_atomic(out, json.dumps(payload, indent=1, default=str) + "\n")
+
+
+def _error_lines(verdict: "Verdict") -> list[str]:
+    if verdict.exit_code == 1:
+        return [f"regression: {m.key}: {m.message}" for m in verdict.regressions]
+    if verdict.exit_code == 2:
+        return [f"error: cannot judge: {verdict.summary_line()}"]
+    return []
+
+
+def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..gate import IMPROVEMENT, REGRESSION, UNCHANGED, format_change
+
+    console = Console(width=max(Console().width, 120))
+    conf = f"{verdict.confidence:.0%}"
+    table = Table(title=f"gate: {escape(verdict.device)} vs {escape(baseline_path)}", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("model", no_wrap=True)
+    for col in ("format", "baseline ms", "candidate ms", "change", f"{conf} interval", "p", "verdict"):
+        table.add_column(col, overflow="fold")
+    colour = {REGRESSION: "red", IMPROVEMENT: "green", UNCHANGED: "green"}
+    for m in verdict.models:
+        interval = f"{format_change(m.low)} … {format_change(m.high)}" if m.low is not None and m.high is not None else ""
+        table.add_row(escape(m.name), m.format, _num(m.baseline_median_ms), _num(m.candidate_median_ms),
+                      format_change(m.ratio) if m.ratio is not None else "", interval,
+                      f"{m.p_value:.2g}" if m.p_value is not None else "",
+                      f"[{colour.get(m.status, 'yellow')}]{m.status}[/]")
+    console.print(table)
+    if verdict.reference:
+        machine = ""
+        if verdict.machine_ratio:
+            machine = f"; this machine runs it at ×{verdict.machine_ratio[0]:.3f} the baseline's time"
+        console.print(f"[dim]normalised by the reference {escape(verdict.reference)} timed in the same rounds{machine}[/]")
+    for warning in verdict.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    style = {0: "green", 1: "red", 2: "yellow"}[verdict.exit_code]
+    console.print(f"[bold {style}]gate {verdict.status}[/]: {escape(verdict.summary_line())} "
+                  f"(threshold +{verdict.max_regression * 100:g}%, {conf} interval)")
+
+
+def _num(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else ""
