@@ -11,6 +11,7 @@ from . import export_cmd  # noqa: F401,E402
 from . import bench_cmd  # noqa: F401,E402
 from . import results_cmd  # noqa: F401,E402
 from . import gate_cmd  # noqa: F401,E402
+from . import compare_cmd, guidelines_cmd, profile_cmd  # noqa: F401,E402  (theory vs measurement)
 
 __all__ = ["app", "main"]
 

@@ -1,0 +1,323 @@
+"""`mobiledeploy compare`: theory vs measurement — speedups over a baseline, the paper's Table 8 beside ours."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import Json, app, print_json
+
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
+AdbServerOpt = Annotated[Optional[str], typer.Option(
+    "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="Results database (default $MOBILEDEPLOY_DB or ~/.local/share/mobiledeploy/results.db).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the suite's, else 1).")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", help="Interleaved rounds: every model once per round (A B …, then … B A).")]
+RunsOpt = Annotated[int, typer.Option("--runs", help="Timed runs per model per round.")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model per round.")]
+CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")]
+BinaryOpt = Annotated[Optional[str], typer.Option(
+    "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL).")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML + Markdown report with plots to DIR.")]
+
+
+class progress_on_stderr:
+    """Progress on stderr (rich), silent when stderr is not a terminal."""
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                  console=console, transient=True, disable=not console.is_terminal)
+        self._progress.__enter__()
+        self._task = self._progress.add_task("starting", total=None)
+        return self.update
+
+    def update(self, message: str) -> None:
+        self._progress.update(self._task, description=message)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+
+def stdout_console() -> Any:
+    """stdout console; when piped, wide enough that tables are not folded into 80 columns."""
+    from rich.console import Console
+
+    console = Console(emoji=False, highlight=False)
+    return console if console.is_terminal else Console(width=220, emoji=False, highlight=False)
+
+
+def split_refs(values: list[str] | None) -> list[str]:
+    """--models takes model refs, repeated or separated by ';' or spaces (refs hold commas)."""
+    return [ref for value in values or [] for ref in re.split(r"[;\s]+", value) if ref]
+
+
+def model_key_of(ref: str) -> tuple[str, dict[str, Any], str]:
+    """'v1:g=3,scale=0.5' → (arch, config, key): key is the export slug without the input size."""
+    from ..registry import config_slug, get_spec, parse_model_ref
+    from ..errors import ConfigError
+
+    arch, config = parse_model_ref(ref)
+    if "resolution" in config:
+        raise ConfigError(f"{ref}: give input sizes with --resolutions, not in the model reference")
+    get_spec(arch).resolve(config)
+    return arch, config, config_slug(arch, config)
+
+
+def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
+                   keys: dict[str, str]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Export (or reuse) every model at every size; an export that fails is a failure row, not a crash."""
+    from ..bench import prepare_targets
+    from ..compare import format_resolution
+    from ..errors import MobiledeployError, ParityError
+
+    targets, failures = [], []
+    for res in resolutions:
+        for ref in refs:
+            attempts = [formats] + ([(f,) for f in formats] if len(formats) > 1 else [])
+            got: set[str] = set()
+            last: Exception | None = None
+            for attempt in attempts:
+                if set(attempt) <= got:
+                    continue
+                try:
+                    new = prepare_targets([ref], attempt, res, progress)
+                except MobiledeployError as exc:
+                    last = exc
+                    if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
+                        break
+                    continue
+                targets += [t for t in new if t.format not in got]
+                got |= {t.format for t in new}
+            for fmt in formats:
+                if fmt not in got:
+                    message = " ".join(str(last).split()) if last else "not exported"
+                    failures.append({"key": keys[ref], "format": fmt, "resolution": format_resolution(res),
+                                     "error": f"export failed: {message}"})
+    return targets, failures
+
+
+@app.command("compare")
+def compare_cmd(
+    device: DeviceOpt = "local",
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help="Model refs to compare, e.g. v1:g=3,scale=0.5 (repeat, or separate with ';'). "
+        "Default: the suite's models.")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", "-b", help="The model speedups are relative to (default: the suite's).")] = None,
+    suite: Annotated[str, typer.Option("--suite", help="A shipped suite name or a suite .json file.")] = "paper-table8",
+    resolutions: Annotated[Optional[str], typer.Option("--resolutions", "-r", help="Comma list of HxW (default: the suite's).")] = None,
+    formats: Annotated[Optional[str], typer.Option("--formats", help="Comma list of fp32, int8 (default: the suite's).")] = None,
+    threads: ThreadsOpt = None,
+    rounds: RoundsOpt = 3,
+    runs: RunsOpt = 20,
+    warmup: WarmupOpt = 3,
+    cpu_mask: CpuMaskOpt = "auto",
+    benchmark_binary: BinaryOpt = None,
+    per_layer: Annotated[bool, typer.Option("--per-layer", help="Also attribute time per op type and layer (op profiling).")] = False,
+    report: ReportOpt = None,
+    adb_server: AdbServerOpt = None,
+    db: DbOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Theory vs measurement: speedups over a baseline, measured in one interleaved session.
+
+    Per model: MACs, median latency, theoretical speedup (MAC ratio), measured speedup with a 95%
+    confidence interval, efficiency = measured / theoretical, and the suite's published figures
+    (default suite paper-table8: the ShuffleNet paper's Table 8 on a Snapdragon 820).
+
+    Example: mobiledeploy compare --device local --formats fp32 --resolutions 224x224
+    Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
+    """
+    from ..analysis import parse_resolution
+    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..compare import compare, format_resolution, load_suite
+    from ..devices import parse_device_uri
+    from ..errors import ConfigError
+
+    started = time.perf_counter()
+    spec = load_suite(suite)
+    parse_device_uri(device)
+    if rounds < 1:
+        raise ConfigError("--rounds must be at least 1")
+    refs = split_refs(models) or [m.ref for m in spec.models]
+    baseline_ref = baseline or spec.baseline
+    sizes = [parse_resolution(r) for r in (resolutions.split(",") if resolutions else spec.resolutions) if r.strip()]
+    if not sizes:
+        raise ConfigError("--resolutions needs at least one HxW")
+    fmts = parse_formats(formats or ",".join(spec.formats))
+    options = BenchOptions(threads=threads or spec.threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
+                           benchmark_binary=benchmark_binary).validate()
+
+    plan = plan_models(refs, baseline_ref, spec)
+    refs, keys, labels, paper, configs, base_key = (plan[k] for k in ("refs", "keys", "labels", "paper", "configs", "baseline"))
+
+    with progress_on_stderr() as progress:
+        targets, failures = export_targets(refs, fmts, sizes, progress, keys)
+        bench = None
+        if targets:
+            bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server, progress=progress)
+        results = bench.results if bench else []
+        rows = compare(results, base_key, labels=labels, paper=paper, failures=failures)
+        attributions = []
+        if (per_layer or report) and targets:
+            attributions = attribute_models(device, targets, configs, labels, options, adb_server, db, progress)
+    elapsed = time.perf_counter() - started
+    meta = {"device": device, "suite": spec.name, "baseline": labels[base_key],
+            "threads": options.threads, "rounds": rounds, "runs per round": runs,
+            "paper source": spec.source if paper else "", "paper device": spec.reference_device if paper else "",
+            "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
+            "elapsed_s": round(elapsed, 1)}
+    if json_out:
+        print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "rows": [r.to_dict() for r in rows],
+                    "attribution": [a.to_dict() for a in attributions]})
+    else:
+        print_compare(rows, labels[base_key], device, spec if paper else None)
+        if per_layer:
+            from .profile_cmd import print_attribution
+
+            for att in attributions:
+                print_attribution(att, top=8)
+    if report:
+        from ..report import write_compare_report
+
+        written = write_compare_report(report, rows, attributions=attributions, meta=meta,
+                                       title=f"Theory vs measurement on {device}")
+        sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
+    for line in dict.fromkeys(f"{r.model} {r.format} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
+        sys.stderr.write(f"mobiledeploy: warning: {line}\n")
+    if not any(r.measured_speedup for r in rows if not r.baseline):
+        sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
+        raise SystemExit(1)
+
+
+def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:
+    """Model keys, display labels and published figures for the refs; the baseline added when missing."""
+    suite_by_key = {model_key_of(m.ref)[2]: m for m in suite.models}
+    base_key = model_key_of(baseline_ref)[2]
+    if base_key not in {model_key_of(r)[2] for r in refs}:
+        refs = [baseline_ref, *refs]
+    keys: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    configs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for ref in refs:
+        arch, config, key = model_key_of(ref)
+        if key not in labels:  # the same model twice (e.g. 'v1:g=3' and 'shufflenet_v1:g=3'): once
+            keys[ref], configs[key] = key, (arch, config)
+            labels[key] = suite_by_key[key].label if key in suite_by_key else ref
+    paper = {key: suite_by_key[key] for key in labels if key in suite_by_key}
+    return {"refs": [r for r in refs if r in keys], "keys": keys, "labels": labels, "paper": paper,
+            "configs": configs, "baseline": base_key}
+
+
+def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[str, dict[str, Any]]],
+                     labels: dict[str, str], options: Any, adb_server: str | None, db: str | None,
+                     progress: Any) -> list[Any]:
+    """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
+    (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
+    from ..compare import format_resolution
+
+    from ..errors import MobiledeployError
+
+    smallest = min({tuple(t.resolution) for t in targets}, key=lambda r: r[0] * r[1])
+    chosen = [t for t in targets if tuple(t.resolution) == smallest]
+    if device == "local":  # ONNX Runtime profiles the fp32 ONNX model, once per model
+        chosen = list({re.sub(r"-\d+x\d+$", "", t.name): t for t in chosen}.values())
+    out = []
+    for target in chosen:
+        key = re.sub(r"-\d+x\d+$", "", target.name)
+        arch, config = configs.get(key, (None, None))
+        if arch is None:
+            continue
+        progress(f"op profile {labels.get(key, key)} {target.format} {format_resolution(smallest)}")
+        try:
+            out.append(profile_target(device, target, arch, config, labels.get(key, key), options, adb_server, db))
+        except MobiledeployError as exc:
+            sys.stderr.write(f"mobiledeploy: warning: no per-layer attribution for {labels.get(key, key)}: {exc}\n")
+    return out
+
+
+def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], label: str, options: Any,
+                   adb_server: str | None, db: str | None, runs: int = 20) -> Any:
+    """One model's attribution: op times (ORT locally / benchmark_model on adb) joined to its analysis."""
+    from dataclasses import replace
+
+    from ..analysis import analyse
+    from ..attribution import attribute, onnx_op_times, op_times_from_profile
+    from ..errors import RunnerError
+
+    report = analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **config)
+    if device == "local":
+        from ..converters import load_manifest
+
+        folder = Path(target.artifact).parent
+        manifest = load_manifest(folder)
+        onnx_path = folder / manifest["artifacts"]["onnx"]["path"]
+        profile = onnx_op_times(onnx_path, runs=runs, threads=options.threads)
+        fmt, width = "fp32", 4
+    else:
+        from ..bench import run_bench
+
+        prof_options = replace(options, op_profiling=True, runs=runs)
+        run = run_bench(device, [target], prof_options, rounds=1, db=db, adb_server=adb_server)
+        result = run.results[0]
+        if not result.ok or not result.op_profile:
+            raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
+        profile = op_times_from_profile(result.op_profile, target.artifact)
+        fmt, width = target.format, (1 if target.format == "int8" else 4)
+    return attribute(report.layers, profile, bytes_per_element=width, model=label, format=fmt)
+
+
+def _x(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+
+
+def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = stdout_console()
+    cells = list(dict.fromkeys((r.resolution, r.format) for r in rows))
+    show_paper = any(r.paper_ms for r in rows)
+    for res, fmt in cells:
+        table = Table(title=f"{res} {fmt} on {escape(device)}: speedup over {escape(baseline_label)}",
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("model", "MACs", "median ms", "GMAC/s", "theoretical", "measured", "95% CI", "efficiency",
+                    *(("paper ms", "paper measured", "paper theoretical", "paper eff.") if show_paper else ())):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for r in (r for r in rows if (r.resolution, r.format) == (res, fmt)):
+            if r.status != "ok":
+                table.add_row(escape(r.model), "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
+                              "[red]FAILED[/]", "", "", "", "", "",
+                              *((_ms(r.paper_ms), _x(r.paper_measured_speedup), _x(r.paper_theoretical_speedup),
+                                 "—" if r.paper_efficiency is None else f"{r.paper_efficiency:.0%}") if show_paper else ()))
+                continue
+            ci = "—" if not r.measured_speedup_ci else f"[{r.measured_speedup_ci[0]:.2f}, {r.measured_speedup_ci[1]:.2f}]"
+            table.add_row(
+                escape(r.model) + (" [dim](baseline)[/]" if r.baseline else ""),
+                "—" if not r.macs else f"{r.macs / 1e6:.1f}M", _ms(r.median_ms),
+                "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}",
+                _x(r.theoretical_speedup), _x(r.measured_speedup), ci,
+                "—" if r.efficiency is None else f"{r.efficiency:.0%}",
+                *((_ms(r.paper_ms), _x(r.paper_measured_speedup), _x(r.paper_theoretical_speedup),
+                   "—" if r.paper_efficiency is None else f"{r.paper_efficiency:.0%}") if show_paper else ()))
+        console.print(table)
+    console.print("[dim]theoretical = baseline MACs / MACs; measured = baseline median / median (95% bootstrap CI); "
+                  "efficiency = measured / theoretical[/]")
+    if suite is not None:
+        console.print(f"[dim]paper: {escape(suite.source)}; {escape(suite.reference_device)}[/]")

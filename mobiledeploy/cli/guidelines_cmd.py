@@ -1,0 +1,114 @@
+"""`mobiledeploy guidelines`: ShuffleNet v2's guidelines G1–G4 as micro-benchmarks on your device."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .app import Json, app, print_json
+from .compare_cmd import (AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt, export_targets,
+                          model_key_of, progress_on_stderr, stdout_console)
+
+
+@app.command("guidelines")
+def guidelines_cmd(
+    device: DeviceOpt = "local",
+    only: Annotated[Optional[str], typer.Option("--only", help="Comma list of guidelines, e.g. G1,G3 (default: all four).")] = None,
+    resolution: Annotated[str, typer.Option("--resolution", "-r", help="Input size of the micro-nets (the paper: 56).")] = "56",
+    formats: Annotated[str, typer.Option("--formats", help="Comma list of fp32, int8.")] = "fp32",
+    threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
+    rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds over every variant.")] = 3,
+    runs: Annotated[int, typer.Option("--runs", help="Timed runs per variant per round.")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per variant per round.")] = 3,
+    min_effect: Annotated[float, typer.Option("--min-effect", help="Smallest speed difference that counts (0.03 = 3%).")] = 0.03,
+    cpu_mask: CpuMaskOpt = "auto",
+    benchmark_binary: BinaryOpt = None,
+    report: ReportOpt = None,
+    adb_server: AdbServerOpt = None,
+    db: DbOpt = None,
+    json_out: Json = False,
+) -> None:
+    """Micro-benchmark ShuffleNet v2's four guidelines at fixed MACs and say whether this device agrees.
+
+    G1 channel ratio of 1x1 convs, G2 group count, G3 fragmentation (series / parallel), G4 ReLU and
+    shortcut. Each variant is a registered model (family microbench), exported once and cached.
+
+    Example: mobiledeploy guidelines --device local
+    Example: mobiledeploy guidelines --device adb:R58M123ABC --only G2,G4 --json
+    """
+    from ..analysis import parse_resolution
+    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..devices import parse_device_uri
+    from ..errors import ConfigError
+    from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
+
+    parse_device_uri(device)
+    chosen = get_guidelines(only)
+    if rounds < 1:
+        raise ConfigError("--rounds must be at least 1")
+    if not 0 <= min_effect < 1:
+        raise ConfigError("--min-effect must be in [0, 1)")
+    size = parse_resolution(resolution)
+    fmts = parse_formats(formats)
+    options = BenchOptions(threads=threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
+                           benchmark_binary=benchmark_binary).validate()
+    refs = [v.ref for g in chosen for v in g.variants]
+    keys = {ref: model_key_of(ref)[2] for ref in refs}
+    with progress_on_stderr() as progress:
+        targets, failures = export_targets(refs, fmts, [size], progress, keys)
+        bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
+                          progress=progress) if targets else None
+    results = bench.results if bench else []
+    verdicts = [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=min_effect)
+                for fmt in fmts for g in chosen]
+    meta = {"device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads, "rounds": rounds,
+            "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS,
+            "results db": str(bench.db_path) if bench else ""}
+    if json_out:
+        print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "guidelines": [v.to_dict() for v in verdicts],
+                    "export_failures": failures})
+    else:
+        print_guidelines(verdicts, device)
+    if report:
+        from ..report import write_guidelines_report
+
+        written = write_guidelines_report(report, verdicts, meta=meta)
+        sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
+    for failure in failures:
+        sys.stderr.write(f"mobiledeploy: warning: {failure['key']} {failure['format']}: {failure['error']}\n")
+    if all(v.verdict == "no data" for v in verdicts):
+        sys.stderr.write("mobiledeploy: error: no guideline could be measured\n")
+        raise SystemExit(1)
+
+
+def print_guidelines(verdicts: list[Any], device: str) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = stdout_console()
+    colour = {"agrees": "green", "disagrees": "red", "partly": "yellow"}
+    for v in verdicts:
+        mark = colour.get(v.verdict, "dim")
+        table = Table(title=f"{v.id} ({v.format}) {escape(v.title)}: [{mark}]{v.verdict}[/]",
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption=escape(f"paper: {v.claim}"),
+                      caption_justify="left")
+        for col in ("variant", "MACs", "median ms", "relative speed", "per MAC", "95% CI (per MAC)", "paper"):
+            table.add_column(col, justify="left" if col in ("variant", "paper") else "right")
+        for r in v.variants:
+            if r.status != "ok":
+                table.add_row(escape(r.label), "—" if not r.macs else f"{r.macs / 1e6:.1f}M", "[red]FAILED[/]", "", "",
+                              "", escape(r.paper))
+                continue
+            ci = r.relative_throughput_ci or r.relative_speed_ci
+            table.add_row(escape(r.label), "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
+                          f"{r.median_ms:.3f}", "—" if r.relative_speed is None else f"{r.relative_speed:.2f}x",
+                          "—" if r.relative_throughput is None else f"{r.relative_throughput:.2f}x",
+                          "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", escape(r.paper))
+        console.print(table)
+        console.print(f"  {escape(v.summary)}\n")
+    console.print(f"[dim]relative speed = reference median / variant median (> 1: faster than the first variant); "
+                  f"per MAC scales it by the variants' MACs ratio. Device: {escape(device)}[/]")

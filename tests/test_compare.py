@@ -1,0 +1,195 @@
+"""Theory vs measurement: speedup arithmetic on constructed RunResults, suites, one end-to-end compare."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mobiledeploy.cli import main
+from mobiledeploy.compare import (
+    CompareRow, SuiteError, compare, efficiency, load_suite, measured_speedup, model_key, parse_suite,
+    pooled_timings_us, resolution_label, round_speedups, theoretical_speedup,
+)
+from mobiledeploy.runner import RunResult
+
+ALEX = "alexnet"
+V1 = "shufflenet_v1-g3-scale0.5"
+
+
+def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
+    h, w = (int(x) for x in res.split("x"))
+    result = RunResult(model=f"{model}-{res}", format=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
+                       threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w], "round": rnd})
+    if not ok:
+        return result.failed("boom")
+    return result.with_timings([t * 1000.0 for t in timings_ms])
+
+
+def test_arithmetic_is_exact():
+    assert theoretical_speedup(720e6, 40e6) == 18.0
+    assert measured_speedup(184.0, 15.2) == pytest.approx(12.105263, rel=1e-6)
+    assert efficiency(13.0, 18.0) == pytest.approx(0.722222, rel=1e-6)
+    with pytest.raises(ValueError):
+        theoretical_speedup(720e6, 0)
+    with pytest.raises(ValueError):
+        measured_speedup(0, 1.0)
+
+
+def test_keys_and_resolution_from_results():
+    r = run(V1, "fp32", "480x640", 1, [1.0])
+    assert model_key(r) == V1 and resolution_label(r) == "480x640"
+    r.config.pop("resolution")
+    assert resolution_label(r) == "480x640"  # from the slug
+
+
+def test_speedup_efficiency_and_ci_from_constant_timings():
+    """Constant timings: every bootstrap median is the same, so the interval collapses on the point."""
+    results = [run(ALEX, "fp32", "224x224", 720_000_000, [180.0] * 10, rnd) for rnd in range(2)]
+    results += [run(V1, "fp32", "224x224", 40_000_000, [15.0] * 10, rnd) for rnd in range(2)]
+    rows = compare(results, ALEX, labels={ALEX: "AlexNet", V1: "ShuffleNet 0.5x"})
+    base, row = rows
+    assert base.baseline and base.model == "AlexNet" and base.measured_speedup == 1.0 and base.efficiency == 1.0
+    assert row.model == "ShuffleNet 0.5x" and row.runs == 20 and row.rounds == 2
+    assert row.median_ms == pytest.approx(15.0)
+    assert row.theoretical_speedup == 18.0
+    assert row.measured_speedup == pytest.approx(12.0)
+    assert row.measured_speedup_ci == pytest.approx([12.0, 12.0])
+    assert row.efficiency == pytest.approx(12.0 / 18.0)
+    assert row.efficiency_ci == pytest.approx([12.0 / 18.0] * 2)
+    assert row.gmacs_per_s == pytest.approx(40e6 / 0.015 / 1e9)
+    assert row.to_dict()["round_speedups"] == pytest.approx([12.0, 12.0])
+
+
+def test_ci_brackets_the_point_and_matches_stats():
+    from mobiledeploy.stats import ratio_of_medians_ci
+
+    rng = np.random.default_rng(3)
+    base_ms = list(100 + rng.normal(0, 2, 40))
+    model_ms = list(10 + rng.normal(0, 0.5, 40))
+    rows = compare([run(ALEX, "int8", "224x224", 700, base_ms), run(V1, "int8", "224x224", 70, model_ms)], ALEX)
+    row = rows[1]
+    point, low, high = ratio_of_medians_ci([t * 1000 for t in base_ms], [t * 1000 for t in model_ms])
+    assert row.measured_speedup == pytest.approx(point)
+    assert row.measured_speedup_ci == pytest.approx([low, high])
+    assert low < row.measured_speedup < high and 8 < low and high < 12
+    assert row.efficiency == pytest.approx(point / 10.0)
+
+
+def test_rows_pair_the_baseline_of_the_same_format_and_resolution():
+    results = [
+        run(ALEX, "fp32", "224x224", 100, [10.0, 10.0]), run(ALEX, "int8", "224x224", 100, [5.0, 5.0]),
+        run(ALEX, "fp32", "480x640", 600, [60.0, 60.0]),
+        run(V1, "fp32", "224x224", 10, [2.0, 2.0]), run(V1, "int8", "224x224", 10, [2.5, 2.5]),
+        run(V1, "fp32", "480x640", 60, [6.0, 6.0]),
+    ]
+    rows = {(r.key, r.format, r.resolution): r for r in compare(results, ALEX)}
+    assert rows[(V1, "fp32", "224x224")].measured_speedup == pytest.approx(5.0)
+    assert rows[(V1, "int8", "224x224")].measured_speedup == pytest.approx(2.0)
+    assert rows[(V1, "fp32", "480x640")].measured_speedup == pytest.approx(10.0)
+    order = [(r.resolution, r.format, r.baseline) for r in compare(results, ALEX)]
+    assert order[0] == ("224x224", "fp32", True) and order[-1][0] == "480x640"
+
+
+def test_failures_and_missing_baseline_leave_speedups_empty():
+    results = [run(ALEX, "fp32", "224x224", 100, [1.0], ok=False), run(V1, "fp32", "224x224", 10, [1.0, 1.0])]
+    rows = compare(results, ALEX, failures=[{"key": "mobilenet_v1-alpha1.0", "format": "fp32",
+                                             "resolution": "224x224", "error": "export failed: x"}])
+    by_key = {r.key: r for r in rows}
+    assert by_key[ALEX].status == "failed" and by_key[ALEX].error == "boom"
+    assert by_key[V1].status == "ok" and by_key[V1].measured_speedup is None and by_key[V1].theoretical_speedup is None
+    assert by_key["mobilenet_v1-alpha1.0"].error == "export failed: x"
+
+
+def test_summary_only_results_count_one_value_per_round():
+    r = run(V1, "fp32", "224x224", 1, [1.0])
+    r.timings_us, r.median_ms = None, 4.0
+    assert pooled_timings_us([r]) == [4000.0]
+    a = [run(ALEX, "fp32", "224x224", 1, [10.0], rnd) for rnd in (0, 1)]
+    b = [run(V1, "fp32", "224x224", 1, [t], rnd) for rnd, t in ((0, 2.0), (1, 5.0))]
+    assert round_speedups(a, b) == pytest.approx([5.0, 2.0])
+
+
+def test_paper_columns_from_the_shipped_suite():
+    suite = load_suite("paper-table8")
+    assert suite.baseline == "alexnet" and suite.resolutions == ("224x224", "480x640", "720x1280")
+    alex = suite.model("alexnet")
+    half = suite.model("shufflenet_v1:g=3,scale=0.5")
+    assert alex.paper_ms["224x224"] == 184.0 and half.paper_ms["720x1280"] == 260.1
+    results = [run(ALEX, "fp32", "224x224", 714, [50.0, 50.0]), run(V1, "fp32", "224x224", 38, [5.0, 5.0])]
+    rows = compare(results, ALEX, paper={ALEX: alex, V1: half})
+    row = rows[1]
+    assert row.paper_ms == 15.2
+    assert row.paper_measured_speedup == pytest.approx(184.0 / 15.2)  # the paper's "~13x" at 224
+    assert row.paper_theoretical_speedup == pytest.approx(720 / 38)  # "~18x"
+    assert row.paper_efficiency == pytest.approx((184.0 / 15.2) / (720 / 38))
+    assert isinstance(row, CompareRow) and json.dumps(row.to_dict())
+
+
+GOOD = {"schema_version": 1, "name": "s", "baseline": "alexnet", "resolutions": ["224x224"],
+        "models": [{"ref": "alexnet", "paper": {"macs": 720e6, "ms": {"224x224": 184.0}}}, {"ref": "v1:g=3"}]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schema_version": 2}, "schema_version"),
+    ({"models": []}, "non-empty 'models'"),
+    ({"baseline": "resnet"}, "'baseline' must be one of"),
+    ({"resolutions": ["224"]}, "HxW"),
+    ({"formats": ["fp16"]}, "'formats'"),
+    ({"threads": 0}, "'threads'"),
+    ({"models": [{"ref": "alexnet", "paper": {"ms": {"224x224": -1}}}]}, "positive number"),
+    ({"models": [{"label": "no ref"}]}, "needs a 'ref'"),
+])
+def test_bad_suites_raise_one_line_suite_errors(change, message):
+    with pytest.raises(SuiteError, match=message) as info:
+        parse_suite({**GOOD, **change}, "bad.json")
+    assert "\n" not in str(info.value) and str(info.value).startswith("suite bad.json:")
+    assert parse_suite(GOOD).threads == 1
+
+
+def test_bad_suite_on_the_command_line_exits_2(tmp_path, capsys):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    assert main(["compare", "--suite", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid JSON" in err
+    assert main(["compare", "--suite", "no-such-suite"]) == 2
+    assert "unknown suite 'no-such-suite'" in capsys.readouterr().err
+    assert main(["compare", "--device", "local", "--resolutions", "64x64", "--formats", "fp16"]) == 2
+    assert main(["compare", "--help"]) == 0 and "Example:" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="session")
+def artifacts_root(request: pytest.FixtureRequest) -> Path:
+    """Exports shared by the end-to-end tests, kept in pytest's cache between sessions."""
+    return Path(request.config.cache.mkdir("mobiledeploy-compare-artifacts")).resolve()
+
+
+@pytest.mark.slow
+def test_compare_end_to_end_on_local(artifacts_root, tmp_path, monkeypatch, capsys):
+    """v1 0.25x against MobileNet 0.25 at 64x64 (AlexNet's 6x6 pool only exports near 224)."""
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    monkeypatch.setenv("MOBILEDEPLOY_DB", str(tmp_path / "results.db"))
+    code = main(["compare", "--device", "local", "--models", "v1:g=3,scale=0.25", "--baseline", "mobilenet_v1:alpha=0.25",
+                 "--resolutions", "64x64", "--formats", "fp32", "--rounds", "2", "--runs", "5", "--warmup", "1",
+                 "--json", "--report", str(tmp_path / "report")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    rows = {r["key"]: r for r in data["rows"]}
+    base, row = rows["mobilenet_v1-alpha0.25"], rows["shufflenet_v1-g3-scale0.25"]
+    assert base["baseline"] and base["measured_speedup"] == 1.0
+    for key in ("model", "format", "resolution", "macs", "median_ms", "theoretical_speedup", "measured_speedup",
+                "measured_speedup_ci", "efficiency"):
+        assert row[key] is not None, key
+    assert row["resolution"] == "64x64" and row["format"] == "fp32" and row["runs"] == 10
+    assert row["theoretical_speedup"] == pytest.approx(base["macs"] / row["macs"])
+    assert row["measured_speedup"] == pytest.approx(base["median_ms"] / row["median_ms"])
+    low, high = row["measured_speedup_ci"]
+    assert low <= row["measured_speedup"] <= high
+    assert row["efficiency"] == pytest.approx(row["measured_speedup"] / row["theoretical_speedup"])
+    assert {a["model"] for a in data["attribution"]} == {"v1:g=3,scale=0.25", "mobilenet_v1:alpha=0.25"}
+    report = tmp_path / "report"
+    assert {"compare.html", "compare.md", "latency_vs_macs.png", "speedups.png", "per_layer_gap.png"} <= {
+        p.name for p in report.iterdir()}
+    assert "data:image/png;base64," in (report / "compare.html").read_text()
