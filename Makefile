@@ -23,8 +23,11 @@ adb:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq adb >/dev/null; }
 
+# The main job: cost table, export (ONNX, TFLite fp32 + int8, parity checked), then a local bench.
 demo: setup
 	$(VENV)/bin/mobiledeploy info --arch v1 --g 3
+	$(VENV)/bin/mobiledeploy export --arch v1 --g 3
+	$(VENV)/bin/mobiledeploy bench --device local --arch v1 --g 3
 
 test: setup adb
 	$(PY) -m pytest -q
