@@ -11,7 +11,28 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
-__all__ = ["AlexNet", "alexnet"]
+__all__ = ["AlexNet", "alexnet", "ExportableAdaptiveAvgPool2d"]
+
+
+class ExportableAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """`AdaptiveAvgPool2d` that exports to ONNX at any input size.
+
+    ONNX has no adaptive pooling, so torch refuses to export it unless the output divides the
+    input. Shapes are static at export, so the bins PyTorch would use (start = floor(i*H/o),
+    end = ceil((i+1)*H/o)) are computed in Python and pooled separably with slice + mean +
+    concat, which is exactly the adaptive average. At 224x224 AlexNet's map is already 6x6
+    and the module is the identity, so the paper's cost figures are untouched.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        oh, ow = (self.output_size, self.output_size) if isinstance(self.output_size, int) else self.output_size
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if (h, w) == (oh, ow):
+            return x
+        if h % oh == 0 and w % ow == 0:
+            return nn.functional.avg_pool2d(x, (h // oh, w // ow))
+        x = torch.cat([x[:, :, (i * h) // oh: -((-(i + 1) * h) // oh), :].mean(2, keepdim=True) for i in range(oh)], 2)
+        return torch.cat([x[:, :, :, (j * w) // ow: -((-(j + 1) * w) // ow)].mean(3, keepdim=True) for j in range(ow)], 3)
 
 
 class AlexNet(nn.Module):
@@ -24,7 +45,7 @@ class AlexNet(nn.Module):
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.avgpool = ExportableAdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(256 * 36, 4096), nn.ReLU(inplace=True),
             nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
