@@ -17,12 +17,20 @@ class Declared(NamedTuple):
 
     `tolerance` is the relative error allowed; papers that label a family by a round number
     ("ShuffleNet 0.5x (38 MFLOPs)" for every g) get a wider one than exact table entries.
+    `plus_elementwise` names op types whose outputs the paper's counter adds to its FLOPs
+    (CondenseNet's counts each ReLU output as one op): `comparable_macs` adds them back.
     """
 
     macs: float | None
     params: float | None
     source: str
     tolerance: float = 0.02
+    plus_elementwise: tuple[str, ...] = ()
+
+    def comparable_macs(self, report: Any) -> int:
+        """The figure of a ComplexityReport counted the way the paper counts it."""
+        by_op = report.by_op()
+        return report.macs + sum(by_op.get(op, {}).get("elementwise", 0) for op in self.plus_elementwise)
 
 
 def parse_label(label: str) -> dict[str, Any]:
