@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["nhwc_channel_shuffles"]
+__all__ = ["NCHW_EXIT_SUFFIX", "nhwc_channel_shuffles"]
 
+# Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
+# that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
+NCHW_EXIT_SUFFIX = "/nhwc_shuffle/to_nchw"
 _SHUFFLE_PERM = [0, 2, 1, 3, 4]
 
 
@@ -58,7 +61,8 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
         groups = split[1]
         if split != [n, groups, c // groups, h, w] or groups * (c // groups) != c:
             continue
-        prefix = f"{node.name or node.output[0]}/nhwc_shuffle"
+        base = node.name or node.output[0]
+        prefix = f"{base}/nhwc_shuffle"
         graph.initializer.extend([
             numpy_helper.from_array(np.array([n, h, w, groups, c // groups], dtype=np.int64), f"{prefix}/split_shape"),
             numpy_helper.from_array(np.array([n, h, w, c], dtype=np.int64), f"{prefix}/merge_shape"),
@@ -68,7 +72,7 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
             helper.make_node("Reshape", [f"{prefix}/nhwc", f"{prefix}/split_shape"], [f"{prefix}/split"], name=f"{prefix}/split"),
             helper.make_node("Transpose", [f"{prefix}/split"], [f"{prefix}/swapped"], perm=[0, 1, 2, 4, 3], name=f"{prefix}/swap"),
             helper.make_node("Reshape", [f"{prefix}/swapped", f"{prefix}/merge_shape"], [f"{prefix}/merged"], name=f"{prefix}/merge"),
-            helper.make_node("Transpose", [f"{prefix}/merged"], [back.output[0]], perm=[0, 3, 1, 2], name=f"{prefix}/to_nchw"),
+            helper.make_node("Transpose", [f"{prefix}/merged"], [back.output[0]], perm=[0, 3, 1, 2], name=f"{base}{NCHW_EXIT_SUFFIX}"),
         ]
         dropped |= {id(transpose), id(back)}
         count += 1

@@ -95,6 +95,45 @@ def _log_tail(log_path: Path, lines: int = 1) -> str:
     return " | ".join(text[-lines:])
 
 
+@contextlib.contextmanager
+def depthwise_after_shuffles() -> Iterator[None]:
+    """Make onnx2tf see a depthwise Conv fed by a rewritten channel shuffle as depthwise.
+
+    onnx2tf picks DepthwiseConv2D when `group` equals the last (NHWC channel) dimension of the
+    TF input tensor, checked *before* it transposes an NCHW-shaped input to NHWC. The output of a
+    shuffle's exit Transpose (layout.NCHW_EXIT_SUFFIX) is such an NCHW-shaped tensor, so every
+    ShuffleNet v1 depthwise conv became a grouped CONV_2D (groups = channels): a different
+    kernel from the one the paper times. While this is active, a Conv reading that tensor gets
+    it transposed to NHWC first; the transpose pair cancels in the TFLite graph as before.
+    """
+    import onnx2tf.ops.Conv as conv_op
+    import tensorflow as tf
+
+    from .layout import NCHW_EXIT_SUFFIX
+
+    original = conv_op.make_node
+
+    def make_node(*args: Any, **kwargs: Any) -> Any:
+        node, layers = kwargs.get("graph_node"), kwargs.get("tf_layers_dict")
+        x = node.inputs[0] if node is not None and node.inputs else None
+        producer = x.inputs[0] if x is not None and x.inputs else None
+        entry = layers.get(x.name) if layers is not None and x is not None else None
+        nchw = entry.get("tf_node") if entry else None
+        if producer is None or not str(producer.name).endswith(NCHW_EXIT_SUFFIX) or len(getattr(nchw, "shape", ())) != 4:
+            return original(*args, **kwargs)
+        entry["tf_node"] = tf.transpose(nchw, [0, 2, 3, 1])
+        try:
+            return original(*args, **kwargs)
+        finally:
+            entry["tf_node"] = nchw
+
+    conv_op.make_node = make_node
+    try:
+        yield
+    finally:
+        conv_op.make_node = original
+
+
 def onnx_to_keras(onnx_path: str | Path, workdir: str | Path, sample_data: np.ndarray) -> Any:
     """The NHWC tf_keras model onnx2tf builds from `onnx_path`, built inside `workdir`, offline.
 
@@ -107,7 +146,7 @@ def onnx_to_keras(onnx_path: str | Path, workdir: str | Path, sample_data: np.nd
     np.save(workdir / SAMPLE_DATA_NAME, np.asarray(sample_data, dtype=np.float32))
     log = workdir / "onnx2tf.log"
     try:
-        with working_directory(workdir), captured_output(log):
+        with working_directory(workdir), captured_output(log), depthwise_after_shuffles():
             model = onnx2tf.convert(
                 input_onnx_file_path=str(Path(onnx_path).resolve()),
                 output_folder_path=str(workdir / "tf"),
@@ -132,7 +171,11 @@ def _converter(keras_model: Any) -> Any:
         lambda *inputs: keras_model(inputs),
         input_signature=[tf.TensorSpec(t.shape, t.dtype, t.name) for t in keras_model.inputs],
     )
-    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], keras_model)
+    # The tf.function, not the keras model, is the trackable object: given a keras model, the converter
+    # first writes it out as a SavedModel, and tf_keras serialises every layer config, the constants
+    # onnx2tf folds into them included (AlexNet: 15 minutes of deepcopy and JSON for 244 MB of weights).
+    # With a tf.function it freezes the concrete function directly: same graph, seconds.
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
 
 
 def _convert(converter: Any, path: Path, what: str) -> Path:

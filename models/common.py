@@ -160,3 +160,10 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
         return x * s
+
+
+def count_depthwise_convs(model: nn.Module) -> int:
+    """Convs with one filter per channel (groups = in = out channels): what TFLite should run as
+    DEPTHWISE_CONV_2D, a kernel of its own, not a CONV_2D with that many groups."""
+    return sum(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
+               for m in model.modules())
