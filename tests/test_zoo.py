@@ -235,9 +235,9 @@ TFLITE_SUBSET = [("mobilenet_v2", {"alpha": 0.35}), ("mobilenet_v3_small", {}), 
 @pytest.mark.parametrize("name, config", TFLITE_SUBSET, ids=[n for n, _ in TFLITE_SUBSET])
 def test_tflite_fp32_and_int8_are_builtin_only_with_parity(name, config, tmp_path):
     converters = pytest.importorskip("mobiledeploy.converters")
-    if not hasattr(converters, "export_model"):
-        pytest.skip("mobiledeploy.converters.export_model is not available")
     pytest.importorskip("onnx2tf")
+    from mobiledeploy.models.common import count_depthwise_convs
+    from mobiledeploy.registry import build_model
     res = converters.export_model(name, config, resolution=96, out_dir=tmp_path, formats=("onnx", "fp32", "int8"))
     manifest = res.manifest
     for fmt in ("onnx", "fp32", "int8"):
@@ -245,3 +245,4 @@ def test_tflite_fp32_and_int8_are_builtin_only_with_parity(name, config, tmp_pat
     for fmt in ("fp32", "int8"):
         ops = manifest["artifacts"][fmt]["op_counts"]
         assert not [op for op in ops if op.startswith("CUSTOM") or "FLEX" in op.upper()], ops
+        assert ops.get("DEPTHWISE_CONV_2D", 0) == count_depthwise_convs(build_model(name, **config)), (fmt, ops)
