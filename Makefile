@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test adb lock clean
+.PHONY: setup demo test gate adb lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -31,6 +31,13 @@ demo: setup
 
 test: setup adb
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory gate
+
+# The latency gate on the committed local baseline (exit 1 on a significant slowdown).
+# GATE_REPORT is where the Markdown summary goes (CI: append it to $$GITHUB_STEP_SUMMARY).
+GATE_REPORT ?= $(VENV)/gate.md
+gate: setup
+	$(VENV)/bin/mobiledeploy gate --device local --baseline benchmarks/baselines/local.json --markdown $(GATE_REPORT)
 
 lock: setup
 	{ echo "# Exact versions the project is tested with (pip install -c constraints.txt). Regenerate: make lock"; \

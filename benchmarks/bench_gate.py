@@ -15,7 +15,7 @@ session, `baseline.baseline_from_results` for its samples, `gate.judge` for the 
 The true slowdown of B is printed too: the median over all sessions of B/A (same rounds).
 
 Example: python benchmarks/bench_gate.py --trials 20
-Example: python benchmarks/bench_gate.py --trials 5 --rounds 20 --runs 20 --scenarios aa,ab
+Example: python benchmarks/bench_gate.py --trials 5 --rounds 50 --scenarios aa,ab
 """
 
 from __future__ import annotations
@@ -33,12 +33,13 @@ import numpy as np
 
 from mobiledeploy.baseline import Baseline, baseline_from_results, write_atomic
 from mobiledeploy.bench import BenchOptions, prepare_targets, run_interleaved
+from mobiledeploy.cli.gate_cmd import DEFAULT_OPTIONS
 from mobiledeploy.devices import open_device
 from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
 
-MODEL = "v1:g=3,scale=0.5,resolution=112"
-SLOWER = "v1:g=3,scale=0.5,resolution=112x128"  # 1.107x the mult-adds of MODEL (same height, wider)
-REFERENCE = "mobilenet_v1:alpha=0.25,resolution=112"
+MODEL = "v1:g=3,scale=0.5,resolution=224"
+SLOWER = "v1:g=3,scale=0.5,resolution=224x248"  # 1.127x the mult-adds of MODEL (same height, wider); ~1.1x the latency
+REFERENCE = "mobilenet_v1:alpha=0.25,resolution=224"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -144,9 +145,10 @@ def run_scenario(name: str, device: Any, targets: list, options: BenchOptions, r
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     saved = local_baseline_options()
-    rounds = args.rounds or int(saved.get("rounds", 30))
-    options = BenchOptions(threads=1, runs=args.runs or int(saved.get("runs", 20)),
-                           warmup=args.warmup if args.warmup is not None else int(saved.get("warmup", 3)))
+    saved = {**DEFAULT_OPTIONS, **saved}
+    rounds = args.rounds or int(saved["rounds"])
+    options = BenchOptions(threads=1, runs=args.runs or int(saved["runs"]),
+                           warmup=args.warmup if args.warmup is not None else int(saved["warmup"]))
     policy = GatePolicy(Threshold.parse(args.max_regression), args.confidence).validate()
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
 

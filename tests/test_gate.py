@@ -311,3 +311,17 @@ def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     assert main(["gate", "--baseline", str(base), "--rounds", "6", "--json"]) == 1
     assert calls == {"device": "local", "names": [MODEL, OTHER, REF], "rounds": 6, "runs": 20}
+
+
+def test_default_rounds_are_many_and_short_locally_fewer_and_longer_on_a_phone(files):
+    """Without a baseline's own options: 150 rounds of 5 runs on the host (short rounds keep model and
+    reference in the same machine state), 20 of 30 over adb (each round is a new runner process)."""
+    from mobiledeploy.cli.gate_cmd import _bench_options
+
+    local, phone = _bench_options(None, "local"), _bench_options(None, "adb:emulator-5554")
+    assert (local["rounds"], local["runs"]) == (150, 5)
+    assert (phone["rounds"], phone["runs"]) == (20, 30)
+    assert local["rounds"] * local["runs"] >= 600 and phone["rounds"] * phone["runs"] >= 600
+    base = load_baseline(files[0])
+    kept = _bench_options(base, "adb:emulator-5554", rounds=None, runs=7)
+    assert (kept["rounds"], kept["runs"]) == (base.bench_options["rounds"], 7)  # the baseline's, then the flags

@@ -61,7 +61,7 @@ def bench_cmd(
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
                                  op_profiling=op_profiling).validate()
     fmts = parse_formats(formats)
-    with _progress() as progress:
+    with progress_on_stderr() as progress:
         if model is not None:
             targets = prepare_targets([model], fmts, resolution, progress)
         else:
@@ -98,7 +98,7 @@ def _failure_lines(report: Any) -> list[str]:
     return list(lines)
 
 
-class _progress:
+class progress_on_stderr:
     """Progress on stderr (rich), silent when stderr is not a terminal."""
 
     def __enter__(self) -> Any:
@@ -119,12 +119,12 @@ class _progress:
         self._progress.__exit__(*exc)
 
 
-def wide_console() -> Any:
+def stdout_console() -> Any:
     """stdout console; when piped, wide enough that tables are not folded into 80 columns."""
     from rich.console import Console
 
     console = Console(emoji=False, highlight=False)
-    return console if console.is_terminal else Console(width=200, emoji=False, highlight=False)
+    return console if console.is_terminal else Console(width=220, emoji=False, highlight=False)
 
 
 def _num(value: float | None) -> str:
@@ -142,7 +142,7 @@ def print_results(results: list[Any], db_path: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = wide_console()
+    console = stdout_console()
     multi_round = len({r.config.get("round", 0) for r in results}) > 1
     table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)

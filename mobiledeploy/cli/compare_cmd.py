@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import Json, app, print_json
+from .bench_cmd import progress_on_stderr, stdout_console  # noqa: F401  (guidelines, profile import them from here)
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
 AdbServerOpt = Annotated[Optional[str], typer.Option(
@@ -25,35 +26,6 @@ CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest c
 BinaryOpt = Annotated[Optional[str], typer.Option(
     "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL).")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML + Markdown report with plots to DIR.")]
-
-
-class progress_on_stderr:
-    """Progress on stderr (rich), silent when stderr is not a terminal."""
-
-    def __enter__(self) -> Any:
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        console = Console(stderr=True)
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=console, transient=True, disable=not console.is_terminal)
-        self._progress.__enter__()
-        self._task = self._progress.add_task("starting", total=None)
-        return self.update
-
-    def update(self, message: str) -> None:
-        self._progress.update(self._task, description=message)
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
-
-
-def stdout_console() -> Any:
-    """stdout console; when piped, wide enough that tables are not folded into 80 columns."""
-    from rich.console import Console
-
-    console = Console(emoji=False, highlight=False)
-    return console if console.is_terminal else Console(width=220, emoji=False, highlight=False)
 
 
 def split_refs(values: list[str] | None) -> list[str]:

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from ..baseline import Baseline
     from ..gate import GatePolicy, Verdict
 
-DEFAULT_OPTIONS = {"threads": 1, "runs": 30, "warmup": 5, "cpu_mask": "auto", "rounds": 10}
+# Many short rounds: on shared machines latency jumps between states (±30% here) that last ~0.1-1 s,
+# so a round must be short for model and reference to land in the same state; the ratio of the two
+# then cancels it. Measured on the 2-core CI host: 150 rounds of 5 runs give a ±3% 99% interval on a
+# 3 ms model, where 20 rounds of 30 give ±10%. On a phone every round is a new benchmark_model process
+# (init, warm-up), so rounds are fewer and longer there.
+DEFAULT_OPTIONS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "rounds": 150}
+DEVICE_DEFAULT_OPTIONS = {"adb": {"runs": 30, "warmup": 5, "rounds": 20}}
 PathOpt = Optional[str]
 
 
@@ -32,9 +38,9 @@ def gate_cmd(
         "--update-baseline", help="Measure, then (re)write the baseline atomically with these samples; exit 0.")] = False,
     results: Annotated[Optional[list[str]], typer.Option(
         "--results", help="Judge these result files (bench --json, results --json, a gate --out file) instead of running (repeatable).")] = None,
-    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds (default: the baseline's, else 10).")] = None,
-    runs: Annotated[Optional[int], typer.Option("--runs", help="Timed runs per model per round (default: the baseline's, else 30).")] = None,
-    warmup: Annotated[Optional[int], typer.Option("--warmup", help="Untimed runs per round (default: the baseline's, else 5).")] = None,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds (default: the baseline's, else 150 local / 20 adb).")] = None,
+    runs: Annotated[Optional[int], typer.Option("--runs", help="Timed runs per model per round (default: the baseline's, else 5 local / 30 adb).")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", help="Untimed runs per round (default: the baseline's, else 1 local / 5 adb).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the baseline's, else 1).")] = None,
     models: Annotated[Optional[list[str]], typer.Option(
         "--model", "-m", help="With --update-baseline: a model ref to gate, e.g. 'v1:g=3,scale=0.5,resolution=112' (repeatable).")] = None,
@@ -83,9 +89,10 @@ def gate_cmd(
         _copy_refs(old, candidate)
         candidate.reference = _reference_name(old, reference, candidate) if normalise else None
     else:
-        options = _bench_options(old, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
+        where = device or (old.device if old else "local")
+        options = _bench_options(old, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
         plan = _plan(old, models, formats, resolution, reference if update_baseline else None, normalise)
-        candidate = _measure(device or (old.device if old else "local"), plan, options, db, adb_server)
+        candidate = _measure(where, plan, options, db, adb_server)
 
     verdict = None
     if old is not None:
@@ -120,9 +127,10 @@ def _copy_refs(old: "Baseline | None", candidate: "Baseline") -> None:
 
 # --- what to run -----------------------------------------------------------------------------------
 
-def _bench_options(old: "Baseline | None", **given: int | None) -> dict[str, Any]:
+def _bench_options(old: "Baseline | None", device: str, **given: int | None) -> dict[str, Any]:
     """The baseline's bench options (measure the candidate the same way), overridden by the flags given."""
-    options = {**DEFAULT_OPTIONS, **{k: v for k, v in (old.bench_options if old else {}).items() if k in DEFAULT_OPTIONS}}
+    defaults = {**DEFAULT_OPTIONS, **DEVICE_DEFAULT_OPTIONS.get(device.split(":", 1)[0], {})}
+    options = {**defaults, **{k: v for k, v in (old.bench_options if old else {}).items() if k in DEFAULT_OPTIONS}}
     options.update({k: v for k, v in given.items() if v is not None})
     return options
 

@@ -45,9 +45,9 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .bench_cmd import _num, wide_console
+    from .bench_cmd import _num, stdout_console
 
-    console = wide_console()
+    console = stdout_console()
     table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("id", "started (UTC)", "model", "format", "device", "thr", "", "median", "mean", "init", "error"):
         table.add_column(col, overflow="fold")
