@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NCHW_EXIT_SUFFIX", "nhwc_channel_shuffles"]
+__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_zero_padding", "nhwc_channel_shuffles"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
@@ -85,4 +85,81 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
         kept = [i for i in graph.initializer if i.name in used]
         del graph.initializer[:]
         graph.initializer.extend(kept)
+    return model, count
+
+
+_NON_NEGATIVE_OPS = {"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Abs"}
+_PRESERVES_SIGN_OPS = {"Concat", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
+                       "Transpose", "Flatten", "Identity", "Split", "Slice", "Squeeze", "Unsqueeze"}
+
+
+def maxpool_zero_padding(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` where each padded (or ceil-mode) MaxPool over a provably non-negative
+    input pads explicitly with zeros, and how many were rewritten.
+
+    ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
+    sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
+    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0 stems).
+    After a ReLU every value is >= 0 and every window holds at least one real element, so padding
+    with 0 gives the same maxima and a range calibration can use.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.shape_inference.infer_shapes(model)
+    graph = model.graph
+    shapes = {
+        v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
+        for v in [*graph.value_info, *graph.input, *graph.output]
+    }
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    memo: dict[str, bool] = {}
+
+    def non_negative(name: str, depth: int = 0) -> bool:
+        if name in memo:
+            return memo[name]
+        node = producers.get(name)
+        result = False
+        if node is not None and depth < 64:
+            if node.op_type in _NON_NEGATIVE_OPS:
+                result = True
+            elif node.op_type == "Clip":
+                low = constants.get(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+                result = low is not None and float(low) >= 0.0
+            elif node.op_type in _PRESERVES_SIGN_OPS:
+                data = [node.input[0]] if node.op_type != "Concat" else list(node.input)
+                result = all(non_negative(i, depth + 1) for i in data)
+        memo[name] = result
+        return result
+
+    count = 0
+    nodes: list[Any] = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        src, dst = shapes.get(node.input[0], []) if node.input else [], shapes.get(node.output[0], [])
+        pads = list(attrs.get("pads", []))
+        if (node.op_type != "MaxPool" or len(src) != 4 or len(dst) != 4 or min(src + dst) < 1
+                or not (any(pads) or attrs.get("ceil_mode", 0)) or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or not non_negative(node.input[0])):
+            nodes.append(node)
+            continue
+        kernel, strides = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
+        begin, end = (pads[:2], pads[2:]) if pads else ([0, 0], [0, 0])
+        # Ceil mode: pad the end so that floor mode gives the same output size.
+        end = [max(e, (o - 1) * s + k - (n + b)) for e, o, s, k, n, b in zip(end, dst[2:], strides, kernel, src[2:], begin)]
+        prefix = f"{node.name or node.output[0]}/zero_pad"
+        graph.initializer.append(numpy_helper.from_array(
+            np.array([0, 0, *begin, 0, 0, *end], dtype=np.int64), f"{prefix}/pads"))
+        graph.initializer.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), f"{prefix}/value"))
+        nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads", f"{prefix}/value"], [f"{prefix}/out"],
+                                      mode="constant", name=prefix))
+        nodes.append(helper.make_node("MaxPool", [f"{prefix}/out"], list(node.output), name=node.name,
+                                      kernel_shape=kernel, strides=strides))
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.value_info[:]
     return model, count

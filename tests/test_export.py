@@ -708,3 +708,38 @@ def test_cli_json_prints_one_object(exports, tmp_path):
     assert payload["manifest"]["artifacts"]["int8"]["sha256"] == exp.result.manifest["artifacts"]["int8"]["sha256"]
     assert "Traceback" not in proc.stderr
     assert _snapshot(exp.result.path) == before
+
+
+# --- 10. ONNX rewrites before onnx2tf -------------------------------------------------------------------
+
+@pytest.mark.parametrize("ceil_mode, relu", [(False, True), (True, True), (False, False)],
+                         ids=["padded_after_relu", "ceil_mode_after_relu", "padded_signed_input_kept"])
+def test_max_pool_padding_becomes_zeros_only_over_non_negative_inputs(tmp_path, ceil_mode, relu):
+    """-inf padding (PADV2 with -FLT_MAX after onnx2tf) ruins int8 calibration; zeros are exact after a ReLU."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from mobiledeploy.converters.layout import maxpool_zero_padding
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Conv2d(3, 8, 3, padding=1)] + ([torch.nn.ReLU()] if relu else [])
+    layers.append(torch.nn.MaxPool2d(3, stride=2, padding=0 if ceil_mode else 1, ceil_mode=ceil_mode))
+    model = torch.nn.Sequential(*layers).eval()
+    path = tmp_path / "pool.onnx"
+    x = torch.randn(1, 3, 22, 22)
+    torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["out"])
+    rewritten, count = maxpool_zero_padding(onnx.load(str(path)))
+    ops = [n.op_type for n in rewritten.graph.node]
+    if not relu:
+        assert count == 0 and "Pad" not in ops
+        return
+    assert count == 1 and ops.count("Pad") == 1
+    pool = next(n for n in rewritten.graph.node if n.op_type == "MaxPool")
+    assert all(a.name not in ("pads", "ceil_mode") for a in pool.attribute)
+    onnx.checker.check_model(rewritten)
+    got = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

@@ -228,7 +228,9 @@ def test_onnx_export_matches_torch(name, tmp_path):
 
 # --- TFLite, a representative subset (through the export pipeline) ----------------------------------
 
-TFLITE_SUBSET = [("mobilenet_v2", {"alpha": 0.35}), ("mobilenet_v3_small", {}), ("squeezenet1_1", {})]
+# ReLU6 + residuals; hard-swish + SE; fire concat; ceil-mode max pools; channel split + shuffle + padded max pool.
+TFLITE_SUBSET = [("mobilenet_v2", {"alpha": 0.35}), ("mobilenet_v3_small", {}), ("squeezenet1_1", {}),
+                 ("squeezenet1_0", {}), ("shufflenet_v2", {"scale": 0.5})]
 
 
 @pytest.mark.slow
