@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_zero_padding", "nhwc_channel_shuffles"]
+__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
@@ -93,15 +93,18 @@ _PRESERVES_SIGN_OPS = {"Concat", "MaxPool", "AveragePool", "GlobalAveragePool", 
                        "Transpose", "Flatten", "Identity", "Split", "Slice", "Squeeze", "Unsqueeze"}
 
 
-def maxpool_zero_padding(model: Any) -> tuple[Any, int]:
-    """Return a copy of `model` where each padded (or ceil-mode) MaxPool over a provably non-negative
-    input pads explicitly with zeros, and how many were rewritten.
+def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` where each padded (or ceil-mode) MaxPool pads explicitly with real
+    values, and how many were rewritten.
 
     ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
     sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
-    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0 stems).
-    After a ReLU every value is >= 0 and every window holds at least one real element, so padding
-    with 0 gives the same maxima and a range calibration can use.
+    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0
+    stems) or aborts the process (Xception). Every window holds at least one real element, so
+    - over a provably non-negative input (after a ReLU) zero padding gives the same maxima, as one
+      PAD that XNNPACK runs;
+    - over any other input edge padding (copies of the border, which every window touching the
+      padding also contains) gives the same maxima; onnx2tf lowers it to MIRROR_PAD ops.
     """
     import numpy as np
     import onnx
@@ -142,19 +145,23 @@ def maxpool_zero_padding(model: Any) -> tuple[Any, int]:
         pads = list(attrs.get("pads", []))
         if (node.op_type != "MaxPool" or len(src) != 4 or len(dst) != 4 or min(src + dst) < 1
                 or not (any(pads) or attrs.get("ceil_mode", 0)) or any(d != 1 for d in attrs.get("dilations", [1, 1]))
-                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or not non_negative(node.input[0])):
+                or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
             nodes.append(node)
             continue
         kernel, strides = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
         begin, end = (pads[:2], pads[2:]) if pads else ([0, 0], [0, 0])
         # Ceil mode: pad the end so that floor mode gives the same output size.
         end = [max(e, (o - 1) * s + k - (n + b)) for e, o, s, k, n, b in zip(end, dst[2:], strides, kernel, src[2:], begin)]
-        prefix = f"{node.name or node.output[0]}/zero_pad"
+        zeros = non_negative(node.input[0])
+        prefix = f"{node.name or node.output[0]}/{'zero' if zeros else 'edge'}_pad"
         graph.initializer.append(numpy_helper.from_array(
             np.array([0, 0, *begin, 0, 0, *end], dtype=np.int64), f"{prefix}/pads"))
-        graph.initializer.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), f"{prefix}/value"))
-        nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads", f"{prefix}/value"], [f"{prefix}/out"],
-                                      mode="constant", name=prefix))
+        if zeros:
+            graph.initializer.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), f"{prefix}/value"))
+            nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads", f"{prefix}/value"], [f"{prefix}/out"],
+                                          mode="constant", name=prefix))
+        else:
+            nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads"], [f"{prefix}/out"], mode="edge", name=prefix))
         nodes.append(helper.make_node("MaxPool", [f"{prefix}/out"], list(node.output), name=node.name,
                                       kernel_shape=kernel, strides=strides))
         count += 1

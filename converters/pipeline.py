@@ -44,7 +44,7 @@ STAGES = {
     "manifest": "manifest",
 }
 DEFAULT_OUT = Path("artifacts")
-PIPELINE_REVISION = 3  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: zero-padded max pools)
+PIPELINE_REVISION = 3  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools padded with real values)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -227,7 +227,7 @@ def _tflite_stages(
     import onnx
 
     from .calibration import synthetic_images
-    from .layout import maxpool_zero_padding, nhwc_channel_shuffles
+    from .layout import maxpool_explicit_padding, nhwc_channel_shuffles
     from .parity import error_stats, int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
 
@@ -239,7 +239,7 @@ def _tflite_stages(
     try:
         with stage("tf_graph"):
             prepared, shuffles = nhwc_channel_shuffles(onnx.load(str(onnx_path)))
-            prepared, _ = maxpool_zero_padding(prepared)
+            prepared, _ = maxpool_explicit_padding(prepared)
             onnx.save(prepared, str(work / "model_nhwc.onnx"))
             keras_model = onnx_to_keras(work / "model_nhwc.onnx", work, synthetic_images(20, (128, 128), SAMPLE_DATA_SEED))
         with stage("fp32"):

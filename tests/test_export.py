@@ -712,29 +712,29 @@ def test_cli_json_prints_one_object(exports, tmp_path):
 
 # --- 10. ONNX rewrites before onnx2tf -------------------------------------------------------------------
 
-@pytest.mark.parametrize("ceil_mode, relu", [(False, True), (True, True), (False, False)],
-                         ids=["padded_after_relu", "ceil_mode_after_relu", "padded_signed_input_kept"])
-def test_max_pool_padding_becomes_zeros_only_over_non_negative_inputs(tmp_path, ceil_mode, relu):
-    """-inf padding (PADV2 with -FLT_MAX after onnx2tf) ruins int8 calibration; zeros are exact after a ReLU."""
+@pytest.mark.parametrize("ceil_mode, relu", [(False, True), (True, True), (False, False), (True, False)],
+                         ids=["padded_after_relu", "ceil_mode_after_relu", "padded_signed", "ceil_mode_signed"])
+def test_max_pool_padding_becomes_real_values(tmp_path, ceil_mode, relu):
+    """-inf padding (PADV2 with -FLT_MAX after onnx2tf) ruins int8 calibration: zeros after a ReLU,
+    edge copies otherwise, and the same maxima either way."""
     import onnx
     import onnxruntime as ort
     import torch
 
-    from mobiledeploy.converters.layout import maxpool_zero_padding
+    from mobiledeploy.converters.layout import maxpool_explicit_padding
 
     torch.manual_seed(0)
     layers = [torch.nn.Conv2d(3, 8, 3, padding=1)] + ([torch.nn.ReLU()] if relu else [])
     layers.append(torch.nn.MaxPool2d(3, stride=2, padding=0 if ceil_mode else 1, ceil_mode=ceil_mode))
     model = torch.nn.Sequential(*layers).eval()
     path = tmp_path / "pool.onnx"
-    x = torch.randn(1, 3, 22, 22)
+    x = torch.randn(1, 3, 22, 22) - 2.0  # mostly negative: -inf vs 0 padding would differ
     torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["out"])
-    rewritten, count = maxpool_zero_padding(onnx.load(str(path)))
-    ops = [n.op_type for n in rewritten.graph.node]
-    if not relu:
-        assert count == 0 and "Pad" not in ops
-        return
-    assert count == 1 and ops.count("Pad") == 1
+    rewritten, count = maxpool_explicit_padding(onnx.load(str(path)))
+    pads = [n for n in rewritten.graph.node if n.op_type == "Pad"]
+    assert count == 1 and len(pads) == 1
+    mode = next(a.s.decode() for a in pads[0].attribute if a.name == "mode")
+    assert mode == ("constant" if relu else "edge")
     pool = next(n for n in rewritten.graph.node if n.op_type == "MaxPool")
     assert all(a.name not in ("pads", "ceil_mode") for a in pool.attribute)
     onnx.checker.check_model(rewritten)
