@@ -19,18 +19,25 @@ NCHW_EXIT_SUFFIX = "/nhwc_shuffle/to_nchw"
 _SHUFFLE_PERM = [0, 2, 1, 3, 4]
 
 
-def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
-    """Return a copy of the ONNX `model` with every channel shuffle in NHWC form, and how many."""
-    import numpy as np
+def _with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
+    """A shape-inferred copy of `model` and every tensor's shape (-1 where unknown) by name."""
     import onnx
-    from onnx import helper, numpy_helper
 
     model = onnx.shape_inference.infer_shapes(model)
     graph = model.graph
-    shapes = {
+    return model, {
         v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
         for v in [*graph.value_info, *graph.input, *graph.output]
     }
+
+
+def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
+    """Return a copy of the ONNX `model` with every channel shuffle in NHWC form, and how many."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = _with_shapes(model)
+    graph = model.graph
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -107,15 +114,10 @@ def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
       padding also contains) gives the same maxima; onnx2tf lowers it to MIRROR_PAD ops.
     """
     import numpy as np
-    import onnx
     from onnx import helper, numpy_helper
 
-    model = onnx.shape_inference.infer_shapes(model)
+    model, shapes = _with_shapes(model)
     graph = model.graph
-    shapes = {
-        v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
-        for v in [*graph.value_info, *graph.input, *graph.output]
-    }
     producers = {out: node for node in graph.node for out in node.output}
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     memo: dict[str, bool] = {}
