@@ -43,7 +43,7 @@ def gate_cmd(
     warmup: Annotated[Optional[int], typer.Option("--warmup", help="Untimed runs per round (default: the baseline's, else 1 local / 5 adb).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the baseline's, else 1).")] = None,
     models: Annotated[Optional[list[str]], typer.Option(
-        "--model", "-m", help="With --update-baseline: a model ref to gate, e.g. 'v1:g=3,scale=0.5,resolution=112' (repeatable).")] = None,
+        "--model", "-m", help="With --update-baseline: a model ref to gate, e.g. 'v1:g=3,scale=0.5,resolution=224' (repeatable).")] = None,
     formats: Annotated[str, typer.Option("--formats", help="With --model: artifacts to gate, e.g. fp32,int8.")] = "fp32",
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="With --model: input size when a ref has none.")] = "224",
     min_rounds: Annotated[int, typer.Option("--min-rounds", help="Fewer rounds on either side: judge pooled runs, or exit 2.")] = 3,
@@ -60,7 +60,7 @@ def gate_cmd(
     Exit 0: no model is significantly slower than --max-regression; 1: a regression (which model, how much, its interval); 2: cannot judge (error, failed runs, too few samples). A model fails only when the whole interval of its latency ratio, normalised by the reference timed in the same rounds, lies above 1 + max-regression.
 
     Example: mobiledeploy gate --device local --baseline benchmarks/baselines/local.json --junit gate.xml --markdown gate.md
-    Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=112' --reference 'mobilenet_v1:alpha=0.25,resolution=112'
+    Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=224' --reference 'mobilenet_v1:alpha=0.25,resolution=224' --formats fp32,int8
     Example: mobiledeploy gate --baseline b.json --results candidate.json --max-regression 0.05
     """
     from dataclasses import replace
