@@ -18,7 +18,6 @@ where it has one; `both` runs the default config and the small one.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 import tempfile
@@ -49,7 +48,7 @@ def small_config(name: str) -> dict[str, Any] | None:
 
 def select(models: str | None, widths: str) -> list[tuple[str, dict[str, Any]]]:
     """(name, config) entries in order, without duplicates."""
-    from mobiledeploy.registry import canonical_name, get_spec, parse_model_ref
+    from mobiledeploy.registry import canonical_name, list_models, parse_model_ref
 
     zoo = classifiers()
     entries: list[tuple[str, dict[str, Any]]] = []
@@ -59,7 +58,7 @@ def select(models: str | None, widths: str) -> list[tuple[str, dict[str, Any]]]:
             name, config = parse_model_ref(item)
             entries.append((name, config))
             continue
-        matched = [n for n in zoo if fnmatch.fnmatch(n, item) or any(fnmatch.fnmatch(a, item) for a in get_spec(n).aliases)]
+        matched = [n for n in list_models(item) if n in zoo]
         if not matched and not any(ch in item for ch in "*?["):
             matched = [canonical_name(item)]
         if not matched:

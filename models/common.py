@@ -163,7 +163,7 @@ class SqueezeExcite(nn.Module):
 
 
 def count_depthwise_convs(model: nn.Module) -> int:
-    """Convs with one filter per channel (groups = in = out channels): what TFLite should run as
-    DEPTHWISE_CONV_2D, a kernel of its own, not a CONV_2D with that many groups."""
-    return sum(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels == m.out_channels
-               for m in model.modules())
+    """Convs with one input channel per group (groups = in channels, any channel multiplier), the
+    analysis' `conv2d_dw` and onnx2tf's test alike: what TFLite should run as DEPTHWISE_CONV_2D, a
+    kernel of its own, not a CONV_2D with that many groups."""
+    return sum(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
