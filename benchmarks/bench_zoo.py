@@ -48,7 +48,8 @@ def small_config(name: str) -> dict[str, Any] | None:
 
 def select(models: str | None, widths: str) -> list[tuple[str, dict[str, Any]]]:
     """(name, config) entries in order, without duplicates."""
-    from mobiledeploy.registry import canonical_name, list_models, parse_model_ref
+    from mobiledeploy.errors import ConfigError
+    from mobiledeploy.registry import canonical_name, get_spec, list_models, parse_model_ref
 
     zoo = classifiers()
     entries: list[tuple[str, dict[str, Any]]] = []
@@ -56,13 +57,14 @@ def select(models: str | None, widths: str) -> list[tuple[str, dict[str, Any]]]:
     for item in filter(None, (s.strip() for s in (models or "*").split(","))):
         if ":" in item:  # an explicit ref keeps its config
             name, config = parse_model_ref(item)
+            get_spec(name).resolve(config)  # an invalid config is a usage error, before any export
             entries.append((name, config))
             continue
         matched = [n for n in list_models(item) if n in zoo]
         if not matched and not any(ch in item for ch in "*?["):
             matched = [canonical_name(item)]
         if not matched:
-            raise SystemExit(f"--models: {item!r} matches no classifier")
+            raise ConfigError(f"{item!r} matches no classifier")
         names.extend(n for n in matched if n not in names)
     for name in names:
         small = small_config(name)
@@ -182,7 +184,8 @@ def print_table(rows: list[dict[str, Any]], resolution: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="Example: python benchmarks/bench_zoo.py --models 'mobilenet*,xception:scale=0.5' --json")
     parser.add_argument("--resolution", type=int, default=96)
     parser.add_argument("--models", help="comma list of patterns or refs (name:key=value,...); default: every classifier")
     parser.add_argument("--widths", choices=("default", "small", "both"), default="default",
@@ -193,7 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     args = parser.parse_args(argv)
 
-    entries = select(args.models, args.widths)
+    from mobiledeploy.errors import ConfigError
+
+    try:
+        entries = select(args.models, args.widths)
+    except ConfigError as exc:
+        parser.exit(2, f"bench_zoo: --models: {exc}\n")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-zoo-") as tmp:
         out = args.out or Path(tmp)
