@@ -4,6 +4,11 @@ Times the artifact ten times through the harness (`LocalDevice.run`, exactly wha
 `mobiledeploy bench --device local` does: new interpreter, warm-up, per-run perf_counter_ns)
 and prints the spread of the ten medians (CV, target <= 3%).
 
+That spread is the harness's and the machine's together. Each repetition also times a bare
+interpreter loop right before or after the harness run, so the script separates them: the CV of
+the bare loops is the machine's drift alone, and the CV of (harness median / bare loop beside it)
+is what the harness itself adds. It also counts the repetitions `mobiledeploy.stability` flagged.
+
 Harness overhead (target <= 5%) against a bare interpreter loop in the same process (one clock
 reading around N invokes, nothing else), two ways:
 - paired blocks on one interpreter: the harness's own timed loop (`_timed_loop`, per-run clock
@@ -84,6 +89,10 @@ def paired_overhead(model: Path, threads: int, pairs: int, block: int) -> dict[s
             "loop_overhead": statistics.median(wall) - 1}
 
 
+def cv(values: list[float]) -> float:
+    return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else 0.0
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from mobiledeploy.bench import BenchOptions, prepare_targets
     from mobiledeploy.devices.local import LocalDevice
@@ -102,21 +111,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 result = device.run(target, options)
                 if not result.ok:
                     raise SystemExit(f"harness run failed: {result.error}")
-                rep.update(median_ms=result.median_ms, mean_ms=result.mean_ms, cv_runs=result.cv)
+                rep.update(median_ms=result.median_ms, mean_ms=result.mean_ms, cv_runs=result.cv,
+                           cpu_share=result.config.get("cpu_share"), warnings=[w.code for w in result.warnings])
         rep["overhead"] = rep["mean_ms"] / rep["bare_mean_ms"] - 1
         reps.append(rep)
         print(f"rep {i + 1:2d}/{args.repeats}: harness median {rep['median_ms']:.3f} ms, mean {rep['mean_ms']:.3f} ms "
               f"(CV of runs {rep['cv_runs']:.1%}); bare loop mean {rep['bare_mean_ms']:.3f} ms; "
-              f"overhead {rep['overhead']:+.2%}", file=sys.stderr)
+              f"overhead {rep['overhead']:+.2%}" + (f"; warnings: {','.join(rep['warnings'])}" if rep["warnings"] else ""),
+              file=sys.stderr)
     paired = paired_overhead(Path(target.artifact), args.threads, args.pairs, 25)
     medians = [r["median_ms"] for r in reps]
     harness_mean = statistics.fmean(r["mean_ms"] for r in reps)
     bare_mean = statistics.fmean(r["bare_mean_ms"] for r in reps)
+    normalised = [r["median_ms"] / r["bare_mean_ms"] for r in reps]
     return {
+        "cv_of_bare_means": cv([r["bare_mean_ms"] for r in reps]),
+        "cv_of_normalised_medians": cv(normalised),
+        "reps_with_warnings": sum(1 for r in reps if r["warnings"]),
         "model": target.name, "format": target.format, "artifact": str(target.artifact), "threads": args.threads,
         "runs": args.runs, "warmup": args.warmup, "repeats": args.repeats, "reps": reps,
         "median_of_medians_ms": statistics.median(medians),
-        "cv_of_medians": statistics.stdev(medians) / statistics.fmean(medians) if len(medians) > 1 else 0.0,
+        "cv_of_medians": cv(medians),
         "overhead_of_means": harness_mean / bare_mean - 1,
         "overhead_median_of_reps": statistics.median(r["overhead"] for r in reps),
         "paired": paired, "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
@@ -146,6 +161,10 @@ def main() -> int:
           f"(load average {out['load_average']:.2f} on {out['cpus']} CPUs)")
     print(f"  median of the {out['repeats']} medians   {out['median_of_medians_ms']:.3f} ms")
     print(f"  CV of the medians        {out['cv_of_medians']:.2%}  (target <= {TARGET_CV:.0%}: {'met' if cv_ok else 'MISSED'})")
+    print(f"    the machine alone      {out['cv_of_bare_means']:.2%}  (CV of the bare loops timed beside them)")
+    print(f"    the harness alone      {out['cv_of_normalised_medians']:.2%}  (CV of median / bare loop beside it)")
+    print(f"    flagged unstable       {out['reps_with_warnings']} of {out['repeats']} repetitions "
+          "(mobiledeploy.stability: high_cv, drift, preempted, heated)")
     print(f"  harness overhead, paired {paired['reported_bias']:+.2%} reported latency, {paired['loop_overhead']:+.2%} "
           f"loop wall time ({paired['pairs']} pairs of {paired['block_runs']} runs; target <= {TARGET_OVERHEAD:.0%}: "
           f"{'met' if overhead_ok else 'MISSED'})")

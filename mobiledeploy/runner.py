@@ -98,9 +98,17 @@ class RunResult:
         self.status, self.error = "failed", error
         return self
 
+    @property
+    def warnings(self) -> list[Any]:
+        """Reasons not to trust this run's figures (`mobiledeploy.stability`); empty for a quiet run."""
+        from .stability import assess
+
+        return assess(self)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["gmacs_per_s"] = self.gmacs_per_s
+        out["warnings"] = [w.to_dict() for w in self.warnings]
         return out
 
     @classmethod

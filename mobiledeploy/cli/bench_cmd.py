@@ -137,6 +137,20 @@ def _num(value: float | None) -> str:
     return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.4f}"
 
 
+def print_warnings(console: Any, results: list[Any], multi_round: bool = False) -> None:
+    """One line per stability warning (`mobiledeploy.stability`), then what to do about them."""
+    from rich.markup import escape
+
+    lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.format)}"
+             + (f" (round {r.config.get('round', 0)})" if multi_round else "") + f": {escape(w.message)}"
+             for r in results for w in r.warnings]
+    for line in lines:
+        console.print(line)
+    if lines:
+        console.print("[dim]re-run on a quiet machine, or compare models with --rounds (interleaved) / "
+                      "`mobiledeploy compare`, which cancel slow drift[/]")
+
+
 def print_results(results: list[Any], db_path: str) -> None:
     from rich import box
     from rich.markup import escape
@@ -161,6 +175,7 @@ def print_results(results: list[Any], db_path: str) -> None:
             _num(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
             "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}")
     console.print(table)
+    print_warnings(console, results, multi_round)
     if any(r.ok and r.p90_ms is None for r in results):
         console.print("[dim]p90 needs per-run times, which benchmark_model does not print (its p95 is in --json "
                       "and the store).[/]")

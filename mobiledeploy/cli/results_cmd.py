@@ -49,12 +49,16 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
 
     console = stdout_console()
     table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("id", "started (UTC)", "model", "format", "device", "thr", "", "median", "mean", "init", "error"):
+    for col in ("id", "started (UTC)", "model", "format", "device", "thr", "", "median", "mean", "init", "warnings",
+                "error"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
                       escape(r["format"]), escape(r["device"]), str(r["threads"]),
                       "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]", _num(r["median_ms"]),
-                      _num(r["mean_ms"]), _num(r["init_ms"]), escape(r["error"] or ""))
+                      _num(r["mean_ms"]), _num(r["init_ms"]),
+                      "[yellow]" + escape(",".join(w["code"] for w in r.get("warnings") or [])) + "[/]",
+                      escape(r["error"] or ""))
     console.print(table)
-    console.print("[dim]times in ms; --json for everything (per-run timings, device facts, versions, commit)[/]")
+    console.print("[dim]times in ms; warnings: reasons not to trust a run (high_cv, drift, preempted, heated); "
+                  "--json for everything (per-run timings, device facts, versions, commit, warning messages)[/]")

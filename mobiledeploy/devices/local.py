@@ -62,7 +62,8 @@ class LocalDevice(Device):
         result.warmup_ms = timing["warmup_avg_us"] / 1000.0 if timing["warmup_avg_us"] is not None else None
         result.memory_delta_mb = timing["memory_delta_mb"]
         result.config.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
-                             cpus=timing["cpus"], input_dtypes=timing["input_dtypes"])
+                             cpus=timing["cpus"], cpu_share=round(timing["cpu_share"], 4),
+                             input_dtypes=timing["input_dtypes"])
         return result
 
 
@@ -72,6 +73,8 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
 
     Returns init_us (interpreter creation + allocate_tensors), first_us, warmup_avg_us,
     timings_us (one per timed run: at least `runs`, and at least `min_secs` seconds),
+    cpu_share (CPU time of the calling thread during the timed loop / its wall time: below 1 when
+    the thread waited for a CPU, or, with threads > 1, for XNNPACK's worker threads),
     memory_delta_mb (peak resident-set growth since before loading, sampled between phases),
     the CPUs used and the input dtypes.
     """
@@ -99,7 +102,9 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
             t0 = clock()
             invoke()
             warm.append(clock() - t0)
+        cpu_t0, wall_t0 = time.thread_time_ns(), clock()
         timings = _timed_loop(invoke, runs, min_secs)
+        cpu_share = (time.thread_time_ns() - cpu_t0) / max(1, clock() - wall_t0)
         rss.append(_rss_bytes())
         cpus = sorted(os.sched_getaffinity(0))
     finally:
@@ -112,6 +117,7 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
         "timings_us": [t / 1e3 for t in timings],
         "memory_delta_mb": max(0, max(rss) - rss[0]) / 2**20,
         "cpus": cpus,
+        "cpu_share": cpu_share,
         "input_dtypes": dtypes,
     }
 

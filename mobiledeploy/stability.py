@@ -1,0 +1,83 @@
+"""Is a timed run trustworthy? Checks over one stored `RunResult`, each a reason to re-run.
+
+A median can look precise and still describe a machine that changed under it: another process
+took the core, the host slowed down half-way, or the phone heated up and throttled. These checks
+read only what a run already records (per-run timings, the CPU-time share of the timed loop,
+thermal zones before and after), so they apply to stored runs as well as to fresh ones. They
+warn; they never change a figure or fail a run. Thresholds are module constants:
+
+- `high_cv`: run-to-run standard deviation above 10% of the mean (pyperf's threshold).
+- `drift`: the median of the last third of the timed runs differs from the first third's by
+  more than 5% (needs per-run timings, i.e. `local`; >= 30 runs).
+- `preempted`: a single-threaded timed loop got less than 90% of its wall time on a CPU
+  (`config["cpu_share"]`, thread CPU time / wall time, measured by `local`).
+- `heated`: a thermal zone rose by 5 °C or more between the start and the end of the run.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:
+    from .runner import RunResult
+
+__all__ = ["StabilityWarning", "assess", "drift", "max_temperature_rise",
+           "MAX_CV", "MAX_DRIFT", "MIN_CPU_SHARE", "MAX_TEMPERATURE_RISE_C", "MIN_RUNS_FOR_DRIFT"]
+
+MAX_CV = 0.10
+MAX_DRIFT = 0.05
+MIN_RUNS_FOR_DRIFT = 30
+MIN_CPU_SHARE = 0.90
+MAX_TEMPERATURE_RISE_C = 5.0
+
+
+@dataclass(frozen=True)
+class StabilityWarning:
+    code: str  # "high_cv" | "drift" | "preempted" | "heated"
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def drift(timings_us: Sequence[float]) -> float | None:
+    """median(last third) / median(first third) - 1 of runs in the order they ran; None below 30 runs."""
+    if len(timings_us) < MIN_RUNS_FOR_DRIFT:
+        return None
+    third = len(timings_us) // 3
+    first, last = statistics.median(timings_us[:third]), statistics.median(timings_us[-third:])
+    return last / first - 1 if first > 0 else None
+
+
+def max_temperature_rise(device_info: Mapping[str, Any]) -> tuple[str, float] | None:
+    """(zone, °C) of the zone that warmed most between thermal_before and thermal_after."""
+    before, after = device_info.get("thermal_before") or {}, device_info.get("thermal_after") or {}
+    rises = [(zone, after[zone] - before[zone]) for zone in before.keys() & after.keys()
+             if isinstance(before[zone], (int, float)) and isinstance(after[zone], (int, float))]
+    return max(rises, key=lambda item: item[1]) if rises else None
+
+
+def assess(result: "RunResult") -> list[StabilityWarning]:
+    """The stability warnings of a successful run, in a fixed order (none for a failed run)."""
+    if not result.ok:
+        return []
+    warnings = []
+    if result.cv is not None and result.cv > MAX_CV:
+        warnings.append(StabilityWarning(
+            "high_cv", f"runs vary by {result.cv:.0%} of the mean (> {MAX_CV:.0%}): the machine was not quiet"))
+    change = drift(result.timings_us or [])
+    if change is not None and abs(change) > MAX_DRIFT:
+        warnings.append(StabilityWarning(
+            "drift", f"latency {'rose' if change > 0 else 'fell'} {abs(change):.0%} from the first to the last third "
+                     "of the runs: the machine changed speed during the run"))
+    share = (result.config or {}).get("cpu_share")
+    if result.threads == 1 and isinstance(share, (int, float)) and share < MIN_CPU_SHARE:
+        warnings.append(StabilityWarning(
+            "preempted", f"the timed loop ran on a CPU only {share:.0%} of the time: another process shared its core"))
+    rise = max_temperature_rise(result.device_info or {})
+    if rise is not None and rise[1] >= MAX_TEMPERATURE_RISE_C:
+        warnings.append(StabilityWarning(
+            "heated", f"{rise[0]} warmed by {rise[1]:.1f} °C during the run: the device may have throttled"))
+    return warnings
