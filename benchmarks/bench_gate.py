@@ -60,11 +60,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def local_baseline_options() -> dict[str, Any]:
-    path = Path(__file__).resolve().parent / "baselines" / "local.json"
-    try:
-        return json.loads(path.read_text()).get("bench_options") or {}
-    except (OSError, ValueError):
-        return {}
+    """The bench options of the committed baseline for this machine class (else of any committed one)."""
+    from mobiledeploy.devices.base import machine_class
+    from mobiledeploy.devices.local import host_facts
+
+    here = machine_class(host_facts())
+    found = []
+    for path in sorted((Path(__file__).resolve().parent / "baselines").glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found.append((machine_class(data.get("device_info") or {}) == here, data.get("bench_options") or {}))
+    found.sort(key=lambda item: not item[0])
+    return found[0][1] if found else {}
 
 
 def session(device: Any, targets: list, options: BenchOptions, rounds: int) -> list:

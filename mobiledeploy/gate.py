@@ -25,19 +25,21 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .baseline import Baseline, ModelSamples
+from .devices.base import machine_class
 from .errors import ConfigError
 from .stats import mann_whitney_u, median, normalized_ratio_ci, ratio_of_medians_ci
 
 __all__ = [
     "Threshold", "GatePolicy", "ModelVerdict", "Verdict", "judge", "judge_model",
-    "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INSUFFICIENT", "MISSING", "FAILED", "NEW",
+    "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INSUFFICIENT", "MISSING", "FAILED", "NEW", "OTHER_MACHINE",
     "verdict_markdown", "verdict_junit", "format_change",
 ]
 
 REGRESSION, IMPROVEMENT, UNCHANGED = "regression", "improvement", "unchanged"
 INSUFFICIENT, MISSING, FAILED = "insufficient", "missing", "failed"
 NEW = "new"
-CANNOT_JUDGE = (INSUFFICIENT, MISSING, FAILED)
+OTHER_MACHINE = "other_machine"
+CANNOT_JUDGE = (INSUFFICIENT, MISSING, FAILED, OTHER_MACHINE)
 _THRESHOLD = re.compile(r"^(?:median:)?\s*([0-9]*\.?[0-9]+)\s*(%?)$")
 
 
@@ -158,6 +160,8 @@ class Verdict:
             return "; ".join(f"{m.key}: {m.message}" for m in self.regressions)
         if self.exit_code == 2:
             problems = self.unjudged or self.models
+            if problems and all(m.status == OTHER_MACHINE for m in problems):
+                return problems[0].message
             return "; ".join(f"{m.key}: {m.message}" for m in problems) or "no model to judge"
         judged = [m for m in self.models if m.status in (REGRESSION, IMPROVEMENT, UNCHANGED)]
         better = [m for m in judged if m.status == IMPROVEMENT]
@@ -275,6 +279,11 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
     reference = _reference_name(baseline, policy)
     verdict = Verdict([], policy.max_regression.fraction, policy.confidence, reference, candidate.device,
                       baseline.device)
+    other_machine = _other_machine(baseline, candidate)
+    if other_machine:
+        verdict.models = [ModelVerdict(m.key, m.name, m.format, OTHER_MACHINE, other_machine)
+                          for m in baseline.models.values() if m.name != reference]
+        return verdict
     if reference is not None and not any(m.name == reference for m in baseline.models.values()):
         verdict.warnings.append(f"the baseline has no samples of the reference {reference}: nothing can be judged")
     for base in baseline.models.values():
@@ -293,6 +302,16 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
                                                candidate_median_ms=_median_ms(cand)))
     _describe_machine(verdict, baseline, candidate, reference, policy)
     return verdict
+
+
+def _other_machine(baseline: Baseline, candidate: Baseline) -> str | None:
+    """Why the two sessions cannot be compared: recorded on different machine classes (None: they can)."""
+    old, new = machine_class(baseline.device_info), machine_class(candidate.device_info)
+    if old is None or new is None or old == new:
+        return None
+    return (f"the baseline was recorded on another machine class ({old}; this one: {new}): the latency ratios "
+            "between models differ across CPUs, so nothing is judged; record a baseline for this class "
+            "with --update-baseline (a --baseline folder keeps one per class)")
 
 
 def _ref(session: Baseline, name: str | None, fmt: str) -> ModelSamples | None:
@@ -314,6 +333,9 @@ def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline,
             if base_ref.sha256 and cand_ref.sha256 and base_ref.sha256 != cand_ref.sha256:
                 verdict.warnings.append(f"the reference artifact {reference} changed (sha256): normalisation "
                                         "would hide a slowdown that hits every model, the reference included")
+    if machine_class(baseline.device_info) is None and machine_class(candidate.device_info) is not None:
+        verdict.warnings.append("the baseline does not record its machine class (CPU and instruction sets), so it "
+                                "may come from another kind of machine: re-record it with --update-baseline")
     if baseline.device != candidate.device:
         verdict.warnings.append(f"baseline measured on {baseline.device}, candidate on {candidate.device}")
     for key in ("model", "soc", "abi"):
@@ -329,7 +351,8 @@ def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline,
 # --- reports ----------------------------------------------------------------------------------------
 
 _ICONS = {REGRESSION: "❌ regression", IMPROVEMENT: "🚀 improvement", UNCHANGED: "✅ unchanged",
-          INSUFFICIENT: "⚠️ too few samples", MISSING: "⚠️ missing", FAILED: "⚠️ failed", NEW: "ℹ️ new"}
+          INSUFFICIENT: "⚠️ too few samples", MISSING: "⚠️ missing", FAILED: "⚠️ failed", NEW: "ℹ️ new",
+          OTHER_MACHINE: "⚠️ other machine"}
 _HEADLINES = {0: "✅ Latency gate passed", 1: "❌ Latency gate failed: regression", 2: "⚠️ Latency gate cannot judge"}
 
 

@@ -137,10 +137,20 @@ def test_result_files_of_each_kind(tmp_path):
         load_results_files([tmp_path / "nope.json"])
 
 
-def test_the_projects_own_local_baseline_is_valid():
-    b = load_baseline(REPO / "benchmarks" / "baselines" / "local.json")  # make test gates on it: it must exist
-    assert b.device == "local" and b.reference
-    assert b.reference_for("fp32") is not None and b.reference_for("fp32").ref
-    assert len(b.gated()) >= 2
-    for m in b.models.values():
-        assert m.ref and len(m.sha256) == 64 and len(m.rounds) >= 3 and not m.failures
+def test_the_projects_own_local_baselines_are_valid():
+    """make test gates on benchmarks/baselines/: one baseline per machine class, each named by its class."""
+    from mobiledeploy.devices.base import machine_class, machine_slug
+
+    paths = sorted((REPO / "benchmarks" / "baselines").glob("*.json"))
+    assert paths
+    classes = []
+    for path in paths:
+        b = load_baseline(path)
+        assert b.device == "local" and b.reference
+        assert b.reference_for("fp32") is not None and b.reference_for("fp32").ref
+        assert len(b.gated()) >= 2
+        for m in b.models.values():
+            assert m.ref and len(m.sha256) == 64 and len(m.rounds) >= 3 and not m.failures
+        classes.append(machine_class(b.device_info))
+        assert classes[-1] is not None and path.stem == machine_slug(b.device, classes[-1])
+    assert len(set(classes)) == len(classes)

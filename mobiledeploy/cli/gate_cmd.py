@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -27,7 +28,12 @@ PathOpt = Optional[str]
 
 @app.command("gate")
 def gate_cmd(
-    baseline: Annotated[str, typer.Option("--baseline", "-b", help="The committed baseline JSON, e.g. benchmarks/baselines/local.json.")],
+    baseline: Annotated[str, typer.Option(
+        "--baseline", "-b", help="The committed baseline JSON, or a folder of them, one per machine class "
+        "(the one recorded on this kind of machine is used), e.g. benchmarks/baselines/.")],
+    if_no_baseline: Annotated[str, typer.Option(
+        "--if-no-baseline", help="When a --baseline folder has none for this machine class: fail (exit 2) or skip "
+        "(exit 0, said in the output and the reports).")] = "fail",
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="local or adb:SERIAL (default: the baseline's device).")] = None,
     max_regression: Annotated[str, typer.Option("--max-regression", help="Largest tolerated slowdown: 5% or 0.05.")] = "5%",
     confidence: Annotated[float, typer.Option("--confidence", help="Confidence of the interval on each latency ratio.")] = 0.99,
@@ -59,13 +65,14 @@ def gate_cmd(
 
     Exit 0: no model is significantly slower than --max-regression; 1: a regression (which model, how much, its interval); 2: cannot judge (error, failed runs, too few samples). A model fails only when the whole interval of its latency ratio, normalised by the reference timed in the same rounds, lies above 1 + max-regression.
 
-    Example: mobiledeploy gate --device local --baseline benchmarks/baselines/local.json --junit gate.xml --markdown gate.md
+    Example: mobiledeploy gate --device local --baseline benchmarks/baselines/ --junit gate.xml --markdown gate.md
+    Example: mobiledeploy gate --baseline benchmarks/baselines/ --update-baseline   (record this machine class)
     Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=224' --reference 'mobilenet_v1:alpha=0.25,resolution=224' --formats fp32,int8
     Example: mobiledeploy gate --baseline b.json --results candidate.json --max-regression 0.05
     """
     from dataclasses import replace
 
-    from ..baseline import BaselineError, load_baseline, load_results_files, save_baseline
+    from ..baseline import Baseline, BaselineError, load_baseline, load_results_files, save_baseline
     from ..errors import ConfigError
     from ..gate import GatePolicy, Threshold, judge
 
@@ -78,20 +85,34 @@ def gate_cmd(
     for name, value in (("--rounds", rounds), ("--runs", runs), ("--threads", threads)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1")
-    old = None if update_baseline and not Path(baseline).is_file() else load_baseline(baseline)
-    if old is None and not models and not results:
+    if if_no_baseline not in ("fail", "skip"):
+        raise ConfigError("--if-no-baseline takes fail or skip")
+    template = None
+    if Path(baseline).is_dir():
+        where = device or "local"
+        facts = (load_results_files(results).device_info if results else _device_facts(where, adb_server))
+        baseline, old, template = _pick_baseline(Path(baseline), where, facts)
+        if old is None and not update_baseline:
+            _no_baseline(baseline, where, facts, skip=if_no_baseline == "skip", markdown=markdown, json_out=json_out)
+            return
+    else:
+        old = None if update_baseline and not Path(baseline).is_file() else load_baseline(baseline)
+    plan_source = old or template
+    if plan_source is None and not models and not results:
         raise ConfigError(f"no baseline at {baseline}: create it with --update-baseline --model REF [--reference REF]")
 
+    where = device or (plan_source.device if plan_source else "local")
     if results:
         candidate = load_results_files(results)
         if device and candidate.device != device:
             raise ConfigError(f"the results were measured on {candidate.device}, not --device {device}")
-        _copy_refs(old, candidate)
-        candidate.reference = _reference_name(old, reference, candidate) if normalise else None
+        _copy_refs(plan_source, candidate)
+        candidate.reference = _reference_name(plan_source, reference, candidate) if normalise else None
+    elif old is not None and not update_baseline and _differs(old, where, adb_server):
+        candidate = Baseline(device=where, models={}, device_info=_device_facts(where, adb_server))  # judged: other machine
     else:
-        where = device or (old.device if old else "local")
-        options = _bench_options(old, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
-        plan = _plan(old, models, formats, resolution, reference if update_baseline else None, normalise)
+        options = _bench_options(plan_source, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
+        plan = _plan(plan_source, models, formats, resolution, reference if update_baseline else None, normalise)
         candidate = _measure(where, plan, options, db, adb_server)
 
     verdict = None
@@ -116,6 +137,60 @@ def gate_cmd(
         sys.stderr.write(f"mobiledeploy: {line}\n")
     if verdict.exit_code:
         raise SystemExit(verdict.exit_code)
+
+
+# --- which baseline ---------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _device_facts(device: str, adb_server: str | None) -> dict[str, Any]:
+    """The facts that name this device's machine class (a phone is asked through adb)."""
+    from ..devices import open_device
+
+    with open_device(device, adb_server=adb_server) as dev:
+        return dev.info()
+
+
+def _differs(old: "Baseline", device: str, adb_server: str | None) -> bool:
+    """The baseline records a machine class and this device is of another one: no need to measure."""
+    from ..devices.base import machine_class
+
+    recorded = machine_class(old.device_info)
+    return recorded is not None and machine_class(_device_facts(device, adb_server)) != recorded
+
+
+def _pick_baseline(folder: Path, device: str, facts: dict[str, Any]) -> "tuple[str, Baseline | None, Baseline | None]":
+    """(path, the folder's baseline for this machine class or None, a baseline of the same device kind to copy
+    the models and options from). The path of a missing one is FOLDER/<machine slug>.json."""
+    from ..baseline import load_baseline
+    from ..devices.base import machine_class, machine_slug
+
+    kind = device.split(":", 1)[0]
+    cls = machine_class(facts)
+    same_kind = [(path, load_baseline(path)) for path in sorted(folder.glob("*.json"))]
+    same_kind = [(path, b) for path, b in same_kind if b.device.split(":", 1)[0] == kind]
+    match = next(((p, b) for p, b in same_kind if cls is not None and machine_class(b.device_info) == cls), None)
+    if match:
+        return str(match[0]), match[1], match[1]
+    return str(folder / f"{machine_slug(device, cls)}.json"), None, (same_kind[0][1] if same_kind else None)
+
+
+def _no_baseline(path: str, device: str, facts: dict[str, Any], *, skip: bool, markdown: str | None,
+                 json_out: bool) -> None:
+    """The folder has no baseline for this machine class: say so; exit 2, or 0 with --if-no-baseline skip."""
+    from ..baseline import write_atomic
+    from ..devices.base import machine_class
+    from ..errors import ConfigError
+
+    cls = machine_class(facts) or "unknown (the device does not say)"
+    message = (f"no baseline for this machine class in {Path(path).parent}/ ({cls}); record one with: "
+               f"mobiledeploy gate --device {device} --baseline {Path(path).parent}/ --update-baseline")
+    if not skip:
+        raise ConfigError(message)
+    if markdown:
+        write_atomic(markdown, f"## ⚠️ Latency gate skipped — `{device}`\n\n{message}\n")
+    if json_out:
+        print_json({"status": "skipped", "exit_code": 0, "summary": message, "device": device, "machine_class": cls})
+    sys.stderr.write(f"mobiledeploy: gate skipped: {message}\n")
 
 
 def _copy_refs(old: "Baseline | None", candidate: "Baseline") -> None:

@@ -15,7 +15,8 @@ from ..runner import RunResult
 if TYPE_CHECKING:
     from ..bench import BenchOptions, BenchTarget
 
-__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "FATAL_DEVICE_ERRORS"]
+__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "FATAL_DEVICE_ERRORS", "machine_class",
+           "machine_slug"]
 
 #: error types after which no further run on the same device can succeed
 FATAL_DEVICE_ERRORS = ("AdbMissingError", "DeviceNotFoundError", "DeviceGoneError")
@@ -91,6 +92,36 @@ def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str) 
         run_id=new_run_id(),
         started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def machine_class(facts: dict[str, Any]) -> str | None:
+    """What must match for two latency measurements to be compared: the kind of machine, not the unit.
+
+    A host: ABI, CPU vendor, family and model, and the instruction sets XNNPACK picks kernels by
+    (`facts["cpu"]`, read by `devices.local.cpu_identity`); two VMs that both call themselves
+    "AMD EPYC" can differ here, and the ratio of an int8 to an fp32 model differs with them.
+    A phone: product model, SoC and ABI. None when the facts do not say (older records).
+    """
+    cpu = facts.get("cpu")
+    if facts.get("kind") == "host":
+        if not isinstance(cpu, dict) or not cpu.get("vendor"):
+            return None
+        ident = f"{cpu['vendor']} family {cpu.get('family', '?')} model {cpu.get('model', '?')}"
+        return f"{facts.get('abi') or '?'} {ident} [{' '.join(cpu.get('isa') or []) or 'baseline ISA'}]"
+    parts = [facts.get(key) for key in ("model", "soc", "abi")]
+    return " / ".join(str(p) for p in parts if p) or None
+
+
+def machine_slug(device_uri: str, cls: str | None) -> str:
+    """A file-name-safe name for a machine class: 'local-authenticamd-25-17-3f9a0c1d'."""
+    import hashlib
+
+    kind = device_uri.split(":", 1)[0]
+    if cls is None:
+        return kind
+    words = re.findall(r"[a-z0-9]+", cls.split("[", 1)[0].lower())
+    keep = [w for w in words if w not in ("family", "model", "x86", "64")][:4]
+    return "-".join([kind, *keep, hashlib.sha256(cls.encode()).hexdigest()[:8]])
 
 
 def parse_cpu_mask(mask: str) -> int | None:

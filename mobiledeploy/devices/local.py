@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 
     from ..bench import BenchOptions, BenchTarget
 
-__all__ = ["LocalDevice", "time_tflite", "make_inputs", "host_facts", "big_cores"]
+__all__ = ["LocalDevice", "time_tflite", "make_inputs", "host_facts", "big_cores", "cpu_identity", "KERNEL_ISA"]
+
+#: CPU features that change which XNNPACK kernels run (x86 flags, arm64 Features): part of the machine class.
+KERNEL_ISA = ("sse4_1", "avx", "f16c", "fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8",
+              "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
 
 
 class LocalDevice(Device):
@@ -209,13 +214,36 @@ def big_cores(threads: int, root: str = "/sys/devices/system/cpu") -> set[int]:
     return chosen
 
 
+def cpu_identity(cpuinfo: str) -> dict[str, Any]:
+    """Vendor, family, model, name and kernel-relevant ISA of the first CPU in /proc/cpuinfo text.
+
+    x86: vendor_id, cpu family, model, flags. arm64: CPU implementer, CPU architecture, CPU part,
+    Features. Keys that the text lacks are left out.
+    """
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if not sep:
+            if fields:
+                break  # the end of the first processor's block
+            continue
+        fields.setdefault(key, value.strip())
+    ident: dict[str, Any] = {}
+    for name, keys in (("vendor", ("vendor_id", "cpu implementer")), ("family", ("cpu family", "cpu architecture")),
+                       ("model", ("model", "cpu part")), ("name", ("model name", "hardware"))):
+        value = next((fields[k] for k in keys if fields.get(k)), None)
+        if value:
+            ident[name] = value
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    ident["isa"] = [f for f in KERNEL_ISA if f in flags]
+    return ident
+
+
 def host_facts() -> dict[str, Any]:
     """This host in the same vocabulary as a phone's facts."""
-    cpu_model = None
-    for line in (read_text("/proc/cpuinfo", "") or "").splitlines():
-        if line.lower().startswith(("model name", "hardware")):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_identity(read_text("/proc/cpuinfo", "") or "")
+    cpu_model = cpu.get("name")
     cpu_root = "/sys/devices/system/cpu"
     max_khz, governors = {}, {}
     for cpu_dir in sorted(glob.glob(f"{cpu_root}/cpu[0-9]*")):
@@ -232,6 +260,7 @@ def host_facts() -> dict[str, Any]:
         "os": platform.platform(),
         "cores": os.cpu_count(),
         "allowed_cpus": sorted(os.sched_getaffinity(0)),
+        "cpu": cpu,
         "cpu_max_khz": max_khz,
         "governors": governors,
         "thermal_zones": thermal_types(),
