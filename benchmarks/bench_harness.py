@@ -164,7 +164,7 @@ def main() -> int:
     print(f"    the machine alone      {out['cv_of_bare_means']:.2%}  (CV of the bare loops timed beside them)")
     print(f"    the harness alone      {out['cv_of_normalised_medians']:.2%}  (CV of median / bare loop beside it)")
     print(f"    flagged unstable       {out['reps_with_warnings']} of {out['repeats']} repetitions "
-          "(mobiledeploy.stability: high_cv, drift, preempted, heated)")
+          "(mobiledeploy.stability: noisy, drift, preempted, heated)")
     print(f"  harness overhead, paired {paired['reported_bias']:+.2%} reported latency, {paired['loop_overhead']:+.2%} "
           f"loop wall time ({paired['pairs']} pairs of {paired['block_runs']} runs; target <= {TARGET_OVERHEAD:.0%}: "
           f"{'met' if overhead_ok else 'MISSED'})")

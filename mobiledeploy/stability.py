@@ -6,7 +6,9 @@ read only what a run already records (per-run timings, the CPU-time share of the
 thermal zones before and after), so they apply to stored runs as well as to fresh ones. They
 warn; they never change a figure or fail a run. Thresholds are module constants:
 
-- `high_cv`: run-to-run standard deviation above 10% of the mean (pyperf's threshold).
+- `noisy`: the runs spread by more than 10% around the median (pyperf's threshold). With
+  per-run timings the spread is robust, 1.4826 x MAD / median, so a few long outliers that leave
+  the median alone do not raise it; from a summary (benchmark_model) it is std / mean.
 - `drift`: the median of the last third of the timed runs differs from the first third's by
   more than 5% (needs per-run timings, i.e. `local`; >= 30 runs).
 - `preempted`: a single-threaded timed loop got less than 90% of its wall time on a CPU
@@ -23,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 if TYPE_CHECKING:
     from .runner import RunResult
 
-__all__ = ["StabilityWarning", "assess", "drift", "max_temperature_rise",
-           "MAX_CV", "MAX_DRIFT", "MIN_CPU_SHARE", "MAX_TEMPERATURE_RISE_C", "MIN_RUNS_FOR_DRIFT"]
+__all__ = ["StabilityWarning", "assess", "spread", "drift", "max_temperature_rise",
+           "MAX_SPREAD", "MAX_DRIFT", "MIN_CPU_SHARE", "MAX_TEMPERATURE_RISE_C", "MIN_RUNS_FOR_DRIFT"]
 
-MAX_CV = 0.10
+MAX_SPREAD = 0.10
 MAX_DRIFT = 0.05
 MIN_RUNS_FOR_DRIFT = 30
 MIN_CPU_SHARE = 0.90
@@ -35,11 +37,21 @@ MAX_TEMPERATURE_RISE_C = 5.0
 
 @dataclass(frozen=True)
 class StabilityWarning:
-    code: str  # "high_cv" | "drift" | "preempted" | "heated"
+    code: str  # "noisy" | "drift" | "preempted" | "heated"
     message: str
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+def spread(result: "RunResult") -> float | None:
+    """Robust relative spread of the runs (1.4826 x MAD / median), else std / mean from a summary."""
+    timings = result.timings_us or []
+    if len(timings) >= 3:
+        mid = statistics.median(timings)
+        mad = statistics.median(abs(t - mid) for t in timings)
+        return 1.4826 * mad / mid if mid > 0 else None
+    return result.cv
 
 
 def drift(timings_us: Sequence[float]) -> float | None:
@@ -64,9 +76,10 @@ def assess(result: "RunResult") -> list[StabilityWarning]:
     if not result.ok:
         return []
     warnings = []
-    if result.cv is not None and result.cv > MAX_CV:
+    noise = spread(result)
+    if noise is not None and noise > MAX_SPREAD:
         warnings.append(StabilityWarning(
-            "high_cv", f"runs vary by {result.cv:.0%} of the mean (> {MAX_CV:.0%}): the machine was not quiet"))
+            "noisy", f"the runs spread by {noise:.0%} around the median (> {MAX_SPREAD:.0%}): the machine was not quiet"))
     change = drift(result.timings_us or [])
     if change is not None and abs(change) > MAX_DRIFT:
         warnings.append(StabilityWarning(

@@ -12,7 +12,7 @@ import pytest
 from mobiledeploy.cli import main
 from mobiledeploy.results import ResultsStore
 from mobiledeploy.runner import RunResult
-from mobiledeploy.stability import assess, drift, max_temperature_rise
+from mobiledeploy.stability import assess, drift, max_temperature_rise, spread
 
 
 def run(timings_us=None, *, threads=1, config=None, device_info=None, status="ok") -> RunResult:
@@ -38,10 +38,13 @@ def test_a_quiet_run_has_no_warning():
     assert assess(result) == [] and result.to_dict()["warnings"] == []
 
 
-def test_high_cv():
+def test_noisy_uses_a_spread_that_outliers_do_not_move():
     noisy = list(1000.0 * (1 + 0.2 * np.random.default_rng(1).standard_normal(60)).clip(0.3))
-    result = run(noisy)
-    assert result.cv > 0.10 and "high_cv" in codes(result)
+    assert spread(run(noisy)) == pytest.approx(0.2, abs=0.05) and codes(run(noisy)) == ["noisy"]
+    bimodal = [1000.0, 1300.0] * 30  # two machine states ~30% apart
+    assert codes(run(bimodal)) == ["noisy"]
+    outliers = quiet()[:57] + [5000.0, 6000.0, 9000.0]  # a few preemptions: the median is unmoved
+    assert run(outliers).cv > 0.5 and spread(run(outliers)) < 0.05 and codes(run(outliers)) == []
     assert codes(run(quiet())) == []
 
 
@@ -76,7 +79,7 @@ def test_heated_names_the_zone_that_warmed_most():
 def test_summary_only_runs_and_failed_runs():
     summary = run(config={"cpu_share": 0.99})  # benchmark_model gives a summary, no per-run timings
     summary.mean_ms, summary.std_ms, summary.cv = 2.0, 0.5, 0.25
-    assert codes(summary) == ["high_cv"]
+    assert spread(summary) == 0.25 and codes(summary) == ["noisy"]
     assert assess(run(quiet(), config={"cpu_share": 0.1}, status="failed")) == []
 
 

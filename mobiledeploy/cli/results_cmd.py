@@ -60,5 +60,5 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
                       "[yellow]" + escape(",".join(w["code"] for w in r.get("warnings") or [])) + "[/]",
                       escape(r["error"] or ""))
     console.print(table)
-    console.print("[dim]times in ms; warnings: reasons not to trust a run (high_cv, drift, preempted, heated); "
+    console.print("[dim]times in ms; warnings: reasons not to trust a run (noisy, drift, preempted, heated); "
                   "--json for everything (per-run timings, device facts, versions, commit, warning messages)[/]")
