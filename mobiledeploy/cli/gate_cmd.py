@@ -63,7 +63,7 @@ def gate_cmd(
 ) -> None:
     """Time the baseline's models (interleaved with a reference model) and fail on a significant slowdown.
 
-    Exit 0: no model is significantly slower than --max-regression; 1: a regression (which model, how much, its interval); 2: cannot judge (error, failed runs, too few samples). A model fails only when the whole interval of its latency ratio, normalised by the reference timed in the same rounds, lies above 1 + max-regression.
+    Exit 0: no model is significantly slower than --max-regression; 1: a regression (which model, how much, its interval); 2: cannot judge (error, failed runs, too few samples, a baseline of another machine class). A model fails only when the whole interval of its latency ratio, normalised by the reference timed in the same rounds, lies above 1 + max-regression.
 
     Example: mobiledeploy gate --device local --baseline benchmarks/baselines/ --junit gate.xml --markdown gate.md
     Example: mobiledeploy gate --baseline benchmarks/baselines/ --update-baseline   (record this machine class)
@@ -88,9 +88,10 @@ def gate_cmd(
     if if_no_baseline not in ("fail", "skip"):
         raise ConfigError("--if-no-baseline takes fail or skip")
     template = None
+    measured = load_results_files(results) if results else None
     if Path(baseline).is_dir():
         where = device or "local"
-        facts = (load_results_files(results).device_info if results else _device_facts(where, adb_server))
+        facts = measured.device_info if measured else _device_facts(where, adb_server)
         baseline, old, template = _pick_baseline(Path(baseline), where, facts)
         if old is None and not update_baseline:
             _no_baseline(baseline, where, facts, skip=if_no_baseline == "skip", markdown=markdown, json_out=json_out)
@@ -102,8 +103,8 @@ def gate_cmd(
         raise ConfigError(f"no baseline at {baseline}: create it with --update-baseline --model REF [--reference REF]")
 
     where = device or (plan_source.device if plan_source else "local")
-    if results:
-        candidate = load_results_files(results)
+    if measured is not None:
+        candidate = measured
         if device and candidate.device != device:
             raise ConfigError(f"the results were measured on {candidate.device}, not --device {device}")
         _copy_refs(plan_source, candidate)
