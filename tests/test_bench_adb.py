@@ -180,3 +180,21 @@ def test_harness_runs_under_dash_with_fake_sysfs(tmp_path, host_runner, tiny_tfl
     facts = facts_from_block(block)
     assert facts["governors"]["cpu0"] == "schedutil" and facts["thermal_before"] == {"thermal_zone0": 43.5}
     assert "Inference timings in us" in runner_text
+
+
+def test_gate_folder_names_the_phones_machine_class_over_real_adb(adb_env, fake_device, tmp_path):
+    """With a --baseline folder the gate asks the phone what it is (the harness's facts) before choosing."""
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    (baselines / "README").write_text("not a baseline: ignored, only *.json are read\n")
+    proc = subprocess.run([sys.executable, "-m", "mobiledeploy", "gate", "--device", f"adb:{fake_device.serial}",
+                           "--baseline", str(baselines), "--if-no-baseline", "skip", "--json"],
+                          capture_output=True, text=True, env=adb_env.env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["status"], out["machine_class"]) == ("skipped", "MD-Fake / fakeboard / arm64-v8a")
+    assert f"--device adb:{fake_device.serial} --baseline {baselines}/ --update-baseline" in out["summary"]
+    proc = subprocess.run([sys.executable, "-m", "mobiledeploy", "gate", "--device", f"adb:{fake_device.serial}",
+                           "--baseline", str(baselines)], capture_output=True, text=True, env=adb_env.env, timeout=180)
+    assert proc.returncode == 2 and proc.stderr.startswith("mobiledeploy: error: no baseline for this machine class")
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
