@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 if TYPE_CHECKING:
     from .runner import RunResult
 
-__all__ = ["StabilityWarning", "assess", "spread", "drift", "max_temperature_rise",
+__all__ = ["StabilityWarning", "assess", "flagged", "flagged_line", "spread", "drift", "max_temperature_rise",
            "MAX_SPREAD", "MAX_DRIFT", "MIN_CPU_SHARE", "MAX_TEMPERATURE_RISE_C", "MIN_RUNS_FOR_DRIFT"]
 
 MAX_SPREAD = 0.10
@@ -94,3 +94,22 @@ def assess(result: "RunResult") -> list[StabilityWarning]:
         warnings.append(StabilityWarning(
             "heated", f"{rise[0]} warmed by {rise[1]:.1f} °C during the run: the device may have throttled"))
     return warnings
+
+
+def flagged(results: Sequence["RunResult"]) -> dict[str, int]:
+    """How many of the successful runs each warning code flagged (a run may count under several)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        for warning in result.warnings:
+            counts[warning.code] = counts.get(warning.code, 0) + 1
+    return counts
+
+
+def flagged_line(results: Sequence["RunResult"]) -> str | None:
+    """'3 of 60 timed runs were flagged unstable (preempted 3)', or None when none was."""
+    ok = [r for r in results if r.ok]
+    unstable = sum(1 for r in ok if r.warnings)
+    if not unstable:
+        return None
+    codes = ", ".join(f"{code} {n}" for code, n in sorted(flagged(ok).items()))
+    return f"{unstable} of {len(ok)} timed runs were flagged unstable ({codes})"

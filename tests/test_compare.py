@@ -189,6 +189,13 @@ def test_compare_end_to_end_on_local(artifacts_root, tmp_path, monkeypatch, caps
     assert low <= row["measured_speedup"] <= high
     assert row["efficiency"] == pytest.approx(row["measured_speedup"] / row["theoretical_speedup"])
     assert {a["model"] for a in data["attribution"]} == {"v1:g=3,scale=0.25", "mobilenet_v1:alpha=0.25"}
+    from mobiledeploy.results import ResultsStore
+    from mobiledeploy.runner import RunResult
+    from mobiledeploy.stability import flagged
+
+    stored = [RunResult.from_dict(r) for r in ResultsStore(tmp_path / "results.db").list()
+              if r["session_id"] == data["session"]]
+    assert len(stored) == 4 and data["unstable_runs"] == flagged(stored)  # 2 models x 2 rounds, as stored
     report = tmp_path / "report"
     assert {"compare.html", "compare.md", "latency_vs_macs.png", "speedups.png", "per_layer_gap.png"} <= {
         p.name for p in report.iterdir()}

@@ -12,7 +12,7 @@ import pytest
 from mobiledeploy.cli import main
 from mobiledeploy.results import ResultsStore
 from mobiledeploy.runner import RunResult
-from mobiledeploy.stability import assess, drift, max_temperature_rise, spread
+from mobiledeploy.stability import assess, drift, flagged, flagged_line, max_temperature_rise, spread
 
 
 def run(timings_us=None, *, threads=1, config=None, device_info=None, status="ok") -> RunResult:
@@ -81,6 +81,15 @@ def test_summary_only_runs_and_failed_runs():
     summary.mean_ms, summary.std_ms, summary.cv = 2.0, 0.5, 0.25
     assert spread(summary) == 0.25 and codes(summary) == ["noisy"]
     assert assess(run(quiet(), config={"cpu_share": 0.1}, status="failed")) == []
+
+
+def test_flagged_counts_runs_by_code():
+    runs = [run(quiet(seed=i)) for i in range(3)]
+    runs += [run(quiet(), config={"cpu_share": 0.5}), run([1000.0] * 20 + [1100.0] * 40, config={"cpu_share": 0.4}),
+             run(quiet(), config={"cpu_share": 0.1}, status="failed")]
+    assert flagged(runs) == {"preempted": 2, "drift": 1}
+    assert flagged_line(runs) == "2 of 5 timed runs were flagged unstable (drift 1, preempted 2)"
+    assert flagged_line(runs[:3]) is None
 
 
 def test_warnings_are_stored_and_listed(tmp_path, capsys):

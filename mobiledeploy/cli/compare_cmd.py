@@ -148,11 +148,17 @@ def compare_cmd(
             "paper source": spec.source if paper else "", "paper device": spec.reference_device if paper else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
             "elapsed_s": round(elapsed, 1)}
+    from ..stability import flagged, flagged_line
+
+    unstable = flagged_line(results)
     if json_out:
         print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "rows": [r.to_dict() for r in rows],
+                    "unstable_runs": flagged([r for r in results if r.ok]),
                     "attribution": [a.to_dict() for a in attributions]})
     else:
         print_compare(rows, labels[base_key], device, spec if paper else None)
+        if unstable:
+            sys.stdout.write(f"unstable: {unstable}; `mobiledeploy results --json` names them\n")
         if per_layer:
             from .profile_cmd import print_attribution
 
