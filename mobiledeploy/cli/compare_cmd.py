@@ -114,6 +114,7 @@ def compare_cmd(
     from ..compare import compare, format_resolution, load_suite
     from ..devices import parse_device_uri
     from ..errors import ConfigError
+    from ..stability import flagged, flagged_line
 
     started = time.perf_counter()
     spec = load_suite(suite)
@@ -148,8 +149,6 @@ def compare_cmd(
             "paper source": spec.source if paper else "", "paper device": spec.reference_device if paper else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
             "elapsed_s": round(elapsed, 1)}
-    from ..stability import flagged, flagged_line
-
     unstable = flagged_line(results)
     if json_out:
         print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "rows": [r.to_dict() for r in rows],

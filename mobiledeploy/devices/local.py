@@ -218,17 +218,23 @@ def cpu_identity(cpuinfo: str) -> dict[str, Any]:
     """Vendor, family, model, name and kernel-relevant ISA of the first CPU in /proc/cpuinfo text.
 
     x86: vendor_id, cpu family, model, flags. arm64: CPU implementer, CPU architecture, CPU part,
-    Features. Keys that the text lacks are left out.
+    Features. The name (model name, or arm's Hardware line after the per-CPU blocks) may stand
+    anywhere. Keys that the text lacks are left out.
     """
     fields: dict[str, str] = {}
+    anywhere: dict[str, str] = {}
+    first_block_done = False
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
         key = key.strip().lower()
         if not sep:
-            if fields:
-                break  # the end of the first processor's block
+            first_block_done = first_block_done or bool(fields)
             continue
-        fields.setdefault(key, value.strip())
+        anywhere.setdefault(key, value.strip())
+        if not first_block_done:
+            fields.setdefault(key, value.strip())
+    fields.setdefault("model name", anywhere.get("model name", ""))
+    fields.setdefault("hardware", anywhere.get("hardware", ""))
     ident: dict[str, Any] = {}
     for name, keys in (("vendor", ("vendor_id", "cpu implementer")), ("family", ("cpu family", "cpu architecture")),
                        ("model", ("model", "cpu part")), ("name", ("model name", "hardware"))):
