@@ -89,12 +89,9 @@ def paired_overhead(model: Path, threads: int, pairs: int, block: int) -> dict[s
             "loop_overhead": statistics.median(wall) - 1}
 
 
-def cv(values: list[float]) -> float:
-    return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else 0.0
-
-
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from mobiledeploy.bench import BenchOptions, prepare_targets
+    from mobiledeploy.stats import cv
     from mobiledeploy.devices.local import LocalDevice
 
     [target] = prepare_targets([MODEL_REF], (args.format,), 224)

@@ -96,20 +96,29 @@ def assess(result: "RunResult") -> list[StabilityWarning]:
     return warnings
 
 
+def _codes_per_run(results: Sequence["RunResult"]) -> list[list[str]]:
+    """The warning codes of each successful run (each run assessed once)."""
+    return [[w.code for w in r.warnings] for r in results if r.ok]
+
+
+def _count(codes_per_run: list[list[str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for codes in codes_per_run:
+        for code in codes:
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
 def flagged(results: Sequence["RunResult"]) -> dict[str, int]:
     """How many of the successful runs each warning code flagged (a run may count under several)."""
-    counts: dict[str, int] = {}
-    for result in results:
-        for warning in result.warnings:
-            counts[warning.code] = counts.get(warning.code, 0) + 1
-    return counts
+    return _count(_codes_per_run(results))
 
 
 def flagged_line(results: Sequence["RunResult"]) -> str | None:
     """'3 of 60 timed runs were flagged unstable (preempted 3)', or None when none was."""
-    ok = [r for r in results if r.ok]
-    unstable = sum(1 for r in ok if r.warnings)
+    runs = _codes_per_run(results)
+    unstable = sum(1 for codes in runs if codes)
     if not unstable:
         return None
-    codes = ", ".join(f"{code} {n}" for code, n in sorted(flagged(ok).items()))
-    return f"{unstable} of {len(ok)} timed runs were flagged unstable ({codes})"
+    counts = ", ".join(f"{code} {n}" for code, n in sorted(_count(runs).items()))
+    return f"{unstable} of {len(runs)} timed runs were flagged unstable ({counts})"
