@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test gate adb lock clean
+.PHONY: setup demo test gate adb arm lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -23,13 +23,22 @@ adb:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq adb >/dev/null; }
 
+# The emulated Arm64 environment behind the qemu:CPU devices: Debian's qemu-user and the aarch64 cross
+# gcc (it builds the exact-count test program), then the arm64 userland, the counting plugin and one
+# view per core under ~/.cache/mobiledeploy/arm64. Offline afterwards; a second run does nothing.
+arm: setup
+	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu >/dev/null; }
+	$(VENV)/bin/mobiledeploy qemu setup
+
 # The main job: cost table, export (ONNX, TFLite fp32 + int8, parity checked), then a local bench.
 demo: setup
 	$(VENV)/bin/mobiledeploy info --arch v1 --g 3
 	$(VENV)/bin/mobiledeploy export --arch v1 --g 3
 	$(VENV)/bin/mobiledeploy bench --device local --arch v1 --g 3
 
-test: setup adb
+test: setup adb arm
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory gate
 

@@ -225,6 +225,8 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
         except ConfigError:
             raise
         except MobiledeployError as exc:
+            if type(exc).__name__ == "EmulatorMissingError":  # a setup step to run, not a device fault
+                raise
             return _all_failed(device_uri, targets, options, rounds, exc, begin, record, store.path, session)
         try:
             try:

@@ -24,13 +24,16 @@ from .runner import RunResult
 
 __all__ = ["ResultsStore", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
 _STATS = ("median_ms", "p90_ms", "p95_ms", "mean_ms", "std_ms", "cv", "min_ms", "max_ms", "init_ms", "first_ms",
           "warmup_ms", "peak_memory_mb", "memory_delta_mb")
-_JSON = ("config", "device_info", "versions", "timings_us", "op_profile")
+#: Arm instructions per inference (qemu: devices), from schema 2
+_COUNTS = ("instructions", "init_instructions", "first_instructions")
+_JSON = ("config", "device_info", "versions", "timings_us", "op_profile", "instruction_counts")
+_NULLABLE_JSON = ("timings_us", "op_profile", "instruction_counts")
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
@@ -78,6 +81,14 @@ CREATE TABLE runs (
 )""")
     db.execute("CREATE INDEX runs_by_time ON runs (started_at)")
     db.execute("CREATE INDEX runs_by_target ON runs (model, format, device)")
+
+
+@migration(2)
+def _v2(db: sqlite3.Connection) -> None:
+    """Exact counts from emulated Arm cores: instructions per inference, init and first inference."""
+    for name in _COUNTS:
+        db.execute(f"ALTER TABLE runs ADD COLUMN {name} REAL")
+    db.execute("ALTER TABLE runs ADD COLUMN instruction_counts TEXT")
 
 
 def default_db_path() -> Path:
@@ -154,7 +165,7 @@ class ResultsStore:
     # ------------------------------------------------------------------ writing
     def begin(self, result: RunResult, *, session_id: str | None = None, git: str | None = None) -> int:
         """Insert `result` as failed/interrupted before it runs; returns the row id for `finish`."""
-        cleared = {key: None for key in (*_STATS, "timings_us", "op_profile", "wall_s")}
+        cleared = {key: None for key in (*_STATS, *_COUNTS, *_NULLABLE_JSON, "wall_s")}
         placeholder = RunResult.from_dict({**result.to_dict(), **cleared, "status": "failed", "error": INTERRUPTED})
         return self._write(placeholder, session_id=session_id, git=git, finished=False)
 
@@ -197,12 +208,12 @@ class ResultsStore:
             "model": result.model, "format": result.format, "device": result.device,
             "device_model": info.get("model"), "device_soc": info.get("soc"), "artifact": result.artifact,
             "sha256": result.sha256, "threads": result.threads, "runs": result.runs, "warmup": result.warmup,
-            "macs": result.macs, **{k: data[k] for k in _STATS}, "gmacs_per_s": result.gmacs_per_s,
+            "macs": result.macs, **{k: data[k] for k in (*_STATS, *_COUNTS)}, "gmacs_per_s": result.gmacs_per_s,
             "wall_s": result.wall_s, "git_commit": git,
         }
         for key in _JSON:
             value = data[key]
-            row[key] = None if value is None and key in ("timings_us", "op_profile") else json.dumps(value, default=str)
+            row[key] = None if value is None and key in _NULLABLE_JSON else json.dumps(value, default=str)
         return row
 
     # ------------------------------------------------------------------ reading

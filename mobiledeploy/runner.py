@@ -69,6 +69,12 @@ class RunResult:
     macs: int | None = None
     timings_us: list[float] | None = None
     op_profile: list[dict[str, Any]] | None = None
+    # Exact Arm instruction counts per inference (qemu: devices; never milliseconds): the median
+    # over timed runs, every timed run, model init (interpreter + allocate) and the first inference.
+    instructions: float | None = None
+    instruction_counts: list[int] | None = None
+    init_instructions: float | None = None
+    first_instructions: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -79,6 +85,11 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def unit(self) -> str:
+        """What this run's figures measure: 'instructions' (exact counts) or 'ms' (wall time)."""
+        return "instructions" if self.instructions is not None or self.device.startswith("qemu") else "ms"
 
     @property
     def gmacs_per_s(self) -> float | None:
@@ -108,6 +119,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["gmacs_per_s"] = self.gmacs_per_s
+        out["unit"] = self.unit
         out["warnings"] = [w.to_dict() for w in self.warnings]
         return out
 

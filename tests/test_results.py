@@ -41,7 +41,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 def test_schema_meta_and_wal(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
-        assert store.schema_version == SCHEMA_VERSION == 1
+        assert store.schema_version == SCHEMA_VERSION == 2
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
 
@@ -60,15 +60,35 @@ def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypat
     with ResultsStore(path) as store:
         store.record(make_result("old"))
 
-    def v2(db):
+    def v3(db):
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(results_mod.MIGRATIONS, 2, v2)
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(results_mod.MIGRATIONS, 3, v3)
     with ResultsStore(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         assert [r["run_id"] for r in store.list()] == ["old"]
         assert "note" in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+
+
+def test_schema_1_database_gains_instruction_counts(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 1)
+    with ResultsStore(path) as store:  # a database written by a schema-1 mobiledeploy
+        store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device, median_ms) "
+                         "VALUES ('timed', '2026-11-01T00:00:00+00:00', 'ok', 'm', 'fp32', 'local', 1.5)")
+        assert "instructions" not in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+    monkeypatch.undo()
+    counted = make_result("counted")
+    counted.instruction_counts, counted.instructions = [26_177_531, 26_177_533], 26_177_532.0
+    counted.init_instructions, counted.first_instructions = 13_381_998.0, 26_194_831.0
+    with ResultsStore(path) as store:
+        assert store.schema_version == 2
+        store.record(counted)
+        rows = {r["run_id"]: r for r in store.list()}
+    assert rows["timed"]["instructions"] is None and rows["timed"]["median_ms"] is not None
+    assert rows["counted"]["instruction_counts"] == [26_177_531, 26_177_533]
+    assert rows["counted"]["instructions"] == 26_177_532.0 and rows["counted"]["first_instructions"] == 26_194_831.0
 
 
 def test_begin_is_failed_until_finish(tmp_path):

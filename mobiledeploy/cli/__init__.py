@@ -12,6 +12,7 @@ from . import bench_cmd  # noqa: F401,E402
 from . import results_cmd  # noqa: F401,E402
 from . import gate_cmd  # noqa: F401,E402
 from . import compare_cmd, guidelines_cmd, profile_cmd  # noqa: F401,E402  (theory vs measurement)
+from . import qemu_cmd  # noqa: F401,E402  (the emulated Arm64 environment)
 
 __all__ = ["app", "main"]
 

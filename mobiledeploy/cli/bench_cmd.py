@@ -9,7 +9,8 @@ import typer
 
 from .app import Alpha, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json
 
-Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
+Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
+                                     "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
 AdbServer = Annotated[Optional[str], typer.Option(
     "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
 Db = Annotated[Optional[str], typer.Option(
@@ -29,7 +30,8 @@ def bench_cmd(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting --arch.")] = None,
     formats: Annotated[str, typer.Option("--formats", help="With --arch: which artifacts to time, e.g. fp32,int8.")] = "fp32,int8",
     threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
-    runs: Annotated[int, typer.Option("--runs", help="Timed runs (at least).")] = 50,
+    runs: Annotated[Optional[int], typer.Option(
+        "--runs", help="Timed runs (at least); default 50, 5 on qemu: devices (their counts repeat exactly).")] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs.")] = 5,
     min_secs: Annotated[float, typer.Option("--min-secs", help="Keep timing until at least this many seconds passed.")] = 0.0,
     rounds: Annotated[int, typer.Option("--rounds", help="Repeat all targets, interleaved (A B, then B A …).")] = 1,
@@ -47,16 +49,21 @@ def bench_cmd(
 
     Example: mobiledeploy bench --device local --arch v1 --g 3
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
+    Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
     """
     from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
-    from ..devices import parse_device_uri
+    from ..devices import canonical_uri, check_device, parse_device_uri
     from ..errors import ConfigError
 
     if (arch is None) == (model is None):
         raise ConfigError("give either --arch (export, then time) or --model FILE.tflite")
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
-    parse_device_uri(device)
+    kind, _ = parse_device_uri(device)
+    device = canonical_uri(device)
+    check_device(device)
+    if runs is None:
+        runs = 5 if kind == "qemu" else 50
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
                                  op_profiling=op_profiling).validate()
@@ -151,7 +158,48 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
                       "`mobiledeploy compare`, which cancel slow drift[/]")
 
 
+def _count(value: float | None) -> str:
+    """Instructions in millions with four significant digits (26.18M), or — ."""
+    return "—" if value is None else f"{value / 1e6:.4g}M"
+
+
+def delegation_text(config: dict[str, Any]) -> str:
+    """'1 partition' / '7 partitions; own kernels: AVERAGE_POOL_2D×3, RELU×3' from a run's delegation."""
+    d = config.get("delegation") or {}
+    if not d:
+        return "—"
+    text = f"{d.get('partitions', 0)} partition" + ("s" if d.get("partitions") != 1 else "")
+    left = d.get("not_delegated") or {}
+    return text + ("; own kernels: " + ", ".join(f"{op}×{n}" for op, n in left.items()) if left else "")
+
+
+def print_counts(results: list[Any], db_path: str) -> None:
+    """The table of an emulated Arm core: exact instructions per inference, never milliseconds."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = stdout_console()
+    table = Table(title=f"{escape(results[0].device)}: Arm instructions per inference (exact, counted by QEMU)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "format", "", "instructions", "spread", "init", "first", "MACs", "instr/MAC", "XNNPACK"):
+        table.add_column(col, justify="left" if col in ("model", "format", "XNNPACK") else "right", overflow="fold")
+    for r in results:
+        counts = r.instruction_counts or []
+        spread = "—" if not counts else f"{max(counts) - min(counts):,}"
+        per_mac = "—" if not (r.instructions and r.macs) else f"{r.instructions / r.macs:.3f}"
+        table.add_row(escape(r.model), escape(r.format), "[green]ok[/]" if r.ok else "[red]FAIL[/]",
+                      _count(r.instructions), spread, _count(r.init_instructions), _count(r.first_instructions),
+                      "—" if not r.macs else f"{r.macs / 1e6:.1f}M", per_mac, escape(delegation_text(r.config)))
+    console.print(table)
+    console.print(f"[dim]stored in {escape(db_path)}; spread = max − min over the timed runs (0 = exact repeat); "
+                  "wall time under emulation is not a latency and is not shown[/]")
+
+
 def print_results(results: list[Any], db_path: str) -> None:
+    if results and all(r.unit == "instructions" for r in results):
+        print_counts(results, db_path)
+        return
     from rich import box
     from rich.markup import escape
     from rich.table import Table

@@ -1,22 +1,49 @@
-"""Devices as URIs behind one interface: `local` (this host) and `adb:SERIAL` (a phone)."""
+"""Devices as URIs behind one interface: `local` (this host), `adb:SERIAL` (a phone) and
+`qemu:CPU` (an emulated Arm64 core that counts instructions)."""
 
 from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import Device
 
-__all__ = ["Device", "open_device", "parse_device_uri"]
+__all__ = ["Device", "open_device", "parse_device_uri", "check_device", "canonical_uri"]
 
 
 def parse_device_uri(uri: str) -> tuple[str, str | None]:
-    """'local' → ('local', None); 'adb:SERIAL' → ('adb', 'SERIAL'). Raises ConfigError otherwise."""
+    """'local' → ('local', None); 'adb:SERIAL' → ('adb', 'SERIAL'); 'qemu[:CPU]' → ('qemu', CPU).
+
+    Raises ConfigError otherwise (an unknown emulated CPU names the ones there are).
+    """
     text = uri.strip()
     if text == "local":
         return "local", None
     kind, sep, serial = text.partition(":")
     if kind == "adb" and sep and serial:
         return "adb", serial
-    raise ConfigError(f"unknown device {uri!r}: use local or adb:SERIAL (e.g. adb:R58M123ABC, adb:192.168.1.20:5555)")
+    if kind == "qemu":
+        from .qemu import parse_cpu
+
+        return "qemu", parse_cpu(serial or None)
+    raise ConfigError(f"unknown device {uri!r}: use local, adb:SERIAL (e.g. adb:R58M123ABC, adb:192.168.1.20:5555) "
+                      "or qemu:CPU (e.g. qemu:cortex-a76)")
+
+
+def canonical_uri(uri: str) -> str:
+    """'qemu' → 'qemu:cortex-a76' (the default core named); other URIs as given, stripped."""
+    kind, serial = parse_device_uri(uri)
+    return f"qemu:{serial}" if kind == "qemu" else uri.strip()
+
+
+def check_device(uri: str) -> None:
+    """Cheap checks before any export: the URI parses, and an emulated core's environment is set up.
+
+    Raises ConfigError, or EmulatorMissingError with the setup command (both exit 2 in the CLI).
+    """
+    kind, serial = parse_device_uri(uri)
+    if kind == "qemu":
+        from .qemu import QemuDevice
+
+        QemuDevice(serial)
 
 
 def open_device(uri: str, adb_server: str | None = None) -> Device:
@@ -30,6 +57,10 @@ def open_device(uri: str, adb_server: str | None = None) -> Device:
         from .local import LocalDevice
 
         return LocalDevice()
+    if kind == "qemu":
+        from .qemu import QemuDevice
+
+        return QemuDevice(serial)
     from .adb import AdbDevice
 
     return AdbDevice(serial or "", adb_server=adb_server).open()

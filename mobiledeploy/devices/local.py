@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
+from ..qemu.guest import make_inputs  # one definition of the seeded inputs, shared with the emulated Arm runs
 from ..runner import RunResult
 from .base import Device, new_result, parse_cpu_mask, read_text
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ..bench import BenchOptions, BenchTarget
 
 __all__ = ["LocalDevice", "time_tflite", "make_inputs", "host_facts", "big_cores", "cpu_identity", "KERNEL_ISA"]
@@ -146,33 +145,6 @@ def _timed_loop(invoke: Any, runs: int, min_secs: float) -> list[int]:
         if gc_was_enabled:
             gc.enable()
     return timings
-
-
-def make_inputs(interpreter: Any, seed: int = 0) -> list[str]:
-    """Set every input to seeded data of its dtype; integer inputs through their quantization."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    dtypes = []
-    for detail in interpreter.get_input_details():
-        dtype, shape = np.dtype(detail["dtype"]), detail["shape"]
-        interpreter.set_tensor(detail["index"], _input_data(rng, dtype, shape, detail.get("quantization")))
-        dtypes.append(dtype.name)
-    return dtypes
-
-
-def _input_data(rng: "np.random.Generator", dtype: "np.dtype", shape: Any, quant: Any) -> "np.ndarray":
-    import numpy as np
-
-    real = rng.standard_normal(shape)  # roughly what a mean/std-normalised image looks like
-    if dtype.kind == "f":
-        return real.astype(dtype)
-    if dtype.kind == "b":
-        return real > 0
-    info = np.iinfo(dtype)
-    scale, zero_point = quant if quant else (0.0, 0)
-    values = np.round(real / scale + zero_point) if scale else rng.integers(info.min, info.max, size=shape, endpoint=True)
-    return np.clip(values, info.min, info.max).astype(dtype)
 
 
 def _pin(cpu_mask: str, threads: int) -> set[int] | None:

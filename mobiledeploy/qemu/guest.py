@@ -1,0 +1,164 @@
+"""What runs inside the emulated Arm64 userland: load a .tflite in LiteRT, bracket each phase with a
+marker syscall that the `insn_count` QEMU plugin turns into an exact instruction count.
+
+This file is copied into the emulated run and executed by the aarch64 Python there, which has
+only the standard library, numpy and ai-edge-litert: nothing of mobiledeploy is importable, so
+this module imports nothing else of it. The host imports the same functions (`make_inputs`,
+`delegation`) so both sides feed a model the same seeded data and read its delegation the same way.
+
+    python3.11 guest.py REQUEST.json      (in the guest; the reply is REQUEST.json's "reply" path)
+
+Request keys: model, threads, runs, warmup, seed, marker (syscall number), profile (bool),
+inputs (optional .npy list file of input tensors to feed instead of seeded data), outputs (optional
+path of an .npz to write the first run's outputs to), reply (JSON path written at the end).
+Marker a1 codes: 1 = phase boundary (a2 names the phase), 2/3 = profile window open/close.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+MARK = 1
+PROFILE_BEGIN = 2
+PROFILE_END = 3
+
+#: a2 of the phase markers, in the order they are issued
+PHASES = {"null": 0, "init": 1, "first": 2, "warmup": 3, "run": 4}
+
+
+def make_inputs(interpreter: Any, seed: int = 0) -> list[str]:
+    """Set every input to seeded data of its dtype; integer inputs through their quantization."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    dtypes = []
+    for detail in interpreter.get_input_details():
+        dtype, shape = np.dtype(detail["dtype"]), detail["shape"]
+        interpreter.set_tensor(detail["index"], input_data(rng, dtype, shape, detail.get("quantization")))
+        dtypes.append(dtype.name)
+    return dtypes
+
+
+def input_data(rng: Any, dtype: Any, shape: Any, quant: Any) -> Any:
+    """Roughly what a mean/std-normalised image looks like, in `dtype` (quantised when integer)."""
+    import numpy as np
+
+    real = rng.standard_normal(shape)
+    if dtype.kind == "f":
+        return real.astype(dtype)
+    if dtype.kind == "b":
+        return real > 0
+    info = np.iinfo(dtype)
+    scale, zero_point = quant if quant else (0.0, 0)
+    values = np.round(real / scale + zero_point) if scale else rng.integers(info.min, info.max, size=shape, endpoint=True)
+    return np.clip(values, info.min, info.max).astype(dtype)
+
+
+def delegation(interpreter: Any) -> dict[str, Any]:
+    """How the loaded graph runs: delegate partitions and the nodes left to TFLite's own kernels.
+
+    The interpreter lists every node, the replaced ones included, so the executed plan is found by
+    walking back from the outputs: a tensor made by a DELEGATE node needs that partition; any other
+    producer is a node TFLite runs itself.
+    """
+    ops = interpreter._get_ops_details()
+    producer: dict[int, dict[str, Any]] = {}
+    for op in ops:  # a DELEGATE node, listed after the nodes it replaced, wins over them
+        for tensor in op["outputs"]:
+            producer[int(tensor)] = op
+    needed = [int(t) for t in interpreter._interpreter.OutputIndices()]
+    seen_tensors: set[int] = set()
+    executed: dict[int, dict[str, Any]] = {}
+    while needed:
+        tensor = needed.pop()
+        if tensor in seen_tensors or tensor < 0:
+            continue
+        seen_tensors.add(tensor)
+        op = producer.get(tensor)
+        if op is None or op["index"] in executed:
+            continue
+        executed[op["index"]] = op
+        needed.extend(int(t) for t in op["inputs"])
+    partitions = [op for op in executed.values() if op["op_name"] == "DELEGATE"]
+    own = sorted((op for op in executed.values() if op["op_name"] != "DELEGATE"), key=lambda op: op["index"])
+    left: dict[str, int] = {}
+    for op in own:
+        left[op["op_name"]] = left.get(op["op_name"], 0) + 1
+    graph_nodes = sum(op["op_name"] != "DELEGATE" for op in ops)
+    return {"partitions": len(partitions), "nodes": graph_nodes, "delegated_nodes": graph_nodes - len(own),
+            "not_delegated": left}
+
+
+def _marker(number: int) -> Any:
+    import ctypes
+
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    syscall.restype = ctypes.c_long
+    syscall.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long]
+
+    def mark(code: int, arg: int = 0) -> None:
+        syscall(number, code, arg)
+
+    return mark
+
+
+def measure(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    mark = _marker(int(request["marker"]))
+    for _ in range(3):  # the cost of the bracket itself, subtracted by the host
+        mark(MARK, PHASES["null"])
+        mark(MARK, PHASES["null"])
+    mark(MARK, PHASES["init"])
+    interpreter = Interpreter(model_path=request["model"], num_threads=int(request.get("threads", 1)))
+    interpreter.allocate_tensors()
+    mark(MARK, PHASES["init"])
+    if request.get("inputs"):
+        feeds = list(np.load(request["inputs"], allow_pickle=False).values())
+        details = interpreter.get_input_details()
+        for detail, value in zip(details, feeds):
+            interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
+        dtypes = [np.dtype(d["dtype"]).name for d in details]
+    else:
+        dtypes = make_inputs(interpreter, int(request.get("seed", 0)))
+    invoke = interpreter.invoke
+    mark(MARK, PHASES["first"])
+    invoke()
+    mark(MARK, PHASES["first"])
+    if request.get("outputs"):
+        outs = {f"o{i}": interpreter.get_tensor(d["index"]) for i, d in enumerate(interpreter.get_output_details())}
+        np.savez(request["outputs"], **outs)
+    for _ in range(int(request.get("warmup", 0))):
+        mark(MARK, PHASES["warmup"])
+        invoke()
+        mark(MARK, PHASES["warmup"])
+    profile = bool(request.get("profile"))
+    if profile:
+        mark(PROFILE_BEGIN, 0)
+    for _ in range(int(request.get("runs", 1))):
+        mark(MARK, PHASES["run"])
+        invoke()
+        mark(MARK, PHASES["run"])
+    if profile:
+        mark(PROFILE_END, 0)
+    reply: dict[str, Any] = {"input_dtypes": dtypes, "delegation": delegation(interpreter)}
+    if profile:
+        with open("/proc/self/maps") as f:
+            reply["maps"] = f.read()
+    return reply
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1]) as f:
+        request = json.load(f)
+    reply = measure(request)
+    with open(request["reply"], "w") as f:
+        json.dump(reply, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

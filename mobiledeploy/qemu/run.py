@@ -1,0 +1,93 @@
+"""One emulated run: a .tflite through aarch64 LiteRT under QEMU, every phase counted exactly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunnerError
+from .counts import Counts, CountsError, parse_counts
+from .env import MARKER, Environment, guest_env
+
+__all__ = ["GuestRun", "run_guest", "DEFAULT_TIMEOUT_S"]
+
+#: an fp32 AlexNet at 224 needs ~0.3 G instructions per inference, about 10 s emulated
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+@dataclass
+class GuestRun:
+    counts: Counts
+    delegation: dict[str, Any]
+    input_dtypes: list[str]
+    wall_s: float
+    outputs: list[Any] = field(default_factory=list)
+    maps: str | None = None
+
+
+def run_guest(env: Environment, cpu: str, model: Path, *, runs: int = 3, warmup: int = 1, threads: int = 1,
+              seed: int = 0, inputs: list[Any] | None = None, want_outputs: bool = False, profile: bool = False,
+              timeout: float = DEFAULT_TIMEOUT_S) -> GuestRun:
+    """Run `model` on the emulated `cpu`; RunnerError (one line) when the guest fails or crashes."""
+    import numpy as np
+
+    if not model.is_file():
+        raise RunnerError(f"model file not found: {model}")
+    with tempfile.TemporaryDirectory(prefix="mobiledeploy-qemu-") as tmp_name:
+        tmp = Path(tmp_name)
+        request: dict[str, Any] = {"model": str(model.resolve()), "threads": threads, "runs": runs, "warmup": warmup,
+                                   "seed": seed, "marker": MARKER, "profile": profile, "reply": str(tmp / "reply.json")}
+        if inputs is not None:
+            np.savez(tmp / "inputs.npz", **{f"i{i}": np.asarray(x) for i, x in enumerate(inputs)})
+            request["inputs"] = str(tmp / "inputs.npz")
+        if want_outputs:
+            request["outputs"] = str(tmp / "outputs.npz")
+        (tmp / "request.json").write_text(json.dumps(request))
+        script = Path(__file__).with_name("guest.py")
+        counts_path = tmp / "counts.txt"
+        argv = env.command(cpu, script, str(tmp / "request.json"), counts=counts_path, profile=profile)
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=guest_env(), timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise RunnerError(f"the emulated run on {cpu} took longer than {timeout:.0f} s") from None
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RunnerError(_failure(proc, cpu))
+        try:
+            counts = parse_counts(counts_path.read_text())
+            reply = json.loads((tmp / "reply.json").read_text())
+        except (OSError, ValueError, CountsError) as exc:
+            raise RunnerError(f"the emulated run on {cpu} left no usable counts: {exc}") from None
+        outputs: list[Any] = []
+        if want_outputs:
+            with np.load(tmp / "outputs.npz") as data:
+                outputs = [data[f"o{i}"] for i in range(len(data.files))]
+    if counts.vcpus > 1:
+        raise RunnerError(f"the guest ran {counts.vcpus} threads; exact counts need one (--threads 1)")
+    return GuestRun(counts, reply.get("delegation") or {}, reply.get("input_dtypes") or [], wall, outputs,
+                    reply.get("maps"))
+
+
+def _failure(proc: subprocess.CompletedProcess, cpu: str) -> str:
+    """One line: the signal that killed the guest (QEMU reports it as 'uncaught target signal'), or its last words."""
+    text = (proc.stderr or "") + (proc.stdout or "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("INFO:")]
+    for line in lines:
+        if "uncaught target signal" in line:
+            return f"the model crashed under emulation on {cpu}: {line.removeprefix('qemu: ')}"
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        return f"the emulated run on {cpu} was killed by {name}"
+    last = lines[-1] if lines else f"exit code {proc.returncode}"
+    return f"the emulated run on {cpu} failed: {last[:300]}"

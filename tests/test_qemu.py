@@ -1,0 +1,206 @@
+"""qemu:CPU devices: exact Arm instruction counts from the aarch64 LiteRT on emulated cores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mobiledeploy.qemu.counts import CountsError, parse_counts
+from mobiledeploy.qemu.env import CPUS, MARKER, cpuinfo_text, guest_env, hwcap_names
+from tests.conftest_qemu import build_static
+
+CLI = [sys.executable, "-m", "mobiledeploy"]
+
+# Between the two marker syscalls: `movz`, `movk` (2), N × (subs, b.ne) (2N), `mov x8`, `svc` (2).
+EXACT_PROGRAM = """
+    .global _start
+_start:
+    mov x8, #{marker}
+    mov x0, #1
+    svc #0
+    movz x0, #{low}
+    movk x0, #{high}, lsl #16
+1:  subs x0, x0, #1
+    b.ne 1b
+    mov x8, #{marker}
+    svc #0
+    mov x0, #0
+    mov x8, #93
+    svc #0
+"""
+
+
+# --- pure parts ----------------------------------------------------------------------------------
+
+def test_parse_counts_subtracts_the_bracket_and_pairs_phases():
+    text = "\n".join([
+        "M 1 0 100 1", "M 1 0 130 1",          # empty bracket: 30
+        "M 1 0 200 1", "M 1 0 231 1",          # a slower bracket: the cheapest is the bracket's cost
+        "M 1 1 300 1", "M 1 1 1330 1",         # init: 1030 - 30
+        "M 1 2 2000 1", "M 1 2 2530 1",        # first
+        "M 1 3 3000 1", "M 1 3 3520 1",        # warm-up
+        "M 1 4 4000 1", "M 1 4 4530 1", "M 1 4 5000 1", "M 1 4 5531 1",
+        "M 2 0 5600 1", "P 4000a0 12 7", "M 3 0 5700 1",
+        "E 9999 1",
+    ])
+    counts = parse_counts(text)
+    assert counts.bracket == 30 and counts.init == 1000 and counts.first == 500
+    assert counts.warmup == [490] and counts.runs == [500, 501]
+    assert counts.blocks == [(0x4000A0, 12, 7)] and counts.total == 9999 and counts.vcpus == 1
+
+
+def test_parse_counts_refuses_an_incomplete_run():
+    with pytest.raises(CountsError, match="run"):
+        parse_counts("M 1 0 1 1\nM 1 0 2 1\nM 1 1 3 1\nM 1 1 9 1\nM 1 2 10 1\nM 1 2 20 1\nM 1 4 30 1\n")
+
+
+def test_hwcap_names_follow_the_kernel_bit_order():
+    assert hwcap_names(0b11, 0) == ["fp", "asimd"]
+    assert "asimddp" in hwcap_names(1 << 20, 0) and hwcap_names(0, 1 << 13) == ["i8mm"]
+
+
+def test_cpuinfo_names_the_emulated_part():
+    a53 = cpuinfo_text("cortex-a53", ["fp", "asimd"])
+    assert "CPU part\t: 0xd03" in a53 and "CPU implementer\t: 0x41" in a53 and "asimddp" not in a53
+    a76 = cpuinfo_text("cortex-a76", ["fp", "asimd", "asimddp"])
+    assert "CPU part\t: 0xd0b" in a76 and a76.count("processor\t:") == 2
+
+
+# --- the plugin and the environment ---------------------------------------------------------------
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("n", [1000, 123_457])
+def test_plugin_counts_a_known_program_exactly(arm_env, aarch64_gcc, tmp_path, n):
+    source = tmp_path / "exact.S"
+    source.write_text(EXACT_PROGRAM.format(marker=MARKER, low=n & 0xFFFF, high=n >> 16))
+    program = build_static(aarch64_gcc, source, tmp_path / "exact")
+    counts = tmp_path / "counts.txt"
+    subprocess.run([arm_env.qemu, "-cpu", "cortex-a53", "-plugin", f"{arm_env.plugin},out={counts},marker={MARKER}",
+                    str(program)], check=True, timeout=60)
+    marks = [int(line.split()[3]) for line in counts.read_text().splitlines() if line.startswith("M ")]
+    assert len(marks) == 2
+    assert marks[1] - marks[0] == 2 * n + 4
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("cpu", ["cortex-a53", "cortex-a76"])
+def test_each_core_sees_its_own_fixed_cpuinfo_and_sys(arm_env, cpu):
+    script = ("import os\nprint(open('/proc/cpuinfo').read())\n"
+              "print('SYS', sorted(os.listdir('/sys/devices/system/cpu')))\n"
+              "print('L2', open('/sys/devices/system/cpu/cpu0/cache/index2/size').read())\n")
+    proc = subprocess.run([arm_env.qemu, "-cpu", cpu, "-L", str(arm_env.view(cpu)), str(arm_env.python(cpu)), "-c",
+                           script], capture_output=True, text=True, env=guest_env(), timeout=120, check=True)
+    part = f"0x{CPUS[cpu] >> 4 & 0xFFF:03x}"
+    assert f"CPU part\t: {part}" in proc.stdout
+    assert ("asimddp" in proc.stdout) == (cpu == "cortex-a76")  # dot product: A76 yes, A53 no
+    assert "SYS ['cpu0', 'cpu1', 'kernel_max', 'offline', 'online', 'possible', 'present']" in proc.stdout
+    assert "L2 512K" in proc.stdout  # the view's, whatever the host has
+
+
+@pytest.mark.qemu
+def test_a_crash_under_emulation_is_one_line_naming_the_signal(arm_env, tmp_path):
+    from mobiledeploy.qemu.run import _failure
+
+    script = tmp_path / "crash.py"
+    script.write_text("import ctypes\nctypes.string_at(0)\n")  # a NULL read: SIGSEGV in the guest
+    proc = subprocess.run(arm_env.command("cortex-a76", script), capture_output=True, text=True, env=guest_env(),
+                          timeout=120)
+    assert proc.returncode != 0
+    message = _failure(proc, "cortex-a76")
+    assert "crashed under emulation on cortex-a76" in message and "11" in message and "\n" not in message
+
+
+# --- real models ---------------------------------------------------------------------------------
+
+def _artifact(exported, fmt: str) -> Path:
+    return Path(exported.result.path) / exported.result.manifest["artifacts"][fmt]["path"]
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_counts_repeat_within_and_across_processes(arm_env, exports):
+    from mobiledeploy.qemu.run import run_guest
+
+    model = _artifact(exports("v1_g3"), "int8")
+    first = run_guest(arm_env, "cortex-a76", model, runs=3, warmup=2)
+    second = run_guest(arm_env, "cortex-a76", model, runs=3, warmup=2)
+    for run in (first, second):
+        assert max(run.counts.runs) - min(run.counts.runs) <= 1e-4 * max(run.counts.runs)
+        assert run.counts.vcpus == 1 and run.counts.init > 0 and run.counts.first >= min(run.counts.runs) * 0.9
+    a, b = sorted(first.counts.runs)[1], sorted(second.counts.runs)[1]
+    assert abs(a - b) <= 1e-4 * a
+    assert first.delegation["partitions"] >= 1 and first.delegation["nodes"] > 10
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["fp32", "int8"])
+def test_arm_outputs_match_the_host(arm_env, exports, fmt):
+    from mobiledeploy.qemu.parity import arm_parity
+
+    report = arm_parity(arm_env, "cortex-a76", _artifact(exports("v1_g3"), fmt))
+    assert report["passed"], report
+    if fmt == "int8":
+        assert report["max_steps"] <= 1
+    else:
+        assert report["max_rel"] <= 1e-5
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_kernels_follow_the_emulated_core(arm_env, exports):
+    """int8 gains from the dot product on A76; A53 has none, so its int8/fp32 ratio is worse."""
+    from mobiledeploy.qemu.run import run_guest
+
+    exported = exports("v1_g3")
+    ratio = {}
+    for cpu in ("cortex-a53", "cortex-a76"):
+        fp32 = run_guest(arm_env, cpu, _artifact(exported, "fp32"), runs=1, warmup=1).counts.runs[0]
+        int8 = run_guest(arm_env, cpu, _artifact(exported, "int8"), runs=1, warmup=1).counts.runs[0]
+        ratio[cpu] = int8 / fp32
+    assert ratio["cortex-a76"] < ratio["cortex-a53"] * 0.95, ratio
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_alexnet_int8_needs_far_fewer_instructions_than_fp32(arm_env, exports):
+    from mobiledeploy.qemu.run import run_guest
+
+    exported = exports("alexnet")
+    fp32 = run_guest(arm_env, "cortex-a76", _artifact(exported, "fp32"), runs=1, warmup=0).counts.runs[0]
+    int8 = run_guest(arm_env, "cortex-a76", _artifact(exported, "int8"), runs=1, warmup=0).counts.runs[0]
+    assert int8 / fp32 < 0.45, (int8, fp32)  # measured 0.28 at 224 (the issue), dense convs and FC in int8 dot products
+
+
+# --- through the CLI -----------------------------------------------------------------------------
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_bench_cli_stores_instructions_never_milliseconds(arm_env, exports, results_db):
+    model = _artifact(exports("v1_g3"), "fp32")
+    proc = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-a53", "--model", str(model), "--runs", "2",
+                           "--warmup", "1", "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    item = json.loads(proc.stdout)["results"][0]
+    assert item["unit"] == "instructions" and item["median_ms"] is None and item["device"] == "qemu:cortex-a53"
+    assert len(item["instruction_counts"]) == 2 and item["instructions"] > 1e6
+    assert item["device_info"]["cpu"]["model"] == "0xd03" and "asimddp" not in item["device_info"]["features"]
+    assert item["versions"]["ai-edge-litert (aarch64)"] and item["versions"]["qemu"]
+    table = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-a53", "--model", str(model), "--runs", "1",
+                            "--warmup", "0"], capture_output=True, text=True, timeout=600)
+    assert "Arm instructions per inference" in table.stdout and " ms" not in table.stdout.split("stored in")[0]
+
+
+def test_bad_qemu_input_is_one_line_exit_2(tmp_path, results_db):
+    unknown = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-x9", "--model", "x.tflite"],
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and "cortex-a76" in unknown.stderr and "Traceback" not in unknown.stderr
+    missing = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-a76", "--arch", "v1", "--g", "3"],
+                             capture_output=True, text=True, timeout=120,
+                             env={**__import__("os").environ, "MOBILEDEPLOY_CACHE": str(tmp_path / "none")})
+    assert missing.returncode == 2 and "mobiledeploy qemu setup" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1 and not results_db.exists()
