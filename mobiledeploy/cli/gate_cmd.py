@@ -34,8 +34,10 @@ def gate_cmd(
     if_no_baseline: Annotated[str, typer.Option(
         "--if-no-baseline", help="When a --baseline folder has none for this machine class: fail (exit 2) or skip "
         "(exit 0, said in the output and the reports).")] = "fail",
-    device: Annotated[Optional[str], typer.Option("--device", "-d", help="local or adb:SERIAL (default: the baseline's device).")] = None,
-    max_regression: Annotated[str, typer.Option("--max-regression", help="Largest tolerated slowdown: 5% or 0.05.")] = "5%",
+    device: Annotated[Optional[str], typer.Option("--device", "-d", help="local, adb:SERIAL or qemu:CPU (default: the "
+                                                  "baseline's device); qemu devices may be a comma list.")] = None,
+    max_regression: Annotated[Optional[str], typer.Option(
+        "--max-regression", help="Largest tolerated slowdown: 5% or 0.05 (default 5%; 1% of Arm instructions on qemu).")] = None,
     confidence: Annotated[float, typer.Option("--confidence", help="Confidence of the interval on each latency ratio.")] = 0.99,
     reference: Annotated[Optional[str], typer.Option(
         "--reference", help="Reference model that normalises machine speed: a model of the baseline (name or ref), "
@@ -65,10 +67,14 @@ def gate_cmd(
 
     Exit 0: no model is significantly slower than --max-regression; 1: a regression (which model, how much, its interval); 2: cannot judge (error, failed runs, too few samples, a baseline of another machine class). A model fails only when the whole interval of its latency ratio, normalised by the reference timed in the same rounds, lies above 1 + max-regression.
 
+    An instruction baseline (recorded on qemu:CPU devices) is judged exactly instead: Arm instructions per inference, the same on every host; a changed LiteRT wheel or core features exits 2 with "re-record".
+
     Example: mobiledeploy gate --device local --baseline benchmarks/baselines/ --junit gate.xml --markdown gate.md
     Example: mobiledeploy gate --baseline benchmarks/baselines/ --update-baseline   (record this machine class)
     Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=224' --reference 'mobilenet_v1:alpha=0.25,resolution=224' --formats fp32,int8
     Example: mobiledeploy gate --baseline b.json --results candidate.json --max-regression 0.05
+    Example: mobiledeploy gate --baseline benchmarks/baselines/arm/instructions.json --junit arm.xml   (exact, any host)
+    Example: mobiledeploy gate --baseline arm.json --update-baseline --device qemu:cortex-a76,qemu:cortex-a53 --model 'v1:g=3,scale=0.5' --formats fp32,int8
     """
     from dataclasses import replace
 
@@ -76,6 +82,14 @@ def gate_cmd(
     from ..errors import ConfigError
     from ..gate import GatePolicy, Threshold, judge
 
+    from .gate_exact_cmd import run_exact_gate, wants_exact
+
+    if wants_exact(baseline, device, update_baseline):
+        run_exact_gate(baseline=baseline, device=device, max_regression=max_regression, update=update_baseline,
+                       models=models, formats=formats, resolution=resolution, db=db, junit=junit, markdown=markdown,
+                       out=out, json_out=json_out)
+        return
+    max_regression = max_regression or "5%"
     normalise = not (reference is not None and reference.strip().lower() == "none")
     reference = reference if normalise else None
     policy = GatePolicy(Threshold.parse(max_regression), confidence, normalise=normalise, min_rounds=min_rounds,

@@ -1,0 +1,126 @@
+"""`mobiledeploy gate` on qemu: devices: exact Arm instruction counts against a committed baseline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from .app import print_json
+
+#: the exact gate's threshold when none is given: counts repeat to ~1e-4, so 1% is far above noise
+EXACT_DEFAULT_REGRESSION = "1%"
+
+
+def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
+    """An instruction baseline file, or a new baseline recorded on qemu: devices."""
+    from ..gate_exact import is_exact_baseline
+
+    if Path(baseline).is_file():
+        return is_exact_baseline(baseline)
+    return update and bool(device) and all(d.strip().startswith("qemu") for d in (device or "").split(","))
+
+
+def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | None, update: bool,
+                   models: list[str] | None, formats: str, resolution: str, db: str | None, junit: str | None,
+                   markdown: str | None, out: str | None, json_out: bool) -> None:
+    from ..baseline import write_atomic
+    from ..bench import parse_formats
+    from ..devices import parse_device_uri
+    from ..errors import ConfigError
+    from ..gate import Threshold
+    from ..gate_exact import baseline_document, exact_junit, exact_markdown, judge_exact, load_exact
+    from ..results import git_commit
+
+    limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
+    old = load_exact(baseline) if Path(baseline).is_file() else []
+    cpus = [parse_device_uri(d)[1] for d in device.split(",")] if device else None
+    if any(parse_device_uri(d)[0] != "qemu" for d in (device or "").split(",") if d.strip()):
+        raise ConfigError("an instruction baseline is judged on qemu:CPU devices only")
+    if models:
+        fmts = parse_formats(formats)
+        plan = [(_with_resolution(m, resolution), f, c) for m in models for f in fmts for c in (cpus or ["cortex-a76"])]
+    elif old:
+        plan = [(e.ref, e.format, e.cpu) for e in old if cpus is None or e.cpu in cpus]
+    else:
+        raise ConfigError(f"no instruction baseline at {baseline}: record one with --update-baseline --device "
+                          "qemu:cortex-a76 --model REF")
+    if models and not update:
+        raise ConfigError("--model sets the models of a new baseline: use it with --update-baseline")
+    for cpu in dict.fromkeys(c for _, _, c in plan):
+        from ..devices import check_device
+
+        check_device(f"qemu:{cpu}")
+    entries = _measure(plan, db)
+    if update:
+        failed = [e for e in entries if e.error]
+        if failed:
+            raise ConfigError(f"not writing {baseline}: {failed[0].key} failed: {failed[0].error}")
+        write_atomic(baseline, baseline_document(entries, limit, git_commit()))
+        sys.stderr.write(f"mobiledeploy: wrote instruction baseline {baseline} ({len(entries)} artifact(s))\n")
+        return
+    judged = old if not cpus else [e for e in old if e.cpu in cpus]
+    verdict = judge_exact(judged, entries, limit)
+    if junit:
+        write_atomic(junit, exact_junit(verdict))
+    if markdown:
+        write_atomic(markdown, exact_markdown(verdict, baseline))
+    if out:
+        import json
+
+        write_atomic(out, json.dumps({"verdict": verdict.to_dict(), "baseline": baseline}, indent=1) + "\n")
+    if json_out:
+        print_json(verdict.to_dict())
+    else:
+        _print(verdict, baseline)
+    if verdict.exit_code:
+        sys.stderr.write(f"mobiledeploy: {verdict.status}: {verdict.summary_line()}\n")
+        raise SystemExit(verdict.exit_code)
+
+
+def _with_resolution(ref: str, resolution: str) -> str:
+    if "resolution=" in ref or ref.endswith(".tflite"):
+        return ref
+    return f"{ref}{',' if ':' in ref else ':'}resolution={resolution}"
+
+
+def _measure(plan: list[tuple[str, str, str]], db: str | None) -> list[Any]:
+    """Export (reusing) and count every (ref, format, core); every run is stored like a bench run."""
+    from ..bench import BenchOptions, prepare_targets, run_bench
+    from ..gate_exact import entry_from_result
+
+    options = BenchOptions(threads=1, runs=3, warmup=2).validate()
+    say = lambda message: sys.stderr.write(f"mobiledeploy: gate: {message}\n")  # noqa: E731
+    formats: dict[str, list[str]] = {}
+    for ref, fmt, _ in plan:
+        formats.setdefault(ref, []).append(fmt)
+    targets = {ref: {t.format: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=say)}
+               for ref, fmts in formats.items()}
+    entries = []
+    for n, (ref, fmt, cpu) in enumerate(plan, 1):
+        say(f"[{n}/{len(plan)}] {ref} {fmt} on qemu:{cpu}")
+        report = run_bench(f"qemu:{cpu}", [targets[ref][fmt]], options, db=db)
+        entries.extend(entry_from_result(ref, r) for r in report.results)
+    return entries
+
+
+def _print(verdict: Any, baseline: str) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .bench_cmd import stdout_console
+
+    console = stdout_console()
+    table = Table(title=f"Arm instruction gate against {escape(baseline)} (exact counts, +{verdict.max_regression * 100:g}% allowed)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "format", "core", "baseline", "candidate", "change", "verdict"):
+        table.add_column(col, justify="left" if col in ("model", "format", "core", "verdict") else "right")
+    colour = {"regression": "red", "improvement": "green", "unchanged": "green"}
+    for e in verdict.entries:
+        fmt = lambda x: "—" if x is None else f"{x / 1e6:.4f}M"  # noqa: E731
+        table.add_row(escape(e.ref), e.format, e.cpu, fmt(e.baseline), fmt(e.candidate),
+                      "—" if e.ratio is None else f"{(e.ratio - 1) * 100:+.3f}%",
+                      f"[{colour.get(e.status, 'yellow')}]{e.status}[/]")
+    console.print(table)
+    console.print(verdict.summary_line())

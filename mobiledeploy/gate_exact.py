@@ -1,0 +1,211 @@
+"""The exact gate: Arm instructions per inference on emulated cores against committed counts.
+
+Counts do not depend on the host, its load or its CPU class, so a baseline recorded once holds on
+every CI machine, and a threshold of 1% (or 0.5%) is meaningful where wall time needs 5% and a
+bootstrap. What can change a count without any change of the project's code is the environment:
+the LiteRT wheel (its kernels), the emulated core and the features XNNPACK picks kernels by. When
+those differ from the baseline's, the verdict is "re-record" (exit 2), never a regression.
+
+Baseline file (`kind` = "mobiledeploy-instruction-baseline", schema 1):
+
+    {"schema_version": 1, "kind": …, "recorded_at", "git_commit", "max_regression",
+     "entries": [{"ref", "format", "cpu", "model", "sha256", "macs", "instructions",
+                  "spread", "environment": {"litert", "features", "qemu"}}]}
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ResultsError
+
+__all__ = ["KIND", "ExactEntry", "ExactVerdict", "EntryVerdict", "load_exact", "is_exact_baseline", "judge_exact",
+           "entry_from_result", "exact_markdown", "exact_junit", "baseline_document"]
+
+KIND = "mobiledeploy-instruction-baseline"
+SCHEMA_VERSION = 1
+REGRESSION, IMPROVEMENT, UNCHANGED = "regression", "improvement", "unchanged"
+RERECORD, MISSING, FAILED, INCONCLUSIVE = "re-record", "missing", "failed", "inconclusive"
+CANNOT_JUDGE = (RERECORD, MISSING, FAILED, INCONCLUSIVE)
+
+
+@dataclass
+class ExactEntry:
+    ref: str
+    format: str
+    cpu: str
+    instructions: float
+    model: str = ""
+    sha256: str = ""
+    macs: int | None = None
+    spread: int = 0
+    environment: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.ref} {self.format} @{self.cpu}"
+
+
+@dataclass
+class EntryVerdict:
+    key: str
+    ref: str
+    format: str
+    cpu: str
+    status: str
+    message: str
+    baseline: float | None = None
+    candidate: float | None = None
+    ratio: float | None = None
+    artifact_changed: bool | None = None
+
+
+@dataclass
+class ExactVerdict:
+    entries: list[EntryVerdict]
+    max_regression: float
+
+    @property
+    def exit_code(self) -> int:
+        if any(e.status == REGRESSION for e in self.entries):
+            return 1
+        return 2 if not self.entries or any(e.status in CANNOT_JUDGE for e in self.entries) else 0
+
+    @property
+    def status(self) -> str:
+        return {0: "pass", 1: "regression", 2: "cannot judge"}[self.exit_code]
+
+    def summary_line(self) -> str:
+        bad = [e for e in self.entries if e.status == REGRESSION] or [e for e in self.entries if e.status in CANNOT_JUDGE]
+        if bad:
+            return "; ".join(f"{e.key}: {e.message}" for e in bad)
+        better = sum(e.status == IMPROVEMENT for e in self.entries)
+        return (f"{len(self.entries)} artifact(s) within +{self.max_regression * 100:g}% Arm instructions"
+                + (f", {better} improved" if better else ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "exit_code": self.exit_code, "summary": self.summary_line(), "unit": "instructions",
+                "max_regression": self.max_regression, "entries": [asdict(e) for e in self.entries]}
+
+
+def is_exact_baseline(path: str | Path) -> bool:
+    try:
+        return json.loads(Path(path).read_text()).get("kind") == KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_exact(path: str | Path) -> list[ExactEntry]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"cannot read the instruction baseline {path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise ResultsError(f"{path} is not an instruction baseline (kind {KIND})")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ResultsError(f"{path} has schema version {data.get('schema_version')}; this mobiledeploy reads {SCHEMA_VERSION}")
+    try:
+        return [ExactEntry(**{k: v for k, v in e.items() if k in ExactEntry.__dataclass_fields__}) for e in data["entries"]]
+    except (KeyError, TypeError) as exc:
+        raise ResultsError(f"{path}: malformed entry ({exc})") from None
+
+
+def entry_from_result(ref: str, result: Any) -> ExactEntry:
+    """A baseline/candidate entry from a qemu RunResult."""
+    counts = result.instruction_counts or []
+    info = result.device_info or {}
+    env = {"litert": (result.versions or {}).get("ai-edge-litert (aarch64)"), "features": info.get("features") or [],
+           "qemu": (result.versions or {}).get("qemu")}
+    return ExactEntry(ref=ref, format=result.format, cpu=(result.config or {}).get("cpu") or result.device.split(":")[-1],
+                      instructions=float(result.instructions or 0), model=result.model, sha256=result.sha256,
+                      macs=result.macs, spread=(max(counts) - min(counts)) if counts else 0, environment=env,
+                      error=None if result.ok else (result.error or "failed"))
+
+
+def judge_exact(baseline: Iterable[ExactEntry], candidate: Iterable[ExactEntry], max_regression: float) -> ExactVerdict:
+    found = {c.key: c for c in candidate}
+    verdicts = [_judge_one(b, found.get(b.key), max_regression) for b in baseline]
+    return ExactVerdict(verdicts, max_regression)
+
+
+def _judge_one(base: ExactEntry, cand: ExactEntry | None, limit: float) -> EntryVerdict:
+    v = EntryVerdict(base.key, base.ref, base.format, base.cpu, MISSING, "not measured", baseline=base.instructions)
+    if cand is None:
+        return v
+    if cand.error:
+        v.status, v.message = FAILED, cand.error
+        return v
+    v.candidate, v.artifact_changed = cand.instructions, bool(base.sha256 and cand.sha256 != base.sha256)
+    changed = [k for k in ("litert", "features") if (base.environment.get(k) or None) != (cand.environment.get(k) or None)]
+    if changed:
+        what = ", ".join(f"{k} {base.environment.get(k)!r} → {cand.environment.get(k)!r}" for k in changed)
+        v.status, v.message = RERECORD, f"the emulated environment changed ({what}): re-record the baseline"
+        return v
+    v.ratio = cand.instructions / base.instructions if base.instructions else None
+    if v.ratio is None:
+        v.status, v.message = FAILED, "the baseline records no instructions"
+        return v
+    noise = (cand.spread + base.spread) / base.instructions
+    change = f"{(v.ratio - 1) * 100:+.3f}% Arm instructions ({base.instructions / 1e6:.4g}M → {cand.instructions / 1e6:.4g}M)"
+    if noise > limit:
+        v.status, v.message = INCONCLUSIVE, f"{change}; run-to-run spread {noise:.2%} exceeds the threshold"
+    elif v.ratio > 1 + limit:
+        v.status, v.message = REGRESSION, f"{change}, over +{limit * 100:g}%"
+    elif v.ratio < 1 - limit:
+        v.status, v.message = IMPROVEMENT, change
+    else:
+        v.status, v.message = UNCHANGED, change
+    return v
+
+
+def baseline_document(entries: list[ExactEntry], max_regression: float, git_commit: str | None) -> str:
+    data = {"schema_version": SCHEMA_VERSION, "kind": KIND,
+            "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit, "max_regression": max_regression,
+            "entries": [{k: v for k, v in asdict(e).items() if k != "error"} for e in entries]}
+    return json.dumps(data, indent=1) + "\n"
+
+
+_ICON = {REGRESSION: "❌ regression", IMPROVEMENT: "✅ improvement", UNCHANGED: "✅ unchanged", RERECORD: "⚠️ re-record",
+         MISSING: "⚠️ missing", FAILED: "⚠️ failed", INCONCLUSIVE: "⚠️ inconclusive"}
+_HEAD = {0: "✅ Arm instruction gate passed", 1: "❌ Arm instruction gate: regression", 2: "⚠️ Arm instruction gate cannot judge"}
+
+
+def exact_markdown(verdict: ExactVerdict, baseline_path: str = "") -> str:
+    lines = [f"## {_HEAD[verdict.exit_code]}", "",
+             f"Exact Arm instructions per inference (aarch64 LiteRT on emulated cores, counted by QEMU), against "
+             f"`{baseline_path}`; an artifact fails above **+{verdict.max_regression * 100:g}%**.", "",
+             "| model | format | core | baseline | candidate | change | verdict |", "|---|---|---|---:|---:|---:|---|"]
+    for e in verdict.entries:
+        fmt = lambda x: "–" if x is None else f"{x:,.0f}"  # noqa: E731
+        change = "–" if e.ratio is None else f"{(e.ratio - 1) * 100:+.3f}%"
+        lines.append(f"| `{e.ref}` | {e.format} | {e.cpu} | {fmt(e.baseline)} | {fmt(e.candidate)} | {change} | "
+                     f"{_ICON.get(e.status, e.status)} |")
+    lines += ["", f"**{verdict.summary_line()}**" if verdict.exit_code else verdict.summary_line(), ""]
+    return "\n".join(lines)
+
+
+def exact_junit(verdict: ExactVerdict, suite_name: str = "mobiledeploy arm instruction gate") -> str:
+    import xml.etree.ElementTree as ET
+
+    failures = sum(e.status == REGRESSION for e in verdict.entries)
+    errors = sum(e.status in CANNOT_JUDGE for e in verdict.entries)
+    root = ET.Element("testsuites", name=suite_name, tests=str(len(verdict.entries)), failures=str(failures),
+                      errors=str(errors))
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdict.entries)), failures=str(failures),
+                          errors=str(errors))
+    for e in verdict.entries:
+        case = ET.SubElement(suite, "testcase", classname=f"gate.qemu.{e.cpu}.{e.format}", name=e.ref)
+        if e.status == REGRESSION:
+            ET.SubElement(case, "failure", message=e.message, type="InstructionRegression")
+        elif e.status in CANNOT_JUDGE:
+            ET.SubElement(case, "error", message=e.message, type=e.status)
+        else:
+            ET.SubElement(case, "system-out").text = e.message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
