@@ -84,19 +84,28 @@ def tflite_outputs(tflite_path: str | Path, inputs: np.ndarray, threads: int = 2
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     results = []
     for x in np.asarray(inputs, dtype=np.float32):
-        x = x[None].transpose(0, 2, 3, 1) if x.ndim == 3 else x[None]
-        if np.issubdtype(inp["dtype"], np.integer):
-            scale, zero_point = inp["quantization"]
-            bounds = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale) + zero_point, bounds.min, bounds.max)
-        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.set_tensor(inp["index"], feed_tensor(inp, x))
         interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])
-        if np.issubdtype(out["dtype"], np.integer):
-            scale, zero_point = out["quantization"]
-            y = (y.astype(np.float32) - zero_point) * scale
-        results.append(y.transpose(0, 3, 1, 2) if y.ndim == 4 else y)
+        results.append(read_output(out, interpreter.get_tensor(out["index"])))
     return np.concatenate(results).astype(np.float32)
+
+
+def feed_tensor(detail: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """One NCHW sample as the TFLite input `detail` takes it: a batch of one, NHWC, quantised if integer."""
+    x = x[None].transpose(0, 2, 3, 1) if x.ndim == 3 else x[None]
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero_point = detail["quantization"]
+        bounds = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale) + zero_point, bounds.min, bounds.max)
+    return x.astype(detail["dtype"])
+
+
+def read_output(detail: dict[str, Any], y: np.ndarray) -> np.ndarray:
+    """A TFLite output as float (dequantised with its own params), NCHW if 4-D."""
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero_point = detail["quantization"]
+        y = (y.astype(np.float32) - zero_point) * scale
+    return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y
 
 
 def onnx_parity(model: Any, onnx_path: str | Path, inputs: np.ndarray, tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:

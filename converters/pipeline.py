@@ -41,6 +41,7 @@ STAGES = {
     "fp32_parity": "parity: TFLite fp32 vs torch",
     "int8": "TFLite int8 (calibration)",
     "int8_parity": "parity: TFLite int8 vs fp32",
+    "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up)",
     "manifest": "manifest",
 }
 DEFAULT_OUT = Path("artifacts")
@@ -257,6 +258,12 @@ def _tflite_stages(
             with stage("int8_parity"):
                 parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
                 _require_passed("TFLite int8", parity["int8"])
+        with stage("arm"):
+            from .arm_check import arm_stage
+
+            files = {fmt: tmp / FILE_NAMES[fmt] for fmt in ("fp32", "int8") if fmt in artifacts}
+            parity["arm"] = arm_stage(files, inputs.holdout, reference, floor)
+            _require_arm(parity["arm"])
     finally:
         tf_keras.backend.clear_session()
     return artifacts
@@ -267,6 +274,21 @@ def _tflite_entry(path: Path, shuffles: int, inspect: Callable, require_builtin:
     require_builtin(path, info)
     return {**file_entry(path.parent, path.name), "inputs": info["inputs"], "outputs": info["outputs"],
             "op_counts": info["op_counts"], "channel_shuffles": shuffles}
+
+
+def _require_arm(result: dict[str, Any]) -> None:
+    """The Arm stage fails the export like any parity step: the first artifact that differs, in one line."""
+    for fmt in ("fp32", "int8"):
+        entry = result.get(fmt)
+        if not entry or entry.get("passed"):
+            continue
+        if "vs_torch" in entry and not entry["vs_torch"]["passed"]:
+            raise ParityError(f"TFLite fp32 on Arm ({result['device']}) does not match torch: max relative error "
+                              f"{entry['vs_torch']['max_rel']:.3g} (tolerance {entry['vs_torch']['tolerance']})")
+        if entry.get("vs_host_steps", 0) > 1:
+            raise ParityError(f"TFLite int8 on Arm ({result['device']}) differs from the host by "
+                              f"{entry['vs_host_steps']} quantisation steps")
+        raise ParityError(f"TFLite {fmt} on Arm ({result['device']}) does not match its fp32 output")
 
 
 def _require_passed(what: str, result: dict[str, Any]) -> None:

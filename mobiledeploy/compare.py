@@ -115,11 +115,18 @@ def pooled_timings_us(results: Iterable[RunResult]) -> list[float]:
     for result in sorted(results, key=lambda r: (r.config or {}).get("round", 0)):
         if not result.ok:
             continue
-        if result.timings_us:
+        if result.instruction_counts:  # an emulated Arm core: exact instructions, the cost figure there
+            out.extend(float(c) for c in result.instruction_counts)
+        elif result.timings_us:
             out.extend(result.timings_us)
         elif result.median_ms is not None:
             out.append(result.median_ms * 1000.0)
     return out
+
+
+def cost_of(result: RunResult) -> float | None:
+    """A run's cost figure: median Arm instructions on qemu: devices, else median milliseconds."""
+    return result.instructions if result.instructions is not None else result.median_ms
 
 
 def median_of(values: Sequence[float]) -> float:
@@ -147,6 +154,8 @@ class CompareRow:
     median_ms: float | None
     runs: int
     rounds: int
+    unit: str = "ms"  # "instructions" on qemu: devices: median_instructions holds the cost, median_ms is None
+    median_instructions: float | None = None
     theoretical_speedup: float | None = None
     measured_speedup: float | None = None
     measured_speedup_ci: list[float] | None = None
@@ -216,9 +225,15 @@ def _row(key: str, fmt: str, res: str, runs: list[RunResult], is_baseline: bool,
     ok = [r for r in runs if r.ok]
     timings = pooled_timings_us(ok)
     macs = next((r.macs for r in runs if r.macs), None)
-    median_ms = median_of(timings) / 1000.0 if timings else None
+    counted = bool(ok) and all(r.instruction_counts for r in ok)
+    median = median_of(timings) if timings else None
+    median_ms = median / 1000.0 if median is not None and not counted else None
     row = CompareRow(model=label, key=key, format=fmt, resolution=res, baseline=is_baseline, macs=macs,
                      median_ms=median_ms, runs=len(timings), rounds=len(ok))
+    if counted:
+        row.unit, row.median_instructions = "instructions", median
+        if median and macs:
+            row.extra["instructions_per_mac"] = median / macs
     if median_ms and macs:
         row.gmacs_per_s = macs / (median_ms / 1000.0) / 1e9
     if not ok:
@@ -235,9 +250,10 @@ def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, l
         return
     if row.macs and base.macs:
         row.theoretical_speedup = theoretical_speedup(base.macs, row.macs)
-    if not (row.median_ms and base.median_ms):
+    mine, theirs = row.median_ms or row.median_instructions, base.median_ms or base.median_instructions
+    if not (mine and theirs) or row.unit != base.unit:
         return
-    row.measured_speedup = measured_speedup(base.median_ms, row.median_ms)
+    row.measured_speedup = measured_speedup(theirs, mine)
     numer = pooled_timings_us(groups[(base.key, base.format, base.resolution)])
     denom = pooled_timings_us(groups[(row.key, row.format, row.resolution)])
     if row.baseline:
@@ -258,8 +274,8 @@ def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, l
 
 def round_speedups(baseline_runs: Sequence[RunResult], runs: Sequence[RunResult]) -> list[float]:
     """Per interleaved round: baseline median / model median (rounds where both ran), to show drift."""
-    base = {(r.config or {}).get("round", 0): r.median_ms for r in baseline_runs if r.ok and r.median_ms}
-    mine = {(r.config or {}).get("round", 0): r.median_ms for r in runs if r.ok and r.median_ms}
+    base = {(r.config or {}).get("round", 0): cost_of(r) for r in baseline_runs if r.ok and cost_of(r)}
+    mine = {(r.config or {}).get("round", 0): cost_of(r) for r in runs if r.ok and cost_of(r)}
     return [base[k] / mine[k] for k in sorted(set(base) & set(mine))]
 
 

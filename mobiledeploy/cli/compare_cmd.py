@@ -13,15 +13,19 @@ import typer
 from .app import Json, app, print_json
 from .bench_cmd import progress_on_stderr, stdout_console  # noqa: F401  (guidelines, profile import them from here)
 
-DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port) "
+                                        "or qemu:CPU (exact Arm instructions on an emulated core).")]
 AdbServerOpt = Annotated[Optional[str], typer.Option(
     "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", help="Results database (default $MOBILEDEPLOY_DB or ~/.local/share/mobiledeploy/results.db).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the suite's, else 1).")]
-RoundsOpt = Annotated[int, typer.Option("--rounds", help="Interleaved rounds: every model once per round (A B …, then … B A).")]
-RunsOpt = Annotated[int, typer.Option("--runs", help="Timed runs per model per round.")]
-WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per model per round.")]
+RoundsOpt = Annotated[Optional[int], typer.Option(
+    "--rounds", help="Interleaved rounds: every model once per round (A B …, then … B A). Default 3; 1 on qemu: devices.")]
+RunsOpt = Annotated[Optional[int], typer.Option("--runs", help="Timed runs per model per round (default 20; 3 on qemu:).")]
+WarmupOpt = Annotated[Optional[int], typer.Option("--warmup", help="Untimed warm-up runs per model per round (default 3; 1 on qemu:).")]
+#: (rounds, runs, warmup) when not given: exact instruction counts repeat, so one short round suffices there
+COMPARE_DEFAULTS = {"qemu": (1, 3, 1)}
 CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")]
 BinaryOpt = Annotated[Optional[str], typer.Option(
     "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL).")]
@@ -89,9 +93,9 @@ def compare_cmd(
     resolutions: Annotated[Optional[str], typer.Option("--resolutions", "-r", help="Comma list of HxW (default: the suite's).")] = None,
     formats: Annotated[Optional[str], typer.Option("--formats", help="Comma list of fp32, int8 (default: the suite's).")] = None,
     threads: ThreadsOpt = None,
-    rounds: RoundsOpt = 3,
-    runs: RunsOpt = 20,
-    warmup: WarmupOpt = 3,
+    rounds: RoundsOpt = None,
+    runs: RunsOpt = None,
+    warmup: WarmupOpt = None,
     cpu_mask: CpuMaskOpt = "auto",
     benchmark_binary: BinaryOpt = None,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Also attribute time per op type and layer (op profiling).")] = False,
@@ -108,17 +112,24 @@ def compare_cmd(
 
     Example: mobiledeploy compare --device local --formats fp32 --resolutions 224x224
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
+    Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, parse_formats, run_bench
     from ..compare import compare, format_resolution, load_suite
-    from ..devices import parse_device_uri
+    from ..devices import canonical_uri, check_device, parse_device_uri
     from ..errors import ConfigError
     from ..stability import flagged, flagged_line
 
     started = time.perf_counter()
     spec = load_suite(suite)
-    parse_device_uri(device)
+    kind, _ = parse_device_uri(device)
+    device = canonical_uri(device)
+    check_device(device)
+    default_rounds, default_runs, default_warmup = COMPARE_DEFAULTS.get(kind, (3, 20, 3))
+    rounds = default_rounds if rounds is None else rounds
+    runs = default_runs if runs is None else runs
+    warmup = default_warmup if warmup is None else warmup
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
     refs = split_refs(models) or [m.ref for m in spec.models]
@@ -263,6 +274,17 @@ def _ms(value: float | None) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
 
 
+def _cost(row: Any) -> str:
+    if row.unit == "instructions":
+        return "—" if row.median_instructions is None else f"{row.median_instructions / 1e6:.2f}M"
+    return _ms(row.median_ms)
+
+
+def _per_mac(row: Any) -> str:
+    value = row.extra.get("instructions_per_mac")
+    return "—" if value is None else f"{value:.2f}"
+
+
 def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any) -> None:
     from rich import box
     from rich.markup import escape
@@ -274,7 +296,8 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
     for res, fmt in cells:
         table = Table(title=f"{res} {fmt} on {escape(device)}: speedup over {escape(baseline_label)}",
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for col in ("model", "MACs", "median ms", "GMAC/s", "theoretical", "measured", "95% CI", "efficiency",
+        counted = any(r.unit == "instructions" for r in rows if (r.resolution, r.format) == (res, fmt))
+        for col in ("model", "MACs", "Arm instr" if counted else "median ms", "instr/MAC" if counted else "GMAC/s", "theoretical", "measured", "95% CI", "efficiency",
                     *(("paper ms", "paper measured", "paper theoretical", "paper eff.") if show_paper else ())):
             table.add_column(col, justify="left" if col == "model" else "right")
         for r in (r for r in rows if (r.resolution, r.format) == (res, fmt)):
@@ -287,8 +310,8 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
             ci = "—" if not r.measured_speedup_ci else f"[{r.measured_speedup_ci[0]:.2f}, {r.measured_speedup_ci[1]:.2f}]"
             table.add_row(
                 escape(r.model) + (" [dim](baseline)[/]" if r.baseline else ""),
-                "—" if not r.macs else f"{r.macs / 1e6:.1f}M", _ms(r.median_ms),
-                "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}",
+                "—" if not r.macs else f"{r.macs / 1e6:.1f}M", _cost(r),
+                _per_mac(r) if r.unit == "instructions" else "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}",
                 _x(r.theoretical_speedup), _x(r.measured_speedup), ci,
                 "—" if r.efficiency is None else f"{r.efficiency:.0%}",
                 *((_ms(r.paper_ms), _x(r.paper_measured_speedup), _x(r.paper_theoretical_speedup),
@@ -296,5 +319,8 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
         console.print(table)
     console.print("[dim]theoretical = baseline MACs / MACs; measured = baseline median / median (95% bootstrap CI); "
                   "efficiency = measured / theoretical[/]")
+    if any(r.unit == "instructions" for r in rows):
+        console.print("[dim]on qemu: devices the cost is exact Arm instructions per inference (aarch64 LiteRT on the "
+                      "emulated core), not time; the paper's columns are its phone's milliseconds[/]")
     if suite is not None:
         console.print(f"[dim]paper: {escape(suite.source)}; {escape(suite.reference_device)}[/]")

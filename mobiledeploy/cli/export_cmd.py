@@ -62,6 +62,17 @@ def print_summary(result: Any) -> None:
         table.add_row(fmt, entry["path"], f"{entry['bytes'] / 1e6:.1f}", entry["sha256"][:8], shown_io,
                       _parity_text(manifest["parity"].get(fmt)))
     console.print(table)
+    arm = manifest["parity"].get("arm") or {}
+    if arm.get("skipped"):
+        console.print("Arm check skipped: the emulated Arm64 environment is not set up (mobiledeploy qemu setup)")
+    elif arm:
+        parts = [f"{fmt} {arm[fmt]['instructions'] / 1e6:.2f}M instructions" for fmt in ("fp32", "int8") if fmt in arm]
+        detail = []
+        if "fp32" in arm:
+            detail.append(f"fp32 vs torch max rel {arm['fp32']['vs_torch']['max_rel']:.1e}")
+        if "int8" in arm:
+            detail.append(f"int8 vs host {arm['int8']['vs_host_steps']} step(s)")
+        console.print(f"Arm check on {arm['device']}: " + ", ".join(parts + detail) + (" — passed" if arm.get("passed") else ""))
     seconds = manifest["stage_seconds"].get("total", 0.0)
     how = "reused (sha256 and inputs unchanged)" if result.reused else f"built in {seconds:.1f} s"
     console.print(f"{manifest['arch']} {manifest['slug']}: {manifest['complexity']['macs'] / 1e6:.1f} M mult-adds, {how}")

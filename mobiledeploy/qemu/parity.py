@@ -14,7 +14,7 @@ from typing import Any
 from .env import Environment
 from .run import run_guest
 
-__all__ = ["host_outputs", "arm_parity", "FP32_ARM_TOLERANCE", "INT8_MAX_STEPS"]
+__all__ = ["host_outputs", "seeded_inputs", "arm_parity", "compare_outputs", "FP32_ARM_TOLERANCE", "INT8_MAX_STEPS"]
 
 FP32_ARM_TOLERANCE = 1e-5
 INT8_MAX_STEPS = 1
@@ -45,26 +45,27 @@ def host_outputs(model: Path, inputs: list[Any]) -> list[Any]:
 
 def arm_parity(env: Environment, cpu: str, model: Path, seed: int = 0) -> dict[str, Any]:
     """Run `model` on the host and on the emulated `cpu` with the same seeded inputs and compare."""
+    inputs = seeded_inputs(model, seed)
+    guest = run_guest(env, cpu, model, runs=1, warmup=0, inputs=inputs, want_outputs=True)
+    return {"cpu": cpu, **compare_outputs(host_outputs(model, inputs), guest.outputs)}
+
+
+def compare_outputs(host: list[Any], arm: list[Any]) -> dict[str, Any]:
+    """int8: the largest difference in quantisation steps; float: the largest error relative to the range."""
     import numpy as np
 
-    inputs = seeded_inputs(model, seed)
-    host = host_outputs(model, inputs)
-    guest = run_guest(env, cpu, model, runs=1, warmup=0, inputs=inputs, want_outputs=True)
-    arm = guest.outputs
     if len(arm) != len(host) or any(a.shape != h.shape for a, h in zip(arm, host)):
-        return {"cpu": cpu, "passed": False, "error": "the Arm outputs differ in number or shape from the host's"}
-    integer = all(np.dtype(h.dtype).kind in "iu" for h in host)
-    if integer:
+        return {"passed": False, "error": "the Arm outputs differ in number or shape from the host's"}
+    if all(np.dtype(h.dtype).kind in "iu" for h in host):
         steps = max(int(np.max(np.abs(a.astype(np.int64) - h.astype(np.int64)))) for a, h in zip(arm, host))
-        return {"cpu": cpu, "dtype": str(host[0].dtype), "max_steps": steps, "identical": steps == 0,
+        return {"dtype": str(host[0].dtype), "max_steps": steps, "identical": steps == 0,
                 "tolerance_steps": INT8_MAX_STEPS, "passed": steps <= INT8_MAX_STEPS}
-    rel = 0.0
-    max_abs = 0.0
+    rel = max_abs = 0.0
     for a, h in zip(arm, host):
         a64, h64 = a.astype(np.float64), h.astype(np.float64)
         diff = float(np.max(np.abs(a64 - h64)))
         span = float(np.max(h64) - np.min(h64)) or 1.0
         max_abs, rel = max(max_abs, diff), max(rel, diff / span)
     finite = all(bool(np.all(np.isfinite(a))) for a in arm)
-    return {"cpu": cpu, "dtype": str(host[0].dtype), "max_abs": max_abs, "max_rel": rel,
-            "tolerance": FP32_ARM_TOLERANCE, "passed": finite and rel <= FP32_ARM_TOLERANCE}
+    return {"dtype": str(host[0].dtype), "max_abs": max_abs, "max_rel": rel, "tolerance": FP32_ARM_TOLERANCE,
+            "passed": finite and rel <= FP32_ARM_TOLERANCE}

@@ -1,0 +1,64 @@
+"""The export's Arm stage: each .tflite run by the aarch64 LiteRT on an emulated core (qemu:CPU).
+
+Run when the emulated environment is set up (`mobiledeploy qemu setup`), skipped (and said so in
+the manifest) when it is not. For one held-out input it records, per artifact: the Arm output
+against the torch reference (fp32) and against the host's LiteRT output (fp32: relative error;
+int8: the largest difference in quantisation steps), int8 against the Arm fp32 output (cosine),
+and the Arm instructions and XNNPACK delegation of that run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .parity import FP32_TOLERANCE, error_stats, feed_tensor, int8_parity, read_output
+
+__all__ = ["arm_stage", "ARM_CHECK_CPU"]
+
+ARM_CHECK_CPU = "cortex-a76"
+
+
+def arm_stage(files: dict[str, Path], holdout: np.ndarray, reference: np.ndarray, floor: float,
+              cpu: str = ARM_CHECK_CPU) -> dict[str, Any]:
+    """{"cpu", "fp32": {...}, "int8": {...}, "passed"} or {"skipped": reason} without the environment."""
+    from mobiledeploy.qemu.env import EmulatorMissingError, environment
+    from mobiledeploy.qemu.run import run_guest
+
+    try:
+        env = environment()
+    except EmulatorMissingError as exc:
+        return {"skipped": str(exc), "passed": True}
+    from ai_edge_litert.interpreter import Interpreter
+
+    report: dict[str, Any] = {"device": f"qemu:{cpu}", "samples": 1}
+    arm_float: dict[str, np.ndarray] = {}
+    for fmt, path in files.items():
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        feed = feed_tensor(inp, np.asarray(holdout[0], dtype=np.float32))
+        interpreter.set_tensor(inp["index"], feed)
+        interpreter.invoke()
+        host_raw = interpreter.get_tensor(out["index"])
+        guest = run_guest(env, cpu, path, runs=1, warmup=0, inputs=[feed], want_outputs=True)
+        arm_raw = guest.outputs[0]
+        arm_float[fmt] = read_output(out, arm_raw)
+        entry: dict[str, Any] = {"instructions": guest.counts.runs[0], "delegation": guest.delegation}
+        if np.issubdtype(host_raw.dtype, np.integer):
+            steps = int(np.max(np.abs(arm_raw.astype(np.int64) - host_raw.astype(np.int64))))
+            entry.update(vs_host_steps=steps, passed=steps <= 1)
+            if "fp32" in arm_float:
+                entry["vs_arm_fp32"] = int8_parity(arm_float["fp32"], arm_float[fmt], floor)
+                entry["passed"] = entry["passed"] and entry["vs_arm_fp32"]["passed"]
+        else:
+            entry["vs_torch"] = error_stats(reference[:1], arm_float[fmt], FP32_TOLERANCE)
+            host = read_output(out, host_raw)
+            span = float(np.max(host) - np.min(host)) or 1.0
+            entry["vs_host_max_rel"] = float(np.max(np.abs(arm_float[fmt] - host))) / span
+            entry["passed"] = entry["vs_torch"]["passed"]
+        report[fmt] = entry
+    report["passed"] = all(report[f]["passed"] for f in files)
+    return report
