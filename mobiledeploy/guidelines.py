@@ -128,6 +128,7 @@ class VariantResult:
     relative_throughput_ci: list[float] | None = None
     status: str = "ok"
     error: str | None = None
+    median_instructions: float | None = None  # qemu: devices: exact Arm instructions, and median_ms is None
 
 
 @dataclass
@@ -209,8 +210,11 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
     variants = []
     for v in guideline.variants:
         t = timings[v.label]
+        counted = any(r.instruction_counts for r in by_key.get(keys.get(v.label, ""), []))
         row = VariantResult(v.label, v.ref, keys.get(v.label, ""), v.paper, macs[v.label],
-                            median_of(t) / 1000.0 if t else None, len(t))
+                            median_of(t) / 1000.0 if t and not counted else None, len(t))
+        if counted and t:
+            row.median_instructions = median_of(t)
         if not t:
             failed = [r for r in by_key.get(row.key, []) if not r.ok]
             row.status, row.error = "failed", (failed[0].error if failed else "no result")

@@ -20,9 +20,9 @@ def guidelines_cmd(
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="Input size of the micro-nets (the paper: 56).")] = "56",
     formats: Annotated[str, typer.Option("--formats", help="Comma list of fp32, int8.")] = "fp32",
     threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
-    rounds: Annotated[int, typer.Option("--rounds", help="Interleaved rounds over every variant.")] = 3,
-    runs: Annotated[int, typer.Option("--runs", help="Timed runs per variant per round.")] = 30,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs per variant per round.")] = 3,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Interleaved rounds over every variant (default 3; 1 on qemu:).")] = None,
+    runs: Annotated[Optional[int], typer.Option("--runs", help="Timed runs per variant per round (default 30; 3 on qemu:).")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", help="Untimed warm-up runs per variant per round (default 3; 1 on qemu:).")] = None,
     min_effect: Annotated[float, typer.Option("--min-effect", help="Smallest speed difference that counts (0.03 = 3%).")] = 0.03,
     cpu_mask: CpuMaskOpt = "auto",
     benchmark_binary: BinaryOpt = None,
@@ -38,14 +38,22 @@ def guidelines_cmd(
 
     Example: mobiledeploy guidelines --device local
     Example: mobiledeploy guidelines --device adb:R58M123ABC --only G2,G4 --json
+    Example: mobiledeploy guidelines --device qemu:cortex-a53 --only G1,G3   (exact Arm instructions)
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, parse_formats, run_bench
-    from ..devices import parse_device_uri
+    from ..devices import canonical_uri, check_device, parse_device_uri
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
+    from .compare_cmd import COMPARE_DEFAULTS
 
-    parse_device_uri(device)
+    kind, _ = parse_device_uri(device)
+    device = canonical_uri(device)
+    check_device(device)
+    default_rounds, default_runs, default_warmup = COMPARE_DEFAULTS.get(kind, (3, 30, 3))
+    rounds = default_rounds if rounds is None else rounds
+    runs = default_runs if runs is None else runs
+    warmup = default_warmup if warmup is None else warmup
     chosen = get_guidelines(only)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
@@ -96,7 +104,8 @@ def print_guidelines(verdicts: list[Any], device: str) -> None:
         table = Table(title=f"{v.id} ({v.format}) {escape(v.title)}: [{mark}]{v.verdict}[/]",
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption=escape(f"paper: {v.claim}"),
                       caption_justify="left")
-        for col in ("variant", "MACs", "median ms", "relative speed", "per MAC", "95% CI (per MAC)", "paper"):
+        counted = any(r.median_instructions is not None for r in v.variants)
+        for col in ("variant", "MACs", "Arm instr" if counted else "median ms", "relative speed", "per MAC", "95% CI (per MAC)", "paper"):
             table.add_column(col, justify="left" if col in ("variant", "paper") else "right")
         for r in v.variants:
             if r.status != "ok":
@@ -105,7 +114,8 @@ def print_guidelines(verdicts: list[Any], device: str) -> None:
                 continue
             ci = r.relative_throughput_ci or r.relative_speed_ci
             table.add_row(escape(r.label), "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
-                          f"{r.median_ms:.3f}", "—" if r.relative_speed is None else f"{r.relative_speed:.2f}x",
+                          f"{r.median_instructions / 1e6:.3f}M" if counted else f"{r.median_ms:.3f}",
+                          "—" if r.relative_speed is None else f"{r.relative_speed:.2f}x",
                           "—" if r.relative_throughput is None else f"{r.relative_throughput:.2f}x",
                           "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", escape(r.paper))
         console.print(table)
