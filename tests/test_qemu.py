@@ -204,3 +204,73 @@ def test_bad_qemu_input_is_one_line_exit_2(tmp_path, results_db):
                              env={**__import__("os").environ, "MOBILEDEPLOY_CACHE": str(tmp_path / "none")})
     assert missing.returncode == 2 and "mobiledeploy qemu setup" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1 and not results_db.exists()
+
+
+# --- where the instructions go -------------------------------------------------------------------
+
+HOT_COLD = """
+    .text
+    .global _start
+    .type hot, %function
+hot:
+    mov x1, #{n}
+1:  subs x1, x1, #1
+    b.ne 1b
+    ret
+    .size hot, .-hot
+    .type cold, %function
+cold:
+    nop
+    ret
+    .size cold, .-cold
+_start:
+    mov x8, #{marker}
+    mov x0, #2
+    svc #0
+    bl hot
+    bl cold
+    mov x8, #{marker}
+    mov x0, #3
+    svc #0
+    mov x0, #0
+    mov x8, #93
+    svc #0
+"""
+
+
+@pytest.mark.qemu
+def test_profile_names_the_functions_that_ran(arm_env, aarch64_gcc, tmp_path):
+    """Blocks counted in the profile window land in the right ELF symbols, with exact counts."""
+    from mobiledeploy.qemu.profile import attribute
+
+    source = tmp_path / "hotcold.S"
+    source.write_text(HOT_COLD.format(n=500, marker=MARKER))
+    program = build_static(aarch64_gcc, source, tmp_path / "hotcold")
+    counts = tmp_path / "counts.txt"
+    subprocess.run([arm_env.qemu, "-plugin", f"{arm_env.plugin},out={counts},marker={MARKER},profile=1",
+                    str(program)], check=True, timeout=60)
+    blocks = parse_counts_blocks(counts.read_text())
+    maps = f"00400000-00500000 r-xp 00000000 00:00 0 {program}\n"  # a static binary sits at its link address
+    profile = attribute(blocks, maps, runs=1)
+    by_name = {k.function: k.instructions for k in profile.kernels}
+    assert by_name["hot"] == 1 + 2 * 500 + 1 and by_name["cold"] == 2
+
+
+def parse_counts_blocks(text: str) -> list[tuple[int, int, int]]:
+    return [(int(p[1], 16), int(p[2]), int(p[3])) for p in (line.split() for line in text.splitlines()) if p[0] == "P"]
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_profile_cli_attributes_a_real_model(arm_env, exports):
+    exported = exports("v1_g3")
+    proc = subprocess.run([*CLI, "profile", "--device", "qemu:cortex-a76", "--arch", "v1", "--g", "3", "--scale", "0.25",
+                           "--resolution", "64", "--format", "int8", "--json"], capture_output=True, text=True,
+                          timeout=600, cwd=exported.out_root.parent)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["unit"] == "instructions per inference" and data["unattributed"] < 0.01 * data["instructions"]
+    kinds = {k["kind"]: k for k in data["kinds"]}
+    gemm = kinds["conv / GEMM (1x1, dense, FC)"]
+    assert gemm["instructions"] > 0 and gemm["mac_share"] > 0.5
+    assert any(k["function"].startswith("xnn_qs8") for k in data["kernels"])  # XNNPACK's int8 micro-kernels

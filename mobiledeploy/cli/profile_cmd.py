@@ -32,9 +32,12 @@ def profile_cmd(
     """Per-op attribution: share of time vs share of MACs per op type and layer, achieved GMAC/s and GB/s.
 
     On a phone, benchmark_model's op profiling (XNNPACK ops are typed, not named, so by op type);
-    on local, ONNX Runtime's profiler on the exported model.onnx (1 thread), joined layer by layer.
+    on local, ONNX Runtime's profiler on the exported model.onnx (1 thread), joined layer by layer;
+    on qemu:CPU, exact Arm instructions per function (XNNPACK micro-kernels, TFLite's own kernels) and
+    kernel kind, beside each kind's share of the mult-adds.
 
     Example: mobiledeploy profile --device local --arch v1 --g 3 --scale 0.5
+    Example: mobiledeploy profile --device qemu:cortex-a76 --arch v1 --g 3 --scale 0.5 --format int8
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, prepare_targets
@@ -43,7 +46,12 @@ def profile_cmd(
     from ..registry import config_slug, parse_model_ref
     from .compare_cmd import profile_target
 
-    parse_device_uri(device)
+    kind, _ = parse_device_uri(device)
+    if kind == "qemu":
+        from ..devices import canonical_uri, check_device
+
+        device = canonical_uri(device)
+        check_device(device)
     fmt = format.strip().lower()
     if fmt not in ("fp32", "int8"):
         raise ConfigError(f"--format takes fp32 or int8 (got {format!r})")
@@ -57,12 +65,69 @@ def profile_cmd(
     with progress_on_stderr() as progress:
         (target,) = prepare_targets([f"{name}:{label}"], (fmt,), size, progress)
         progress(f"op profile {target.name} on {device}")
+        if kind == "qemu":
+            arm = arm_profile(device, target, name, config, size, runs=min(runs, 3))
+    if kind == "qemu":
+        if json_out:
+            print_json({"device": device, **arm.to_dict()})
+        else:
+            print_arm_profile(arm, device, top=top)
+        return
+    with progress_on_stderr() as progress:
         attribution = profile_target(device, target, name, config, config_slug(name, config), bench_options,
                                      adb_server, db, runs=runs)
     if json_out:
         print_json({"device": device, **attribution.to_dict()})
         return
     print_attribution(attribution, top=top)
+
+
+def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], size: tuple[int, int], runs: int) -> Any:
+    """Exact instructions per function and kernel kind on an emulated core, joined to the analysis' MACs."""
+    from collections import Counter
+
+    from ..analysis import analyse
+    from ..errors import RunnerError
+    from ..qemu.env import environment
+    from ..qemu.profile import attribute
+    from ..qemu.run import run_guest
+
+    cpu = device.split(":", 1)[1]
+    guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
+    if not guest.counts.blocks or not guest.maps:
+        raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")
+    macs: Counter = Counter()
+    for layer in analyse(name, f"{size[0]}x{size[1]}", **config).layers:
+        macs[layer.op] += layer.macs
+    return attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.format, cpu=cpu,
+                     macs_by_op=dict(macs))
+
+
+def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = stdout_console()
+    kinds = Table(title=f"{escape(profile.model)} ({profile.format}) on {escape(device)}: "
+                  f"{profile.instructions / 1e6:.2f}M Arm instructions per inference, by kernel kind",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("kind", "instructions", "share", "share of MACs", "instr/MAC"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    for k in profile.kinds:
+        kinds.add_row(escape(k["kind"]), f"{k['instructions'] / 1e6:.3f}M", f"{k['share']:.1%}",
+                      "—" if not k["mac_share"] else f"{k['mac_share']:.1%}",
+                      "—" if k["instructions_per_mac"] is None else f"{k['instructions_per_mac']:.3f}")
+    console.print(kinds)
+    funcs = Table(title=f"top {top} functions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("function", "kind", "instructions", "share"):
+        funcs.add_column(col, justify="left" if col in ("function", "kind") else "right", overflow="fold")
+    for k in profile.kernels[:top]:
+        funcs.add_row(escape(k.function), escape(k.kind), f"{k.instructions / 1e6:.3f}M",
+                      f"{k.instructions / profile.instructions:.1%}" if profile.instructions else "—")
+    console.print(funcs)
+    console.print("[dim]exact counts of the aarch64 LiteRT under QEMU (XNNPACK picks kernels by the emulated core's "
+                  "features); functions named from the libraries' symbol tables[/]")
 
 
 def print_attribution(att: Any, top: int = 10) -> None:
