@@ -28,9 +28,12 @@ PathOpt = Optional[str]
 
 @app.command("gate")
 def gate_cmd(
-    baseline: Annotated[str, typer.Option(
+    baseline: Annotated[Optional[str], typer.Option(
         "--baseline", "-b", help="The committed baseline JSON, or a folder of them, one per machine class "
-        "(the one recorded on this kind of machine is used), e.g. benchmarks/baselines/.")],
+        "(the one recorded on this kind of machine is used), e.g. benchmarks/baselines/.")] = None,
+    against: Annotated[Optional[str], typer.Option(
+        "--against", help="A/B instead of a stored baseline: a git revision (its own code exports the baseline "
+        "artifacts in a throwaway worktree) or a folder of exported artifacts; both measured side by side here.")] = None,
     if_no_baseline: Annotated[str, typer.Option(
         "--if-no-baseline", help="When a --baseline folder has none for this machine class: fail (exit 2) or skip "
         "(exit 0, said in the output and the reports).")] = "fail",
@@ -74,6 +77,8 @@ def gate_cmd(
     Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=224' --reference 'mobilenet_v1:alpha=0.25,resolution=224' --formats fp32,int8
     Example: mobiledeploy gate --baseline b.json --results candidate.json --max-regression 0.05
     Example: mobiledeploy gate --baseline benchmarks/baselines/arm/instructions.json --junit arm.xml   (exact, any host)
+    Example: mobiledeploy gate --against origin/main --device qemu:cortex-a76 --model v1:g=3,scale=0.5 --formats fp32,int8
+    Example: mobiledeploy gate --against release-artifacts/ --device local --model v1:g=3,scale=0.5
     Example: mobiledeploy gate --baseline arm.json --update-baseline --device qemu:cortex-a76,qemu:cortex-a53 --model 'v1:g=3,scale=0.5' --formats fp32,int8
     """
     from dataclasses import replace
@@ -84,6 +89,19 @@ def gate_cmd(
 
     from .gate_exact_cmd import run_exact_gate, wants_exact
 
+    if (baseline is None) == (against is None):
+        raise ConfigError("give --baseline (stored numbers) or --against REV|DIR (A/B on this device), not both")
+    if against is not None:
+        from .gate_ab_cmd import run_ab_gate
+
+        if update_baseline or results:
+            raise ConfigError("--against measures base and head now: it takes no --update-baseline or --results")
+        run_ab_gate(against=against, device=device, models=models, formats=formats, resolution=resolution,
+                    max_regression=max_regression, confidence=confidence, rounds=rounds, runs=runs, warmup=warmup,
+                    threads=threads, seed=seed, db=db, adb_server=adb_server, junit=junit, markdown=markdown,
+                    out=out, json_out=json_out)
+        return
+    assert baseline is not None
     if wants_exact(baseline, device, update_baseline):
         run_exact_gate(baseline=baseline, device=device, max_regression=max_regression, update=update_baseline,
                        models=models, formats=formats, resolution=resolution, db=db, junit=junit, markdown=markdown,

@@ -29,7 +29,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     from ..devices import parse_device_uri
     from ..errors import ConfigError
     from ..gate import Threshold
-    from ..gate_exact import baseline_document, exact_junit, exact_markdown, judge_exact, load_exact
+    from ..gate_exact import baseline_document, judge_exact, load_exact
     from ..results import git_commit
 
     limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
@@ -60,19 +60,28 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         sys.stderr.write(f"mobiledeploy: wrote instruction baseline {baseline} ({len(entries)} artifact(s))\n")
         return
     judged = old if not cpus else [e for e in old if e.cpu in cpus]
-    verdict = judge_exact(judged, entries, limit)
+    finish_exact(judge_exact(judged, entries, limit), baseline, junit=junit, markdown=markdown, out=out,
+                 json_out=json_out)
+
+
+def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str | None, out: str | None,
+                 json_out: bool) -> None:
+    """Reports (atomically), the table or JSON, one line on a failure, and the exit code."""
+    import json
+
+    from ..baseline import write_atomic
+    from ..gate_exact import exact_junit, exact_markdown
+
     if junit:
         write_atomic(junit, exact_junit(verdict))
     if markdown:
-        write_atomic(markdown, exact_markdown(verdict, baseline))
+        write_atomic(markdown, exact_markdown(verdict, label))
     if out:
-        import json
-
-        write_atomic(out, json.dumps({"verdict": verdict.to_dict(), "baseline": baseline}, indent=1) + "\n")
+        write_atomic(out, json.dumps({"verdict": verdict.to_dict(), "baseline": label}, indent=1) + "\n")
     if json_out:
         print_json(verdict.to_dict())
     else:
-        _print(verdict, baseline)
+        _print(verdict, label)
     if verdict.exit_code:
         sys.stderr.write(f"mobiledeploy: {verdict.status}: {verdict.summary_line()}\n")
         raise SystemExit(verdict.exit_code)
