@@ -26,7 +26,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
                    markdown: str | None, out: str | None, json_out: bool) -> None:
     from ..baseline import write_atomic
     from ..bench import parse_formats
-    from ..devices import parse_device_uri
+    from ..devices import check_device, parse_device_uri
     from ..errors import ConfigError
     from ..gate import Threshold
     from ..gate_exact import baseline_document, judge_exact, load_exact
@@ -34,9 +34,11 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
 
     limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
     old = load_exact(baseline) if Path(baseline).is_file() else []
-    cpus = [parse_device_uri(d)[1] for d in device.split(",")] if device else None
     if any(parse_device_uri(d)[0] != "qemu" for d in (device or "").split(",") if d.strip()):
         raise ConfigError("an instruction baseline is judged on qemu:CPU devices only")
+    cpus = [parse_device_uri(d)[1] for d in device.split(",") if d.strip()] if device else None
+    if models and not update:
+        raise ConfigError("--model sets the models of a new baseline: use it with --update-baseline")
     if models:
         fmts = parse_formats(formats)
         plan = [(_with_resolution(m, resolution), f, c) for m in models for f in fmts for c in (cpus or ["cortex-a76"])]
@@ -45,11 +47,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     else:
         raise ConfigError(f"no instruction baseline at {baseline}: record one with --update-baseline --device "
                           "qemu:cortex-a76 --model REF")
-    if models and not update:
-        raise ConfigError("--model sets the models of a new baseline: use it with --update-baseline")
     for cpu in dict.fromkeys(c for _, _, c in plan):
-        from ..devices import check_device
-
         check_device(f"qemu:{cpu}")
     entries = _measure(plan, db)
     if update:
