@@ -26,6 +26,19 @@ RunsOpt = Annotated[Optional[int], typer.Option("--runs", help="Timed runs per m
 WarmupOpt = Annotated[Optional[int], typer.Option("--warmup", help="Untimed warm-up runs per model per round (default 3; 1 on qemu:).")]
 #: (rounds, runs, warmup) when not given: exact instruction counts repeat, so one short round suffices there
 COMPARE_DEFAULTS = {"qemu": (1, 3, 1)}
+
+
+def session_plan(device: str, rounds: int | None, runs: int | None, warmup: int | None,
+                 default: tuple[int, int, int]) -> tuple[str, int, int, int]:
+    """The device URI (canonical, checked before any export) and the rounds, runs, warm-up to use on it."""
+    from ..devices import canonical_uri, check_device, parse_device_uri
+
+    kind, _ = parse_device_uri(device)
+    device = canonical_uri(device)
+    check_device(device)
+    d_rounds, d_runs, d_warmup = COMPARE_DEFAULTS.get(kind, default)
+    return (device, d_rounds if rounds is None else rounds, d_runs if runs is None else runs,
+            d_warmup if warmup is None else warmup)
 CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")]
 BinaryOpt = Annotated[Optional[str], typer.Option(
     "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL).")]
@@ -117,19 +130,12 @@ def compare_cmd(
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, parse_formats, run_bench
     from ..compare import compare, format_resolution, load_suite
-    from ..devices import canonical_uri, check_device, parse_device_uri
     from ..errors import ConfigError
     from ..stability import flagged, flagged_line
 
     started = time.perf_counter()
     spec = load_suite(suite)
-    kind, _ = parse_device_uri(device)
-    device = canonical_uri(device)
-    check_device(device)
-    default_rounds, default_runs, default_warmup = COMPARE_DEFAULTS.get(kind, (3, 20, 3))
-    rounds = default_rounds if rounds is None else rounds
-    runs = default_runs if runs is None else runs
-    warmup = default_warmup if warmup is None else warmup
+    device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
     refs = split_refs(models) or [m.ref for m in spec.models]

@@ -42,18 +42,11 @@ def guidelines_cmd(
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, parse_formats, run_bench
-    from ..devices import canonical_uri, check_device, parse_device_uri
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
-    from .compare_cmd import COMPARE_DEFAULTS
+    from .compare_cmd import session_plan
 
-    kind, _ = parse_device_uri(device)
-    device = canonical_uri(device)
-    check_device(device)
-    default_rounds, default_runs, default_warmup = COMPARE_DEFAULTS.get(kind, (3, 30, 3))
-    rounds = default_rounds if rounds is None else rounds
-    runs = default_runs if runs is None else runs
-    warmup = default_warmup if warmup is None else warmup
+    device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
     chosen = get_guidelines(only)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
