@@ -45,7 +45,10 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .bench_cmd import _num, stdout_console
+    from .bench_cmd import _count, _num, stdout_console
+
+    def figure(row: dict, ms_key: str, count_key: str) -> str:  # qemu: rows hold instructions, never ms
+        return _count(row.get(count_key)) if row.get("unit") == "instructions" else _num(row[ms_key])
 
     console = stdout_console()
     table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -55,10 +58,11 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
     for r in rows:
         table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
                       escape(r["format"]), escape(r["device"]), str(r["threads"]),
-                      "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]", _num(r["median_ms"]),
-                      _num(r["mean_ms"]), _num(r["init_ms"]),
+                      "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]",
+                      figure(r, "median_ms", "instructions"), "—" if r.get("unit") == "instructions" else _num(r["mean_ms"]),
+                      figure(r, "init_ms", "init_instructions"),
                       "[yellow]" + escape(",".join(w["code"] for w in r.get("warnings") or [])) + "[/]",
                       escape(r["error"] or ""))
     console.print(table)
-    console.print("[dim]times in ms; warnings: reasons not to trust a run (noisy, drift, preempted, heated); "
+    console.print("[dim]times in ms, or Arm instructions (M) on qemu: devices; warnings: reasons not to trust a run (noisy, drift, preempted, heated); "
                   "--json for everything (per-run timings, device facts, versions, commit, warning messages)[/]")
