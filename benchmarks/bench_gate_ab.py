@@ -59,7 +59,7 @@ def ab_trial(candidate: Any, base: Any, args: argparse.Namespace) -> tuple[bool,
     results = run_bench("local", [candidate, base], options, rounds=args.rounds, db=args.db).results
     cand = [r for r in results if not r.model.endswith("@base")]
     old = [dataclasses.replace(r, model=candidate.name) for r in results if r.model.endswith("@base")]
-    policy = GatePolicy(Threshold.parse(args.max_regression), 0.99, normalise=False).validate()
+    policy = GatePolicy(Threshold.parse(args.max_regression), 0.99, normalise=False, paired=True).validate()
     verdict = judge(baseline_from_results(old), baseline_from_results(cand), policy)
     m = verdict.models[0]
     return m.status == REGRESSION, m.ratio or float("nan"), time.perf_counter() - start

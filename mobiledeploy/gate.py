@@ -27,7 +27,7 @@ from typing import Any
 from .baseline import Baseline, ModelSamples
 from .devices.base import machine_class
 from .errors import ConfigError
-from .stats import mann_whitney_u, median, normalized_ratio_ci, ratio_of_medians_ci
+from .stats import mann_whitney_u, median, normalized_ratio_ci, paired_ratio_ci, ratio_of_medians_ci
 
 __all__ = [
     "Threshold", "GatePolicy", "ModelVerdict", "Verdict", "judge", "judge_model",
@@ -88,6 +88,7 @@ class GatePolicy:
     min_runs: int = 10
     n_boot: int = 2000
     seed: int = 0
+    paired: bool = False  # A/B in one session: judge the per-round ratio candidate/baseline of the same round
 
     def validate(self) -> "GatePolicy":
         if not 0.5 <= self.confidence < 1.0:
@@ -232,6 +233,14 @@ def judge_model(base: ModelSamples, cand: ModelSamples | None, base_ref: ModelSa
 def _interval(base: ModelSamples, cand: ModelSamples, base_ref: ModelSamples | None, cand_ref: ModelSamples | None,
               policy: GatePolicy, verdict: ModelVerdict) -> tuple[float, float, float] | None:
     kw = dict(confidence=policy.confidence, n_boot=policy.n_boot, seed=policy.seed)
+    if policy.paired:  # both timed in the same rounds: each round's ratio cancels the machine's state then
+        m_base, m_cand = base.round_medians_us(), cand.round_medians_us()
+        common = [r for r in m_cand if m_base.get(r, 0.0) > 0.0]
+        if len(common) >= policy.min_rounds:
+            verdict.method = "paired rounds"
+            num, den = [m_cand[r] for r in common], [m_base[r] for r in common]
+            verdict.p_value = mann_whitney_u(num, den)[1]
+            return paired_ratio_ci(num, den, **kw)
     q_base, q_cand = _round_values(base, base_ref), _round_values(cand, cand_ref)
     if min(len(q_base), len(q_cand)) >= policy.min_rounds:
         verdict.method = "rounds"

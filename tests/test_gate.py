@@ -325,3 +325,16 @@ def test_default_rounds_are_many_and_short_locally_fewer_and_longer_on_a_phone(f
     base = load_baseline(files[0])
     kept = _bench_options(base, "adb:emulator-5554", rounds=None, runs=7)
     assert (kept["rounds"], kept["runs"]) == (base.bench_options["rounds"], 7)  # the baseline's, then the flags
+
+
+def test_paired_rounds_see_a_slowdown_that_round_to_round_drift_hides():
+    """A/B in one session (gate --against): candidate and baseline share each round's machine state, so
+    the per-round ratio cancels a drift of ±15% that leaves the unpaired interval straddling the threshold."""
+    results = session_results({MODEL: 2000.0, "base": 1800.0}, rounds=40, runs=5, drift=0.15, noise=0.02, seed=3)
+    cand = baseline_from_results([r for r in results if r.model == MODEL])
+    base = baseline_from_results([replace(r, model=MODEL) for r in results if r.model == "base"])
+    unpaired = judge(base, cand, GatePolicy(Threshold(0.05), 0.99, normalise=False)).models[0]
+    paired = judge(base, cand, GatePolicy(Threshold(0.05), 0.99, normalise=False, paired=True)).models[0]
+    assert paired.method == "paired rounds" and paired.status == REGRESSION
+    assert 1.09 < paired.low <= paired.ratio <= paired.high < 1.13  # the true slowdown is 2000/1800 = 1.111
+    assert unpaired.status == UNCHANGED and unpaired.high - unpaired.low > 3 * (paired.high - paired.low)

@@ -77,7 +77,7 @@ def _judge_times(results: list[Any], against: str, max_regression: str, confiden
     cand, base = _split(results)
     old = baseline_from_results(base, bench_options=asdict(options))
     new = baseline_from_results(cand, bench_options=asdict(options))
-    policy = GatePolicy(Threshold.parse(max_regression), confidence, normalise=False, seed=seed).validate()
+    policy = GatePolicy(Threshold.parse(max_regression), confidence, normalise=False, seed=seed, paired=True).validate()
     verdict = judge(old, new, policy)
     label = f"--against {against}"
     _write_reports(verdict, new, label, junit=junit, markdown=markdown, out=out)
