@@ -198,8 +198,11 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
 
 def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOptions, *, rounds: int = 1,
               db: str | Path | None = None, adb_server: str | None = None,
-              progress: Progress | None = None) -> BenchRun:
+              progress: Progress | None = None, collected: list[RunResult] | None = None) -> BenchRun:
     """Open the device, time every target (interleaved rounds), store every run as it ends.
+
+    `collected`, when given, receives each result as it is stored, so a caller that is interrupted
+    still knows what was measured.
 
     Device faults (adb missing, unknown serial, device gone, disk full, runner failing) become
     failed results, stored like any other; only bad input (an unknown device URI) raises.
@@ -212,7 +215,10 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
     session = new_run_id()
     with ResultsStore(db) as store:
         git = git_commit()
-        record = lambda r: store.finish(r, session_id=session, git=git)  # noqa: E731
+        def record(result: RunResult) -> None:
+            store.finish(result, session_id=session, git=git)
+            if collected is not None:
+                collected.append(result)
 
         def begin(target: BenchTarget, round_index: int) -> RunResult:
             placeholder = new_result(target, options, device_uri)

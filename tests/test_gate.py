@@ -292,7 +292,7 @@ def test_cli_help_has_an_example(capsys):
     assert any(line.strip().startswith("Example:") for line in capsys.readouterr().out.splitlines())
 
 
-def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path):
+def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, results_db):
     """Without --results the gate exports through prepare_targets and times through run_bench (interleaved)."""
     import mobiledeploy.bench as bench
 
@@ -303,14 +303,14 @@ def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path):
         name = {"v1:g=3,scale=0.5": MODEL, "v1:g=3,scale=0.25": OTHER, "mobilenet_v1:alpha=0.25": REF}[refs[0]]
         return [bench.BenchTarget(name, Path(f"/a/{name}.tflite"), fmt, name[:1] * 64) for fmt in formats]
 
-    def fake_run_bench(device, targets, options, *, rounds, db=None, adb_server=None, progress=None):
-        calls.update(device=device, names=[t.name for t in targets], rounds=rounds, runs=options.runs)
+    def fake_run_bench(device, targets, options, *, rounds, db=None, adb_server=None, progress=None, collected=None):
+        calls.update(collects=collected is not None, device=device, names=[t.name for t in targets], rounds=rounds, runs=options.runs)
         return bench.BenchRun(session_results(slower(1.2), rounds=rounds, runs=options.runs, seed=9), Path("x.db"), "S")
 
     monkeypatch.setattr(bench, "prepare_targets", fake_prepare)
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     assert main(["gate", "--baseline", str(base), "--rounds", "6", "--json"]) == 1
-    assert calls == {"device": "local", "names": [MODEL, OTHER, REF], "rounds": 6, "runs": 20}
+    assert calls == {"collects": True, "device": "local", "names": [MODEL, OTHER, REF], "rounds": 6, "runs": 20}
 
 
 def test_default_rounds_are_many_and_short_locally_fewer_and_longer_on_a_phone(files):
