@@ -82,15 +82,25 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
 
 
-def _install_signal_handlers() -> None:
+def _install_signal_handlers() -> dict[int, Any]:
+    """Our handlers for SIGINT and SIGTERM; returns the previous ones (main() restores them)."""
     import signal
 
+    previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
             if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup, `cmd &`: stay deaf as asked
-                signal.signal(signum, _on_signal)
+                previous[signum] = signal.signal(signum, _on_signal)
         except (ValueError, OSError):  # not the main thread (an embedding application): leave its handlers
             pass
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    import signal
+
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _interrupted_line(argv: list[str]) -> str:
@@ -108,15 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _received.clear()
     _activity.clear()
-    _install_signal_handlers()
+    previous = _install_signal_handlers()
     try:
-        code = _run(args)
-    except KeyboardInterrupt:  # arrived outside the command (while starting or ending)
-        code = 130
-    if code == 130 or _received:
-        sys.stderr.write(_interrupted_line(args))
-        return interrupt_exit_code()
-    return code
+        try:
+            code = _run(args)
+        except KeyboardInterrupt:  # arrived outside the command (while starting or ending)
+            code = 130
+        if code == 130 or _received:
+            sys.stderr.write(_interrupted_line(args))
+            return interrupt_exit_code()
+        return code
+    finally:
+        _restore_signal_handlers(previous)
 
 
 def _run(argv: list[str]) -> int:

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import Alpha, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json
+from .app import (Alpha, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json,
+                  set_activity)
 
 Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
 AdbServer = Annotated[Optional[str], typer.Option(
@@ -61,6 +62,7 @@ def bench_cmd(
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
                                  op_profiling=op_profiling).validate()
     fmts = parse_formats(formats)
+    preflight(device, adb_server, db, threads, exports=arch is not None)
     with progress_on_stderr() as progress:
         if model is not None:
             targets = prepare_targets([model], fmts, resolution, progress)
@@ -78,6 +80,23 @@ def bench_cmd(
         sys.stderr.write(f"mobiledeploy: error: {line}\n")
     if not report.ok:
         raise SystemExit(1)
+
+
+def preflight(device: str, adb_server: str | None, db: str | None, threads: int | None, *, exports: bool) -> None:
+    """Before any export or run: the results database, a thread count above the cores, and (when an export
+    would come first) whether the phone is there at all; an unreachable one exits 1 as a failed run does."""
+    from ..errors import DeviceError
+    from .preflight import check_db, check_device, check_threads
+
+    check_db(db)
+    if warning := check_threads(threads, device):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+    if exports:
+        try:
+            check_device(device, adb_server)
+        except DeviceError as exc:
+            sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())} (nothing exported or run)\n")
+            raise SystemExit(1) from None
 
 
 def _json_item(result: Any) -> dict[str, Any]:
@@ -99,24 +118,36 @@ def _failure_lines(report: Any) -> list[str]:
 
 
 class progress_on_stderr:
-    """Progress on stderr (rich), silent when stderr is not a terminal."""
+    """Progress on stderr: a rich spinner on a terminal; without one (CI logs), one line per export stage,
+    so an implicit export is never minutes of silence. Every message also names what an interrupt
+    interrupted."""
 
     def __enter__(self) -> Any:
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True)
+        self._lines = not console.is_terminal
         self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=console, transient=True, disable=not console.is_terminal)
+                                  console=console, transient=True, disable=self._lines)
         self._progress.__enter__()
         self._task = self._progress.add_task("starting", total=None)
         return self.update
 
     def update(self, message: str) -> None:
+        set_activity(message)
         self._progress.update(self._task, description=message)
+        if self._lines and worth_a_line(message):
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
+
+
+def worth_a_line(message: str) -> bool:
+    """Without a terminal: every export stage and op profile (minutes of work), not every timed run ([i/N])."""
+    return not message.startswith("[")
 
 
 def stdout_console() -> Any:
