@@ -115,6 +115,8 @@ def compare_cmd(
     from ..devices import parse_device_uri
     from ..errors import ConfigError
     from ..stability import flagged, flagged_line
+    from .bench_cmd import preflight
+    from .preflight import check_output_dir
 
     started = time.perf_counter()
     spec = load_suite(suite)
@@ -132,19 +134,28 @@ def compare_cmd(
 
     plan = plan_models(refs, baseline_ref, spec)
     refs, keys, labels, paper, configs, base_key = (plan[k] for k in ("refs", "keys", "labels", "paper", "configs", "baseline"))
+    check_output_dir(report, "--report")
+    preflight(device, adb_server, db, options.threads, exports=True)
 
-    with progress_on_stderr() as progress:
-        targets, failures = export_targets(refs, fmts, sizes, progress, keys)
-        bench = None
-        if targets:
-            bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server, progress=progress)
-        results = bench.results if bench else []
-        rows = compare(results, base_key, labels=labels, paper=paper, failures=failures)
-        attributions = []
-        if (per_layer or report) and targets:
-            attributions = attribute_models(device, targets, configs, labels, options, adb_server, db, progress)
+    measured: list[Any] = []
+    try:
+        with progress_on_stderr() as progress:
+            targets, failures = export_targets(refs, fmts, sizes, progress, keys)
+            bench = None
+            if targets:
+                bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
+                                  progress=progress, collected=measured)
+            results = bench.results if bench else []
+            rows = compare(results, base_key, labels=labels, paper=paper, failures=failures)
+            attributions = []
+            if (per_layer or report) and targets:
+                attributions = attribute_models(device, targets, configs, labels, options, adb_server, db, progress)
+    except KeyboardInterrupt:
+        if report:
+            _interrupted_report(report, measured, base_key, labels, paper, device, spec.name)
+        raise
     elapsed = time.perf_counter() - started
-    meta = {"device": device, "suite": spec.name, "baseline": labels[base_key],
+    meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": labels[base_key],
             "threads": options.threads, "rounds": rounds, "runs per round": runs,
             "paper source": spec.source if paper else "", "paper device": spec.reference_device if paper else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
@@ -174,6 +185,23 @@ def compare_cmd(
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
         raise SystemExit(1)
+
+
+def _interrupted_report(report: Path, measured: list[Any], base_key: str, labels: dict[str, str],
+                        paper: dict[str, Any], device: str, suite: str) -> None:
+    """The --report of an interrupted compare: status interrupted, the speedups of what was measured."""
+    from ..compare import compare
+    from ..report import write_compare_report
+    from .app import interrupt_exit_code
+
+    import signal
+
+    ok = [r for r in measured if r.ok]
+    rows = compare(ok, base_key, labels=labels, paper=paper, failures=[]) if ok else []
+    name = signal.Signals(interrupt_exit_code() - 128).name
+    meta = {"status": f"interrupted by {name} after {len(measured)} run(s): figures from an incomplete session",
+            "device": device, "suite": suite, "baseline": labels[base_key]}
+    write_compare_report(report, rows, meta=meta, title=f"Theory vs measurement on {device} (interrupted)")
 
 
 def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def guidelines_cmd(
     from ..devices import parse_device_uri
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
+    from .bench_cmd import preflight
+    from .preflight import check_output_dir
 
     parse_device_uri(device)
     chosen = get_guidelines(only)
@@ -57,6 +59,8 @@ def guidelines_cmd(
                            benchmark_binary=benchmark_binary).validate()
     refs = [v.ref for g in chosen for v in g.variants]
     keys = {ref: model_key_of(ref)[2] for ref in refs}
+    check_output_dir(report, "--report")
+    preflight(device, adb_server, db, threads, exports=True)
     with progress_on_stderr() as progress:
         targets, failures = export_targets(refs, fmts, [size], progress, keys)
         bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
