@@ -32,6 +32,22 @@ Weights = Annotated[Optional[str], typer.Option("--weights", help="A state_dict 
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        sys.stdout.write(f"mobiledeploy {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Take efficient CNNs from a PyTorch reference to ARM phones, and measure how fast they really are."""
+
+
 def model_config(g: int | None, scale: float | None, alpha: float | None, options: list[str] | None) -> dict[str, Any]:
     """The options the user actually gave, as a registry config (unset ones fall back to defaults)."""
     from ..registry import parse_label
