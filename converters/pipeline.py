@@ -97,7 +97,7 @@ def export_model(
     ParityError when a converted model does not compute the reference's function.
     """
     from mobiledeploy.analysis import parse_resolution
-    from mobiledeploy.registry import config_slug, get_spec
+    from mobiledeploy.registry import get_spec
 
     started = time.perf_counter()
     report = progress or (lambda stage, event, seconds: None)
@@ -107,9 +107,35 @@ def export_model(
     wanted = resolve_formats(formats)
     if not 0.0 <= int8_cosine_floor <= 1.0:
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
-    out_root = _writable_dir((Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute())
-    target = out_root / config_slug(spec.name, full, size)
     request = _request(spec.name, full, size, calibration, calib_samples, weights, seed)
+    out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
+    created = _missing_dirs(out_root)
+    try:
+        return _export_into(out_root, request, spec, full, size, wanted, calibration, calib_samples, weights, seed,
+                            force, int8_cosine_floor, report, started)
+    except BaseException:
+        for folder in created:  # the folders this call made for --out, deepest first, if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _export_into(out_root: Path, request: dict[str, Any], spec: Any, full: dict[str, Any], size: tuple[int, int],
+                 wanted: tuple[str, ...], calibration: str | Path, calib_samples: int, weights: str | None, seed: int,
+                 force: bool, int8_cosine_floor: float, report: Progress, started: float) -> ExportResult:
+    from mobiledeploy.registry import config_slug
+
+    out_root = _writable_dir(out_root)
+    target = out_root / config_slug(spec.name, full, size)
     if not force:
         manifest = _reusable(target, request, wanted, int8_cosine_floor)
         if manifest is not None:
