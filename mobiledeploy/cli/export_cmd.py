@@ -43,10 +43,20 @@ def export_cmd(
             arch, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
             calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, arch), int8_cosine_floor=cosine_floor,
         )
+    warn_calibration(result.manifest)
     if json_out:
         print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
         return
     print_summary(result)
+
+
+def warn_calibration(manifest: dict[str, Any]) -> None:
+    """The manifest's calibration warning (fewer images than asked for), when it made an int8 model."""
+    import sys
+
+    warning = (manifest.get("calibration") or {}).get("warning")
+    if warning and "int8" in manifest.get("artifacts", {}):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
 
 
 def print_summary(result: Any) -> None:
