@@ -14,7 +14,7 @@ from mobiledeploy.baseline import Baseline, baseline_from_results, load_baseline
 from mobiledeploy.cli import main
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.gate import (
-    FAILED, IMPROVEMENT, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED, GatePolicy, Threshold, judge,
+    FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED, GatePolicy, Threshold, judge,
     verdict_junit, verdict_markdown,
 )
 from mobiledeploy.runner import RunResult
@@ -104,6 +104,22 @@ def test_a_slowdown_inside_the_threshold_is_not_a_regression():
     strict = judge(session(seed=1, noise=0.01, drift=0.005), session(slower(1.10), seed=2, noise=0.01, drift=0.005),
                    GatePolicy(Threshold.parse("15%")))
     assert status_of(strict) == UNCHANGED
+
+
+def test_an_interval_straddling_the_threshold_is_inconclusive_not_unchanged():
+    """Few noisy rounds: the interval spans both sides of +5%, so the samples cannot tell; it passes
+    (only a whole interval above the threshold fails) but is never called unchanged."""
+    verdict = judge(session(seed=1), session(slower(1.05), seed=2, rounds=5, noise=0.08, drift=0.08))
+    m = next(m for m in verdict.models if m.name == MODEL)
+    assert m.low < 1.05 < m.high and m.status == INCONCLUSIVE and verdict.exit_code == 0
+    assert "straddles the +5% threshold" in m.message
+    assert f"1 inconclusive (interval crosses +5%: {MODEL}/fp32" in verdict.summary_line()
+    assert verdict.to_dict()["models"][0]["status"] == INCONCLUSIVE
+    row = next(line for line in verdict_markdown(verdict).splitlines() if line.startswith(f"| `{MODEL}`"))
+    assert row.rstrip(" |").endswith("❔ inconclusive")
+    case = next(c for c in ET.fromstring(verdict_junit(verdict)).iter("testcase") if c.get("name") == MODEL)
+    assert case.find("properties/property[@name='verdict']").get("value") == INCONCLUSIVE
+    assert case.find("failure") is None and case.find("system-out").text.startswith("inconclusive:")
 
 
 def test_uniformly_slower_machine_passes_thanks_to_the_reference():
@@ -256,6 +272,25 @@ def test_cli_exit_2_on_too_few_samples_and_bad_input(files, capsys):
     assert main(["gate", "--baseline", str(base), "--results", candidate(seed=2), "--reference", "nosuch"]) == 2
     assert "is not a model of the baseline" in capsys.readouterr().err
     assert main(["gate", "--baseline", str(base), "--results", candidate(seed=2), "--device", "adb:X"]) == 2
+
+
+def test_cli_table_says_inconclusive(files, capsys):
+    base, candidate = files
+    noisy = candidate(slower(1.05), seed=2, rounds=5, noise=0.08, drift=0.08)
+    assert main(["gate", "--baseline", str(base), "--results", noisy]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith(MODEL + " "))
+    assert row.split()[-1] == "inconclusive" and "unchanged" not in row
+    assert "1 inconclusive" in out
+
+
+def test_cli_reports_are_written_when_it_cannot_judge(files, tmp_path, capsys):
+    base, candidate = files
+    junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
+    code = main(["gate", "--baseline", str(base), "--results", candidate(rounds=2, runs=3, seed=2),
+                 "--junit", str(junit), "--markdown", str(md)])
+    assert code == 2
+    assert ET.parse(junit).getroot().get("errors") == "2" and md.read_text().startswith("## ⚠️ Latency gate cannot judge")
 
 
 def test_cli_reference_none_compares_raw_latency(files):
