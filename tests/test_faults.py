@@ -94,10 +94,23 @@ class Case:
     in_work: bool = False  # run in the folder holding the exported tiny model
     stdout: str = ""
     check: Callable[[Path, subprocess.CompletedProcess], None] | None = None
+    setup: Callable[[Path, Path], None] | None = None  # (tmp, the session's work folder)
 
 
 def _check_no_adb_run(tmp: Path, proc: subprocess.CompletedProcess) -> None:
     assert not (tmp / "PWNED").exists()
+
+
+def _copy_export_with_notes(tmp: Path, work: Path) -> None:
+    import shutil
+
+    shutil.copytree(work / "artifacts" / SLUG, tmp / "artifacts" / SLUG)
+    (tmp / "artifacts" / SLUG / "NOTES.txt").write_text("my notes\n")
+
+
+def _check_notes_kept(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert (tmp / "artifacts" / SLUG / "NOTES.txt").read_text() == "my notes\n"
+    assert sorted(p.name for p in (tmp / "artifacts").iterdir()) == [SLUG]  # no temp build left beside it
 
 
 def _check_junit_status(status: str, headline: str) -> Callable[[Path, subprocess.CompletedProcess], None]:
@@ -184,8 +197,12 @@ CASES: dict[str, Case] = {
                                    "cannot reach the adb server at 127.0.0.1:1",
                                    leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
     "version": Case(["--version"], 0, "", stdout="mobiledeploy "),
+    # --- item 2: nothing a user made is lost
+    "export_never_deletes_a_users_file": Case(["export", *TINY, "--formats", "fp32", "--force"], 2,
+                                              "did not write (NOTES.txt)", setup=_copy_export_with_notes,
+                                              check=_check_notes_kept),
 }
-NEEDS_WORK = {"gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
+NEEDS_WORK = {"export_never_deletes_a_users_file", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
               "gate_absent_phone_before_export"}
 NEEDS_ADB = {"adb_server_unreachable"}
 
@@ -227,11 +244,13 @@ def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRe
     values = {**_fixture_files(tmp_path, tiny_tflite["fp32"]), "work": str(work)}
     if name == "weights_pickled_module":
         _whole_module(tmp_path / "whole.pt")
+    if case.setup:
+        case.setup(tmp_path, work)
     before = files_under(tmp_path)
     dbs = {p: p.read_bytes() for p in (tmp_path / "junk.db", tmp_path / "foreign.db")}
     home = tmp_path / "home"
     env = env_for(home, **{k: v.format(**values) for k, v in case.env.items()})
-    cwd = work or tmp_path
+    cwd = tmp_path if case.setup else (work or tmp_path)
     work_before = files_under(work) if work else set()
     started = time.monotonic()
     proc = subprocess.run([str(CLI), *[a.format(**values) for a in case.args]], cwd=cwd, env=env,

@@ -334,7 +334,7 @@ def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, resu
     base, _ = files
     calls = {}
 
-    def fake_prepare(refs, formats, resolution, progress=None):
+    def fake_prepare(refs, formats, resolution, progress=None, *, weights=None, export=None):
         name = {"v1:g=3,scale=0.5": MODEL, "v1:g=3,scale=0.25": OTHER, "mobilenet_v1:alpha=0.25": REF}[refs[0]]
         return [bench.BenchTarget(name, Path(f"/a/{name}.tflite"), fmt, name[:1] * 64) for fmt in formats]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -29,6 +30,11 @@ Options = Annotated[
     Optional[list[str]], typer.Option("--set", help="Other model option as KEY=VALUE (repeatable), e.g. --set se=16.")
 ]
 Weights = Annotated[Optional[str], typer.Option("--weights", help="A state_dict file to load instead of seeded init.")]
+Calibration = Annotated[str, typer.Option(
+    "--calibration", help="int8 calibration of implicit exports: a directory of images, or 'synthetic'.")]
+CalibSamples = Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8 (implicit exports).")]
+ArtifactsRoot = Annotated[Optional[Path], typer.Option(
+    "--out", "--artifacts", help="Artifacts root of implicit exports: OUT/<arch-config-HxW>/ (default artifacts/).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import (Alpha, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json,
-                  set_activity)
+from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, Groups, Json, Options, Resolution, Scale, Weights,
+                  app, model_config, print_json, set_activity)
 
 Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
 AdbServer = Annotated[Optional[str], typer.Option(
@@ -27,6 +27,9 @@ def bench_cmd(
     resolution: Resolution = "224",
     options: Options = None,
     weights: Weights = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    out: ArtifactsRoot = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting --arch.")] = None,
     formats: Annotated[str, typer.Option("--formats", help="With --arch: which artifacts to time, e.g. fp32,int8.")] = "fp32,int8",
     threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
@@ -49,7 +52,8 @@ def bench_cmd(
     Example: mobiledeploy bench --device local --arch v1 --g 3
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     """
-    from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
+    from ..bench import BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
+    from .preflight import check_output_dir
     from ..devices import parse_device_uri
     from ..errors import ConfigError
 
@@ -62,13 +66,15 @@ def bench_cmd(
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
                                  op_profiling=op_profiling).validate()
     fmts = parse_formats(formats)
+    check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=arch is not None)
     with progress_on_stderr() as progress:
         if model is not None:
             targets = prepare_targets([model], fmts, resolution, progress)
         else:
             label = ",".join(f"{k}={v}" for k, v in model_config(g, scale, alpha, options).items())
-            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights)
+            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights,
+                                      export=ExportInputs(calibration, calib_samples, out))
         report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
                            progress=progress)
     if json_out:

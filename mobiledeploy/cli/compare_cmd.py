@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import Json, app, print_json
+from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .bench_cmd import progress_on_stderr, stdout_console  # noqa: F401  (guidelines, profile import them from here)
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, or adb:SERIAL (SERIAL may be host:port).")]
@@ -46,8 +46,10 @@ def model_key_of(ref: str) -> tuple[str, dict[str, Any], str]:
 
 
 def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
-                   keys: dict[str, str]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Export (or reuse) every model at every size; an export that fails is a failure row, not a crash."""
+                   keys: dict[str, str], export: Any = None,
+                   weights: dict[str, str] | None = None) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Export (or reuse) every model at every size; an export that fails is a failure row, not a crash.
+    `weights` maps a ref to the state_dict it is exported with (others: seeded init)."""
     from ..bench import prepare_targets
     from ..compare import format_resolution
     from ..errors import MobiledeployError, ParityError
@@ -62,7 +64,8 @@ def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[
                 if set(attempt) <= got:
                     continue
                 try:
-                    new = prepare_targets([ref], attempt, res, progress)
+                    new = prepare_targets([ref], attempt, res, progress, export=export,
+                                          weights=(weights or {}).get(ref))
                 except MobiledeployError as exc:
                     last = exc
                     if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
@@ -96,6 +99,11 @@ def compare_cmd(
     benchmark_binary: BinaryOpt = None,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Also attribute time per op type and layer (op profiling).")] = False,
     report: ReportOpt = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="A state_dict for the --models (not the baseline) instead of seeded init.")] = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    out: ArtifactsRoot = None,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     json_out: Json = False,
@@ -110,7 +118,7 @@ def compare_cmd(
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
     """
     from ..analysis import parse_resolution
-    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
     from ..compare import compare, format_resolution, load_suite
     from ..devices import parse_device_uri
     from ..errors import ConfigError
@@ -135,12 +143,15 @@ def compare_cmd(
     plan = plan_models(refs, baseline_ref, spec)
     refs, keys, labels, paper, configs, base_key = (plan[k] for k in ("refs", "keys", "labels", "paper", "configs", "baseline"))
     check_output_dir(report, "--report")
+    check_output_dir(out, "--out")
     preflight(device, adb_server, db, options.threads, exports=True)
 
     measured: list[Any] = []
     try:
         with progress_on_stderr() as progress:
-            targets, failures = export_targets(refs, fmts, sizes, progress, keys)
+            targets, failures = export_targets(refs, fmts, sizes, progress, keys,
+                                               ExportInputs(calibration, calib_samples, out),
+                                               {r: weights for r in refs if keys[r] != base_key} if weights else None)
             bench = None
             if targets:
                 bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
@@ -228,17 +239,16 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
                      progress: Any) -> list[Any]:
     """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
     (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
-    from ..compare import format_resolution
-
+    from ..compare import format_resolution, slug_key
     from ..errors import MobiledeployError
 
     smallest = min({tuple(t.resolution) for t in targets}, key=lambda r: r[0] * r[1])
     chosen = [t for t in targets if tuple(t.resolution) == smallest]
     if device == "local":  # ONNX Runtime profiles the fp32 ONNX model, once per model
-        chosen = list({re.sub(r"-\d+x\d+$", "", t.name): t for t in chosen}.values())
+        chosen = list({slug_key(t.name): t for t in chosen}.values())
     out = []
     for target in chosen:
-        key = re.sub(r"-\d+x\d+$", "", target.name)
+        key = slug_key(target.name)
         arch, config = configs.get(key, (None, None))
         if arch is None:
             continue

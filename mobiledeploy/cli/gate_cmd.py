@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .app import Json, app, print_json
+from .app import CalibSamples, Calibration, Json, Weights, app, print_json
 from .bench_cmd import AdbServer, Db
 
 if TYPE_CHECKING:
@@ -59,6 +59,12 @@ def gate_cmd(
     junit: Annotated[PathOpt, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per model).")] = None,
     markdown: Annotated[PathOpt, typer.Option("--markdown", help="Write a Markdown summary here (append it to $GITHUB_STEP_SUMMARY).")] = None,
     out: Annotated[PathOpt, typer.Option("--out", "-o", help="Write the verdict and the candidate's samples as JSON here.")] = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="A state_dict for the gated models (not the reference) instead of seeded init.")] = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    artifacts: Annotated[Optional[Path], typer.Option(
+        "--artifacts", help="Artifacts root of the exports (default artifacts/), as export --out.")] = None,
     json_out: Json = False,
 ) -> None:
     """Time the baseline's models (interleaved with a reference model) and fail on a significant slowdown.
@@ -70,16 +76,18 @@ def gate_cmd(
     Example: mobiledeploy gate --baseline b.json --update-baseline --model 'v1:g=3,scale=0.5,resolution=224' --reference 'mobilenet_v1:alpha=0.25,resolution=224' --formats fp32,int8
     Example: mobiledeploy gate --baseline b.json --results candidate.json --max-regression 0.05
     """
+    from ..bench import ExportInputs
     from ..errors import MobiledeployError
-    from .preflight import check_output_file
+    from .preflight import check_output_dir, check_output_file
 
     for option, path in (("--junit", junit), ("--markdown", markdown), ("--out", out)):
         check_output_file(path, option)
+    check_output_dir(artifacts, "--artifacts")
     reports = GateReports(junit, markdown, out, baseline, device or "local")
     try:
         _gate(reports, baseline, if_no_baseline, device, max_regression, confidence, min_rounds, seed, reference,
               update_baseline, results, rounds, runs, warmup, threads, models, formats, resolution, adb_server, db,
-              json_out)
+              json_out, weights, ExportInputs(calibration, calib_samples, artifacts))
     except KeyboardInterrupt:
         from .app import interrupt_exit_code
 
@@ -94,7 +102,7 @@ def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: st
           confidence: float, min_rounds: int, seed: int, reference: str | None, update_baseline: bool,
           results: list[str] | None, rounds: int | None, runs: int | None, warmup: int | None, threads: int | None,
           models: list[str] | None, formats: str, resolution: str, adb_server: str | None, db: str | None,
-          json_out: bool) -> None:
+          json_out: bool, weights: str | None = None, export: Any = None) -> None:
     from dataclasses import replace
 
     from ..baseline import Baseline, BaselineError, load_baseline, load_results_files, save_baseline
@@ -147,7 +155,7 @@ def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: st
         options = _bench_options(plan_source, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
         plan = _plan(plan_source, models, formats, resolution, reference if update_baseline else None, normalise)
         reports.device = where
-        candidate = _measure(where, plan, options, db, adb_server, reports.measured)
+        candidate = _measure(where, plan, options, db, adb_server, reports.measured, weights=weights, export=export)
 
     verdict = None
     if old is not None:
@@ -290,7 +298,8 @@ def _baseline_reference_ref(old: "Baseline") -> str | None:
 
 
 def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], db: str | None,
-             adb_server: str | None, collected: list[Any]) -> "Baseline":
+             adb_server: str | None, collected: list[Any], *, weights: str | None = None,
+             export: Any = None) -> "Baseline":
     """Export (reusing artifacts) and time every planned model, interleaved; every run is stored (and
     added to `collected` as it ends). A phone that is not there is said before any export."""
     from ..baseline import baseline_from_results
@@ -305,7 +314,8 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
     targets, refs, reference = [], {}, None
     with progress_on_stderr() as progress:
         for item in plan:
-            found = prepare_targets([item["ref"]], item["formats"], tuple(item["resolution"] or (224, 224)), progress)
+            found = prepare_targets([item["ref"]], item["formats"], tuple(item["resolution"] or (224, 224)), progress,
+                                    weights=None if item["reference"] else weights, export=export)
             for target in found:
                 refs[target.name] = item["ref"]
                 if item["reference"]:
