@@ -309,7 +309,7 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
 
     bench_options = BenchOptions(threads=options["threads"], runs=options["runs"], warmup=options["warmup"],
                                  cpu_mask=options["cpu_mask"]).validate()
-    if device != "local":
+    if device.startswith("adb:"):  # a phone that is not there is said before any export
         _device_facts(device, adb_server)
     targets, refs, reference = [], {}, None
     with progress_on_stderr() as progress:

@@ -70,12 +70,12 @@ def check_db(db: str | os.PathLike | None, *, must_exist: bool = False) -> Path:
 
 
 def check_device(uri: str, adb_server: str | None) -> dict[str, Any] | None:
-    """Ask a remote device for its facts before exporting for it; raises DeviceError when it is not there.
-    `local` is always there (None: not asked)."""
+    """Ask a phone (adb:SERIAL) for its facts before exporting for it; raises DeviceError when it is not
+    there. Other devices run on this host and are not asked (None)."""
     from ..devices import open_device, parse_device_uri
 
     kind, _ = parse_device_uri(uri)
-    if kind == "local":
+    if kind != "adb":
         return None
     with open_device(uri, adb_server=adb_server) as device:
         return device.info()

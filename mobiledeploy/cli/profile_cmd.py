@@ -58,7 +58,7 @@ def profile_cmd(
                                  benchmark_binary=benchmark_binary).validate()
     if warning := check_threads(threads, device):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
-    if device.strip() != "local":  # a phone's op profile is a stored run: its database and the phone, first
+    if device.strip().startswith("adb:"):  # a phone's op profile is a stored run: its database and the phone, first
         check_db(db)
         check_device(device, adb_server)
     with progress_on_stderr() as progress:
