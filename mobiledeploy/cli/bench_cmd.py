@@ -53,9 +53,9 @@ def bench_cmd(
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     """
     from ..bench import BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
-    from .preflight import check_output_dir
     from ..devices import parse_device_uri
     from ..errors import ConfigError
+    from .preflight import check_output_dir
 
     if (arch is None) == (model is None):
         raise ConfigError("give either --arch (export, then time) or --model FILE.tflite")
