@@ -191,6 +191,8 @@ CASES: dict[str, Case] = {
                                               "--out", "{tmp}/gate.json"], 0, "gate skipped",
                                              leaves={"gate.xml", "gate.md", "gate.json"},
                                              check=_check_junit_status("skipped", "⚠️ Latency gate skipped")),
+    "gate_skip_does_not_need_the_db": Case(["gate", "--baseline", "{dir}", "--if-no-baseline", "skip",
+                                            "--db", "{junk_db}"], 0, "gate skipped", db="same"),
     # --- item 7: adb wording
     "adb_server_unreachable": Case(["bench", "--device", "adb:R58M123ABC", "--adb-server", "127.0.0.1:1",
                                     "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,

@@ -123,8 +123,6 @@ def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: st
         raise ConfigError("--if-no-baseline takes fail or skip")
     if update_baseline:
         (check_output_dir if Path(baseline).is_dir() else check_output_file)(baseline, "--baseline")
-    if not results:
-        check_db(db)
     if warning := check_threads(threads, device or "local"):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
     template = None
@@ -152,6 +150,7 @@ def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: st
     elif old is not None and not update_baseline and _differs(old, where, adb_server):
         candidate = Baseline(device=where, models={}, device_info=_device_facts(where, adb_server))  # judged: other machine
     else:
+        check_db(db)  # where the runs will go: before any export (a skip or --results stores nothing)
         options = _bench_options(plan_source, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
         plan = _plan(plan_source, models, formats, resolution, reference if update_baseline else None, normalise)
         reports.device = where
