@@ -8,7 +8,7 @@ Importing this package is cheap: torch, TensorFlow and onnx2tf load inside the f
 """
 
 from .manifest import FILE_NAMES, SCHEMA_VERSION, load_manifest
-from .pipeline import DEFAULT_OUT, FORMATS, STAGES, ExportResult, export_model, resolve_formats
+from .pipeline import DEFAULT_OUT, FORMATS, STAGES, ExportResult, artifact_slug, export_model, resolve_formats
 
 __all__ = [
     "DEFAULT_OUT",
@@ -17,6 +17,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STAGES",
     "ExportResult",
+    "artifact_slug",
     "export_model",
     "load_manifest",
     "resolve_formats",

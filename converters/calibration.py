@@ -8,6 +8,7 @@ the TFLite models, so every parity figure compares like with like.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -63,18 +64,29 @@ def synthetic_images(n: int, size: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def list_images(directory: str | Path) -> list[Path]:
-    """Image files directly in `directory`, sorted by name; ConfigError if none or unreadable."""
+    """Image files in `directory` and its subfolders (ImageNet-style: one per class), hidden ones skipped.
+    Classes take turns (the first image of each folder, then the second …), so the first N span the
+    classes; ConfigError if none or unreadable."""
     path = Path(directory)
-    try:
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    except FileNotFoundError:
-        raise ConfigError(f"calibration directory {path} does not exist") from None
-    except NotADirectoryError:
-        raise ConfigError(f"calibration source {path} is not a directory (give a directory of images or 'synthetic')") from None
-    except OSError as exc:
-        raise ConfigError(f"calibration directory {path} cannot be read: {exc.strerror or exc}") from None
+    if not path.exists():
+        raise ConfigError(f"calibration directory {path} does not exist")
+    if not path.is_dir():
+        raise ConfigError(f"calibration source {path} is not a directory (give a directory of images or 'synthetic')")
+    errors: list[OSError] = []
+    folders: dict[Path, list[Path]] = {}
+    for root, dirs, names in os.walk(path, onerror=errors.append):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found = sorted(Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        if found:
+            folders[Path(root)] = found
+    if errors:
+        exc = errors[0]
+        raise ConfigError(f"calibration directory {exc.filename or path} cannot be read: {exc.strerror or exc}") from None
+    groups = [folders[k] for k in sorted(folders)]
+    files = [group[i] for i in range(max(map(len, groups), default=0)) for group in groups if i < len(group)]
     if not files:
-        raise ConfigError(f"calibration directory {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise ConfigError(f"calibration directory {path} holds no images ({', '.join(IMAGE_SUFFIXES)}), "
+                          "in it or its subfolders")
     return files
 
 
@@ -114,7 +126,8 @@ def fingerprint(source: str | Path, samples: int, seed: int = 0, holdout: int = 
     files = list_images(source)
     digest = hashlib.sha256(f"{samples}:{seed}:{holdout}".encode())
     for file in files[:samples + holdout]:
-        digest.update(file.name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+        name = file.relative_to(source).as_posix()  # the file name in a flat folder, as before
+        digest.update(name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
     return "dir:" + digest.hexdigest()
 
 
@@ -147,8 +160,12 @@ def calibration_set(
         info = {
             "source": str(Path(source).resolve()),
             "samples": len(calib_files),
+            "requested_samples": samples,
             "seed": seed,
             "holdout": {"source": "directory" if held_files else SYNTHETIC, "samples": len(held)},
         }
+        if len(calib_files) < samples:
+            info["warning"] = (f"calibrated on {len(calib_files)} image(s), fewer than the {samples} asked for "
+                               f"(--calib-samples): int8 ranges from so few images can be far off")
     return CalibrationSet(normalise(calib, mean, std), normalise(held, mean, std), info,
                           fingerprint(source, samples, seed, holdout))

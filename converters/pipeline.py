@@ -26,7 +26,8 @@ from mobiledeploy.errors import ConfigError, ExportError, ParityError
 from .manifest import FILE_NAMES, MANIFEST_NAME, SCHEMA_VERSION, artifact_problems, file_entry, load_manifest, tool_versions, write_manifest
 from .parity import FP32_TOLERANCE, INT8_COSINE_FLOOR
 
-__all__ = ["FORMATS", "STAGES", "DEFAULT_OUT", "ExportResult", "Progress", "export_model", "resolve_formats"]
+__all__ = ["FORMATS", "STAGES", "DEFAULT_OUT", "DEFAULT_CALIB_SAMPLES", "ExportResult", "Progress", "export_model",
+           "resolve_formats", "artifact_slug"]
 
 FORMATS = ("onnx", "fp32", "int8")
 STAGES = {
@@ -45,6 +46,7 @@ STAGES = {
     "manifest": "manifest",
 }
 DEFAULT_OUT = Path("artifacts")
+DEFAULT_CALIB_SAMPLES = 32
 PIPELINE_REVISION = 3  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools padded with real values)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
@@ -82,7 +84,7 @@ def export_model(
     out_dir: str | Path | None = None,
     formats: str | Iterable[str] = FORMATS,
     calibration: str | Path = "synthetic",
-    calib_samples: int = 32,
+    calib_samples: int = DEFAULT_CALIB_SAMPLES,
     weights: str | None = None,
     force: bool = False,
     progress: Progress | None = None,
@@ -98,7 +100,7 @@ def export_model(
     ParityError when a converted model does not compute the reference's function.
     """
     from mobiledeploy.analysis import parse_resolution
-    from mobiledeploy.registry import config_slug, get_spec
+    from mobiledeploy.registry import get_spec
 
     started = time.perf_counter()
     report = progress or (lambda stage, event, seconds: None)
@@ -108,14 +110,39 @@ def export_model(
     wanted = resolve_formats(formats)
     if not 0.0 <= int8_cosine_floor <= 1.0:
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
-    out_root = _writable_dir((Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute())
-    target = out_root / config_slug(spec.name, full, size)
     request = _request(spec.name, full, size, calibration, calib_samples, weights, seed)
+    out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
+    created = _missing_dirs(out_root)
+    try:
+        return _export_into(out_root, request, spec, full, size, wanted, calibration, calib_samples, weights, seed,
+                            force, int8_cosine_floor, report, started)
+    except BaseException:
+        for folder in created:  # the folders this call made for --out, deepest first, if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _export_into(out_root: Path, request: dict[str, Any], spec: Any, full: dict[str, Any], size: tuple[int, int],
+                 wanted: tuple[str, ...], calibration: str | Path, calib_samples: int, weights: str | None, seed: int,
+                 force: bool, int8_cosine_floor: float, report: Progress, started: float) -> ExportResult:
+    out_root = _writable_dir(out_root)
+    target = out_root / request["slug"]
     if not force:
         manifest = _reusable(target, request, wanted, int8_cosine_floor)
         if manifest is not None:
             report("reuse", "done", time.perf_counter() - started)
             return ExportResult(target, manifest, reused=True)
+    _may_replace(target, request)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out_root))
     except OSError as exc:
@@ -330,7 +357,7 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "arch": arch,
         "config": config,
         "resolution": list(size),
-        "slug": config_slug(arch, config, size),
+        "slug": artifact_slug(config_slug(arch, config, size), weights_sha, calibration, calib_samples, seed),
         "opset": OPSET,
         "seed": seed,
         "weights_sha256": weights_sha,
@@ -339,6 +366,48 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "versions": tool_versions(),
     }
     return json.loads(json.dumps(request))
+
+
+def artifact_slug(base: str, weights_sha256: str | None, calibration: str | Path, calib_samples: int,
+                  seed: int = 0) -> str:
+    """The artifact folder's name: the model's slug, plus what sets its inputs apart from the defaults
+    (seeded init, synthetic calibration of 32): `-w<sha256 of the weights>`, `-cal<digest of the images>`
+    or `-syn<N>`, so an export from other weights or calibration never lands in the default's folder."""
+    from .calibration import SYNTHETIC, fingerprint
+
+    parts = [base]
+    if weights_sha256:
+        parts.append(f"w{weights_sha256[:8]}")
+    if str(calibration) != SYNTHETIC:
+        digest = fingerprint(calibration, calib_samples, seed).removeprefix("dir:")
+        parts.append(f"cal{digest[:8]}")
+    elif calib_samples != DEFAULT_CALIB_SAMPLES:
+        parts.append(f"syn{calib_samples}")
+    return "-".join(parts)
+
+
+def _may_replace(target: Path, request: dict[str, Any]) -> None:
+    """Refuse (ExportError) to rebuild `target` in place when it holds files the toolkit did not write,
+    or an export from other weights or calibration: its files are someone's, not ours to delete."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir() or target.is_symlink():
+        raise ExportError(f"{target} exists and is not an export folder: not replacing it (move it, or use --out)")
+    ours = {MANIFEST_NAME, *FILE_NAMES.values()}
+    foreign = sorted(p.relative_to(target).as_posix() for p in target.rglob("*")
+                     if p.relative_to(target).as_posix() not in ours)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ExportError(f"{target} holds files mobiledeploy did not write ({shown}): not rebuilding it in place, "
+                          "which would delete them; move them, or export elsewhere with --out")
+    try:
+        old = (load_manifest(target).get("request") or {}) if (target / MANIFEST_NAME).is_file() else {}
+    except ExportError:
+        old = {}
+    for key, what in (("weights_sha256", "weights"), ("calibration", "calibration")):
+        if key in old and old[key] != request[key]:
+            raise ExportError(f"{target} holds an export from other {what} ({old[key] or 'seeded init'}): not "
+                              "replacing it; remove it yourself, or export elsewhere with --out")
 
 
 def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:

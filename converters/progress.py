@@ -15,7 +15,8 @@ class StageProgress:
     """One line per stage: a spinner while it runs, then ✓ (or ✗) and its seconds.
 
     Writes to a duplicate of the stderr file descriptor, so the display survives the stages that
-    send TensorFlow's own output to a log file. Use as a context manager.
+    send TensorFlow's own output to a log file. Without a terminal (CI logs) each stage's line is
+    printed as soon as it ends, not all at the end. Use as a context manager.
     """
 
     def __init__(self, console: Any = None) -> None:
@@ -30,6 +31,7 @@ class StageProgress:
         self._progress = Progress(
             _Mark(), TextColumn("{task.description}"), TextColumn("[dim]{task.fields[seconds]}"),
             console=console, transient=False, redirect_stdout=False, redirect_stderr=False,
+            disable=not console.is_terminal,
         )
         self._tasks: dict[str, Any] = {}
 
@@ -50,6 +52,9 @@ class StageProgress:
         if event in ("done", "failed"):
             shown = f"{seconds:.1f} s" if seconds is not None else ""
             self._progress.update(task, completed=1, seconds=shown, failed=event == "failed")
+            if not self.console.is_terminal:
+                mark = "✗" if event == "failed" else "✓"
+                self.console.print(f"{mark} {label} [dim]{shown}[/]", highlight=False, soft_wrap=True)
 
 
 def _stderr_copy() -> IO[str] | None:

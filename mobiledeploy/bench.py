@@ -11,7 +11,7 @@ from .devices.base import FATAL_DEVICE_ERRORS, Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .runner import RunResult
 
-__all__ = ["BenchTarget", "BenchOptions", "BenchRun", "prepare_targets", "target_from_file", "run_interleaved",
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
 
 FORMATS = ("fp32", "int8")
@@ -29,6 +29,15 @@ class BenchTarget:
     macs: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     resolution: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """How implicit exports are made, as `export` takes them: calibration source and size, artifacts root."""
+
+    calibration: str = "synthetic"
+    calib_samples: int = 32
+    out: str | Path | None = None
 
 
 @dataclass
@@ -77,8 +86,12 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, resolution: Any = (224, 224),
-                    progress: Progress | None = None, *, weights: str | None = None) -> list[BenchTarget]:
-    """Targets for model refs ('v1:g=3,scale=0.5', exported first, valid artifacts reused) or .tflite paths."""
+                    progress: Progress | None = None, *, weights: str | None = None, export: ExportInputs | None = None,
+                    ) -> list[BenchTarget]:
+    """Targets for model refs ('v1:g=3,scale=0.5', exported first, valid artifacts reused) or .tflite paths.
+
+    `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
+    other weights or calibration give another artifact folder, never a rebuild of the default one."""
     from .analysis import parse_resolution
 
     targets: list[BenchTarget] = []
@@ -90,12 +103,12 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
 
         arch, config = parse_model_ref(ref)
         res = parse_resolution(config.pop("resolution", None) or resolution)
-        targets.extend(_export_targets(arch, config, res, formats, progress, weights))
+        targets.extend(_export_targets(arch, config, res, formats, progress, weights, export or ExportInputs()))
     return targets
 
 
 def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, int], formats: Sequence[str],
-                    progress: Progress | None, weights: str | None) -> list[BenchTarget]:
+                    progress: Progress | None, weights: str | None, inputs: ExportInputs) -> list[BenchTarget]:
     from .converters import DEFAULT_OUT, STAGES, export_model
 
     def stage(name: str, event: str, seconds: float | None) -> None:
@@ -103,8 +116,15 @@ def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, in
             progress(f"export {arch}: {STAGES.get(name, name)}")
 
     # an absolute out_dir: the same ./artifacts, robust to converters that change directory
-    exported = export_model(arch, config, resolution=resolution, out_dir=Path(DEFAULT_OUT).resolve(),
-                            formats=tuple(formats), weights=weights, progress=stage)
+    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or DEFAULT_OUT).resolve(),
+                            formats=tuple(formats), weights=weights, calibration=inputs.calibration,
+                            calib_samples=inputs.calib_samples, progress=stage)
+    request = exported.manifest.get("request") or {}
+    identity = {}  # recorded with every run when the inputs are not the defaults
+    if request.get("weights_sha256"):
+        identity["weights_sha256"] = request["weights_sha256"]
+    if (str(inputs.calibration), inputs.calib_samples) != (ExportInputs.calibration, ExportInputs.calib_samples):
+        identity["calibration"] = request.get("calibration")
     manifest = exported.manifest
     targets = []
     for fmt in formats:
@@ -117,7 +137,7 @@ def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, in
             format=fmt,
             sha256=entry["sha256"],
             macs=(manifest.get("complexity") or {}).get("macs"),
-            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config)},
+            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config), **identity},
             resolution=tuple(manifest.get("resolution") or resolution),  # type: ignore[arg-type]
         ))
     return targets
@@ -198,8 +218,11 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
 
 def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOptions, *, rounds: int = 1,
               db: str | Path | None = None, adb_server: str | None = None,
-              progress: Progress | None = None) -> BenchRun:
+              progress: Progress | None = None, collected: list[RunResult] | None = None) -> BenchRun:
     """Open the device, time every target (interleaved rounds), store every run as it ends.
+
+    `collected`, when given, receives each result as it is stored, so a caller that is interrupted
+    still knows what was measured.
 
     Device faults (adb missing, unknown serial, device gone, disk full, runner failing) become
     failed results, stored like any other; only bad input (an unknown device URI) raises.
@@ -212,7 +235,10 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
     session = new_run_id()
     with ResultsStore(db) as store:
         git = git_commit()
-        record = lambda r: store.finish(r, session_id=session, git=git)  # noqa: E731
+        def record(result: RunResult) -> None:
+            store.finish(result, session_id=session, git=git)
+            if collected is not None:
+                collected.append(result)
 
         def begin(target: BenchTarget, round_index: int) -> RunResult:
             placeholder = new_result(target, options, device_uri)

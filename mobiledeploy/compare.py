@@ -31,12 +31,14 @@ from .runner import RunResult
 __all__ = [
     "SuiteError", "Suite", "SuiteModel", "load_suite", "parse_suite", "list_suites",
     "CompareRow", "compare", "theoretical_speedup", "measured_speedup", "efficiency",
-    "model_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution", "median_of",
+    "model_key", "slug_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution", "median_of",
 ]
 
 SUITE_SCHEMA_VERSION = 1
 _RESOLUTION = re.compile(r"^(\d+)x(\d+)$")
-_SLUG_RESOLUTION = re.compile(r"-(\d+)x(\d+)$")
+# '-HxW' ends an export slug, before what sets the artifact's inputs apart (-w<sha>, -cal<digest>, -syn<N>):
+# the same model across sizes, all exported from the same weights and calibration in one session.
+_SLUG_RESOLUTION = re.compile(r"-(\d+)x(\d+)(?:-(?:w|cal|syn)[0-9a-f]+)*$")
 
 
 class SuiteError(ConfigError):
@@ -81,7 +83,12 @@ def format_resolution(resolution: Sequence[int] | str) -> str:
 
 def model_key(result: RunResult) -> str:
     """The model a result belongs to, across input sizes: its export slug without '-HxW'."""
-    return _SLUG_RESOLUTION.sub("", result.model)
+    return slug_key(result.model)
+
+
+def slug_key(slug: str) -> str:
+    """'shufflenet_v1-g3-scale0.5-224x224[-w1a2b3c4d]' → 'shufflenet_v1-g3-scale0.5'."""
+    return _SLUG_RESOLUTION.sub("", slug)
 
 
 def resolution_label(result: RunResult) -> str | None:

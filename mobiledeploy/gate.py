@@ -14,7 +14,9 @@ normalised by the reference model timed in the same session:
 
 A model regresses only when the WHOLE interval lies above 1 + max_regression (asv's rule:
 significant *and* beyond the factor); it improved when the whole interval lies below
-1 / (1 + max_regression). Anything else is "unchanged". Exit codes: 1 when any model regressed,
+1 / (1 + max_regression). An interval that straddles 1 + max_regression is "inconclusive": the
+samples cannot tell whether the slowdown is within the threshold (more rounds would); it does not
+fail the gate, but it is never called "unchanged". Anything else is "unchanged". Exit codes: 1 when any model regressed,
 else 2 when any model could not be judged (missing, failed, too few samples), else 0.
 """
 
@@ -31,15 +33,18 @@ from .stats import mann_whitney_u, median, normalized_ratio_ci, paired_ratio_ci,
 
 __all__ = [
     "Threshold", "GatePolicy", "ModelVerdict", "Verdict", "judge", "judge_model",
-    "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INSUFFICIENT", "MISSING", "FAILED", "NEW", "OTHER_MACHINE",
-    "verdict_markdown", "verdict_junit", "format_change",
+    "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INCONCLUSIVE", "INSUFFICIENT", "MISSING", "FAILED", "NEW", "OTHER_MACHINE",
+    "verdict_markdown", "verdict_junit", "format_change", "status_markdown", "status_junit", "INTERRUPTED",
 ]
 
 REGRESSION, IMPROVEMENT, UNCHANGED = "regression", "improvement", "unchanged"
+INCONCLUSIVE = "inconclusive"
+INTERRUPTED = "interrupted"
 INSUFFICIENT, MISSING, FAILED = "insufficient", "missing", "failed"
 NEW = "new"
 OTHER_MACHINE = "other_machine"
 CANNOT_JUDGE = (INSUFFICIENT, MISSING, FAILED, OTHER_MACHINE)
+JUDGED = (REGRESSION, IMPROVEMENT, UNCHANGED, INCONCLUSIVE)
 _THRESHOLD = re.compile(r"^(?:median:)?\s*([0-9]*\.?[0-9]+)\s*(%?)$")
 
 
@@ -149,7 +154,7 @@ class Verdict:
     def exit_code(self) -> int:
         if self.regressions:
             return 1
-        judged = [m for m in self.models if m.status in (REGRESSION, IMPROVEMENT, UNCHANGED)]
+        judged = [m for m in self.models if m.status in JUDGED]
         return 2 if self.unjudged or not judged else 0
 
     @property
@@ -164,10 +169,14 @@ class Verdict:
             if problems and all(m.status == OTHER_MACHINE for m in problems):
                 return problems[0].message
             return "; ".join(f"{m.key}: {m.message}" for m in problems) or "no model to judge"
-        judged = [m for m in self.models if m.status in (REGRESSION, IMPROVEMENT, UNCHANGED)]
+        judged = [m for m in self.models if m.status in JUDGED]
         better = [m for m in judged if m.status == IMPROVEMENT]
-        return (f"{len(judged)} model(s) within +{self.max_regression * 100:g}%"
-                + (f", {len(better)} improved" if better else ""))
+        unsure = [m for m in judged if m.status == INCONCLUSIVE]
+        within = len(judged) - len(unsure)
+        return (f"{within} model(s) within +{self.max_regression * 100:g}%"
+                + (f", {len(better)} improved" if better else "")
+                + (f", {len(unsure)} inconclusive (interval crosses +{self.max_regression * 100:g}%: "
+                   f"{', '.join(m.key for m in unsure)}; more rounds would decide)" if unsure else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "exit_code": self.exit_code, "summary": self.summary_line(),
@@ -271,6 +280,10 @@ def _decide(verdict: ModelVerdict, policy: GatePolicy) -> None:
     elif verdict.high < 1.0 / factor:
         verdict.status = IMPROVEMENT
         verdict.message = f"{change} faster ({span}, all below {format_change(1.0 / factor)})"
+    elif verdict.high > factor:
+        verdict.status = INCONCLUSIVE
+        verdict.message = (f"{change} ({span}): the interval straddles the +{policy.max_regression} threshold, "
+                           "so these samples cannot tell; more rounds would")
     else:
         verdict.status = UNCHANGED
         verdict.message = f"{change} ({span}): no significant change beyond +{policy.max_regression}"
@@ -360,6 +373,7 @@ def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline,
 # --- reports ----------------------------------------------------------------------------------------
 
 _ICONS = {REGRESSION: "❌ regression", IMPROVEMENT: "🚀 improvement", UNCHANGED: "✅ unchanged",
+          INCONCLUSIVE: "❔ inconclusive",
           INSUFFICIENT: "⚠️ too few samples", MISSING: "⚠️ missing", FAILED: "⚠️ failed", NEW: "ℹ️ new",
           OTHER_MACHINE: "⚠️ other machine"}
 _HEADLINES = {0: "✅ Latency gate passed", 1: "❌ Latency gate failed: regression", 2: "⚠️ Latency gate cannot judge"}
@@ -426,6 +440,9 @@ def verdict_junit(verdict: Verdict, suite_name: str = "mobiledeploy gate") -> st
             ET.SubElement(case, "error", message=m.message, type=m.status).text = _junit_detail(m)
         elif m.status == NEW:
             ET.SubElement(case, "skipped", message=m.message)
+        elif m.status == INCONCLUSIVE:
+            ET.SubElement(ET.SubElement(case, "properties"), "property", name="verdict", value=INCONCLUSIVE)
+            ET.SubElement(case, "system-out").text = f"inconclusive: {m.message}\n{_junit_detail(m)}"
         else:
             ET.SubElement(case, "system-out").text = f"{m.message}\n{_junit_detail(m)}"
     ET.indent(root)
@@ -437,3 +454,37 @@ def _junit_detail(m: ModelVerdict) -> str:
               "candidate_median_ms", "baseline_rounds", "candidate_rounds", "baseline_runs", "candidate_runs",
               "artifact_changed")
     return "\n".join(f"{f}: {getattr(m, f)}" for f in fields)
+
+
+# --- reports when there is no verdict (skipped, interrupted, an error) -------------------------------
+
+_STATUS_HEADLINES = {"skipped": "⚠️ Latency gate skipped", INTERRUPTED: "⛔ Latency gate interrupted",
+                     "error": "⚠️ Latency gate cannot judge", "baseline written": "✅ Latency baseline written"}
+
+
+def status_markdown(status: str, device: str, message: str) -> str:
+    """The Markdown summary of a gate that ended without a verdict."""
+    return f"## {_STATUS_HEADLINES.get(status, status)} — `{device}`\n\n{message}\n"
+
+
+def status_junit(status: str, device: str, message: str, suite_name: str = "mobiledeploy gate") -> str:
+    """JUnit XML of a gate that ended without a verdict: one testcase `gate`, an <error> unless it was
+    skipped (then <skipped>) or a baseline was written (then it passes)."""
+    import xml.etree.ElementTree as ET
+
+    error = status not in ("skipped", "baseline written")
+    root = ET.Element("testsuites", name=suite_name, tests="1", failures="0", errors=str(int(error)))
+    suite = ET.SubElement(root, "testsuite", name=f"{suite_name} ({device})", tests="1", failures="0",
+                          errors=str(int(error)), skipped=str(int(status == "skipped")))
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("device", device), ("status", status)):
+        ET.SubElement(props, "property", name=name, value=value)
+    case = ET.SubElement(suite, "testcase", classname=f"gate.{device}", name="gate")
+    if status == "skipped":
+        ET.SubElement(case, "skipped", message=message)
+    elif error:
+        ET.SubElement(case, "error", message=message, type=status)
+    else:
+        ET.SubElement(case, "system-out").text = message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from .errors import ResultsError
 from .runner import RunResult
 
-__all__ = ["ResultsStore", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
+__all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
 SCHEMA_VERSION = 2
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
@@ -98,6 +98,33 @@ def default_db_path() -> Path:
     return Path(base) / "mobiledeploy" / "results.db"
 
 
+def check_database(path: str | os.PathLike) -> int:
+    """The schema version of an existing results database, read without writing anything (no journal,
+    no migration). Raises ResultsError for a file that is not one or comes from a newer mobiledeploy."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResultsError(f"cannot open the results database {path}: it is a directory")
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                return 0  # an empty file: a new database
+            if "meta" not in tables:
+                raise ResultsError(f"{path} is an SQLite database but not a mobiledeploy results database "
+                                   f"(tables: {', '.join(sorted(tables))})")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ResultsError(f"cannot open the results database {path}: {exc}") from None
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"{path} has schema version {version}; this mobiledeploy reads up to "
+                           f"{SCHEMA_VERSION} (upgrade mobiledeploy)")
+    return version
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
     """HEAD of the git repository around `cwd` (the user's project), None outside one."""
     try:
@@ -118,6 +145,8 @@ class ResultsStore:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path).expanduser() if path else default_db_path()
+        if self.path.exists():
+            check_database(self.path)  # never migrate (write into) a foreign or newer database
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)

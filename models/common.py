@@ -62,6 +62,10 @@ def load_weights(model: nn.Module, path: str) -> None:
     except FileNotFoundError:
         raise WeightsError(f"weights file not found: {path}") from None
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        if _pickled_module(path):
+            raise WeightsError(f"{path} holds a whole pickled nn.Module (torch.save(model)), which is not loaded "
+                               "because unpickling it can run code: save its weights with "
+                               "torch.save(model.state_dict(), PATH) and pass that file") from None
         raise WeightsError(f"cannot read weights file {path}: {type(exc).__name__}") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
@@ -85,6 +89,26 @@ def load_weights(model: nn.Module, path: str) -> None:
             parts.append(f"{len(wrong)} of wrong shape (e.g. {k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})")
         raise WeightsError(f"weights in {path} do not fit the model: " + "; ".join(parts))
     model.load_state_dict(state)
+
+
+def _pickled_module(path: str) -> bool:
+    """Whether a checkpoint holds a whole nn.Module: its pickle names the attributes every module has.
+    Read with pickletools, which only lists opcodes, so nothing in the file is executed."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"), None)
+                data = archive.read(name) if name else b""
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        strings = {arg for _, arg, _ in pickletools.genops(data) if isinstance(arg, str)}
+    except Exception:  # not a pickle we can list
+        return False
+    return {"_modules", "_parameters"} <= strings
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

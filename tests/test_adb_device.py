@@ -120,6 +120,38 @@ def test_host_port_serial_is_connected_first(fake_adb):
     assert ["-s", "10.1.1.1:5555", "connect", "10.1.1.1:5555"] in fake_adb.calls()
 
 
+def test_a_failed_connect_is_disconnected_again(fake_adb):
+    """A failed `adb connect` leaves an offline entry the adb server keeps retrying: we take it back."""
+    fake_adb.rules({"devices": [0, DEVICES, ""],
+                    "connect": [0, "failed to connect to '10.1.1.1:5555': Connection refused\n", ""]})
+    with pytest.raises(DeviceNotFoundError):
+        open_device("adb:10.1.1.1:5555")
+    calls = fake_adb.calls()
+    connect = calls.index(["-s", "10.1.1.1:5555", "connect", "10.1.1.1:5555"])
+    assert ["-s", "10.1.1.1:5555", "disconnect", "10.1.1.1:5555"] in calls[connect + 1:]
+
+
+def test_a_connected_device_that_stays_offline_is_disconnected_again(fake_adb):
+    fake_adb.rules({"devices": [0, DEVICES, ""], "connect": [0, "connected to 10.1.1.1:5555\n", ""]})
+    with pytest.raises(DeviceNotFoundError):  # adb never lists it
+        AdbDevice("10.1.1.1:5555").open(wait_s=0.3)
+    assert fake_adb.calls()[-1][2:] == ["disconnect", "10.1.1.1:5555"]
+
+
+def test_a_listed_device_is_never_disconnected(fake_adb):
+    open_device("adb:R58M123ABC").close()
+    assert not [c for c in fake_adb.calls() if "disconnect" in c]
+
+
+def test_an_unreachable_adb_server_is_said_so(fake_adb):
+    fake_adb.rules({"devices": [1, "", "adb: failed to check server version: cannot connect to daemon at "
+                                       "tcp:farm:5037: Connection refused\n"]})
+    with pytest.raises(DeviceError) as err:
+        open_device("adb:R58M123ABC", adb_server="farm:5037")
+    assert str(err.value).startswith("cannot reach the adb server at farm:5037 (adb: failed to check server version")
+    assert "does not see" not in str(err.value)
+
+
 def test_open_a_listed_device(fake_adb):
     dev = open_device("adb:R58M123ABC")
     assert isinstance(dev, AdbDevice) and dev.uri == "adb:R58M123ABC"

@@ -446,6 +446,56 @@ def test_a_changed_or_incomplete_directory_is_rebuilt_not_reused(onnx_only_copy,
     assert _leftovers(out_root) == [onnx_only_copy.name]
 
 
+def test_a_users_file_in_the_folder_is_never_deleted(onnx_only_copy):
+    """A rebuild would replace the folder and with it NOTES.txt: refused, with one error, before any stage."""
+    (onnx_only_copy / "NOTES.txt").write_text("my notes\n")
+    before = _snapshot(onnx_only_copy)
+    events = []
+    with pytest.raises(ExportError, match=r"holds files mobiledeploy did not write \(NOTES\.txt\)"):
+        _onnx_only(onnx_only_copy.parent, force=True, progress=lambda *e: events.append(e))
+    assert events == [] and _snapshot(onnx_only_copy) == before
+    assert _leftovers(onnx_only_copy.parent) == [onnx_only_copy.name]
+    assert _onnx_only(onnx_only_copy.parent).reused  # reuse touches nothing: still fine
+
+
+def test_other_weights_get_their_own_folder_and_never_replace_the_default(onnx_only_copy, tmp_path):
+    """Weights named by --weights (even the seeded ones) are another input: another folder, the default intact."""
+    weights = tmp_path / "mine.pt"
+    shutil.copy(onnx_only_copy / "model.pt", weights)
+    before = _snapshot(onnx_only_copy)
+    mine = _onnx_only(onnx_only_copy.parent, weights=str(weights))
+    assert mine.path.name == f"{onnx_only_copy.name}-w{_sha256(weights)[:8]}" and not mine.reused
+    assert mine.manifest["slug"] == mine.path.name
+    assert _snapshot(onnx_only_copy) == before
+    assert _onnx_only(onnx_only_copy.parent, weights=str(weights)).reused
+
+
+def test_a_folder_built_from_other_weights_is_not_rebuilt_in_place(onnx_only_copy):
+    """A folder from before keyed names, recorded with other weights: the default export refuses to replace it."""
+    manifest = json.loads((onnx_only_copy / "manifest.json").read_text())
+    manifest["request"]["weights_sha256"] = "ab" * 32
+    (onnx_only_copy / "manifest.json").write_text(json.dumps(manifest))
+    before = _snapshot(onnx_only_copy)
+    with pytest.raises(ExportError, match=r"holds an export from other weights \(abab"):
+        _onnx_only(onnx_only_copy.parent)
+    assert _snapshot(onnx_only_copy) == before
+
+
+@pytest.mark.parametrize("calibration, samples, suffix", [("synthetic", 32, ""), ("synthetic", 8, "-syn8"),
+                                                          ("images", 4, "-cal")])
+def test_the_folder_name_says_when_calibration_is_not_the_default(tmp_path, calibration, samples, suffix):
+    pytest.importorskip("PIL")
+    from mobiledeploy.converters import artifact_slug
+
+    source = "synthetic"
+    if calibration == "images":
+        source = str(tmp_path / "images")
+        _write_images(Path(source), 3)
+    slug = artifact_slug("shufflenet_v1-g3-scale0.25-64x64", None, source, samples)
+    assert slug.startswith("shufflenet_v1-g3-scale0.25-64x64" + suffix)
+    assert len(slug) == len("shufflenet_v1-g3-scale0.25-64x64" + suffix) + (8 if calibration == "images" else 0)
+
+
 @pytest.mark.slow
 def test_a_tampered_tflite_file_is_rebuilt(exports, tmp_path):
     from mobiledeploy.converters import export_model
@@ -500,7 +550,7 @@ def test_failure_mid_export_leaves_no_directory(exports, tmp_path, monkeypatch):
     assert {"model.pt", "model.onnx", "model_fp32.tflite"} <= set(seen["files"])  # failed late, as intended
     assert seen["tmp"].parent == out_root and seen["tmp"].name.startswith(".")
     assert not seen["tmp"].exists()
-    assert _leftovers(out_root) == []
+    assert not out_root.exists()  # the --out folder it created, empty again, is removed too
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), ExportError("injected")], ids=["ctrl_c", "export_error"])

@@ -14,7 +14,7 @@ from mobiledeploy.baseline import Baseline, baseline_from_results, load_baseline
 from mobiledeploy.cli import main
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.gate import (
-    FAILED, IMPROVEMENT, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED, GatePolicy, Threshold, judge,
+    FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED, GatePolicy, Threshold, judge,
     verdict_junit, verdict_markdown,
 )
 from mobiledeploy.runner import RunResult
@@ -104,6 +104,22 @@ def test_a_slowdown_inside_the_threshold_is_not_a_regression():
     strict = judge(session(seed=1, noise=0.01, drift=0.005), session(slower(1.10), seed=2, noise=0.01, drift=0.005),
                    GatePolicy(Threshold.parse("15%")))
     assert status_of(strict) == UNCHANGED
+
+
+def test_an_interval_straddling_the_threshold_is_inconclusive_not_unchanged():
+    """Few noisy rounds: the interval spans both sides of +5%, so the samples cannot tell; it passes
+    (only a whole interval above the threshold fails) but is never called unchanged."""
+    verdict = judge(session(seed=1), session(slower(1.05), seed=2, rounds=5, noise=0.08, drift=0.08))
+    m = next(m for m in verdict.models if m.name == MODEL)
+    assert m.low < 1.05 < m.high and m.status == INCONCLUSIVE and verdict.exit_code == 0
+    assert "straddles the +5% threshold" in m.message
+    assert f"1 inconclusive (interval crosses +5%: {MODEL}/fp32" in verdict.summary_line()
+    assert verdict.to_dict()["models"][0]["status"] == INCONCLUSIVE
+    row = next(line for line in verdict_markdown(verdict).splitlines() if line.startswith(f"| `{MODEL}`"))
+    assert row.rstrip(" |").endswith("❔ inconclusive")
+    case = next(c for c in ET.fromstring(verdict_junit(verdict)).iter("testcase") if c.get("name") == MODEL)
+    assert case.find("properties/property[@name='verdict']").get("value") == INCONCLUSIVE
+    assert case.find("failure") is None and case.find("system-out").text.startswith("inconclusive:")
 
 
 def test_uniformly_slower_machine_passes_thanks_to_the_reference():
@@ -258,6 +274,25 @@ def test_cli_exit_2_on_too_few_samples_and_bad_input(files, capsys):
     assert main(["gate", "--baseline", str(base), "--results", candidate(seed=2), "--device", "adb:X"]) == 2
 
 
+def test_cli_table_says_inconclusive(files, capsys):
+    base, candidate = files
+    noisy = candidate(slower(1.05), seed=2, rounds=5, noise=0.08, drift=0.08)
+    assert main(["gate", "--baseline", str(base), "--results", noisy]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.strip().startswith(MODEL + " "))
+    assert row.split()[-1] == "inconclusive" and "unchanged" not in row
+    assert "1 inconclusive" in out
+
+
+def test_cli_reports_are_written_when_it_cannot_judge(files, tmp_path, capsys):
+    base, candidate = files
+    junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
+    code = main(["gate", "--baseline", str(base), "--results", candidate(rounds=2, runs=3, seed=2),
+                 "--junit", str(junit), "--markdown", str(md)])
+    assert code == 2
+    assert ET.parse(junit).getroot().get("errors") == "2" and md.read_text().startswith("## ⚠️ Latency gate cannot judge")
+
+
 def test_cli_reference_none_compares_raw_latency(files):
     base, candidate = files
     slow_machine = candidate(seed=2, machine=1.3)
@@ -292,25 +327,25 @@ def test_cli_help_has_an_example(capsys):
     assert any(line.strip().startswith("Example:") for line in capsys.readouterr().out.splitlines())
 
 
-def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path):
+def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, results_db):
     """Without --results the gate exports through prepare_targets and times through run_bench (interleaved)."""
     import mobiledeploy.bench as bench
 
     base, _ = files
     calls = {}
 
-    def fake_prepare(refs, formats, resolution, progress=None):
+    def fake_prepare(refs, formats, resolution, progress=None, *, weights=None, export=None):
         name = {"v1:g=3,scale=0.5": MODEL, "v1:g=3,scale=0.25": OTHER, "mobilenet_v1:alpha=0.25": REF}[refs[0]]
         return [bench.BenchTarget(name, Path(f"/a/{name}.tflite"), fmt, name[:1] * 64) for fmt in formats]
 
-    def fake_run_bench(device, targets, options, *, rounds, db=None, adb_server=None, progress=None):
-        calls.update(device=device, names=[t.name for t in targets], rounds=rounds, runs=options.runs)
+    def fake_run_bench(device, targets, options, *, rounds, db=None, adb_server=None, progress=None, collected=None):
+        calls.update(collects=collected is not None, device=device, names=[t.name for t in targets], rounds=rounds, runs=options.runs)
         return bench.BenchRun(session_results(slower(1.2), rounds=rounds, runs=options.runs, seed=9), Path("x.db"), "S")
 
     monkeypatch.setattr(bench, "prepare_targets", fake_prepare)
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     assert main(["gate", "--baseline", str(base), "--rounds", "6", "--json"]) == 1
-    assert calls == {"device": "local", "names": [MODEL, OTHER, REF], "rounds": 6, "runs": 20}
+    assert calls == {"collects": True, "device": "local", "names": [MODEL, OTHER, REF], "rounds": 6, "runs": 20}
 
 
 def test_default_rounds_are_many_and_short_locally_fewer_and_longer_on_a_phone(files):
@@ -329,7 +364,8 @@ def test_default_rounds_are_many_and_short_locally_fewer_and_longer_on_a_phone(f
 
 def test_paired_rounds_see_a_slowdown_that_round_to_round_drift_hides():
     """A/B in one session (gate --against): candidate and baseline share each round's machine state, so
-    the per-round ratio cancels a drift of ±15% that leaves the unpaired interval straddling the threshold."""
+    the per-round ratio cancels a drift of ±15% that leaves the unpaired interval straddling the threshold
+    (inconclusive)."""
     results = session_results({MODEL: 2000.0, "base": 1800.0}, rounds=40, runs=5, drift=0.15, noise=0.02, seed=3)
     cand = baseline_from_results([r for r in results if r.model == MODEL])
     base = baseline_from_results([replace(r, model=MODEL) for r in results if r.model == "base"])
@@ -337,4 +373,4 @@ def test_paired_rounds_see_a_slowdown_that_round_to_round_drift_hides():
     paired = judge(base, cand, GatePolicy(Threshold(0.05), 0.99, normalise=False, paired=True)).models[0]
     assert paired.method == "paired rounds" and paired.status == REGRESSION
     assert 1.09 < paired.low <= paired.ratio <= paired.high < 1.13  # the true slowdown is 2000/1800 = 1.111
-    assert unpaired.status == UNCHANGED and unpaired.high - unpaired.low > 3 * (paired.high - paired.low)
+    assert unpaired.status == INCONCLUSIVE and unpaired.high - unpaired.low > 3 * (paired.high - paired.low)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -29,7 +30,28 @@ Options = Annotated[
     Optional[list[str]], typer.Option("--set", help="Other model option as KEY=VALUE (repeatable), e.g. --set se=16.")
 ]
 Weights = Annotated[Optional[str], typer.Option("--weights", help="A state_dict file to load instead of seeded init.")]
+Calibration = Annotated[str, typer.Option(
+    "--calibration", help="int8 calibration of implicit exports: a directory of images, or 'synthetic'.")]
+CalibSamples = Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8 (implicit exports).")]
+ArtifactsRoot = Annotated[Optional[Path], typer.Option(
+    "--out", "--artifacts", help="Artifacts root of implicit exports: OUT/<arch-config-HxW>/ (default artifacts/).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        sys.stdout.write(f"mobiledeploy {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Take efficient CNNs from a PyTorch reference to ARM phones, and measure how fast they really are."""
 
 
 def model_config(g: int | None, scale: float | None, alpha: float | None, options: list[str] | None) -> dict[str, Any]:
@@ -53,15 +75,92 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived. A KeyboardInterrupt, so every `finally` and cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_received: list[int] = []
+_activity: list[str] = []
+
+
+def set_activity(text: str) -> None:
+    """What the command is doing now (a stage, a run), named in the line printed when it is interrupted."""
+    _activity[:] = [text]
+
+
+def interrupt_exit_code() -> int:
+    """128 + the signal that interrupted this process (130 for SIGINT, 143 for SIGTERM)."""
+    import signal
+
+    return 128 + (_received[0] if _received else signal.SIGINT)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """Our handlers for SIGINT and SIGTERM; returns the previous ones (main() restores them)."""
+    import signal
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup, `cmd &`: stay deaf as asked
+                previous[signum] = signal.signal(signum, _on_signal)
+        except (ValueError, OSError):  # not the main thread (an embedding application): leave its handlers
+            pass
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    import signal
+
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _interrupted_line(argv: list[str]) -> str:
+    import signal
+
+    name = signal.Signals(interrupt_exit_code() - 128).name
+    command = next((a for a in argv if not a.startswith("-")), "mobiledeploy")
+    during = f": {_activity[0]}" if _activity else ""
+    return f"mobiledeploy: interrupted by {name} during {command}{during}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app; toolkit errors become one line on stderr and exit code 2."""
+    """Entry point: runs the app; toolkit errors become one line on stderr and exit code 2;
+    SIGINT and SIGTERM unwind (temp files removed, reports written) and exit 130 and 143."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _received.clear()
+    _activity.clear()
+    previous = _install_signal_handlers()
     try:
-        app(args=argv, standalone_mode=False)
+        try:
+            code = _run(args)
+        except KeyboardInterrupt:  # arrived outside the command (while starting or ending)
+            code = 130
+        if code == 130 or _received:
+            sys.stderr.write(_interrupted_line(args))
+            return interrupt_exit_code()
+        return code
+    finally:
+        _restore_signal_handlers(previous)
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        returned = app(args=argv, standalone_mode=False)
     except MobiledeployError as exc:
         sys.stderr.write(f"mobiledeploy: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("mobiledeploy: interrupted\n")
         return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -71,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         if type(exc).__name__ == "Abort":
-            sys.stderr.write("mobiledeploy: aborted\n")
             return 130
         raise
-    return 0
+    # standalone_mode=False: Typer returns the code of an Exit (130 for a KeyboardInterrupt it caught)
+    return returned if isinstance(returned, int) else 0

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import Alpha, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json
+from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, Groups, Json, Options, Resolution, Scale, Weights,
+                  app, model_config, print_json, set_activity)
 
 Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
                                      "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
@@ -27,6 +28,9 @@ def bench_cmd(
     resolution: Resolution = "224",
     options: Options = None,
     weights: Weights = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    out: ArtifactsRoot = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting --arch.")] = None,
     formats: Annotated[str, typer.Option("--formats", help="With --arch: which artifacts to time, e.g. fp32,int8.")] = "fp32,int8",
     threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
@@ -51,9 +55,10 @@ def bench_cmd(
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
     """
-    from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
+    from ..bench import BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
     from ..devices import canonical_uri, check_device, parse_device_uri
     from ..errors import ConfigError
+    from .preflight import check_output_dir
 
     if (arch is None) == (model is None):
         raise ConfigError("give either --arch (export, then time) or --model FILE.tflite")
@@ -64,16 +69,21 @@ def bench_cmd(
     check_device(device)
     if runs is None:
         runs = 5 if kind == "qemu" else 50
+    if kind == "qemu" and threads != 1:
+        raise ConfigError("qemu: devices count the instructions of one thread: use --threads 1")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
                                  op_profiling=op_profiling).validate()
     fmts = parse_formats(formats)
+    check_output_dir(out, "--out")
+    preflight(device, adb_server, db, threads, exports=arch is not None)
     with progress_on_stderr() as progress:
         if model is not None:
             targets = prepare_targets([model], fmts, resolution, progress)
         else:
             label = ",".join(f"{k}={v}" for k, v in model_config(g, scale, alpha, options).items())
-            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights)
+            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights,
+                                      export=ExportInputs(calibration, calib_samples, out))
         report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
                            progress=progress)
     if json_out:
@@ -85,6 +95,23 @@ def bench_cmd(
         sys.stderr.write(f"mobiledeploy: error: {line}\n")
     if not report.ok:
         raise SystemExit(1)
+
+
+def preflight(device: str, adb_server: str | None, db: str | None, threads: int | None, *, exports: bool) -> None:
+    """Before any export or run: the results database, a thread count above the cores, and (when an export
+    would come first) whether the phone is there at all; an unreachable one exits 1 as a failed run does."""
+    from ..errors import DeviceError
+    from .preflight import check_db, check_device, check_threads
+
+    check_db(db)
+    if warning := check_threads(threads, device):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+    if exports:
+        try:
+            check_device(device, adb_server)
+        except DeviceError as exc:
+            sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())} (nothing exported or run)\n")
+            raise SystemExit(1) from None
 
 
 def _json_item(result: Any) -> dict[str, Any]:
@@ -106,24 +133,36 @@ def _failure_lines(report: Any) -> list[str]:
 
 
 class progress_on_stderr:
-    """Progress on stderr (rich), silent when stderr is not a terminal."""
+    """Progress on stderr: a rich spinner on a terminal; without one (CI logs), one line per export stage,
+    so an implicit export is never minutes of silence. Every message also names what an interrupt
+    interrupted."""
 
     def __enter__(self) -> Any:
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True)
+        self._lines = not console.is_terminal
         self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=console, transient=True, disable=not console.is_terminal)
+                                  console=console, transient=True, disable=self._lines)
         self._progress.__enter__()
         self._task = self._progress.add_task("starting", total=None)
         return self.update
 
     def update(self, message: str) -> None:
+        set_activity(message)
         self._progress.update(self._task, description=message)
+        if self._lines and worth_a_line(message):
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
+
+
+def worth_a_line(message: str) -> bool:
+    """Without a terminal: every export stage and op profile (minutes of work), not every timed run ([i/N])."""
+    return not message.startswith("[")
 
 
 def stdout_console() -> Any:

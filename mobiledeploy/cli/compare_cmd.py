@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import Json, app, print_json
+from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .bench_cmd import progress_on_stderr, stdout_console  # noqa: F401  (guidelines, profile import them from here)
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port) "
@@ -63,8 +63,10 @@ def model_key_of(ref: str) -> tuple[str, dict[str, Any], str]:
 
 
 def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
-                   keys: dict[str, str]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Export (or reuse) every model at every size; an export that fails is a failure row, not a crash."""
+                   keys: dict[str, str], export: Any = None,
+                   weights: dict[str, str] | None = None) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Export (or reuse) every model at every size; an export that fails is a failure row, not a crash.
+    `weights` maps a ref to the state_dict it is exported with (others: seeded init)."""
     from ..bench import prepare_targets
     from ..compare import format_resolution
     from ..errors import MobiledeployError, ParityError
@@ -79,7 +81,8 @@ def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[
                 if set(attempt) <= got:
                     continue
                 try:
-                    new = prepare_targets([ref], attempt, res, progress)
+                    new = prepare_targets([ref], attempt, res, progress, export=export,
+                                          weights=(weights or {}).get(ref))
                 except MobiledeployError as exc:
                     last = exc
                     if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
@@ -113,6 +116,11 @@ def compare_cmd(
     benchmark_binary: BinaryOpt = None,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Also attribute time per op type and layer (op profiling).")] = False,
     report: ReportOpt = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="A state_dict for the --models (not the baseline) instead of seeded init.")] = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    out: ArtifactsRoot = None,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     json_out: Json = False,
@@ -128,10 +136,12 @@ def compare_cmd(
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
     """
     from ..analysis import parse_resolution
-    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
     from ..compare import compare, format_resolution, load_suite
     from ..errors import ConfigError
     from ..stability import flagged, flagged_line
+    from .bench_cmd import preflight
+    from .preflight import check_output_dir
 
     started = time.perf_counter()
     spec = load_suite(suite)
@@ -149,19 +159,31 @@ def compare_cmd(
 
     plan = plan_models(refs, baseline_ref, spec)
     refs, keys, labels, paper, configs, base_key = (plan[k] for k in ("refs", "keys", "labels", "paper", "configs", "baseline"))
+    check_output_dir(report, "--report")
+    check_output_dir(out, "--out")
+    preflight(device, adb_server, db, options.threads, exports=True)
 
-    with progress_on_stderr() as progress:
-        targets, failures = export_targets(refs, fmts, sizes, progress, keys)
-        bench = None
-        if targets:
-            bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server, progress=progress)
-        results = bench.results if bench else []
-        rows = compare(results, base_key, labels=labels, paper=paper, failures=failures)
-        attributions = []
-        if (per_layer or report) and targets:
-            attributions = attribute_models(device, targets, configs, labels, options, adb_server, db, progress)
+    measured: list[Any] = []
+    try:
+        with progress_on_stderr() as progress:
+            targets, failures = export_targets(refs, fmts, sizes, progress, keys,
+                                               ExportInputs(calibration, calib_samples, out),
+                                               {r: weights for r in refs if keys[r] != base_key} if weights else None)
+            bench = None
+            if targets:
+                bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
+                                  progress=progress, collected=measured)
+            results = bench.results if bench else []
+            rows = compare(results, base_key, labels=labels, paper=paper, failures=failures)
+            attributions = []
+            if (per_layer or report) and targets:
+                attributions = attribute_models(device, targets, configs, labels, options, adb_server, db, progress)
+    except KeyboardInterrupt:
+        if report:
+            _interrupted_report(report, measured, base_key, labels, paper, device, spec.name)
+        raise
     elapsed = time.perf_counter() - started
-    meta = {"device": device, "suite": spec.name, "baseline": labels[base_key],
+    meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": labels[base_key],
             "threads": options.threads, "rounds": rounds, "runs per round": runs,
             "paper source": spec.source if paper else "", "paper device": spec.reference_device if paper else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
@@ -193,6 +215,23 @@ def compare_cmd(
         raise SystemExit(1)
 
 
+def _interrupted_report(report: Path, measured: list[Any], base_key: str, labels: dict[str, str],
+                        paper: dict[str, Any], device: str, suite: str) -> None:
+    """The --report of an interrupted compare: status interrupted, the speedups of what was measured."""
+    from ..compare import compare
+    from ..report import write_compare_report
+    from .app import interrupt_exit_code
+
+    import signal
+
+    ok = [r for r in measured if r.ok]
+    rows = compare(ok, base_key, labels=labels, paper=paper, failures=[]) if ok else []
+    name = signal.Signals(interrupt_exit_code() - 128).name
+    meta = {"status": f"interrupted by {name} after {len(measured)} run(s): figures from an incomplete session",
+            "device": device, "suite": suite, "baseline": labels[base_key]}
+    write_compare_report(report, rows, meta=meta, title=f"Theory vs measurement on {device} (interrupted)")
+
+
 def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:
     """Model keys, display labels and published figures for the refs; the baseline added when missing."""
     suite_by_key = {model_key_of(m.ref)[2]: m for m in suite.models}
@@ -217,17 +256,16 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
                      progress: Any) -> list[Any]:
     """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
     (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
-    from ..compare import format_resolution
-
+    from ..compare import format_resolution, slug_key
     from ..errors import MobiledeployError
 
     smallest = min({tuple(t.resolution) for t in targets}, key=lambda r: r[0] * r[1])
     chosen = [t for t in targets if tuple(t.resolution) == smallest]
     if device == "local":  # ONNX Runtime profiles the fp32 ONNX model, once per model
-        chosen = list({re.sub(r"-\d+x\d+$", "", t.name): t for t in chosen}.values())
+        chosen = list({slug_key(t.name): t for t in chosen}.values())
     out = []
     for target in chosen:
-        key = re.sub(r"-\d+x\d+$", "", target.name)
+        key = slug_key(target.name)
         arch, config = configs.get(key, (None, None))
         if arch is None:
             continue

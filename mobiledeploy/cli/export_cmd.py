@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Iterator
+from typing import Annotated, Any
 
 import typer
 
-from .app import Alpha, Arch, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json
+from .app import (Alpha, Arch, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json,
+                  set_activity)
 
 
 @app.command("export")
@@ -38,15 +38,25 @@ def export_cmd(
     from ..converters.progress import StageProgress
 
     config = model_config(g, scale, alpha, options)
-    with _sigterm_as_interrupt(), StageProgress() as progress:
+    with StageProgress() as progress:
         result = export_model(
             arch, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
-            calib_samples=calib_samples, weights=weights, force=force, progress=progress, int8_cosine_floor=cosine_floor,
+            calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, arch), int8_cosine_floor=cosine_floor,
         )
+    warn_calibration(result.manifest)
     if json_out:
         print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
         return
     print_summary(result)
+
+
+def warn_calibration(manifest: dict[str, Any]) -> None:
+    """The manifest's calibration warning (fewer images than asked for), when it made an int8 model."""
+    import sys
+
+    warning = (manifest.get("calibration") or {}).get("warning")
+    if warning and "int8" in manifest.get("artifacts", {}):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
 
 
 def print_summary(result: Any) -> None:
@@ -86,20 +96,13 @@ def _parity_text(result: dict[str, Any] | None) -> str:
     return f"max rel {result['max_rel']:.1e}"
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM during an export unwinds like Ctrl-C, so the temp directory is removed."""
-    import signal
+def with_activity(progress: Any, what: str) -> Any:
+    """`progress` that also names the running stage for the line printed on an interrupt."""
+    from ..converters import STAGES
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def stage(name: str, event: str, seconds: float | None) -> None:
+        if event == "start":
+            set_activity(f"{what}, stage '{STAGES.get(name, name)}'")
+        progress(name, event, seconds)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return stage

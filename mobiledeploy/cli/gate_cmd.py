@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .app import Json, app, print_json
+from .app import CalibSamples, Calibration, Json, Weights, app, print_json
 from .bench_cmd import AdbServer, Db
 
 if TYPE_CHECKING:
@@ -64,6 +64,12 @@ def gate_cmd(
     junit: Annotated[PathOpt, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per model).")] = None,
     markdown: Annotated[PathOpt, typer.Option("--markdown", help="Write a Markdown summary here (append it to $GITHUB_STEP_SUMMARY).")] = None,
     out: Annotated[PathOpt, typer.Option("--out", "-o", help="Write the verdict and the candidate's samples as JSON here.")] = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", help="A state_dict for the gated models (not the reference) instead of seeded init.")] = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    artifacts: Annotated[Optional[Path], typer.Option(
+        "--artifacts", help="Artifacts root of the exports (default artifacts/), as export --out.")] = None,
     json_out: Json = False,
 ) -> None:
     """Time the baseline's models (interleaved with a reference model) and fail on a significant slowdown.
@@ -81,12 +87,39 @@ def gate_cmd(
     Example: mobiledeploy gate --against release-artifacts/ --device local --model v1:g=3,scale=0.5
     Example: mobiledeploy gate --baseline arm.json --update-baseline --device qemu:cortex-a76,qemu:cortex-a53 --model 'v1:g=3,scale=0.5' --formats fp32,int8
     """
-    from dataclasses import replace
+    from ..bench import ExportInputs
+    from ..errors import MobiledeployError
+    from .preflight import check_output_dir, check_output_file
 
-    from ..baseline import Baseline, BaselineError, load_baseline, load_results_files, save_baseline
+    for option, path in (("--junit", junit), ("--markdown", markdown), ("--out", out)):
+        check_output_file(path, option)
+    check_output_dir(artifacts, "--artifacts")
+    reports = GateReports(junit, markdown, out, baseline or against or "", device or "local")
+    try:
+        if _other_modes(baseline, against, device, max_regression, confidence, seed, update_baseline, results, rounds,
+                        runs, warmup, threads, models, formats, resolution, adb_server, db, junit, markdown, out,
+                        json_out):
+            return
+        _gate(reports, baseline, if_no_baseline, device, max_regression, confidence, min_rounds, seed, reference,
+              update_baseline, results, rounds, runs, warmup, threads, models, formats, resolution, adb_server, db,
+              json_out, weights, ExportInputs(calibration, calib_samples, artifacts))
+    except KeyboardInterrupt:
+        from .app import interrupt_exit_code
+
+        reports.status("interrupted", interrupt_exit_code(), reports.interrupted_message())
+        raise
+    except MobiledeployError as exc:
+        reports.status("error", exc.exit_code, " ".join(str(exc).split()))
+        raise
+
+
+def _other_modes(baseline: str | None, against: str | None, device: str | None, max_regression: str | None,
+                 confidence: float, seed: int, update_baseline: bool, results: list[str] | None, rounds: int | None,
+                 runs: int | None, warmup: int | None, threads: int | None, models: list[str] | None, formats: str,
+                 resolution: str, adb_server: str | None, db: str | None, junit: str | None, markdown: str | None,
+                 out: str | None, json_out: bool) -> bool:
+    """A/B (--against) and the exact instruction gate; False when the wall-clock baseline gate applies."""
     from ..errors import ConfigError
-    from ..gate import GatePolicy, Threshold, judge
-
     from .gate_exact_cmd import run_exact_gate, wants_exact
 
     if (baseline is None) == (against is None):
@@ -100,13 +133,28 @@ def gate_cmd(
                     max_regression=max_regression, confidence=confidence, rounds=rounds, runs=runs, warmup=warmup,
                     threads=threads, seed=seed, db=db, adb_server=adb_server, junit=junit, markdown=markdown,
                     out=out, json_out=json_out)
-        return
+        return True
     assert baseline is not None
     if wants_exact(baseline, device, update_baseline):
         run_exact_gate(baseline=baseline, device=device, max_regression=max_regression, update=update_baseline,
                        models=models, formats=formats, resolution=resolution, db=db, junit=junit, markdown=markdown,
                        out=out, json_out=json_out)
-        return
+        return True
+    return False
+
+
+def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: str | None, max_regression: str,
+          confidence: float, min_rounds: int, seed: int, reference: str | None, update_baseline: bool,
+          results: list[str] | None, rounds: int | None, runs: int | None, warmup: int | None, threads: int | None,
+          models: list[str] | None, formats: str, resolution: str, adb_server: str | None, db: str | None,
+          json_out: bool, weights: str | None = None, export: Any = None) -> None:
+    from dataclasses import replace
+
+    from ..baseline import Baseline, BaselineError, load_baseline, load_results_files, save_baseline
+    from ..errors import ConfigError
+    from ..gate import GatePolicy, Threshold, judge
+    from .preflight import check_db, check_output_dir, check_output_file, check_threads
+
     max_regression = max_regression or "5%"
     normalise = not (reference is not None and reference.strip().lower() == "none")
     reference = reference if normalise else None
@@ -119,6 +167,10 @@ def gate_cmd(
             raise ConfigError(f"{name} must be at least 1")
     if if_no_baseline not in ("fail", "skip"):
         raise ConfigError("--if-no-baseline takes fail or skip")
+    if update_baseline:
+        (check_output_dir if Path(baseline).is_dir() else check_output_file)(baseline, "--baseline")
+    if warning := check_threads(threads, device or "local"):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
     template = None
     measured = load_results_files(results) if results else None
     if Path(baseline).is_dir():
@@ -126,7 +178,7 @@ def gate_cmd(
         facts = measured.device_info if measured else _device_facts(where, adb_server)
         baseline, old, template = _pick_baseline(Path(baseline), where, facts)
         if old is None and not update_baseline:
-            _no_baseline(baseline, where, facts, skip=if_no_baseline == "skip", markdown=markdown, json_out=json_out)
+            _no_baseline(baseline, where, facts, skip=if_no_baseline == "skip", reports=reports, json_out=json_out)
             return
     else:
         old = None if update_baseline and not Path(baseline).is_file() else load_baseline(baseline)
@@ -144,15 +196,17 @@ def gate_cmd(
     elif old is not None and not update_baseline and _differs(old, where, adb_server):
         candidate = Baseline(device=where, models={}, device_info=_device_facts(where, adb_server))  # judged: other machine
     else:
+        check_db(db)  # where the runs will go: before any export (a skip or --results stores nothing)
         options = _bench_options(plan_source, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
         plan = _plan(plan_source, models, formats, resolution, reference if update_baseline else None, normalise)
-        candidate = _measure(where, plan, options, db, adb_server)
+        reports.device = where
+        candidate = _measure(where, plan, options, db, adb_server, reports.measured, weights=weights, export=export)
 
     verdict = None
     if old is not None:
         judged_by = (_reference_name(old, reference, candidate) if not update_baseline else old.reference)
         verdict = judge(old, candidate, replace(policy, reference=judged_by if normalise else None))
-        _write_reports(verdict, candidate, baseline, junit=junit, markdown=markdown, out=out)
+        reports.verdict(verdict, candidate)
         if json_out:
             print_json(verdict.to_dict())
         else:
@@ -162,6 +216,8 @@ def gate_cmd(
         if problem:
             raise BaselineError(f"not writing {baseline}: {problem}")
         save_baseline(candidate, baseline)
+        if verdict is None:
+            reports.status("baseline written", 0, f"wrote baseline {baseline} ({len(candidate.models)} artifact(s))")
         sys.stderr.write(f"mobiledeploy: wrote baseline {baseline} ({len(candidate.models)} artifact(s), "
                          f"reference {candidate.reference or 'none'})\n")
         return
@@ -207,10 +263,9 @@ def _pick_baseline(folder: Path, device: str, facts: dict[str, Any]) -> "tuple[s
     return str(folder / f"{machine_slug(device, cls)}.json"), None, (same_kind[0][1] if same_kind else None)
 
 
-def _no_baseline(path: str, device: str, facts: dict[str, Any], *, skip: bool, markdown: str | None,
+def _no_baseline(path: str, device: str, facts: dict[str, Any], *, skip: bool, reports: "GateReports",
                  json_out: bool) -> None:
     """The folder has no baseline for this machine class: say so; exit 2, or 0 with --if-no-baseline skip."""
-    from ..baseline import write_atomic
     from ..devices.base import machine_class
     from ..errors import ConfigError
 
@@ -219,8 +274,7 @@ def _no_baseline(path: str, device: str, facts: dict[str, Any], *, skip: bool, m
                f"mobiledeploy gate --device {device} --baseline {Path(path).parent}/ --update-baseline")
     if not skip:
         raise ConfigError(message)
-    if markdown:
-        write_atomic(markdown, f"## ⚠️ Latency gate skipped — `{device}`\n\n{message}\n")
+    reports.status("skipped", 0, message)
     if json_out:
         print_json({"status": "skipped", "exit_code": 0, "summary": message, "device": device, "machine_class": cls})
     sys.stderr.write(f"mobiledeploy: gate skipped: {message}\n")
@@ -289,34 +343,33 @@ def _baseline_reference_ref(old: "Baseline") -> str | None:
 
 
 def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], db: str | None,
-             adb_server: str | None) -> "Baseline":
-    """Export (reusing artifacts) and time every planned model, interleaved; every run is stored."""
+             adb_server: str | None, collected: list[Any], *, weights: str | None = None,
+             export: Any = None) -> "Baseline":
+    """Export (reusing artifacts) and time every planned model, interleaved; every run is stored (and
+    added to `collected` as it ends). A phone that is not there is said before any export."""
     from ..baseline import baseline_from_results
     from ..bench import BenchOptions, prepare_targets, run_bench
     from ..results import git_commit
+    from .bench_cmd import progress_on_stderr
 
     bench_options = BenchOptions(threads=options["threads"], runs=options["runs"], warmup=options["warmup"],
                                  cpu_mask=options["cpu_mask"]).validate()
-    progress = _progress_line if sys.stderr.isatty() else None
+    if device.startswith("adb:"):  # a phone that is not there is said before any export
+        _device_facts(device, adb_server)
     targets, refs, reference = [], {}, None
-    for item in plan:
-        found = prepare_targets([item["ref"]], item["formats"], tuple(item["resolution"] or (224, 224)), progress)
-        for target in found:
-            refs[target.name] = item["ref"]
-            if item["reference"]:
-                reference = target.name
-        targets.extend(found)
-    report = run_bench(device, targets, bench_options, rounds=options["rounds"], db=db, adb_server=adb_server,
-                       progress=progress)
-    if progress:
-        sys.stderr.write("\n")
+    with progress_on_stderr() as progress:
+        for item in plan:
+            found = prepare_targets([item["ref"]], item["formats"], tuple(item["resolution"] or (224, 224)), progress,
+                                    weights=None if item["reference"] else weights, export=export)
+            for target in found:
+                refs[target.name] = item["ref"]
+                if item["reference"]:
+                    reference = target.name
+            targets.extend(found)
+        report = run_bench(device, targets, bench_options, rounds=options["rounds"], db=db, adb_server=adb_server,
+                           progress=progress, collected=collected)
     return baseline_from_results(report.results, reference=reference, refs=refs, bench_options=options,
                                  git=git_commit())
-
-
-def _progress_line(message: str) -> None:
-    sys.stderr.write(f"\r\033[K{message}")
-    sys.stderr.flush()
 
 
 def _reference_name(old: "Baseline | None", given: str | None, candidate: "Baseline") -> str | None:
@@ -354,20 +407,57 @@ def _unfit_as_baseline(candidate: "Baseline", policy: "GatePolicy", normalise: b
 
 # --- reports ---------------------------------------------------------------------------------------
 
-def _write_reports(verdict: "Verdict", candidate: "Baseline", baseline_path: str, *, junit: str | None,
-                   markdown: str | None, out: str | None) -> None:
-    import json
+class GateReports:
+    """The --junit, --markdown and --out files, each written atomically on every way the gate ends:
+    a verdict (pass, regression, cannot judge), skipped, an error, or interrupted (with what was measured)."""
 
-    from ..baseline import write_atomic
-    from ..gate import verdict_junit, verdict_markdown
+    def __init__(self, junit: str | None, markdown: str | None, out: str | None, baseline: str, device: str) -> None:
+        self.junit, self.markdown, self.out, self.baseline, self.device = junit, markdown, out, baseline, device
+        self.measured: list[Any] = []  # runs finished so far (bench.run_bench fills it)
 
-    if junit:
-        write_atomic(junit, verdict_junit(verdict))
-    if markdown:
-        write_atomic(markdown, verdict_markdown(verdict, baseline_path))
-    if out:
-        payload = {"verdict": verdict.to_dict(), "baseline": baseline_path, "candidate": candidate.to_dict()}
-        write_atomic(out, json.dumps(payload, indent=1, default=str) + "\n")
+    def verdict(self, verdict: "Verdict", candidate: "Baseline") -> None:
+        import json
+
+        from ..gate import verdict_junit, verdict_markdown
+
+        payload = {"verdict": verdict.to_dict(), "baseline": self.baseline, "candidate": candidate.to_dict()}
+        self._write(verdict_junit(verdict), verdict_markdown(verdict, self.baseline),
+                    json.dumps(payload, indent=1, default=str) + "\n")
+
+    def status(self, status: str, exit_code: int, message: str) -> None:
+        import json
+
+        from ..gate import status_junit, status_markdown
+
+        payload = {"verdict": {"status": status, "exit_code": exit_code, "summary": message, "device": self.device},
+                   "baseline": self.baseline,
+                   "measured": [{"model": r.model, "format": r.format, "status": r.status, "round": r.config.get("round"),
+                                 "median_ms": r.median_ms} for r in self.measured]}
+        self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message),
+                    json.dumps(payload, indent=1, default=str) + "\n")
+
+    def interrupted_message(self) -> str:
+        from .app import interrupt_exit_code
+        import signal
+
+        name = signal.Signals(interrupt_exit_code() - 128).name
+        if not self.measured:
+            return f"interrupted by {name} before any run finished: nothing judged"
+        ok = sum(r.ok for r in self.measured)
+        return (f"interrupted by {name} after {len(self.measured)} run(s) ({ok} ok): nothing judged; "
+                "the runs are stored in the results database (`mobiledeploy results`)")
+
+    def _write(self, junit: str, markdown: str, out: str) -> None:
+        from ..baseline import write_atomic
+        from ..errors import ResultsError
+
+        for path, text in ((self.junit, junit), (self.markdown, markdown), (self.out, out)):
+            if not path:
+                continue
+            try:
+                write_atomic(path, text)
+            except OSError as exc:
+                raise ResultsError(f"cannot write the report {path}: {exc.strerror or exc}") from None
 
 
 def _error_lines(verdict: "Verdict") -> list[str]:

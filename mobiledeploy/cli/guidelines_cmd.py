@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import Json, app, print_json
+from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .compare_cmd import (AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt, export_targets,
                           model_key_of, progress_on_stderr, stdout_console)
 
@@ -27,6 +27,9 @@ def guidelines_cmd(
     cpu_mask: CpuMaskOpt = "auto",
     benchmark_binary: BinaryOpt = None,
     report: ReportOpt = None,
+    calibration: Calibration = "synthetic",
+    calib_samples: CalibSamples = 32,
+    out: ArtifactsRoot = None,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     json_out: Json = False,
@@ -41,10 +44,12 @@ def guidelines_cmd(
     Example: mobiledeploy guidelines --device qemu:cortex-a53 --only G1,G3   (exact Arm instructions)
     """
     from ..analysis import parse_resolution
-    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
+    from .bench_cmd import preflight
     from .compare_cmd import session_plan
+    from .preflight import check_output_dir
 
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
     chosen = get_guidelines(only)
@@ -58,8 +63,12 @@ def guidelines_cmd(
                            benchmark_binary=benchmark_binary).validate()
     refs = [v.ref for g in chosen for v in g.variants]
     keys = {ref: model_key_of(ref)[2] for ref in refs}
+    check_output_dir(report, "--report")
+    check_output_dir(out, "--out")
+    preflight(device, adb_server, db, threads, exports=True)
     with progress_on_stderr() as progress:
-        targets, failures = export_targets(refs, fmts, [size], progress, keys)
+        targets, failures = export_targets(refs, fmts, [size], progress, keys,
+                                           ExportInputs(calibration, calib_samples, out))
         bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
                           progress=progress) if targets else None
     results = bench.results if bench else []

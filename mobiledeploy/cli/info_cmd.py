@@ -18,10 +18,14 @@ def models_cmd(
 
     Example: mobiledeploy models 'shufflenet*'
     """
+    from ..errors import ConfigError
     from ..registry import get_spec, list_models
 
+    names = list_models(pattern or "*")
+    if not names:
+        raise ConfigError(f"no registered architecture matches {pattern!r} (`mobiledeploy models` lists them all)")
     rows = []
-    for name in list_models(pattern or "*"):
+    for name in names:
         spec = get_spec(name)
         rows.append({
             "name": name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Optional
 
 import typer
@@ -45,6 +46,7 @@ def profile_cmd(
     from ..errors import ConfigError
     from ..registry import config_slug, parse_model_ref
     from .compare_cmd import profile_target
+    from .preflight import check_db, check_device, check_threads
 
     kind, _ = parse_device_uri(device)
     if kind == "qemu":
@@ -62,6 +64,11 @@ def profile_cmd(
     name, config = parse_model_ref(f"{arch}:{label}")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary).validate()
+    if warning := check_threads(threads, device):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+    if device.strip().startswith("adb:"):  # a phone's op profile is a stored run: its database and the phone, first
+        check_db(db)
+        check_device(device, adb_server)
     with progress_on_stderr() as progress:
         (target,) = prepare_targets([f"{name}:{label}"], (fmt,), size, progress)
         progress(f"op profile {target.name} on {device}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -26,14 +28,17 @@ def results_cmd(
     """
     from ..errors import ConfigError
     from ..results import SCHEMA_VERSION, ResultsStore
+    from .preflight import check_db
 
     if status not in (None, "ok", "failed"):
         raise ConfigError("--status takes ok or failed")
     if limit < 0:
         raise ConfigError("--limit must be >= 0")
-    with ResultsStore(db) as store:
-        rows = store.list(limit or None, model=model, device=device, status=status)
-        path = str(store.path)
+    path = str(check_db(db, must_exist=bool(db or os.environ.get("MOBILEDEPLOY_DB"))))
+    rows = []
+    if Path(path).exists():  # the default database before the first bench: nothing stored, nothing created
+        with ResultsStore(path) as store:
+            rows = store.list(limit or None, model=model, device=device, status=status)
     if json_out:
         print_json({"db": path, "schema_version": SCHEMA_VERSION, "results": rows})
         return

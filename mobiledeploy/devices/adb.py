@@ -180,6 +180,10 @@ class AdbDevice(Device):
     def devices(self) -> dict[str, str]:
         """`adb devices` as {serial: state}."""
         proc = self.call("devices", what="devices")
+        if proc.returncode != 0:  # adb printed no list: the server (local or --adb-server) is not there
+            last = next((ln.strip() for ln in reversed(proc.stderr.splitlines()) if ln.strip()), "no answer")
+            server = self.adb_server or f"localhost:{os.environ.get('ANDROID_ADB_SERVER_PORT') or 5037}"
+            raise DeviceError(f"cannot reach the adb server at {server} ({last})")
         out = {}
         for line in proc.stdout.splitlines():
             parts = line.split()
@@ -194,10 +198,18 @@ class AdbDevice(Device):
         """
         state = self.devices().get(self.serial)
         if state is None and re.fullmatch(r"[\w.\-]+:\d+", self.serial):
-            text = self.call("connect", self.serial, what="connect").stdout
-            if "connected to" not in text:
-                raise self._connect_failed(text)
-            state = self._wait_state(wait_s)
+            try:
+                text = self.call("connect", self.serial, what="connect").stdout
+                if "connected to" in text:
+                    return self._check_state(self._wait_state(wait_s), wait_s)
+            except BaseException:
+                self._disconnect()  # a failed connect leaves an entry the adb server retries for ever
+                raise
+            self._disconnect()
+            raise self._connect_failed(text)
+        return self._check_state(state, wait_s)
+
+    def _check_state(self, state: str | None, wait_s: float) -> "AdbDevice":
         if state == "offline":
             state = self._wait_state(wait_s)
         if state is None:
@@ -209,6 +221,13 @@ class AdbDevice(Device):
             raise self.error_for(f"device {state}", "open")
         self._seen = True
         return self
+
+    def _disconnect(self) -> None:
+        """`adb disconnect` the host:port this device connected; best effort (it may be gone already)."""
+        try:
+            self.call("disconnect", self.serial, what="disconnect", timeout=min(self.call_timeout_s, 10.0))
+        except MobiledeployError:
+            pass
 
     def _connect_failed(self, text: str) -> MobiledeployError:
         listing = ", ".join(f"{s} ({st})" for s, st in self.devices().items()) or "none"

@@ -1,0 +1,408 @@
+"""Bad input and faults, as a user meets them: the CLI run as a subprocess, one case per row.
+
+Every case asserts the exit code, exactly one `mobiledeploy:` line on stderr (the error, warning or
+interrupt line), no traceback, no file left behind that the command should not have written, and
+the results database untouched where nothing was measured. Signals are sent for real, mid-export,
+mid-bench and mid-gate. Models are tiny (ShuffleNet v1 0.25x g=3 at 64x64, fp32 only) and exported
+once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+CLI = Path(sys.executable).with_name("mobiledeploy")
+TINY = ["--arch", "v1", "--g", "3", "--scale", "0.25", "--resolution", "64"]
+TINY_REF = "v1:g=3,scale=0.25,resolution=64"
+SLUG = "shufflenet_v1-g3-scale0.25-64x64"
+FAKE_ADB = """#!/bin/sh
+# adb that sees one phone, R58M123ABC, and can connect nothing.
+for a in "$@"; do
+  case "$a" in
+    devices) printf 'List of devices attached\\nR58M123ABC\\tdevice\\n\\n'; exit 0;;
+    connect) echo "failed to connect to '$3': Connection refused"; exit 1;;
+  esac
+done
+exit 1
+"""
+
+pytestmark = pytest.mark.skipif(not CLI.exists(), reason="the mobiledeploy console script is not installed in this venv")
+
+
+# --- running the CLI ------------------------------------------------------------------------------
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MOBILEDEPLOY_DB", "ANDROID_ADB_SERVER_ADDRESS")}
+    return {**env, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
+            "COLUMNS": "200", "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+
+
+def tool_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("mobiledeploy:")]
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")} if root.exists() else set()
+
+
+def assert_one_line(proc: subprocess.CompletedProcess | Any, expected: str) -> str:
+    lines = tool_lines(proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the tiny model exported (fp32) into ./artifacts and a raw-latency gate baseline of it."""
+    root = tmp_path_factory.mktemp("faults-work")
+    env = env_for(root / "home", MOBILEDEPLOY_DB=str(root / "setup.db"))
+    proc = subprocess.run([str(CLI), "export", *TINY, "--formats", "fp32"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([str(CLI), "gate", "--baseline", "baseline.json", "--update-baseline", "--model", TINY_REF,
+                           "--reference", "none", "--formats", "fp32", "--rounds", "3", "--runs", "5"],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@dataclass
+class Case:
+    """argv ({tmp}, {file}, {dir}, {tiny}, {junk_db}, {foreign_db}, {fake_adb}, {work}), the exit code, the
+    one line's text, the files it may leave in tmp; `db`: 'absent' (never created) or 'same' (bytes unchanged)."""
+
+    args: list[str]
+    code: int
+    line: str
+    leaves: set[str] = field(default_factory=set)
+    db: str = "absent"
+    env: dict[str, str] = field(default_factory=dict)
+    in_work: bool = False  # run in the folder holding the exported tiny model
+    stdout: str = ""
+    check: Callable[[Path, subprocess.CompletedProcess], None] | None = None
+    setup: Callable[[Path, Path], None] | None = None  # (tmp, the session's work folder)
+
+
+def _check_no_adb_run(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert not (tmp / "PWNED").exists()
+
+
+def _copy_export_with_notes(tmp: Path, work: Path) -> None:
+    import shutil
+
+    shutil.copytree(work / "artifacts" / SLUG, tmp / "artifacts" / SLUG)
+    (tmp / "artifacts" / SLUG / "NOTES.txt").write_text("my notes\n")
+
+
+def _check_notes_kept(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert (tmp / "artifacts" / SLUG / "NOTES.txt").read_text() == "my notes\n"
+    assert sorted(p.name for p in (tmp / "artifacts").iterdir()) == [SLUG]  # no temp build left beside it
+
+
+def _check_junit_status(status: str, headline: str) -> Callable[[Path, subprocess.CompletedProcess], None]:
+    """The three reports exist and say `status` (the Markdown in its `headline`)."""
+    def check(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+        suite = ET.parse(tmp / "gate.xml").getroot().find("testsuite")
+        assert {p.get("name"): p.get("value") for p in suite.find("properties")}["status"] == status
+        assert (tmp / "gate.md").read_text().startswith(f"## {headline}")
+        assert json.loads((tmp / "gate.json").read_text())["verdict"]["status"] == status
+
+    return check
+
+
+CASES: dict[str, Case] = {
+    # --- already right before issue 14: keep them so
+    "unknown_arch": Case(["info", "--arch", "no_such_net"], 2, "unknown architecture"),
+    "bad_g": Case(["info", "--arch", "v1", "--g", "5"], 2, "g=5"),
+    "export_out_under_a_file": Case(["export", *TINY, "--out", "{file}/sub"], 2, "cannot create output directory"),
+    "unknown_device_uri": Case(["bench", "--device", "phone", "--model", "{tiny}"], 2, "unknown device"),
+    "corrupt_tflite": Case(["bench", "--model", "{tmp}/corrupt.tflite", "--db", "{tmp}/r.db"], 1, "corrupt",
+                           leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+    "unknown_serial": Case(["bench", "--device", "adb:NOPE", "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
+                           "adb does not see NOPE", env={"MOBILEDEPLOY_ADB": "{fake_adb}"},
+                           leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+    "shell_metacharacters_in_serial": Case(
+        ["bench", "--device", "adb:x;touch {tmp}/PWNED", "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
+        "does not see", env={"MOBILEDEPLOY_ADB": "{fake_adb}"}, leaves={"r.db", "r.db-wal", "r.db-shm"},
+        db="written", check=_check_no_adb_run),
+    "adb_missing": Case(["bench", "--device", "adb:R58M123ABC", "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
+                        "apt-get install adb", env={"PATH": "{tmp}/empty-bin", "MOBILEDEPLOY_ADB": ""},
+                        leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+    "corrupt_db": Case(["results", "--db", "{junk_db}"], 2, "file is not a database", db="same"),
+    "foreign_db": Case(["bench", "--model", "{tiny}", "--db", "{foreign_db}"], 2, "not a mobiledeploy results database",
+                       db="same"),
+    "bad_calibration": Case(["export", *TINY, "--calibration", "{tmp}/nope", "--out", "{tmp}/out"], 2,
+                            "does not exist"),
+    # --- issue 14, item 8: small ones
+    "results_db_typo": Case(["results", "--db", "{tmp}/typo.db"], 2, "does not exist"),
+    "models_no_match": Case(["models", "nomatch*"], 2, "no registered architecture matches 'nomatch*'"),
+    "weights_pickled_module": Case(["export", *TINY, "--weights", "{tmp}/whole.pt", "--out", "{tmp}/out/deep"], 2,
+                                   "pickled nn.Module"),
+    "threads_above_cores": Case(["bench", "--model", "{tiny}", "--threads", "512", "--runs", "3", "--warmup", "0",
+                                 "--db", "{tmp}/r.db"], 0, "warning: --threads 512 is more than the",
+                                leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+    # --- item 3 and 4: output paths, DB and device before any work
+    "gate_junit_under_a_file": Case(["gate", "--baseline", "{work}/baseline.json", "--junit", "{file}/sub/x.xml",
+                                     "--db", "{tmp}/r.db"], 2, "cannot write --junit"),
+    "gate_markdown_is_a_dir": Case(["gate", "--baseline", "{work}/baseline.json", "--markdown", "{dir}",
+                                    "--db", "{tmp}/r.db"], 2, "is a directory"),
+    "gate_out_under_a_file": Case(["gate", "--baseline", "{work}/baseline.json", "--out", "{file}/g.json",
+                                   "--db", "{tmp}/r.db"], 2, "cannot write --out"),
+    "gate_db_under_a_file": Case(["gate", "--baseline", "{work}/baseline.json", "--db", "{file}/r.db"], 2,
+                                 "cannot write --db"),
+    "compare_report_under_a_file": Case(["compare", "--models", "v1:g=3,scale=0.25", "--resolutions", "64x64",
+                                         "--report", "{file}/rep", "--db", "{tmp}/r.db"], 2, "cannot write --report"),
+    "guidelines_report_is_a_file": Case(["guidelines", "--report", "{file}", "--db", "{tmp}/r.db"], 2,
+                                        "it is a file"),
+    "bench_db_under_a_file": Case(["bench", *TINY, "--db", "{file}/r.db"], 2, "cannot write --db"),
+    "bench_bad_db_before_export": Case(["bench", *TINY, "--db", "{junk_db}"], 2, "file is not a database", db="same"),
+    "bench_absent_phone_before_export": Case(["bench", "--device", "adb:ABSENT", *TINY, "--db", "{tmp}/r.db"], 1,
+                                             "adb does not see ABSENT", env={"MOBILEDEPLOY_ADB": "{fake_adb}"}),
+    "compare_absent_phone_before_export": Case(["compare", "--device", "adb:ABSENT", "--models", "v1:g=3,scale=0.25",
+                                                "--resolutions", "64x64", "--db", "{tmp}/r.db"], 1,
+                                               "adb does not see ABSENT", env={"MOBILEDEPLOY_ADB": "{fake_adb}"}),
+    "gate_absent_phone_before_export": Case(["gate", "--device", "adb:ABSENT", "--baseline", "{work}/baseline.json",
+                                             "--db", "{tmp}/r.db", "--junit", "{tmp}/gate.xml", "--markdown",
+                                             "{tmp}/gate.md", "--out", "{tmp}/gate.json"], 2, "adb does not see ABSENT",
+                                            env={"MOBILEDEPLOY_ADB": "{fake_adb}"},
+                                            leaves={"gate.xml", "gate.md", "gate.json"},
+                                            check=_check_junit_status("error", "⚠️ Latency gate cannot judge")),
+    # --- item 3: reports on every exit path
+    "gate_no_baseline_writes_reports": Case(["gate", "--baseline", "{tmp}/none.json", "--junit", "{tmp}/gate.xml",
+                                             "--markdown", "{tmp}/gate.md", "--out", "{tmp}/gate.json"], 2,
+                                            "no baseline at", leaves={"gate.xml", "gate.md", "gate.json"},
+                                            check=_check_junit_status("error", "⚠️ Latency gate cannot judge")),
+    "gate_skipped_writes_every_report": Case(["gate", "--baseline", "{dir}", "--if-no-baseline", "skip",
+                                              "--junit", "{tmp}/gate.xml", "--markdown", "{tmp}/gate.md",
+                                              "--out", "{tmp}/gate.json"], 0, "gate skipped",
+                                             leaves={"gate.xml", "gate.md", "gate.json"},
+                                             check=_check_junit_status("skipped", "⚠️ Latency gate skipped")),
+    "gate_skip_does_not_need_the_db": Case(["gate", "--baseline", "{dir}", "--if-no-baseline", "skip",
+                                            "--db", "{junk_db}"], 0, "gate skipped", db="same"),
+    # --- item 7: adb wording
+    "adb_server_unreachable": Case(["bench", "--device", "adb:R58M123ABC", "--adb-server", "127.0.0.1:1",
+                                    "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
+                                   "cannot reach the adb server at 127.0.0.1:1",
+                                   leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+    "version": Case(["--version"], 0, "", stdout="mobiledeploy "),
+    # --- item 2: nothing a user made is lost
+    "export_never_deletes_a_users_file": Case(["export", *TINY, "--formats", "fp32", "--force"], 2,
+                                              "did not write (NOTES.txt)", setup=_copy_export_with_notes,
+                                              check=_check_notes_kept),
+}
+NEEDS_WORK = {"export_never_deletes_a_users_file", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
+              "gate_absent_phone_before_export"}
+NEEDS_ADB = {"adb_server_unreachable"}
+
+
+def _fixture_files(tmp: Path, tiny: Path) -> dict[str, str]:
+    regular = tmp / "regular_file"
+    regular.write_text("not a directory\n")
+    folder = tmp / "a_dir"
+    folder.mkdir()
+    (tmp / "corrupt.tflite").write_bytes(b"TFL3 but not really a flatbuffer" * 10)
+    junk = tmp / "junk.db"
+    junk.write_bytes(b"not sqlite at all\n" * 100)
+    foreign = tmp / "foreign.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE customers (name TEXT)")
+    (tmp / "empty-bin").mkdir()
+    fake_adb = tmp / "fake-bin" / "adb"
+    fake_adb.parent.mkdir()
+    fake_adb.write_text(FAKE_ADB)
+    fake_adb.chmod(0o755)
+    return {"tmp": str(tmp), "file": str(regular), "dir": str(folder), "tiny": str(tiny), "junk_db": str(junk),
+            "foreign_db": str(foreign), "fake_adb": str(fake_adb)}
+
+
+def _whole_module(path: Path) -> None:
+    import torch
+
+    from mobiledeploy.registry import build_model
+
+    torch.save(build_model("shufflenet_v1", g=3, scale=0.25), path)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRequest) -> None:
+    case = CASES[name]
+    if name in NEEDS_ADB and not any((Path(d) / "adb").exists() for d in os.environ["PATH"].split(":")):
+        pytest.skip("the adb client is not installed (make adb)")
+    work = request.getfixturevalue("work") if name in NEEDS_WORK or case.in_work else None
+    values = {**_fixture_files(tmp_path, tiny_tflite["fp32"]), "work": str(work)}
+    if name == "weights_pickled_module":
+        _whole_module(tmp_path / "whole.pt")
+    if case.setup:
+        case.setup(tmp_path, work)
+    before = files_under(tmp_path)
+    dbs = {p: p.read_bytes() for p in (tmp_path / "junk.db", tmp_path / "foreign.db")}
+    home = tmp_path / "home"
+    env = env_for(home, **{k: v.format(**values) for k, v in case.env.items()})
+    cwd = tmp_path if case.setup else (work or tmp_path)
+    work_before = files_under(work) if work else set()
+    started = time.monotonic()
+    proc = subprocess.run([str(CLI), *[a.format(**values) for a in case.args]], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    seconds = time.monotonic() - started
+
+    assert proc.returncode == case.code, (proc.returncode, proc.stdout[-2000:], proc.stderr)
+    if case.line:
+        assert_one_line(proc, case.line)
+    else:
+        assert proc.stderr == "" and proc.stdout.startswith(case.stdout)
+    left = files_under(tmp_path) - before - {"home"}
+    left = {p for p in left if not p.startswith("home/")}
+    assert left <= case.leaves, left
+    assert not files_under(home / "data"), "the default results database was touched"
+    if work:
+        assert files_under(work) == work_before  # nothing exported, nothing half-written beside the artifacts
+    if case.db == "absent":
+        assert not (tmp_path / "r.db").exists() and not (tmp_path / "typo.db").exists()
+    for path, data in dbs.items():
+        assert path.read_bytes() == data, f"{path.name} was changed"
+    if case.check:
+        case.check(tmp_path, proc)
+    if case.code == 2 or name.endswith("before_export"):
+        assert seconds < 60, f"{name}: {seconds:.0f} s before a cheap check failed"
+        assert not (cwd / "artifacts").exists() or work  # never exported
+
+
+# --- signals, sent for real -----------------------------------------------------------------------
+
+def start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([str(CLI), *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> str:
+    """Read stderr until a line holding `text`; returns what was read."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
+    proc.kill()
+    raise AssertionError(f"never printed {text!r}: {seen}")
+
+
+def wait_for_rows(db: Path, status: str, timeout: float = 120) -> None:
+    """Until the results database holds a run with this status (the bench is under way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                    if con.execute("SELECT count(*) FROM runs WHERE status = ?", (status,)).fetchone()[0]:
+                        return
+            except sqlite3.Error:
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"no {status} run in {db} after {timeout} s")
+
+
+def finish(proc: subprocess.Popen, seen: str = "") -> tuple[int, str]:
+    _, rest = proc.communicate(timeout=120)
+    return proc.returncode, seen + rest
+
+
+SIGNALS = [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")]
+
+
+@pytest.mark.parametrize("signum, code, name", SIGNALS)
+def test_signal_mid_export_exits_128_plus_signal_and_leaves_nothing(signum, code, name, tmp_path):
+    out = tmp_path / "new" / "out"
+    proc = start(["export", *TINY, "--out", str(out)], tmp_path, env_for(tmp_path / "home"))
+    seen = wait_for_line(proc, "torch → ONNX")  # a stage ended: the export is under way
+    proc.send_signal(signum)
+    rc, err = finish(proc, seen)
+    assert rc == code, err
+    assert "Traceback" not in err
+    [line] = tool_lines(err)
+    assert line.startswith(f"mobiledeploy: interrupted by {name} during export: v1, stage '"), line
+    assert not (tmp_path / "new").exists()  # the temp build dir and the --out folders it made: gone
+
+
+@pytest.mark.parametrize("signum, code, name", SIGNALS)
+def test_signal_mid_bench_stores_the_run_as_interrupted(signum, code, name, tmp_path, tiny_tflite):
+    db = tmp_path / "r.db"
+    proc = start(["bench", "--model", str(tiny_tflite["fp32"]), "--runs", "1000000", "--min-secs", "300",
+                  "--db", str(db)], tmp_path, env_for(tmp_path / "home"))
+    wait_for_rows(db, "failed")  # the run's placeholder row: it is timing now
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    rc, err = finish(proc)
+    assert rc == code, err
+    assert "Traceback" not in err
+    [line] = tool_lines(err)
+    assert line.startswith(f"mobiledeploy: interrupted by {name} during bench: [1/1] tiny_fp32 fp32 on local"), line
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT status, error FROM runs").fetchall()
+    assert rows == [("failed", "interrupted: the run did not complete (Ctrl-C, crash or lost device)")]
+
+
+@pytest.mark.parametrize("signum, code, name", SIGNALS)
+def test_signal_mid_gate_writes_every_report_as_interrupted(signum, code, name, tmp_path, work):
+    db = tmp_path / "r.db"
+    reports = {"--junit": tmp_path / "gate.xml", "--markdown": tmp_path / "gate.md", "--out": tmp_path / "gate.json"}
+    args = ["gate", "--baseline", str(work / "baseline.json"), "--rounds", "100000", "--db", str(db)]
+    proc = start(args + [x for opt, path in reports.items() for x in (opt, str(path))], work,
+                 env_for(tmp_path / "home"))
+    wait_for_rows(db, "ok")  # at least one run measured
+    proc.send_signal(signum)
+    rc, err = finish(proc)
+    assert rc == code, err
+    assert "Traceback" not in err
+    [line] = tool_lines(err)
+    assert line.startswith(f"mobiledeploy: interrupted by {name} during gate: ["), line
+    payload = json.loads(reports["--out"].read_text())
+    assert payload["verdict"]["status"] == "interrupted" and payload["verdict"]["exit_code"] == code
+    assert payload["measured"] and all(m["model"] == SLUG for m in payload["measured"])
+    assert f"interrupted by {name} after {len(payload['measured'])} run(s)" in payload["verdict"]["summary"]
+    assert "Latency gate interrupted" in reports["--markdown"].read_text()
+    error = ET.parse(reports["--junit"]).getroot().find("testsuite/testcase/error")
+    assert error is not None and error.get("type") == "interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp report files
+    assert not [p for p in (work / "artifacts").iterdir() if p.name.startswith(".")]
+
+
+# --- item 6: calibration folders ----------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_imagenet_style_calibration_folder_with_too_few_images(tmp_path):
+    pytest.importorskip("PIL")
+    import numpy as np
+    from PIL import Image
+
+    classes = tmp_path / "val"
+    rng = np.random.default_rng(0)
+    for cls, count in (("n01440764", 2), ("n01443537", 1)):
+        (classes / cls).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray((rng.random((40, 50, 3)) * 255).astype("uint8")).save(classes / cls / f"{i}.png")
+    out = tmp_path / "out"
+    proc = subprocess.run([str(CLI), "export", *TINY, "--formats", "int8", "--calibration", str(classes),
+                           "--calib-samples", "8", "--out", str(out), "--json"], cwd=tmp_path,
+                          env=env_for(tmp_path / "home"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line(proc, "warning: calibrated on 3 image(s), fewer than the 8 asked for")
+    calibration = json.loads(proc.stdout)["manifest"]["calibration"]
+    assert calibration["samples"] == 3 and calibration["requested_samples"] == 8
+    assert "fewer than the 8" in calibration["warning"]
