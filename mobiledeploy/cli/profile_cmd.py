@@ -50,10 +50,11 @@ def profile_cmd(
 
     kind, _ = parse_device_uri(device)
     if kind == "qemu":
-        from ..devices import canonical_uri, check_device
+        from ..devices import canonical_uri
+        from ..devices import check_device as check_emulated
 
         device = canonical_uri(device)
-        check_device(device)
+        check_emulated(device)
     fmt = format.strip().lower()
     if fmt not in ("fp32", "int8"):
         raise ConfigError(f"--format takes fp32 or int8 (got {format!r})")
