@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_zoo import select  # noqa: E402  (the same model selection as the host sweep)
 
 
-def measure(name: str, config: dict[str, Any], resolution: int, cpus: list[str], out: Path) -> list[dict[str, Any]]:
+def measure(name: str, config: dict[str, Any], resolution: int, cpus: list[str], out: Path,
+            runs: int = 2, warmup: int = 1) -> list[dict[str, Any]]:
     from mobiledeploy.converters import export_model
     from mobiledeploy.qemu.env import environment
     from mobiledeploy.qemu.parity import compare_outputs, host_outputs, seeded_inputs
@@ -42,7 +43,7 @@ def measure(name: str, config: dict[str, Any], resolution: int, cpus: list[str],
         for fmt in ("fp32", "int8"):
             path = Path(exported.path) / manifest["artifacts"][fmt]["path"]
             inputs = seeded_inputs(path)
-            run = run_guest(env, cpu, path, runs=2, warmup=1, inputs=inputs, want_outputs=True)
+            run = run_guest(env, cpu, path, runs=runs, warmup=warmup, inputs=inputs, want_outputs=True)
             row[fmt] = min(run.counts.runs)
             row[f"{fmt}_spread"] = max(run.counts.runs) - min(run.counts.runs)
             row[f"{fmt}_partitions"] = run.delegation.get("partitions")
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", choices=("default", "small", "both"), default="default")
     parser.add_argument("--out", default="artifacts", help="artifacts root (exports are reused)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--runs", type=int, default=2, help="counted runs per artifact (counts repeat exactly)")
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from mobiledeploy.devices.qemu import parse_cpu
@@ -95,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     for n, (name, config) in enumerate(entries, 1):
         print(f"bench_arm: [{n}/{len(entries)}] {name} {config or ''}", file=sys.stderr, flush=True)
         try:
-            rows.extend(measure(name, config, args.resolution, cpus, Path(args.out).resolve()))
+            rows.extend(measure(name, config, args.resolution, cpus, Path(args.out).resolve(), args.runs, args.warmup))
         except Exception as exc:  # one model's failure is a row, the sweep goes on
             rows.append({"model": name, "error": " ".join(str(exc).split())[:300]})
+        if args.markdown:  # after every model, so a long sweep leaves its table so far
+            Path(args.markdown).write_text(markdown(rows))
     table = markdown(rows)
-    if args.markdown:
-        Path(args.markdown).write_text(table)
     print(json.dumps(rows, indent=1) if args.json else table)
     return 1 if any("error" in r for r in rows) else 0
 
