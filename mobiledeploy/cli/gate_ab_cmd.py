@@ -72,7 +72,7 @@ def _judge_times(results: list[Any], against: str, max_regression: str, confiden
 
     from ..baseline import baseline_from_results
     from ..gate import GatePolicy, Threshold, judge
-    from .gate_cmd import _error_lines, _write_reports, print_verdict
+    from .gate_cmd import GateReports, _error_lines, print_verdict
 
     cand, base = _split(results)
     old = baseline_from_results(base, bench_options=asdict(options))
@@ -80,7 +80,7 @@ def _judge_times(results: list[Any], against: str, max_regression: str, confiden
     policy = GatePolicy(Threshold.parse(max_regression), confidence, normalise=False, seed=seed, paired=True).validate()
     verdict = judge(old, new, policy)
     label = f"--against {against}"
-    _write_reports(verdict, new, label, junit=junit, markdown=markdown, out=out)
+    GateReports(junit, markdown, out, label, new.device).verdict(verdict, new)
     if json_out:
         print_json(verdict.to_dict())
     else:
