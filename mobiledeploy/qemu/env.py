@@ -188,8 +188,9 @@ def setup(root: Path | None = None, *, cpus: tuple[str, ...] = tuple(CPUS), prog
         say(f"core view {cpu}")
         facts[cpu] = _build_view(root, qemu, cpu)
     env = Environment(root, qemu, versions, facts)
-    say("verifying: one counted run on cortex-a76")
-    _verify(env)
+    check_cpu = DEFAULT_CPU if DEFAULT_CPU in facts else next(iter(facts))
+    say(f"verifying: one counted run on {check_cpu}")
+    _verify(env, check_cpu)
     _write_json(root / "env.json", {"layout": LAYOUT_VERSION, "versions": versions, "cpus": facts,
                                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     say(f"Arm64 environment ready in {root}")
@@ -374,14 +375,14 @@ def _build_view(root: Path, qemu: str, cpu: str) -> dict[str, Any]:
     return {"midr": f"0x{CPUS[cpu]:08x}", "hwcap": hwcap, "hwcap2": hwcap2, "features": features}
 
 
-def _verify(env: Environment) -> None:
+def _verify(env: Environment, cpu: str) -> None:
     """One counted run of a two-marker script: the plugin loads and counts, the userland imports LiteRT."""
     with tempfile.TemporaryDirectory(prefix="mobiledeploy-verify-") as tmp:
         script = Path(tmp) / "verify.py"
         script.write_text("import ctypes\nfrom ai_edge_litert.interpreter import Interpreter\n"
                           f"s = ctypes.CDLL(None).syscall\ns({MARKER}, 1, 0)\ns({MARKER}, 1, 0)\n")
         counts = Path(tmp) / "counts.txt"
-        _run(env.command(DEFAULT_CPU if DEFAULT_CPU in env.cpus else next(iter(env.cpus)), script, counts=counts),
+        _run(env.command(cpu, script, counts=counts),
              "the verification run under qemu-aarch64", env=guest_env(), timeout=300)
         marks = [line for line in counts.read_text().splitlines() if line.startswith("M ")]
         if len(marks) != 2:
