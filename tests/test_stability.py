@@ -12,7 +12,7 @@ import pytest
 from mobiledeploy.cli import main
 from mobiledeploy.results import ResultsStore
 from mobiledeploy.runner import RunResult
-from mobiledeploy.stability import assess, drift, flagged, flagged_line, max_temperature_rise, spread
+from mobiledeploy.stability import MIN_CPU_SHARE, assess, drift, flagged, flagged_line, max_temperature_rise, spread
 
 
 def run(timings_us=None, *, threads=1, config=None, device_info=None, status="ok") -> RunResult:
@@ -112,7 +112,8 @@ def _spin(cpu: int) -> None:
 
 @pytest.mark.skipif(0 not in os.sched_getaffinity(0), reason="needs CPU 0")
 def test_bench_warns_when_another_process_shares_the_core(tiny_tflite, results_db, capsys):
-    """A busy process pinned to the CPU the bench is pinned to takes about half of its time."""
+    """A busy process pinned to the CPU the bench is pinned to takes a share of its time (about half; the
+    scheduler has given the bench up to 0.82 on a clean CI run), enough for the preempted warning."""
     spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(0,), daemon=True)
     spinner.start()
     try:
@@ -124,7 +125,7 @@ def test_bench_warns_when_another_process_shares_the_core(tiny_tflite, results_d
     out = capsys.readouterr().out
     assert code in (0, None)
     [row] = ResultsStore(results_db).list()
-    assert row["config"]["cpus"] == [0] and row["config"]["cpu_share"] < 0.8
+    assert row["config"]["cpus"] == [0] and row["config"]["cpu_share"] < MIN_CPU_SHARE
     assert "preempted" in [w["code"] for w in row["warnings"]]
     assert "unstable: tiny_fp32 fp32: the timed loop ran on a CPU only" in out
 
