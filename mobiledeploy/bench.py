@@ -228,6 +228,7 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
     failed results, stored like any other; only bad input (an unknown device URI) raises.
     """
     from .devices import open_device, parse_device_uri
+    from .qemu.env import EmulatorMissingError
     from .results import ResultsStore, git_commit
 
     parse_device_uri(device_uri)
@@ -248,11 +249,9 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
 
         try:
             device = open_device(device_uri, adb_server=adb_server)
-        except ConfigError:
+        except (ConfigError, EmulatorMissingError):  # bad input, or a setup step to run: not a device fault
             raise
         except MobiledeployError as exc:
-            if type(exc).__name__ == "EmulatorMissingError":  # a setup step to run, not a device fault
-                raise
             return _all_failed(device_uri, targets, options, rounds, exc, begin, record, store.path, session)
         try:
             try:

@@ -42,19 +42,16 @@ def profile_cmd(
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, prepare_targets
-    from ..devices import parse_device_uri
+    from ..devices import canonical_uri, parse_device_uri
+    from ..devices import check_device as check_emulated
     from ..errors import ConfigError
     from ..registry import config_slug, parse_model_ref
     from .compare_cmd import profile_target
     from .preflight import check_db, check_device, check_threads
 
     kind, _ = parse_device_uri(device)
-    if kind == "qemu":
-        from ..devices import canonical_uri
-        from ..devices import check_device as check_emulated
-
-        device = canonical_uri(device)
-        check_emulated(device)
+    device = canonical_uri(device)
+    check_emulated(device)  # a qemu: core's environment, before any export
     fmt = format.strip().lower()
     if fmt not in ("fp32", "int8"):
         raise ConfigError(f"--format takes fp32 or int8 (got {format!r})")
@@ -74,20 +71,16 @@ def profile_cmd(
         (target,) = prepare_targets([f"{name}:{label}"], (fmt,), size, progress)
         progress(f"op profile {target.name} on {device}")
         if kind == "qemu":
-            arm = arm_profile(device, target, name, config, size, runs=min(runs, 3))
-    if kind == "qemu":
-        if json_out:
-            print_json({"device": device, **arm.to_dict()})
+            profile = arm_profile(device, target, name, config, size, runs=min(runs, 3))
         else:
-            print_arm_profile(arm, device, top=top)
-        return
-    with progress_on_stderr() as progress:
-        attribution = profile_target(device, target, name, config, config_slug(name, config), bench_options,
+            profile = profile_target(device, target, name, config, config_slug(name, config), bench_options,
                                      adb_server, db, runs=runs)
     if json_out:
-        print_json({"device": device, **attribution.to_dict()})
-        return
-    print_attribution(attribution, top=top)
+        print_json({"device": device, **profile.to_dict()})
+    elif kind == "qemu":
+        print_arm_profile(profile, device, top=top)
+    else:
+        print_attribution(profile, top=top)
 
 
 def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], size: tuple[int, int], runs: int) -> Any:
