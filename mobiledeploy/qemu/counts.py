@@ -1,4 +1,11 @@
-"""Reading what the `insn_count` plugin wrote: phase boundaries into instructions per phase."""
+"""Reading what the `insn_count` plugin wrote: phase boundaries into instructions per phase.
+
+A phase's count is what ran between its two markers outside the guest's main executable (the
+Python interpreter that drives the run): the model's kernels, the runtime, libc and the marker
+call itself (the empty bracket, subtracted). The interpreter's own share varies from call to call
+with its bytecode specialisation and allocator, never with the model, so leaving it out makes the
+count repeat exactly; `harness` keeps it, for the record.
+"""
 
 from __future__ import annotations
 
@@ -25,28 +32,33 @@ class Counts:
     vcpus: int = 1                    # guest threads seen by the end
     total: int | None = None          # the whole process, when it exited normally
     blocks: list[tuple[int, int, int]] = field(default_factory=list)  # profile: (address, insns, executions)
+    harness: list[int] = field(default_factory=list)  # the interpreter's instructions inside each measured run
 
 
 def parse_counts(text: str) -> Counts:
     pairs: dict[int, list[int]] = {code: [] for code in PHASES.values()}
-    open_at: dict[int, int] = {}
+    harness: list[int] = []
+    open_at: dict[int, tuple[int, int]] = {}
     vcpus, total = 1, None
     blocks: list[tuple[int, int, int]] = []
     for line in text.splitlines():
         parts = line.split()
         if not parts:
             continue
-        if parts[0] == "M" and len(parts) == 5:
-            code, phase, count, vcpus = (int(p) for p in parts[1:])
+        if parts[0] == "M" and len(parts) in (5, 6):
+            code, phase, count, vcpus, in_main = (int(p) for p in [*parts[1:], "0"][:5])
             if code != MARK:
                 continue
             if phase in open_at:
-                pairs.setdefault(phase, []).append(count - open_at.pop(phase))
+                start, start_main = open_at.pop(phase)
+                pairs.setdefault(phase, []).append((count - start) - (in_main - start_main))
+                if phase == PHASES["run"]:
+                    harness.append(in_main - start_main)
             else:
-                open_at[phase] = count
+                open_at[phase] = (count, in_main)
         elif parts[0] == "P" and len(parts) == 4:
             blocks.append((int(parts[1], 16), int(parts[2]), int(parts[3])))
-        elif parts[0] == "E" and len(parts) == 3:
+        elif parts[0] == "E" and len(parts) in (3, 4):
             total, vcpus = int(parts[1]), max(vcpus, int(parts[2]))
     if not pairs[PHASES["null"]] or not pairs[PHASES["init"]] or not pairs[PHASES["first"]] or not pairs[PHASES["run"]]:
         missing = [name for name, code in PHASES.items() if name != "warmup" and not pairs[code]]
@@ -55,4 +67,4 @@ def parse_counts(text: str) -> Counts:
     net = lambda values: [v - bracket for v in values]  # noqa: E731
     return Counts(bracket=bracket, init=net(pairs[PHASES["init"]])[0], first=net(pairs[PHASES["first"]])[0],
                   warmup=net(pairs[PHASES["warmup"]]), runs=net(pairs[PHASES["run"]]), vcpus=vcpus, total=total,
-                  blocks=blocks)
+                  blocks=blocks, harness=harness)

@@ -145,6 +145,8 @@ def environment(root: Path | None = None) -> Environment:
     env = Environment(root, qemu, recorded.get("versions") or {}, recorded.get("cpus") or {})
     if env.versions.get("qemu") != qemu_version(qemu):
         raise EmulatorMissingError(f"qemu-aarch64 changed since the Arm64 environment was set up: {SETUP_HINT}")
+    if env.versions.get("plugin_sha256") != plugin_source_digest():
+        raise EmulatorMissingError(f"the counting plugin's source changed since it was built: {SETUP_HINT}")
     if not env.plugin.is_file() or not (env.sysroot / "usr" / "bin" / "python3.11").is_file():
         raise EmulatorMissingError(f"the Arm64 environment in {root} is incomplete: {SETUP_HINT}")
     return env
@@ -289,10 +291,17 @@ def _pin(dist: str) -> str:
         return dist
 
 
+def plugin_source_digest() -> str:
+    """sha256 of the plugin's C source and header: the environment is stale when it differs."""
+    here = Path(__file__)
+    return hashlib.sha256(here.with_name("insn_count.c").read_bytes()
+                          + here.with_name("qemu_plugin_api.h").read_bytes()).hexdigest()
+
+
 def _build_plugin(root: Path) -> str:
     src = Path(__file__).with_name("insn_count.c")
     header = Path(__file__).with_name("qemu_plugin_api.h")
-    digest = hashlib.sha256(src.read_bytes() + header.read_bytes()).hexdigest()
+    digest = plugin_source_digest()
     out = root / "plugin" / "insn_count.so"
     stamp = root / "plugin" / "source.sha256"
     if out.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:

@@ -36,5 +36,8 @@ void qemu_plugin_register_vcpu_syscall_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
+/* user mode: the main executable's text segment (include/qemu/qemu-plugin.h in QEMU 7.2) */
+uint64_t qemu_plugin_start_code(void);
+uint64_t qemu_plugin_end_code(void);
 
 #endif
