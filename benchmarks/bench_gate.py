@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from mobiledeploy.baseline import Baseline, baseline_from_results, write_atomic
+from mobiledeploy.baseline import Baseline, baseline_from_results
+from mobiledeploy.files import write_atomic
 from mobiledeploy.bench import BenchOptions, prepare_targets, run_interleaved
 from mobiledeploy.cli.gate_cmd import DEFAULT_OPTIONS
 from mobiledeploy.devices import open_device

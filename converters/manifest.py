@@ -6,7 +6,6 @@ depend on, so an export with the same request can reuse them once their sha256 s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from importlib import metadata
@@ -14,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from mobiledeploy.errors import ExportError
+from mobiledeploy.files import sha256_file
 
 __all__ = [
     "SCHEMA_VERSION",
     "MANIFEST_NAME",
     "FILE_NAMES",
-    "sha256_file",
     "file_entry",
     "tool_versions",
     "load_manifest",
@@ -42,14 +41,6 @@ _DISTRIBUTIONS = {
     "ai_edge_litert": "ai-edge-litert",
     "numpy": "numpy",
 }
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_entry(directory: Path, name: str) -> dict[str, Any]:

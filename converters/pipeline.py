@@ -341,7 +341,7 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
     from mobiledeploy.registry import config_slug
 
     from .calibration import fingerprint
-    from .manifest import sha256_file
+    from mobiledeploy.files import sha256_file
     from .onnx_export import OPSET
 
     if isinstance(calib_samples, bool) or not isinstance(calib_samples, int) or calib_samples < 1:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -25,11 +24,12 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .errors import ResultsError
-from .runner import RunResult, summarize_us
+from .files import write_atomic
+from .records import RunResult, summarize_us
 
 __all__ = [
     "SCHEMA_VERSION", "KIND", "BaselineError", "ModelSamples", "Baseline", "baseline_from_results",
-    "load_baseline", "load_results_files", "save_baseline", "parse_baseline", "upgrade", "write_atomic", "model_key",
+    "load_baseline", "load_results_files", "save_baseline", "parse_baseline", "upgrade", "model_key",
 ]
 
 SCHEMA_VERSION = 1
@@ -288,20 +288,3 @@ def save_baseline(baseline: Baseline, path: str | os.PathLike) -> Path:
     return write_atomic(path, json.dumps(baseline.to_dict(), indent=1, default=str) + "\n")
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Replace `path` with `text` in one step: readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -3,64 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .devices.base import FATAL_DEVICE_ERRORS, Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
-from .runner import RunResult
+from .records import BenchOptions, BenchTarget, ExportInputs, RunResult
 
 __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
 
 FORMATS = ("fp32", "int8")
 Progress = Callable[[str], None]
-
-
-@dataclass
-class BenchTarget:
-    """One artifact to time: `name` (the export slug, or the file stem), `format` fp32|int8|other."""
-
-    name: str
-    artifact: Path
-    format: str
-    sha256: str
-    macs: int | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    resolution: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True)
-class ExportInputs:
-    """How implicit exports are made, as `export` takes them: calibration source and size, artifacts root."""
-
-    calibration: str = "synthetic"
-    calib_samples: int = 32
-    out: str | Path | None = None
-
-
-@dataclass
-class BenchOptions:
-    threads: int = 1
-    runs: int = 50
-    warmup: int = 5
-    min_secs: float = 0.0
-    cpu_mask: str = "auto"
-    benchmark_binary: str | None = None
-    keep_remote: bool = False
-    op_profiling: bool = False
-
-    def validate(self) -> "BenchOptions":
-        from .devices.base import parse_cpu_mask
-
-        if self.threads < 1 or self.runs < 1 or self.warmup < 0 or self.min_secs < 0:
-            raise ConfigError("need --threads >= 1, --runs >= 1, --warmup >= 0 and --min-secs >= 0")
-        try:
-            parse_cpu_mask(self.cpu_mask)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return self
 
 
 @dataclass
@@ -145,7 +100,7 @@ def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, in
 
 def target_from_file(path: Path) -> BenchTarget:
     """A --model file: its format from the input dtype, MACs from a manifest.json beside it if any."""
-    from .devices.adb import sha256_file
+    from .files import sha256_file
 
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}")

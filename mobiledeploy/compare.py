@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .errors import ConfigError
-from .runner import RunResult
+from .records import RunResult
 
 __all__ = [
     "SuiteError", "Suite", "SuiteModel", "load_suite", "parse_suite", "list_suites",

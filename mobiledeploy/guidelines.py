@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from .compare import group_runs, median_of, model_key, pooled_timings_us
-from .runner import RunResult
+from .records import RunResult
 
 __all__ = ["Variant", "Guideline", "GUIDELINES", "VariantResult", "ClaimResult", "GuidelineResult", "evaluate",
            "get_guidelines", "claim_verdict", "overall_verdict"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
@@ -136,8 +137,13 @@ def register_model(
     return decorate
 
 
+#: the package whose import registers the built-in families. It is loaded by name, the way plugins are:
+#: the families depend on the registry, never the other way round.
+BUILTIN_FAMILIES = "mobiledeploy.models"
+
+
 def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (registers every family on import)
+    importlib.import_module(BUILTIN_FAMILIES)
 
 
 def canonical_name(name: str) -> str:

@@ -17,39 +17,24 @@ import base64
 import datetime as _dt
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from .files import write_atomic
+from .records import RunResult
+from .stability import described
+
 __all__ = ["write_compare_report", "write_guidelines_report", "plot_latency_vs_macs", "plot_speedups",
-           "plot_attribution", "plot_guidelines", "atomic_write"]
+           "plot_attribution", "plot_guidelines"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 _MARKERS = {"fp32": "o", "int8": "s"}
 
 
-def atomic_write(path: Path, data: bytes | str) -> Path:
-    """Write `data` to `path` through a temp file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _d(item: Any) -> dict[str, Any]:
-    return item if isinstance(item, dict) else item.to_dict()
+    if isinstance(item, dict):
+        return item
+    return described(item) if isinstance(item, RunResult) else item.to_dict()
 
 
 def _pyplot() -> Any:
@@ -321,13 +306,13 @@ def _write_page(out_dir: Path, stem: str, title: str, meta: dict[str, Any], bloc
             name, data, caption = content
             if data is None:
                 continue
-            written[name] = atomic_write(out_dir / name, data)
+            written[name] = write_atomic(out_dir / name, data)
             encoded = base64.b64encode(data).decode()
             html_parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{encoded}'>"
                               f"<figcaption>{html.escape(caption)}</figcaption></figure>")
             md_parts += [f"![{caption}]({name})", ""]
-    written["html"] = atomic_write(out_dir / f"{stem}.html", _page(title, html_parts))
-    written["markdown"] = atomic_write(out_dir / f"{stem}.md", "\n".join(md_parts) + "\n")
+    written["html"] = write_atomic(out_dir / f"{stem}.html", _page(title, html_parts))
+    written["markdown"] = write_atomic(out_dir / f"{stem}.md", "\n".join(md_parts) + "\n")
     return written
 
 

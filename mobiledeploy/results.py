@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import ResultsError
-from .runner import RunResult
+from .records import RunResult
+from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
@@ -271,7 +272,7 @@ class ResultsStore:
         data = dict(row)
         for key in _JSON:
             data[key] = json.loads(data[key]) if data[key] is not None else None
-        result = RunResult.from_dict(data).to_dict()
+        result = described(RunResult.from_dict(data))
         extra = {k: data[k] for k in ("id", "session_id", "git_commit", "finished_at")}
         return {**extra, **result}
 

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from .runner import RunResult
+    from .records import RunResult
 
-__all__ = ["StabilityWarning", "assess", "flagged", "flagged_line", "spread", "drift", "max_temperature_rise",
+__all__ = ["StabilityWarning", "assess", "described", "flagged", "flagged_line", "spread", "drift", "max_temperature_rise",
            "MAX_SPREAD", "MAX_DRIFT", "MIN_CPU_SHARE", "MAX_TEMPERATURE_RISE_C", "MIN_RUNS_FOR_DRIFT"]
 
 MAX_SPREAD = 0.10
@@ -96,9 +96,14 @@ def assess(result: "RunResult") -> list[StabilityWarning]:
     return warnings
 
 
+def described(result: "RunResult") -> dict[str, Any]:
+    """The run as shown and stored for reading: its data plus the reasons not to trust it."""
+    return {**result.to_dict(), "warnings": [w.to_dict() for w in assess(result)]}
+
+
 def _codes_per_run(results: Sequence["RunResult"]) -> list[list[str]]:
     """The warning codes of each successful run (each run assessed once)."""
-    return [[w.code for w in r.warnings] for r in results if r.ok]
+    return [[w.code for w in assess(r)] for r in results if r.ok]
 
 
 def _count(codes_per_run: list[list[str]]) -> dict[str, int]:

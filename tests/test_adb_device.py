@@ -17,7 +17,7 @@ from mobiledeploy.devices.adb import (AdbDevice, facts_from_block, fill_from_ben
 from mobiledeploy.devices.base import new_result
 from mobiledeploy.errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError,
                                  RemoteDiskFullError, RunnerError)
-from mobiledeploy.runner import RunResult
+from mobiledeploy.records import RunResult
 from tests.conftest_bench import tiny_tflite  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"

@@ -10,10 +10,11 @@ import pytest
 
 from mobiledeploy.baseline import (
     SCHEMA_VERSION, Baseline, BaselineError, baseline_from_results, load_baseline, load_results_files,
-    save_baseline, upgrade, write_atomic,
+    save_baseline, upgrade,
 )
 from mobiledeploy.errors import ResultsError
-from mobiledeploy.runner import RunResult
+from mobiledeploy.files import write_atomic
+from mobiledeploy.records import RunResult
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 REPO = Path(__file__).resolve().parents[1]

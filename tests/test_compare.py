@@ -11,7 +11,7 @@ from mobiledeploy.compare import (
     CompareRow, SuiteError, compare, efficiency, load_suite, measured_speedup, model_key, parse_suite,
     pooled_timings_us, resolution_label, round_speedups, theoretical_speedup,
 )
-from mobiledeploy.runner import RunResult
+from mobiledeploy.records import RunResult
 
 ALEX = "alexnet"
 V1 = "shufflenet_v1-g3-scale0.5"
@@ -190,7 +190,7 @@ def test_compare_end_to_end_on_local(artifacts_root, tmp_path, monkeypatch, caps
     assert row["efficiency"] == pytest.approx(row["measured_speedup"] / row["theoretical_speedup"])
     assert {a["model"] for a in data["attribution"]} == {"v1:g=3,scale=0.25", "mobilenet_v1:alpha=0.25"}
     from mobiledeploy.results import ResultsStore
-    from mobiledeploy.runner import RunResult
+    from mobiledeploy.records import RunResult
     from mobiledeploy.stability import flagged
 
     stored = [RunResult.from_dict(r) for r in ResultsStore(tmp_path / "results.db").list()

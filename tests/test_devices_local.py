@@ -155,7 +155,7 @@ def test_bench_cli_bad_input_exits_2(tiny_tflite, results_db, capsys, args, mess
 
 
 def test_target_from_file_reads_a_manifest_beside_it(tiny_tflite, tmp_path):
-    from mobiledeploy.devices.adb import sha256_file
+    from mobiledeploy.files import sha256_file
 
     model = tmp_path / "model_int8.tflite"
     model.write_bytes(tiny_tflite["int8"].read_bytes())
@@ -172,7 +172,7 @@ def test_target_from_file_reads_a_manifest_beside_it(tiny_tflite, tmp_path):
 def test_bench_cli_arch_exports_then_times_both_formats(tiny_tflite, results_db, tmp_path, monkeypatch, capsys):
     """--arch goes through export_model (replaced here by the tiny models; the real export is slow)."""
     import mobiledeploy.converters as converters
-    from mobiledeploy.devices.adb import sha256_file
+    from mobiledeploy.files import sha256_file
 
     calls = []
 

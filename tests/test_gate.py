@@ -17,7 +17,7 @@ from mobiledeploy.gate import (
     FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED, GatePolicy, Threshold, judge,
     verdict_junit, verdict_markdown,
 )
-from mobiledeploy.runner import RunResult
+from mobiledeploy.records import RunResult
 
 MODEL, OTHER, REF = "shufflenet_v1-g3-scale0.5-112x112", "shufflenet_v1-g3-scale0.25-112x112", "mobilenet_v1-alpha0.25-112x112"
 MEDIANS_US = {MODEL: 2000.0, OTHER: 1200.0, REF: 1000.0}

@@ -11,7 +11,7 @@ from mobiledeploy.errors import ConfigError
 from mobiledeploy.guidelines import GUIDELINES, claim_verdict, evaluate, get_guidelines, overall_verdict
 from mobiledeploy.models.microbench import g1_channels, g2_channels, g3_series_width
 from mobiledeploy.registry import config_slug, get_spec, list_models, parse_model_ref
-from mobiledeploy.runner import RunResult
+from mobiledeploy.records import RunResult
 
 HW = 56 * 56
 

@@ -9,8 +9,9 @@ from mobiledeploy.attribution import OpTime, attribute
 from mobiledeploy.compare import compare, load_suite
 from mobiledeploy.guidelines import GUIDELINES, evaluate
 from mobiledeploy.registry import config_slug, parse_model_ref
-from mobiledeploy.report import atomic_write, plot_latency_vs_macs, plot_speedups, write_compare_report, write_guidelines_report
-from mobiledeploy.runner import RunResult
+from mobiledeploy.files import write_atomic
+from mobiledeploy.report import plot_latency_vs_macs, plot_speedups, write_compare_report, write_guidelines_report
+from mobiledeploy.records import RunResult
 
 KEYS = {"alexnet": 714_188_480, "shufflenet_v1-g3-scale0.5": 37_600_000, "shufflenet_v1-g3-scale1.0": 137_500_000}
 MEDIANS = {"alexnet": 60.0, "shufflenet_v1-g3-scale0.5": 5.0, "shufflenet_v1-g3-scale1.0": 12.0}
@@ -100,6 +101,6 @@ def test_plots_without_data_are_skipped(tmp_path):
 
 def test_atomic_write_replaces_whole_files(tmp_path):
     target = tmp_path / "a" / "file.txt"
-    atomic_write(target, "one")
-    atomic_write(target, b"two")
+    write_atomic(target, "one")
+    write_atomic(target, b"two")
     assert target.read_text() == "two" and [p.name for p in target.parent.iterdir()] == ["file.txt"]

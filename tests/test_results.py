@@ -15,7 +15,7 @@ from mobiledeploy.bench import BenchOptions, BenchTarget, run_bench
 from mobiledeploy.cli import main
 from mobiledeploy.errors import ResultsError
 from mobiledeploy.results import INTERRUPTED, SCHEMA_VERSION, ResultsStore, default_db_path, git_commit
-from mobiledeploy.runner import RunResult
+from mobiledeploy.records import RunResult
 from tests.conftest_bench import results_db  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from mobiledeploy.cli import main
 from mobiledeploy.results import ResultsStore
-from mobiledeploy.runner import RunResult
-from mobiledeploy.stability import MIN_CPU_SHARE, assess, drift, flagged, flagged_line, max_temperature_rise, spread
+from mobiledeploy.records import RunResult
+from mobiledeploy.stability import MIN_CPU_SHARE, assess, described, drift, flagged, flagged_line, max_temperature_rise, spread
 
 
 def run(timings_us=None, *, threads=1, config=None, device_info=None, status="ok") -> RunResult:
@@ -35,7 +35,7 @@ def codes(result: RunResult) -> list[str]:
 def test_a_quiet_run_has_no_warning():
     result = run(quiet(), config={"cpu_share": 0.99}, device_info={"thermal_before": {"tz0": 40.0},
                                                                  "thermal_after": {"tz0": 41.0}})
-    assert assess(result) == [] and result.to_dict()["warnings"] == []
+    assert assess(result) == [] and described(result)["warnings"] == []
 
 
 def test_noisy_uses_a_spread_that_outliers_do_not_move():
@@ -134,4 +134,4 @@ def test_cpu_share_is_a_fraction_of_the_wall_time(tiny_tflite):
     from mobiledeploy.devices.local import time_tflite
 
     timing = time_tflite(tiny_tflite["fp32"], runs=50, warmup=2)
-    assert 0 < timing["cpu_share"] <= 1.01
+    assert 0 < timing["cpu_share"] <= 1.0

@@ -8,19 +8,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, Groups, Json, Options, Resolution, Scale, Weights,
-                  app, model_config, print_json, set_activity)
-
-Device = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
-                                     "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
-AdbServer = Annotated[Optional[str], typer.Option(
-    "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
-Db = Annotated[Optional[str], typer.Option(
-    "--db", help="Results database (default $MOBILEDEPLOY_DB or ~/.local/share/mobiledeploy/results.db).")]
-
+                  app, model_config, print_json)
+from .console import count_text, ms_text, progress_on_stderr, stdout_console
+from .options import AdbServerOpt, DbOpt, DeviceOpt
 
 @app.command("bench")
 def bench_cmd(
-    device: Device = "local",
+    device: DeviceOpt = "local",
     arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture to export and time (see `mobiledeploy models`).")] = None,
     g: Groups = None,
     scale: Scale = None,
@@ -45,8 +39,8 @@ def bench_cmd(
         "~/.cache/mobiledeploy/benchmark_model).")] = None,
     keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Leave the run's files on the phone.")] = False,
     op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model).")] = False,
-    adb_server: AdbServer = None,
-    db: Db = None,
+    adb_server: AdbServerOpt = None,
+    db: DbOpt = None,
     json_out: Json = False,
 ) -> None:
     """Time fp32/int8 artifacts on a device; print latency, memory and achieved GMAC/s; store every run.
@@ -132,74 +126,20 @@ def _failure_lines(report: Any) -> list[str]:
     return list(lines)
 
 
-class progress_on_stderr:
-    """Progress on stderr: a rich spinner on a terminal; without one (CI logs), one line per export stage,
-    so an implicit export is never minutes of silence. Every message also names what an interrupt
-    interrupted."""
-
-    def __enter__(self) -> Any:
-        from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        console = Console(stderr=True)
-        self._lines = not console.is_terminal
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=console, transient=True, disable=self._lines)
-        self._progress.__enter__()
-        self._task = self._progress.add_task("starting", total=None)
-        return self.update
-
-    def update(self, message: str) -> None:
-        set_activity(message)
-        self._progress.update(self._task, description=message)
-        if self._lines and worth_a_line(message):
-            sys.stderr.write(message + "\n")
-            sys.stderr.flush()
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
-
-
-def worth_a_line(message: str) -> bool:
-    """Without a terminal: every export stage and op profile (minutes of work), not every timed run ([i/N])."""
-    return not message.startswith("[")
-
-
-def stdout_console() -> Any:
-    """stdout console; when piped, wide enough that tables are not folded into 80 columns."""
-    from rich.console import Console
-
-    console = Console(emoji=False, highlight=False)
-    return console if console.is_terminal else Console(width=220, emoji=False, highlight=False)
-
-
-def _num(value: float | None) -> str:
-    """Milliseconds with about three significant digits (0.0107, 1.23, 12.3, 123)."""
-    if value is None:
-        return "—"
-    for limit, digits in ((100, 0), (10, 1), (1, 2)):
-        if abs(value) >= limit:
-            return f"{value:.{digits}f}"
-    return f"{value:.3f}" if abs(value) >= 0.01 else f"{value:.4f}"
-
-
 def print_warnings(console: Any, results: list[Any], multi_round: bool = False) -> None:
     """One line per stability warning (`mobiledeploy.stability`), then what to do about them."""
     from rich.markup import escape
 
+    from ..stability import assess
+
     lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.format)}"
              + (f" (round {r.config.get('round', 0)})" if multi_round else "") + f": {escape(w.message)}"
-             for r in results for w in r.warnings]
+             for r in results for w in assess(r)]
     for line in lines:
         console.print(line)
     if lines:
         console.print("[dim]re-run on a quiet machine, or compare models with --rounds (interleaved) / "
                       "`mobiledeploy compare`, which cancel slow drift[/]")
-
-
-def _count(value: float | None) -> str:
-    """Instructions in millions with four significant digits (26.18M), or — ."""
-    return "—" if value is None else f"{value / 1e6:.4g}M"
 
 
 def delegation_text(config: dict[str, Any]) -> str:
@@ -228,7 +168,7 @@ def print_counts(results: list[Any], db_path: str) -> None:
         spread = "—" if not counts else f"{max(counts) - min(counts):,}"
         per_mac = "—" if not (r.instructions and r.macs) else f"{r.instructions / r.macs:.3f}"
         table.add_row(escape(r.model), escape(r.format), "[green]ok[/]" if r.ok else "[red]FAIL[/]",
-                      _count(r.instructions), spread, _count(r.init_instructions), _count(r.first_instructions),
+                      count_text(r.instructions), spread, count_text(r.init_instructions), count_text(r.first_instructions),
                       "—" if not r.macs else f"{r.macs / 1e6:.1f}M", per_mac, escape(delegation_text(r.config)))
     console.print(table)
     console.print(f"[dim]stored in {escape(db_path)}; spread = max − min over the timed runs (0 = exact repeat); "
@@ -257,9 +197,9 @@ def print_results(results: list[Any], db_path: str) -> None:
         memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")
         table.add_row(
             escape(r.model), escape(r.format), *([str(r.config.get("round", 0))] if multi_round else []),
-            "[green]ok[/]" if r.ok else "[red]FAIL[/]", _num(r.median_ms), _num(r.p90_ms), _num(r.mean_ms),
-            _num(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", _num(r.min_ms), _num(r.init_ms),
-            _num(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
+            "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms), ms_text(r.p90_ms), ms_text(r.mean_ms),
+            ms_text(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", ms_text(r.min_ms), ms_text(r.init_ms),
+            ms_text(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
             "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}")
     console.print(table)
     print_warnings(console, results, multi_round)

@@ -11,19 +11,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
-from .bench_cmd import progress_on_stderr, stdout_console  # noqa: F401  (guidelines, profile import them from here)
+from .console import progress_on_stderr, stdout_console
+from .options import (AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt, RoundsOpt, RunsOpt,
+                      ThreadsOpt, WarmupOpt)
 
-DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port) "
-                                        "or qemu:CPU (exact Arm instructions on an emulated core).")]
-AdbServerOpt = Annotated[Optional[str], typer.Option(
-    "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
-DbOpt = Annotated[Optional[str], typer.Option(
-    "--db", help="Results database (default $MOBILEDEPLOY_DB or ~/.local/share/mobiledeploy/results.db).")]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the suite's, else 1).")]
-RoundsOpt = Annotated[Optional[int], typer.Option(
-    "--rounds", help="Interleaved rounds: every model once per round (A B …, then … B A). Default 3; 1 on qemu: devices.")]
-RunsOpt = Annotated[Optional[int], typer.Option("--runs", help="Timed runs per model per round (default 20; 3 on qemu:).")]
-WarmupOpt = Annotated[Optional[int], typer.Option("--warmup", help="Untimed warm-up runs per model per round (default 3; 1 on qemu:).")]
 #: (rounds, runs, warmup) when not given: exact instruction counts repeat, so one short round suffices there
 COMPARE_DEFAULTS = {"qemu": (1, 3, 1)}
 
@@ -39,12 +30,6 @@ def session_plan(device: str, rounds: int | None, runs: int | None, warmup: int 
     d_rounds, d_runs, d_warmup = COMPARE_DEFAULTS.get(kind, default)
     return (device, d_rounds if rounds is None else rounds, d_runs if runs is None else runs,
             d_warmup if warmup is None else warmup)
-CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")]
-BinaryOpt = Annotated[Optional[str], typer.Option(
-    "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL).")]
-ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML + Markdown report with plots to DIR.")]
-
-
 def split_refs(values: list[str] | None) -> list[str]:
     """--models takes model refs, repeated or separated by ';' or spaces (refs hold commas)."""
     return [ref for value in values or [] for ref in re.split(r"[;\s]+", value) if ref]
@@ -137,7 +122,8 @@ def compare_cmd(
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
-    from ..compare import compare, format_resolution, load_suite
+    from ..compare import compare, load_suite
+    from ..profiling import attribute_models
     from ..errors import ConfigError
     from ..stability import flagged, flagged_line
     from .bench_cmd import preflight
@@ -198,7 +184,7 @@ def compare_cmd(
         if unstable:
             sys.stdout.write(f"unstable: {unstable}; `mobiledeploy results --json` names them\n")
         if per_layer:
-            from .profile_cmd import print_attribution
+            from .console import print_attribution
 
             for att in attributions:
                 print_attribution(att, top=8)
@@ -249,63 +235,6 @@ def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any
     paper = {key: suite_by_key[key] for key in labels if key in suite_by_key}
     return {"refs": [r for r in refs if r in keys], "keys": keys, "labels": labels, "paper": paper,
             "configs": configs, "baseline": base_key}
-
-
-def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[str, dict[str, Any]]],
-                     labels: dict[str, str], options: Any, adb_server: str | None, db: str | None,
-                     progress: Any) -> list[Any]:
-    """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
-    (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
-    from ..compare import format_resolution, slug_key
-    from ..errors import MobiledeployError
-
-    smallest = min({tuple(t.resolution) for t in targets}, key=lambda r: r[0] * r[1])
-    chosen = [t for t in targets if tuple(t.resolution) == smallest]
-    if device == "local":  # ONNX Runtime profiles the fp32 ONNX model, once per model
-        chosen = list({slug_key(t.name): t for t in chosen}.values())
-    out = []
-    for target in chosen:
-        key = slug_key(target.name)
-        arch, config = configs.get(key, (None, None))
-        if arch is None:
-            continue
-        progress(f"op profile {labels.get(key, key)} {target.format} {format_resolution(smallest)}")
-        try:
-            out.append(profile_target(device, target, arch, config, labels.get(key, key), options, adb_server, db))
-        except MobiledeployError as exc:
-            sys.stderr.write(f"mobiledeploy: warning: no per-layer attribution for {labels.get(key, key)}: {exc}\n")
-    return out
-
-
-def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], label: str, options: Any,
-                   adb_server: str | None, db: str | None, runs: int = 20) -> Any:
-    """One model's attribution: op times (ORT locally / benchmark_model on adb) joined to its analysis."""
-    from dataclasses import replace
-
-    from ..analysis import analyse
-    from ..attribution import attribute, onnx_op_times, op_times_from_profile
-    from ..errors import RunnerError
-
-    report = analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **config)
-    if device == "local":
-        from ..converters import load_manifest
-
-        folder = Path(target.artifact).parent
-        manifest = load_manifest(folder)
-        onnx_path = folder / manifest["artifacts"]["onnx"]["path"]
-        profile = onnx_op_times(onnx_path, runs=runs, threads=options.threads)
-        fmt, width = "fp32", 4
-    else:
-        from ..bench import run_bench
-
-        prof_options = replace(options, op_profiling=True, runs=runs)
-        run = run_bench(device, [target], prof_options, rounds=1, db=db, adb_server=adb_server)
-        result = run.results[0]
-        if not result.ok or not result.op_profile:
-            raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
-        profile = op_times_from_profile(result.op_profile, target.artifact)
-        fmt, width = target.format, (1 if target.format == "int8" else 4)
-    return attribute(report.layers, profile, bytes_per_element=width, model=label, format=fmt)
 
 
 def _x(value: float | None) -> str:

@@ -72,7 +72,7 @@ def _judge_times(results: list[Any], against: str, max_regression: str, confiden
 
     from ..baseline import baseline_from_results
     from ..gate import GatePolicy, Threshold, judge
-    from .gate_cmd import GateReports, _error_lines, print_verdict
+    from .gate_report import GateReports, error_lines, print_verdict
 
     cand, base = _split(results)
     old = baseline_from_results(base, bench_options=asdict(options))
@@ -85,7 +85,7 @@ def _judge_times(results: list[Any], against: str, max_regression: str, confiden
         print_json(verdict.to_dict())
     else:
         print_verdict(verdict, label)
-    for line in _error_lines(verdict):
+    for line in error_lines(verdict):
         sys.stderr.write(f"mobiledeploy: {line}\n")
     if verdict.exit_code:
         raise SystemExit(verdict.exit_code)

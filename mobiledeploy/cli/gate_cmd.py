@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .app import CalibSamples, Calibration, Json, Weights, app, print_json
-from .bench_cmd import AdbServer, Db
+from .app import CalibSamples, Calibration, Json, app, print_json
+from .gate_report import GateReports, error_lines, print_verdict
+from .options import AdbServerOpt, DbOpt
 
 if TYPE_CHECKING:
     from ..baseline import Baseline
-    from ..gate import GatePolicy, Verdict
+    from ..gate import GatePolicy
 
 # Many short rounds: on shared machines latency jumps between states (±30% here) that last ~0.1-1 s,
 # so a round must be short for model and reference to land in the same state; the ratio of the two
@@ -59,8 +60,8 @@ def gate_cmd(
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="With --model: input size when a ref has none.")] = "224",
     min_rounds: Annotated[int, typer.Option("--min-rounds", help="Fewer rounds on either side: judge pooled runs, or exit 2.")] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed (the verdict is deterministic for a seed).")] = 0,
-    adb_server: AdbServer = None,
-    db: Db = None,
+    adb_server: AdbServerOpt = None,
+    db: DbOpt = None,
     junit: Annotated[PathOpt, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per model).")] = None,
     markdown: Annotated[PathOpt, typer.Option("--markdown", help="Write a Markdown summary here (append it to $GITHUB_STEP_SUMMARY).")] = None,
     out: Annotated[PathOpt, typer.Option("--out", "-o", help="Write the verdict and the candidate's samples as JSON here.")] = None,
@@ -222,7 +223,7 @@ def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: st
                          f"reference {candidate.reference or 'none'})\n")
         return
     assert verdict is not None
-    for line in _error_lines(verdict):
+    for line in error_lines(verdict):
         sys.stderr.write(f"mobiledeploy: {line}\n")
     if verdict.exit_code:
         raise SystemExit(verdict.exit_code)
@@ -350,7 +351,7 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
     from ..baseline import baseline_from_results
     from ..bench import BenchOptions, prepare_targets, run_bench
     from ..results import git_commit
-    from .bench_cmd import progress_on_stderr
+    from .console import progress_on_stderr
 
     bench_options = BenchOptions(threads=options["threads"], runs=options["runs"], warmup=options["warmup"],
                                  cpu_mask=options["cpu_mask"]).validate()
@@ -403,105 +404,3 @@ def _unfit_as_baseline(candidate: "Baseline", policy: "GatePolicy", normalise: b
         sys.stderr.write("mobiledeploy: note: no --reference model: the gate will compare raw latency, "
                          "so a slower CI machine can fail it\n")
     return None
-
-
-# --- reports ---------------------------------------------------------------------------------------
-
-class GateReports:
-    """The --junit, --markdown and --out files, each written atomically on every way the gate ends:
-    a verdict (pass, regression, cannot judge), skipped, an error, or interrupted (with what was measured)."""
-
-    def __init__(self, junit: str | None, markdown: str | None, out: str | None, baseline: str, device: str) -> None:
-        self.junit, self.markdown, self.out, self.baseline, self.device = junit, markdown, out, baseline, device
-        self.measured: list[Any] = []  # runs finished so far (bench.run_bench fills it)
-
-    def verdict(self, verdict: "Verdict", candidate: "Baseline") -> None:
-        import json
-
-        from ..gate import verdict_junit, verdict_markdown
-
-        payload = {"verdict": verdict.to_dict(), "baseline": self.baseline, "candidate": candidate.to_dict()}
-        self._write(verdict_junit(verdict), verdict_markdown(verdict, self.baseline),
-                    json.dumps(payload, indent=1, default=str) + "\n")
-
-    def status(self, status: str, exit_code: int, message: str) -> None:
-        import json
-
-        from ..gate import status_junit, status_markdown
-
-        payload = {"verdict": {"status": status, "exit_code": exit_code, "summary": message, "device": self.device},
-                   "baseline": self.baseline,
-                   "measured": [{"model": r.model, "format": r.format, "status": r.status, "round": r.config.get("round"),
-                                 "median_ms": r.median_ms} for r in self.measured]}
-        self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message),
-                    json.dumps(payload, indent=1, default=str) + "\n")
-
-    def interrupted_message(self) -> str:
-        from .app import interrupt_exit_code
-        import signal
-
-        name = signal.Signals(interrupt_exit_code() - 128).name
-        if not self.measured:
-            return f"interrupted by {name} before any run finished: nothing judged"
-        ok = sum(r.ok for r in self.measured)
-        return (f"interrupted by {name} after {len(self.measured)} run(s) ({ok} ok): nothing judged; "
-                "the runs are stored in the results database (`mobiledeploy results`)")
-
-    def _write(self, junit: str, markdown: str, out: str) -> None:
-        from ..baseline import write_atomic
-        from ..errors import ResultsError
-
-        for path, text in ((self.junit, junit), (self.markdown, markdown), (self.out, out)):
-            if not path:
-                continue
-            try:
-                write_atomic(path, text)
-            except OSError as exc:
-                raise ResultsError(f"cannot write the report {path}: {exc.strerror or exc}") from None
-
-
-def _error_lines(verdict: "Verdict") -> list[str]:
-    if verdict.exit_code == 1:
-        return [f"regression: {m.key}: {m.message}" for m in verdict.regressions]
-    if verdict.exit_code == 2:
-        return [f"error: cannot judge: {verdict.summary_line()}"]
-    return []
-
-
-def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ..gate import IMPROVEMENT, REGRESSION, UNCHANGED, format_change
-
-    console = Console(width=max(Console().width, 120))
-    conf = f"{verdict.confidence:.0%}"
-    table = Table(title=f"gate: {escape(verdict.device)} vs {escape(baseline_path)}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("model", no_wrap=True)
-    for col in ("format", "baseline ms", "candidate ms", "change", f"{conf} interval", "p", "verdict"):
-        table.add_column(col, overflow="fold")
-    colour = {REGRESSION: "red", IMPROVEMENT: "green", UNCHANGED: "green"}
-    for m in verdict.models:
-        interval = f"{format_change(m.low)} … {format_change(m.high)}" if m.low is not None and m.high is not None else ""
-        table.add_row(escape(m.name), m.format, _num(m.baseline_median_ms), _num(m.candidate_median_ms),
-                      format_change(m.ratio) if m.ratio is not None else "", interval,
-                      f"{m.p_value:.2g}" if m.p_value is not None else "",
-                      f"[{colour.get(m.status, 'yellow')}]{m.status}[/]")
-    console.print(table)
-    if verdict.reference:
-        machine = ""
-        if verdict.machine_ratio:
-            machine = f"; this machine runs it at ×{verdict.machine_ratio[0]:.3f} the baseline's time"
-        console.print(f"[dim]normalised by the reference {escape(verdict.reference)} timed in the same rounds{machine}[/]")
-    for warning in verdict.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    style = {0: "green", 1: "red", 2: "yellow"}[verdict.exit_code]
-    console.print(f"[bold {style}]gate {verdict.status}[/]: {escape(verdict.summary_line())} "
-                  f"(threshold +{verdict.max_regression * 100:g}%, {conf} interval)")
-
-
-def _num(value: float | None) -> str:
-    return f"{value:.3f}" if value is not None else ""

@@ -24,7 +24,7 @@ def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
 def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | None, update: bool,
                    models: list[str] | None, formats: str, resolution: str, db: str | None, junit: str | None,
                    markdown: str | None, out: str | None, json_out: bool) -> None:
-    from ..baseline import write_atomic
+    from ..files import write_atomic
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
     from ..errors import ConfigError
@@ -67,7 +67,7 @@ def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str |
     """Reports (atomically), the table or JSON, one line on a failure, and the exit code."""
     import json
 
-    from ..baseline import write_atomic
+    from ..files import write_atomic
     from ..gate_exact import exact_junit, exact_markdown
 
     if junit:
@@ -116,7 +116,7 @@ def _print(verdict: Any, baseline: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .bench_cmd import stdout_console
+    from .console import stdout_console
 
     console = stdout_console()
     table = Table(title=f"Arm instruction gate against {escape(baseline)} (exact counts, +{verdict.max_regression * 100:g}% allowed)",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
-from .compare_cmd import (AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt, export_targets,
-                          model_key_of, progress_on_stderr, stdout_console)
+from .compare_cmd import export_targets, model_key_of
+from .console import progress_on_stderr, stdout_console
+from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt
 
 
 @app.command("guidelines")

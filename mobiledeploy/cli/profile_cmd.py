@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from .app import Alpha, Arch, Groups, Json, Options, Scale, app, model_config, print_json
-from .compare_cmd import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, progress_on_stderr, stdout_console
+from .console import print_attribution, progress_on_stderr, stdout_console
+from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt
 
 
 @app.command("profile")
@@ -46,7 +47,7 @@ def profile_cmd(
     from ..devices import check_device as check_emulated
     from ..errors import ConfigError
     from ..registry import config_slug, parse_model_ref
-    from .compare_cmd import profile_target
+    from ..profiling import profile_target
     from .preflight import check_db, check_device, check_threads
 
     kind, _ = parse_device_uri(device)
@@ -131,37 +132,3 @@ def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
                   "features); functions named from the libraries' symbol tables[/]")
 
 
-def print_attribution(att: Any, top: int = 10) -> None:
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = stdout_console()
-    title = (f"{escape(att.model)} ({att.format}): share of time vs share of MACs per op type — "
-             f"{att.time_ms:.2f} ms of op time")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("op type", "layers", "ops", "time", "MACs", "memory", "time − MACs", "GMAC/s", "GB/s", "MAC/byte"):
-        table.add_column(col, justify="left" if col == "op type" else "right")
-    for c in att.categories:
-        if not (c.time_ms or c.macs):
-            continue
-        table.add_row(escape(c.label), str(c.layers), str(c.ops), f"{c.time_share:.1%}", f"{c.mac_share:.1%}",
-                      f"{c.memory_share:.1%}", f"{c.gap * 100:+.1f} pt",
-                      "—" if c.gmacs_per_s is None else f"{c.gmacs_per_s:.2f}",
-                      "—" if c.gbytes_per_s is None else f"{c.gbytes_per_s:.2f}",
-                      "—" if c.macs_per_byte is None else f"{c.macs_per_byte:.2f}")
-    console.print(table)
-    if att.layers:
-        layers = Table(title=f"layers whose share of time most exceeds their share of MACs (top {top})",
-                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for col in ("layer", "op type", "ms", "time", "MACs", "time − MACs", "GMAC/s", "GB/s"):
-            layers.add_column(col, justify="left" if col in ("layer", "op type") else "right")
-        for r in att.layers[:top]:
-            layers.add_row(escape(r.name), r.category, f"{r.time_ms:.3f}", f"{r.time_share:.1%}", f"{r.mac_share:.1%}",
-                           f"{r.gap * 100:+.1f} pt", "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}",
-                           "—" if r.gbytes_per_s is None else f"{r.gbytes_per_s:.2f}")
-        console.print(layers)
-    console.print(f"[dim]times: {escape(att.source)}; memory = ShuffleNet v2 MAC x {att.bytes_per_element} "
-                  f"byte(s)/element; low MAC/byte = memory-bound[/]")
-    for note in att.notes:
-        console.print(f"[dim]note: {escape(note)}[/]")

@@ -9,12 +9,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import Json, app, print_json
-from .bench_cmd import Db
+from .options import DbOpt
 
 
 @app.command("results")
 def results_cmd(
-    db: Db = None,
+    db: DbOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs (0: all).")] = 20,
     model: Annotated[Optional[str], typer.Option("--model", help="Only runs of this model (slug or file stem).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Only runs on this device URI.")] = None,
@@ -50,10 +50,10 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .bench_cmd import _count, _num, stdout_console
+    from .console import count_text, ms_text, stdout_console
 
     def figure(row: dict, ms_key: str, count_key: str) -> str:  # qemu: rows hold instructions, never ms
-        return _count(row.get(count_key)) if row.get("unit") == "instructions" else _num(row[ms_key])
+        return count_text(row.get(count_key)) if row.get("unit") == "instructions" else ms_text(row[ms_key])
 
     console = stdout_console()
     table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -64,7 +64,7 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
         table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
                       escape(r["format"]), escape(r["device"]), str(r["threads"]),
                       "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]",
-                      figure(r, "median_ms", "instructions"), "—" if r.get("unit") == "instructions" else _num(r["mean_ms"]),
+                      figure(r, "median_ms", "instructions"), "—" if r.get("unit") == "instructions" else ms_text(r["mean_ms"]),
                       figure(r, "init_ms", "init_instructions"),
                       "[yellow]" + escape(",".join(w["code"] for w in r.get("warnings") or [])) + "[/]",
                       escape(r["error"] or ""))

@@ -8,7 +8,6 @@ toolkit's own errors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shlex
@@ -20,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..benchmark_output import parse_benchmark_output
+from ..files import sha256_file
 from ..errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError, MobiledeployError,
                       RemoteDiskFullError, RunnerError)
-from ..runner import RunResult
+from ..records import RunResult
 from .base import Device, ms, new_result, new_run_id, parse_cpu_mask
 
 if TYPE_CHECKING:
-    from ..bench import BenchOptions, BenchTarget
+    from ..records import BenchOptions, BenchTarget
 
 __all__ = ["AdbDevice", "find_benchmark_binary", "harness_script", "parse_harness_block", "facts_from_block",
            "fill_from_benchmark_output", "REMOTE_ROOT", "ADB_INSTALL_HINT", "BENCHMARK_MODEL_HINT"]
@@ -79,14 +79,6 @@ def harness_script() -> Path:
     if not path.is_file():
         raise RunnerError(f"the device harness script is missing: {path}")
     return path
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _server_args(address: str | None) -> list[str]:

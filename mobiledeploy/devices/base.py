@@ -8,12 +8,9 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..runner import RunResult
-
-if TYPE_CHECKING:
-    from ..bench import BenchOptions, BenchTarget
+from ..records import BenchOptions, BenchTarget, RunResult, parse_cpu_mask
 
 __all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "FATAL_DEVICE_ERRORS", "machine_class",
            "machine_slug"]
@@ -122,16 +119,6 @@ def machine_slug(device_uri: str, cls: str | None) -> str:
     words = re.findall(r"[a-z0-9]+", cls.split("[", 1)[0].lower())
     keep = [w for w in words if w not in ("family", "model", "x86", "64")][:4]
     return "-".join([kind, *keep, hashlib.sha256(cls.encode()).hexdigest()[:8]])
-
-
-def parse_cpu_mask(mask: str) -> int | None:
-    """'auto' → None; 'f0' / '0xF0' → 240. Raises ValueError on anything else."""
-    text = mask.strip().lower()
-    if text == "auto":
-        return None
-    if not re.fullmatch(r"(0x)?[0-9a-f]+", text) or int(text, 16) == 0:
-        raise ValueError(f"cpu mask {mask!r} is not 'auto' or a non-zero hex mask like f0")
-    return int(text, 16)
 
 
 def ms(value_us: float | None) -> float | None:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
 from ..qemu.env import CPUS, DEFAULT_CPU, Environment, environment
-from ..runner import RunResult
+from ..records import RunResult
 from .base import Device, new_result
 
 if TYPE_CHECKING:
-    from ..bench import BenchOptions, BenchTarget
+    from ..records import BenchOptions, BenchTarget
 
 __all__ = ["QemuDevice", "parse_cpu", "QEMU_DEFAULTS"]
 

@@ -1,4 +1,7 @@
-"""`RunResult`: what one timed benchmark of one artifact on one device produced.
+"""The records every layer shares, and nothing else: a leaf module that imports none of the package.
+
+`BenchTarget` (an artifact to run), `BenchOptions` (how), `ExportInputs` (how implicit exports are
+made) and `RunResult`: what one benchmark of one artifact on one device produced.
 
 Every device (the host's LiteRT interpreter, `benchmark_model` on a phone) returns this same
 record, so storage, comparison and gating never care where the numbers came from.
@@ -9,11 +12,15 @@ are microseconds in `timings_us`.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["RunResult", "summarize_us"]
+from .errors import ConfigError
+
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "parse_cpu_mask"]
 
 
 def summarize_us(timings_us: Sequence[float]) -> dict[str, float]:
@@ -109,21 +116,66 @@ class RunResult:
         self.status, self.error = "failed", error
         return self
 
-    @property
-    def warnings(self) -> list[Any]:
-        """Reasons not to trust this run's figures (`mobiledeploy.stability`); empty for a quiet run."""
-        from .stability import assess
-
-        return assess(self)
-
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["gmacs_per_s"] = self.gmacs_per_s
         out["unit"] = self.unit
-        out["warnings"] = [w.to_dict() for w in self.warnings]
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class BenchTarget:
+    """One artifact to time: `name` (the export slug, or the file stem), `format` fp32|int8|other."""
+
+    name: str
+    artifact: Path
+    format: str
+    sha256: str
+    macs: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    resolution: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """How implicit exports are made, as `export` takes them: calibration source and size, artifacts root."""
+
+    calibration: str = "synthetic"
+    calib_samples: int = 32
+    out: str | Path | None = None
+
+
+@dataclass
+class BenchOptions:
+    threads: int = 1
+    runs: int = 50
+    warmup: int = 5
+    min_secs: float = 0.0
+    cpu_mask: str = "auto"
+    benchmark_binary: str | None = None
+    keep_remote: bool = False
+    op_profiling: bool = False
+
+    def validate(self) -> "BenchOptions":
+        if self.threads < 1 or self.runs < 1 or self.warmup < 0 or self.min_secs < 0:
+            raise ConfigError("need --threads >= 1, --runs >= 1, --warmup >= 0 and --min-secs >= 0")
+        try:
+            parse_cpu_mask(self.cpu_mask)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return self
+
+
+def parse_cpu_mask(mask: str) -> int | None:
+    """'auto' → None; 'f0' / '0xF0' → 240. Raises ValueError on anything else."""
+    text = mask.strip().lower()
+    if text == "auto":
+        return None
+    if not re.fullmatch(r"(0x)?[0-9a-f]+", text) or int(text, 16) == 0:
+        raise ValueError(f"cpu mask {mask!r} is not 'auto' or a non-zero hex mask like f0")
+    return int(text, 16)

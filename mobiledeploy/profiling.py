@@ -1,0 +1,70 @@
+"""Per-op attribution of measured time to the analysed layers: which ops take the time their MACs do not explain.
+
+Locally ONNX Runtime's profiler times the fp32 ONNX model; on a phone benchmark_model's op profiling
+times each format. Both are joined to the layer analysis by `mobiledeploy.attribution`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["attribute_models", "profile_target"]
+
+
+def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[str, dict[str, Any]]],
+                     labels: dict[str, str], options: Any, adb_server: str | None, db: str | None,
+                     progress: Any) -> list[Any]:
+    """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
+    (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
+    from .compare import format_resolution, slug_key
+    from .errors import MobiledeployError
+
+    smallest = min({tuple(t.resolution) for t in targets}, key=lambda r: r[0] * r[1])
+    chosen = [t for t in targets if tuple(t.resolution) == smallest]
+    if device == "local":  # ONNX Runtime profiles the fp32 ONNX model, once per model
+        chosen = list({slug_key(t.name): t for t in chosen}.values())
+    out = []
+    for target in chosen:
+        key = slug_key(target.name)
+        arch, config = configs.get(key, (None, None))
+        if arch is None:
+            continue
+        progress(f"op profile {labels.get(key, key)} {target.format} {format_resolution(smallest)}")
+        try:
+            out.append(profile_target(device, target, arch, config, labels.get(key, key), options, adb_server, db))
+        except MobiledeployError as exc:
+            sys.stderr.write(f"mobiledeploy: warning: no per-layer attribution for {labels.get(key, key)}: {exc}\n")
+    return out
+
+
+def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], label: str, options: Any,
+                   adb_server: str | None, db: str | None, runs: int = 20) -> Any:
+    """One model's attribution: op times (ORT locally / benchmark_model on adb) joined to its analysis."""
+    from dataclasses import replace
+
+    from .analysis import analyse
+    from .attribution import attribute, onnx_op_times, op_times_from_profile
+    from .errors import RunnerError
+
+    report = analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **config)
+    if device == "local":
+        from .converters import load_manifest
+
+        folder = Path(target.artifact).parent
+        manifest = load_manifest(folder)
+        onnx_path = folder / manifest["artifacts"]["onnx"]["path"]
+        profile = onnx_op_times(onnx_path, runs=runs, threads=options.threads)
+        fmt, width = "fp32", 4
+    else:
+        from .bench import run_bench
+
+        prof_options = replace(options, op_profiling=True, runs=runs)
+        run = run_bench(device, [target], prof_options, rounds=1, db=db, adb_server=adb_server)
+        result = run.results[0]
+        if not result.ok or not result.op_profile:
+            raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
+        profile = op_times_from_profile(result.op_profile, target.artifact)
+        fmt, width = target.format, (1 if target.format == "int8" else 4)
+    return attribute(report.layers, profile, bytes_per_element=width, model=label, format=fmt)
