@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -95,15 +96,13 @@ def gate_cmd(
     for option, path in (("--junit", junit), ("--markdown", markdown), ("--out", out)):
         check_output_file(path, option)
     check_output_dir(artifacts, "--artifacts")
+    req = GateRequest(baseline, against, if_no_baseline, device, max_regression, confidence, reference, update_baseline,
+                      results, rounds, runs, warmup, threads, models, formats, resolution, min_rounds, seed, adb_server,
+                      db, junit, markdown, out, weights, ExportInputs(calibration, calib_samples, artifacts), json_out)
     reports = GateReports(junit, markdown, out, baseline or against or "", device or "local")
     try:
-        if _other_modes(baseline, against, device, max_regression, confidence, seed, update_baseline, results, rounds,
-                        runs, warmup, threads, models, formats, resolution, adb_server, db, junit, markdown, out,
-                        json_out):
-            return
-        _gate(reports, baseline, if_no_baseline, device, max_regression, confidence, min_rounds, seed, reference,
-              update_baseline, results, rounds, runs, warmup, threads, models, formats, resolution, adb_server, db,
-              json_out, weights, ExportInputs(calibration, calib_samples, artifacts))
+        if not _other_modes(req):
+            _gate(reports, req)
     except KeyboardInterrupt:
         from .app import interrupt_exit_code
 
@@ -114,106 +113,163 @@ def gate_cmd(
         raise
 
 
-def _other_modes(baseline: str | None, against: str | None, device: str | None, max_regression: str | None,
-                 confidence: float, seed: int, update_baseline: bool, results: list[str] | None, rounds: int | None,
-                 runs: int | None, warmup: int | None, threads: int | None, models: list[str] | None, formats: str,
-                 resolution: str, adb_server: str | None, db: str | None, junit: str | None, markdown: str | None,
-                 out: str | None, json_out: bool) -> bool:
+@dataclass
+class GateRequest:
+    """Everything `gate` was asked, as given on the command line (None: not given)."""
+
+    baseline: str | None
+    against: str | None
+    if_no_baseline: str
+    device: str | None
+    max_regression: str | None
+    confidence: float
+    reference: str | None
+    update_baseline: bool
+    results: list[str] | None
+    rounds: int | None
+    runs: int | None
+    warmup: int | None
+    threads: int | None
+    models: list[str] | None
+    formats: str
+    resolution: str
+    min_rounds: int
+    seed: int
+    adb_server: str | None
+    db: str | None
+    junit: str | None
+    markdown: str | None
+    out: str | None
+    weights: str | None
+    export: Any
+    json_out: bool
+
+    @property
+    def normalise(self) -> bool:
+        return not (self.reference is not None and self.reference.strip().lower() == "none")
+
+    def reports_to(self) -> dict[str, Any]:
+        return {"junit": self.junit, "markdown": self.markdown, "out": self.out, "json_out": self.json_out}
+
+
+def _other_modes(req: GateRequest) -> bool:
     """A/B (--against) and the exact instruction gate; False when the wall-clock baseline gate applies."""
     from ..errors import ConfigError
     from .gate_exact_cmd import run_exact_gate, wants_exact
 
-    if (baseline is None) == (against is None):
+    if (req.baseline is None) == (req.against is None):
         raise ConfigError("give --baseline (stored numbers) or --against REV|DIR (A/B on this device), not both")
-    if against is not None:
+    sizes = {"models": req.models, "formats": req.formats, "resolution": req.resolution}
+    if req.against is not None:
         from .gate_ab_cmd import run_ab_gate
 
-        if update_baseline or results:
+        if req.update_baseline or req.results:
             raise ConfigError("--against measures base and head now: it takes no --update-baseline or --results")
-        run_ab_gate(against=against, device=device, models=models, formats=formats, resolution=resolution,
-                    max_regression=max_regression, confidence=confidence, rounds=rounds, runs=runs, warmup=warmup,
-                    threads=threads, seed=seed, db=db, adb_server=adb_server, junit=junit, markdown=markdown,
-                    out=out, json_out=json_out)
+        run_ab_gate(against=req.against, device=req.device, max_regression=req.max_regression,
+                    confidence=req.confidence, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
+                    threads=req.threads, seed=req.seed, db=req.db, adb_server=req.adb_server, **sizes,
+                    **req.reports_to())
         return True
-    assert baseline is not None
-    if wants_exact(baseline, device, update_baseline):
-        run_exact_gate(baseline=baseline, device=device, max_regression=max_regression, update=update_baseline,
-                       models=models, formats=formats, resolution=resolution, db=db, junit=junit, markdown=markdown,
-                       out=out, json_out=json_out)
+    if wants_exact(req.baseline, req.device, req.update_baseline):
+        run_exact_gate(baseline=req.baseline, device=req.device, max_regression=req.max_regression,
+                       update=req.update_baseline, db=req.db, **sizes, **req.reports_to())
         return True
     return False
 
 
-def _gate(reports: "GateReports", baseline: str, if_no_baseline: str, device: str | None, max_regression: str,
-          confidence: float, min_rounds: int, seed: int, reference: str | None, update_baseline: bool,
-          results: list[str] | None, rounds: int | None, runs: int | None, warmup: int | None, threads: int | None,
-          models: list[str] | None, formats: str, resolution: str, adb_server: str | None, db: str | None,
-          json_out: bool, weights: str | None = None, export: Any = None) -> None:
-    from dataclasses import replace
-
-    from ..baseline import Baseline, BaselineError, load_baseline, load_results_files, save_baseline
+def _check(req: GateRequest) -> None:
+    """Refuse option combinations of the wall-clock gate before anything is measured."""
     from ..errors import ConfigError
-    from ..gate import GatePolicy, Threshold, judge
-    from .preflight import check_db, check_output_dir, check_output_file, check_threads
+    from .preflight import check_output_dir, check_output_file, check_threads
 
-    max_regression = max_regression or "5%"
-    normalise = not (reference is not None and reference.strip().lower() == "none")
-    reference = reference if normalise else None
-    policy = GatePolicy(Threshold.parse(max_regression), confidence, normalise=normalise, min_rounds=min_rounds,
-                        seed=seed).validate()
-    if models and not update_baseline:
+    if req.models and not req.update_baseline:
         raise ConfigError("--model sets the models of a new baseline: use it with --update-baseline")
-    for name, value in (("--rounds", rounds), ("--runs", runs), ("--threads", threads)):
+    for name, value in (("--rounds", req.rounds), ("--runs", req.runs), ("--threads", req.threads)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1")
-    if if_no_baseline not in ("fail", "skip"):
+    if req.if_no_baseline not in ("fail", "skip"):
         raise ConfigError("--if-no-baseline takes fail or skip")
-    if update_baseline:
-        (check_output_dir if Path(baseline).is_dir() else check_output_file)(baseline, "--baseline")
-    if warning := check_threads(threads, device or "local"):
+    if req.update_baseline:
+        (check_output_dir if Path(req.baseline).is_dir() else check_output_file)(req.baseline, "--baseline")
+    if warning := check_threads(req.threads, req.device or "local"):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
-    template = None
-    measured = load_results_files(results) if results else None
+
+
+def _gate(reports: "GateReports", req: GateRequest) -> None:
+    """The wall-clock gate on a stored baseline: pick it, measure (or read) the candidate, judge, maybe record."""
+    from ..baseline import load_baseline, load_results_files
+    from ..errors import ConfigError
+    from ..gate import GatePolicy, Threshold
+
+    policy = GatePolicy(Threshold.parse(req.max_regression or "5%"), req.confidence, normalise=req.normalise,
+                        min_rounds=req.min_rounds, seed=req.seed).validate()
+    _check(req)
+    baseline, template = req.baseline, None
+    measured = load_results_files(req.results) if req.results else None
     if Path(baseline).is_dir():
-        where = device or "local"
-        facts = measured.device_info if measured else _device_facts(where, adb_server)
+        where = req.device or "local"
+        facts = measured.device_info if measured else _device_facts(where, req.adb_server)
         baseline, old, template = _pick_baseline(Path(baseline), where, facts)
-        if old is None and not update_baseline:
-            _no_baseline(baseline, where, facts, skip=if_no_baseline == "skip", reports=reports, json_out=json_out)
+        if old is None and not req.update_baseline:
+            _no_baseline(baseline, where, facts, skip=req.if_no_baseline == "skip", reports=reports,
+                         json_out=req.json_out)
             return
     else:
-        old = None if update_baseline and not Path(baseline).is_file() else load_baseline(baseline)
+        old = None if req.update_baseline and not Path(baseline).is_file() else load_baseline(baseline)
     plan_source = old or template
-    if plan_source is None and not models and not results:
+    if plan_source is None and not req.models and not req.results:
         raise ConfigError(f"no baseline at {baseline}: create it with --update-baseline --model REF [--reference REF]")
+    candidate = _candidate(req, reports, old, plan_source, measured)
+    _conclude(req, reports, policy, baseline, old, candidate)
 
-    where = device or (plan_source.device if plan_source else "local")
+
+def _candidate(req: GateRequest, reports: "GateReports", old: "Baseline | None", plan_source: "Baseline | None",
+               measured: "Baseline | None") -> "Baseline":
+    """The candidate's samples: read from --results, measured now, or empty when this is another machine."""
+    from ..baseline import Baseline
+    from ..errors import ConfigError
+    from .preflight import check_db
+
+    where = req.device or (plan_source.device if plan_source else "local")
+    reference = req.reference if req.normalise else None
     if measured is not None:
-        candidate = measured
-        if device and candidate.device != device:
-            raise ConfigError(f"the results were measured on {candidate.device}, not --device {device}")
-        _copy_refs(plan_source, candidate)
-        candidate.reference = _reference_name(plan_source, reference, candidate) if normalise else None
-    elif old is not None and not update_baseline and _differs(old, where, adb_server):
-        candidate = Baseline(device=where, models={}, device_info=_device_facts(where, adb_server))  # judged: other machine
-    else:
-        check_db(db)  # where the runs will go: before any export (a skip or --results stores nothing)
-        options = _bench_options(plan_source, where, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
-        plan = _plan(plan_source, models, formats, resolution, reference if update_baseline else None, normalise)
-        reports.device = where
-        candidate = _measure(where, plan, options, db, adb_server, reports.measured, weights=weights, export=export)
+        if req.device and measured.device != req.device:
+            raise ConfigError(f"the results were measured on {measured.device}, not --device {req.device}")
+        _copy_refs(plan_source, measured)
+        measured.reference = _reference_name(plan_source, reference, measured) if req.normalise else None
+        return measured
+    if old is not None and not req.update_baseline and _differs(old, where, req.adb_server):
+        return Baseline(device=where, models={}, device_info=_device_facts(where, req.adb_server))  # judged: other machine
+    check_db(req.db)  # where the runs will go: before any export (a skip or --results stores nothing)
+    options = _bench_options(plan_source, where, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
+                             threads=req.threads)
+    plan = _plan(plan_source, req.models, req.formats, req.resolution, reference if req.update_baseline else None,
+                 req.normalise)
+    reports.device = where
+    return _measure(where, plan, options, req.db, req.adb_server, reports.measured, weights=req.weights,
+                    export=req.export)
+
+
+def _conclude(req: GateRequest, reports: "GateReports", policy: "GatePolicy", baseline: str,
+              old: "Baseline | None", candidate: "Baseline") -> None:
+    """Judge against the old baseline (if any), print and report; write the new one with --update-baseline."""
+    from dataclasses import replace
+
+    from ..baseline import BaselineError, save_baseline
+    from ..gate import judge
 
     verdict = None
     if old is not None:
-        judged_by = (_reference_name(old, reference, candidate) if not update_baseline else old.reference)
-        verdict = judge(old, candidate, replace(policy, reference=judged_by if normalise else None))
+        judged_by = (_reference_name(old, req.reference if req.normalise else None, candidate)
+                     if not req.update_baseline else old.reference)
+        verdict = judge(old, candidate, replace(policy, reference=judged_by if req.normalise else None))
         reports.verdict(verdict, candidate)
-        if json_out:
+        if req.json_out:
             print_json(verdict.to_dict())
         else:
             print_verdict(verdict, baseline)
-    if update_baseline:
-        problem = _unfit_as_baseline(candidate, policy, normalise)
+    if req.update_baseline:
+        problem = _unfit_as_baseline(candidate, policy, req.normalise)
         if problem:
             raise BaselineError(f"not writing {baseline}: {problem}")
         save_baseline(candidate, baseline)
