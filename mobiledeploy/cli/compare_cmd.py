@@ -120,78 +120,34 @@ def compare_cmd(
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
     """
-    from ..analysis import parse_resolution
-    from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
-    from ..compare import compare, load_suite
-    from ..profiling import attribute_models
-    from ..errors import ConfigError
-    from ..stability import flagged, flagged_line
+    from ..bench import BenchOptions, ExportInputs
     from .bench_cmd import preflight
     from .preflight import check_output_dir
 
     started = time.perf_counter()
-    spec = load_suite(suite)
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
-    if rounds < 1:
-        raise ConfigError("--rounds must be at least 1")
-    refs = split_refs(models) or [m.ref for m in spec.models]
-    baseline_ref = baseline or spec.baseline
-    sizes = [parse_resolution(r) for r in (resolutions.split(",") if resolutions else spec.resolutions) if r.strip()]
-    if not sizes:
-        raise ConfigError("--resolutions needs at least one HxW")
-    fmts = parse_formats(formats or ",".join(spec.formats))
-    options = BenchOptions(threads=threads or spec.threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
+    plan = _plan(suite, models, baseline, resolutions, formats, rounds)
+    options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
                            benchmark_binary=benchmark_binary).validate()
-
-    plan = plan_models(refs, baseline_ref, spec)
-    refs, keys, labels, paper, configs, base_key = (plan[k] for k in ("refs", "keys", "labels", "paper", "configs", "baseline"))
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, options.threads, exports=True)
-
-    measured: list[Any] = []
-    try:
-        with progress_on_stderr() as progress:
-            targets, failures = export_targets(refs, fmts, sizes, progress, keys,
-                                               ExportInputs(calibration, calib_samples, out),
-                                               {r: weights for r in refs if keys[r] != base_key} if weights else None)
-            bench = None
-            if targets:
-                bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                                  progress=progress, collected=measured)
-            results = bench.results if bench else []
-            rows = compare(results, base_key, labels=labels, paper=paper, failures=failures)
-            attributions = []
-            if (per_layer or report) and targets:
-                attributions = attribute_models(device, targets, configs, labels, options, adb_server, db, progress)
-    except KeyboardInterrupt:
-        if report:
-            _interrupted_report(report, measured, base_key, labels, paper, device, spec.name)
-        raise
-    elapsed = time.perf_counter() - started
-    meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": labels[base_key],
+    export = ExportInputs(calibration, calib_samples, out)
+    weights_of = {r: weights for r in plan["refs"] if plan["keys"][r] != plan["baseline"]} if weights else None
+    done = _session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report, adb_server, db)
+    spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
+    bench, results, rows = done["bench"], done["results"], done["rows"]
+    meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": base_label,
             "threads": options.threads, "rounds": rounds, "runs per round": runs,
-            "paper source": spec.source if paper else "", "paper device": spec.reference_device if paper else "",
+            "paper source": spec.source if plan["paper"] else "",
+            "paper device": spec.reference_device if plan["paper"] else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
-            "elapsed_s": round(elapsed, 1)}
-    unstable = flagged_line(results)
-    if json_out:
-        print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "rows": [r.to_dict() for r in rows],
-                    "unstable_runs": flagged([r for r in results if r.ok]),
-                    "attribution": [a.to_dict() for a in attributions]})
-    else:
-        print_compare(rows, labels[base_key], device, spec if paper else None)
-        if unstable:
-            sys.stdout.write(f"unstable: {unstable}; `mobiledeploy results --json` names them\n")
-        if per_layer:
-            from .console import print_attribution
-
-            for att in attributions:
-                print_attribution(att, top=8)
+            "elapsed_s": round(time.perf_counter() - started, 1)}
+    _show(rows, results, done["attributions"], meta, spec if plan["paper"] else None, per_layer, json_out)
     if report:
         from ..report import write_compare_report
 
-        written = write_compare_report(report, rows, attributions=attributions, meta=meta,
+        written = write_compare_report(report, rows, attributions=done["attributions"], meta=meta,
                                        title=f"Theory vs measurement on {device}")
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
     for line in dict.fromkeys(f"{r.model} {r.format} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
@@ -199,6 +155,75 @@ def compare_cmd(
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
         raise SystemExit(1)
+
+
+def _plan(suite: str, models: list[str] | None, baseline: str | None, resolutions: str | None, formats: str | None,
+          rounds: int) -> dict[str, Any]:
+    """The suite, the models (keys, labels, published figures), sizes and formats of one compare session."""
+    from ..analysis import parse_resolution
+    from ..bench import parse_formats
+    from ..compare import load_suite
+    from ..errors import ConfigError
+
+    spec = load_suite(suite)
+    if rounds < 1:
+        raise ConfigError("--rounds must be at least 1")
+    plan = plan_models(split_refs(models) or [m.ref for m in spec.models], baseline or spec.baseline, spec)
+    sizes = [parse_resolution(r) for r in (resolutions.split(",") if resolutions else spec.resolutions) if r.strip()]
+    if not sizes:
+        raise ConfigError("--resolutions needs at least one HxW")
+    return {**plan, "suite": spec, "sizes": sizes, "formats": parse_formats(formats or ",".join(spec.formats))}
+
+
+def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any,
+             weights_of: dict[str, str] | None, attribute: bool, report: Path | None, adb_server: str | None,
+             db: str | None) -> dict[str, Any]:
+    """Export, time interleaved, set against the baseline and (optionally) attribute per op; an interrupt
+    still writes the --report of what was measured."""
+    from ..bench import run_bench
+    from ..compare import compare
+    from ..profiling import attribute_models
+
+    measured: list[Any] = []
+    labels, base_key = plan["labels"], plan["baseline"]
+    try:
+        with progress_on_stderr() as progress:
+            targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
+                                               export, weights_of)
+            bench = None
+            if targets:
+                bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
+                                  progress=progress, collected=measured)
+            results = bench.results if bench else []
+            rows = compare(results, base_key, labels=labels, paper=plan["paper"], failures=failures)
+            attributions = []
+            if attribute and targets:
+                attributions = attribute_models(device, targets, plan["configs"], labels, options, adb_server, db,
+                                                progress)
+    except KeyboardInterrupt:
+        if report:
+            _interrupted_report(report, measured, base_key, labels, plan["paper"], device, plan["suite"].name)
+        raise
+    return {"bench": bench, "results": results, "rows": rows, "attributions": attributions}
+
+
+def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: dict[str, Any], suite: Any,
+          per_layer: bool, json_out: bool) -> None:
+    from ..stability import flagged, flagged_line
+
+    if json_out:
+        print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "rows": [r.to_dict() for r in rows],
+                    "unstable_runs": flagged([r for r in results if r.ok]),
+                    "attribution": [a.to_dict() for a in attributions]})
+        return
+    print_compare(rows, meta["baseline"], meta["device"], suite)
+    if unstable := flagged_line(results):
+        sys.stdout.write(f"unstable: {unstable}; `mobiledeploy results --json` names them\n")
+    if per_layer:
+        from .console import print_attribution
+
+        for att in attributions:
+            print_attribution(att, top=8)
 
 
 def _interrupted_report(report: Path, measured: list[Any], base_key: str, labels: dict[str, str],
