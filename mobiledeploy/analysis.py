@@ -16,9 +16,10 @@ listed in `ComplexityReport.unknown_ops`, never counted as zero in silence.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 __all__ = ["LayerCost", "ComplexityReport", "analyse", "analyse_model", "parse_resolution"]
 
@@ -130,7 +131,21 @@ def _arg(args: tuple, kwargs: dict, i: int, name: str) -> Any:
     return args[i] if len(args) > i else kwargs.get(name)
 
 
-def _conv(args: tuple, kwargs: dict, out: Any) -> tuple:
+class OpCost(NamedTuple):
+    """What one traced call costs (a handler's answer; units as in the module docstring)."""
+
+    op: str            # the op type it is reported as, e.g. conv2d_dw, relu, concat
+    macs: int = 0
+    params: int = 0
+    memory_access: int = 0
+    elementwise: int = 0
+
+
+#: a handler: (args, kwargs, output) of a torch call -> its OpCost
+Handler = Callable[[tuple, dict, Any], OpCost]
+
+
+def _conv(args: tuple, kwargs: dict, out: Any) -> OpCost:
     x, w, b = args[0], args[1], _arg(args, kwargs, 2, "bias")
     groups = _arg(args, kwargs, 6, "groups") or 1
     k = math.prod(w.shape[2:])
@@ -141,40 +156,40 @@ def _conv(args: tuple, kwargs: dict, out: Any) -> tuple:
         op = "conv2d_dw" if groups == x.shape[1] and w.shape[1] == 1 else "conv2d_group"
     elif k == 1:
         op = "conv2d_1x1"
-    return op, macs, params, _numel(x) + _numel(out) + params, 0
+    return OpCost(op, macs, params, _numel(x) + _numel(out) + params, 0)
 
 
-def _linear(args: tuple, kwargs: dict, out: Any) -> tuple:
+def _linear(args: tuple, kwargs: dict, out: Any) -> OpCost:
     x, w, b = args[0], args[1], _arg(args, kwargs, 2, "bias")
     params = _numel(w) + _numel(b)
-    return "linear", _numel(out) * w.shape[1], params, _numel(x) + _numel(out) + params, 0
+    return OpCost("linear", _numel(out) * w.shape[1], params, _numel(x) + _numel(out) + params, 0)
 
 
-def _batch_norm(args: tuple, kwargs: dict, out: Any) -> tuple:
+def _batch_norm(args: tuple, kwargs: dict, out: Any) -> OpCost:
     x = args[0]
     params = _numel(_arg(args, kwargs, 3, "weight")) + _numel(_arg(args, kwargs, 4, "bias"))
-    return "batch_norm", 0, params, _numel(x) + _numel(out) + params, _numel(out)
+    return OpCost("batch_norm", 0, params, _numel(x) + _numel(out) + params, _numel(out))
 
 
-def _elementwise(op: str) -> Callable[[tuple, dict, Any], tuple]:
-    def handle(args: tuple, kwargs: dict, out: Any) -> tuple:
+def _elementwise(op: str) -> Handler:
+    def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
         reads = sum(_numel(t) for t in _tensors(args))
-        return op, 0, 0, reads + _numel(out), _numel(out)
+        return OpCost(op, 0, 0, reads + _numel(out), _numel(out))
 
     return handle
 
 
-def _movement(op: str) -> Callable[[tuple, dict, Any], tuple]:
+def _movement(op: str) -> Handler:
     """Ops that read and write data without arithmetic (pooling, concat, shuffle copies)."""
 
-    def handle(args: tuple, kwargs: dict, out: Any) -> tuple:
+    def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
         reads = sum(_numel(t) for t in _tensors(args[0] if op == "concat" else args[:1]))
-        return op, 0, 0, reads + _numel(out), 0
+        return OpCost(op, 0, 0, reads + _numel(out), 0)
 
     return handle
 
 
-HANDLERS: dict[str, Callable[[tuple, dict, Any], tuple]] = {
+HANDLERS: dict[str, Handler] = {
     "conv2d": _conv,
     "linear": _linear,
     "batch_norm": _batch_norm,
@@ -207,98 +222,113 @@ FREE = {
 }
 
 
-def analyse_model(
-    model: Any, input_shape: tuple[int, ...], arch: str = "", config: dict[str, Any] | None = None
-) -> ComplexityReport:
-    """Run one batch-1 forward pass of `model` on zeros of `input_shape` and count every op."""
-    import torch
+#: modules counted as one op of their own (their inner calls are not traced): the channel shuffle
+#: reads and writes every element once, whatever view/transpose calls implement it
+LEAF_MODULES = {"ChannelShuffle": "channel_shuffle"}
+
+
+class _Count:
+    """One analysis in progress: the module scope of each traced call, and the layers recorded so far."""
+
+    def __init__(self, model: Any, handlers: dict[str, Handler]) -> None:
+        self.handlers = handlers
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.modules = dict(model.named_modules())
+        self.scope: list[str] = []
+        self.inside_leaf = 0
+        self.seen: dict[str, int] = {}
+        self.layers: list[LayerCost] = []
+        self.unknown: set[str] = set()
+        self.stages: list[dict[str, Any]] = []
+
+    def record(self, cost: OpCost, in_shape: list[int], out: Any) -> None:
+        owner = self.scope[-1] if self.scope else ""
+        key = f"{owner}:{cost.op}"
+        self.seen[key] = n = self.seen.get(key, 0) + 1
+        name = owner or cost.op
+        module = self.modules.get(owner)
+        if n > 1 or (module is not None and any(True for _ in module.children())):
+            name = f"{owner}.{cost.op}{n - 1 if n > 1 else ''}".lstrip(".")
+        self.layers.append(LayerCost(name, cost.op, in_shape, list(out.shape) if hasattr(out, "shape") else [],
+                                     cost.macs, cost.params, cost.memory_access, cost.elementwise))
+
+    def enter(self, module: Any, inputs: Any) -> None:
+        self.scope.append(self.names.get(id(module), ""))
+        self.inside_leaf += type(module).__name__ in LEAF_MODULES
+
+    def leave(self, module: Any, inputs: Any, output: Any) -> None:
+        kind = type(module).__name__
+        if kind in LEAF_MODULES:
+            self.inside_leaf -= 1
+            self.record(OpCost(LEAF_MODULES[kind], memory_access=2 * _numel(output)), list(inputs[0].shape), output)
+        self.scope.pop()
+
+    def call(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        fname = getattr(func, "__name__", str(func))
+        if self.inside_leaf or fname in FREE:
+            return
+        first = _tensors(args[:1])
+        in_shape = list(first[0].shape) if first else []
+        handler = self.handlers.get(fname)
+        if handler is None:
+            self.unknown.add(fname)
+            self.record(OpCost(f"unknown:{fname}"), in_shape, out)
+        else:
+            self.record(OpCost(*handler(args, kwargs, out)), in_shape, out)
+
+    def hooks(self, model: Any) -> list[Any]:
+        handles = [m.register_forward_pre_hook(self.enter) for m in model.modules()]
+        handles += [m.register_forward_hook(self.leave) for m in model.modules()]
+        for stage in getattr(model, "stage_names", ()):
+            handles.append(getattr(model, stage).register_forward_hook(
+                lambda m, i, o, s=stage: self.stages.append({"name": s, "out_channels": int(o.shape[1]),
+                                                             "out_shape": list(o.shape)})))
+        return handles
+
+
+@functools.lru_cache(maxsize=1)
+def _tracer_type() -> type:
+    """A TorchFunctionMode that hands every torch call (and its output) to a _Count (torch imported lazily)."""
     from torch.overrides import TorchFunctionMode
 
-    scope: list[str] = []
-    names = {id(m): n for n, m in model.named_modules()}
-    leaf_ops = {"ChannelShuffle": "channel_shuffle"}
-    layers: list[LayerCost] = []
-    unknown: set[str] = set()
-    suppressed = [0]
-    counters: dict[str, int] = {}
+    class OpTracer(TorchFunctionMode):
+        def __init__(self, count: _Count) -> None:
+            super().__init__()
+            self.count = count
 
-    def record(op: str, in_shape: list[int], out: Any, macs: int, params: int, mac: int, ew: int) -> None:
-        owner = scope[-1] if scope else ""
-        key = f"{owner}:{op}"
-        counters[key] = counters.get(key, 0) + 1
-        name = owner or op
-        if counters[key] > 1 or _is_container_op(owner, op):
-            name = f"{owner}.{op}{counters[key] - 1 if counters[key] > 1 else ''}".lstrip(".")
-        layers.append(LayerCost(name, op, in_shape, list(out.shape) if hasattr(out, "shape") else [], macs, params, mac, ew))
-
-    def _is_container_op(owner: str, op: str) -> bool:
-        module = modules.get(owner)
-        return module is not None and len(list(module.children())) > 0
-
-    modules = dict(model.named_modules())
-
-    def pre_hook(module: Any, inputs: Any) -> None:
-        scope.append(names.get(id(module), ""))
-        if type(module).__name__ in leaf_ops:
-            suppressed[0] += 1
-
-    def post_hook(module: Any, inputs: Any, output: Any) -> None:
-        kind = type(module).__name__
-        if kind in leaf_ops:
-            suppressed[0] -= 1
-            n = _numel(output)
-            record(leaf_ops[kind], list(inputs[0].shape), output, 0, 0, 2 * n, 0)
-        scope.pop()
-
-    class Tracer(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            if suppressed[0]:
-                return out
-            fname = getattr(func, "__name__", str(func))
-            if fname in FREE:
-                return out
-            handler = HANDLERS.get(fname)
-            first = _tensors(args[:1])
-            in_shape = list(first[0].shape) if first else []
-            if handler is None:
-                unknown.add(fname)
-                record(f"unknown:{fname}", in_shape, out, 0, 0, 0, 0)
-                return out
-            op, macs, params, mac, ew = handler(args, kwargs, out)
-            record(op, in_shape, out, macs, params, mac, ew)
+            self.count.call(func, args, kwargs, out)
             return out
 
-    handles = [m.register_forward_pre_hook(pre_hook) for m in model.modules()]
-    handles += [m.register_forward_hook(post_hook) for m in model.modules()]
-    stages: list[dict[str, Any]] = []
-    stage_names = getattr(model, "stage_names", ())
-    stage_hooks = [
-        getattr(model, s).register_forward_hook(
-            lambda m, i, o, s=s: stages.append({"name": s, "out_channels": int(o.shape[1]), "out_shape": list(o.shape)})
-        )
-        for s in stage_names
-    ]
+    return OpTracer
+
+
+def analyse_model(model: Any, input_shape: tuple[int, ...], arch: str = "", config: dict[str, Any] | None = None,
+                  handlers: dict[str, Handler] | None = None) -> ComplexityReport:
+    """Run one batch-1 forward pass of `model` on zeros of `input_shape` and count every op.
+
+    `handlers` adds or overrides handlers for this call only, by torch function name (as fvcore's
+    `set_op_handle`): e.g. {"my_op": lambda args, kwargs, out: OpCost("my_op", macs=...)}.
+    """
+    import torch
+
+    count = _Count(model, {**HANDLERS, **(handlers or {})})
+    handles = count.hooks(model)
     was_training = model.training
     model.eval()
     x = torch.zeros(*input_shape)
     try:
-        with torch.no_grad(), Tracer():
+        with torch.no_grad(), _tracer_type()(count):
             model(x)
     finally:
-        for h in handles + stage_hooks:
+        for h in handles:
             h.remove()
         model.train(was_training)
-    return ComplexityReport(
-        arch=arch,
-        config=dict(config or {}),
-        input_shape=list(input_shape),
-        layers=layers,
-        stages=stages,
-        unknown_ops=sorted(unknown),
-        model_params=sum(p.numel() for p in model.parameters()),
-    )
+    return ComplexityReport(arch=arch, config=dict(config or {}), input_shape=list(input_shape), layers=count.layers,
+                            stages=count.stages, unknown_ops=sorted(count.unknown),
+                            model_params=sum(p.numel() for p in model.parameters()))
 
 
 def analyse(arch: str, resolution: int | str = 224, **config: Any) -> ComplexityReport:

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from mobiledeploy.analysis import analyse_model
+from mobiledeploy.analysis import HANDLERS, OpCost, analyse_model
 
 
 class _Gather(nn.Module):
@@ -37,3 +37,26 @@ def test_hard_swish_and_hard_sigmoid_are_elementwise():
     assert [layer.op for layer in report.layers] == ["hardswish", "hardsigmoid"]
     for layer in report.layers:
         assert (layer.macs, layer.params, layer.elementwise, layer.memory_access) == (0, 0, 36, 72)
+
+
+class _Erf(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.erf(x)
+
+
+def test_an_unknown_op_is_listed_and_a_handler_given_per_call_counts_it():
+    model = nn.Sequential(nn.Conv2d(2, 4, 1, bias=False), _Erf())
+    plain = analyse_model(model, (1, 2, 3, 3))
+    assert plain.unknown_ops == ["erf"] and [l.op for l in plain.layers] == ["conv2d_1x1", "unknown:erf"]
+
+    def erf(args: tuple, kwargs: dict, out: torch.Tensor) -> OpCost:
+        return OpCost("erf", memory_access=2 * out.numel(), elementwise=out.numel())
+
+    def conv_as_zero(args: tuple, kwargs: dict, out: torch.Tensor) -> OpCost:
+        return OpCost("conv_overridden")
+
+    handled = analyse_model(model, (1, 2, 3, 3), handlers={"erf": erf, "conv2d": conv_as_zero})
+    assert handled.unknown_ops == []
+    assert [(l.op, l.macs, l.memory_access, l.elementwise) for l in handled.layers] == [
+        ("conv_overridden", 0, 0, 0), ("erf", 0, 2 * 4 * 9, 4 * 9)]
+    assert "erf" not in HANDLERS and analyse_model(model, (1, 2, 3, 3)).unknown_ops == ["erf"]  # for that call only
