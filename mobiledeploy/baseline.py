@@ -119,16 +119,16 @@ class Baseline:
     created_at: str = ""
     schema_version: int = SCHEMA_VERSION
 
+    def samples_of(self, name: str | None, fmt: str) -> ModelSamples | None:
+        """Model `name`'s samples in `fmt`, else in any format; None when it is not here (or no name)."""
+        if not name:
+            return None
+        same = self.models.get(model_key(name, fmt))
+        return same or next((m for m in self.models.values() if m.name == name), None)
+
     def reference_for(self, fmt: str) -> ModelSamples | None:
         """The reference model's samples in `fmt`, else in any format; None without a reference."""
-        if not self.reference:
-            return None
-        same = self.models.get(model_key(self.reference, fmt))
-        return same or next((m for m in self.models.values() if m.name == self.reference), None)
-
-    def gated(self) -> list[ModelSamples]:
-        """The models the gate judges: all but the reference."""
-        return [m for m in self.models.values() if m.name != self.reference]
+        return self.samples_of(self.reference, fmt)
 
     def to_dict(self) -> dict[str, Any]:
         return {

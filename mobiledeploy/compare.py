@@ -326,9 +326,6 @@ class Suite:
     reference_device: str = ""
     origin: str = ""
 
-    def model(self, ref: str) -> SuiteModel | None:
-        return next((m for m in self.models if m.ref == ref), None)
-
 
 def list_suites() -> list[str]:
     """Names of the suites shipped in `mobiledeploy.benchmarks` (suites/*.json)."""

@@ -311,8 +311,8 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
     for base in baseline.models.values():
         if base.name == reference:
             continue
-        base_ref = _ref(baseline, reference, base.format)
-        cand_ref = _ref(candidate, reference, base.format)
+        base_ref = baseline.samples_of(reference, base.format)
+        cand_ref = candidate.samples_of(reference, base.format)
         if reference is not None and base_ref is None:
             verdict.models.append(ModelVerdict(base.key, base.name, base.format, INSUFFICIENT,
                                                f"the baseline has no samples of the reference {reference}"))
@@ -336,18 +336,11 @@ def _other_machine(baseline: Baseline, candidate: Baseline) -> str | None:
             "with --update-baseline (a --baseline folder keeps one per class)")
 
 
-def _ref(session: Baseline, name: str | None, fmt: str) -> ModelSamples | None:
-    if name is None:
-        return None
-    same = next((m for m in session.models.values() if m.name == name and m.format == fmt), None)
-    return same or next((m for m in session.models.values() if m.name == name), None)
-
-
 def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline, reference: str | None,
                       policy: GatePolicy) -> None:
     """The reference's own candidate/baseline ratio (machine speed), and warnings on what differs."""
     if reference is not None:
-        base_ref, cand_ref = _ref(baseline, reference, "fp32"), _ref(candidate, reference, "fp32")
+        base_ref, cand_ref = baseline.samples_of(reference, "fp32"), candidate.samples_of(reference, "fp32")
         if base_ref and cand_ref and base_ref.pooled_us() and cand_ref.pooled_us():
             point, low, high = ratio_of_medians_ci(cand_ref.pooled_us(), base_ref.pooled_us(),
                                                    confidence=policy.confidence, n_boot=policy.n_boot, seed=policy.seed)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from .compare import group_runs, median_of, model_key, pooled_timings_us
+from .compare import group_runs, median_of, pooled_timings_us
 from .records import RunResult
 
 __all__ = ["Variant", "Guideline", "GUIDELINES", "VariantResult", "ClaimResult", "GuidelineResult", "evaluate",
@@ -250,6 +250,3 @@ def _summary(guideline: Guideline, claims: list[ClaimResult], verdict: str) -> s
             "no data": "no data"}[verdict]
     return f"{guideline.id}: {head}; " + "; ".join(parts)
 
-
-def model_keys_of(results: Sequence[RunResult]) -> set[str]:
-    return {model_key(r) for r in results}

@@ -205,10 +205,6 @@ class ResultsStore:
             raise ValueError(f"status {result.status!r} is neither ok nor failed")
         return self._write(result, session_id=session_id, git=git, finished=True)
 
-    def record(self, result: RunResult, *, session_id: str | None = None, git: str | None = None) -> int:
-        """One-shot insert of a finished run."""
-        return self.finish(result, session_id=session_id, git=git)
-
     def _write(self, result: RunResult, *, session_id: str | None, git: str | None, finished: bool) -> int:
         """Insert, or update the row with the same run_id, in one transaction."""
         row = self._row(result, session_id, git, finished)

@@ -113,8 +113,8 @@ def test_summary_only_results_count_one_value_per_round():
 def test_paper_columns_from_the_shipped_suite():
     suite = load_suite("paper-table8")
     assert suite.baseline == "alexnet" and suite.resolutions == ("224x224", "480x640", "720x1280")
-    alex = suite.model("alexnet")
-    half = suite.model("shufflenet_v1:g=3,scale=0.5")
+    by_ref = {m.ref: m for m in suite.models}
+    alex, half = by_ref["alexnet"], by_ref["shufflenet_v1:g=3,scale=0.5"]
     assert alex.paper_ms["224x224"] == 184.0 and half.paper_ms["720x1280"] == 260.1
     results = [run(ALEX, "fp32", "224x224", 714, [50.0, 50.0]), run(V1, "fp32", "224x224", 38, [5.0, 5.0])]
     rows = compare(results, ALEX, paper={ALEX: alex, V1: half})

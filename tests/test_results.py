@@ -58,7 +58,7 @@ def test_newer_schema_is_refused(tmp_path):
 def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypatch):
     path = tmp_path / "r.db"
     with ResultsStore(path) as store:
-        store.record(make_result("old"))
+        store.finish(make_result("old"))
 
     def v3(db):
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
@@ -84,7 +84,7 @@ def test_schema_1_database_gains_instruction_counts(tmp_path, monkeypatch):
     counted.init_instructions, counted.first_instructions = 13_381_998.0, 26_194_831.0
     with ResultsStore(path) as store:
         assert store.schema_version == 2
-        store.record(counted)
+        store.finish(counted)
         rows = {r["run_id"]: r for r in store.list()}
     assert rows["timed"]["instructions"] is None and rows["timed"]["median_ms"] is not None
     assert rows["counted"]["instruction_counts"] == [26_177_531, 26_177_533]
@@ -111,7 +111,7 @@ def test_begin_is_failed_until_finish(tmp_path):
 def test_failed_result_stays_failed_and_status_is_checked(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
         failed = make_result("run-b", status="failed", error="DeviceGoneError: gone")
-        store.record(failed)
+        store.finish(failed)
         assert store.get("run-b")["status"] == "failed"
         with pytest.raises(ValueError):
             store.finish(make_result("run-c", status="running"))
@@ -123,7 +123,7 @@ def test_failed_result_stays_failed_and_status_is_checked(tmp_path):
 def test_list_filters_and_limit(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
         for i in range(5):
-            store.record(make_result(f"r{i}", status="ok" if i % 2 else "failed", error=None if i % 2 else "x"))
+            store.finish(make_result(f"r{i}", status="ok" if i % 2 else "failed", error=None if i % 2 else "x"))
         assert [r["run_id"] for r in store.list(2)] == ["r4", "r3"]
         assert {r["run_id"] for r in store.list(status="ok")} == {"r1", "r3"}
         assert store.list(model="nope") == []
@@ -193,8 +193,8 @@ def test_git_commit_inside_and_outside_a_repository(tmp_path):
 
 def test_results_cli_json_and_table(results_db, capsys):
     with ResultsStore(results_db) as store:
-        store.record(make_result("r1"))
-        store.record(make_result("r2", status="failed", error="adb does not see X"))
+        store.finish(make_result("r1"))
+        store.finish(make_result("r2", status="failed", error="adb does not see X"))
     assert main(["results", "--json", "--limit", "1"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["db"] == str(results_db) and data["schema_version"] == SCHEMA_VERSION

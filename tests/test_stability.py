@@ -95,7 +95,7 @@ def test_flagged_counts_runs_by_code():
 def test_warnings_are_stored_and_listed(tmp_path, capsys):
     db = tmp_path / "r.db"
     with ResultsStore(db) as store:
-        store.record(run([1000.0] * 20 + [1100.0] * 40))
+        store.finish(run([1000.0] * 20 + [1100.0] * 40))
     [row] = ResultsStore(db).list()
     assert [w["code"] for w in row["warnings"]] == ["drift"]
     assert main(["results", "--db", str(db)]) in (0, None)
