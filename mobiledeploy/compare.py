@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -31,7 +32,7 @@ from .records import RunResult
 __all__ = [
     "SuiteError", "Suite", "SuiteModel", "load_suite", "parse_suite", "list_suites",
     "CompareRow", "compare", "theoretical_speedup", "measured_speedup", "efficiency",
-    "model_key", "slug_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution", "median_of",
+    "model_key", "slug_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution",
 ]
 
 SUITE_SCHEMA_VERSION = 1
@@ -136,12 +137,6 @@ def cost_of(result: RunResult) -> float | None:
     return result.instructions if result.instructions is not None else result.median_ms
 
 
-def median_of(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-
-
 # --- the comparison --------------------------------------------------------------------------------
 
 @dataclass
@@ -233,7 +228,7 @@ def _row(key: str, fmt: str, res: str, runs: list[RunResult], is_baseline: bool,
     timings = pooled_timings_us(ok)
     macs = next((r.macs for r in runs if r.macs), None)
     counted = bool(ok) and all(r.instruction_counts for r in ok)
-    median = median_of(timings) if timings else None
+    median = statistics.median(timings) if timings else None
     median_ms = median / 1000.0 if median is not None and not counted else None
     row = CompareRow(model=label, key=key, format=fmt, resolution=res, baseline=is_baseline, macs=macs,
                      median_ms=median_ms, runs=len(timings), rounds=len(ok))

@@ -19,10 +19,12 @@ counts are whole numbers), so "relative throughput" is (t_ref / t) · (macs / ma
 
 from __future__ import annotations
 
+import statistics
+
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from .compare import group_runs, median_of, pooled_timings_us
+from .compare import group_runs, pooled_timings_us
 from .records import RunResult
 
 __all__ = ["Variant", "Guideline", "GUIDELINES", "VariantResult", "ClaimResult", "GuidelineResult", "evaluate",
@@ -212,9 +214,9 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
         t = timings[v.label]
         counted = any(r.instruction_counts for r in by_key.get(keys.get(v.label, ""), []))
         row = VariantResult(v.label, v.ref, keys.get(v.label, ""), v.paper, macs[v.label],
-                            median_of(t) / 1000.0 if t and not counted else None, len(t))
+                            statistics.median(t) / 1000.0 if t and not counted else None, len(t))
         if counted and t:
-            row.median_instructions = median_of(t)
+            row.median_instructions = statistics.median(t)
         if not t:
             failed = [r for r in by_key.get(row.key, []) if not r.ok]
             row.status, row.error = "failed", (failed[0].error if failed else "no result")

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "parse_cpu_mask"]
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "percentile", "parse_cpu_mask"]
 
 
 def summarize_us(timings_us: Sequence[float]) -> dict[str, float]:
@@ -32,7 +32,7 @@ def summarize_us(timings_us: Sequence[float]) -> dict[str, float]:
     std = statistics.stdev(ms) if len(ms) > 1 else 0.0
     return {
         "median_ms": statistics.median(ms),
-        "p90_ms": _percentile(ms, 0.90),
+        "p90_ms": percentile(ms, 0.90),
         "mean_ms": mean,
         "std_ms": std,
         "cv": std / mean if mean else 0.0,
@@ -41,8 +41,9 @@ def summarize_us(timings_us: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default) of already sorted values."""
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default), q in [0, 1]."""
+    sorted_values = sorted(values)
     pos = (len(sorted_values) - 1) * q
     lo, hi = math.floor(pos), math.ceil(pos)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
 from ..qemu.guest import make_inputs  # one definition of the seeded inputs, shared with the emulated Arm runs
-from ..records import RunResult
+from ..records import RunResult, percentile
 from .base import Device, new_result, parse_cpu_mask, read_text
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class LocalDevice(Device):
             result.device_info["thermal_after"] = thermal_temps()
         result.status, result.error = "ok", None
         result.with_timings(timing["timings_us"])
-        result.p95_ms = _percentile_ms(timing["timings_us"], 0.95)
+        result.p95_ms = percentile(timing["timings_us"], 0.95) / 1000.0
         result.init_ms = timing["init_us"] / 1000.0
         result.first_ms = timing["first_us"] / 1000.0
         result.warmup_ms = timing["warmup_avg_us"] / 1000.0 if timing["warmup_avg_us"] is not None else None
@@ -281,12 +281,6 @@ def _rss_bytes() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _percentile_ms(timings_us: list[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(timings_us, q * 100)) / 1000.0
 
 
 def _one_line(exc: BaseException) -> str:
