@@ -34,6 +34,23 @@ class LayerCost:
     params: int = 0
     memory_access: int = 0
     elementwise: int = 0
+    module: str = ""   # the module that made the call ("" for the model's own forward)
+
+
+def layer_name(module: str, op: str, index: int, container: bool) -> str:
+    """A layer's name: its module's path, or `module.op[index]` when the module made several such calls or
+    has children of its own ('stage2.1.add', 'stage2.1.add1'). `layer_owner` reads the module back."""
+    if index == 0 and not container:
+        return module or op
+    return f"{module}.{op}{index if index else ''}".lstrip(".")
+
+
+def layer_owner(name: str, op: str) -> str:
+    """The module of a layer named by `layer_name` ('stage2.1.add', op add → 'stage2.1'), for stored
+    reports written before LayerCost recorded `module`."""
+    import re
+
+    return re.sub(rf"\.{re.escape(op)}\d*$", "", name)
 
 
 @dataclass
@@ -245,12 +262,10 @@ class _Count:
         owner = self.scope[-1] if self.scope else ""
         key = f"{owner}:{cost.op}"
         self.seen[key] = n = self.seen.get(key, 0) + 1
-        name = owner or cost.op
         module = self.modules.get(owner)
-        if n > 1 or (module is not None and any(True for _ in module.children())):
-            name = f"{owner}.{cost.op}{n - 1 if n > 1 else ''}".lstrip(".")
+        name = layer_name(owner, cost.op, n - 1, module is not None and any(True for _ in module.children()))
         self.layers.append(LayerCost(name, cost.op, in_shape, list(out.shape) if hasattr(out, "shape") else [],
-                                     cost.macs, cost.params, cost.memory_access, cost.elementwise))
+                                     cost.macs, cost.params, cost.memory_access, cost.elementwise, owner))
 
     def enter(self, module: Any, inputs: Any) -> None:
         self.scope.append(self.names.get(id(module), ""))

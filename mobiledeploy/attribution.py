@@ -28,10 +28,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from .analysis import layer_owner
+
 __all__ = [
     "CATEGORY_LABELS", "OpTime", "OpProfile", "CategoryRow", "LayerRow", "Attribution",
     "analysis_category", "conv_category", "onnx_category", "tflite_category", "module_path_of_onnx_node",
-    "layer_owner", "attribute", "onnx_op_times", "parse_ort_profile", "op_times_from_profile", "tflite_op_categories",
+    "attribute", "onnx_op_times", "parse_ort_profile", "op_times_from_profile", "tflite_op_categories",
 ]
 
 CATEGORY_LABELS = {
@@ -152,11 +154,6 @@ def module_path_of_onnx_node(name: str) -> str | None:
             path = f"{path}.{seg}" if path else seg
         prev = seg
     return path
-
-
-def layer_owner(name: str, op: str) -> str:
-    """The module an analysis layer belongs to: 'stage2.1.add' (op add) → 'stage2.1'."""
-    return re.sub(rf"\.{re.escape(op)}\d*$", "", name)
 
 
 # --- measured op times -----------------------------------------------------------------------------
@@ -336,10 +333,12 @@ class Attribution:
         return sorted(self.categories, key=lambda r: -r.gap)[:n]
 
 
-def _layer_fields(layer: Any) -> tuple[str, str, int, int]:
-    if isinstance(layer, dict):
-        return layer["name"], layer["op"], int(layer.get("macs", 0)), int(layer.get("memory_access", 0))
-    return layer.name, layer.op, int(layer.macs), int(layer.memory_access)
+def _layer_fields(layer: Any) -> tuple[str, str, str, int, int]:
+    """(name, module, op, macs, memory access) of a LayerCost or its dict."""
+    get = layer.get if isinstance(layer, dict) else lambda key, default=None: getattr(layer, key, default)
+    name, op = get("name"), get("op")
+    module = get("module") or layer_owner(name, op)  # stored before LayerCost recorded it
+    return name, module, op, int(get("macs", 0) or 0), int(get("memory_access", 0) or 0)
 
 
 def _merge_map(op_categories: set[str]) -> dict[str, str]:
@@ -368,10 +367,10 @@ def attribute(layers: Sequence[Any], profile: OpProfile | Sequence[OpTime], *, b
         ops, source, run_ms = list(profile), "", None
     analysed = []  # (name, owner, category, macs, memory bytes)
     for layer in layers:
-        name, op, macs, memory = _layer_fields(layer)
+        name, owner, op, macs, memory = _layer_fields(layer)
         category = analysis_category(op)
         if category is not None:
-            analysed.append((name, layer_owner(name, op), category, macs, memory * bytes_per_element))
+            analysed.append((name, owner, category, macs, memory * bytes_per_element))
     shuffle_owners = {path for name, owner, cat, _, _ in analysed if cat == "shuffle" for path in (name, owner)}
     for op in ops:  # the reshapes around a shuffle's transpose are part of the shuffle
         if op.module in shuffle_owners and op.category in ("reshape", "shuffle"):

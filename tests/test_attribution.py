@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from mobiledeploy.analysis import analyse, layer_owner
 from mobiledeploy.attribution import (
-    OpProfile, OpTime, analysis_category, attribute, conv_category, layer_owner, module_path_of_onnx_node,
+    OpProfile, OpTime, analysis_category, attribute, conv_category, module_path_of_onnx_node,
     onnx_category, onnx_op_times, op_times_from_profile, parse_ort_profile, tflite_category, tflite_op_categories,
 )
 from tests.conftest_bench import tiny_tflite  # noqa: F401  (session fixture: a 6-op fp32/int8 CNN)
@@ -47,6 +48,16 @@ def test_module_paths_from_onnx_node_names():
     assert module_path_of_onnx_node("fused /classifier/classifier.1/Gemm") == "classifier.1"
     assert module_path_of_onnx_node("Reshape_12") is None
     assert layer_owner("stage2.1.add", "add") == "stage2.1" and layer_owner("stage2.0.shuffle", "channel_shuffle") == "stage2.0.shuffle"
+
+
+def test_every_analysed_layer_records_its_module():
+    """Names cannot be read back for sure: module `relu1` calling relu is named 'stage2.0.relu1', which
+    reads back as module 'stage2.0'. So the analysis records the module and attribution uses it."""
+    report = analyse("shufflenet_v1", 64, g=3, scale=0.25)
+    by_name = {layer.name: layer for layer in report.layers}
+    assert by_name["stage2.0.relu1"].module == "stage2.0.relu1" and by_name["stage2.0.concat"].module == "stage2.0"
+    assert layer_owner("stage2.0.relu1", "relu") == "stage2.0"  # what the name alone would have said
+    assert all(layer.name.startswith(layer.module) for layer in report.layers)
 
 
 def test_parse_ort_profile_takes_medians_after_warmup():
