@@ -293,3 +293,14 @@ def test_profile_cli_attributes_a_real_model(arm_env, exports):
     gemm = kinds["conv / GEMM (1x1, dense, FC)"]
     assert gemm["instructions"] > 0 and gemm["mac_share"] > 0.5
     assert any(k["function"].startswith("xnn_qs8") for k in data["kernels"])  # XNNPACK's int8 micro-kernels
+
+
+def test_the_exports_arm_stage_can_be_turned_off(monkeypatch, tmp_path):
+    """MOBILEDEPLOY_ARM_CHECK=off skips the stage and says so (the suite uses it; `exports` turns it on)."""
+    import numpy as np
+
+    from mobiledeploy.converters.arm_check import arm_stage
+
+    monkeypatch.setenv("MOBILEDEPLOY_ARM_CHECK", "off")
+    report = arm_stage({"fp32": tmp_path / "never-read.tflite"}, np.zeros((1, 3, 8, 8)), np.zeros((1, 4)), 0.98)
+    assert report == {"skipped": "turned off (MOBILEDEPLOY_ARM_CHECK=off)", "passed": True}
