@@ -12,8 +12,10 @@ import pytest
 from mobiledeploy.bench import BenchOptions, target_from_file
 from mobiledeploy.benchmark_output import parse_benchmark_output
 from mobiledeploy.devices import open_device, parse_device_uri
-from mobiledeploy.devices.adb import (AdbDevice, facts_from_block, fill_from_benchmark_output, find_benchmark_binary,
-                                      split_harness_output)
+from mobiledeploy.devices.adb import AdbDevice
+from mobiledeploy.devices.harness import facts_from_block, split_harness_output
+from mobiledeploy.runtimes.benchmark_model import fill_from_benchmark_output
+from mobiledeploy.runtimes.binary import find_benchmark_binary
 from mobiledeploy.devices.base import new_result
 from mobiledeploy.errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError,
                                  RemoteDiskFullError, RunnerError)

@@ -171,7 +171,7 @@ def test_harness_runs_under_dash_with_fake_sysfs(tmp_path, host_runner, tiny_tfl
     proc = subprocess.run(["dash", str(script), "--binary", str(host_runner), "--graph", str(tiny_tflite["int8"]),
                            "--threads", "1", "--runs", "3", "--warmup", "1"],
                           capture_output=True, text=True, env={**os.environ, "MOBILEDEPLOY_SYSFS": str(sysfs)}, timeout=120)
-    from mobiledeploy.devices.adb import facts_from_block, split_harness_output
+    from mobiledeploy.devices.harness import facts_from_block, split_harness_output
 
     block, runner_text = split_harness_output(proc.stdout)
     assert proc.returncode == 0 and block["runner_exit"] == "0", proc.stdout + proc.stderr
