@@ -80,7 +80,7 @@ def test_keep_remote(fake_device, tiny_tflite, host_runner, results_db, capsys):
     assert code == 0, err
     [run_dir] = remote_runs(fake_device)
     kept = sorted(p.name for p in (fake_device.device_tmp / "mobiledeploy" / run_dir).iterdir())
-    assert kept == ["run.sh", "tiny_fp32.tflite"]
+    assert kept == ["result.pb", "run.sh", "tiny_fp32.tflite"]  # result.pb: the BenchmarkResult proto it wrote
     assert stored(results_db)[0]["config"]["remote_dir"] == f"/data/local/tmp/mobiledeploy/{run_dir}"
 
 

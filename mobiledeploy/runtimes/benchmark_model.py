@@ -1,51 +1,79 @@
-"""TFLite's `benchmark_model` binary, run on a device through its transport and the device harness.
+"""`benchmark_model` (TFLite's classic tool or LiteRT's), run on a device through its transport and harness.
 
-Steps of one run: find the binary and install it once per device (`bin/<sha256>/`), push the model
-and `android_harness/run.sh` into the run's folder, run the harness (core pinning, thermal readings,
-the binary), and turn the binary's printed summary into RunResult fields.
+Steps of one run: find the binary (given, cached, or LiteRT's official build downloaded for the
+phone's ABI) and install it once per device (`bin/<sha256>/`); ask it `--help` once to know which
+tool it is (runtimes/tool.py); push the model, the harness and, for LiteRT on a GPU, the accelerator
+library; run the harness (core pinning, thermal readings, the binary with only flags it accepts);
+read the BenchmarkResult proto it wrote (`--result_file_path`), else its printed summary.
 """
 
 from __future__ import annotations
 
-import subprocess
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..benchmark_output import parse_benchmark_output
 from ..devices.base import ms
 from ..devices.harness import facts_from_block, harness_script, split_harness_output
-from ..errors import RunnerError
+from ..errors import MobiledeployError, RunnerError
 from ..files import sha256_file
-from .binary import find_benchmark_binary
+from .binary import GPU_LIBRARY, configured_binary, official_binary
+from .result_proto import parse_result_proto
+from .tool import BinaryKind, benchmark_flags, binary_kind
 
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget, RunResult
     from .base import Transport
 
-__all__ = ["BenchmarkModelRuntime", "fill_from_benchmark_output"]
+__all__ = ["BenchmarkModelRuntime", "fill_from_benchmark_output", "fill_from_result_proto", "delegation_record"]
+
+RESULT_FILE = "result.pb"
 
 
 class BenchmarkModelRuntime:
     """Times a .tflite with a `benchmark_model` binary on a device reached by `transport`."""
 
     name = "benchmark_model"
-    reports = frozenset({"run_stats", "op_profile", "memory"})
+    reports = frozenset({"run_stats", "op_profile", "memory", "delegation"})
 
     def __init__(self, transport: "Transport", remote_root: str):
         self.transport = transport
         self.remote_root = remote_root
         self._installed: dict[str, str] = {}
+        self._kinds: dict[str, BinaryKind] = {}
         self.facts: dict[str, Any] = {}
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str) -> None:
-        binary = find_benchmark_binary(options.benchmark_binary)
+        result.config.update(accelerator=options.accelerator, require_full_delegation=options.require_full_delegation)
+        binary, url = self._binary(options)
         remote_bin = self.install_binary(binary, result.config)
+        result.config["benchmark_binary_url"] = url
         result.versions["benchmark_model_sha256"] = result.config["benchmark_binary_sha256"]
+        kind = self._kind(remote_bin)
+        result.config["benchmark_tool"] = kind.tool
+        self._accelerator_files(kind, options, binary, url, remote_bin)
         self.transport.make_workdir(workdir)
         remote_model = f"{workdir}/{Path(target.artifact).name}"
         self.transport.push(Path(target.artifact), remote_model)
         self.transport.push(harness_script(), f"{workdir}/run.sh")
-        self._time(result, workdir, remote_bin, remote_model, options)
+        dispatch = self._dispatch_dir(options, workdir)
+        flags = benchmark_flags(kind, options, f"{workdir}/{RESULT_FILE}", dispatch)
+        words = ["sh", f"{workdir}/run.sh", "--binary", remote_bin, "--graph", remote_model, "--exact",
+                 "--threads", options.threads, "--cpu-mask", options.cpu_mask,
+                 "--lib-dir", remote_bin.rpartition("/")[0], "--", *flags]
+        parsed = parse_benchmark_output(self._harness(result, words))
+        fill_from_benchmark_output(result, parsed)
+        if kind.tool == "unknown":
+            result.config["benchmark_tool"] = "litert" if parsed.get("format") == "litert" else "classic"
+        if kind.result_file:
+            self._read_result_file(result, f"{workdir}/{RESULT_FILE}")
+        result.config["delegation"] = delegation_record(parsed.get("delegation"), options)
+
+    def _binary(self, options: "BenchOptions") -> tuple[Path, str | None]:
+        """(the binary, the URL it was downloaded from or None): the one configured, else LiteRT's official one."""
+        path = configured_binary(options.benchmark_binary)
+        return (path, None) if path is not None else official_binary(self.transport.abi())
 
     def install_binary(self, binary: Path, config: dict[str, Any]) -> str:
         """Push the runner unless the device already has one with the same sha256 (bin/<sha256>/)."""
@@ -55,25 +83,60 @@ class BenchmarkModelRuntime:
         if sha in self._installed:
             config["benchmark_binary_pushed"] = False
             return remote
-        proc = self.transport.shell(["sha256sum", remote], check=False, what="sha256sum")
-        present = proc.returncode == 0 and proc.stdout.split()[:1] == [sha]
-        if not present:
-            self.transport.shell(["mkdir", "-p", f"{self.remote_root}/bin/{sha}"])
-            self.transport.push(binary, remote)
-            self.transport.shell(["chmod", "755", remote])
-        config["benchmark_binary_pushed"] = not present
+        pushed = self._install(binary, remote, sha)
+        config["benchmark_binary_pushed"] = pushed
         self._installed[sha] = remote
         return remote
 
-    def _time(self, result: "RunResult", workdir: str, remote_bin: str, remote_model: str,
-              options: "BenchOptions") -> None:
-        words = ["sh", f"{workdir}/run.sh", "--binary", remote_bin, "--graph", remote_model,
-                 "--threads", options.threads, "--runs", options.runs, "--warmup", options.warmup,
-                 "--min-secs", f"{options.min_secs:g}", "--cpu-mask", options.cpu_mask]
-        if options.op_profiling:
-            words.append("--op-profiling")
-        runner_text = self._harness(result, words)
-        fill_from_benchmark_output(result, parse_benchmark_output(runner_text))
+    def _install(self, local: Path, remote: str, sha: str) -> bool:
+        """Push `local` to `remote` unless a file with that sha256 is there already; True when pushed."""
+        proc = self.transport.shell(["sha256sum", remote], check=False, what="sha256sum")
+        if proc.returncode == 0 and proc.stdout.split()[:1] == [sha]:
+            return False
+        self.transport.shell(["mkdir", "-p", remote.rpartition("/")[0]])
+        self.transport.push(local, remote)
+        self.transport.shell(["chmod", "755", remote])
+        return True
+
+    def _kind(self, remote_bin: str) -> BinaryKind:
+        """Which tool the installed binary is, from its `--help` (asked once per binary)."""
+        if remote_bin not in self._kinds:
+            proc = self.transport.shell([remote_bin, "--help"], check=False, what="benchmark_model --help")
+            self._kinds[remote_bin] = binary_kind(f"{proc.stdout}\n{proc.stderr}")
+        return self._kinds[remote_bin]
+
+    def _accelerator_files(self, kind: BinaryKind, options: "BenchOptions", binary: Path, url: str | None,
+                           remote_bin: str) -> None:
+        """LiteRT on a GPU: its accelerator library beside the binary on the phone (LD_LIBRARY_PATH)."""
+        if kind.tool != "litert" or options.accelerator != "gpu":
+            return
+        library = binary.parent / GPU_LIBRARY
+        if not library.is_file():
+            if url is None:
+                raise RunnerError(f"--accelerator gpu: LiteRT's benchmark_model needs {GPU_LIBRARY} beside {binary} "
+                                  "(it is published beside the binary)")
+            library, _ = official_binary(self.transport.abi(), GPU_LIBRARY)
+        self._install(library, f"{remote_bin.rpartition('/')[0]}/{GPU_LIBRARY}", sha256_file(library))
+
+    def _dispatch_dir(self, options: "BenchOptions", workdir: str) -> str | None:
+        """NPU: the folder holding the vendor dispatch library on the phone (a host file is pushed there first)."""
+        if options.accelerator != "npu" or not options.dispatch_library:
+            return None
+        local = Path(options.dispatch_library).expanduser()
+        if not local.is_file():
+            return options.dispatch_library  # a folder on the phone
+        self.transport.push(local, f"{workdir}/dispatch/{local.name}")
+        return f"{workdir}/dispatch"
+
+    def _read_result_file(self, result: "RunResult", remote: str) -> None:
+        """Pull and read the BenchmarkResult proto; the printed summary stays when it cannot be had."""
+        with tempfile.TemporaryDirectory(prefix="mobiledeploy-result-") as tmp:
+            local = Path(tmp) / RESULT_FILE
+            try:
+                self.transport.pull(remote, local)
+                fill_from_result_proto(result, parse_result_proto(local.read_bytes()))
+            except (MobiledeployError, OSError) as exc:
+                result.config["result_file_error"] = " ".join(str(exc).split())[:300]
 
     def _harness(self, result: "RunResult", words: list[Any]) -> str:
         """Run the device harness; its facts go to the result, the runner's text is returned (exit 0 only)."""
@@ -92,6 +155,35 @@ class BenchmarkModelRuntime:
             last = next((line.strip() for line in reversed(runner_text.splitlines()) if line.strip()), "no output")
             raise RunnerError(f"benchmark_model exited with status {exit_code}: {last[:300]}")
         return runner_text
+
+
+def delegation_record(found: dict[str, Any] | None, options: "BenchOptions") -> dict[str, Any]:
+    """What ran where, with the accelerator asked for; a run that required full delegation and left nodes on
+    the CPU fails here even when the tool did not check."""
+    record = {"accelerator": options.accelerator, **(found or {})}
+    if options.require_full_delegation and found and found.get("cpu_nodes"):
+        raise RunnerError(f"full delegation was required but {found['delegate']} took {found['delegated_nodes']} of "
+                          f"{found['nodes']} nodes ({found['cpu_nodes']} left on the CPU)")
+    return record
+
+
+def fill_from_result_proto(result: "RunResult", proto: dict[str, Any]) -> "RunResult":
+    """BenchmarkResult (ms as float32, memory in KB / MB) → the RunResult fields; the source is recorded."""
+    latency, memory = proto.get("latency_metrics") or {}, proto.get("memory_metrics") or {}
+    value = lambda key: None if key not in latency else round(latency[key], 4)  # noqa: E731  float32: 0.1 us
+    result.mean_ms, result.std_ms = value("avg_ms"), value("stddev_ms")
+    result.min_ms, result.max_ms = value("min_ms"), value("max_ms")
+    result.median_ms, result.p95_ms = value("median_ms"), value("p95_ms")
+    result.init_ms, result.first_ms, result.warmup_ms = value("init_ms"), value("first_inference_ms"), value("average_warm_up_ms")
+    if result.mean_ms and result.std_ms is not None:
+        result.cv = result.std_ms / result.mean_ms
+    if "overall_footprint_kb" in memory:
+        result.memory_delta_mb = round(memory["overall_footprint_kb"] / 1024.0, 4)
+    if memory.get("peak_mem_mb"):
+        result.peak_memory_mb = round(memory["peak_mem_mb"], 4)
+    result.runs = int((proto.get("misc_metrics") or {}).get("num_runs") or result.runs)
+    result.config["result_source"] = "result_file"
+    return result
 
 
 def fill_from_benchmark_output(result: "RunResult", parsed: dict[str, Any]) -> "RunResult":
@@ -113,5 +205,5 @@ def fill_from_benchmark_output(result: "RunResult", parsed: dict[str, Any]) -> "
     result.memory_delta_mb = parsed.get("memory_overall_mb")
     result.peak_memory_mb = parsed.get("peak_memory_mb")
     result.op_profile = parsed.get("op_profile")
-    result.config["benchmark_output_format"] = parsed.get("format")
+    result.config.update(benchmark_output_format=parsed.get("format"), result_source="text")
     return result
