@@ -309,7 +309,7 @@ def delegation(interpreter: Any, unit: str | None) -> dict[str, Any]:
     for op, t in zip(ops, taken):
         if not t:
             left[op] = left.get(op, 0) + 1
-    name = {"gpu": "LiteRtGpuAccelerator (stand-in)", "npu": "LiteRtDispatch (stand-in)"}[unit]
+    name = {"gpu": "StandInGpuAccelerator", "npu": "StandInNpuDispatch"}[unit]
     return {"delegate": name, "nodes": len(ops), "delegated_nodes": sum(taken), "partitions": partitions,
             "not_delegated": left}
 

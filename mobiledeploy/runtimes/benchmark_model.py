@@ -152,9 +152,16 @@ class BenchmarkModelRuntime:
                              runner="benchmark_model")
         exit_code = int(block.get("runner_exit", "-1") or -1)
         if exit_code != 0:
-            last = next((line.strip() for line in reversed(runner_text.splitlines()) if line.strip()), "no output")
-            raise RunnerError(f"benchmark_model exited with status {exit_code}: {last[:300]}")
+            raise RunnerError(f"benchmark_model exited with status {exit_code}: {_last_words(runner_text)}")
         return runner_text
+
+
+def _last_words(text: str) -> str:
+    """The runner's last line, and its last ERROR line when that says more ('Benchmarking failed.' alone does not)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output"
+    error = next((line for line in reversed(lines) if line.startswith("ERROR")), None)
+    return last[:300] + (f" ({error[:300]})" if error and error != last else "")
 
 
 def delegation_record(found: dict[str, Any] | None, options: "BenchOptions") -> dict[str, Any]:
