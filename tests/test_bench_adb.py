@@ -336,3 +336,17 @@ def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device,
     assert first["config"]["error_type"] == "BinaryUnavailableError" and url in first["error"]
     assert rest["config"]["error_type"] == "NotRun"  # the second round is not tried: no binary to be had
     assert not [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]  # no binary sent
+
+
+@pytest.mark.parametrize("command", [
+    ["compare", "--models", "v1:g=3,scale=0.5", "--baseline", "v1:g=3,scale=0.5", "--formats", "fp32"],
+    ["profile", "--arch", "v1", "--g", "3", "--scale", "0.5"],
+    ["gate", "--baseline", "BASELINE", "--update-baseline", "--model", "v1:g=3,scale=0.5"],
+])
+def test_every_timing_command_takes_the_accelerator_options(command, results_db, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(tmp_path / "b.json") if word == "BASELINE" else word for word in command]
+    code = main([*argv, "--device", "local", "--accelerator", "gpu", "--require-full-delegation"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "are for adb:SERIAL devices" in err, err
+    assert not (tmp_path / "artifacts").exists()  # refused before any export
