@@ -164,7 +164,9 @@ def where_text(d: dict[str, Any]) -> str:
     if not d.get("nodes"):
         return f"{asked}: no delegation logged"
     unit = "XNNPACK" if "xnnpack" in str(d.get("delegate", "")).lower() else asked
-    return f"{unit} {d['delegated_nodes']}/{d['nodes']}, CPU {d['nodes'] - d['delegated_nodes']}"
+    text = f"{unit} {d['delegated_nodes']}/{d['nodes']}, CPU {d['nodes'] - d['delegated_nodes']}"
+    left = d.get("not_delegated") or {}
+    return text + (" (" + ", ".join(f"{op}×{n}" for op, n in left.items()) + ")" if left else "")
 
 
 def print_counts(results: list[Any], db_path: str) -> None:
