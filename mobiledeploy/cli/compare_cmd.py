@@ -160,7 +160,7 @@ def compare_cmd(
         sys.stderr.write(f"mobiledeploy: warning: {line}\n")
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
-        raise SystemExit(1)
+        raise SystemExit(2 if bench and bench.exit_code == 2 else 1)  # 2: no benchmark binary to be had
 
 
 def _plan(suite: str, models: list[str] | None, baseline: str | None, resolutions: str | None, formats: str | None,
