@@ -206,6 +206,7 @@ def test_device_uris():
 
 def test_find_benchmark_binary(tmp_path, monkeypatch):
     monkeypatch.delenv("MOBILEDEPLOY_BENCHMARK_MODEL", raising=False)
+    monkeypatch.delenv("MOBILEDEPLOY_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(RunnerError) as err:
         find_benchmark_binary()
@@ -256,6 +257,7 @@ def test_benchmark_output_fills_a_run_result():
 
 def test_run_without_a_runner_binary_is_a_failed_result(fake_adb, tiny_tflite, tmp_path, monkeypatch):
     monkeypatch.delenv("MOBILEDEPLOY_BENCHMARK_MODEL", raising=False)
+    monkeypatch.delenv("MOBILEDEPLOY_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     dev = open_device("adb:R58M123ABC")
     result = dev.run(target_from_file(tiny_tflite["fp32"]), BenchOptions())

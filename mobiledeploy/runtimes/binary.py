@@ -27,14 +27,15 @@ NIGHTLY_URL = ("https://storage.googleapis.com/tensorflow-nightly-public/prod/te
                "nightly/latest/android_aarch64_benchmark_model")
 BENCHMARK_MODEL_HINT = (
     "no benchmark_model binary for the phone: pass --benchmark-binary PATH, set MOBILEDEPLOY_BENCHMARK_MODEL, "
-    "or put it at {cache}; get TensorFlow's prebuilt nightly benchmark tool ({url}) or build it with "
+    "or put it at {cache}; get LiteRT's ({litert}/<version>/android_arm64/benchmark_model), TensorFlow's prebuilt "
+    "nightly benchmark tool ({url}) or build it with "
     "`bazel build -c opt --config=android_arm64 //tensorflow/lite/tools/benchmark:benchmark_model`"
 )
 
 
 def benchmark_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mobiledeploy" / "benchmark_model"
+    """Where a binary of the user's own may be put once: cache_dir()/benchmark_model (a file or a folder)."""
+    return cache_dir() / "benchmark_model"
 
 
 def find_benchmark_binary(explicit: str | os.PathLike | None = None) -> Path:
@@ -44,7 +45,7 @@ def find_benchmark_binary(explicit: str | os.PathLike | None = None) -> Path:
     """
     path = configured_binary(explicit)
     if path is None:
-        raise RunnerError(BENCHMARK_MODEL_HINT.format(cache=benchmark_cache_path(), url=NIGHTLY_URL))
+        raise RunnerError(BENCHMARK_MODEL_HINT.format(cache=benchmark_cache_path(), url=NIGHTLY_URL, litert=BINARIES_URL))
     return path
 
 
@@ -80,7 +81,7 @@ def official_url(version: str, abi: str, name: str = "benchmark_model") -> str:
 def official_binary(abi: str | None, name: str = "benchmark_model") -> tuple[Path, str]:
     """(the cached file, its URL) of LiteRT's build of `name` for `abi`, downloaded on first use."""
     if abi is None:
-        raise RunnerError(BENCHMARK_MODEL_HINT.format(cache=benchmark_cache_path(), url=NIGHTLY_URL)
+        raise RunnerError(BENCHMARK_MODEL_HINT.format(cache=benchmark_cache_path(), url=NIGHTLY_URL, litert=BINARIES_URL)
                           + " (the phone did not report its ABI, so none was downloaded)")
     if abi not in ABI_DIRS:
         raise BinaryUnavailableError(f"LiteRT publishes benchmark_model for {', '.join(ABI_DIRS)} only and this phone "
