@@ -47,7 +47,8 @@ BASE: dict[str, Any] = {  # BenchmarkModel::DefaultParams (tflite/tools/benchmar
 }
 FLAVOURS: dict[str, dict[str, Any]] = {
     "classic": {**BASE, "enable_op_profiling": False, "use_xnnpack": True, "use_gpu": False},
-    "litert": {**BASE, "use_cpu": True, "use_gpu": False, "use_npu": False, "dispatch_library_path": "",
+    "litert": {**BASE, "use_cpu": True, "use_gpu": False, "use_npu": False, "use_profiler": False,
+               "dispatch_library_path": "",
                "compiler_plugin_library_path": "", "signature_to_run_for": "", "model_runtime_info_output_file": ""},
 }
 FLAVOUR = os.environ.get("MOBILEDEPLOY_STANDIN", "classic")
@@ -237,7 +238,10 @@ def print_profiles(init_us: int, regular: Stat, n_ops: int) -> None:
             + op_table("Top by Computation Time", init_row) + op_summary(init_row, init_stat) + "\n\n\n"
             + "Operator-wise Profiling Info for Regular Benchmark Runs:\n" + op_table("Run Order", rows)
             + op_table("Top by Computation Time", rows) + op_summary(rows, regular))
-    log(text.rstrip("\n"))  # one TFLITE_LOG(INFO) call: only the first line carries the prefix
+    if FLAVOUR == "litert":  # the listener's summary_provider: LITERT_LOG(INFO, "\n%s", summary)
+        litert_log(192, "\n" + text.rstrip("\n"))
+    else:
+        log(text.rstrip("\n"))  # one TFLITE_LOG(INFO) call: only the first line carries the prefix
 
 
 def usage(program: str) -> str:
@@ -367,7 +371,7 @@ def benchmark(flags: dict[str, Any], start_rss_kb: int, monitor: PeakMemoryMonit
     (print_litert_summary if FLAVOUR == "litert" else print_classic_summary)(init_us, warmup, regular, memory)
     if flags["result_file_path"]:
         write_result_file(flags["result_file_path"], init_us, warmup, regular, memory)
-    if flags.get("enable_op_profiling") and regular.values:
+    if (flags.get("enable_op_profiling") or flags.get("use_profiler")) and regular.values:
         print_profiles(init_us, regular, len(interpreter._get_ops_details()))
     return 0
 

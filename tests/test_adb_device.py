@@ -316,9 +316,12 @@ def test_each_tool_gets_only_flags_it_accepts(help_text, accelerator, full, expe
 def test_a_flag_the_binary_lacks_is_said_in_one_line():
     from mobiledeploy.runtimes.tool import benchmark_flags, binary_kind
 
-    with pytest.raises(RunnerError, match=r"litert benchmark_model has no --enable_op_profiling flag, which "
+    with pytest.raises(RunnerError, match=r"litert benchmark_model has no --use_profiler flag, which "
                                           r"--op-profiling needs"):
         benchmark_flags(binary_kind(LITERT_HELP), BenchOptions(op_profiling=True), None)
+    no_gpu = binary_kind(CLASSIC_HELP.replace("\t--use_gpu=false\tbool\toptional\tuse gpu\n", ""))
+    with pytest.raises(RunnerError, match=r"classic benchmark_model has no --use_gpu flag, which --accelerator gpu"):
+        benchmark_flags(no_gpu, BenchOptions(accelerator="gpu"), None)
     with pytest.raises(RunnerError, match="--accelerator npu needs LiteRT's benchmark_model"):
         benchmark_flags(binary_kind(CLASSIC_HELP), BenchOptions(accelerator="npu", dispatch_library="/x"), None)
     with pytest.raises(ConfigError, match="--dispatch-library"):

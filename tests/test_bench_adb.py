@@ -350,3 +350,13 @@ def test_every_timing_command_takes_the_accelerator_options(command, results_db,
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "are for adb:SERIAL devices" in err, err
     assert not (tmp_path / "artifacts").exists()  # refused before any export
+
+
+def test_op_profiling_asks_each_tool_its_own_way(fake_device, tiny_tflite, host_runner, litert_runner, results_db,
+                                                 capsys):
+    for runner, flag in ((host_runner, "--enable_op_profiling=true"), (litert_runner, "--use_profiler=true")):
+        code, out, err = bench(fake_device, tiny_tflite["fp32"], runner, "--op-profiling", "--json", capsys=capsys)
+        assert code == 0, err
+        [item] = json.loads(out)["results"]
+        assert flag in run_command(fake_device)
+        assert item["op_profile"][0]["node_type"] == "INVOKE" and item["op_profile"][0]["percent"] == 100.0

@@ -60,8 +60,8 @@ def benchmark_flags(kind: BinaryKind, options: "BenchOptions", result_file: str 
     wanted += _accelerator_flags(kind, options, dispatch_dir)
     if options.require_full_delegation and not (kind.tool == "litert" and options.accelerator == "cpu"):
         wanted.append(("require_full_delegation", "true", True))  # LiteRT aborts on it with use_cpu: checked after
-    if options.op_profiling:
-        wanted.append(("enable_op_profiling", "true", True))
+    if options.op_profiling:  # LiteRT's profiler prints TFLite's ProfileSummarizer tables (litert/runtime/profiler.cc)
+        wanted.append(("use_profiler" if kind.tool == "litert" else "enable_op_profiling", "true", True))
     if result_file and kind.result_file:
         wanted.append(("result_file_path", result_file, True))
     missing = [name for name, _, required in wanted if required and not kind.accepts(name)]
@@ -88,7 +88,8 @@ def _accelerator_flags(kind: BinaryKind, options: "BenchOptions", dispatch_dir: 
 
 
 def _why(missing: list[str]) -> str:
-    reasons = {"enable_op_profiling": "--op-profiling", "require_full_delegation": "--require-full-delegation",
+    reasons = {"enable_op_profiling": "--op-profiling", "use_profiler": "--op-profiling",
+               "require_full_delegation": "--require-full-delegation",
                "use_gpu": "--accelerator gpu", "use_npu": "--accelerator npu"}
     return ", ".join(dict.fromkeys(reasons.get(name, "a benchmark run") for name in missing))
 
