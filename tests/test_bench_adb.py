@@ -360,3 +360,15 @@ def test_op_profiling_asks_each_tool_its_own_way(fake_device, tiny_tflite, host_
         [item] = json.loads(out)["results"]
         assert flag in run_command(fake_device)
         assert item["op_profile"][0]["node_type"] == "INVOKE" and item["op_profile"][0]["percent"] == 100.0
+
+
+def test_gpu_without_its_library_beside_a_given_binary(fake_device, tiny_tflite, litert_runner, results_db, capsys,
+                                                       tmp_path):
+    alone = tmp_path / "alone" / "benchmark_model"
+    alone.parent.mkdir()
+    shutil.copy(litert_runner, alone)
+    code, out, err = bench(fake_device, tiny_tflite["fp32"], alone, "--accelerator", "gpu", capsys=capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert f"needs libLiteRtClGlAccelerator.so beside {alone}" in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and row["config"]["benchmark_tool"] == "litert"
