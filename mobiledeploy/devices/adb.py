@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError, MobiledeployError,
                       RemoteDiskFullError, RunnerError)
 from ..records import RunResult
-from ..runtimes.benchmark_model import BenchmarkModelRuntime
+from ..runtimes import runtime_class
 from .base import Device, new_result, new_run_id, parse_cpu_mask
 from .harness import facts_from_block, harness_script, split_harness_output
 
@@ -49,10 +49,14 @@ def _server_args(address: str | None) -> list[str]:
 
 
 class AdbDevice(Device):
-    """One phone reached through adb; `open()` checks that adb sees it (connecting host:port serials)."""
+    """One phone reached through adb; `open()` checks that adb sees it (connecting host:port serials).
+
+    `runtime` names how models are timed over it (`runtimes.RUNTIMES`): `benchmark_model` today.
+    """
 
     def __init__(self, serial: str, adb_server: str | None = None, *, adb: str | None = None,
-                 call_timeout_s: float = 60.0, push_timeout_s: float = 600.0, run_timeout_s: float = 1800.0):
+                 call_timeout_s: float = 60.0, push_timeout_s: float = 600.0, run_timeout_s: float = 1800.0,
+                 runtime: str = "benchmark_model"):
         if not serial:
             raise DeviceError("adb: needs a serial (adb:SERIAL, e.g. adb:R58M123ABC or adb:192.168.1.20:5555)")
         self.serial = serial
@@ -63,7 +67,7 @@ class AdbDevice(Device):
         self.call_timeout_s, self.push_timeout_s, self.run_timeout_s = call_timeout_s, push_timeout_s, run_timeout_s
         self._seen = False
         self._facts: dict[str, Any] | None = None
-        self.runtime = BenchmarkModelRuntime(self, REMOTE_ROOT)
+        self.runtime = runtime_class(runtime)(self, REMOTE_ROOT)  # how models are timed over this transport
         self._leftovers: set[str] = set()
         self._adb_version: str | None = None
 
