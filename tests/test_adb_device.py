@@ -356,3 +356,17 @@ def test_a_download_error_names_the_option_and_the_url(monkeypatch, tmp_path):
     assert not list(tmp_path.rglob("*benchmark_model*"))  # nothing half-written
     with pytest.raises(BinaryUnavailableError, match="arm64-v8a only and this phone is armeabi-v7a"):
         official_binary("armeabi-v7a")
+
+
+def test_full_delegation_is_checked_on_the_host_too():
+    """LiteRT aborts on --require_full_delegation with the CPU on, so on `cpu` the host checks the log's figure."""
+    from mobiledeploy.runtimes.benchmark_model import check_full_delegation, delegation_record
+
+    options = BenchOptions(accelerator="cpu", require_full_delegation=True)
+    partial = delegation_record({"delegate": "TfLiteXNNPackDelegate", "nodes": 66, "delegated_nodes": 60,
+                                 "cpu_nodes": 6, "partitions": 7}, options)
+    assert partial["accelerator"] == "cpu"
+    with pytest.raises(RunnerError, match=r"TfLiteXNNPackDelegate took 60 of 66 nodes \(6 left on the CPU\)"):
+        check_full_delegation(partial, options)
+    check_full_delegation({**partial, "delegated_nodes": 66, "cpu_nodes": 0}, options)
+    check_full_delegation(partial, BenchOptions())  # not required: recorded, not failed

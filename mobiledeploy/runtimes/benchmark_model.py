@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget, RunResult
     from .base import Transport
 
-__all__ = ["BenchmarkModelRuntime", "fill_from_benchmark_output", "fill_from_result_proto", "delegation_record"]
+__all__ = ["BenchmarkModelRuntime", "fill_from_benchmark_output", "fill_from_result_proto", "delegation_record",
+           "check_full_delegation"]
 
 RESULT_FILE = "result.pb"
 
@@ -57,18 +58,23 @@ class BenchmarkModelRuntime:
         remote_model = f"{workdir}/{Path(target.artifact).name}"
         self.transport.push(Path(target.artifact), remote_model)
         self.transport.push(harness_script(), f"{workdir}/run.sh")
-        dispatch = self._dispatch_dir(options, workdir)
-        flags = benchmark_flags(kind, options, f"{workdir}/{RESULT_FILE}", dispatch)
+        flags = benchmark_flags(kind, options, f"{workdir}/{RESULT_FILE}", self._dispatch_dir(options, workdir))
         words = ["sh", f"{workdir}/run.sh", "--binary", remote_bin, "--graph", remote_model, "--exact",
                  "--threads", options.threads, "--cpu-mask", options.cpu_mask,
                  "--lib-dir", remote_bin.rpartition("/")[0], "--", *flags]
+        self._measure(result, options, kind, words, f"{workdir}/{RESULT_FILE}")
+
+    def _measure(self, result: "RunResult", options: "BenchOptions", kind: BinaryKind, words: list[Any],
+                 result_file: str) -> None:
+        """Run the harness; record what ran where (failing a required full delegation), then the figures."""
         parsed = parse_benchmark_output(self._harness(result, words))
-        fill_from_benchmark_output(result, parsed)
         if kind.tool == "unknown":
             result.config["benchmark_tool"] = "litert" if parsed.get("format") == "litert" else "classic"
-        if kind.result_file:
-            self._read_result_file(result, f"{workdir}/{RESULT_FILE}")
         result.config["delegation"] = delegation_record(parsed.get("delegation"), options)
+        check_full_delegation(result.config["delegation"], options)
+        fill_from_benchmark_output(result, parsed)
+        if kind.result_file:
+            self._read_result_file(result, result_file)
 
     def _binary(self, options: "BenchOptions") -> tuple[Path, str | None]:
         """(the binary, the URL it was downloaded from or None): the one configured, else LiteRT's official one."""
@@ -165,13 +171,15 @@ def _last_words(text: str) -> str:
 
 
 def delegation_record(found: dict[str, Any] | None, options: "BenchOptions") -> dict[str, Any]:
-    """What ran where, with the accelerator asked for; a run that required full delegation and left nodes on
-    the CPU fails here even when the tool did not check."""
-    record = {"accelerator": options.accelerator, **(found or {})}
-    if options.require_full_delegation and found and found.get("cpu_nodes"):
-        raise RunnerError(f"full delegation was required but {found['delegate']} took {found['delegated_nodes']} of "
-                          f"{found['nodes']} nodes ({found['cpu_nodes']} left on the CPU)")
-    return record
+    """What ran where (TFLite's delegation line), with the accelerator asked for."""
+    return {"accelerator": options.accelerator, **(found or {})}
+
+
+def check_full_delegation(record: dict[str, Any], options: "BenchOptions") -> None:
+    """A run that required full delegation and left nodes on the CPU fails, even when the tool did not check."""
+    if options.require_full_delegation and record.get("cpu_nodes"):
+        raise RunnerError(f"full delegation was required but {record['delegate']} took {record['delegated_nodes']} of "
+                          f"{record['nodes']} nodes ({record['cpu_nodes']} left on the CPU)")
 
 
 def fill_from_result_proto(result: "RunResult", proto: dict[str, Any]) -> "RunResult":
