@@ -342,6 +342,7 @@ def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device,
     ["compare", "--models", "v1:g=3,scale=0.5", "--baseline", "v1:g=3,scale=0.5", "--formats", "fp32"],
     ["profile", "--arch", "v1", "--g", "3", "--scale", "0.5"],
     ["gate", "--baseline", "BASELINE", "--update-baseline", "--model", "v1:g=3,scale=0.5"],
+    ["gate", "--against", "HEAD", "--model", "v1:g=3,scale=0.5"],
 ])
 def test_every_timing_command_takes_the_accelerator_options(command, results_db, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

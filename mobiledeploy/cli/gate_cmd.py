@@ -175,8 +175,8 @@ def _other_modes(req: GateRequest) -> bool:
             raise ConfigError("--against measures base and head now: it takes no --update-baseline or --results")
         run_ab_gate(against=req.against, device=req.device, max_regression=req.max_regression,
                     confidence=req.confidence, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
-                    threads=req.threads, seed=req.seed, db=req.db, adb_server=req.adb_server, **sizes,
-                    **req.reports_to())
+                    threads=req.threads, seed=req.seed, db=req.db, adb_server=req.adb_server, accel=req.accel,
+                    **sizes, **req.reports_to())
         return True
     if wants_exact(req.baseline, req.device, req.update_baseline):
         run_exact_gate(baseline=req.baseline, device=req.device, max_regression=req.max_regression,
