@@ -3,8 +3,13 @@
 # POSIX sh only (Android's mksh, toybox, busybox, dash); every device file is optional.
 #
 #   sh run.sh --info
+#   sh run.sh --binary BIN --graph MODEL --exact [--threads N] [--cpu-mask auto|HEX] [--lib-dir DIR] -- FLAGS...
 #   sh run.sh --binary BIN --graph MODEL [--threads N] [--runs N] [--warmup N] [--min-secs S]
-#             [--cpu-mask auto|HEX] [--op-profiling] [-- EXTRA_BENCHMARK_MODEL_FLAGS...]
+#             [--cpu-mask auto|HEX] [--op-profiling] [-- EXTRA_BENCHMARK_MODEL_FLAGS...]   (classic flags added)
+#
+# With --exact the binary gets --graph=MODEL and exactly the FLAGS after `--` (the host knows which
+# tool it is and which flags it accepts). --lib-dir goes first on LD_LIBRARY_PATH (LiteRT's GPU
+# accelerator library).
 #
 # Prints the runner's output (stderr merged), then ONE block for the host:
 #   MOBILEDEPLOY-BEGIN
@@ -13,7 +18,7 @@
 # and exits with the runner's exit status. Paths come only from the arguments.
 # MOBILEDEPLOY_SYSFS (default empty) prefixes /sys, so tests can give a fake cpufreq/thermal tree.
 
-harness_version=1
+harness_version=2
 sysfs=${MOBILEDEPLOY_SYSFS:-}
 cpu_root=$sysfs/sys/devices/system/cpu
 thermal_root=$sysfs/sys/class/thermal
@@ -27,6 +32,8 @@ warmup=5
 min_secs=0
 cpu_mask=auto
 op_profiling=false
+lib_dir=
+exact=false
 
 usage_error() {
     printf 'mobiledeploy harness: %s\n' "$*" >&2
@@ -37,7 +44,8 @@ while [ $# -gt 0 ]; do
     case $1 in
         --info) mode=info ;;
         --op-profiling) op_profiling=true ;;
-        --binary|--graph|--threads|--runs|--warmup|--min-secs|--cpu-mask)
+        --exact) exact=true ;;
+        --binary|--graph|--threads|--runs|--warmup|--min-secs|--cpu-mask|--lib-dir)
             [ $# -ge 2 ] || usage_error "$1 needs a value"
             case $1 in
                 --binary) binary=$2 ;;
@@ -47,6 +55,7 @@ while [ $# -gt 0 ]; do
                 --warmup) warmup=$2 ;;
                 --min-secs) min_secs=$2 ;;
                 --cpu-mask) cpu_mask=$2 ;;
+                --lib-dir) lib_dir=$2 ;;
             esac
             shift ;;
         --) shift; break ;;
@@ -158,9 +167,17 @@ case $cpu_mask in
     *) mask=$cpu_mask ;;
 esac
 
-set -- --graph="$graph" --num_threads="$threads" --num_runs="$runs" --warmup_runs="$warmup" \
-    --min_secs="$min_secs" --warmup_min_secs=0 --use_xnnpack=true "$@"
-[ "$op_profiling" = true ] && set -- "$@" --enable_op_profiling=true
+if [ "$exact" = true ]; then
+    set -- --graph="$graph" "$@"
+else
+    set -- --graph="$graph" --num_threads="$threads" --num_runs="$runs" --warmup_runs="$warmup" \
+        --min_secs="$min_secs" --warmup_min_secs=0 --use_xnnpack=true "$@"
+    [ "$op_profiling" = true ] && set -- "$@" --enable_op_profiling=true
+fi
+if [ -n "$lib_dir" ]; then
+    LD_LIBRARY_PATH=$lib_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH
+fi
 
 used_taskset=0
 if [ ! -f "$binary" ]; then

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .devices.base import FATAL_DEVICE_ERRORS, Device, new_result, new_run_id
+from .devices.base import FATAL_DEVICE_ERRORS, SETUP_ERRORS, Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ExportInputs, RunResult
 
@@ -30,6 +30,13 @@ class BenchRun:
     @property
     def ok(self) -> bool:
         return bool(self.results) and all(r.ok for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all ran; 2 a setup step is missing (no benchmark binary to be had); 1 a run failed."""
+        if self.ok:
+            return 0
+        return 2 if any(r.config.get("error_type") in SETUP_ERRORS for r in self.results) else 1
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -182,12 +189,12 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
     Device faults (adb missing, unknown serial, device gone, disk full, runner failing) become
     failed results, stored like any other; only bad input (an unknown device URI) raises.
     """
-    from .devices import open_device, parse_device_uri
+    from .devices import check_options, open_device
     from .qemu.env import EmulatorMissingError
     from .results import ResultsStore, git_commit
 
-    parse_device_uri(device_uri)
     options.validate()
+    check_options(device_uri, options)
     session = new_run_id()
     with ResultsStore(db) as store:
         git = git_commit()

@@ -9,11 +9,20 @@ Accepted forms (samples in tests/fixtures/benchmark_model/, sources in SOURCES.m
   `Overall peak memory footprint (MB) via periodic monitoring: …`;
 - TF 2.3/2.4: the same timings with `Peak memory footprint (MB): init=… overall=…`;
 - legacy: `Average inference timings in us: Warmup: …, Init: …, Inference: …` (or `no stats: …`);
+- LiteRT (`litert/tools/benchmark_litert_model.h`, `BenchmarkLoggingListener::OnBenchmarkEnd`, the
+  tool built from `benchmark_litert_model_main.cc` that LiteRT publishes as `benchmark_model`): a block of
+  `INFO: [benchmark_litert_model.h:NN] ` lines, `Model initialization: X ms`, `Warmup (first): X ms`,
+  `Warmup (avg): X ms (N runs)`, `Inference (avg|min|max): X ms`, `Inference (std): X`,
+  `Throughput: X MB/s`, `Init footprint` / `Overall footprint` / `Peak memory: X MB` (no
+  `Inference timings in us` line; the per-phase `count=…` lines are still printed);
+- delegation, from `tflite/core/subgraph.cc`: `Replacing N out of M node(s) with delegate (NAME) node,
+  yielding K partitions[ for subgraph I (NAME)].`, one line per delegate applied;
 - with `--enable_op_profiling=true`: the "Operator-wise Profiling Info for Regular Benchmark Runs"
   tables (or, in legacy output, the untitled tables), read by their header so both the layouts
   with and without a `[start]` column parse.
 
-Lines may carry a logger prefix (`INFO: `, logcat's `I tflite  : `, indentation). Times are
+Lines may carry a logger prefix (`INFO: `, LiteRT's `INFO: [file.h:NN] `, logcat's `I tflite  : `,
+indentation). Times are
 microseconds (`*_us`), memory megabytes (`*_mb`), op times milliseconds (`*_ms`) as printed.
 """
 
@@ -24,7 +33,7 @@ from typing import Any
 
 from .errors import RunnerError
 
-__all__ = ["parse_benchmark_output", "run_stats_from_line"]
+__all__ = ["parse_benchmark_output", "run_stats_from_line", "delegation_from_lines"]
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|-?inf"
 _CURRENT = re.compile(
@@ -47,7 +56,19 @@ _STAT_PAIR = re.compile(rf"(\w+)=({_NUM})")
 _TITLE = re.compile(r"^=+ (?P<title>.+?) =+$")
 _OP_SECTION = "Operator-wise Profiling Info for Regular Benchmark Runs"
 _INIT_SECTION = "Profiling Info for Benchmark Initialization"
-_LOG_PREFIX = re.compile(r"^\s*(?:(?:INFO|WARNING|WARN|ERROR|VERBOSE): |(?:\S+\s+)*?[VDIWEF] tflite\s*: )?")
+_LOG_PREFIX = re.compile(r"^\s*(?:(?:INFO|WARNING|WARN|ERROR|VERBOSE): (?:\[[\w.\-]+:\d+\] )?"
+                         r"|(?:\S+\s+)*?[VDIWEF] (?:tflite|litert)\s*: )?")
+_LITERT_MS = re.compile(rf"^(?P<label>Model initialization|Warmup \(first\)|Warmup \(avg\)|Inference \(avg\)|"
+                        rf"Inference \(min\)|Inference \(max\)|Inference \(std\)|Init footprint|Overall footprint|"
+                        rf"Peak memory|Throughput):\s+(?P<value>{_NUM})(?: ms| MB/s| MB)?(?: \((?P<runs>\d+) runs\))?$")
+_LITERT_KEYS = {"Model initialization": "init_us", "Warmup (first)": "first_us", "Warmup (avg)": "warmup_avg_us",
+                "Inference (avg)": "inference_avg_us", "Inference (min)": "inference_min_us",
+                "Inference (max)": "inference_max_us", "Inference (std)": "inference_std_us",
+                "Init footprint": "memory_init_mb", "Overall footprint": "memory_overall_mb",
+                "Peak memory": "peak_memory_mb", "Throughput": "throughput_mb_per_s"}
+_LITERT_TITLE = "========== BENCHMARK RESULTS =========="
+_DELEGATED = re.compile(r"Replacing (?P<n>\d+) out of (?P<m>\d+) node\(s\) with delegate \((?P<name>[^)]*)\) node, "
+                        r"yielding (?P<k>\d+) partitions(?: for subgraph (?P<sub>\d+))?")
 
 
 def _strip(line: str) -> str:
@@ -85,7 +106,10 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
     lines = [_strip(line) for line in text.splitlines()]
     out: dict[str, Any] = {"failed": any(line.strip() == "Benchmarking failed." for line in lines)}
     out.update(_summary(lines))
+    out.update(_litert_block(lines))
     out.update(_phase_stats(lines))
+    if delegation := delegation_from_lines(lines):
+        out["delegation"] = delegation
     out.update(_memory(lines))
     out.update(_profiles(lines))
     if "inference_avg_us" not in out and "inference" not in out:
@@ -93,6 +117,53 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
         raise RunnerError(f"benchmark_model printed no inference timings (last line: {last[:200]!r})")
     if "inference_avg_us" not in out:
         out["inference_avg_us"] = out["inference"]["avg"]
+    if "inference" not in out and out.get("format") == "litert":
+        out["inference"] = _litert_stats(out)
+    return out
+
+
+def _litert_block(lines: list[str]) -> dict[str, Any]:
+    """LiteRT's `========== BENCHMARK RESULTS ==========` block: times in ms (kept here as *_us), memory in MB."""
+    start = next((i for i, line in enumerate(lines) if line.strip() == _LITERT_TITLE), None)
+    if start is None:
+        return {}
+    out: dict[str, Any] = {"format": "litert", "memory_label": "LiteRT overall footprint"}
+    for line in lines[start + 1:]:
+        if line.strip().startswith("=" * 10):
+            break
+        if not (m := _LITERT_MS.match(line.strip())):
+            continue
+        key, value = _LITERT_KEYS[m["label"]], float(m["value"])
+        out[key] = value * 1000.0 if key.endswith("_us") else value
+        if m["runs"]:
+            out["warmup_runs" if key == "warmup_avg_us" else "inference_runs"] = int(m["runs"])
+    return out
+
+
+def _litert_stats(out: dict[str, Any]) -> dict[str, float]:
+    """Run stats from LiteRT's block alone (no `count=` line): count, avg, min, max, std in us."""
+    stats = {"count": out.get("inference_runs", 0), "avg": out["inference_avg_us"]}
+    for key in ("min", "max", "std"):
+        if f"inference_{key}_us" in out:
+            stats[key] = out[f"inference_{key}_us"]
+    return stats
+
+
+def delegation_from_lines(lines: list[str]) -> dict[str, Any] | None:
+    """What ran where, from TFLite's `Replacing N out of M node(s) with delegate (NAME) node, yielding K
+    partitions` lines (tflite/core/subgraph.cc) of the main subgraph. The first delegate applied (the
+    accelerator asked for) sees the whole graph; later ones (XNNPACK taking what a GPU left) are listed
+    in `applied`."""
+    found = [m for line in lines if (m := _DELEGATED.search(line)) and int(m["sub"] or 0) == 0]
+    if not found:
+        return None
+    m = found[0]
+    nodes, delegated = int(m["m"]), int(m["n"])
+    out = {"delegate": m["name"], "nodes": nodes, "delegated_nodes": delegated, "cpu_nodes": nodes - delegated,
+           "partitions": int(m["k"])}
+    if len(found) > 1:
+        out["applied"] = [{"delegate": f["name"], "delegated_nodes": int(f["n"]), "nodes": int(f["m"]),
+                           "partitions": int(f["k"])} for f in found]
     return out
 
 

@@ -51,3 +51,9 @@ class RunnerError(MobiledeployError):
 
 class ResultsError(MobiledeployError):
     """The results store or a results/baseline file is unreadable or of an unknown schema."""
+
+
+class BinaryUnavailableError(RunnerError):
+    """No benchmark binary for the phone and none could be downloaded: pass one (exit 2, a setup step)."""
+
+    exit_code = 2

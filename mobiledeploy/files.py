@@ -7,7 +7,16 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["sha256_file", "write_atomic"]
+__all__ = ["sha256_file", "write_atomic", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """The toolkit's download cache: $MOBILEDEPLOY_CACHE, else $XDG_CACHE_HOME/mobiledeploy (~/.cache/mobiledeploy)."""
+    base = os.environ.get("MOBILEDEPLOY_CACHE")
+    if base:
+        return Path(base).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mobiledeploy"
 
 
 def sha256_file(path: str | os.PathLike) -> str:

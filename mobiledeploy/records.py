@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "percentile", "parse_cpu_mask"]
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "percentile", "parse_cpu_mask",
+           "ACCELERATORS"]
 
 
 def summarize_us(timings_us: Sequence[float]) -> dict[str, float]:
@@ -151,6 +152,9 @@ class ExportInputs:
     out: str | Path | None = None
 
 
+ACCELERATORS = ("cpu", "gpu", "npu")
+
+
 @dataclass
 class BenchOptions:
     threads: int = 1
@@ -161,10 +165,18 @@ class BenchOptions:
     benchmark_binary: str | None = None
     keep_remote: bool = False
     op_profiling: bool = False
+    accelerator: str = "cpu"  # cpu | gpu | npu (adb devices: what benchmark_model is asked to run on)
+    require_full_delegation: bool = False
+    dispatch_library: str | None = None  # npu: the vendor dispatch library (a host file, or a folder on the phone)
 
     def validate(self) -> "BenchOptions":
         if self.threads < 1 or self.runs < 1 or self.warmup < 0 or self.min_secs < 0:
             raise ConfigError("need --threads >= 1, --runs >= 1, --warmup >= 0 and --min-secs >= 0")
+        if self.accelerator not in ACCELERATORS:
+            raise ConfigError(f"--accelerator takes {', '.join(ACCELERATORS)} (got {self.accelerator!r})")
+        if self.accelerator == "npu" and not self.dispatch_library:
+            raise ConfigError("--accelerator npu needs --dispatch-library PATH (the vendor's libLiteRtDispatch_*.so "
+                              "on this host, or the folder holding it on the phone)")
         try:
             parse_cpu_mask(self.cpu_mask)
         except ValueError as exc:

@@ -9,6 +9,11 @@ Wire into tests/conftest.py with `pytest_plugins = ["tests.conftest_adb", "tests
   TensorFlow version, so only the first session pays the ~10 s conversion.
 * `host_runner` (session): an executable "benchmark binary" wrapping
   android_harness/host_benchmark_model.py with this venv's python in its shebang.
+* `litert_runner` (session): the same stand-in speaking LiteRT's tool (MOBILEDEPLOY_STANDIN=litert set
+  inside the wrapper), with a placeholder `libLiteRtClGlAccelerator.so` beside it as LiteRT publishes it.
+* `binaries_server` (function): a loopback HTTP server laid out like LiteRT's binaries bucket
+  (`/<ai-edge-litert version>/android_arm64/{benchmark_model,libLiteRtClGlAccelerator.so}`), its URL in
+  $MOBILEDEPLOY_BINARIES_URL, a fresh $MOBILEDEPLOY_CACHE, and no configured binary.
 * `failing_runner` (session): a "benchmark binary" that prints an error and exits 3.
 * `results_db` (function): a fresh database path, also exported as $MOBILEDEPLOY_DB.
 """
@@ -76,6 +81,64 @@ def host_runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script = (f"#!{sys.executable}\nimport runpy, sys\nsys.argv[0] = {str(HOST_RUNNER)!r}\n"
               "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     return make_runner(tmp_path_factory.mktemp("runner") / "benchmark_model", script)
+
+
+@pytest.fixture(scope="session")
+def litert_runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("litert")
+    script = (f"#!{sys.executable}\nimport os, runpy, sys\nos.environ['MOBILEDEPLOY_STANDIN'] = 'litert'\n"
+              f"sys.argv[0] = {str(HOST_RUNNER)!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n")
+    (folder / "libLiteRtClGlAccelerator.so").write_bytes(b"\x7fELF stand-in GPU accelerator library\n")
+    return make_runner(folder / "benchmark_model", script)
+
+
+class BinariesServer:
+    """LiteRT's binaries bucket on 127.0.0.1: serves `root`, logs every path asked for."""
+
+    def __init__(self, root: Path):
+        import functools
+        import http.server
+        import threading
+
+        self.root, self.requests = root, []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                server.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def binaries_server(tmp_path: Path, litert_runner: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BinariesServer]:
+    import shutil
+    from importlib import metadata
+
+    folder = tmp_path / "bucket" / metadata.version("ai-edge-litert") / "android_arm64"
+    folder.mkdir(parents=True)
+    for name in ("benchmark_model", "libLiteRtClGlAccelerator.so"):
+        shutil.copy(litert_runner.parent / name, folder / name)
+    server = BinariesServer(tmp_path / "bucket")
+    monkeypatch.setenv("MOBILEDEPLOY_BINARIES_URL", server.url)
+    monkeypatch.setenv("MOBILEDEPLOY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MOBILEDEPLOY_BENCHMARK_MODEL", raising=False)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

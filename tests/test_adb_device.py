@@ -12,8 +12,10 @@ import pytest
 from mobiledeploy.bench import BenchOptions, target_from_file
 from mobiledeploy.benchmark_output import parse_benchmark_output
 from mobiledeploy.devices import open_device, parse_device_uri
-from mobiledeploy.devices.adb import (AdbDevice, facts_from_block, fill_from_benchmark_output, find_benchmark_binary,
-                                      split_harness_output)
+from mobiledeploy.devices.adb import AdbDevice
+from mobiledeploy.devices.harness import facts_from_block, split_harness_output
+from mobiledeploy.runtimes.benchmark_model import fill_from_benchmark_output
+from mobiledeploy.runtimes.binary import find_benchmark_binary
 from mobiledeploy.devices.base import new_result
 from mobiledeploy.errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError,
                                  RemoteDiskFullError, RunnerError)
@@ -204,6 +206,7 @@ def test_device_uris():
 
 def test_find_benchmark_binary(tmp_path, monkeypatch):
     monkeypatch.delenv("MOBILEDEPLOY_BENCHMARK_MODEL", raising=False)
+    monkeypatch.delenv("MOBILEDEPLOY_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(RunnerError) as err:
         find_benchmark_binary()
@@ -254,6 +257,7 @@ def test_benchmark_output_fills_a_run_result():
 
 def test_run_without_a_runner_binary_is_a_failed_result(fake_adb, tiny_tflite, tmp_path, monkeypatch):
     monkeypatch.delenv("MOBILEDEPLOY_BENCHMARK_MODEL", raising=False)
+    monkeypatch.delenv("MOBILEDEPLOY_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     dev = open_device("adb:R58M123ABC")
     result = dev.run(target_from_file(tiny_tflite["fp32"]), BenchOptions())
@@ -266,3 +270,103 @@ def test_new_result_starts_failed():
     target = target_from_file.__globals__["BenchTarget"](name="m", artifact=Path("m.tflite"), format="fp32", sha256="x")
     result = new_result(target, BenchOptions(threads=2, runs=7), "adb:X")
     assert result.status == "failed" and result.threads == 2 and result.config["runs_requested"] == 7 and result.run_id
+
+
+CLASSIC_HELP = ("usage: benchmark_model <flags>\nFlags:\n\t--num_runs=50\tint32\toptional\tnumber of runs\n"
+                "\t--graph=\tstring\toptional\tmodel\n\t--use_xnnpack=false\tbool\toptional\txnnpack\n"
+                "\t--use_gpu=false\tbool\toptional\tuse gpu\n\t--enable_op_profiling=false\tbool\toptional\tprofile\n"
+                "\t--num_threads=-1\tint32\toptional\tthreads\n\t--warmup_runs=1\tint32\toptional\twarm-up\n"
+                "\t--min_secs=1\tfloat\toptional\tmin\n\t--warmup_min_secs=0.5\tfloat\toptional\tmin\n"
+                "\t--require_full_delegation=false\tbool\toptional\tfull\n")
+LITERT_HELP = (CLASSIC_HELP.replace("\t--use_xnnpack=false\tbool\toptional\txnnpack\n", "")
+               .replace("\t--enable_op_profiling=false\tbool\toptional\tprofile\n", "")
+               + "\t--use_cpu=true\tbool\toptional\tcpu\n\t--use_npu=false\tbool\toptional\tnpu\n"
+               "\t--dispatch_library_path=\tstring\toptional\tdispatch\n\t--result_file_path=\tstring\toptional\tproto\n")
+BASE_FLAGS = ["--num_threads=4", "--num_runs=20", "--warmup_runs=2", "--min_secs=0", "--warmup_min_secs=0"]
+
+
+def test_the_two_tools_are_told_apart_by_their_help():
+    from mobiledeploy.runtimes.tool import binary_kind
+
+    classic, litert = binary_kind(CLASSIC_HELP), binary_kind(LITERT_HELP)
+    assert (classic.tool, classic.result_file) == ("classic", False)
+    assert (litert.tool, litert.result_file) == ("litert", True)
+    assert binary_kind("ERROR: Could not allocate tensors\nBenchmarking failed.").tool == "unknown"
+
+
+@pytest.mark.parametrize("help_text, accelerator, full, expected", [
+    (CLASSIC_HELP, "cpu", False, ["--use_xnnpack=true"]),
+    (CLASSIC_HELP, "gpu", True, ["--use_gpu=true", "--require_full_delegation=true"]),
+    (LITERT_HELP, "cpu", False, ["--use_cpu=true", "--result_file_path=/r/result.pb"]),
+    (LITERT_HELP, "cpu", True, ["--use_cpu=true", "--result_file_path=/r/result.pb"]),  # checked from the log instead
+    (LITERT_HELP, "gpu", True, ["--use_cpu=false", "--use_gpu=true", "--require_full_delegation=true",
+                                "--result_file_path=/r/result.pb"]),
+    (LITERT_HELP, "npu", False, ["--use_cpu=true", "--use_npu=true", "--dispatch_library_path=/vendor/lib64",
+                                 "--result_file_path=/r/result.pb"]),
+])
+def test_each_tool_gets_only_flags_it_accepts(help_text, accelerator, full, expected):
+    from mobiledeploy.runtimes.tool import benchmark_flags, binary_kind
+
+    options = BenchOptions(threads=4, runs=20, warmup=2, accelerator=accelerator, require_full_delegation=full,
+                           dispatch_library="/vendor/lib64" if accelerator == "npu" else None)
+    flags = benchmark_flags(binary_kind(help_text), options, "/r/result.pb", "/vendor/lib64")
+    assert flags == BASE_FLAGS + expected
+
+
+def test_a_flag_the_binary_lacks_is_said_in_one_line():
+    from mobiledeploy.runtimes.tool import benchmark_flags, binary_kind
+
+    with pytest.raises(RunnerError, match=r"litert benchmark_model has no --use_profiler flag, which "
+                                          r"--op-profiling needs"):
+        benchmark_flags(binary_kind(LITERT_HELP), BenchOptions(op_profiling=True), None)
+    no_gpu = binary_kind(CLASSIC_HELP.replace("\t--use_gpu=false\tbool\toptional\tuse gpu\n", ""))
+    with pytest.raises(RunnerError, match=r"classic benchmark_model has no --use_gpu flag, which --accelerator gpu"):
+        benchmark_flags(no_gpu, BenchOptions(accelerator="gpu"), None)
+    with pytest.raises(RunnerError, match="--accelerator npu needs LiteRT's benchmark_model"):
+        benchmark_flags(binary_kind(CLASSIC_HELP), BenchOptions(accelerator="npu", dispatch_library="/x"), None)
+    with pytest.raises(ConfigError, match="--dispatch-library"):
+        BenchOptions(accelerator="npu").validate()
+    with pytest.raises(ConfigError, match="cpu, gpu, npu"):
+        BenchOptions(accelerator="dsp").validate()
+
+
+def test_where_text():
+    from mobiledeploy.cli.bench_cmd import delegation_text
+
+    gpu = {"accelerator": "gpu", "delegate": "GpuDelegate", "nodes": 130, "delegated_nodes": 118, "partitions": 3}
+    assert delegation_text({"delegation": gpu}) == "GPU 118/130, CPU 12"
+    xnn = {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "nodes": 66, "delegated_nodes": 60,
+           "not_delegated": {"AVERAGE_POOL_2D": 3, "RELU": 3}}
+    assert delegation_text({"delegation": xnn}) == "XNNPACK 60/66, CPU 6 (AVERAGE_POOL_2D×3, RELU×3)"
+    assert delegation_text({"delegation": {"accelerator": "npu"}}) == "NPU: no delegation logged"
+    assert delegation_text({"delegation": {"partitions": 7, "not_delegated": {"RELU": 3}}}) == "7 partitions; own kernels: RELU×3"
+
+
+def test_a_download_error_names_the_option_and_the_url(monkeypatch, tmp_path):
+    from mobiledeploy.errors import BinaryUnavailableError
+    from mobiledeploy.runtimes.binary import official_binary
+
+    monkeypatch.setenv("MOBILEDEPLOY_BINARIES_URL", "http://127.0.0.1:9/bucket/")  # discard port: refused
+    monkeypatch.setenv("MOBILEDEPLOY_CACHE", str(tmp_path))
+    with pytest.raises(BinaryUnavailableError) as err:
+        official_binary("arm64-v8a")
+    message = str(err.value)
+    assert message.startswith("cannot download http://127.0.0.1:9/bucket/") and "/android_arm64/benchmark_model (" in message
+    assert "--benchmark-binary" in message and "\n" not in message and err.value.exit_code == 2
+    assert not list(tmp_path.rglob("*benchmark_model*"))  # nothing half-written
+    with pytest.raises(BinaryUnavailableError, match="arm64-v8a only and this phone is armeabi-v7a"):
+        official_binary("armeabi-v7a")
+
+
+def test_full_delegation_is_checked_on_the_host_too():
+    """LiteRT aborts on --require_full_delegation with the CPU on, so on `cpu` the host checks the log's figure."""
+    from mobiledeploy.runtimes.benchmark_model import check_full_delegation, delegation_record
+
+    options = BenchOptions(accelerator="cpu", require_full_delegation=True)
+    partial = delegation_record({"delegate": "TfLiteXNNPackDelegate", "nodes": 66, "delegated_nodes": 60,
+                                 "cpu_nodes": 6, "partitions": 7}, options)
+    assert partial["accelerator"] == "cpu"
+    with pytest.raises(RunnerError, match=r"TfLiteXNNPackDelegate took 60 of 66 nodes \(6 left on the CPU\)"):
+        check_full_delegation(partial, options)
+    check_full_delegation({**partial, "delegated_nodes": 66, "cpu_nodes": 0}, options)
+    check_full_delegation(partial, BenchOptions())  # not required: recorded, not failed

@@ -18,8 +18,8 @@ import pytest
 from mobiledeploy.bench import BenchOptions, run_bench, target_from_file
 from mobiledeploy.cli import main
 from mobiledeploy.results import ResultsStore
-from tests.conftest_bench import (adb_env, failing_runner, fake_device, host_runner, results_db,  # noqa: F401
-                                  tiny_tflite)
+from tests.conftest_bench import (adb_env, binaries_server, failing_runner, fake_device, host_runner,  # noqa: F401
+                                  litert_runner, results_db, tiny_tflite)
 
 pytestmark = pytest.mark.adb
 
@@ -80,7 +80,7 @@ def test_keep_remote(fake_device, tiny_tflite, host_runner, results_db, capsys):
     assert code == 0, err
     [run_dir] = remote_runs(fake_device)
     kept = sorted(p.name for p in (fake_device.device_tmp / "mobiledeploy" / run_dir).iterdir())
-    assert kept == ["run.sh", "tiny_fp32.tflite"]
+    assert kept == ["result.pb", "run.sh", "tiny_fp32.tflite"]  # result.pb: the BenchmarkResult proto it wrote
     assert stored(results_db)[0]["config"]["remote_dir"] == f"/data/local/tmp/mobiledeploy/{run_dir}"
 
 
@@ -171,7 +171,7 @@ def test_harness_runs_under_dash_with_fake_sysfs(tmp_path, host_runner, tiny_tfl
     proc = subprocess.run(["dash", str(script), "--binary", str(host_runner), "--graph", str(tiny_tflite["int8"]),
                            "--threads", "1", "--runs", "3", "--warmup", "1"],
                           capture_output=True, text=True, env={**os.environ, "MOBILEDEPLOY_SYSFS": str(sysfs)}, timeout=120)
-    from mobiledeploy.devices.adb import facts_from_block, split_harness_output
+    from mobiledeploy.devices.harness import facts_from_block, split_harness_output
 
     block, runner_text = split_harness_output(proc.stdout)
     assert proc.returncode == 0 and block["runner_exit"] == "0", proc.stdout + proc.stderr
@@ -198,3 +198,178 @@ def test_gate_folder_names_the_phones_machine_class_over_real_adb(adb_env, fake_
                            "--baseline", str(baselines)], capture_output=True, text=True, env=adb_env.env, timeout=180)
     assert proc.returncode == 2 and proc.stderr.startswith("mobiledeploy: error: no baseline for this machine class")
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def run_command(fake_device) -> list[str]:
+    """The words of the last benchmark run the device was sent (after the harness's `--`)."""
+    import shlex
+
+    cmd = [c for c in fake_device.shell_commands if "run.sh --binary" in c][-1]
+    words = shlex.split(cmd)
+    return words[words.index("--") + 1:]
+
+
+@pytest.mark.parametrize("tool", ["classic", "litert"])
+def test_both_tools_told_apart_and_read_from_their_result_proto(fake_device, tiny_tflite, host_runner, litert_runner,
+                                                                results_db, capsys, tool):
+    runner = litert_runner if tool == "litert" else host_runner
+    code, out, err = bench(fake_device, tiny_tflite["fp32"], runner, "--json", capsys=capsys)
+    assert code == 0, err
+    [item] = json.loads(out)["results"]
+    config = item["config"]
+    assert (config["benchmark_tool"], config["result_source"]) == (tool, "result_file")
+    assert config["benchmark_output_format"] == ("litert" if tool == "litert" else "current")
+    assert item["runs"] == 10 and 0 < item["min_ms"] <= item["median_ms"] <= item["p95_ms"] <= item["max_ms"]
+    assert item["init_ms"] > 0 and item["memory_delta_mb"] is not None
+    flags = run_command(fake_device)
+    assert flags[:5] == ["--num_threads=1", "--num_runs=10", "--warmup_runs=1", "--min_secs=0", "--warmup_min_secs=0"]
+    assert flags[5:-1] == (["--use_cpu=true"] if tool == "litert" else ["--use_xnnpack=true"])
+    assert flags[-1].startswith("--result_file_path=/data/local/tmp/mobiledeploy/") and flags[-1].endswith("/result.pb")
+    help_calls = [c for c in fake_device.shell_commands if c.endswith("/benchmark_model --help")]
+    assert len(help_calls) == 1  # asked once per binary
+    assert config["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "nodes": 5,
+                                    "delegated_nodes": 5, "cpu_nodes": 0, "partitions": 1}
+    assert stored(results_db)[0]["config"]["delegation"]["nodes"] == 5
+
+
+def test_the_printed_summary_when_the_result_file_cannot_be_pulled(fake_device, tiny_tflite, litert_runner, results_db,
+                                                                   capsys, monkeypatch):
+    from mobiledeploy.devices.adb import AdbDevice
+
+    real_pull = AdbDevice.pull
+    monkeypatch.setattr(AdbDevice, "pull", lambda self, remote, local: real_pull(self, remote + ".missing", local))
+    code, out, err = bench(fake_device, tiny_tflite["int8"], litert_runner, "--json", capsys=capsys)
+    assert code == 0, err
+    [item] = json.loads(out)["results"]
+    assert item["config"]["result_source"] == "text" and "pull" in item["config"]["result_file_error"]
+    assert item["median_ms"] > 0 and item["runs"] == 10
+
+
+def test_gpu_pushes_its_library_and_the_table_says_what_ran_where(fake_device, tiny_tflite, litert_runner, results_db,
+                                                                  capsys, monkeypatch):
+    monkeypatch.setenv("MOBILEDEPLOY_STANDIN_UNSUPPORTED", "MEAN")  # the simulated GPU leaves MEAN on the CPU
+    code, out, err = bench(fake_device, tiny_tflite["fp32"], litert_runner, "--accelerator", "gpu", capsys=capsys)
+    assert code == 0, err
+    assert "ran on" in out and "GPU 4/5, CPU 1" in out
+    sends = [path.rsplit(",", 1)[0] for op, path in fake_device.sync_ops if op == "SEND"]  # "PATH,MODE"
+    [library] = [path for path in sends if path.endswith("/libLiteRtClGlAccelerator.so")]
+    [binary] = [path for path in sends if path.endswith("/benchmark_model")]
+    assert library.rpartition("/")[0] == binary.rpartition("/")[0]  # beside the binary, on LD_LIBRARY_PATH
+    assert run_command(fake_device)[5:7] == ["--use_cpu=true", "--use_gpu=true"]
+    [row] = stored(results_db)
+    assert row["config"]["delegation"] == {"accelerator": "gpu", "delegate": "StandInGpuAccelerator",
+                                           "nodes": 5, "delegated_nodes": 4, "cpu_nodes": 1, "partitions": 2}
+
+
+def test_require_full_delegation_fails_a_partial_run_in_one_line(fake_device, tiny_tflite, litert_runner, results_db,
+                                                                 capsys, monkeypatch):
+    monkeypatch.setenv("MOBILEDEPLOY_STANDIN_UNSUPPORTED", "MEAN")
+    code, out, err = bench(fake_device, tiny_tflite["fp32"], litert_runner, "--accelerator", "gpu",
+                           "--require-full-delegation", capsys=capsys)
+    assert code == 1 and err.count("\n") == 1 and "full delegation was required" in err
+    assert run_command(fake_device)[5:8] == ["--use_cpu=false", "--use_gpu=true", "--require_full_delegation=true"]
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and row["config"]["accelerator"] == "gpu"
+
+
+def test_npu_takes_the_dispatch_library(fake_device, tiny_tflite, litert_runner, host_runner, results_db, capsys,
+                                        tmp_path):
+    dispatch = tmp_path / "libLiteRtDispatch_Fake.so"
+    dispatch.write_bytes(b"stand-in dispatch library")
+    code, out, err = bench(fake_device, tiny_tflite["int8"], litert_runner, "--accelerator", "npu",
+                           "--dispatch-library", str(dispatch), "--json", capsys=capsys)
+    assert code == 0, err
+    [item] = json.loads(out)["results"]
+    flags = run_command(fake_device)
+    assert flags[5:7] == ["--use_cpu=true", "--use_npu=true"]
+    assert flags[7].startswith("--dispatch_library_path=/data/local/tmp/mobiledeploy/") and flags[7].endswith("/dispatch")
+    assert item["config"]["delegation"]["accelerator"] == "npu" and item["config"]["delegation"]["nodes"] == 5
+    # the classic tool has no NPU path: one line, a stored failed record
+    code, _, err = bench(fake_device, tiny_tflite["int8"], host_runner, "--accelerator", "npu",
+                         "--dispatch-library", str(dispatch), capsys=capsys)
+    assert code == 1 and err.count("\n") == 1 and "needs LiteRT's benchmark_model" in err
+    assert sorted(r["status"] for r in stored(results_db)) == ["failed", "ok"]  # newest first
+
+
+def test_accelerators_are_for_phones(tiny_tflite, results_db, capsys):
+    code = main(["bench", "--device", "local", "--model", str(tiny_tflite["fp32"]), "--accelerator", "gpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "are for adb:SERIAL devices" in err
+    assert not results_db.exists() or stored(results_db) == []
+
+
+def test_official_binary_downloaded_once_for_the_phones_abi(fake_device, tiny_tflite, binaries_server, results_db,
+                                                            capsys, tmp_path):
+    from importlib import metadata
+
+    from mobiledeploy.files import sha256_file
+
+    version = metadata.version("ai-edge-litert")
+    for _ in range(2):
+        code = main(["bench", "--device", f"adb:{fake_device.serial}", "--model", str(tiny_tflite["fp32"]),
+                     "--runs", "3", "--warmup", "1", "--accelerator", "gpu", "--json"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+    cached = tmp_path / "cache" / version / "arm64-v8a"
+    assert sorted(p.name for p in cached.iterdir()) == ["benchmark_model", "libLiteRtClGlAccelerator.so"]
+    assert binaries_server.requests == [f"/{version}/android_arm64/benchmark_model",
+                                        f"/{version}/android_arm64/libLiteRtClGlAccelerator.so"]  # once each
+    for row in stored(results_db):
+        assert row["config"]["benchmark_binary_url"] == f"{binaries_server.url}/{version}/android_arm64/benchmark_model"
+        assert row["config"]["benchmark_binary_sha256"] == sha256_file(cached / "benchmark_model")
+        assert row["config"]["benchmark_tool"] == "litert" and row["status"] == "ok"
+
+
+def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device, tiny_tflite, binaries_server,
+                                                                    results_db, capsys):
+    from importlib import metadata
+
+    binaries_server.stop()  # offline: nothing listens there any more
+    code = main(["bench", "--device", f"adb:{fake_device.serial}", "--model", str(tiny_tflite["fp32"]), "--rounds", "2"])
+    err = capsys.readouterr().err
+    url = f"{binaries_server.url}/{metadata.version('ai-edge-litert')}/android_arm64/benchmark_model"
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "--benchmark-binary" in err and url in err
+    rows = stored(results_db)
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    first, rest = sorted(rows, key=lambda r: r["config"]["round"])
+    assert first["config"]["error_type"] == "BinaryUnavailableError" and url in first["error"]
+    assert rest["config"]["error_type"] == "NotRun"  # the second round is not tried: no binary to be had
+    assert not [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]  # no binary sent
+
+
+@pytest.mark.parametrize("command", [
+    ["compare", "--models", "v1:g=3,scale=0.5", "--baseline", "v1:g=3,scale=0.5", "--formats", "fp32"],
+    ["profile", "--arch", "v1", "--g", "3", "--scale", "0.5"],
+    ["gate", "--baseline", "BASELINE", "--update-baseline", "--model", "v1:g=3,scale=0.5"],
+    ["gate", "--against", "HEAD", "--model", "v1:g=3,scale=0.5"],
+])
+def test_every_timing_command_takes_the_accelerator_options(command, results_db, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(tmp_path / "b.json") if word == "BASELINE" else word for word in command]
+    code = main([*argv, "--device", "local", "--accelerator", "gpu", "--require-full-delegation"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "are for adb:SERIAL devices" in err, err
+    assert not (tmp_path / "artifacts").exists()  # refused before any export
+
+
+def test_op_profiling_asks_each_tool_its_own_way(fake_device, tiny_tflite, host_runner, litert_runner, results_db,
+                                                 capsys):
+    for runner, flag in ((host_runner, "--enable_op_profiling=true"), (litert_runner, "--use_profiler=true")):
+        code, out, err = bench(fake_device, tiny_tflite["fp32"], runner, "--op-profiling", "--json", capsys=capsys)
+        assert code == 0, err
+        [item] = json.loads(out)["results"]
+        assert flag in run_command(fake_device)
+        assert item["op_profile"][0]["node_type"] == "INVOKE" and item["op_profile"][0]["percent"] == 100.0
+
+
+def test_gpu_without_its_library_beside_a_given_binary(fake_device, tiny_tflite, litert_runner, results_db, capsys,
+                                                       tmp_path):
+    alone = tmp_path / "alone" / "benchmark_model"
+    alone.parent.mkdir()
+    shutil.copy(litert_runner, alone)
+    code, out, err = bench(fake_device, tiny_tflite["fp32"], alone, "--accelerator", "gpu", capsys=capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert f"needs libLiteRtClGlAccelerator.so beside {alone}" in err
+    [row] = stored(results_db)
+    assert row["status"] == "failed" and row["config"]["benchmark_tool"] == "litert"

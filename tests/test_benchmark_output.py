@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mobiledeploy.benchmark_output import parse_benchmark_output, run_stats_from_line
+from mobiledeploy.benchmark_output import delegation_from_lines, parse_benchmark_output, run_stats_from_line
 from mobiledeploy.errors import RunnerError
 from tests.conftest_bench import tiny_tflite  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
 
@@ -137,3 +138,68 @@ def test_host_runner_fails_like_the_real_tool(tmp_path):
     assert proc.returncode == 1 and "Benchmarking failed." in proc.stderr
     with pytest.raises(RunnerError):
         parse_benchmark_output(proc.stderr)
+
+
+def test_litert_block_and_delegation_from_the_sources():
+    out = parse("litert_gpu_partial_from_source.txt")
+    assert out["format"] == "litert" and out["failed"] is False
+    # the block is in ms with two decimals, kept here as us; the count= lines keep their exact integers
+    assert (out["init_us"], out["first_us"], out["warmup_avg_us"], out["inference_avg_us"]) == (412700, 9120, 7080, 5960)
+    assert (out["inference_runs"], out["warmup_runs"]) == (20, 3)
+    assert (out["inference_min_us"], out["inference_max_us"], out["inference_std_us"]) == (5870, 6230, 90)
+    assert out["inference"] == {"count": 20, "first": 5998, "curr": 5902, "min": 5871, "max": 6230, "avg": 5961.4,
+                                "std": 88, "p5": 5871, "median": 5940, "p95": 6201}
+    assert (out["memory_init_mb"], out["memory_overall_mb"], out["peak_memory_mb"]) == (38.25, 41.5, 52.75)
+    assert out["throughput_mb_per_s"] == 1209.46 and out["model_size_mb"] == 7.21
+    assert out["delegation"] == {
+        "delegate": "LiteRtGpuAccelerator", "nodes": 130, "delegated_nodes": 118, "cpu_nodes": 12, "partitions": 3,
+        "applied": [{"delegate": "LiteRtGpuAccelerator", "delegated_nodes": 118, "nodes": 130, "partitions": 3},
+                    {"delegate": "TfLiteXNNPackDelegate", "delegated_nodes": 12, "nodes": 15, "partitions": 2}]}
+
+
+def test_litert_block_alone_gives_the_run_stats():
+    text = "".join(line for line in (FIXTURES / "litert_gpu_partial_from_source.txt").read_text().splitlines(True)
+                   if "count=" not in line)
+    out = parse_benchmark_output(text)
+    assert out["inference"] == {"count": 20, "avg": 5960.0, "min": 5870.0, "max": 6230.0, "std": 90.0}
+
+
+def test_old_delegation_line_without_subgraph_and_other_subgraphs():
+    lines = ["INFO: Replacing 31 out of 31 node(s) with delegate (TfLiteXNNPackDelegate) node, yielding 1 partitions.",
+             "VERBOSE: Replacing 2 out of 4 node(s) with delegate (TfLiteXNNPackDelegate) node, yielding 1 partitions "
+             "for subgraph 1 (while_body)."]
+    assert delegation_from_lines(lines) == {"delegate": "TfLiteXNNPackDelegate", "nodes": 31, "delegated_nodes": 31,
+                                            "cpu_nodes": 0, "partitions": 1}
+    assert delegation_from_lines(["INFO: Created TensorFlow Lite XNNPACK delegate for CPU."]) is None
+
+
+@pytest.mark.parametrize("flavour", ["classic", "litert"])
+def test_host_runner_speaks_both_tools(tiny_tflite, tmp_path, flavour):
+    from mobiledeploy.runtimes.result_proto import parse_result_proto
+
+    result_file = tmp_path / "result.pb"
+    proc = subprocess.run([sys.executable, str(HOST_RUNNER), f"--graph={tiny_tflite['fp32']}", "--num_threads=1",
+                           "--num_runs=8", "--warmup_runs=2", "--min_secs=0", "--warmup_min_secs=0",
+                           f"--result_file_path={result_file}"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "MOBILEDEPLOY_STANDIN": flavour})
+    assert proc.returncode == 0, proc.stderr
+    out = parse_benchmark_output(proc.stderr)
+    assert out["format"] == ("litert" if flavour == "litert" else "current")
+    assert ("Inference timings in us" in proc.stderr) == (flavour == "classic")
+    assert out["delegation"]["delegate"] == "TfLiteXNNPackDelegate" and out["delegation"]["nodes"] >= 5
+    proto = parse_result_proto(result_file.read_bytes())
+    assert proto["misc_metrics"]["num_runs"] == out["inference"]["count"] == 8
+    assert proto["misc_metrics"]["num_warmup_runs"] == 2
+    latency = proto["latency_metrics"]
+    assert latency["median_ms"] == pytest.approx(out["inference"]["median"] / 1000, rel=1e-6)  # float32 in the proto
+    assert latency["min_ms"] <= latency["p5_ms"] <= latency["median_ms"] <= latency["p95_ms"] <= latency["max_ms"]
+    assert proto["memory_metrics"]["overall_footprint_kb"] >= proto["memory_metrics"]["init_footprint_kb"]
+
+
+def test_host_runner_help_lists_only_its_tools_flags():
+    helps = {flavour: subprocess.run([sys.executable, str(HOST_RUNNER), "--help"], capture_output=True, text=True,
+                                     timeout=60, env={**os.environ, "MOBILEDEPLOY_STANDIN": flavour})
+             for flavour in ("classic", "litert")}
+    assert all(proc.returncode == 1 and proc.stderr.startswith("ERROR: usage: ") for proc in helps.values())
+    assert "--use_xnnpack=true" in helps["classic"].stderr and "--use_xnnpack" not in helps["litert"].stderr
+    assert "--dispatch_library_path=" in helps["litert"].stderr and "--use_npu" not in helps["classic"].stderr

@@ -135,6 +135,11 @@ def test_bench_cli_table(tiny_tflite, results_db, capsys):
     for column in ("median", "p90", "mean", "std", "CV", "min", "init", "first", "mem MB", "MACs", "GMAC/s"):
         assert column in out
     assert "tiny_int8" in out and "stored in" in out
+    assert "ran on" in out and "XNNPACK 5/5, CPU 0" in out  # what ran where, as on a phone
+    with ResultsStore(results_db) as store:
+        [row] = store.list()
+    assert row["config"]["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "partitions": 1,
+                                           "nodes": 5, "delegated_nodes": 5, "not_delegated": {}, "cpu_nodes": 0}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,7 +10,8 @@ import typer
 from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, Groups, Json, Options, Resolution, Scale, Weights,
                   app, model_config, print_json)
 from .console import count_text, ms_text, progress_on_stderr, stdout_console
-from .options import AdbServerOpt, DbOpt, DeviceOpt
+from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
+                      accelerator_options)
 
 @app.command("bench")
 def bench_cmd(
@@ -34,9 +35,10 @@ def bench_cmd(
     min_secs: Annotated[float, typer.Option("--min-secs", help="Keep timing until at least this many seconds passed.")] = 0.0,
     rounds: Annotated[int, typer.Option("--rounds", help="Repeat all targets, interleaved (A B, then B A …).")] = 1,
     cpu_mask: Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")] = "auto",
-    benchmark_binary: Annotated[Optional[str], typer.Option(
-        "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL, "
-        "~/.cache/mobiledeploy/benchmark_model).")] = None,
+    benchmark_binary: BinaryOpt = None,
+    accelerator: AcceleratorOpt = "cpu",
+    require_full_delegation: FullDelegationOpt = False,
+    dispatch_library: DispatchLibraryOpt = None,
     keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Leave the run's files on the phone.")] = False,
     op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model).")] = False,
     adb_server: AdbServerOpt = None,
@@ -60,14 +62,15 @@ def bench_cmd(
         raise ConfigError("--rounds must be at least 1")
     kind, _ = parse_device_uri(device)
     device = canonical_uri(device)
-    check_device(device)
     if runs is None:
         runs = 5 if kind == "qemu" else 50
     if kind == "qemu" and threads != 1:
         raise ConfigError("qemu: devices count the instructions of one thread: use --threads 1")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
-                                 op_profiling=op_profiling).validate()
+                                 op_profiling=op_profiling,
+                                 **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
+    check_device(device, bench_options)
     fmts = parse_formats(formats)
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=arch is not None)
@@ -88,7 +91,7 @@ def bench_cmd(
     for line in _failure_lines(report):
         sys.stderr.write(f"mobiledeploy: error: {line}\n")
     if not report.ok:
-        raise SystemExit(1)
+        raise SystemExit(report.exit_code)
 
 
 def preflight(device: str, adb_server: str | None, db: str | None, threads: int | None, *, exports: bool) -> None:
@@ -143,13 +146,27 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
 
 
 def delegation_text(config: dict[str, Any]) -> str:
-    """'1 partition' / '7 partitions; own kernels: AVERAGE_POOL_2D×3, RELU×3' from a run's delegation."""
+    """'1 partition' / '7 partitions; own kernels: AVERAGE_POOL_2D×3, RELU×3' from a run's delegation;
+    'GPU 118/130, CPU 12' for a run that asked for an accelerator (benchmark_model on a phone)."""
     d = config.get("delegation") or {}
     if not d:
         return "—"
+    if "accelerator" in d:
+        return where_text(d)
     text = f"{d.get('partitions', 0)} partition" + ("s" if d.get("partitions") != 1 else "")
     left = d.get("not_delegated") or {}
     return text + ("; own kernels: " + ", ".join(f"{op}×{n}" for op, n in left.items()) if left else "")
+
+
+def where_text(d: dict[str, Any]) -> str:
+    """What ran where: 'GPU 118/130, CPU 12' (delegate's unit, its nodes of all, nodes left on the CPU)."""
+    asked = str(d.get("accelerator") or "cpu").upper()
+    if not d.get("nodes"):
+        return f"{asked}: no delegation logged"
+    unit = "XNNPACK" if "xnnpack" in str(d.get("delegate", "")).lower() else asked
+    text = f"{unit} {d['delegated_nodes']}/{d['nodes']}, CPU {d['nodes'] - d['delegated_nodes']}"
+    left = d.get("not_delegated") or {}
+    return text + (" (" + ", ".join(f"{op}×{n}" for op, n in left.items()) + ")" if left else "")
 
 
 def print_counts(results: list[Any], db_path: str) -> None:
@@ -187,10 +204,11 @@ def print_results(results: list[Any], db_path: str) -> None:
     multi_round = len({r.config.get("round", 0) for r in results}) > 1
     table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
+    where = any("accelerator" in (r.config.get("delegation") or {}) for r in results)
     columns = ["model", "format", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
-               "min", "init", "first", "mem MB", "MACs", "GMAC/s"]
+               "min", "init", "first", "mem MB", "MACs", "GMAC/s", *(["ran on"] if where else [])]
     for col in columns:
-        left = col in ("model", "format")
+        left = col in ("model", "format", "ran on")
         table.add_column(col, justify="left" if left else "right", overflow="fold")
     for r in results:
         memory = r.peak_memory_mb if r.peak_memory_mb is not None else r.memory_delta_mb
@@ -200,7 +218,8 @@ def print_results(results: list[Any], db_path: str) -> None:
             "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms), ms_text(r.p90_ms), ms_text(r.mean_ms),
             ms_text(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", ms_text(r.min_ms), ms_text(r.init_ms),
             ms_text(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
-            "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}")
+            "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}",
+            *([escape(delegation_text(r.config))] if where else []))
     console.print(table)
     print_warnings(console, results, multi_round)
     if any(r.ok and r.p90_ms is None for r in results):

@@ -12,8 +12,8 @@ import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .console import progress_on_stderr, stdout_console
-from .options import (AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt, RoundsOpt, RunsOpt,
-                      ThreadsOpt, WarmupOpt)
+from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
+                      FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, ThreadsOpt, WarmupOpt, accelerator_options)
 
 #: (rounds, runs, warmup) when not given: exact instruction counts repeat, so one short round suffices there
 COMPARE_DEFAULTS = {"qemu": (1, 3, 1)}
@@ -99,6 +99,9 @@ def compare_cmd(
     warmup: WarmupOpt = None,
     cpu_mask: CpuMaskOpt = "auto",
     benchmark_binary: BinaryOpt = None,
+    accelerator: AcceleratorOpt = "cpu",
+    require_full_delegation: FullDelegationOpt = False,
+    dispatch_library: DispatchLibraryOpt = None,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Also attribute time per op type and layer (op profiling).")] = False,
     report: ReportOpt = None,
     weights: Annotated[Optional[str], typer.Option(
@@ -121,6 +124,7 @@ def compare_cmd(
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
     """
     from ..bench import BenchOptions, ExportInputs
+    from ..devices import check_options
     from .bench_cmd import preflight
     from .preflight import check_output_dir
 
@@ -128,7 +132,9 @@ def compare_cmd(
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
     plan = _plan(suite, models, baseline, resolutions, formats, rounds)
     options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
-                           benchmark_binary=benchmark_binary).validate()
+                           benchmark_binary=benchmark_binary,
+                           **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
+    check_options(device, options)
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, options.threads, exports=True)
@@ -154,7 +160,7 @@ def compare_cmd(
         sys.stderr.write(f"mobiledeploy: warning: {line}\n")
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
-        raise SystemExit(1)
+        raise SystemExit(2 if bench and bench.exit_code == 2 else 1)  # 2: no benchmark binary to be had
 
 
 def _plan(suite: str, models: list[str] | None, baseline: str | None, resolutions: str | None, formats: str | None,

@@ -12,7 +12,8 @@ from .app import print_json
 def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, formats: str, resolution: str,
                 max_regression: str | None, confidence: float, rounds: int | None, runs: int | None,
                 warmup: int | None, threads: int | None, seed: int, db: str | None, adb_server: str | None,
-                junit: str | None, markdown: str | None, out: str | None, json_out: bool) -> None:
+                junit: str | None, markdown: str | None, out: str | None, json_out: bool,
+                accel: dict[str, Any] | None = None) -> None:
     from ..ab import baseline_targets, check_against
     from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
     from ..devices import canonical_uri, check_device, parse_device_uri
@@ -20,7 +21,8 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
 
     device = canonical_uri(device or "local")
     kind, _ = parse_device_uri(device)
-    check_device(device)
+    accel = accel or {}
+    check_device(device, BenchOptions(**accel))  # accelerators: adb devices only, before any export
     check_against(against)
     refs = [_with_resolution(m, resolution) for m in (models or ["v1:g=3,scale=0.5"])]
     fmts = list(parse_formats(formats))
@@ -40,7 +42,7 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
         else:
             adb = kind == "adb"
             options = BenchOptions(threads=threads or 1, runs=runs or (30 if adb else 5),
-                                   warmup=(5 if adb else 1) if warmup is None else warmup).validate()
+                                   warmup=(5 if adb else 1) if warmup is None else warmup, **accel).validate()
             n_rounds = rounds or (20 if adb else 150)
             say(f"timing {len(candidates)} candidate and {len(base)} baseline artifact(s) on {device}, "
                 f"{n_rounds} interleaved rounds of {options.runs} runs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -12,7 +12,8 @@ import typer
 
 from .app import CalibSamples, Calibration, Json, app, print_json
 from .gate_report import GateReports, error_lines, print_verdict
-from .options import AdbServerOpt, DbOpt
+from .options import (AcceleratorOpt, AdbServerOpt, DbOpt, DispatchLibraryOpt, FullDelegationOpt,
+                      accelerator_options)
 
 if TYPE_CHECKING:
     from ..baseline import Baseline
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 # (init, warm-up), so rounds are fewer and longer there.
 DEFAULT_OPTIONS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "rounds": 150}
 DEVICE_DEFAULT_OPTIONS = {"adb": {"runs": 30, "warmup": 5, "rounds": 20}}
+#: options a baseline keeps only when given (an accelerator other than the CPU): the candidate runs the same way
+ACCELERATOR_OPTIONS = ("accelerator", "require_full_delegation", "dispatch_library")
 PathOpt = Optional[str]
 
 
@@ -61,6 +64,9 @@ def gate_cmd(
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="With --model: input size when a ref has none.")] = "224",
     min_rounds: Annotated[int, typer.Option("--min-rounds", help="Fewer rounds on either side: judge pooled runs, or exit 2.")] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed (the verdict is deterministic for a seed).")] = 0,
+    accelerator: AcceleratorOpt = "cpu",
+    require_full_delegation: FullDelegationOpt = False,
+    dispatch_library: DispatchLibraryOpt = None,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     junit: Annotated[PathOpt, typer.Option("--junit", help="Write a JUnit XML report here (one testcase per model).")] = None,
@@ -98,7 +104,8 @@ def gate_cmd(
     check_output_dir(artifacts, "--artifacts")
     req = GateRequest(baseline, against, if_no_baseline, device, max_regression, confidence, reference, update_baseline,
                       results, rounds, runs, warmup, threads, models, formats, resolution, min_rounds, seed, adb_server,
-                      db, junit, markdown, out, weights, ExportInputs(calibration, calib_samples, artifacts), json_out)
+                      db, junit, markdown, out, weights, ExportInputs(calibration, calib_samples, artifacts), json_out,
+                      accelerator_options(accelerator, require_full_delegation, dispatch_library))
     reports = GateReports(junit, markdown, out, baseline or against or "", device or "local")
     try:
         if not _other_modes(req):
@@ -143,6 +150,7 @@ class GateRequest:
     weights: str | None
     export: Any
     json_out: bool
+    accel: dict[str, Any] = field(default_factory=dict)  # accelerator, require_full_delegation, dispatch_library
 
     @property
     def normalise(self) -> bool:
@@ -167,8 +175,8 @@ def _other_modes(req: GateRequest) -> bool:
             raise ConfigError("--against measures base and head now: it takes no --update-baseline or --results")
         run_ab_gate(against=req.against, device=req.device, max_regression=req.max_regression,
                     confidence=req.confidence, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
-                    threads=req.threads, seed=req.seed, db=req.db, adb_server=req.adb_server, **sizes,
-                    **req.reports_to())
+                    threads=req.threads, seed=req.seed, db=req.db, adb_server=req.adb_server, accel=req.accel,
+                    **sizes, **req.reports_to())
         return True
     if wants_exact(req.baseline, req.device, req.update_baseline):
         run_exact_gate(baseline=req.baseline, device=req.device, max_regression=req.max_regression,
@@ -243,6 +251,7 @@ def _candidate(req: GateRequest, reports: "GateReports", old: "Baseline | None",
     check_db(req.db)  # where the runs will go: before any export (a skip or --results stores nothing)
     options = _bench_options(plan_source, where, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
                              threads=req.threads)
+    options.update({k: v for k, v in req.accel.items() if v and v != "cpu"})
     plan = _plan(plan_source, req.models, req.formats, req.resolution, reference if req.update_baseline else None,
                  req.normalise)
     reports.device = where
@@ -349,7 +358,8 @@ def _copy_refs(old: "Baseline | None", candidate: "Baseline") -> None:
 def _bench_options(old: "Baseline | None", device: str, **given: int | None) -> dict[str, Any]:
     """The baseline's bench options (measure the candidate the same way), overridden by the flags given."""
     defaults = {**DEFAULT_OPTIONS, **DEVICE_DEFAULT_OPTIONS.get(device.split(":", 1)[0], {})}
-    options = {**defaults, **{k: v for k, v in (old.bench_options if old else {}).items() if k in DEFAULT_OPTIONS}}
+    kept = (*DEFAULT_OPTIONS, *ACCELERATOR_OPTIONS)
+    options = {**defaults, **{k: v for k, v in (old.bench_options if old else {}).items() if k in kept}}
     options.update({k: v for k, v in given.items() if v is not None})
     return options
 
@@ -406,11 +416,14 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
     added to `collected` as it ends). A phone that is not there is said before any export."""
     from ..baseline import baseline_from_results
     from ..bench import BenchOptions, prepare_targets, run_bench
+    from ..devices import check_options
     from ..results import git_commit
     from .console import progress_on_stderr
 
     bench_options = BenchOptions(threads=options["threads"], runs=options["runs"], warmup=options["warmup"],
-                                 cpu_mask=options["cpu_mask"]).validate()
+                                 cpu_mask=options["cpu_mask"],
+                                 **{k: options[k] for k in ACCELERATOR_OPTIONS if k in options}).validate()
+    check_options(device, bench_options)
     if device.startswith("adb:"):  # a phone that is not there is said before any export
         _device_facts(device, adb_server)
     targets, refs, reference = [], {}, None

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 __all__ = ["DeviceOpt", "AdbServerOpt", "DbOpt", "ThreadsOpt", "RoundsOpt", "RunsOpt", "WarmupOpt", "CpuMaskOpt",
-           "BinaryOpt", "ReportOpt"]
+           "BinaryOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
                                      "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
@@ -23,5 +23,20 @@ RunsOpt = Annotated[Optional[int], typer.Option("--runs", help="Timed runs per m
 WarmupOpt = Annotated[Optional[int], typer.Option("--warmup", help="Untimed warm-up runs per model per round (default 3; 1 on qemu:).")]
 CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")]
 BinaryOpt = Annotated[Optional[str], typer.Option(
-    "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL).")]
+    "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL, else "
+    "LiteRT's official build for the phone, downloaded once into ~/.cache/mobiledeploy/<version>/<abi>/).")]
+AcceleratorOpt = Annotated[str, typer.Option(
+    "--accelerator", help="adb devices: where benchmark_model runs the model: cpu, gpu or npu (LiteRT's tool; "
+    "gpu pushes its accelerator library, npu needs --dispatch-library).")]
+FullDelegationOpt = Annotated[bool, typer.Option(
+    "--require-full-delegation", help="adb devices: fail a run that leaves any node off the accelerator.")]
+DispatchLibraryOpt = Annotated[Optional[str], typer.Option(
+    "--dispatch-library", help="--accelerator npu: the vendor's dispatch library (a file here, pushed; or the folder "
+    "holding it on the phone).")]
+
+
+def accelerator_options(accelerator: str, require_full_delegation: bool, dispatch_library: str | None) -> dict:
+    """The BenchOptions fields of the three accelerator options."""
+    return {"accelerator": accelerator.strip().lower(), "require_full_delegation": require_full_delegation,
+            "dispatch_library": dispatch_library}
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML + Markdown report with plots to DIR.")]

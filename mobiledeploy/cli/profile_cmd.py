@@ -9,7 +9,8 @@ import typer
 
 from .app import Alpha, Arch, Groups, Json, Options, Scale, app, model_config, print_json
 from .console import print_attribution, progress_on_stderr, stdout_console
-from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt
+from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
+                      FullDelegationOpt, accelerator_options)
 
 
 @app.command("profile")
@@ -27,6 +28,9 @@ def profile_cmd(
     top: Annotated[int, typer.Option("--top", help="Layers to list, worst gap first.")] = 10,
     cpu_mask: CpuMaskOpt = "auto",
     benchmark_binary: BinaryOpt = None,
+    accelerator: AcceleratorOpt = "cpu",
+    require_full_delegation: FullDelegationOpt = False,
+    dispatch_library: DispatchLibraryOpt = None,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     json_out: Json = False,
@@ -45,6 +49,7 @@ def profile_cmd(
     from ..bench import BenchOptions, prepare_targets
     from ..devices import canonical_uri, parse_device_uri
     from ..devices import check_device as check_emulated
+    from ..devices import check_options
     from ..errors import ConfigError
     from ..registry import config_slug, parse_model_ref
     from ..profiling import profile_target
@@ -62,7 +67,9 @@ def profile_cmd(
     label = ",".join(f"{k}={v}" for k, v in model_config(g, scale, alpha, options).items())
     name, config = parse_model_ref(f"{arch}:{label}")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
-                                 benchmark_binary=benchmark_binary).validate()
+                                 benchmark_binary=benchmark_binary,
+                                 **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
+    check_options(device, bench_options)
     if warning := check_threads(threads, device):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
     if device.strip().startswith("adb:"):  # a phone's op profile is a stored run: its database and the phone, first

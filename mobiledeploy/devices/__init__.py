@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ConfigError
 from .base import Device
 
-__all__ = ["Device", "open_device", "parse_device_uri", "check_device", "canonical_uri"]
+if TYPE_CHECKING:
+    from ..records import BenchOptions
+
+__all__ = ["Device", "open_device", "parse_device_uri", "check_device", "check_options", "canonical_uri"]
 
 
 def parse_device_uri(uri: str) -> tuple[str, str | None]:
@@ -34,16 +39,27 @@ def canonical_uri(uri: str) -> str:
     return f"qemu:{serial}" if kind == "qemu" else uri.strip()
 
 
-def check_device(uri: str) -> None:
-    """Cheap checks before any export: the URI parses, and an emulated core's environment is set up.
+def check_device(uri: str, options: "BenchOptions | None" = None) -> None:
+    """Cheap checks before any export: the URI parses, the options fit the device (accelerators are
+    benchmark_model's, on adb devices), and an emulated core's environment is set up.
 
     Raises ConfigError, or EmulatorMissingError with the setup command (both exit 2 in the CLI).
     """
     kind, serial = parse_device_uri(uri)
+    if options is not None:
+        check_options(uri, options)
     if kind == "qemu":
         from .qemu import QemuDevice
 
         QemuDevice(serial)
+
+
+def check_options(uri: str, options: "BenchOptions") -> None:
+    """Accelerators are benchmark_model's, so adb devices' only: ConfigError elsewhere."""
+    kind, _ = parse_device_uri(uri)
+    if kind != "adb" and (options.accelerator != "cpu" or options.require_full_delegation):
+        raise ConfigError(f"--accelerator {options.accelerator} and --require-full-delegation are for adb:SERIAL "
+                          f"devices (benchmark_model); {kind} runs LiteRT on the CPU with XNNPACK")
 
 
 def open_device(uri: str, adb_server: str | None = None) -> Device:

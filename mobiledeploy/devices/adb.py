@@ -1,6 +1,7 @@
-"""`adb:SERIAL`: a phone (or a device farm's phone) over adb, timed by TFLite's `benchmark_model`.
+"""`adb:SERIAL`: the transport to a phone (or a device farm's phone) over adb.
 
-`AdbDevice.argv` is the only place in the toolkit that builds an `adb` command line: it always
+How a model is timed there is a runtime's business (`runtimes/benchmark_model.py`); `AdbDevice.run`
+composes the two. `AdbDevice.argv` is the only place in the toolkit that builds an `adb` command line: it always
 passes `-s SERIAL` (and `-H/-P` for a remote adb server). Every call is bounded by a timeout,
 every word sent to `adb shell` goes through `shlex.quote`, and adb's failures become the
 toolkit's own errors.
@@ -14,71 +15,26 @@ import shlex
 import shutil
 import subprocess
 import time
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..benchmark_output import parse_benchmark_output
-from ..files import sha256_file
 from ..errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError, MobiledeployError,
                       RemoteDiskFullError, RunnerError)
 from ..records import RunResult
-from .base import Device, ms, new_result, new_run_id, parse_cpu_mask
+from ..runtimes import runtime_class
+from .base import Device, new_result, new_run_id, parse_cpu_mask
+from .harness import facts_from_block, harness_script, split_harness_output
 
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget
 
-__all__ = ["AdbDevice", "find_benchmark_binary", "harness_script", "parse_harness_block", "facts_from_block",
-           "fill_from_benchmark_output", "REMOTE_ROOT", "ADB_INSTALL_HINT", "BENCHMARK_MODEL_HINT"]
+__all__ = ["AdbDevice", "REMOTE_ROOT", "ADB_INSTALL_HINT"]
 
 REMOTE_ROOT = "/data/local/tmp/mobiledeploy"
 ADB_INSTALL_HINT = ("install it with `sudo apt-get install adb` (Debian/Ubuntu) or Android SDK platform-tools "
                     "(https://developer.android.com/tools/releases/platform-tools) and put it on PATH")
-NIGHTLY_URL = ("https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/"
-               "nightly/latest/android_aarch64_benchmark_model")
-BENCHMARK_MODEL_HINT = (
-    "no benchmark_model binary for the phone: pass --benchmark-binary PATH, set MOBILEDEPLOY_BENCHMARK_MODEL, "
-    "or put it at {cache}; get TensorFlow's prebuilt nightly benchmark tool ({url}) or build it with "
-    "`bazel build -c opt --config=android_arm64 //tensorflow/lite/tools/benchmark:benchmark_model`"
-)
-BEGIN, END = "MOBILEDEPLOY-BEGIN", "MOBILEDEPLOY-END"
 _GONE = ("device offline", "error: closed", "protocol fault", "connection reset", "broken pipe",
          "failed to read", "cannot connect", "connection refused", "no route to host")
-
-
-def benchmark_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mobiledeploy" / "benchmark_model"
-
-
-def find_benchmark_binary(explicit: str | os.PathLike | None = None) -> Path:
-    """The arm64 `benchmark_model` to push: `explicit`, $MOBILEDEPLOY_BENCHMARK_MODEL, or the cache.
-
-    The cache path may be the binary itself or a folder holding `benchmark_model`.
-    """
-    for source, value in (("--benchmark-binary", explicit), ("MOBILEDEPLOY_BENCHMARK_MODEL",
-                                                             os.environ.get("MOBILEDEPLOY_BENCHMARK_MODEL"))):
-        if value:
-            path = Path(value).expanduser()
-            if not path.is_file():
-                raise RunnerError(f"{source} {path} is not a file")
-            return path
-    cache = benchmark_cache_path()
-    for path in (cache, cache / "benchmark_model"):
-        if path.is_file():
-            return path
-    raise RunnerError(BENCHMARK_MODEL_HINT.format(cache=cache, url=NIGHTLY_URL))
-
-
-def harness_script() -> Path:
-    """android_harness/run.sh as installed (package data of mobiledeploy.android_harness)."""
-    try:
-        path = Path(str(resources.files("mobiledeploy.android_harness") / "run.sh"))
-    except ModuleNotFoundError:
-        path = Path(__file__).resolve().parents[2] / "android_harness" / "run.sh"
-    if not path.is_file():
-        raise RunnerError(f"the device harness script is missing: {path}")
-    return path
 
 
 def _server_args(address: str | None) -> list[str]:
@@ -93,10 +49,14 @@ def _server_args(address: str | None) -> list[str]:
 
 
 class AdbDevice(Device):
-    """One phone reached through adb; `open()` checks that adb sees it (connecting host:port serials)."""
+    """One phone reached through adb; `open()` checks that adb sees it (connecting host:port serials).
+
+    `runtime` names how models are timed over it (`runtimes.RUNTIMES`): `benchmark_model` today.
+    """
 
     def __init__(self, serial: str, adb_server: str | None = None, *, adb: str | None = None,
-                 call_timeout_s: float = 60.0, push_timeout_s: float = 600.0, run_timeout_s: float = 1800.0):
+                 call_timeout_s: float = 60.0, push_timeout_s: float = 600.0, run_timeout_s: float = 1800.0,
+                 runtime: str = "benchmark_model"):
         if not serial:
             raise DeviceError("adb: needs a serial (adb:SERIAL, e.g. adb:R58M123ABC or adb:192.168.1.20:5555)")
         self.serial = serial
@@ -107,7 +67,7 @@ class AdbDevice(Device):
         self.call_timeout_s, self.push_timeout_s, self.run_timeout_s = call_timeout_s, push_timeout_s, run_timeout_s
         self._seen = False
         self._facts: dict[str, Any] | None = None
-        self._installed: dict[str, str] = {}
+        self.runtime = runtime_class(runtime)(self, REMOTE_ROOT)  # how models are timed over this transport
         self._leftovers: set[str] = set()
         self._adb_version: str | None = None
 
@@ -267,26 +227,27 @@ class AdbDevice(Device):
             self._facts = facts_from_block(block)
         return {k: v for k, v in self._facts.items() if not k.startswith("thermal_after")}
 
+    def abi(self) -> str | None:
+        """The phone's primary ABI (`getprop ro.product.cpu.abi`), None when it does not say."""
+        if self._facts and self._facts.get("abi"):
+            return self._facts["abi"]
+        proc = self.shell(["getprop", "ro.product.cpu.abi"], check=False, what="getprop")
+        return proc.stdout.strip() or None if proc.returncode == 0 else None
+
     def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
+        """One timed run: the runtime does the work over this transport; a failure is a failed RunResult."""
         result = new_result(target, options, self.uri)
         result.versions = self._versions()
         start = time.perf_counter()
         remote_dir = f"{REMOTE_ROOT}/{result.run_id}"
         try:
             parse_cpu_mask(options.cpu_mask)
-            binary = find_benchmark_binary(options.benchmark_binary)
-            remote_bin = self.install_binary(binary, result.config)
-            result.versions["benchmark_model_sha256"] = result.config["benchmark_binary_sha256"]
-            self.shell(["mkdir", "-p", remote_dir])
-            self._leftovers.add(remote_dir)
-            remote_model = f"{remote_dir}/{Path(target.artifact).name}"
-            self.push(Path(target.artifact), remote_model)
-            self.push(harness_script(), f"{remote_dir}/run.sh")
-            self._time(result, remote_dir, remote_bin, remote_model, options)
+            self.runtime.run(target, options, result, remote_dir)
         except (MobiledeployError, OSError, ValueError) as exc:
             result.config["error_type"] = type(exc).__name__
             result.failed(" ".join(str(exc).split()))
         finally:
+            self._facts = {**(self._facts or {}), **self.runtime.facts}
             self._remove_run_dir(remote_dir, options.keep_remote, result)
             result.wall_s = time.perf_counter() - start
         return result
@@ -299,50 +260,14 @@ class AdbDevice(Device):
                 return
         self._leftovers.clear()
 
-    # ------------------------------------------------------------------ steps of a run
-    def install_binary(self, binary: Path, config: dict[str, Any]) -> str:
-        """Push the runner unless the device already has one with the same sha256 (bin/<sha256>/)."""
-        sha = sha256_file(binary)
-        remote = f"{REMOTE_ROOT}/bin/{sha}/benchmark_model"
-        config.update(benchmark_binary=str(binary), benchmark_binary_sha256=sha)
-        if sha in self._installed:
-            config["benchmark_binary_pushed"] = False
-            return remote
-        proc = self.shell(["sha256sum", remote], check=False, what="sha256sum")
-        present = proc.returncode == 0 and proc.stdout.split()[:1] == [sha]
-        if not present:
-            self.shell(["mkdir", "-p", f"{REMOTE_ROOT}/bin/{sha}"])
-            self.push(binary, remote)
-            self.shell(["chmod", "755", remote])
-        config["benchmark_binary_pushed"] = not present
-        self._installed[sha] = remote
-        return remote
+    # ------------------------------------------------------------------ what runs need
+    def make_workdir(self, remote_dir: str) -> None:
+        """Create a run's folder; it is removed after the run (or by `cleanup`) unless --keep-remote."""
+        self.shell(["mkdir", "-p", remote_dir])
+        self._leftovers.add(remote_dir)
 
-    def _time(self, result: RunResult, remote_dir: str, remote_bin: str, remote_model: str,
-              options: "BenchOptions") -> None:
-        words = ["sh", f"{remote_dir}/run.sh", "--binary", remote_bin, "--graph", remote_model,
-                 "--threads", options.threads, "--runs", options.runs, "--warmup", options.warmup,
-                 "--min-secs", f"{options.min_secs:g}", "--cpu-mask", options.cpu_mask]
-        if options.op_profiling:
-            words.append("--op-profiling")
-        proc = self.shell(words, timeout=self.run_timeout_s, check=False, what="benchmark run",
-                          on_timeout=lambda m: RunnerError(f"{m}: the benchmark did not finish"))
-        block, runner_text = split_harness_output(proc.stdout)
-        if block is None:
-            raise self._harness_died(proc)
-        facts = facts_from_block(block)
-        self._facts = {**(self._facts or {}), **{k: v for k, v in facts.items() if k != "thermal_after"}}
-        result.device_info = facts
-        result.config.update(cpu_mask_used=facts.get("cpu_mask") or None, taskset=facts.get("taskset"),
-                             runner="benchmark_model")
-        exit_code = int(block.get("runner_exit", "-1") or -1)
-        if exit_code != 0:
-            last = next((line.strip() for line in reversed(runner_text.splitlines()) if line.strip()), "no output")
-            raise RunnerError(f"benchmark_model exited with status {exit_code}: {last[:300]}")
-        fill_from_benchmark_output(result, parse_benchmark_output(runner_text))
-
-    def _harness_died(self, proc: subprocess.CompletedProcess) -> MobiledeployError:
-        """No closing block: the device dropped the connection, or the harness could not start."""
+    def lost(self, proc: subprocess.CompletedProcess) -> MobiledeployError:
+        """A harness run with no closing block: the device dropped the connection, or the harness could not start."""
         state = self.devices().get(self.serial)
         if state != "device":
             return DeviceGoneError(f"{self.serial} went away during the benchmark run "
@@ -377,86 +302,3 @@ class AdbDevice(Device):
             versions["adb"] = self._adb_version
         return versions
 
-
-def split_harness_output(stdout: str) -> tuple[dict[str, str] | None, str]:
-    """(the key=value block, everything the runner printed) from the harness's stdout."""
-    begin = stdout.rfind(BEGIN)
-    end = stdout.find(END, begin + 1) if begin >= 0 else -1
-    if begin < 0 or end < 0:
-        return None, stdout
-    return parse_harness_block(stdout[begin + len(BEGIN):end]), stdout[:begin]
-
-
-def parse_harness_block(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            out[key.strip()] = value.strip()
-    return out
-
-
-def _celsius(raw: str) -> float | None:
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value / 1000.0 if abs(value) >= 1000 else value  # sysfs: millidegrees (a few report degrees)
-
-
-def facts_from_block(block: dict[str, str]) -> dict[str, Any]:
-    """The harness's key=value block → device facts in the toolkit's vocabulary."""
-    prop = lambda name: block.get(f"prop.{name}") or None  # noqa: E731
-    facts: dict[str, Any] = {
-        "kind": "android",
-        "model": prop("ro.product.model"),
-        "manufacturer": prop("ro.product.manufacturer"),
-        "device": prop("ro.product.device"),
-        "soc": prop("ro.soc.model") or prop("ro.board.platform"),
-        "board_platform": prop("ro.board.platform"),
-        "abi": prop("ro.product.cpu.abi"),
-        "android_release": prop("ro.build.version.release"),
-        "sdk": prop("ro.build.version.sdk"),
-        "cores": int(block["cores"]) if block.get("cores", "").isdigit() else None,
-        "cpu_max_khz": {}, "governors": {}, "thermal_zones": {}, "thermal_before": {}, "thermal_after": {},
-    }
-    for key, value in block.items():
-        parts = key.split(".")
-        if parts[0] == "cpu" and len(parts) == 3:
-            if parts[2] == "max_khz":
-                facts["cpu_max_khz"][parts[1]] = int(value) if value.isdigit() else value
-            elif parts[2] == "governor":
-                facts["governors"][parts[1]] = value
-        elif parts[0] == "thermal" and len(parts) == 3 and parts[2] == "type":
-            facts["thermal_zones"][parts[1]] = value
-        elif parts[0] in ("thermal_before", "thermal_after") and len(parts) == 2:
-            if (celsius := _celsius(value)) is not None:
-                facts[parts[0]][parts[1]] = celsius
-    if "cpu_mask" in block:
-        facts["cpu_mask"] = block["cpu_mask"]
-        facts["taskset"] = block.get("taskset") == "1"
-    facts["harness_version"] = block.get("harness_version")
-    return facts
-
-
-def fill_from_benchmark_output(result: RunResult, parsed: dict[str, Any]) -> RunResult:
-    """benchmark_model's summary → the RunResult fields (it prints stats, not per-run timings)."""
-    if parsed.get("failed"):
-        raise RunnerError("benchmark_model reported 'Benchmarking failed.'")
-    stats = parsed.get("inference") or {}
-    result.status, result.error = "ok", None
-    result.runs = int(stats.get("count", 0)) or result.runs
-    result.mean_ms = ms(stats.get("avg", parsed.get("inference_avg_us")))
-    result.std_ms = ms(stats.get("std"))
-    result.min_ms, result.max_ms = ms(stats.get("min")), ms(stats.get("max"))
-    result.median_ms, result.p95_ms = ms(stats.get("median")), ms(stats.get("p95"))
-    if result.mean_ms and result.std_ms is not None:
-        result.cv = result.std_ms / result.mean_ms
-    result.init_ms = ms(parsed.get("init_us"))
-    result.first_ms = ms(parsed.get("first_us"))
-    result.warmup_ms = ms(parsed.get("warmup_avg_us"))
-    result.memory_delta_mb = parsed.get("memory_overall_mb")
-    result.peak_memory_mb = parsed.get("peak_memory_mb")
-    result.op_profile = parsed.get("op_profile")
-    result.config["benchmark_output_format"] = parsed.get("format")
-    return result

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
-from ..qemu.guest import make_inputs  # one definition of the seeded inputs, shared with the emulated Arm runs
+from ..qemu.guest import delegation, make_inputs  # one definition each, shared with the emulated Arm runs
 from ..records import RunResult, percentile
 from .base import Device, new_result, parse_cpu_mask, read_text
 
@@ -67,7 +67,7 @@ class LocalDevice(Device):
         result.memory_delta_mb = timing["memory_delta_mb"]
         result.config.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
                              cpus=timing["cpus"], cpu_share=round(timing["cpu_share"], 4),
-                             input_dtypes=timing["input_dtypes"])
+                             input_dtypes=timing["input_dtypes"], delegation=_where(timing["delegation"]))
         return result
 
 
@@ -96,6 +96,7 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
         init_ns = clock() - t0
         rss.append(_rss_bytes())
         dtypes = make_inputs(interpreter, seed)
+        delegated = delegation(interpreter)
         invoke = interpreter.invoke
         t0 = clock()
         invoke()
@@ -125,7 +126,15 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
         "cpus": cpus,
         "cpu_share": cpu_share,
         "input_dtypes": dtypes,
+        "delegation": delegated,
     }
+
+
+def _where(found: dict[str, Any]) -> dict[str, Any]:
+    """XNNPACK's share of the graph in the record adb runs use (config.delegation): nodes, partitions, and the
+    nodes TFLite runs with its own kernels, by op type."""
+    return {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", **found,
+            "cpu_nodes": found["nodes"] - found["delegated_nodes"]}
 
 
 def _timed_loop(invoke: Any, runs: int, min_secs: float) -> list[int]:

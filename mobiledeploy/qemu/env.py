@@ -84,11 +84,9 @@ def hwcap_names(hwcap: int, hwcap2: int) -> list[str]:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("MOBILEDEPLOY_CACHE")
-    if base:
-        return Path(base).expanduser() / "arm64"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "mobiledeploy" / "arm64"
+    from ..files import cache_dir
+
+    return cache_dir() / "arm64"
 
 
 @dataclass

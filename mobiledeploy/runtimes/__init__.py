@@ -1,0 +1,25 @@
+"""Runtimes: how a model is timed (the `benchmark_model` binary today; in-process LiteRT and the
+emulated Arm core move here next). A registry of name → class, loaded by name on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import REPORTS, Runtime, Transport
+
+__all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class"]
+
+#: name → "module:Class"; adding a runtime is one file plus one line here
+RUNTIMES: dict[str, str] = {
+    "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
+}
+
+
+def runtime_class(name: str) -> Any:
+    from ..errors import ConfigError
+
+    if name not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {name!r}: {', '.join(RUNTIMES)}")
+    module, _, cls = RUNTIMES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
