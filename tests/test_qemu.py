@@ -304,3 +304,12 @@ def test_the_exports_arm_stage_can_be_turned_off(monkeypatch, tmp_path):
     monkeypatch.setenv("MOBILEDEPLOY_ARM_CHECK", "off")
     report = arm_stage({"fp32": tmp_path / "never-read.tflite"}, np.zeros((1, 3, 8, 8)), np.zeros((1, 4)), 0.98)
     assert report == {"skipped": "turned off (MOBILEDEPLOY_ARM_CHECK=off)", "passed": True}
+
+
+@pytest.mark.qemu
+def test_the_userland_is_byte_compiled_once(arm_env):
+    """Every emulated run imports numpy and LiteRT: from .pyc made at setup, not compiled again each time."""
+    site = arm_env.sysroot / "usr/lib/python3/dist-packages"
+    assert (arm_env.sysroot / ".compiled").is_file()
+    for package in ("numpy", "ai_edge_litert"):
+        assert any((site / package / "__pycache__").glob("__init__.cpython-311.pyc")), package
