@@ -34,7 +34,7 @@ import numpy as np
 from mobiledeploy.baseline import Baseline, baseline_from_results
 from mobiledeploy.files import write_atomic
 from mobiledeploy.bench import BenchOptions, prepare_targets, run_interleaved
-from mobiledeploy.cli.gate_cmd import DEFAULT_OPTIONS
+from mobiledeploy.devices.kinds import GATE_DEFAULTS
 from mobiledeploy.devices import open_device
 from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
 
@@ -155,7 +155,7 @@ def run_scenario(name: str, device: Any, targets: list, options: BenchOptions, r
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     saved = local_baseline_options()
-    saved = {**DEFAULT_OPTIONS, **saved}
+    saved = {**GATE_DEFAULTS, **saved}
     rounds = args.rounds or int(saved["rounds"])
     options = BenchOptions(threads=1, runs=args.runs or int(saved["runs"]),
                            warmup=args.warmup if args.warmup is not None else int(saved["warmup"]))

@@ -28,7 +28,7 @@ from typing import Any
 
 from .baseline import Baseline, ModelSamples
 from .devices.base import machine_class
-from .errors import ConfigError
+from .errors import ConfigError, MobiledeployError
 from .stats import mann_whitney_u, median, normalized_ratio_ci, paired_ratio_ci, ratio_of_medians_ci
 
 __all__ = [
@@ -336,6 +336,16 @@ def _other_machine(baseline: Baseline, candidate: Baseline) -> str | None:
             "with --update-baseline (a --baseline folder keeps one per class)")
 
 
+def _on_this_host(device: str) -> bool:
+    """A device whose model/SoC facts are this host's (they differ between CI machines without meaning)."""
+    from .devices.kinds import kind_of
+
+    try:
+        return kind_of(device).host_cpus
+    except MobiledeployError:  # a stored baseline of a device kind this version does not know
+        return False
+
+
 def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline, reference: str | None,
                       policy: GatePolicy) -> None:
     """The reference's own candidate/baseline ratio (machine speed), and warnings on what differs."""
@@ -355,7 +365,7 @@ def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline,
         verdict.warnings.append(f"baseline measured on {baseline.device}, candidate on {candidate.device}")
     for key in ("model", "soc", "abi"):
         old, new = baseline.device_info.get(key), candidate.device_info.get(key)
-        if old and new and old != new and baseline.device != "local":
+        if old and new and old != new and not _on_this_host(baseline.device):
             verdict.warnings.append(f"device {key} differs: baseline {old!r}, candidate {new!r}")
     for key in ("threads", "runs", "warmup", "cpu_mask"):
         old, new = baseline.bench_options.get(key), candidate.bench_options.get(key)

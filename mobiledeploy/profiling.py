@@ -23,7 +23,9 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
 
     smallest = min({tuple(t.resolution) for t in targets}, key=lambda r: r[0] * r[1])
     chosen = [t for t in targets if tuple(t.resolution) == smallest]
-    if device == "local":  # ONNX Runtime profiles the fp32 ONNX model, once per model
+    from .devices.kinds import kind_of
+
+    if kind_of(device).profiler == "onnxruntime":  # ONNX Runtime profiles the fp32 ONNX model, once per model
         chosen = list({slug_key(t.name): t for t in chosen}.values())
     out = []
     for target in chosen:
@@ -48,8 +50,10 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
     from .attribution import attribute, onnx_op_times, op_times_from_profile
     from .errors import RunnerError
 
+    from .devices.kinds import kind_of
+
     report = analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **config)
-    if device == "local":
+    if kind_of(device).profiler == "onnxruntime":
         from .converters import load_manifest
 
         folder = Path(target.artifact).parent

@@ -98,7 +98,7 @@ class RunResult:
     @property
     def unit(self) -> str:
         """What this run's figures measure: 'instructions' (exact counts) or 'ms' (wall time)."""
-        return "instructions" if self.instructions is not None or self.device.startswith("qemu") else "ms"
+        return "instructions" if self.instructions is not None or self.instruction_counts is not None else "ms"
 
     @property
     def gmacs_per_s(self) -> float | None:

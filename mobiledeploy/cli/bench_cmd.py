@@ -52,7 +52,8 @@ def bench_cmd(
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
     """
     from ..bench import BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
-    from ..devices import canonical_uri, check_device, parse_device_uri
+    from ..devices import canonical_uri, check_device
+    from ..devices.kinds import kind_of
     from ..errors import ConfigError
     from .preflight import check_output_dir
 
@@ -60,12 +61,12 @@ def bench_cmd(
         raise ConfigError("give either --arch (export, then time) or --model FILE.tflite")
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
-    kind, _ = parse_device_uri(device)
+    kind = kind_of(device)
     device = canonical_uri(device)
     if runs is None:
-        runs = 5 if kind == "qemu" else 50
-    if kind == "qemu" and threads != 1:
-        raise ConfigError("qemu: devices count the instructions of one thread: use --threads 1")
+        runs = kind.bench_runs
+    if kind.one_thread and threads != 1:
+        raise ConfigError(f"{kind.name}: devices count the instructions of one thread: use --threads 1")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
                                  op_profiling=op_profiling,

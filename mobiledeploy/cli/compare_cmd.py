@@ -15,19 +15,15 @@ from .console import progress_on_stderr, stdout_console
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
                       FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, ThreadsOpt, WarmupOpt, accelerator_options)
 
-#: (rounds, runs, warmup) when not given: exact instruction counts repeat, so one short round suffices there
-COMPARE_DEFAULTS = {"qemu": (1, 3, 1)}
-
-
 def session_plan(device: str, rounds: int | None, runs: int | None, warmup: int | None,
                  default: tuple[int, int, int]) -> tuple[str, int, int, int]:
     """The device URI (canonical, checked before any export) and the rounds, runs, warm-up to use on it."""
-    from ..devices import canonical_uri, check_device, parse_device_uri
+    from ..devices import canonical_uri, check_device
+    from ..devices.kinds import kind_of
 
-    kind, _ = parse_device_uri(device)
     device = canonical_uri(device)
     check_device(device)
-    d_rounds, d_runs, d_warmup = COMPARE_DEFAULTS.get(kind, default)
+    d_rounds, d_runs, d_warmup = kind_of(device).session_plan or default
     return (device, d_rounds if rounds is None else rounds, d_runs if runs is None else runs,
             d_warmup if warmup is None else warmup)
 def split_refs(values: list[str] | None) -> list[str]:

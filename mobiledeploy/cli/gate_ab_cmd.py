@@ -16,11 +16,12 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
                 accel: dict[str, Any] | None = None) -> None:
     from ..ab import baseline_targets, check_against
     from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
-    from ..devices import canonical_uri, check_device, parse_device_uri
+    from ..devices import canonical_uri, check_device
+    from ..devices.kinds import gate_options, kind_of
     from .gate_exact_cmd import EXACT_DEFAULT_REGRESSION, _with_resolution
 
     device = canonical_uri(device or "local")
-    kind, _ = parse_device_uri(device)
+    kind = kind_of(device)
     accel = accel or {}
     check_device(device, BenchOptions(**accel))  # accelerators: adb devices only, before any export
     check_against(against)
@@ -33,17 +34,17 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
             candidates.append(target)
             ref_of[target.name] = ref
     for base in baseline_targets(against, candidates, ref_of, progress=say):
-        if kind == "qemu":
+        if kind.exact:
             options = BenchOptions(threads=1, runs=runs or 3, warmup=2 if warmup is None else warmup).validate()
             say(f"counting {len(candidates)} candidate and {len(base)} baseline artifact(s) on {device}")
             report = run_bench(device, [*candidates, *base], options, db=db)
             _judge_counts(report.results, ref_of, against, max_regression or EXACT_DEFAULT_REGRESSION,
                           junit=junit, markdown=markdown, out=out, json_out=json_out)
         else:
-            adb = kind == "adb"
-            options = BenchOptions(threads=threads or 1, runs=runs or (30 if adb else 5),
-                                   warmup=(5 if adb else 1) if warmup is None else warmup, **accel).validate()
-            n_rounds = rounds or (20 if adb else 150)
+            plan = gate_options(device)
+            options = BenchOptions(threads=threads or plan["threads"], runs=runs or plan["runs"],
+                                   warmup=plan["warmup"] if warmup is None else warmup, **accel).validate()
+            n_rounds = rounds or plan["rounds"]
             say(f"timing {len(candidates)} candidate and {len(base)} baseline artifact(s) on {device}, "
                 f"{n_rounds} interleaved rounds of {options.runs} runs")
             report = run_bench(device, [*candidates, *base], options, rounds=n_rounds, db=db, adb_server=adb_server)

@@ -19,13 +19,6 @@ if TYPE_CHECKING:
     from ..baseline import Baseline
     from ..gate import GatePolicy
 
-# Many short rounds: on shared machines latency jumps between states (±30% here) that last ~0.1-1 s,
-# so a round must be short for model and reference to land in the same state; the ratio of the two
-# then cancels it. Measured on the 2-core CI host: 150 rounds of 5 runs give a ±3% 99% interval on a
-# 3 ms model, where 20 rounds of 30 give ±10%. On a phone every round is a new benchmark_model process
-# (init, warm-up), so rounds are fewer and longer there.
-DEFAULT_OPTIONS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "rounds": 150}
-DEVICE_DEFAULT_OPTIONS = {"adb": {"runs": 30, "warmup": 5, "rounds": 20}}
 #: options a baseline keeps only when given (an accelerator other than the CPU): the candidate runs the same way
 ACCELERATOR_OPTIONS = ("accelerator", "require_full_delegation", "dispatch_library")
 PathOpt = Optional[str]
@@ -357,8 +350,10 @@ def _copy_refs(old: "Baseline | None", candidate: "Baseline") -> None:
 
 def _bench_options(old: "Baseline | None", device: str, **given: int | None) -> dict[str, Any]:
     """The baseline's bench options (measure the candidate the same way), overridden by the flags given."""
-    defaults = {**DEFAULT_OPTIONS, **DEVICE_DEFAULT_OPTIONS.get(device.split(":", 1)[0], {})}
-    kept = (*DEFAULT_OPTIONS, *ACCELERATOR_OPTIONS)
+    from ..devices.kinds import GATE_DEFAULTS, gate_options
+
+    defaults = gate_options(device)
+    kept = (*GATE_DEFAULTS, *ACCELERATOR_OPTIONS)
     options = {**defaults, **{k: v for k, v in (old.bench_options if old else {}).items() if k in kept}}
     options.update({k: v for k, v in given.items() if v is not None})
     return options
@@ -424,7 +419,9 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
                                  cpu_mask=options["cpu_mask"],
                                  **{k: options[k] for k in ACCELERATOR_OPTIONS if k in options}).validate()
     check_options(device, bench_options)
-    if device.startswith("adb:"):  # a phone that is not there is said before any export
+    from ..devices.kinds import kind_of
+
+    if kind_of(device).reached_by_adb:  # a phone that is not there is said before any export
         _device_facts(device, adb_server)
     targets, refs, reference = [], {}, None
     with progress_on_stderr() as progress:

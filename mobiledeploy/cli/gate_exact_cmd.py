@@ -18,7 +18,9 @@ def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
 
     if Path(baseline).is_file():
         return is_exact_baseline(baseline)
-    return update and bool(device) and all(d.strip().startswith("qemu") for d in (device or "").split(","))
+    from ..devices.kinds import kind_of
+
+    return update and bool(device) and all(kind_of(d).exact for d in (device or "").split(","))
 
 
 def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | None, update: bool,
@@ -27,6 +29,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     from ..files import write_atomic
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
+    from ..devices.kinds import kind_of
     from ..errors import ConfigError
     from ..gate import Threshold
     from ..gate_exact import baseline_document, judge_exact, load_exact
@@ -34,7 +37,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
 
     limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
     old = load_exact(baseline) if Path(baseline).is_file() else []
-    if any(parse_device_uri(d)[0] != "qemu" for d in (device or "").split(",") if d.strip()):
+    if any(not kind_of(d).exact for d in (device or "").split(",") if d.strip()):
         raise ConfigError("an instruction baseline is judged on qemu:CPU devices only")
     cpus = [parse_device_uri(d)[1] for d in device.split(",") if d.strip()] if device else None
     if models and not update:

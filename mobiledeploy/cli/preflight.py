@@ -72,10 +72,10 @@ def check_db(db: str | os.PathLike | None, *, must_exist: bool = False) -> Path:
 def check_device(uri: str, adb_server: str | None) -> dict[str, Any] | None:
     """Ask a phone (adb:SERIAL) for its facts before exporting for it; raises DeviceError when it is not
     there. Other devices run on this host and are not asked (None)."""
-    from ..devices import open_device, parse_device_uri
+    from ..devices import open_device
+    from ..devices.kinds import kind_of
 
-    kind, _ = parse_device_uri(uri)
-    if kind != "adb":
+    if not kind_of(uri).reached_by_adb:
         return None
     with open_device(uri, adb_server=adb_server) as device:
         return device.info()
@@ -83,8 +83,10 @@ def check_device(uri: str, adb_server: str | None) -> dict[str, Any] | None:
 
 def check_threads(threads: int | None, device: str) -> str | None:
     """A warning when `local` is asked for more interpreter threads than this host has cores (None: fine)."""
+    from ..devices.kinds import kind_of
+
     count = os.cpu_count() or 1
-    if device.strip() == "local" and threads is not None and threads > count:
+    if threads is not None and threads > count and kind_of(device).host_cpus:
         return (f"--threads {threads} is more than the {count} core(s) of this host: the threads will share "
                 "cores, so latency will be slower and noisier than with {count}")
     return None

@@ -47,7 +47,8 @@ def profile_cmd(
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, prepare_targets
-    from ..devices import canonical_uri, parse_device_uri
+    from ..devices import canonical_uri
+    from ..devices.kinds import kind_of
     from ..devices import check_device as check_emulated
     from ..devices import check_options
     from ..errors import ConfigError
@@ -55,8 +56,8 @@ def profile_cmd(
     from ..profiling import profile_target
     from .preflight import check_db, check_device, check_threads
 
-    kind, _ = parse_device_uri(device)
     device = canonical_uri(device)
+    arm = kind_of(device).profiler == "arm"
     check_emulated(device)  # a qemu: core's environment, before any export
     fmt = format.strip().lower()
     if fmt not in ("fp32", "int8"):
@@ -72,20 +73,20 @@ def profile_cmd(
     check_options(device, bench_options)
     if warning := check_threads(threads, device):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
-    if device.strip().startswith("adb:"):  # a phone's op profile is a stored run: its database and the phone, first
+    if kind_of(device).reached_by_adb:  # a phone's op profile is a stored run: its database and the phone, first
         check_db(db)
         check_device(device, adb_server)
     with progress_on_stderr() as progress:
         (target,) = prepare_targets([f"{name}:{label}"], (fmt,), size, progress)
         progress(f"op profile {target.name} on {device}")
-        if kind == "qemu":
+        if arm:
             profile = arm_profile(device, target, name, config, size, runs=min(runs, 3))
         else:
             profile = profile_target(device, target, name, config, config_slug(name, config), bench_options,
                                      adb_server, db, runs=runs)
     if json_out:
         print_json({"device": device, **profile.to_dict()})
-    elif kind == "qemu":
+    elif arm:
         print_arm_profile(profile, device, top=top)
     else:
         print_attribution(profile, top=top)

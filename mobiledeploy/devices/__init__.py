@@ -7,30 +7,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from .base import Device
+from .kinds import kind_of, parse_device_uri
 
 if TYPE_CHECKING:
     from ..records import BenchOptions
 
 __all__ = ["Device", "open_device", "parse_device_uri", "check_device", "check_options", "canonical_uri"]
-
-
-def parse_device_uri(uri: str) -> tuple[str, str | None]:
-    """'local' → ('local', None); 'adb:SERIAL' → ('adb', 'SERIAL'); 'qemu[:CPU]' → ('qemu', CPU).
-
-    Raises ConfigError otherwise (an unknown emulated CPU names the ones there are).
-    """
-    text = uri.strip()
-    if text == "local":
-        return "local", None
-    kind, sep, serial = text.partition(":")
-    if kind == "adb" and sep and serial:
-        return "adb", serial
-    if kind == "qemu":
-        from .qemu import parse_cpu
-
-        return "qemu", parse_cpu(serial or None)
-    raise ConfigError(f"unknown device {uri!r}: use local, adb:SERIAL (e.g. adb:R58M123ABC, adb:192.168.1.20:5555) "
-                      "or qemu:CPU (e.g. qemu:cortex-a76)")
 
 
 def canonical_uri(uri: str) -> str:
@@ -56,8 +38,8 @@ def check_device(uri: str, options: "BenchOptions | None" = None) -> None:
 
 def check_options(uri: str, options: "BenchOptions") -> None:
     """Accelerators are benchmark_model's, so adb devices' only: ConfigError elsewhere."""
-    kind, _ = parse_device_uri(uri)
-    if kind != "adb" and (options.accelerator != "cpu" or options.require_full_delegation):
+    kind = kind_of(uri).name
+    if not kind_of(uri).accelerators and (options.accelerator != "cpu" or options.require_full_delegation):
         raise ConfigError(f"--accelerator {options.accelerator} and --require-full-delegation are for adb:SERIAL "
                           f"devices (benchmark_model); {kind} runs LiteRT on the CPU with XNNPACK")
 

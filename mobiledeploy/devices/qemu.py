@@ -71,6 +71,7 @@ class QemuDevice(Device):
         from ..qemu.run import run_guest
 
         result = new_result(target, options, self.uri)
+        result.instruction_counts = []  # a counting run, even one that fails: its unit is instructions
         result.device_info = self.info()
         result.versions = self.versions()
         start = time.perf_counter()

@@ -1,0 +1,43 @@
+"""Device kinds are declared once (devices/kinds.py); commands ask them instead of comparing URIs."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+from mobiledeploy.devices.base import Device
+from mobiledeploy.devices.kinds import GATE_DEFAULTS, KINDS, gate_options, kind_of
+from mobiledeploy.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_kind_names_a_device_class(name):
+    module, _, cls = KINDS[name].device_class.partition(":")
+    assert issubclass(getattr(importlib.import_module(module), cls), Device)
+
+
+def test_uris_map_to_their_kind_and_its_defaults():
+    assert kind_of("local").host_cpus and not kind_of("local").exact
+    assert kind_of("adb:192.168.1.20:5555").accelerators and kind_of("adb:X").reached_by_adb
+    emulated = kind_of("qemu:cortex-a53")
+    assert emulated.exact and emulated.one_thread and emulated.unit == "instructions" and emulated.session_plan
+    assert gate_options("local") == GATE_DEFAULTS and gate_options("adb:X")["rounds"] < GATE_DEFAULTS["rounds"]
+    with pytest.raises(ConfigError, match="unknown device"):
+        kind_of("ssh:board")
+
+
+def test_no_module_outside_devices_compares_a_uri_with_a_kind():
+    pattern = re.compile(r"""(==|!=)\s*["'](local|adb|qemu)["']|startswith\(\s*["'](local|adb|qemu)""")
+    offenders = []
+    for folder in ("mobiledeploy", "converters", "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            if "devices" in path.relative_to(REPO).parts:
+                continue
+            offenders += [f"{path.relative_to(REPO)}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
+                          if pattern.search(line)]
+    assert offenders == [], offenders
