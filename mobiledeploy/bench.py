@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .devices.base import FATAL_DEVICE_ERRORS, SETUP_ERRORS, Device, new_result, new_run_id
+from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
-from .records import BenchOptions, BenchTarget, ExportInputs, RunResult
+from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
 
 __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
@@ -36,7 +36,7 @@ class BenchRun:
         """0 all ran; 2 a setup step is missing (no benchmark binary to be had); 1 a run failed."""
         if self.ok:
             return 0
-        return 2 if any(r.config.get("error_type") in SETUP_ERRORS for r in self.results) else 1
+        return 2 if any(r.error_kind == ErrorKind.SETUP for r in self.results) else 1
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -165,12 +165,13 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
             if fatal:
                 result = new_result(target, options, device.uri).failed(f"not run: {fatal}")
                 result.config["error_type"] = "NotRun"
+                result.error_kind = ErrorKind.NOT_RUN.value
             else:
                 result = device.run(target, options)
             if placeholder is not None:
                 result.run_id = placeholder.run_id
             result.config["round"] = round_index
-            if result.config.get("error_type") in FATAL_DEVICE_ERRORS:
+            if _ends_the_device(result):
                 fatal = result.error
             if on_result:
                 on_result(result)
@@ -226,8 +227,12 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
                 device.cleanup()
             finally:
                 device.close()
-    fatal = next((r.error for r in results if r.config.get("error_type") in FATAL_DEVICE_ERRORS), None)
+    fatal = next((r.error for r in results if _ends_the_device(r)), None)
     return BenchRun(results, store.path, session, fatal)
+
+
+def _ends_the_device(result: RunResult) -> bool:
+    return result.error_kind is not None and ErrorKind(result.error_kind).ends_the_device
 
 
 def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchOptions, rounds: int,
@@ -244,6 +249,7 @@ def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchO
             result.run_id = placeholder.run_id
             result.versions = local_versions()
             result.config.update(round=round_index, error_type=type(exc).__name__)
+            result.error_kind = error_kind_of(exc)
             record(result)
             results.append(result)
     return BenchRun(results, db_path, session, message)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 
 class MobiledeployError(Exception):
-    """Base of every error the toolkit raises on purpose. `exit_code` is what the CLI returns."""
+    """Base of every error the toolkit raises on purpose. `exit_code` is what the CLI returns; `kind` is
+    what a failed run records (`records.ErrorKind`): run (this run only), device (no later run on the
+    device can succeed), setup (something to install or pass first; also ends the device's runs)."""
 
     exit_code = 2
+    kind = "run"
 
 
 class ConfigError(MobiledeployError, ValueError):
@@ -32,13 +35,19 @@ class DeviceError(MobiledeployError):
 class AdbMissingError(DeviceError):
     """The adb client is not installed."""
 
+    kind = "device"
+
 
 class DeviceNotFoundError(DeviceError):
     """The serial is not among the devices adb sees."""
 
+    kind = "device"
+
 
 class DeviceGoneError(DeviceError):
     """The device disappeared while in use."""
+
+    kind = "device"
 
 
 class RemoteDiskFullError(DeviceError):
@@ -57,3 +66,4 @@ class BinaryUnavailableError(RunnerError):
     """No benchmark binary for the phone and none could be downloaded: pass one (exit 2, a setup step)."""
 
     exit_code = 2
+    kind = "setup"

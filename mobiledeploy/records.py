@@ -11,6 +11,7 @@ are microseconds in `timings_us`.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import statistics
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "percentile", "parse_cpu_mask",
+__all__ = ["ErrorKind", "error_kind_of", "BenchTarget", "BenchOptions", "ExportInputs", "RunResult", "summarize_us", "percentile", "parse_cpu_mask",
            "ACCELERATORS"]
 
 
@@ -50,6 +51,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+class ErrorKind(str, enum.Enum):
+    """Why a run failed, as far as the runs after it are concerned (stored as its value)."""
+
+    RUN = "run"            # this run only: the next one may succeed
+    DEVICE = "device"      # the device cannot be used: later runs on it are not tried
+    SETUP = "setup"        # something to install or pass first (exit 2); later runs are not tried either
+    NOT_RUN = "not_run"    # not tried, after a device or setup error
+
+    @property
+    def ends_the_device(self) -> bool:
+        return self in (ErrorKind.DEVICE, ErrorKind.SETUP)
+
+
+def error_kind_of(exc: BaseException) -> str:
+    """The ErrorKind value an exception means for its run (anything not the toolkit's: this run only)."""
+    return ErrorKind(getattr(exc, "kind", "run")).value
+
+
 @dataclass
 class RunResult:
     model: str
@@ -62,6 +81,7 @@ class RunResult:
     warmup: int
     status: str = "ok"  # "ok" | "failed"
     error: str | None = None
+    error_kind: str | None = None  # an ErrorKind value when failed
     median_ms: float | None = None
     p90_ms: float | None = None
     p95_ms: float | None = None  # benchmark_model reports p5/median/p95, not p90

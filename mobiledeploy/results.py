@@ -25,7 +25,7 @@ from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -90,6 +90,12 @@ def _v2(db: sqlite3.Connection) -> None:
     for name in _COUNTS:
         db.execute(f"ALTER TABLE runs ADD COLUMN {name} REAL")
     db.execute("ALTER TABLE runs ADD COLUMN instruction_counts TEXT")
+
+
+@migration(3)
+def _v3(db: sqlite3.Connection) -> None:
+    """Why a failed run failed (records.ErrorKind), a column instead of a class name inside config."""
+    db.execute("ALTER TABLE runs ADD COLUMN error_kind TEXT")
 
 
 def default_db_path() -> Path:
@@ -231,6 +237,7 @@ class ResultsStore:
         row: dict[str, Any] = {
             "run_id": result.run_id, "session_id": session_id, "started_at": result.started_at or _now(),
             "finished_at": _now() if finished else None, "status": result.status, "error": result.error,
+            "error_kind": result.error_kind,
             "model": result.model, "format": result.format, "device": result.device,
             "device_model": info.get("model"), "device_soc": info.get("soc"), "artifact": result.artifact,
             "sha256": result.sha256, "threads": result.threads, "runs": result.runs, "warmup": result.warmup,

@@ -150,6 +150,7 @@ def test_remote_disk_full(fake_device, tiny_tflite, host_runner, results_db, cap
     assert "no space left" in err
     [row] = stored(results_db)
     assert row["status"] == "failed" and row["config"]["error_type"] == "RemoteDiskFullError"
+    assert row["error_kind"] == "run"  # a full disk ends this run, not the device
 
 
 def test_harness_runs_under_dash_with_fake_sysfs(tmp_path, host_runner, tiny_tflite):
@@ -335,6 +336,7 @@ def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device,
     first, rest = sorted(rows, key=lambda r: r["config"]["round"])
     assert first["config"]["error_type"] == "BinaryUnavailableError" and url in first["error"]
     assert rest["config"]["error_type"] == "NotRun"  # the second round is not tried: no binary to be had
+    assert (first["error_kind"], rest["error_kind"]) == ("setup", "not_run")
     assert not [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]  # no binary sent
 
 

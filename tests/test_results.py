@@ -41,7 +41,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 def test_schema_meta_and_wal(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
 
@@ -60,13 +60,13 @@ def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypat
     with ResultsStore(path) as store:
         store.finish(make_result("old"))
 
-    def v3(db):
+    def v4(db):
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(results_mod.MIGRATIONS, 3, v3)
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(results_mod.MIGRATIONS, 4, v4)
     with ResultsStore(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == 4
         assert [r["run_id"] for r in store.list()] == ["old"]
         assert "note" in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
 
@@ -82,10 +82,14 @@ def test_schema_1_database_gains_instruction_counts(tmp_path, monkeypatch):
     counted = make_result("counted")
     counted.instruction_counts, counted.instructions = [26_177_531, 26_177_533], 26_177_532.0
     counted.init_instructions, counted.first_instructions = 13_381_998.0, 26_194_831.0
+    gone = make_result("gone").failed("device vanished")
+    gone.error_kind = "device"
     with ResultsStore(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         store.finish(counted)
+        store.finish(gone)
         rows = {r["run_id"]: r for r in store.list()}
+    assert rows["gone"]["error_kind"] == "device" and rows["timed"]["error_kind"] is None
     assert rows["timed"]["instructions"] is None and rows["timed"]["median_ms"] is not None
     assert rows["counted"]["instruction_counts"] == [26_177_531, 26_177_533]
     assert rows["counted"]["instructions"] == 26_177_532.0 and rows["counted"]["first_instructions"] == 26_194_831.0

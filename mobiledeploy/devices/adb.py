@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError, MobiledeployError,
                       RemoteDiskFullError, RunnerError)
-from ..records import RunResult
+from ..records import RunResult, error_kind_of
 from ..runtimes import runtime_class
 from .base import Device, new_result, new_run_id, parse_cpu_mask
 from .harness import facts_from_block, harness_script, split_harness_output
@@ -245,6 +245,7 @@ class AdbDevice(Device):
             self.runtime.run(target, options, result, remote_dir)
         except (MobiledeployError, OSError, ValueError) as exc:
             result.config["error_type"] = type(exc).__name__
+            result.error_kind = error_kind_of(exc)
             result.failed(" ".join(str(exc).split()))
         finally:
             self._facts = {**(self._facts or {}), **self.runtime.facts}

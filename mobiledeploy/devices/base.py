@@ -12,14 +12,7 @@ from typing import Any
 
 from ..records import BenchOptions, BenchTarget, RunResult, parse_cpu_mask
 
-__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "FATAL_DEVICE_ERRORS", "SETUP_ERRORS",
-           "machine_class",
-           "machine_slug"]
-
-#: error types after which no further run on the same device can succeed
-FATAL_DEVICE_ERRORS = ("AdbMissingError", "DeviceNotFoundError", "DeviceGoneError", "BinaryUnavailableError")
-#: error types that are a setup step for the user (pass a file, run a setup command): the CLI exits 2
-SETUP_ERRORS = ("BinaryUnavailableError",)
+__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "machine_class", "machine_slug"]
 
 
 class Device(ABC):

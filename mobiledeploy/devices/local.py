@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
 from ..qemu.guest import delegation, make_inputs  # one definition each, shared with the emulated Arm runs
-from ..records import RunResult, percentile
+from ..records import RunResult, error_kind_of, percentile
 from .base import Device, new_result, parse_cpu_mask, read_text
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class LocalDevice(Device):
                                  warmup=options.warmup, min_secs=options.min_secs, cpu_mask=options.cpu_mask)
         except Exception as exc:  # a broken artifact or interpreter error is a failed run, not a crash
             result.config["error_type"] = type(exc).__name__
+            result.error_kind = error_kind_of(exc)
             return result.failed(_one_line(exc))
         finally:
             result.wall_s = time.perf_counter() - start

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
 from ..qemu.env import CPUS, DEFAULT_CPU, Environment, environment
-from ..records import RunResult
+from ..records import RunResult, error_kind_of
 from .base import Device, new_result
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class QemuDevice(Device):
                               threads=options.threads)
         except (RunnerError, ConfigError) as exc:
             result.config["error_type"] = type(exc).__name__
+            result.error_kind = error_kind_of(exc)
             return result.failed(" ".join(str(exc).split()))
         finally:
             result.wall_s = time.perf_counter() - start
