@@ -11,7 +11,7 @@ is what the harness itself adds. It also counts the repetitions `mobiledeploy.st
 
 Harness overhead (target <= 5%) against a bare interpreter loop in the same process (one clock
 reading around N invokes, nothing else), two ways:
-- paired blocks on one interpreter: the harness's own timed loop (`_timed_loop`, per-run clock
+- paired blocks on one interpreter: the harness's own timed loop (`timed_loop`, per-run clock
   readings and bookkeeping) and the bare loop alternate, 25 runs each, 40 pairs; the medians of
   the per-pair ratios give the bias of the reported latency (sum of per-run times / bare time)
   and the cost of the loop itself (wall time / bare time). Pairing cancels the load of a shared
@@ -44,7 +44,7 @@ def bare_loop_us(model: Path, threads: int, runs: int, warmup: int) -> float:
     """Mean latency (us) of `runs` invokes timed as one block: the floor any harness can reach."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobiledeploy.devices.local import make_inputs
+    from mobiledeploy.runtimes.litert import make_inputs
 
     interpreter = Interpreter(model_path=str(model), num_threads=threads)
     interpreter.allocate_tensors()
@@ -62,7 +62,7 @@ def paired_overhead(model: Path, threads: int, pairs: int, block: int) -> dict[s
     """Median over alternating (harness loop, bare loop) blocks on one interpreter."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mobiledeploy.devices.local import _timed_loop, make_inputs
+    from mobiledeploy.runtimes.litert import make_inputs, timed_loop
 
     interpreter = Interpreter(model_path=str(model), num_threads=threads)
     interpreter.allocate_tensors()
@@ -76,7 +76,7 @@ def paired_overhead(model: Path, threads: int, pairs: int, block: int) -> dict[s
         for kind in (("harness", "bare") if i % 2 == 0 else ("bare", "harness")):
             start = clock()
             if kind == "harness":
-                timings = _timed_loop(invoke, block, 0.0)
+                timings = timed_loop(invoke, block, 0.0)
                 sample["harness_wall"] = clock() - start
                 sample["harness_reported"] = sum(timings)
             else:

@@ -12,7 +12,8 @@ import pytest
 from mobiledeploy.bench import BenchOptions, BenchTarget, run_interleaved, target_from_file
 from mobiledeploy.cli import main
 from mobiledeploy.devices import open_device
-from mobiledeploy.devices.local import LocalDevice, big_cores, host_facts, make_inputs, time_tflite
+from mobiledeploy.devices.local import LocalDevice, host_facts
+from mobiledeploy.runtimes.litert import big_cores, make_inputs, time_tflite
 from mobiledeploy.results import ResultsStore
 from tests.conftest_bench import results_db, tiny_tflite  # noqa: F401  (until tests/conftest.py wires them)
 

@@ -131,7 +131,7 @@ def test_bench_warns_when_another_process_shares_the_core(tiny_tflite, results_d
 
 
 def test_cpu_share_is_a_fraction_of_the_wall_time(tiny_tflite):
-    from mobiledeploy.devices.local import time_tflite
+    from mobiledeploy.runtimes.litert import time_tflite
 
     timing = time_tflite(tiny_tflite["fp32"], runs=50, warmup=2)
     assert 0 < timing["cpu_share"] <= 1.0

@@ -1,5 +1,5 @@
-"""Runtimes: how a model is timed (the `benchmark_model` binary today; in-process LiteRT and the
-emulated Arm core move here next). A registry of name → class, loaded by name on first use."""
+"""Runtimes: how a model is timed — the `benchmark_model` binary (phones, over a transport) and LiteRT
+in this process (`local`); the emulated Arm core counts in `mobiledeploy.qemu`. A registry of name → class, loaded by name on first use."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ __all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class"]
 #: name → "module:Class"; adding a runtime is one file plus one line here
 RUNTIMES: dict[str, str] = {
     "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
+    "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
 }
 
 
