@@ -29,7 +29,7 @@ from .records import RunResult, summarize_us
 
 __all__ = [
     "SCHEMA_VERSION", "KIND", "BaselineError", "ModelSamples", "Baseline", "baseline_from_results",
-    "load_baseline", "load_results_files", "save_baseline", "parse_baseline", "upgrade", "model_key",
+    "load_baseline", "load_results_files", "save_baseline", "parse_baseline", "upgrade", "artifact_key",
 ]
 
 SCHEMA_VERSION = 1
@@ -41,7 +41,7 @@ class BaselineError(ResultsError):
     """A baseline or result file that is missing, unreadable, or of an unknown schema."""
 
 
-def model_key(name: str, fmt: str) -> str:
+def artifact_key(name: str, fmt: str) -> str:
     """'shufflenet_v1-g3-scale0.5-112x112/fp32': one artifact of one model."""
     return f"{name}/{fmt}"
 
@@ -64,7 +64,7 @@ class ModelSamples:
 
     @property
     def key(self) -> str:
-        return model_key(self.name, self.format)
+        return artifact_key(self.name, self.format)
 
     def round_medians_us(self) -> dict[str, float]:
         return {r: float(np.median(t)) for r, t in self.rounds.items() if t}
@@ -123,7 +123,7 @@ class Baseline:
         """Model `name`'s samples in `fmt`, else in any format; None when it is not here (or no name)."""
         if not name:
             return None
-        same = self.models.get(model_key(name, fmt))
+        same = self.models.get(artifact_key(name, fmt))
         return same or next((m for m in self.models.values() if m.name == name), None)
 
     def reference_for(self, fmt: str) -> ModelSamples | None:
@@ -163,7 +163,7 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
     versions: dict[str, str] = {}
     for r in results:
         config = r.config or {}
-        samples = models.setdefault(model_key(r.model, r.format), ModelSamples(
+        samples = models.setdefault(artifact_key(r.model, r.format), ModelSamples(
             name=r.model, format=r.format, sha256=r.sha256, ref=(refs or {}).get(r.model),
             resolution=list(config["resolution"]) if config.get("resolution") else None, macs=r.macs))
         if not r.ok:

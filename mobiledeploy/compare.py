@@ -32,7 +32,7 @@ from .records import RunResult
 __all__ = [
     "SuiteError", "Suite", "SuiteModel", "load_suite", "parse_suite", "list_suites",
     "CompareRow", "compare", "theoretical_speedup", "measured_speedup", "efficiency",
-    "model_key", "slug_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution",
+    "slug_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution",
 ]
 
 SUITE_SCHEMA_VERSION = 1
@@ -82,11 +82,6 @@ def format_resolution(resolution: Sequence[int] | str) -> str:
     return f"{int(h)}x{int(w)}"
 
 
-def model_key(result: RunResult) -> str:
-    """The model a result belongs to, across input sizes: its export slug without '-HxW'."""
-    return slug_key(result.model)
-
-
 def slug_key(slug: str) -> str:
     """'shufflenet_v1-g3-scale0.5-224x224[-w1a2b3c4d]' → 'shufflenet_v1-g3-scale0.5'."""
     return _SLUG_RESOLUTION.sub("", slug)
@@ -108,7 +103,7 @@ def group_runs(results: Iterable[RunResult]) -> dict[GroupKey, list[RunResult]]:
     """Results of the same model, format and resolution (e.g. the rounds of one session)."""
     groups: dict[GroupKey, list[RunResult]] = {}
     for result in results:
-        key = (model_key(result), result.format, resolution_label(result) or "?")
+        key = (slug_key(result.model), result.format, resolution_label(result) or "?")
         groups.setdefault(key, []).append(result)
     return groups
 
@@ -191,7 +186,7 @@ def compare(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> list[CompareRow]:
-    """Rows of model vs `baseline` (a `model_key`) per format and resolution, baseline first.
+    """Rows of model vs `baseline` (a `slug_key`: the export slug without its input size) per format and resolution, baseline first.
 
     `labels` maps model keys to display names; `paper` maps model keys to their suite entries;
     `failures` are models that never got a result ({"key", "format", "resolution", "error"}, e.g.

@@ -8,7 +8,7 @@ import pytest
 
 from mobiledeploy.cli import main
 from mobiledeploy.compare import (
-    CompareRow, SuiteError, compare, efficiency, load_suite, measured_speedup, model_key, parse_suite,
+    CompareRow, SuiteError, compare, efficiency, load_suite, measured_speedup, parse_suite, slug_key,
     pooled_timings_us, resolution_label, round_speedups, theoretical_speedup,
 )
 from mobiledeploy.records import RunResult
@@ -38,7 +38,7 @@ def test_arithmetic_is_exact():
 
 def test_keys_and_resolution_from_results():
     r = run(V1, "fp32", "480x640", 1, [1.0])
-    assert model_key(r) == V1 and resolution_label(r) == "480x640"
+    assert slug_key(r.model) == V1 and resolution_label(r) == "480x640"
     r.config.pop("resolution")
     assert resolution_label(r) == "480x640"  # from the slug
 

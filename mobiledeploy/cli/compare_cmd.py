@@ -31,7 +31,7 @@ def split_refs(values: list[str] | None) -> list[str]:
     return [ref for value in values or [] for ref in re.split(r"[;\s]+", value) if ref]
 
 
-def model_key_of(ref: str) -> tuple[str, dict[str, Any], str]:
+def resolve_ref(ref: str) -> tuple[str, dict[str, Any], str]:
     """'v1:g=3,scale=0.5' → (arch, config, key): key is the export slug without the input size."""
     from ..registry import config_slug, get_spec, parse_model_ref
     from ..errors import ConfigError
@@ -247,15 +247,15 @@ def _interrupted_report(report: Path, measured: list[Any], base_key: str, labels
 
 def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:
     """Model keys, display labels and published figures for the refs; the baseline added when missing."""
-    suite_by_key = {model_key_of(m.ref)[2]: m for m in suite.models}
-    base_key = model_key_of(baseline_ref)[2]
-    if base_key not in {model_key_of(r)[2] for r in refs}:
+    suite_by_key = {resolve_ref(m.ref)[2]: m for m in suite.models}
+    base_key = resolve_ref(baseline_ref)[2]
+    if base_key not in {resolve_ref(r)[2] for r in refs}:
         refs = [baseline_ref, *refs]
     keys: dict[str, str] = {}
     labels: dict[str, str] = {}
     configs: dict[str, tuple[str, dict[str, Any]]] = {}
     for ref in refs:
-        arch, config, key = model_key_of(ref)
+        arch, config, key = resolve_ref(ref)
         if key not in labels:  # the same model twice (e.g. 'v1:g=3' and 'shufflenet_v1:g=3'): once
             keys[ref], configs[key] = key, (arch, config)
             labels[key] = suite_by_key[key].label if key in suite_by_key else ref

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
-from .compare_cmd import export_targets, model_key_of
+from .compare_cmd import export_targets, resolve_ref
 from .console import progress_on_stderr, stdout_console
 from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt
 
@@ -62,7 +62,7 @@ def guidelines_cmd(
     options = BenchOptions(threads=threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
                            benchmark_binary=benchmark_binary).validate()
     refs = [v.ref for g in chosen for v in g.variants]
-    keys = {ref: model_key_of(ref)[2] for ref in refs}
+    keys = {ref: resolve_ref(ref)[2] for ref in refs}
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=True)

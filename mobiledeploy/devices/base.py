@@ -12,7 +12,7 @@ from typing import Any
 
 from ..records import BenchOptions, BenchTarget, RunResult, parse_cpu_mask
 
-__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "ms", "machine_class", "machine_slug"]
+__all__ = ["Device", "new_result", "new_run_id", "parse_cpu_mask", "us_to_ms", "machine_class", "machine_slug"]
 
 
 class Device(ABC):
@@ -117,7 +117,8 @@ def machine_slug(device_uri: str, cls: str | None) -> str:
     return "-".join([kind, *keep, hashlib.sha256(cls.encode()).hexdigest()[:8]])
 
 
-def ms(value_us: float | None) -> float | None:
+def us_to_ms(value_us: float | None) -> float | None:
+    """Microseconds (as benchmark_model prints them) to milliseconds; None stays None."""
     return None if value_us is None else value_us / 1000.0
 
 

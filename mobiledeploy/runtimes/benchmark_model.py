@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..benchmark_output import parse_benchmark_output
-from ..devices.base import ms
+from ..devices.base import us_to_ms
 from ..devices.harness import facts_from_block, harness_script, split_harness_output
 from ..errors import MobiledeployError, RunnerError
 from ..files import sha256_file
@@ -208,15 +208,15 @@ def fill_from_benchmark_output(result: "RunResult", parsed: dict[str, Any]) -> "
     stats = parsed.get("inference") or {}
     result.status, result.error = "ok", None
     result.runs = int(stats.get("count", 0)) or result.runs
-    result.mean_ms = ms(stats.get("avg", parsed.get("inference_avg_us")))
-    result.std_ms = ms(stats.get("std"))
-    result.min_ms, result.max_ms = ms(stats.get("min")), ms(stats.get("max"))
-    result.median_ms, result.p95_ms = ms(stats.get("median")), ms(stats.get("p95"))
+    result.mean_ms = us_to_ms(stats.get("avg", parsed.get("inference_avg_us")))
+    result.std_ms = us_to_ms(stats.get("std"))
+    result.min_ms, result.max_ms = us_to_ms(stats.get("min")), us_to_ms(stats.get("max"))
+    result.median_ms, result.p95_ms = us_to_ms(stats.get("median")), us_to_ms(stats.get("p95"))
     if result.mean_ms and result.std_ms is not None:
         result.cv = result.std_ms / result.mean_ms
-    result.init_ms = ms(parsed.get("init_us"))
-    result.first_ms = ms(parsed.get("first_us"))
-    result.warmup_ms = ms(parsed.get("warmup_avg_us"))
+    result.init_ms = us_to_ms(parsed.get("init_us"))
+    result.first_ms = us_to_ms(parsed.get("first_us"))
+    result.warmup_ms = us_to_ms(parsed.get("warmup_avg_us"))
     result.memory_delta_mb = parsed.get("memory_overall_mb")
     result.peak_memory_mb = parsed.get("peak_memory_mb")
     result.op_profile = parsed.get("op_profile")
