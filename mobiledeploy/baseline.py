@@ -29,7 +29,7 @@ from .records import RunResult, summarize_us
 
 __all__ = [
     "SCHEMA_VERSION", "KIND", "BaselineError", "ModelSamples", "Baseline", "baseline_from_results",
-    "load_baseline", "load_results_files", "save_baseline", "parse_baseline", "upgrade", "artifact_key",
+    "load_baseline", "load_results_files", "read_result_files", "save_baseline", "parse_baseline", "upgrade", "artifact_key",
 ]
 
 SCHEMA_VERSION = 1
@@ -189,26 +189,7 @@ def load_results_files(paths: Iterable[str | os.PathLike], *, reference: str | N
 
     Runs of different sessions (or files) never share a round: their round ids are prefixed.
     """
-    paths = [Path(p) for p in paths]
-    tagged: list[tuple[RunResult, str]] = []
-    sessions: list[Baseline] = []
-    for index, path in enumerate(paths):
-        data = _read_json(path)
-        if isinstance(data, dict) and isinstance(data.get("candidate"), dict):
-            data = data["candidate"]
-        if isinstance(data, dict) and "models" in data:
-            sessions.append(parse_baseline(data, str(path)))
-            continue
-        rows = data.get("results") if isinstance(data, dict) else data
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise BaselineError(f"{path}: not results JSON (bench --json, results --json) nor a baseline")
-        default_session = (data.get("session_id") if isinstance(data, dict) else None) or f"file{index}"
-        for row in rows:
-            try:
-                result = RunResult.from_dict(row)
-            except TypeError as exc:
-                raise BaselineError(f"{path}: a result lacks a field ({exc})") from None
-            tagged.append((result, str(row.get("session_id") or default_session)))
+    tagged, sessions = _read_result_files(paths, baselines=True)
     if sessions:
         if len(sessions) > 1 or tagged:
             raise BaselineError("give one baseline-format candidate file, or only result files")
@@ -219,6 +200,37 @@ def load_results_files(paths: Iterable[str | os.PathLike], *, reference: str | N
         for result, session in tagged:
             result.config = {**(result.config or {}), "session": session}
     return baseline_from_results([r for r, _ in tagged], reference=reference)
+
+
+def read_result_files(paths: Iterable[str | os.PathLike]) -> list[tuple[RunResult, str]]:
+    """Every run in result files (bench --json, results --json, a list of RunResult dicts), each with its
+    session (the file's, or `fileN`); BaselineError for anything else."""
+    return _read_result_files(paths, baselines=False)[0]
+
+
+def _read_result_files(paths: Iterable[str | os.PathLike], *, baselines: bool
+                       ) -> tuple[list[tuple[RunResult, str]], list[Baseline]]:
+    tagged: list[tuple[RunResult, str]] = []
+    sessions: list[Baseline] = []
+    for index, path in enumerate(Path(p) for p in paths):
+        data = _read_json(path)
+        if baselines and isinstance(data, dict) and isinstance(data.get("candidate"), dict):
+            data = data["candidate"]
+        if baselines and isinstance(data, dict) and "models" in data:
+            sessions.append(parse_baseline(data, str(path)))
+            continue
+        rows = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise BaselineError(f"{path}: not results JSON (bench --json, results --json)"
+                                + (" nor a baseline" if baselines else ""))
+        default_session = (data.get("session_id") if isinstance(data, dict) else None) or f"file{index}"
+        for row in rows:
+            try:
+                result = RunResult.from_dict(row)
+            except TypeError as exc:
+                raise BaselineError(f"{path}: a result lacks a field ({exc})") from None
+            tagged.append((result, str(row.get("session_id") or default_session)))
+    return tagged, sessions
 
 
 def _read_json(path: Path) -> Any:

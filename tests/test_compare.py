@@ -200,3 +200,31 @@ def test_compare_end_to_end_on_local(artifacts_root, tmp_path, monkeypatch, caps
     assert {"compare.html", "compare.md", "latency_vs_macs.png", "speedups.png", "per_layer_gap.png"} <= {
         p.name for p in report.iterdir()}
     assert "data:image/png;base64," in (report / "compare.html").read_text()
+
+
+def test_compare_judges_stored_runs_from_result_files(tmp_path, capsys):
+    """compare --results: the table from runs already stored (e.g. on a phone last week), nothing measured."""
+    rng = np.random.default_rng(0)
+    alex_ms, v1_ms = list(50 + rng.random(12)), list(4 + rng.random(12) / 10)
+    runs = [run(ALEX, "fp32", "224x224", 714_188_480, alex_ms), run(V1, "fp32", "224x224", 37_589_856, v1_ms),
+            run("mobilenet_v1-alpha0.25", "fp32", "224x224", 14_000_000, [1.0] * 12)]  # not asked for: left out
+    for r in runs:
+        r.run_id = r.model
+    stored = tmp_path / "runs.json"
+    stored.write_text(json.dumps({"results": [r.to_dict() for r in runs]}))
+    code = main(["compare", "--results", str(stored), "--models", "v1:g=3,scale=0.5", "--baseline", "alexnet",
+                 "--resolutions", "224x224", "--formats", "fp32", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, None) and out["status"] == "stored runs" and out["device"] == "local"
+    rows = {row["key"]: row for row in out["rows"]}
+    assert set(rows) == {ALEX, V1}
+    assert rows[V1]["measured_speedup"] == pytest.approx(float(np.median(alex_ms)) / float(np.median(v1_ms)))
+    assert rows[V1]["theoretical_speedup"] == pytest.approx(714_188_480 / 37_589_856)
+
+    assert main(["compare", "--results", str(stored), "--models", "squeezenet", "--baseline", "alexnet",
+                 "--formats", "int8"]) == 2
+    assert "no run in" in capsys.readouterr().err
+    (tmp_path / "junk.json").write_text('{"what": 1}')
+    assert main(["compare", "--results", str(tmp_path / "junk.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not results JSON" in err and "Traceback" not in err

@@ -107,6 +107,9 @@ def compare_cmd(
     out: ArtifactsRoot = None,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
+    results: Annotated[Optional[list[str]], typer.Option(
+        "--results", help="Judge stored runs instead of measuring: bench --json or results --json files "
+        "(repeatable); --models/--baseline/--suite name what to set against what.")] = None,
     json_out: Json = False,
 ) -> None:
     """Theory vs measurement: speedups over a baseline, measured in one interleaved session.
@@ -118,6 +121,7 @@ def compare_cmd(
     Example: mobiledeploy compare --device local --formats fp32 --resolutions 224x224
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
+    Example: mobiledeploy results --json > runs.json && mobiledeploy compare --results runs.json   (stored runs)
     """
     from ..bench import BenchOptions, ExportInputs
     from ..devices import check_options
@@ -125,6 +129,8 @@ def compare_cmd(
     from .preflight import check_output_dir
 
     started = time.perf_counter()
+    if results:
+        return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out)
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
     plan = _plan(suite, models, baseline, resolutions, formats, rounds)
     options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
@@ -152,11 +158,35 @@ def compare_cmd(
         written = write_compare_report(report, rows, attributions=done["attributions"], meta=meta,
                                        title=f"Theory vs measurement on {device}")
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
+    _conclude(rows, 2 if bench and bench.exit_code == 2 else 1)  # 2: no benchmark binary to be had
+
+
+def _conclude(rows: list[Any], failed_exit: int = 1) -> None:
     for line in dict.fromkeys(f"{r.model} {r.format} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
         sys.stderr.write(f"mobiledeploy: warning: {line}\n")
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
-        raise SystemExit(2 if bench and bench.exit_code == 2 else 1)  # 2: no benchmark binary to be had
+        raise SystemExit(failed_exit)
+
+
+def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool) -> None:
+    """compare --results: the same table from runs already stored, those of the plan's models and formats."""
+    from ..baseline import read_result_files
+    from ..compare import compare, slug_key
+    from ..errors import ConfigError
+
+    keys, formats = set(plan["labels"]), set(plan["formats"])
+    runs = [r for r, _ in read_result_files(files) if slug_key(r.model) in keys and r.format in formats]
+    if not runs:
+        raise ConfigError(f"no run in {', '.join(files)} is of the models compared ({', '.join(sorted(keys))})")
+    devices = sorted({r.device for r in runs})
+    rows = compare(runs, plan["baseline"], labels=plan["labels"], paper=plan["paper"])
+    spec = plan["suite"]
+    meta = {"status": "stored runs", "device": ", ".join(devices), "suite": spec.name,
+            "baseline": plan["labels"][plan["baseline"]], "results files": list(files),
+            "paper source": spec.source if plan["paper"] else ""}
+    _show(rows, runs, [], meta, spec if plan["paper"] else None, False, json_out)
+    _conclude(rows)
 
 
 def _plan(suite: str, models: list[str] | None, baseline: str | None, resolutions: str | None, formats: str | None,
