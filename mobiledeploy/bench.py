@@ -147,8 +147,8 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
                     on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
     """Round r runs every target once, in order A B … on even rounds and … B A on odd ones.
 
-    `on_start(target, round)` may return a placeholder RunResult (e.g. already stored as failed);
-    the finished result takes its run_id. Once the device is gone or unreachable, the targets
+    `on_start(target, round)` may return a placeholder RunResult (e.g. already stored as failed): its
+    run_id, allocated once there, is the id the device's run gets. Once the device is gone or unreachable, the targets
     left are recorded as failed without trying them.
     """
     results: list[RunResult] = []
@@ -162,14 +162,13 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
                 progress(f"[{done}/{total}] {target.name} {target.format} on {device.uri}"
                          + (f" (round {round_index + 1}/{rounds})" if rounds > 1 else ""))
             placeholder = on_start(target, round_index) if on_start else None
+            run_id = placeholder.run_id if placeholder is not None else new_run_id()
             if fatal:
-                result = new_result(target, options, device.uri).failed(f"not run: {fatal}")
+                result = new_result(target, options, device.uri, run_id).failed(f"not run: {fatal}")
                 result.config["error_type"] = "NotRun"
                 result.error_kind = ErrorKind.NOT_RUN.value
             else:
-                result = device.run(target, options)
-            if placeholder is not None:
-                result.run_id = placeholder.run_id
+                result = device.run(target, options, run_id)
             result.config["round"] = round_index
             if _ends_the_device(result):
                 fatal = result.error
@@ -245,8 +244,7 @@ def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchO
     for round_index in range(rounds):
         for target in targets:
             placeholder = begin(target, round_index)
-            result = new_result(target, options, device_uri).failed(message)
-            result.run_id = placeholder.run_id
+            result = new_result(target, options, device_uri, placeholder.run_id).failed(message)
             result.versions = local_versions()
             result.config.update(round=round_index, error_type=type(exc).__name__)
             result.error_kind = error_kind_of(exc)

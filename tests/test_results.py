@@ -139,7 +139,7 @@ class InterruptingDevice:
     def info(self):
         return {}
 
-    def run(self, target, options):
+    def run(self, target, options, run_id=None):
         raise KeyboardInterrupt
 
     def cleanup(self):

@@ -234,9 +234,9 @@ class AdbDevice(Device):
         proc = self.shell(["getprop", "ro.product.cpu.abi"], check=False, what="getprop")
         return proc.stdout.strip() or None if proc.returncode == 0 else None
 
-    def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
+    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
         """One timed run: the runtime does the work over this transport; a failure is a failed RunResult."""
-        result = new_result(target, options, self.uri)
+        result = new_result(target, options, self.uri, run_id)
         result.versions = self._versions()
         start = time.perf_counter()
         remote_dir = f"{REMOTE_ROOT}/{result.run_id}"

@@ -36,7 +36,7 @@ class Device(ABC):
         """Copy a device file to the host."""
 
     @abstractmethod
-    def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
+    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
         """Time one artifact; a failure is a RunResult with status 'failed', never an exception."""
 
     def cleanup(self) -> None:
@@ -58,8 +58,9 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str) -> RunResult:
-    """A RunResult with the target's and options' fields filled, status 'failed' until timed."""
+def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str, run_id: str | None = None) -> RunResult:
+    """A RunResult with the target's and options' fields filled, status 'failed' until timed. `run_id` is
+    the id the orchestrator allocated (and stored as a placeholder); a new one when there is none."""
     return RunResult(
         model=target.name,
         format=target.format,
@@ -82,7 +83,7 @@ def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str) 
             "cpu_mask": options.cpu_mask,
             "op_profiling": options.op_profiling,
         },
-        run_id=new_run_id(),
+        run_id=run_id or new_run_id(),
         started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
 

@@ -44,8 +44,8 @@ class LocalDevice(Device):
     def pull(self, remote: str, local: Path) -> None:
         shutil.copy2(remote, local)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
-        result = new_result(target, options, self.uri)
+    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
+        result = new_result(target, options, self.uri, run_id)
         result.device_info = {**self.info(), "thermal_before": thermal_temps()}
         result.versions = local_versions()
         start = time.perf_counter()

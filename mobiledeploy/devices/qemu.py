@@ -67,10 +67,10 @@ class QemuDevice(Device):
     def pull(self, remote: str, local: Path) -> None:
         shutil.copy2(remote, local)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions") -> RunResult:
+    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
         from ..qemu.run import run_guest
 
-        result = new_result(target, options, self.uri)
+        result = new_result(target, options, self.uri, run_id)
         result.instruction_counts = []  # a counting run, even one that fails: its unit is instructions
         result.device_info = self.info()
         result.versions = self.versions()
