@@ -41,18 +41,14 @@ def arm_stage(files: dict[str, Path], holdout: np.ndarray, reference: np.ndarray
         env = environment()
     except EmulatorMissingError as exc:
         return {"skipped": str(exc), "passed": True}
-    from ai_edge_litert.interpreter import Interpreter
+    from mobiledeploy.qemu.parity import host_run
+    from mobiledeploy.runtimes.litert import input_details
 
     report: dict[str, Any] = {"device": f"qemu:{cpu}", "samples": 1}
     arm_float: dict[str, np.ndarray] = {}
     for fmt, path in files.items():
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
-        interpreter.allocate_tensors()
-        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        feed = feed_tensor(inp, np.asarray(holdout[0], dtype=np.float32))
-        interpreter.set_tensor(inp["index"], feed)
-        interpreter.invoke()
-        host_raw = interpreter.get_tensor(out["index"])
+        feed = feed_tensor(input_details(path)[0], np.asarray(holdout[0], dtype=np.float32))
+        (host_raw, *_), (out, *_) = host_run(path, [feed])
         guest = run_guest(env, cpu, path, runs=1, warmup=0, inputs=[feed], want_outputs=True)
         arm_raw = guest.outputs[0]
         arm_float[fmt] = read_output(out, arm_raw)

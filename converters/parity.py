@@ -92,11 +92,11 @@ def tflite_outputs(tflite_path: str | Path, inputs: np.ndarray, threads: int = 2
 
 def feed_tensor(detail: dict[str, Any], x: np.ndarray) -> np.ndarray:
     """One NCHW sample as the TFLite input `detail` takes it: a batch of one, NHWC, quantised if integer."""
+    from mobiledeploy.qemu.guest import quantize
+
     x = x[None].transpose(0, 2, 3, 1) if x.ndim == 3 else x[None]
     if np.issubdtype(detail["dtype"], np.integer):
-        scale, zero_point = detail["quantization"]
-        bounds = np.iinfo(detail["dtype"])
-        x = np.clip(np.round(x / scale) + zero_point, bounds.min, bounds.max)
+        return quantize(x, np.dtype(detail["dtype"]), detail["quantization"])
     return x.astype(detail["dtype"])
 
 

@@ -131,10 +131,10 @@ def target_from_file(path: Path) -> BenchTarget:
 
 def _tflite_format(path: Path) -> str:
     """int8 when the model takes integer input (full-integer quantization), fp32 for float input."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
+    from .runtimes.litert import input_details
 
-        dtypes = {d["dtype"].__name__ for d in Interpreter(model_path=str(path)).get_input_details()}
+    try:
+        dtypes = {d["dtype"].__name__ for d in input_details(path)}
     except Exception:  # not a readable model: the run will say so
         return "other"
     if dtypes & {"int8", "uint8"}:

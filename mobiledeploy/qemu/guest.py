@@ -50,10 +50,20 @@ def input_data(rng: Any, dtype: Any, shape: Any, quant: Any) -> Any:
         return real.astype(dtype)
     if dtype.kind == "b":
         return real > 0
+    if quant and quant[0]:
+        return quantize(real, dtype, quant)
     info = np.iinfo(dtype)
-    scale, zero_point = quant if quant else (0.0, 0)
-    values = np.round(real / scale + zero_point) if scale else rng.integers(info.min, info.max, size=shape, endpoint=True)
-    return np.clip(values, info.min, info.max).astype(dtype)
+    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+
+
+def quantize(real: Any, dtype: Any, quant: Any) -> Any:
+    """Real values into an integer tensor's (scale, zero_point), rounded and clipped to its dtype: the one
+    input quantisation, on the host (parity feeds) and in the guest alike."""
+    import numpy as np
+
+    scale, zero_point = quant
+    info = np.iinfo(dtype)
+    return np.clip(np.round(real / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
 def delegation(interpreter: Any) -> dict[str, Any]:

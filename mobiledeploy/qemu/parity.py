@@ -14,7 +14,7 @@ from typing import Any
 from .env import Environment
 from .run import run_guest
 
-__all__ = ["host_outputs", "seeded_inputs", "arm_parity", "compare_outputs", "FP32_ARM_TOLERANCE", "INT8_MAX_STEPS"]
+__all__ = ["host_outputs", "host_run", "seeded_inputs", "arm_parity", "compare_outputs", "FP32_ARM_TOLERANCE", "INT8_MAX_STEPS"]
 
 FP32_ARM_TOLERANCE = 1e-5
 INT8_MAX_STEPS = 1
@@ -33,6 +33,12 @@ def seeded_inputs(model: Path, seed: int = 0) -> list[Any]:
 
 
 def host_outputs(model: Path, inputs: list[Any]) -> list[Any]:
+    """The host LiteRT's raw outputs of `model` on `inputs` (already in the inputs' dtypes)."""
+    return host_run(model, inputs)[0]
+
+
+def host_run(model: Path, inputs: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The host LiteRT's raw outputs and the output details (dtype, quantisation) to read them with."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(model), num_threads=1)
@@ -40,7 +46,8 @@ def host_outputs(model: Path, inputs: list[Any]) -> list[Any]:
     for detail, value in zip(interpreter.get_input_details(), inputs):
         interpreter.set_tensor(detail["index"], value)
     interpreter.invoke()
-    return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
+    details = interpreter.get_output_details()
+    return [interpreter.get_tensor(d["index"]).copy() for d in details], details
 
 
 def arm_parity(env: Environment, cpu: str, model: Path, seed: int = 0) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from ..records import parse_cpu_mask, percentile
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["LiteRTRuntime", "time_tflite", "timed_loop", "big_cores", "make_inputs", "delegation_record"]
+__all__ = ["LiteRTRuntime", "input_details", "time_tflite", "timed_loop", "big_cores", "make_inputs", "delegation_record"]
+
+
+def input_details(model: str | Path) -> list[dict[str, Any]]:
+    """The input tensors of a .tflite (name, shape, dtype, quantisation), read without allocating it."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(model)).get_input_details()
 
 
 class LiteRTRuntime:
