@@ -38,6 +38,16 @@ class BenchRun:
             return 0
         return 2 if any(r.error_kind == ErrorKind.SETUP for r in self.results) else 1
 
+    def raise_for_setup(self) -> "BenchRun":
+        """SetupError (one line, exit 2) when the runs stopped on a setup step; the runs stay stored as failed.
+        Commands that judge what was measured (compare, guidelines, gate) call it: nothing can be judged."""
+        from .errors import SetupError
+
+        failed = next((r for r in self.results if r.error_kind == ErrorKind.SETUP), None)
+        if failed is not None:
+            raise SetupError(failed.error or "a setup step is missing")
+        return self
+
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     items = [f.strip().lower() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]

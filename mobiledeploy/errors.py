@@ -32,6 +32,12 @@ class DeviceError(MobiledeployError):
     """A device cannot be reached or used."""
 
 
+class SetupError(MobiledeployError):
+    """The runs stopped on a setup step the user must take (pass a file, run a setup command): exit 2."""
+
+    kind = "setup"
+
+
 class AdbMissingError(DeviceError):
     """The adb client is not installed."""
 

@@ -375,3 +375,27 @@ def test_gpu_without_its_library_beside_a_given_binary(fake_device, tiny_tflite,
     assert f"needs libLiteRtClGlAccelerator.so beside {alone}" in err
     [row] = stored(results_db)
     assert row["status"] == "failed" and row["config"]["benchmark_tool"] == "litert"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["compare", "gate"])
+def test_commands_that_judge_stop_in_one_line_when_no_binary_can_be_had(command, fake_device, binaries_server, exports,
+                                                                         results_db, capsys, tmp_path):
+    """Offline with no --benchmark-binary: compare and gate exit 2 with one line, the failed runs stored."""
+    built = exports("v1_g3")  # reused through --out/--artifacts: nothing is exported again
+    binaries_server.stop()
+    device = f"adb:{fake_device.serial}"
+    if command == "compare":
+        argv = ["compare", "--device", device, "--models", "v1:g=3,scale=0.25", "--baseline", "v1:g=3,scale=0.25",
+                "--resolutions", "64x64", "--formats", "fp32", "--rounds", "1", "--out", str(built.out_root)]
+    else:
+        argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--update-baseline", "--device", device,
+                "--model", "v1:g=3,scale=0.25,resolution=64", "--reference", "none", "--rounds", "1",
+                "--artifacts", str(built.out_root), "--junit", str(tmp_path / "g.xml")]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--benchmark-binary" in err and "Traceback" not in err
+    assert stored(results_db) and all(r["status"] == "failed" for r in stored(results_db))
+    if command == "gate":  # nothing recorded as a baseline; the report says the gate ended in an error
+        junit = (tmp_path / "g.xml").read_text()
+        assert not (tmp_path / "b.json").exists() and 'errors="1"' in junit and "--benchmark-binary" in junit

@@ -158,15 +158,15 @@ def compare_cmd(
         written = write_compare_report(report, rows, attributions=done["attributions"], meta=meta,
                                        title=f"Theory vs measurement on {device}")
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
-    _conclude(rows, 2 if bench and bench.exit_code == 2 else 1)  # 2: no benchmark binary to be had
+    _conclude(rows)
 
 
-def _conclude(rows: list[Any], failed_exit: int = 1) -> None:
+def _conclude(rows: list[Any]) -> None:
     for line in dict.fromkeys(f"{r.model} {r.format} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
         sys.stderr.write(f"mobiledeploy: warning: {line}\n")
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
-        raise SystemExit(failed_exit)
+        raise SystemExit(1)
 
 
 def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool) -> None:
@@ -225,7 +225,7 @@ def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, expor
             bench = None
             if targets:
                 bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                                  progress=progress, collected=measured)
+                                  progress=progress, collected=measured).raise_for_setup()
             results = bench.results if bench else []
             rows = compare(results, base_key, labels=labels, paper=plan["paper"], failures=failures)
             attributions = []

@@ -47,7 +47,8 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
             n_rounds = rounds or plan["rounds"]
             say(f"timing {len(candidates)} candidate and {len(base)} baseline artifact(s) on {device}, "
                 f"{n_rounds} interleaved rounds of {options.runs} runs")
-            report = run_bench(device, [*candidates, *base], options, rounds=n_rounds, db=db, adb_server=adb_server)
+            report = run_bench(device, [*candidates, *base], options, rounds=n_rounds, db=db,
+                               adb_server=adb_server).raise_for_setup()
             _judge_times(report.results, against, max_regression or "5%", confidence, seed, options,
                          junit=junit, markdown=markdown, out=out, json_out=json_out)
 

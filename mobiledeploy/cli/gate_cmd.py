@@ -434,7 +434,7 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
                     reference = target.name
             targets.extend(found)
         report = run_bench(device, targets, bench_options, rounds=options["rounds"], db=db, adb_server=adb_server,
-                           progress=progress, collected=collected)
+                           progress=progress, collected=collected).raise_for_setup()
     return baseline_from_results(report.results, reference=reference, refs=refs, bench_options=options,
                                  git=git_commit())
 

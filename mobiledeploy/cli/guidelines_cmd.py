@@ -70,7 +70,7 @@ def guidelines_cmd(
         targets, failures = export_targets(refs, fmts, [size], progress, keys,
                                            ExportInputs(calibration, calib_samples, out))
         bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                          progress=progress) if targets else None
+                          progress=progress).raise_for_setup() if targets else None
     results = bench.results if bench else []
     verdicts = [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=min_effect)
                 for fmt in fmts for g in chosen]
