@@ -11,6 +11,7 @@ import pytest
 from mobiledeploy.devices.base import Device
 from mobiledeploy.devices.kinds import GATE_DEFAULTS, KINDS, gate_options, kind_of
 from mobiledeploy.errors import ConfigError
+from mobiledeploy.runtimes import REPORTS, RUNTIMES, runtime_class
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,3 +42,11 @@ def test_no_module_outside_devices_compares_a_uri_with_a_kind():
             offenders += [f"{path.relative_to(REPO)}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
                           if pattern.search(line)]
     assert offenders == [], offenders
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_every_runtime_is_registered_under_its_name_and_declares_what_it_reports(name):
+    runtime = runtime_class(name)
+    assert runtime.name == name and runtime.reports and runtime.reports <= REPORTS and callable(runtime.run)
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        runtime_class("onnxruntime-mobile")

@@ -10,7 +10,6 @@ core's features (dot product on cortex-a76, none on cortex-a53), as it would on 
 from __future__ import annotations
 
 import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +22,7 @@ from .base import Device, new_result
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget
 
-__all__ = ["QemuDevice", "parse_cpu", "QEMU_DEFAULTS"]
-
-#: bench defaults on this device: counts repeat exactly, so a few runs show the (zero) spread
-QEMU_DEFAULTS = {"runs": 3, "warmup": 1}
+__all__ = ["QemuDevice", "parse_cpu"]
 
 
 def parse_cpu(name: str | None) -> str:
@@ -43,6 +39,9 @@ class QemuDevice(Device):
         self.env = env or environment()
         if self.cpu not in self.env.cpus:
             raise ConfigError(f"{self.cpu} has no core view in {self.env.root}: run `mobiledeploy qemu setup --cpu {self.cpu}`")
+        from ..runtimes.counted import CountedRuntime
+
+        self.runtime = CountedRuntime(self.env, self.cpu)
 
     def info(self) -> dict[str, Any]:
         facts = self.env.cpus[self.cpu]
@@ -68,34 +67,19 @@ class QemuDevice(Device):
         shutil.copy2(remote, local)
 
     def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
-        from ..qemu.run import run_guest
-
         result = new_result(target, options, self.uri, run_id)
         result.instruction_counts = []  # a counting run, even one that fails: its unit is instructions
         result.device_info = self.info()
         result.versions = self.versions()
         start = time.perf_counter()
         try:
-            if options.threads != 1:
-                raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
-            guest = run_guest(self.env, self.cpu, Path(target.artifact), runs=options.runs, warmup=options.warmup,
-                              threads=options.threads)
+            self.runtime.run(target, options, result)
         except (RunnerError, ConfigError) as exc:
             result.config["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             return result.failed(" ".join(str(exc).split()))
         finally:
             result.wall_s = time.perf_counter() - start
-        counts = guest.counts
-        result.status, result.error = "ok", None
-        result.runs = len(counts.runs)
-        result.instruction_counts = list(counts.runs)
-        result.instructions = float(statistics.median(counts.runs))
-        result.init_instructions = float(counts.init)
-        result.first_instructions = float(counts.first)
-        result.config.update(runner="litert-interpreter (aarch64, qemu-user)", cpu=self.cpu,
-                             delegation=guest.delegation, input_dtypes=guest.input_dtypes,
-                             bracket_instructions=counts.bracket, emulated_wall_s=round(guest.wall_s, 2))
         return result
 
     def versions(self) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Runtimes: how a model is timed — the `benchmark_model` binary (phones, over a transport) and LiteRT
-in this process (`local`); the emulated Arm core counts in `mobiledeploy.qemu`. A registry of name → class, loaded by name on first use."""
+in this process (`local`) and LiteRT counted on an emulated Arm64 core (`qemu:CPU`). A registry of name → class, loaded by name on first use."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ __all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class"]
 RUNTIMES: dict[str, str] = {
     "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
     "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
+    "counted": "mobiledeploy.runtimes.counted:CountedRuntime",
 }
 
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Runtime", "Transport", "REPORTS"]
 
-#: what a runtime may report: per-run timings, a per-operator profile, memory, delegation (what ran where)
-REPORTS = frozenset({"timings", "run_stats", "op_profile", "memory", "delegation"})
+#: what a runtime may report: per-run timings, a per-operator profile, memory, delegation (what ran where),
+#: exact instruction counts (emulated cores)
+REPORTS = frozenset({"timings", "run_stats", "op_profile", "memory", "delegation", "instructions"})
 
 
 class Transport(Protocol):
