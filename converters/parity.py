@@ -53,8 +53,9 @@ def torch_outputs(model: Any, inputs: np.ndarray) -> np.ndarray:
     import torch
 
     model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
+    batch = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    with torch.no_grad():  # one sample at a time, as exported (an ExportedProgram is fixed to batch 1)
+        return np.concatenate([model(x[None]).numpy() for x in batch])
 
 
 def onnx_outputs(onnx_path: str | Path, inputs: np.ndarray) -> np.ndarray:
