@@ -141,8 +141,9 @@ def _input_shape(spec: Any, given: Any, resolution: int | str | tuple[int, int])
     elif spec.input_shape is not None:
         shape = tuple(spec.input_shape)
     else:
-        raise ConfigError(f"{spec.source['ref']} declares no static input shape (dynamic dimensions): "
-                          "give one with --input-shape, e.g. --input-shape 1x3x224x224")
+        why = "no input shape" if spec.source["kind"] == "callable" else "no static input shape (dynamic dimensions)"
+        raise ConfigError(f"{spec.source['ref']} declares {why}: give one with --input-shape, "
+                          "e.g. --input-shape 1x3x224x224")
     image_input_shape(shape, spec.source["ref"])
     return shape
 
