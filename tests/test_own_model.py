@@ -367,3 +367,27 @@ def test_gate_fails_when_the_own_model_grows(readme_run: dict[str, Any], tmp_pat
     assert proc.returncode == 1, proc.stderr
     verdict = json.loads(proc.stdout)
     assert verdict["status"] == "regression", verdict
+
+
+def test_ab_export_argv_names_an_own_model_by_absolute_path(tmp_path: Path) -> None:
+    """The A/B gate exports in another checkout: the user's file is passed by its absolute path."""
+    from mobiledeploy.ab import export_argv
+
+    ref = f"{os.path.relpath(OWN)}:build:width=8,input_shape=1x3x32x32"
+    assert export_argv(ref, tmp_path) == ["export", "--model-fn", f"{OWN}:build", "--out", str(tmp_path), "--json",
+                                          "--input-shape", "1x3x32x32", "--set", "width=8"]
+
+
+@pytest.mark.slow
+def test_an_op_onnx2tf_cannot_convert_is_one_line(tmp_path: Path) -> None:
+    """LpPool runs in ONNX Runtime (so the ONNX stages pass) but onnx2tf has no rule for it."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(_tiny_onnx(tmp_path / "tiny.onnx")))
+    relu = next(n for n in model.graph.node if n.op_type == "Relu")
+    relu.CopyFrom(helper.make_node("LpPool", ["c"], ["r"], kernel_shape=[2, 2], strides=[2, 2], p=2))
+    onnx.save(model, str(tmp_path / "lp.onnx"))
+    proc = run([str(CLI), "export", "--onnx", "lp.onnx", "--formats", "fp32", "--out", "out"], tmp_path)
+    assert "onnx2tf could not convert model_nhwc.onnx: ERROR: LpPool OP is not yet implemented" in one_error_line(proc)
+    assert not (tmp_path / "out").exists()
