@@ -63,17 +63,8 @@ def bench_cmd(
     from ..errors import ConfigError
     from .preflight import check_output_dir
 
-    if model is not None and model.lower().endswith(".onnx") and onnx is None:  # exported first, like --onnx
-        onnx, model = model, None
-    elif model is not None and model.lower().endswith(".pt2") and exported_program is None:
-        exported_program, model = model, None
-    own = any(v is not None for v in (model_fn, onnx, exported_program))
-    if model is not None and (arch is not None or own):
-        raise ConfigError("give either --model FILE.tflite, or a model to export (--arch, --model-fn, --onnx, "
-                          "--exported-program)")
-    if model is None:
-        arch, export_config = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
-                                           input_shape)
+    model, ref = what_to_time(model, arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
+                              input_shape)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
     kind = kind_of(device)
@@ -89,13 +80,12 @@ def bench_cmd(
     check_device(device, bench_options)
     fmts = parse_formats(formats)
     check_output_dir(out, "--out")
-    preflight(device, adb_server, db, threads, exports=arch is not None)
+    preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
         if model is not None:
             targets = prepare_targets([model], fmts, resolution, progress)
         else:
-            label = ",".join(f"{k}={v}" for k, v in export_config.items())
-            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights,
+            targets = prepare_targets([ref], fmts, resolution, progress, weights=weights,
                                       export=ExportInputs(calibration, calib_samples, out))
         report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
                            progress=progress)
@@ -108,6 +98,26 @@ def bench_cmd(
         sys.stderr.write(f"mobiledeploy: error: {line}\n")
     if not report.ok:
         raise SystemExit(report.exit_code)
+
+
+def what_to_time(model: str | None, arch: str | None, model_fn: str | None, onnx: str | None,
+                 exported_program: str | None, config: dict[str, Any], input_shape: str | None) -> tuple[str | None, str | None]:
+    """(the .tflite file to time, the model ref to export first): one of them. `--model` with an .onnx or .pt2
+    file means `--onnx` / `--exported-program`."""
+    from ..errors import ConfigError
+
+    if model is not None and model.lower().endswith(".onnx") and onnx is None:
+        onnx, model = model, None
+    elif model is not None and model.lower().endswith(".pt2") and exported_program is None:
+        exported_program, model = model, None
+    if model is not None:
+        if arch is not None or any(v is not None for v in (model_fn, onnx, exported_program)):
+            raise ConfigError("give either --model FILE.tflite, or a model to export (--arch, --model-fn, --onnx, "
+                              "--exported-program)")
+        return model, None
+    name, config = model_choice(arch, model_fn, onnx, exported_program, config, input_shape)
+    label = ",".join(f"{k}={v}" for k, v in config.items())
+    return None, f"{name}:{label}"
 
 
 def preflight(device: str, adb_server: str | None, db: str | None, threads: int | None, *, exports: bool) -> None:
