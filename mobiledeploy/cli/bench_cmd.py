@@ -115,6 +115,9 @@ def what_to_time(model: str | None, arch: str | None, model_fn: str | None, onnx
             raise ConfigError("give either --model FILE.tflite, or a model to export (--arch, --model-fn, --onnx, "
                               "--exported-program)")
         return model, None
+    if all(v is None for v in (arch, model_fn, onnx, exported_program)):
+        raise ConfigError("give --model FILE.tflite to time, or a model to export first: --arch NAME, "
+                          "--model-fn FILE.py:NAME, --onnx FILE.onnx or --exported-program FILE.pt2")
     name, config = model_choice(arch, model_fn, onnx, exported_program, config, input_shape)
     label = ",".join(f"{k}={v}" for k, v in config.items())
     return None, f"{name}:{label}"
