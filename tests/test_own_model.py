@@ -391,3 +391,14 @@ def test_an_op_onnx2tf_cannot_convert_is_one_line(tmp_path: Path) -> None:
     proc = run([str(CLI), "export", "--onnx", "lp.onnx", "--formats", "fp32", "--out", "out"], tmp_path)
     assert "onnx2tf could not convert model_nhwc.onnx: ERROR: LpPool OP is not yet implemented" in one_error_line(proc)
     assert not (tmp_path / "out").exists()
+
+
+def test_suite_and_compare_refs_key_an_own_model_without_its_input_or_hash() -> None:
+    from mobiledeploy.cli.compare_cmd import resolve_ref
+    from mobiledeploy.compare import parse_suite, slug_key
+
+    own = f"{OWN}:build:width=8,input_shape=1x3x32x32"
+    suite = parse_suite({"schema_version": 1, "baseline": "v1:g=3", "resolutions": ["32x32"], "models": [{"ref": "v1:g=3"}, {"ref": own}]})
+    assert resolve_ref(suite.models[1].ref) == ("sesplit_build", {"width": 8, "input_shape": "1x3x32x32"},
+                                                 "sesplit_build-width8")
+    assert slug_key("sesplit_build-width8-32x32-m1145dcea-w45dac5ea") == "sesplit_build-width8"
