@@ -280,12 +280,13 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     python, commands = readme_section()
     (root / "mynet.py").write_text(python)
     runs: dict[str, subprocess.CompletedProcess] = {}
+    env = sandbox(root, MOBILEDEPLOY_ARM_CHECK="on")  # a user's exports run the Arm stage (the suite turns it off)
     for command in commands:
         if _needs_arm(command) and not arm:
             continue
         argv = command.split()
         argv[0] = sys.executable if argv[0] == "python" else str(CLI.parent / argv[0])
-        runs[command] = run(argv, root)
+        runs[command] = run(argv, root, env)
     return {"root": root, "runs": runs, "arm": arm, "commands": commands}
 
 
