@@ -9,7 +9,7 @@ from typing import Any
 
 from mobiledeploy.errors import ExportError
 
-__all__ = ["OPSET", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "onnx_io", "onnx_op_counts"]
+__all__ = ["OPSET", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "import_onnx", "onnx_io", "onnx_op_counts", "onnx_opset"]
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -85,3 +85,46 @@ def onnx_op_counts(path: str | Path) -> dict[str, int]:
 
 def _layout(rank: int, channels_last: bool) -> str:
     return {4: "NHWC" if channels_last else "NCHW", 2: "NC"}.get(rank, "")
+
+
+def import_onnx(source: str | Path, input_shape: tuple[int, ...], path: str | Path, simplify: bool = True) -> Path:
+    """A user's ONNX file, checked (ONNX checker), its one input fixed to `input_shape`, simplified by
+    onnxslim, written to `path`. Raises ExportError naming what fails."""
+    import onnx
+
+    name = Path(source).name
+    model = onnx.load(str(source))
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{name} fails the ONNX checker: {_first_line(exc)}") from None
+    initializers = {i.name for i in model.graph.initializer}
+    value = next(v for v in model.graph.input if v.name not in initializers)
+    for dim, size in zip(value.type.tensor_type.shape.dim, input_shape):
+        dim.Clear()
+        dim.dim_value = size
+    for output in model.graph.output:  # shapes recomputed below; a stale symbolic batch would stay dynamic
+        output.type.tensor_type.ClearField("shape")
+    try:
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        if simplify:
+            import onnxslim
+
+            model = onnxslim.slim(model)
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as exc:
+        raise ExportError(f"{name} at input {'x'.join(map(str, input_shape))}: {_first_line(exc)}") from None
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def onnx_opset(path: str | Path) -> int | None:
+    """The default-domain opset the file was written for."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mobiledeploy.errors import ExportError
+
 __all__ = [
     "FP32_TOLERANCE",
     "INT8_COSINE_FLOOR",
@@ -53,8 +55,9 @@ def torch_outputs(model: Any, inputs: np.ndarray) -> np.ndarray:
     import torch
 
     model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
+    batch = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    with torch.no_grad():  # one sample at a time, as exported (an ExportedProgram is fixed to batch 1)
+        return np.concatenate([model(x[None]).numpy() for x in batch])
 
 
 def onnx_outputs(onnx_path: str | Path, inputs: np.ndarray) -> np.ndarray:
@@ -80,7 +83,11 @@ def tflite_outputs(tflite_path: str | Path, inputs: np.ndarray, threads: int = 2
 
     with captured_output(os.devnull):  # LiteRT announces its XNNPACK delegate on stderr
         interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads)
-        interpreter.allocate_tensors()
+        try:
+            interpreter.allocate_tensors()
+        except RuntimeError as exc:
+            raise ExportError(f"LiteRT cannot prepare {Path(tflite_path).name}: {' '.join(str(exc).split())}"
+                              f"{_zero_range_hint(interpreter)}") from None
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     results = []
     for x in np.asarray(inputs, dtype=np.float32):
@@ -88,6 +95,17 @@ def tflite_outputs(tflite_path: str | Path, inputs: np.ndarray, threads: int = 2
         interpreter.invoke()
         results.append(read_output(out, interpreter.get_tensor(out["index"])))
     return np.concatenate(results).astype(np.float32)
+
+
+def _zero_range_hint(interpreter: Any) -> str:
+    """Why XNNPACK may refuse an int8 model: activations quantised to a range of almost nothing (scale < 1e-7),
+    which calibration gives a tensor it never saw non-zero."""
+    dead = [t["name"].split(";")[0] for t in interpreter.get_tensor_details()
+            if t["dtype"].__name__ == "int8" and 0.0 < t["quantization"][0] < 1e-7]
+    if not dead:
+        return ""
+    return (f" ({len(dead)} int8 activation(s) with a range near zero, e.g. {dead[0]}: the calibration inputs never "
+            "made them non-zero, as with a ReLU dead for them; calibrate with real images, --calibration DIR)")
 
 
 def feed_tensor(detail: dict[str, Any], x: np.ndarray) -> np.ndarray:

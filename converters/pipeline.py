@@ -34,12 +34,12 @@ STAGES = {
     "model": "build the model",
     "analysis": "complexity analysis",
     "calibration": "calibration and held-out inputs",
-    "onnx": "torch → ONNX (onnxslim)",
-    "onnx_parity": "parity: ONNX Runtime vs torch",
+    "onnx": "torch → ONNX, or your ONNX file checked (onnxslim)",
+    "onnx_parity": "parity: ONNX Runtime vs torch (or your ONNX file)",
     "tensorflow": "import TensorFlow and onnx2tf",
     "tf_graph": "ONNX → TF graph (onnx2tf)",
     "fp32": "TFLite fp32",
-    "fp32_parity": "parity: TFLite fp32 vs torch",
+    "fp32_parity": "parity: TFLite fp32 vs torch (or your ONNX file)",
     "int8": "TFLite int8 (calibration)",
     "int8_parity": "parity: TFLite int8 vs fp32",
     "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up)",
@@ -99,18 +99,21 @@ def export_model(
     `force`. Raises ConfigError / WeightsError for bad input, ExportError when a step fails,
     ParityError when a converted model does not compute the reference's function.
     """
-    from mobiledeploy.analysis import parse_resolution
     from mobiledeploy.registry import get_spec
 
     started = time.perf_counter()
     report = progress or (lambda stage, event, seconds: None)
     spec = get_spec(arch)
-    full = spec.resolve(dict(config))
-    size = parse_resolution(resolution)
+    config = dict(config)
+    shape = _input_shape(spec, config.pop("input_shape", None), resolution)
+    full = spec.resolve(config)
+    size = (shape[2], shape[3])
     wanted = resolve_formats(formats)
     if not 0.0 <= int8_cosine_floor <= 1.0:
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
-    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed)
+    if weights and spec.source and spec.source["kind"] != "callable":
+        raise ConfigError(f"--weights applies to --model-fn and --arch models; {spec.source['ref']} holds its own weights")
+    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source)
     out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
     created = _missing_dirs(out_root)
     try:
@@ -121,6 +124,28 @@ def export_model(
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+def _input_shape(spec: Any, given: Any, resolution: int | str | tuple[int, int]) -> tuple[int, ...]:
+    """NCHW input of the export: 1x3x`resolution` for the zoo; for a user's model the shape given
+    (--input-shape), else the one it declares (its callable, its ONNX or ExportedProgram input)."""
+    from mobiledeploy.analysis import parse_resolution
+    from mobiledeploy.sources import image_input_shape, parse_input_shape
+
+    if spec.source is None:
+        if given is not None:
+            raise ConfigError(f"{spec.name} takes its input size from --resolution, not --input-shape")
+        return (1, 3, *parse_resolution(resolution))
+    if given is not None:
+        shape = parse_input_shape(given)
+    elif spec.input_shape is not None:
+        shape = tuple(spec.input_shape)
+    else:
+        why = "no input shape" if spec.source["kind"] == "callable" else "no static input shape (dynamic dimensions)"
+        raise ConfigError(f"{spec.source['ref']} declares {why}: give one with --input-shape, "
+                          "e.g. --input-shape 1x3x224x224")
+    image_input_shape(shape, spec.source["ref"])
+    return shape
 
 
 def _missing_dirs(path: Path) -> list[Path]:
@@ -183,46 +208,25 @@ def _build(
     calibration: str | Path, calib_samples: int, weights: str | None, seed: int, floor: float,
     request: dict[str, Any], stage: _Stages, started: float,
 ) -> dict[str, Any]:
-    from mobiledeploy.analysis import analyse_model
-    from mobiledeploy.registry import build_model
-
     from .calibration import calibration_set
-    from .onnx_export import OPSET, export_onnx, onnx_io, onnx_op_counts
-    from .parity import onnx_parity, torch_outputs
 
     h, w = size
     work = tmp / ".work"
     work.mkdir()
     artifacts: dict[str, dict[str, Any]] = {}
     parity: dict[str, dict[str, Any]] = {}
-
+    kind = (spec.source or {}).get("kind", "zoo")
     with stage("model"):
-        import torch
-
-        model = build_model(spec.name, seed=seed, **config)
-        if weights:
-            from mobiledeploy.models.common import load_weights
-
-            load_weights(model, weights)
-        torch.save(model.state_dict(), tmp / FILE_NAMES["weights"])
-        artifacts["weights"] = {**file_entry(tmp, FILE_NAMES["weights"]),
-                                "source": str(Path(weights).resolve()) if weights else f"seeded init (seed {seed})"}
-    with stage("analysis"):
-        cost = analyse_model(model, (1, 3, h, w), arch=spec.name, config=config)
-        complexity = {"macs": cost.macs, "params": cost.params, "memory_access": cost.memory_access,
-                      "elementwise": cost.elementwise}
+        model = _model(tmp, spec, config, (1, 3, h, w), weights, seed, artifacts)
+    complexity = None
+    if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
+        complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
     with stage("calibration"):
         inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed)
-    with stage("onnx"):
-        onnx_path = export_onnx(model, (1, 3, h, w), tmp / FILE_NAMES["onnx"], opset=OPSET)
-        ins, outs = onnx_io(onnx_path)
-        artifacts["onnx"] = {**file_entry(tmp, FILE_NAMES["onnx"]), "opset": OPSET, "inputs": ins, "outputs": outs,
-                             "op_counts": onnx_op_counts(onnx_path)}
-    with stage("onnx_parity"):
-        parity["onnx"] = onnx_parity(model, onnx_path, inputs.holdout, FP32_TOLERANCE)
-        _require_passed("ONNX", parity["onnx"])
+    onnx_path, reference = _onnx_stages(tmp, spec, model, (1, 3, h, w), inputs.holdout, artifacts, parity, stage)
+    if complexity is None:  # an ONNX file or an ExportedProgram: counted on the ONNX graph
+        complexity = _analysis(stage, spec, config, onnx_path=onnx_path)
     if "fp32" in wanted:
-        reference = torch_outputs(model, inputs.holdout)
         artifacts.update(_tflite_stages(tmp, work, onnx_path, wanted, inputs, reference, floor, parity, stage))
     with stage("manifest"):
         shutil.rmtree(work)
@@ -243,9 +247,98 @@ def _build(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "request": request,
         }
+        if spec.source:
+            manifest["source"] = spec.source
     manifest["stage_seconds"] = {**stage.seconds, "total": round(time.perf_counter() - started, 3)}
     write_manifest(manifest, tmp)
     return manifest
+
+
+def _model(tmp: Path, spec: Any, config: dict[str, Any], shape: tuple[int, ...], weights: str | None, seed: int,
+           artifacts: dict[str, dict[str, Any]]) -> Any:
+    """The PyTorch model with the weights used (saved as model.pt), checked to run on `shape`;
+    None for an ONNX file, which has no PyTorch model."""
+    import torch
+
+    from mobiledeploy.registry import build_model
+
+    if (spec.source or {}).get("kind") == "onnx":
+        return None
+    model = build_model(spec.name, seed=seed, **config)
+    if weights:
+        from mobiledeploy.models.common import load_weights
+
+        load_weights(model, weights)
+    if spec.source:
+        _check_forward(model, shape, spec.source["ref"])
+    torch.save(model.state_dict(), tmp / FILE_NAMES["weights"])
+    source = str(Path(weights).resolve()) if weights else f"seeded init (seed {seed})"
+    if (spec.source or {}).get("kind") == "exported_program":
+        source = f"the ExportedProgram {Path(spec.source['path']).name}"
+    artifacts["weights"] = {**file_entry(tmp, FILE_NAMES["weights"]), "source": source}
+    return model
+
+
+def _check_forward(model: Any, shape: tuple[int, ...], ref: str) -> None:
+    """A user's model runs on the input shape, or one line saying why (the op's error) and where."""
+    import torch
+
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ExportError(f"{ref} fails on input {'x'.join(map(str, shape))} at stage 'build the model': "
+                          f"{type(exc).__name__}: {first}") from None
+    if not isinstance(out, torch.Tensor):
+        raise ExportError(f"{ref} returns {type(out).__name__}; mobiledeploy exports models with one tensor output")
+
+
+def _analysis(stage: _Stages, spec: Any, config: dict[str, Any], *, model: Any = None, shape: tuple[int, ...] = (),
+              onnx_path: Path | None = None) -> dict[str, Any]:
+    """The complexity the manifest records: per-module on the PyTorch model, else per ONNX node."""
+    with stage("analysis"):
+        if model is not None:
+            from mobiledeploy.analysis import analyse_model
+
+            cost = analyse_model(model, shape, arch=spec.name, config=config)
+        else:
+            from mobiledeploy.analysis_onnx import analyse_onnx
+
+            cost = analyse_onnx(onnx_path, arch=spec.name, config=config)  # type: ignore[arg-type]
+        out = {"macs": cost.macs, "params": cost.params, "memory_access": cost.memory_access,
+               "elementwise": cost.elementwise}
+        if spec.source:
+            out.update({"counted_on": "pytorch" if model is not None else "onnx", "unknown_ops": cost.unknown_ops})
+        return out
+
+
+def _onnx_stages(tmp: Path, spec: Any, model: Any, shape: tuple[int, ...], holdout: Any,
+                 artifacts: dict[str, dict[str, Any]], parity: dict[str, dict[str, Any]],
+                 stage: _Stages) -> tuple[Path, Any]:
+    """model.onnx and its parity; returns its path and the reference outputs every later stage must match
+    (PyTorch's, or ONNX Runtime's on the user's own ONNX file)."""
+    from .onnx_export import OPSET, export_onnx, import_onnx, onnx_io, onnx_op_counts, onnx_opset
+    from .parity import error_stats, onnx_outputs, torch_outputs
+
+    path = tmp / FILE_NAMES["onnx"]
+    with stage("onnx"):
+        if model is None:
+            import_onnx(spec.source["path"], shape, path)
+        else:
+            export_onnx(model, shape, path, opset=OPSET)
+        ins, outs = onnx_io(path)
+        artifacts["onnx"] = {**file_entry(tmp, FILE_NAMES["onnx"]), "opset": onnx_opset(path), "inputs": ins,
+                             "outputs": outs, "op_counts": onnx_op_counts(path)}
+    with stage("onnx_parity"):
+        if model is None:
+            reference, name = onnx_outputs(spec.source["path"], holdout), "onnxruntime"
+        else:
+            reference, name = torch_outputs(model, holdout), "torch"
+        parity["onnx"] = {"reference": name, **error_stats(reference, onnx_outputs(path, holdout), FP32_TOLERANCE)}
+        _require_passed("ONNX", parity["onnx"])
+    return path, reference
 
 
 def _tflite_stages(
@@ -275,7 +368,7 @@ def _tflite_stages(
                                               inspect_tflite, require_builtin_ops)
         with stage("fp32_parity"):
             fp32_out = tflite_outputs(tmp / FILE_NAMES["fp32"], inputs.holdout)
-            parity["fp32"] = {"reference": "torch", **error_stats(reference, fp32_out, FP32_TOLERANCE)}
+            parity["fp32"] = {"reference": parity["onnx"]["reference"], **error_stats(reference, fp32_out, FP32_TOLERANCE)}
             _require_passed("TFLite fp32", parity["fp32"])
         if "int8" in wanted:
             with stage("int8"):
@@ -327,15 +420,15 @@ def _require_passed(what: str, result: dict[str, Any]) -> None:
             f"(top-1 agreement {result['top1_agreement']:.0%}, SQNR {result['sqnr_db'] or 0:.1f} dB)"
         )
     if result.get("error"):
-        raise ParityError(f"{what} does not match torch: {result['error']}")
+        raise ParityError(f"{what} does not match {result.get('reference', 'torch')}: {result['error']}")
     raise ParityError(
-        f"{what} does not match torch: max abs error {result['max_abs']:.3g} is {result['max_rel']:.3g} of the "
+        f"{what} does not match {result.get('reference', 'torch')}: max abs error {result['max_abs']:.3g} is {result['max_rel']:.3g} of the "
         f"output range (tolerance {result['tolerance']})"
     )
 
 
 def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibration: str | Path, calib_samples: int,
-             weights: str | None, seed: int) -> dict[str, Any]:
+             weights: str | None, seed: int, source: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the files depend on, JSON-normalised so it compares equal to a stored one."""
     from mobiledeploy.errors import WeightsError
     from mobiledeploy.registry import config_slug
@@ -357,7 +450,8 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "arch": arch,
         "config": config,
         "resolution": list(size),
-        "slug": artifact_slug(config_slug(arch, config, size), weights_sha, calibration, calib_samples, seed),
+        "slug": artifact_slug(config_slug(arch, config, size), weights_sha, calibration, calib_samples, seed,
+                              source_sha256=source["sha256"] if source else None),
         "opset": OPSET,
         "seed": seed,
         "weights_sha256": weights_sha,
@@ -365,17 +459,22 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "calib_samples": calib_samples,
         "versions": tool_versions(),
     }
+    if source:  # a user's model: its file is an input like the weights (zoo requests stay as they were)
+        request["source"] = {"kind": source["kind"], "sha256": source["sha256"]}
     return json.loads(json.dumps(request))
 
 
 def artifact_slug(base: str, weights_sha256: str | None, calibration: str | Path, calib_samples: int,
-                  seed: int = 0) -> str:
+                  seed: int = 0, source_sha256: str | None = None) -> str:
     """The artifact folder's name: the model's slug, plus what sets its inputs apart from the defaults
-    (seeded init, synthetic calibration of 32): `-w<sha256 of the weights>`, `-cal<digest of the images>`
-    or `-syn<N>`, so an export from other weights or calibration never lands in the default's folder."""
+    (seeded init, synthetic calibration of 32): `-m<sha256 of a user's model file>`, `-w<sha256 of the
+    weights>`, `-cal<digest of the images>` or `-syn<N>`, so an export from another model file, other
+    weights or calibration never lands in another's folder."""
     from .calibration import SYNTHETIC, fingerprint
 
     parts = [base]
+    if source_sha256:
+        parts.append(f"m{source_sha256[:8]}")
     if weights_sha256:
         parts.append(f"w{weights_sha256[:8]}")
     if str(calibration) != SYNTHETIC:

@@ -29,16 +29,29 @@ Progress = Callable[[str], None]
 
 def export_argv(ref: str, out: Path) -> list[str]:
     """`mobiledeploy export` arguments that rebuild `ref` ('v1:g=3,scale=0.5,resolution=224') into `out`."""
-    from .registry import parse_model_ref
+    from .registry import get_spec, parse_model_ref
 
     arch, config = parse_model_ref(ref)
-    argv = ["export", "--arch", arch, "--out", str(out), "--json"]
+    argv = ["export", *_model_argv(get_spec(arch)), "--out", str(out), "--json"]
+    if "input_shape" in config:
+        argv += ["--input-shape", str(config.pop("input_shape"))]
     resolution = config.pop("resolution", None)
     if resolution is not None:
         argv += ["--resolution", "x".join(map(str, resolution)) if isinstance(resolution, (list, tuple)) else str(resolution)]
     for key, value in config.items():
         argv += ["--set", f"{key}={value}"]
     return argv
+
+
+def _model_argv(spec: Any) -> list[str]:
+    """How `export` names the model: --arch, or a user's own by its absolute path (the export runs elsewhere)."""
+    if spec.source is None:
+        return ["--arch", spec.name]
+    source = spec.source
+    if source["kind"] == "callable":
+        where, _, fn = source["ref"].rpartition(":")
+        return ["--model-fn", f"{source['path']}:{fn}" if where.endswith(".py") else source["ref"]]
+    return ["--onnx" if source["kind"] == "onnx" else "--exported-program", source["path"]]
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -60,15 +60,17 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
 def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, resolution: Any = (224, 224),
                     progress: Progress | None = None, *, weights: str | None = None, export: ExportInputs | None = None,
                     ) -> list[BenchTarget]:
-    """Targets for model refs ('v1:g=3,scale=0.5', exported first, valid artifacts reused) or .tflite paths.
+    """Targets for model refs ('v1:g=3,scale=0.5', or a user's model: 'net.py:build:width=8', 'net.onnx',
+    'net.pt2'; exported first, valid artifacts reused) or .tflite paths.
 
     `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
     other weights or calibration give another artifact folder, never a rebuild of the default one."""
     from .analysis import parse_resolution
+    from .sources import split_source_ref
 
     targets: list[BenchTarget] = []
     for ref in model_refs:
-        if ref.endswith(".tflite") or Path(ref).is_file():
+        if split_source_ref(ref) is None and (ref.endswith(".tflite") or Path(ref).is_file()):
             targets.append(target_from_file(Path(ref)))
             continue
         from .registry import parse_model_ref
@@ -97,6 +99,10 @@ def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, in
         identity["weights_sha256"] = request["weights_sha256"]
     if (str(inputs.calibration), inputs.calib_samples) != (ExportInputs.calibration, ExportInputs.calib_samples):
         identity["calibration"] = request.get("calibration")
+    name = exported.manifest.get("slug") or Path(exported.path).name
+    if request.get("source"):  # a user's model: named the same across edits of its file (a gate pairs them)
+        identity["source_sha256"] = request["source"]["sha256"]
+        name = name.replace(f"-m{request['source']['sha256'][:8]}", "")
     manifest = exported.manifest
     targets = []
     for fmt in formats:
@@ -104,7 +110,7 @@ def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, in
         if not entry:
             raise ExportError(f"the export of {arch} has no {fmt} artifact")
         targets.append(BenchTarget(
-            name=manifest.get("slug") or Path(exported.path).name,
+            name=name,
             artifact=Path(exported.path) / entry["path"],
             format=fmt,
             sha256=entry["sha256"],

@@ -39,7 +39,7 @@ SUITE_SCHEMA_VERSION = 1
 _RESOLUTION = re.compile(r"^(\d+)x(\d+)$")
 # '-HxW' ends an export slug, before what sets the artifact's inputs apart (-w<sha>, -cal<digest>, -syn<N>):
 # the same model across sizes, all exported from the same weights and calibration in one session.
-_SLUG_RESOLUTION = re.compile(r"-(\d+)x(\d+)(?:-(?:w|cal|syn)[0-9a-f]+)*$")
+_SLUG_RESOLUTION = re.compile(r"-(\d+)x(\d+)(?:-(?:m|w|cal|syn)[0-9a-f]+)*$")
 
 
 class SuiteError(ConfigError):

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["attribute_models", "profile_target"]
+__all__ = ["attribute_models", "profile_target", "target_analysis"]
 
 
 def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[str, dict[str, Any]]],
@@ -41,18 +41,32 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
     return out
 
 
+def target_analysis(arch: str, config: dict[str, Any], target: Any) -> Any:
+    """The layer analysis of a benchmarked target: per module for the zoo and a user's callable, per node of
+    the exported model.onnx beside it for an ONNX file or an ExportedProgram (no modules to count)."""
+    from .analysis import analyse
+    from .registry import get_spec
+
+    spec = get_spec(arch)
+    options = {k: v for k, v in config.items() if k != "input_shape"}
+    if spec.source and spec.source["kind"] != "callable":
+        from .analysis_onnx import analyse_onnx
+
+        return analyse_onnx(Path(target.artifact).parent / "model.onnx", arch=spec.name, config=options)
+    return analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **options)
+
+
 def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], label: str, options: Any,
                    adb_server: str | None, db: str | None, runs: int = 20) -> Any:
     """One model's attribution: op times (ORT locally / benchmark_model on adb) joined to its analysis."""
     from dataclasses import replace
 
-    from .analysis import analyse
     from .attribution import attribute, onnx_op_times, op_times_from_profile
     from .errors import RunnerError
 
     from .devices.kinds import kind_of
 
-    report = analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **config)
+    report = target_analysis(arch, config, target)
     if kind_of(device).profiler == "onnxruntime":
         from .converters import load_manifest
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple
 
 from .errors import ConfigError
 
-__all__ = ["Declared", "parse_label", "parse_model_ref", "config_slug", "ModelSpec", "register_model", "list_models", "get_spec", "build_model", "canonical_name"]
+__all__ = ["Declared", "parse_label", "parse_model_ref", "config_slug", "ModelSpec", "register_model", "list_models", "get_spec", "build_model", "canonical_name", "register_source", "ENTRY_POINT_GROUP"]
 
 
 class Declared(NamedTuple):
@@ -59,6 +59,8 @@ class ModelSpec:
     `builder(**config)` returns an `nn.Module`; `defaults` is its full default config;
     `choices` maps a config key to its valid values (shown in errors and `mobiledeploy models`);
     `paper` cites where the architecture and its complexity table come from;
+    `source` describes a user's own model (see `mobiledeploy.sources`: kind, ref, path, sha256), whose
+    `input_shape` is the one it declares (None: given with --input-shape);
     `declared` maps a config label ('g=3,scale=0.5', optionally with 'resolution=160', see
     `parse_label`) to a published `Declared` figure, so tests check the analysis against papers.
     """
@@ -73,6 +75,8 @@ class ModelSpec:
     declared: dict[str, Declared] = field(default_factory=dict)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    source: dict[str, Any] | None = None
+    input_shape: tuple[int, ...] | None = None
 
     def resolve(self, config: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults, reject unknown keys and values outside `choices`."""
@@ -140,19 +144,46 @@ def register_model(
 #: the package whose import registers the built-in families. It is loaded by name, the way plugins are:
 #: the families depend on the registry, never the other way round.
 BUILTIN_FAMILIES = "mobiledeploy.models"
+ENTRY_POINT_GROUP = "mobiledeploy.models"
+_plugins_loaded: list[bool] = []
 
 
 def _ensure_loaded() -> None:
     importlib.import_module(BUILTIN_FAMILIES)
+    if not _plugins_loaded:
+        _plugins_loaded.append(True)
+        _load_plugins()
+
+
+def _load_plugins() -> None:
+    """Third-party architectures: each entry point of the group `mobiledeploy.models` names a module that
+    registers models on import (`@register_model`), or a builder registered under the entry point's name."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+            if callable(loaded) and not inspect.ismodule(loaded) and loaded not in {s.builder for s in _REGISTRY.values()}:
+                register_model(ep.name, family="third-party", paper=f"entry point {ep.value}")(loaded)
+        except Exception as exc:  # one broken plugin must not take the zoo down with it
+            warnings.warn(f"mobiledeploy.models entry point {ep.name!r} ({ep.value}) not loaded: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
 
 
 def canonical_name(name: str) -> str:
+    """The registered name of an arch, an alias, or a user's model ('net.py:build', 'net.onnx': registered now)."""
+    from .sources import split_source_ref
+
     _ensure_loaded()
     key = name.strip().lower().replace("-", "_")
     if key in _REGISTRY:
         return key
     if key in _ALIASES:
         return _ALIASES[key]
+    source = split_source_ref(name)
+    if source is not None and not source[1]:
+        return register_source(source[0])
     known = ", ".join(sorted([*_REGISTRY, *_ALIASES]))
     raise ConfigError(f"unknown architecture {name!r} (known: {known})")
 
@@ -167,7 +198,7 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(
         name
         for name, spec in _REGISTRY.items()
-        if any(fnmatch.fnmatch(n, pattern) for n in (name, *spec.aliases))
+        if spec.source is None and any(fnmatch.fnmatch(n, pattern) for n in (name, *spec.aliases))
     )
 
 
@@ -177,17 +208,67 @@ def build_model(name: str, *, seed: int | None = 0, **config: Any) -> Any:
     full = spec.resolve(config)
     from .models.common import init_weights
 
-    model = spec.builder(**full)
-    if seed is not None:
-        init_weights(model, seed)
+    if spec.source is not None:
+        model = _build_source(spec, full, seed)
+    else:
+        model = spec.builder(**full)
+        if seed is not None:
+            init_weights(model, seed)
     model.eval()
     model.mobiledeploy_spec = spec  # type: ignore[attr-defined]
     model.mobiledeploy_config = full  # type: ignore[attr-defined]
     return model
 
 
+def _build_source(spec: ModelSpec, config: dict[str, Any], seed: int | None) -> Any:
+    """A user's model, built by its own code (its own init, seeded): one line when it is not an nn.Module."""
+    import torch
+
+    if spec.builder is None:
+        raise ConfigError(f"{spec.source['ref']} is an ONNX file: there is no PyTorch model to build")  # type: ignore[index]
+    if seed is not None:
+        torch.manual_seed(seed)
+    kwargs = {k: v for k, v in config.items() if v is not None}
+    try:
+        model = spec.builder(**kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ConfigError(f"{spec.source['ref']} failed to build the model: {type(exc).__name__}: {first}") from None  # type: ignore[index]
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"{spec.source['ref']} returned {type(model).__name__}, not a torch.nn.Module")  # type: ignore[index]
+    return model
+
+
+def register_source(head: str) -> str:
+    """Register the user's model `head` names ('net.py:build', 'pkg.mod:build', 'net.onnx', 'net.pt2') for
+    this process, under a name from its file and callable ('net_build', 'net_onnx'); returns the name."""
+    from .sources import load_source
+
+    _ensure_loaded()
+    loaded = load_source(head)
+    held = _REGISTRY.get(loaded.name)
+    if held is not None and (held.source or {}).get("path") != loaded.path:
+        what = held.source["ref"] if held.source else "a registered architecture"
+        raise ConfigError(f"{head} and {what} would both be named {loaded.name!r}: rename one")
+    _REGISTRY[loaded.name] = ModelSpec(
+        name=loaded.name, builder=loaded.builder, family="your own", paper=loaded.ref,  # type: ignore[arg-type]
+        defaults=dict(loaded.defaults), source=loaded.describe(), input_shape=loaded.input_shape,
+    )
+    return loaded.name
+
+
 def parse_model_ref(ref: str) -> tuple[str, dict[str, Any]]:
-    """'v1:g=3,scale=0.5' → ('shufflenet_v1', {'g': 3, 'scale': 0.5}); resolution stays in the dict."""
+    """'v1:g=3,scale=0.5' → ('shufflenet_v1', {'g': 3, 'scale': 0.5}); resolution stays in the dict.
+
+    A source ref ('net.py:build:width=8', 'net.onnx', see `mobiledeploy.sources`) registers that model
+    first; 'input_shape=1x3x64x64' stays in the dict like resolution."""
+    from .sources import split_source_ref
+
+    source = split_source_ref(ref)
+    if source is not None:
+        return register_source(source[0]), parse_label(source[1])
     name, _, label = ref.partition(":")
     return canonical_name(name), parse_label(label)
 

@@ -36,6 +36,14 @@ CalibSamples = Annotated[int, typer.Option("--calib-samples", help="Calibration 
 ArtifactsRoot = Annotated[Optional[Path], typer.Option(
     "--out", "--artifacts", help="Artifacts root of implicit exports: OUT/<arch-config-HxW>/ (default artifacts/).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+ModelFn = Annotated[Optional[str], typer.Option(
+    "--model-fn", help="Your own model: a callable returning an nn.Module, as FILE.py:NAME or package.module:NAME "
+    "(its keyword arguments with --set KEY=VALUE).")]
+OnnxFile = Annotated[Optional[str], typer.Option("--onnx", help="Your own model as an ONNX file (starts at the ONNX stage).")]
+ExportedProgramFile = Annotated[Optional[str], typer.Option(
+    "--exported-program", help="Your own model as a torch.export.save file (.pt2).")]
+InputShape = Annotated[Optional[str], typer.Option(
+    "--input-shape", help="Input of your own model, NCHW 1x3xHxW (default: the shape the model declares).")]
 
 
 def _print_version(value: bool) -> None:
@@ -64,6 +72,34 @@ def model_config(g: int | None, scale: float | None, alpha: float | None, option
             raise MobiledeployError(f"--set takes KEY=VALUE, got {item!r}")
         config.update(parse_label(item))
     return {k: v for k, v in config.items() if v is not None}
+
+
+def model_choice(arch: str | None, model_fn: str | None, onnx: str | None, exported_program: str | None,
+                 config: dict[str, Any], input_shape: str | None) -> tuple[str, dict[str, Any]]:
+    """(name, config) of the one model the options give: a zoo arch, or the user's own, registered now."""
+    from ..errors import ConfigError
+    from ..registry import register_source
+
+    given = [(opt, value) for opt, value in (("--arch", arch), ("--model-fn", model_fn), ("--onnx", onnx),
+                                             ("--exported-program", exported_program)) if value]
+    if len(given) != 1:
+        raise ConfigError("give one model: --arch NAME, --model-fn FILE.py:NAME, --onnx FILE.onnx or "
+                          f"--exported-program FILE.pt2 (got {' and '.join(o for o, _ in given) or 'none'})")
+    option, value = given[0]
+    if option == "--arch":
+        if input_shape is not None:
+            raise ConfigError("--input-shape is for your own model (--model-fn, --onnx, --exported-program); "
+                              "zoo models take --resolution")
+        return value, config
+    suffix = {"--onnx": ".onnx", "--exported-program": ".pt2"}.get(option)
+    if suffix and not value.lower().endswith(suffix):
+        raise ConfigError(f"{option} takes a {suffix} file, got {value}")
+    if option == "--model-fn" and (":" not in value or value.lower().endswith((".onnx", ".pt2"))):
+        raise ConfigError(f"--model-fn takes FILE.py:NAME or package.module:NAME, got {value!r}")
+    if suffix and config:
+        raise ConfigError(f"{option} takes no model options (--set, --g, --scale, --alpha): the file fixes the model")
+    extra = {"input_shape": input_shape} if input_shape is not None else {}
+    return register_source(value), {**config, **extra}
 
 
 def print_json(obj: Any) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, Groups, Json, Options, Resolution, Scale, Weights,
-                  app, model_config, print_json)
+from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, ExportedProgramFile, Groups, InputShape, Json,
+                  ModelFn, OnnxFile, Options, Resolution, Scale, Weights, app, model_choice, model_config, print_json)
 from .console import count_text, ms_text, progress_on_stderr, stdout_console
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
                       accelerator_options)
@@ -26,7 +26,12 @@ def bench_cmd(
     calibration: Calibration = "synthetic",
     calib_samples: CalibSamples = 32,
     out: ArtifactsRoot = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting --arch.")] = None,
+    model_fn: ModelFn = None,
+    onnx: OnnxFile = None,
+    exported_program: ExportedProgramFile = None,
+    input_shape: InputShape = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting "
+                                                 "--arch (an .onnx or .pt2 file is exported first).")] = None,
     formats: Annotated[str, typer.Option("--formats", help="With --arch: which artifacts to time, e.g. fp32,int8.")] = "fp32,int8",
     threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
     runs: Annotated[Optional[int], typer.Option(
@@ -50,6 +55,7 @@ def bench_cmd(
     Example: mobiledeploy bench --device local --arch v1 --g 3
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
+    Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
     """
     from ..bench import BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
     from ..devices import canonical_uri, check_device
@@ -57,8 +63,8 @@ def bench_cmd(
     from ..errors import ConfigError
     from .preflight import check_output_dir
 
-    if (arch is None) == (model is None):
-        raise ConfigError("give either --arch (export, then time) or --model FILE.tflite")
+    model, ref = what_to_time(model, arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
+                              input_shape)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
     kind = kind_of(device)
@@ -74,13 +80,12 @@ def bench_cmd(
     check_device(device, bench_options)
     fmts = parse_formats(formats)
     check_output_dir(out, "--out")
-    preflight(device, adb_server, db, threads, exports=arch is not None)
+    preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
         if model is not None:
             targets = prepare_targets([model], fmts, resolution, progress)
         else:
-            label = ",".join(f"{k}={v}" for k, v in model_config(g, scale, alpha, options).items())
-            targets = prepare_targets([f"{arch}:{label}"], fmts, resolution, progress, weights=weights,
+            targets = prepare_targets([ref], fmts, resolution, progress, weights=weights,
                                       export=ExportInputs(calibration, calib_samples, out))
         report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
                            progress=progress)
@@ -93,6 +98,29 @@ def bench_cmd(
         sys.stderr.write(f"mobiledeploy: error: {line}\n")
     if not report.ok:
         raise SystemExit(report.exit_code)
+
+
+def what_to_time(model: str | None, arch: str | None, model_fn: str | None, onnx: str | None,
+                 exported_program: str | None, config: dict[str, Any], input_shape: str | None) -> tuple[str | None, str | None]:
+    """(the .tflite file to time, the model ref to export first): one of them. `--model` with an .onnx or .pt2
+    file means `--onnx` / `--exported-program`."""
+    from ..errors import ConfigError
+
+    if model is not None and model.lower().endswith(".onnx") and onnx is None:
+        onnx, model = model, None
+    elif model is not None and model.lower().endswith(".pt2") and exported_program is None:
+        exported_program, model = model, None
+    if model is not None:
+        if arch is not None or any(v is not None for v in (model_fn, onnx, exported_program)):
+            raise ConfigError("give either --model FILE.tflite, or a model to export (--arch, --model-fn, --onnx, "
+                              "--exported-program)")
+        return model, None
+    if all(v is None for v in (arch, model_fn, onnx, exported_program)):
+        raise ConfigError("give --model FILE.tflite to time, or a model to export first: --arch NAME, "
+                          "--model-fn FILE.py:NAME, --onnx FILE.onnx or --exported-program FILE.pt2")
+    name, config = model_choice(arch, model_fn, onnx, exported_program, config, input_shape)
+    label = ",".join(f"{k}={v}" for k, v in config.items())
+    return None, f"{name}:{label}"
 
 
 def preflight(device: str, adb_server: str | None, db: str | None, threads: int | None, *, exports: bool) -> None:

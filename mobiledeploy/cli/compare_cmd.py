@@ -39,8 +39,9 @@ def resolve_ref(ref: str) -> tuple[str, dict[str, Any], str]:
     arch, config = parse_model_ref(ref)
     if "resolution" in config:
         raise ConfigError(f"{ref}: give input sizes with --resolutions, not in the model reference")
-    get_spec(arch).resolve(config)
-    return arch, config, config_slug(arch, config)
+    options = {k: v for k, v in config.items() if k != "input_shape"}  # a user's model: its input, not an option
+    get_spec(arch).resolve(options)
+    return arch, config, config_slug(arch, options)
 
 
 def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,

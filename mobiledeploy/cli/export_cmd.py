@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import (Alpha, Arch, Groups, Json, Options, Resolution, Scale, Weights, app, model_config, print_json,
-                  set_activity)
+from .app import (Alpha, Groups, ExportedProgramFile, InputShape, Json, ModelFn, OnnxFile, Options, Resolution, Scale,
+                  Weights, app, model_choice, model_config, print_json, set_activity)
 
 
 @app.command("export")
 def export_cmd(
-    arch: Arch,
+    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture or alias (see `mobiledeploy models`).")] = None,
+    model_fn: ModelFn = None,
+    onnx: OnnxFile = None,
+    exported_program: ExportedProgramFile = None,
+    input_shape: InputShape = None,
     g: Groups = None,
     scale: Scale = None,
     alpha: Alpha = None,
@@ -32,16 +36,22 @@ def export_cmd(
 
     TFLite models take NHWC input (the manifest says so); int8 ones take and return int8 with the scale and zero point recorded in manifest.json. Valid artifacts are reused unless --force.
 
+    Your own model instead of --arch: --model-fn FILE.py:NAME (a callable returning an nn.Module), --onnx FILE.onnx
+    or --exported-program FILE.pt2, with --input-shape 1x3xHxW unless the model declares its input.
+
     Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64
+    Example: mobiledeploy export --model-fn mynet.py:build --set width=32 --input-shape 1x3x224x224 --weights mynet.pt
+    Example: mobiledeploy export --onnx mynet.onnx
     """
     from ..converters import export_model
     from ..converters.progress import StageProgress
 
-    config = model_config(g, scale, alpha, options)
+    name, config = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
+                                input_shape)
     with StageProgress() as progress:
         result = export_model(
-            arch, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
-            calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, arch), int8_cosine_floor=cosine_floor,
+            name, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
+            calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, name), int8_cosine_floor=cosine_floor,
         )
     warn_calibration(result.manifest)
     if json_out:

@@ -89,8 +89,10 @@ def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str |
 
 
 def _with_resolution(ref: str, resolution: str) -> str:
-    if "resolution=" in ref or ref.endswith(".tflite"):
-        return ref
+    from ..sources import split_source_ref
+
+    if "resolution=" in ref or ref.endswith(".tflite") or split_source_ref(ref) is not None:
+        return ref  # a user's own model has its own input shape
     return f"{ref}{',' if ':' in ref else ':'}resolution={resolution}"
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import Alpha, Arch, Groups, Json, Options, Scale, app, model_config, print_json
+from .app import (Alpha, ExportedProgramFile, Groups, InputShape, Json, ModelFn, OnnxFile, Options, Scale, app,
+                  model_choice, model_config, print_json)
 from .console import print_attribution, progress_on_stderr, stdout_console
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
                       FullDelegationOpt, accelerator_options)
@@ -15,7 +16,11 @@ from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt
 
 @app.command("profile")
 def profile_cmd(
-    arch: Arch,
+    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture or alias (see `mobiledeploy models`).")] = None,
+    model_fn: ModelFn = None,
+    onnx: OnnxFile = None,
+    exported_program: ExportedProgramFile = None,
+    input_shape: InputShape = None,
     device: DeviceOpt = "local",
     g: Groups = None,
     scale: Scale = None,
@@ -44,6 +49,7 @@ def profile_cmd(
 
     Example: mobiledeploy profile --device local --arch v1 --g 3 --scale 0.5
     Example: mobiledeploy profile --device qemu:cortex-a76 --arch v1 --g 3 --scale 0.5 --format int8
+    Example: mobiledeploy profile --device local --onnx mynet.onnx
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, prepare_targets
@@ -65,8 +71,10 @@ def profile_cmd(
     if runs < 1 or top < 1:
         raise ConfigError("--runs and --top must be at least 1")
     size = parse_resolution(resolution)
-    label = ",".join(f"{k}={v}" for k, v in model_config(g, scale, alpha, options).items())
-    name, config = parse_model_ref(f"{arch}:{label}")
+    chosen, given = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
+                                 input_shape)
+    label = ",".join(f"{k}={v}" for k, v in given.items())
+    name, config = parse_model_ref(f"{chosen}:{label}")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
@@ -80,10 +88,10 @@ def profile_cmd(
         (target,) = prepare_targets([f"{name}:{label}"], (fmt,), size, progress)
         progress(f"op profile {target.name} on {device}")
         if arm:
-            profile = arm_profile(device, target, name, config, size, runs=min(runs, 3))
+            profile = arm_profile(device, target, name, config, runs=min(runs, 3))
         else:
-            profile = profile_target(device, target, name, config, config_slug(name, config), bench_options,
-                                     adb_server, db, runs=runs)
+            label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
+            profile = profile_target(device, target, name, config, label, bench_options, adb_server, db, runs=runs)
     if json_out:
         print_json({"device": device, **profile.to_dict()})
     elif arm:
@@ -92,12 +100,12 @@ def profile_cmd(
         print_attribution(profile, top=top)
 
 
-def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], size: tuple[int, int], runs: int) -> Any:
+def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int) -> Any:
     """Exact instructions per function and kernel kind on an emulated core, joined to the analysis' MACs."""
     from collections import Counter
 
-    from ..analysis import analyse
     from ..errors import RunnerError
+    from ..profiling import target_analysis
     from ..qemu.env import environment
     from ..qemu.profile import attribute
     from ..qemu.run import run_guest
@@ -107,7 +115,7 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], siz
     if not guest.counts.blocks or not guest.maps:
         raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")
     macs: Counter = Counter()
-    for layer in analyse(name, f"{size[0]}x{size[1]}", **config).layers:
+    for layer in target_analysis(name, config, target).layers:
         macs[layer.op] += layer.macs
     return attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.format, cpu=cpu,
                      macs_by_op=dict(macs))
