@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from .analysis import ComplexityReport, LayerCost
+from .analysis import ComplexityReport, LayerCost, OpCost
 
 __all__ = ["analyse_onnx", "ONNX_HANDLERS"]
 
@@ -26,7 +26,7 @@ def _params(node: Any, sizes: dict[str, int]) -> int:
     return sum(sizes.get(name, 0) for name in node.input[1:])
 
 
-def _conv(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
+def _conv(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> OpCost:
     """Conv: one multiply-add per output element per weight of its group (kernel × in-channels / group)."""
     w = ins[1]
     group = next((a.i for a in node.attribute if a.name == "group"), 1)
@@ -37,40 +37,40 @@ def _conv(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
     elif k == 1:
         op = "conv2d_1x1"
     params = _params(node, sizes)
-    return op, _n(outs[0]) * w[1] * k, params, _n(ins[0]) + _n(outs[0]) + params, 0
+    return OpCost(op, _n(outs[0]) * w[1] * k, params, _n(ins[0]) + _n(outs[0]) + params, 0)
 
 
-def _matmul(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
+def _matmul(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> OpCost:
     """Gemm / MatMul: output elements × the reduced dimension."""
-    a, b = ins[0], ins[1]
+    a = ins[0]
     trans_a = next((a_.i for a_ in node.attribute if a_.name == "transA"), 0)
     reduced = a[-2] if trans_a and len(a) >= 2 else a[-1]
     params = _params(node, sizes)
-    return "linear", _n(outs[0]) * reduced, params, _n(a) + _n(outs[0]) + params, 0
+    return OpCost("linear", _n(outs[0]) * reduced, params, _n(a) + _n(outs[0]) + params, 0)
 
 
-def _batch_norm(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
+def _batch_norm(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> OpCost:
     params = sum(sizes.get(name, 0) for name in node.input[1:3])
-    return "batch_norm", 0, params, _n(ins[0]) + _n(outs[0]) + params, _n(outs[0])
+    return OpCost("batch_norm", 0, params, _n(ins[0]) + _n(outs[0]) + params, _n(outs[0]))
 
 
 def _elementwise(op: str) -> Handler:
-    def handle(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
-        return op, 0, 0, sum(_n(s) for s in ins) + _n(outs[0]), _n(outs[0])
+    def handle(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> OpCost:
+        return OpCost(op, 0, 0, sum(_n(s) for s in ins) + _n(outs[0]), _n(outs[0]))
 
     return handle
 
 
 def _movement(op: str) -> Handler:
-    def handle(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
+    def handle(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> OpCost:
         reads = sum(_n(s) for s in ins) if op == "concat" else _n(ins[0])
-        return op, 0, 0, reads + _n(outs[0]), 0
+        return OpCost(op, 0, 0, reads + _n(outs[0]), 0)
 
     return handle
 
 
-def _free(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> tuple:
-    return "", 0, 0, 0, 0
+def _free(node: Any, ins: list, outs: list, sizes: dict[str, int]) -> OpCost:
+    return OpCost("")
 
 
 ONNX_HANDLERS: dict[str, Handler] = {
