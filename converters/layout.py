@@ -9,9 +9,9 @@ onnx2tf's own layout and each shuffle lowers to RESHAPE → TRANSPOSE → RESHAP
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles"]
+__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "with_shapes"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
@@ -19,7 +19,7 @@ NCHW_EXIT_SUFFIX = "/nhwc_shuffle/to_nchw"
 _SHUFFLE_PERM = [0, 2, 1, 3, 4]
 
 
-def _with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
+def with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
     """A shape-inferred copy of `model` and every tensor's shape (-1 where unknown) by name."""
     import onnx
 
@@ -36,7 +36,7 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
     import numpy as np
     from onnx import helper, numpy_helper
 
-    model, shapes = _with_shapes(model)
+    model, shapes = with_shapes(model)
     graph = model.graph
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
@@ -100,24 +100,11 @@ _PRESERVES_SIGN_OPS = {"Concat", "MaxPool", "AveragePool", "GlobalAveragePool", 
                        "Transpose", "Flatten", "Identity", "Split", "Slice", "Squeeze", "Unsqueeze"}
 
 
-def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
-    """Return a copy of `model` where each padded (or ceil-mode) MaxPool pads explicitly with real
-    values, and how many were rewritten.
+def non_negative_test(graph: Any) -> Callable[[str], bool]:
+    """A test telling whether a tensor of `graph` is provably non-negative: made by a ReLU-like op, a
+    Clip with a non-negative floor, or an op that keeps the sign of non-negative inputs."""
+    from onnx import numpy_helper
 
-    ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
-    sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
-    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0
-    stems) or aborts the process (Xception). Every window holds at least one real element, so
-    - over a provably non-negative input (after a ReLU) zero padding gives the same maxima, as one
-      PAD that XNNPACK runs;
-    - over any other input edge padding (copies of the border, which every window touching the
-      padding also contains) gives the same maxima; onnx2tf lowers it to MIRROR_PAD ops.
-    """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    model, shapes = _with_shapes(model)
-    graph = model.graph
     producers = {out: node for node in graph.node for out in node.output}
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     memo: dict[str, bool] = {}
@@ -138,6 +125,29 @@ def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
                 result = all(non_negative(i, depth + 1) for i in data)
         memo[name] = result
         return result
+
+    return non_negative
+
+
+def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` where each padded (or ceil-mode) MaxPool pads explicitly with real
+    values, and how many were rewritten.
+
+    ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
+    sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
+    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0
+    stems) or aborts the process (Xception). Every window holds at least one real element, so
+    - over a provably non-negative input (after a ReLU) zero padding gives the same maxima, as one
+      PAD that XNNPACK runs;
+    - over any other input edge padding (copies of the border, which every window touching the
+      padding also contains) gives the same maxima; onnx2tf lowers it to MIRROR_PAD ops.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    non_negative = non_negative_test(graph)
 
     count = 0
     nodes: list[Any] = []

@@ -1,0 +1,137 @@
+"""ONNX rewrites that keep an int8 graph in one XNNPACK partition, exact in float.
+
+XNNPACK's TFLite delegate (LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc, read at
+google-ai-edge/LiteRT f67457790c9c) takes some ops on float tensors only: AVERAGE_POOL_2D
+(VisitAveragePool2DNode → CheckTensorFloatType on input and output) and a standalone RELU
+(VisitUnaryNode: RELU, RELU6, RELU_N1_TO_1 → CheckTensorFloatType). In an int8 graph each such op
+runs on TFLite's own kernel and splits the graph into more partitions. The converter fuses a ReLU
+into the conv or add before it, never into a CONCATENATION, so ShuffleNet v1's ReLU after the
+stride-2 concat stays a RELU op. Both rewrites below compute the same function in float:
+
+- `relu_through_concat`: Relu(Concat(a, b)) = Concat(Relu(a), Relu(b)); a branch already
+  non-negative gets none, the others' ReLU fuses into the conv that makes them.
+- `avgpool_as_depthwise`: an AveragePool is a depthwise Conv with constant weights 1/(kh*kw) over
+  zero padding; with count_include_pad=0 the edge windows, which hold fewer real values, are scaled
+  back by a constant Mul (kh*kw / real values in the window).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .layout import non_negative_test, with_shapes
+
+__all__ = ["avgpool_as_depthwise", "relu_through_concat"]
+
+
+def relu_through_concat(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` with each ReLU after a Concat moved onto the Concat's inputs, and how many."""
+    from onnx import helper
+
+    model, _ = with_shapes(model)
+    graph = model.graph
+    non_negative = non_negative_test(graph)
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    outputs = {v.name for v in graph.output}
+    concats = {node.output[0]: node for node in graph.node if node.op_type == "Concat"}
+    moved: dict[int, Any] = {}  # id(Concat) → the Relu it absorbs
+    for node in graph.node:
+        source = concats.get(node.input[0]) if node.op_type == "Relu" else None
+        if source is not None and users.get(source.output[0]) == 1 and source.output[0] not in outputs:
+            moved[id(source)] = node
+    absorbed = {id(relu) for relu in moved.values()}
+    nodes: list[Any] = []
+    for node in graph.node:
+        relu = moved.get(id(node))
+        if id(node) in absorbed:
+            continue
+        if relu is None:
+            nodes.append(node)
+            continue
+        inputs = []
+        for j, name in enumerate(node.input):
+            if non_negative(name):
+                inputs.append(name)
+                continue
+            inputs.append(f"{relu.name or relu.output[0]}/branch{j}")
+            nodes.append(helper.make_node("Relu", [name], [inputs[-1]], name=inputs[-1]))
+        node.output[0] = relu.output[0]
+        del node.input[:]
+        node.input.extend(inputs)
+        nodes.append(node)
+    if moved:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.value_info[:]
+    return model, len(moved)
+
+
+def _pool_geometry(node: Any, shapes: dict[str, list[int]]) -> dict[str, Any] | None:
+    """Kernel, strides, pads and sizes of a 2-D AveragePool this module can rewrite, else None.
+
+    Ceil mode is taken only when it gives the floor-mode output size (no window past the padding)."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    src, dst = shapes.get(node.input[0], []), shapes.get(node.output[0], [])
+    if (len(src) != 4 or len(dst) != 4 or min(src + dst) < 1 or "kernel_shape" not in attrs
+            or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+            or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):
+        return None
+    kernel, strides = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    floor = [(n + b + e - k) // s + 1 for n, b, e, k, s in zip(src[2:], pads[:2], pads[2:], kernel, strides)]
+    if floor != dst[2:] or len(kernel) != 2:
+        return None
+    return {"kernel": kernel, "strides": strides, "pads": pads, "channels": src[1], "src": src[2:], "dst": dst[2:],
+            "include_pad": bool(attrs.get("count_include_pad", 0))}
+
+
+def _edge_correction(geo: dict[str, Any]) -> Any:
+    """(1, 1, Ho, Wo) float32: kh*kw over the real (unpadded) values in each output's window."""
+    import numpy as np
+
+    real = []
+    for n, o, k, s, b in zip(geo["src"], geo["dst"], geo["kernel"], geo["strides"], geo["pads"][:2]):
+        start = np.arange(o) * s - b
+        real.append(np.minimum(start + k, n) - np.maximum(start, 0))
+    counts = np.outer(real[0], real[1]).astype(np.float64)
+    return (geo["kernel"][0] * geo["kernel"][1] / counts).astype(np.float32)[None, None]
+
+
+def avgpool_as_depthwise(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` with each 2-D AveragePool as a depthwise Conv of constant weights, and how many."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    nodes: list[Any] = []
+    count = 0
+    for node in graph.node:
+        geo = _pool_geometry(node, shapes) if node.op_type == "AveragePool" else None
+        if geo is None:
+            nodes.append(node)
+            continue
+        (kh, kw), channels = geo["kernel"], geo["channels"]
+        prefix = f"{node.name or node.output[0]}/as_depthwise"
+        graph.initializer.append(numpy_helper.from_array(
+            np.full((channels, 1, kh, kw), 1.0 / (kh * kw), dtype=np.float32), f"{prefix}/weights"))
+        correction = None if geo["include_pad"] or not any(geo["pads"]) else _edge_correction(geo)
+        needs_mul = correction is not None and bool(np.any(correction != 1.0))
+        conv_out = f"{prefix}/sum" if needs_mul else node.output[0]
+        nodes.append(helper.make_node("Conv", [node.input[0], f"{prefix}/weights"], [conv_out], name=prefix,
+                                      group=channels, kernel_shape=[kh, kw], strides=geo["strides"], pads=geo["pads"]))
+        if needs_mul:
+            graph.initializer.append(numpy_helper.from_array(correction, f"{prefix}/edge_scale"))
+            nodes.append(helper.make_node("Mul", [conv_out, f"{prefix}/edge_scale"], list(node.output),
+                                          name=f"{prefix}/edges"))
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.value_info[:]
+    return model, count
