@@ -301,10 +301,12 @@ def _tflite_stages(
 
 
 def _tflite_entry(path: Path, shuffles: int, inspect: Callable, require_builtin: Callable) -> dict[str, Any]:
+    from .delegation import host_delegation
+
     info = inspect(path)
     require_builtin(path, info)
     return {**file_entry(path.parent, path.name), "inputs": info["inputs"], "outputs": info["outputs"],
-            "op_counts": info["op_counts"], "channel_shuffles": shuffles}
+            "op_counts": info["op_counts"], "channel_shuffles": shuffles, "delegation": host_delegation(path)}
 
 
 def _require_arm(result: dict[str, Any]) -> None:

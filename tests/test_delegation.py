@@ -7,6 +7,8 @@ export of tests/conftest_export.py) is then loaded with the XNNPACK delegate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,73 @@ def test_relu_after_concat_moves_onto_the_branches(tmp_path, signed_shortcut):
     with torch.no_grad():
         expected = model(x).numpy()
     np.testing.assert_allclose(_run_onnx(rewritten, x), expected, rtol=0, atol=1e-6)
+
+
+# --- the manifest says how each artifact runs ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def split_int8(tmp_path_factory) -> Path:
+    """A tiny int8 .tflite with what XNNPACK refuses on int8: an AVERAGE_POOL_2D and a RELU after a concat."""
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from mobiledeploy.converters.tflite import _convert
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 8, 8, 4), tf.float32)])
+    def model(x):
+        pooled = tf.nn.avg_pool2d(x, 3, 2, "VALID")
+        conv = tf.nn.conv2d(x, tf.constant(np.full((3, 3, 4, 4), 0.1, np.float32)), 2, "VALID")
+        return tf.nn.relu(tf.concat([pooled, conv], axis=3))
+
+    def samples():
+        rng = np.random.default_rng(0)
+        for _ in range(8):
+            yield [rng.standard_normal((1, 8, 8, 4)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.representative_dataset = samples
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    return _convert(converter, tmp_path_factory.mktemp("split") / "split_int8.tflite", "int8")
+
+
+def test_host_delegation_names_each_refused_op_and_why(split_int8):
+    from mobiledeploy.converters.delegation import fully_delegated, host_delegation
+
+    graph = tflite_graph(split_int8)  # as written, no delegate
+    assert {"AVERAGE_POOL_2D", "RELU", "CONCATENATION"} <= {op["op_name"] for op in graph.ops}
+    found = host_delegation(split_int8)
+    assert found["not_delegated"] == {"AVERAGE_POOL_2D": 1, "RELU": 1}
+    assert found["partitions"] >= 1 and found["delegated_nodes"] == found["nodes"] - 2
+    assert "VisitAveragePool2DNode" in found["why"]["AVERAGE_POOL_2D"] and "int8" in found["why"]["AVERAGE_POOL_2D"]
+    assert "VisitUnaryNode" in found["why"]["RELU"]
+    assert not fully_delegated(found)
+
+
+def test_export_warns_in_one_line_per_artifact_not_fully_delegated(split_int8, capsys):
+    from mobiledeploy.cli.export_cmd import warn_delegation
+    from mobiledeploy.converters.delegation import host_delegation
+
+    found = host_delegation(split_int8)
+    warn_delegation({"artifacts": {"fp32": {"delegation": {**found, "partitions": 1, "not_delegated": {}}},
+                                   "int8": {"delegation": found}}})
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mobiledeploy: warning: int8 is not fully delegated")
+    assert "AVERAGE_POOL_2D×1" in lines[0] and "RELU×1" in lines[0]
+
+
+@pytest.mark.slow
+def test_int8_shufflenet_v1_runs_as_one_xnnpack_partition(exports):
+    """The export of tests/conftest_export.py: no AVERAGE_POOL_2D or RELU op left, one partition, no TFLite kernel."""
+    exp = exports("v1_g3")
+    manifest = exp.result.manifest
+    for fmt in ("fp32", "int8"):
+        ops = manifest["artifacts"][fmt]["op_counts"]
+        assert "AVERAGE_POOL_2D" not in ops and "RELU" not in ops and ops["CONCATENATION"] == 3
+        found = manifest["artifacts"][fmt]["delegation"]
+        assert found["partitions"] == 1 and found["not_delegated"] == {} and found["delegated_nodes"] == found["nodes"]
+        arm = manifest["parity"]["arm"]
+        if "skipped" not in arm:
+            assert arm[fmt]["delegation"]["partitions"] == 1 and arm[fmt]["delegation"]["not_delegated"] == {}
+    assert manifest["parity"]["int8"]["passed"] and manifest["parity"]["int8"]["floor"] == 0.98

@@ -1,0 +1,76 @@
+"""How an exported .tflite runs on the host: XNNPACK partitions and the ops left to TFLite's own kernels, and why.
+
+Measured by loading the artifact in the host's ai-edge-litert Interpreter with its default delegate
+(XNNPACK) and reading the executed plan with `mobiledeploy.qemu.guest.delegation`, the same reader
+the Arm runs use. The delegate does not say why it refuses a node (its checks log only in builds with
+XNNPACK_DELEGATE_ENABLE_LOGGING), so `why` restates the rule of the delegate's source that the
+node's input types break, where one is known.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FLOAT_ONLY", "delegation_summary", "explain", "fully_delegated", "host_delegation", "why"]
+
+#: ops the XNNPACK delegate takes on float (fp32/fp16) tensors only, and the check that says so:
+#: LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc at google-ai-edge/LiteRT f67457790c9c,
+#: VisitAveragePool2DNode and VisitUnaryNode (type switch), each → CheckTensorFloatType.
+FLOAT_ONLY = {
+    "AVERAGE_POOL_2D": "VisitAveragePool2DNode",
+    **{op: "VisitUnaryNode" for op in ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG",
+                                        "RELU", "RELU6", "RELU_N1_TO_1", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")},
+}
+_QUANTIZED = {"int8", "uint8", "int16"}
+
+
+def why(node: dict[str, Any]) -> str:
+    """The delegate's reason for leaving one node (from `delegation()["kernel_nodes"]`) to TFLite."""
+    op, types = node["op"], node.get("inputs") or []
+    if op in FLOAT_ONLY and types and types[0] in _QUANTIZED:
+        return f"{types[0]} input: XNNPACK takes {op} on float only (xnnpack_delegate.cc {FLOAT_ONLY[op]} → CheckTensorFloatType)"
+    shown = "/".join(types) or "no"
+    return f"refused by the XNNPACK delegate on {shown} inputs; no known rule recorded (see Visit*Node in xnnpack_delegate.cc)"
+
+
+def explain(found: dict[str, Any]) -> dict[str, Any]:
+    """`delegation()`'s result with its "kernel_nodes" folded into "why": {op: reason}."""
+    found = dict(found)
+    reasons: dict[str, list[str]] = {}
+    for node in found.pop("kernel_nodes", []):
+        reason = why(node)
+        if reason not in reasons.setdefault(node["op"], []):
+            reasons[node["op"]].append(reason)
+    return {**found, "why": {op: "; ".join(r) for op, r in reasons.items()}}
+
+
+def host_delegation(path: str | Path) -> dict[str, Any]:
+    """{"runtime", "partitions", "nodes", "delegated_nodes", "not_delegated": {op: n}, "why": {op: reason}}."""
+    from importlib import metadata
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobiledeploy.qemu.guest import delegation
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)  # the default resolver applies XNNPACK
+    interpreter.allocate_tensors()
+    runtime = f"ai-edge-litert {metadata.version('ai-edge-litert')} on the host, XNNPACK delegate"
+    return {"runtime": runtime, **explain(delegation(interpreter))}
+
+
+def fully_delegated(entry: dict[str, Any]) -> bool:
+    """One XNNPACK partition and nothing on TFLite's own kernels."""
+    return entry.get("partitions") == 1 and not entry.get("not_delegated")
+
+
+def delegation_summary(entry: dict[str, Any], reasons: bool = False) -> str:
+    """'7 XNNPACK partitions; TFLite kernels: AVERAGE_POOL_2D×3, RELU×3', each op's reason after it if `reasons`."""
+    parts = entry.get("partitions", 0)
+    text = f"{parts} XNNPACK partition" + ("s" if parts != 1 else "")
+    left = entry.get("not_delegated") or {}
+    why_of = entry.get("why") or {} if reasons else {}
+    if left:
+        text += "; TFLite kernels: " + ", ".join(
+            f"{op}×{n}" + (f" ({why_of[op]})" if op in why_of else "") for op, n in left.items())
+    return text
