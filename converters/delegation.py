@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLOAT_ONLY", "delegation_summary", "explain", "fully_delegated", "host_delegation", "why"]
+__all__ = ["FLOAT_ONLY", "XNNPACK_OPS", "delegation_summary", "explain", "fully_delegated", "host_delegation", "why"]
 
 #: ops the XNNPACK delegate takes on float (fp32/fp16) tensors only, and the check that says so:
 #: LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc at google-ai-edge/LiteRT f67457790c9c,
@@ -22,6 +22,15 @@ FLOAT_ONLY = {
     **{op: "VisitUnaryNode" for op in ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG",
                                         "RELU", "RELU6", "RELU_N1_TO_1", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")},
 }
+#: builtin ops with a case in the delegate's node switch (xnnpack_delegate.cc Subgraph::VisitNode, same commit);
+#: any other op (GATHER, MIRROR_PAD, RELU_0_TO_1, ...) always runs on TFLite's own kernel
+XNNPACK_OPS = frozenset("""
+    ABS CEIL COS DEQUANTIZE ELU EXP FLOOR GELU HARD_SWISH LEAKY_RELU LOGISTIC LOG NEG QUANTIZE RELU RELU6
+    RELU_N1_TO_1 ROUND RSQRT SIN SQRT SQUARE TANH ADD DIV MAXIMUM MINIMUM MUL PRELU SQUARED_DIFFERENCE SUB
+    ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_MATMUL CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE EXPAND_DIMS
+    FULLY_CONNECTED MAX_POOL_2D REDUCE_MIN REDUCE_MAX SUM MEAN PAD READ_VARIABLE RESHAPE RESIZE_BILINEAR SLICE
+    SOFTMAX SPACE_TO_DEPTH SPLIT STRIDED_SLICE TRANSPOSE TRANSPOSE_CONV VAR_HANDLE STABLEHLO_COMPOSITE CUSTOM DENSIFY
+""".split())
 _QUANTIZED = {"int8", "uint8", "int16"}
 
 
@@ -30,6 +39,8 @@ def why(node: dict[str, Any]) -> str:
     op, types = node["op"], node.get("inputs") or []
     if op in FLOAT_ONLY and types and types[0] in _QUANTIZED:
         return f"{types[0]} input: XNNPACK takes {op} on float only (xnnpack_delegate.cc {FLOAT_ONLY[op]} → CheckTensorFloatType)"
+    if op not in XNNPACK_OPS:
+        return f"XNNPACK's delegate has no {op} (no case for it in xnnpack_delegate.cc Subgraph::VisitNode)"
     shown = "/".join(types) or "no"
     return f"refused by the XNNPACK delegate on {shown} inputs; no known rule recorded (see Visit*Node in xnnpack_delegate.cc)"
 

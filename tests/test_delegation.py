@@ -189,3 +189,12 @@ def test_int8_shufflenet_v1_runs_as_one_xnnpack_partition(exports):
         if "skipped" not in arm:
             assert arm[fmt]["delegation"]["partitions"] == 1 and arm[fmt]["delegation"]["not_delegated"] == {}
     assert manifest["parity"]["int8"]["passed"] and manifest["parity"]["int8"]["floor"] == 0.98
+
+
+def test_an_op_the_delegate_has_no_case_for_says_so():
+    from mobiledeploy.converters.delegation import why
+
+    assert "no GATHER" in why({"op": "GATHER", "inputs": ["int8", "int64"]})
+    assert "no MIRROR_PAD" in why({"op": "MIRROR_PAD", "inputs": ["float32", "int32"]})
+    assert "CheckTensorFloatType" in why({"op": "HARD_SWISH", "inputs": ["int8"]})
+    assert "CheckTensorFloatType" not in why({"op": "HARD_SWISH", "inputs": ["float32"]})
