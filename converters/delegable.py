@@ -13,6 +13,10 @@ stride-2 concat stays a RELU op. Both rewrites below compute the same function i
 - `avgpool_as_depthwise`: an AveragePool is a depthwise Conv with constant weights 1/(kh*kw) over
   zero padding; with count_include_pad=0 the edge windows, which hold fewer real values, are scaled
   back by a constant Mul (kh*kw / real values in the window).
+- `hardsigmoid_as_relu6`: HardSigmoid(x) = clip(alpha*x + beta, 0, 1) = clip(x + beta/alpha, 0, 1/alpha) * alpha
+  (alpha > 0). onnx2tf's lowering ends in RELU_0_TO_1, an op the delegate has no case for at all
+  (fp32 MobileNetV3 ran as 9-10 partitions); with torch's alpha = 1/6, beta = 1/2 this is
+  relu6(x + 3) / 6: an ADD with a fused RELU6 and a MUL, both XNNPACK's in fp32 and int8.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from .layout import non_negative_test, with_shapes
 
-__all__ = ["avgpool_as_depthwise", "relu_through_concat"]
+__all__ = ["avgpool_as_depthwise", "hardsigmoid_as_relu6", "relu_through_concat"]
 
 
 def relu_through_concat(model: Any) -> tuple[Any, int]:
@@ -129,6 +133,38 @@ def avgpool_as_depthwise(model: Any) -> tuple[Any, int]:
             graph.initializer.append(numpy_helper.from_array(correction, f"{prefix}/edge_scale"))
             nodes.append(helper.make_node("Mul", [conv_out, f"{prefix}/edge_scale"], list(node.output),
                                           name=f"{prefix}/edges"))
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.value_info[:]
+    return model, count
+
+
+def hardsigmoid_as_relu6(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` with each HardSigmoid (alpha > 0) as Add, Clip(0, 1/alpha), Mul, and how many."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, _ = with_shapes(model)
+    graph = model.graph
+    nodes: list[Any] = []
+    count = 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+        if node.op_type != "HardSigmoid" or alpha <= 0.0:
+            nodes.append(node)
+            continue
+        prefix = f"{node.name or node.output[0]}/as_relu6"
+        consts = {"shift": beta / alpha, "low": 0.0, "high": 1.0 / alpha, "scale": alpha}
+        graph.initializer.extend(numpy_helper.from_array(np.array(v, dtype=np.float32), f"{prefix}/{k}") for k, v in consts.items())
+        nodes += [
+            helper.make_node("Add", [node.input[0], f"{prefix}/shift"], [f"{prefix}/shifted"], name=f"{prefix}/add"),
+            helper.make_node("Clip", [f"{prefix}/shifted", f"{prefix}/low", f"{prefix}/high"], [f"{prefix}/clipped"],
+                             name=f"{prefix}/clip"),
+            helper.make_node("Mul", [f"{prefix}/clipped", f"{prefix}/scale"], list(node.output), name=f"{prefix}/mul"),
+        ]
         count += 1
     if count:
         del graph.node[:]

@@ -198,3 +198,25 @@ def test_an_op_the_delegate_has_no_case_for_says_so():
     assert "no MIRROR_PAD" in why({"op": "MIRROR_PAD", "inputs": ["float32", "int32"]})
     assert "CheckTensorFloatType" in why({"op": "HARD_SWISH", "inputs": ["int8"]})
     assert "CheckTensorFloatType" not in why({"op": "HARD_SWISH", "inputs": ["float32"]})
+
+
+def test_hard_sigmoid_becomes_add_relu6_mul(tmp_path):
+    """MobileNetV3's SE gate: onnx2tf lowers HardSigmoid to RELU_0_TO_1, which XNNPACK has no case for."""
+    import torch
+
+    from mobiledeploy.converters.delegable import hardsigmoid_as_relu6
+
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Hardsigmoid()).eval()
+    x = torch.linspace(-12, 12, 3 * 11 * 11).reshape(1, 3, 11, 11)  # both clip ends and the slope
+    rewritten, count = hardsigmoid_as_relu6(_onnx_of(model, x, tmp_path / "hsig.onnx"))
+    assert count == 1 and _ops(rewritten) == ["Add", "Clip", "Mul"]
+    clip = next(n for n in rewritten.graph.node if n.op_type == "Clip")
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in rewritten.graph.initializer}
+    assert float(consts[clip.input[1]]) == 0.0 and abs(float(consts[clip.input[2]]) - 6.0) < 1e-6
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = _run_onnx(rewritten, x)
+    assert (got == 0.0).any() and (np.abs(got - 1.0) < 1e-6).any() and ((got > 0.01) & (got < 0.99)).any()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
