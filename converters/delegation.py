@@ -16,9 +16,10 @@ __all__ = ["FLOAT_ONLY", "XNNPACK_OPS", "delegation_summary", "explain", "fully_
 
 #: ops the XNNPACK delegate takes on float (fp32/fp16) tensors only, and the check that says so:
 #: LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc at google-ai-edge/LiteRT f67457790c9c,
-#: VisitAveragePool2DNode and VisitUnaryNode (type switch), each → CheckTensorFloatType.
+#: VisitAveragePool2DNode, VisitBinaryNode and VisitUnaryNode (type switches), each → CheckTensorFloatType.
 FLOAT_ONLY = {
     "AVERAGE_POOL_2D": "VisitAveragePool2DNode",
+    **{op: "VisitBinaryNode" for op in ("DIV", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE")},
     **{op: "VisitUnaryNode" for op in ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG",
                                         "RELU", "RELU6", "RELU_N1_TO_1", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")},
 }
