@@ -17,6 +17,10 @@ stride-2 concat stays a RELU op. Both rewrites below compute the same function i
   (alpha > 0). onnx2tf's lowering ends in RELU_0_TO_1, an op the delegate has no case for at all
   (fp32 MobileNetV3 ran as 9-10 partitions); with torch's alpha = 1/6, beta = 1/2 this is
   relu6(x + 3) / 6: an ADD with a fused RELU6 and a MUL, both XNNPACK's in fp32 and int8.
+- `relu_of_shared_add`: a ReLU of an Add whose sum is also used unrectified (Xception's blocks: the
+  sum is the next skip and, through a ReLU, the next branch) cannot fuse into that ADD. It reads a
+  1x1 depthwise Conv of weight 1 (x * 1 = x exactly) and fuses into it. (A second, operand-swapped
+  Add does not work: the converter's CSE merges it back into the first.)
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 from .layout import non_negative_test, with_shapes
 
-__all__ = ["avgpool_as_depthwise", "hardsigmoid_as_relu6", "relu_through_concat"]
+__all__ = ["avgpool_as_depthwise", "hardsigmoid_as_relu6", "relu_of_shared_add", "relu_through_concat"]
 
 
 def relu_through_concat(model: Any) -> tuple[Any, int]:
@@ -166,6 +170,40 @@ def hardsigmoid_as_relu6(model: Any) -> tuple[Any, int]:
             helper.make_node("Mul", [f"{prefix}/clipped", f"{prefix}/scale"], list(node.output), name=f"{prefix}/mul"),
         ]
         count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.value_info[:]
+    return model, count
+
+
+def relu_of_shared_add(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` where each ReLU of a shared Add reads an identity depthwise Conv of the sum
+    (its ReLU fuses into that conv), and how many."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    outputs = {v.name for v in graph.output}
+    adds = {node.output[0] for node in graph.node if node.op_type == "Add"}
+    nodes: list[Any] = []
+    count = 0
+    for node in graph.node:
+        shape = shapes.get(node.input[0], []) if node.op_type == "Relu" else []
+        if (node.input and node.input[0] in adds and len(shape) == 4 and min(shape) > 0
+                and (users.get(node.input[0], 0) > 1 or node.input[0] in outputs)):
+            own = f"{node.name or node.output[0]}/identity"
+            graph.initializer.append(numpy_helper.from_array(np.ones((shape[1], 1, 1, 1), np.float32), f"{own}/weights"))
+            nodes.append(helper.make_node("Conv", [node.input[0], f"{own}/weights"], [own], name=own, group=shape[1],
+                                          kernel_shape=[1, 1]))
+            node.input[0] = own
+            count += 1
+        nodes.append(node)
     if count:
         del graph.node[:]
         graph.node.extend(nodes)

@@ -256,7 +256,7 @@ def _tflite_stages(
     import onnx
 
     from .calibration import synthetic_images
-    from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_through_concat
+    from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles
     from .parity import error_stats, int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
@@ -271,6 +271,7 @@ def _tflite_stages(
             prepared, shuffles = nhwc_channel_shuffles(onnx.load(str(onnx_path)))
             prepared, _ = maxpool_explicit_padding(prepared)
             prepared, _ = relu_through_concat(prepared)  # before the pools turn into convs: they keep the sign
+            prepared, _ = relu_of_shared_add(prepared)
             prepared, _ = avgpool_as_depthwise(prepared)
             prepared, _ = hardsigmoid_as_relu6(prepared)
             onnx.save(prepared, str(work / "model_nhwc.onnx"))

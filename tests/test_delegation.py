@@ -220,3 +220,33 @@ def test_hard_sigmoid_becomes_add_relu6_mul(tmp_path):
     got = _run_onnx(rewritten, x)
     assert (got == 0.0).any() and (np.abs(got - 1.0) < 1e-6).any() and ((got > 0.01) & (got < 0.99)).any()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_relu_of_a_shared_add_reads_an_identity_depthwise_conv(tmp_path):
+    """Xception's block boundary: the sum is the next skip and, through a ReLU, the next branch."""
+    import torch
+
+    from mobiledeploy.converters.delegable import relu_of_shared_add
+
+    class Boundary(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.c = (torch.nn.Conv2d(3, 3, 1) for _ in range(3))
+
+        def forward(self, x):
+            total = self.a(x) + self.b(x)
+            return self.c(torch.relu(total)) + total
+
+    torch.manual_seed(0)
+    model = Boundary().eval()
+    x = torch.randn(1, 3, 9, 9)
+    original = _onnx_of(model, x, tmp_path / "shared.onnx")
+    rewritten, count = relu_of_shared_add(original)
+    assert count == 1 and _ops(rewritten).count("Conv") == _ops(original).count("Conv") + 1
+    relu = next(n for n in rewritten.graph.node if n.op_type == "Relu")
+    own = next(n for n in rewritten.graph.node if n.output[0] == relu.input[0])
+    assert own.op_type == "Conv" and next(a.i for a in own.attribute if a.name == "group") == 3
+    assert sum(relu.input[0] in n.input for n in rewritten.graph.node) == 1
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(_run_onnx(rewritten, x), expected, rtol=0, atol=1e-6)
