@@ -1,4 +1,4 @@
-"""ONNX rewrites that keep an int8 graph in one XNNPACK partition, exact in float.
+"""ONNX rewrites that keep fp32 and int8 graphs in one XNNPACK partition, exact in float.
 
 XNNPACK's TFLite delegate (LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc, read at
 google-ai-edge/LiteRT f67457790c9c) takes some ops on float tensors only: AVERAGE_POOL_2D
@@ -6,7 +6,8 @@ google-ai-edge/LiteRT f67457790c9c) takes some ops on float tensors only: AVERAG
 (VisitUnaryNode: RELU, RELU6, RELU_N1_TO_1 → CheckTensorFloatType). In an int8 graph each such op
 runs on TFLite's own kernel and splits the graph into more partitions. The converter fuses a ReLU
 into the conv or add before it, never into a CONCATENATION, so ShuffleNet v1's ReLU after the
-stride-2 concat stays a RELU op. Both rewrites below compute the same function in float:
+stride-2 concat stays a RELU op. Other ops the delegate has no case for at all. Each rewrite below
+computes the same function in float:
 
 - `relu_through_concat`: Relu(Concat(a, b)) = Concat(Relu(a), Relu(b)); a branch already
   non-negative gets none, the others' ReLU fuses into the conv that makes them.
@@ -32,6 +33,15 @@ from .layout import non_negative_test, with_shapes
 __all__ = ["avgpool_as_depthwise", "hardsigmoid_as_relu6", "relu_of_shared_add", "relu_through_concat"]
 
 
+def _use_counts(graph: Any) -> dict[str, int]:
+    """How many node inputs read each tensor."""
+    users: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    return users
+
+
 def relu_through_concat(model: Any) -> tuple[Any, int]:
     """Return a copy of `model` with each ReLU after a Concat moved onto the Concat's inputs, and how many."""
     from onnx import helper
@@ -39,10 +49,7 @@ def relu_through_concat(model: Any) -> tuple[Any, int]:
     model, _ = with_shapes(model)
     graph = model.graph
     non_negative = non_negative_test(graph)
-    users: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            users[name] = users.get(name, 0) + 1
+    users = _use_counts(graph)
     outputs = {v.name for v in graph.output}
     concats = {node.output[0]: node for node in graph.node if node.op_type == "Concat"}
     moved: dict[int, Any] = {}  # id(Concat) → the Relu it absorbs
@@ -185,10 +192,7 @@ def relu_of_shared_add(model: Any) -> tuple[Any, int]:
 
     model, shapes = with_shapes(model)
     graph = model.graph
-    users: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            users[name] = users.get(name, 0) + 1
+    users = _use_counts(graph)
     outputs = {v.name for v in graph.output}
     adds = {node.output[0] for node in graph.node if node.op_type == "Add"}
     nodes: list[Any] = []
