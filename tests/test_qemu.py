@@ -128,11 +128,14 @@ def test_counts_repeat_within_and_across_processes(arm_env, exports):
     model = _artifact(exports("v1_g3"), "int8")
     first = run_guest(arm_env, "cortex-a76", model, runs=3, warmup=2)
     second = run_guest(arm_env, "cortex-a76", model, runs=3, warmup=2)
+    # The runs differ by a fixed ~137 instructions whatever the model (the committed gate baseline records
+    # spread 137 at 224 too); this one-partition int8 graph needs ~1.05M, so 1e-4 alone is too tight here.
+    tolerance = max(1e-4 * max(first.counts.runs), 200)
     for run in (first, second):
-        assert max(run.counts.runs) - min(run.counts.runs) <= 1e-4 * max(run.counts.runs)
+        assert max(run.counts.runs) - min(run.counts.runs) <= tolerance
         assert run.counts.vcpus == 1 and run.counts.init > 0 and run.counts.first >= min(run.counts.runs) * 0.9
     a, b = sorted(first.counts.runs)[1], sorted(second.counts.runs)[1]
-    assert abs(a - b) <= 1e-4 * a
+    assert abs(a - b) <= tolerance
     assert first.delegation["partitions"] >= 1 and first.delegation["nodes"] > 10
 
 
