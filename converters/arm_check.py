@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .delegation import explain
 from .parity import FP32_TOLERANCE, error_stats, feed_tensor, int8_parity, read_output
 
 __all__ = ["arm_stage", "ARM_CHECK_CPU"]
@@ -52,7 +53,7 @@ def arm_stage(files: dict[str, Path], holdout: np.ndarray, reference: np.ndarray
         guest = run_guest(env, cpu, path, runs=1, warmup=0, inputs=[feed], want_outputs=True)
         arm_raw = guest.outputs[0]
         arm_float[fmt] = read_output(out, arm_raw)
-        entry: dict[str, Any] = {"instructions": guest.counts.runs[0], "delegation": guest.delegation}
+        entry: dict[str, Any] = {"instructions": guest.counts.runs[0], "delegation": explain(guest.delegation)}
         if np.issubdtype(host_raw.dtype, np.integer):
             steps = int(np.max(np.abs(arm_raw.astype(np.int64) - host_raw.astype(np.int64))))
             entry.update(vs_host_steps=steps, passed=steps <= 1)

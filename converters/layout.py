@@ -9,9 +9,9 @@ onnx2tf's own layout and each shuffle lowers to RESHAPE → TRANSPOSE → RESHAP
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles"]
+__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "with_shapes"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
@@ -19,7 +19,7 @@ NCHW_EXIT_SUFFIX = "/nhwc_shuffle/to_nchw"
 _SHUFFLE_PERM = [0, 2, 1, 3, 4]
 
 
-def _with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
+def with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
     """A shape-inferred copy of `model` and every tensor's shape (-1 where unknown) by name."""
     import onnx
 
@@ -36,7 +36,7 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
     import numpy as np
     from onnx import helper, numpy_helper
 
-    model, shapes = _with_shapes(model)
+    model, shapes = with_shapes(model)
     graph = model.graph
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
@@ -100,24 +100,11 @@ _PRESERVES_SIGN_OPS = {"Concat", "MaxPool", "AveragePool", "GlobalAveragePool", 
                        "Transpose", "Flatten", "Identity", "Split", "Slice", "Squeeze", "Unsqueeze"}
 
 
-def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
-    """Return a copy of `model` where each padded (or ceil-mode) MaxPool pads explicitly with real
-    values, and how many were rewritten.
+def non_negative_test(graph: Any) -> Callable[[str], bool]:
+    """A test telling whether a tensor of `graph` is provably non-negative: made by a ReLU-like op, a
+    Clip with a non-negative floor, or an op that keeps the sign of non-negative inputs."""
+    from onnx import numpy_helper
 
-    ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
-    sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
-    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0
-    stems) or aborts the process (Xception). Every window holds at least one real element, so
-    - over a provably non-negative input (after a ReLU) zero padding gives the same maxima, as one
-      PAD that XNNPACK runs;
-    - over any other input edge padding (copies of the border, which every window touching the
-      padding also contains) gives the same maxima; onnx2tf lowers it to MIRROR_PAD ops.
-    """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    model, shapes = _with_shapes(model)
-    graph = model.graph
     producers = {out: node for node in graph.node for out in node.output}
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     memo: dict[str, bool] = {}
@@ -139,6 +126,54 @@ def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
         memo[name] = result
         return result
 
+    return non_negative
+
+
+def _edge_pad(graph: Any, name: str, begin: list[int], end: list[int], prefix: str) -> list[Any]:
+    """Nodes making `{prefix}/out`: `name` (NCHW) edge-padded by `begin`/`end` rows and columns, as
+    copies of its first/last row (column) concatenated around it: Slice and Concat only."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    nodes: list[Any] = []
+    for axis, before, after in ((2, begin[0], end[0]), (3, begin[1], end[1])):
+        if not before and not after:
+            continue
+        at = f"{prefix}/axis{axis}"
+        consts = {"first_start": 0, "first_end": 1, "last_start": -1, "last_end": np.iinfo(np.int64).max, "axes": axis}
+        graph.initializer.extend(numpy_helper.from_array(np.array([v], dtype=np.int64), f"{at}/{k}") for k, v in consts.items())
+        for side in [side for side, n in (("first", before), ("last", after)) if n]:
+            nodes.append(helper.make_node("Slice", [name, f"{at}/{side}_start", f"{at}/{side}_end", f"{at}/axes"],
+                                          [f"{at}/{side}"], name=f"{at}/{side}"))
+        parts = [f"{at}/first"] * before + [name] + [f"{at}/last"] * after
+        nodes.append(helper.make_node("Concat", parts, [f"{at}/padded"], axis=axis, name=f"{at}/padded"))
+        name = f"{at}/padded"
+    nodes[-1].output[0] = f"{prefix}/out"
+    return nodes
+
+
+def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` where each padded (or ceil-mode) MaxPool pads explicitly with real
+    values, and how many were rewritten.
+
+    ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
+    sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
+    scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0
+    stems) or aborts the process (Xception). Every window holds at least one real element, so
+    - over a provably non-negative input (after a ReLU) zero padding gives the same maxima, as one
+      PAD that XNNPACK runs;
+    - over any other input edge padding (copies of the border, which every window touching the
+      padding also contains) gives the same maxima. Written as a Pad, onnx2tf lowers it to MIRROR_PAD
+      ops, which XNNPACK's delegate does not have (Xception ran as 5 partitions in fp32, 16 in
+      int8), so it is written as border Slices concatenated around the input, which XNNPACK runs.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    non_negative = non_negative_test(graph)
+
     count = 0
     nodes: list[Any] = []
     for node in graph.node:
@@ -156,14 +191,14 @@ def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
         end = [max(e, (o - 1) * s + k - (n + b)) for e, o, s, k, n, b in zip(end, dst[2:], strides, kernel, src[2:], begin)]
         zeros = non_negative(node.input[0])
         prefix = f"{node.name or node.output[0]}/{'zero' if zeros else 'edge'}_pad"
-        graph.initializer.append(numpy_helper.from_array(
-            np.array([0, 0, *begin, 0, 0, *end], dtype=np.int64), f"{prefix}/pads"))
         if zeros:
+            graph.initializer.append(numpy_helper.from_array(
+                np.array([0, 0, *begin, 0, 0, *end], dtype=np.int64), f"{prefix}/pads"))
             graph.initializer.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), f"{prefix}/value"))
             nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads", f"{prefix}/value"], [f"{prefix}/out"],
                                           mode="constant", name=prefix))
         else:
-            nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads"], [f"{prefix}/out"], mode="edge", name=prefix))
+            nodes.extend(_edge_pad(graph, node.input[0], begin, end, prefix))
         nodes.append(helper.make_node("MaxPool", [f"{prefix}/out"], list(node.output), name=node.name,
                                       kernel_shape=kernel, strides=strides))
         count += 1

@@ -47,7 +47,8 @@ STAGES = {
 }
 DEFAULT_OUT = Path("artifacts")
 DEFAULT_CALIB_SAMPLES = 32
-PIPELINE_REVISION = 3  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools padded with real values)
+PIPELINE_REVISION = 4  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
+# padded with real values, 4: delegable.py's rewrites and edge padding as slices, for one XNNPACK partition)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -348,6 +349,7 @@ def _tflite_stages(
     import onnx
 
     from .calibration import synthetic_images
+    from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles
     from .parity import error_stats, int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
@@ -361,6 +363,10 @@ def _tflite_stages(
         with stage("tf_graph"):
             prepared, shuffles = nhwc_channel_shuffles(onnx.load(str(onnx_path)))
             prepared, _ = maxpool_explicit_padding(prepared)
+            prepared, _ = relu_through_concat(prepared)  # before the pools turn into convs: they keep the sign
+            prepared, _ = relu_of_shared_add(prepared)
+            prepared, _ = avgpool_as_depthwise(prepared)
+            prepared, _ = hardsigmoid_as_relu6(prepared)
             onnx.save(prepared, str(work / "model_nhwc.onnx"))
             keras_model = onnx_to_keras(work / "model_nhwc.onnx", work, synthetic_images(20, (128, 128), SAMPLE_DATA_SEED))
         with stage("fp32"):
@@ -390,10 +396,12 @@ def _tflite_stages(
 
 
 def _tflite_entry(path: Path, shuffles: int, inspect: Callable, require_builtin: Callable) -> dict[str, Any]:
+    from .delegation import host_delegation
+
     info = inspect(path)
     require_builtin(path, info)
     return {**file_entry(path.parent, path.name), "inputs": info["inputs"], "outputs": info["outputs"],
-            "op_counts": info["op_counts"], "channel_shuffles": shuffles}
+            "op_counts": info["op_counts"], "channel_shuffles": shuffles, "delegation": host_delegation(path)}
 
 
 def _require_arm(result: dict[str, Any]) -> None:

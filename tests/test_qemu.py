@@ -148,7 +148,9 @@ def test_counts_repeat_within_and_across_processes(arm_env, exports, tmp_path):
     first = run_guest(arm_env, "cortex-a76", model, runs=3, warmup=2)
     second = run_guest(arm_env, "cortex-a76", elsewhere, runs=3, warmup=2)
     for run in (first, second):
-        assert max(run.counts.runs) - min(run.counts.runs) <= 1e-5 * max(run.counts.runs)
+        # the first runs of a process differ by ~14 instructions (the harness's calls into libc and
+        # libffi warming up), whatever the model; the same in every process
+        assert max(run.counts.runs) - min(run.counts.runs) <= 64
         assert run.counts.vcpus == 1 and run.counts.init > 0 and run.counts.first >= min(run.counts.runs) * 0.9
         assert all(h > 0 for h in run.counts.harness)  # the interpreter's share was there, and left out
     assert first.counts.runs == second.counts.runs

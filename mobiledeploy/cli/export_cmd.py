@@ -54,6 +54,7 @@ def export_cmd(
             calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, name), int8_cosine_floor=cosine_floor,
         )
     warn_calibration(result.manifest)
+    warn_delegation(result.manifest)
     if json_out:
         print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
         return
@@ -67,6 +68,19 @@ def warn_calibration(manifest: dict[str, Any]) -> None:
     warning = (manifest.get("calibration") or {}).get("warning")
     if warning and "int8" in manifest.get("artifacts", {}):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+
+
+def warn_delegation(manifest: dict[str, Any]) -> None:
+    """One line per TFLite artifact that does not run as one XNNPACK partition on the host."""
+    import sys
+
+    from ..converters.delegation import delegation_summary, fully_delegated
+
+    for fmt in ("fp32", "int8"):
+        found = (manifest.get("artifacts", {}).get(fmt) or {}).get("delegation")
+        if found and not fully_delegated(found):
+            sys.stderr.write(f"mobiledeploy: warning: {fmt} is not fully delegated on the host: {delegation_summary(found)} "
+                             f"(why: manifest.json artifacts.{fmt}.delegation.why)\n")
 
 
 def print_summary(result: Any) -> None:

@@ -98,7 +98,15 @@ def delegation(interpreter: Any) -> dict[str, Any]:
         left[op["op_name"]] = left.get(op["op_name"], 0) + 1
     graph_nodes = sum(op["op_name"] != "DELEGATE" for op in ops)
     return {"partitions": len(partitions), "nodes": graph_nodes, "delegated_nodes": graph_nodes - len(own),
-            "not_delegated": left}
+            "not_delegated": left, "kernel_nodes": [_node_types(interpreter, op) for op in own]}
+
+
+def _node_types(interpreter: Any, op: dict[str, Any]) -> dict[str, Any]:
+    """{"node", "op", "inputs": [dtype of each input]} of a node TFLite runs itself."""
+    import numpy as np
+
+    types = [np.dtype(interpreter._get_tensor_details(int(t), 0)["dtype"]).name for t in op["inputs"] if int(t) >= 0]
+    return {"node": int(op["index"]), "op": op["op_name"], "inputs": types}
 
 
 def _marker(number: int) -> Any:

@@ -1,0 +1,88 @@
+"""How an exported .tflite runs on the host: XNNPACK partitions and the ops left to TFLite's own kernels, and why.
+
+Measured by loading the artifact in the host's ai-edge-litert Interpreter with its default delegate
+(XNNPACK) and reading the executed plan with `mobiledeploy.qemu.guest.delegation`, the same reader
+the Arm runs use. The delegate does not say why it refuses a node (its checks log only in builds with
+XNNPACK_DELEGATE_ENABLE_LOGGING), so `why` restates the rule of the delegate's source that the
+node's input types break, where one is known.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FLOAT_ONLY", "XNNPACK_OPS", "delegation_summary", "explain", "fully_delegated", "host_delegation", "why"]
+
+#: ops the XNNPACK delegate takes on float (fp32/fp16) tensors only, and the check that says so:
+#: LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc at google-ai-edge/LiteRT f67457790c9c,
+#: VisitAveragePool2DNode, VisitBinaryNode and VisitUnaryNode (type switches), each → CheckTensorFloatType.
+FLOAT_ONLY = {
+    "AVERAGE_POOL_2D": "VisitAveragePool2DNode",
+    **{op: "VisitBinaryNode" for op in ("DIV", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE")},
+    **{op: "VisitUnaryNode" for op in ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG",
+                                        "RELU", "RELU6", "RELU_N1_TO_1", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")},
+}
+#: builtin ops with a case in the delegate's node switch (xnnpack_delegate.cc Subgraph::VisitNode, same commit);
+#: any other op (GATHER, MIRROR_PAD, RELU_0_TO_1, ...) always runs on TFLite's own kernel
+XNNPACK_OPS = frozenset("""
+    ABS CEIL COS DEQUANTIZE ELU EXP FLOOR GELU HARD_SWISH LEAKY_RELU LOGISTIC LOG NEG QUANTIZE RELU RELU6
+    RELU_N1_TO_1 ROUND RSQRT SIN SQRT SQUARE TANH ADD DIV MAXIMUM MINIMUM MUL PRELU SQUARED_DIFFERENCE SUB
+    ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_MATMUL CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE EXPAND_DIMS
+    FULLY_CONNECTED MAX_POOL_2D REDUCE_MIN REDUCE_MAX SUM MEAN PAD READ_VARIABLE RESHAPE RESIZE_BILINEAR SLICE
+    SOFTMAX SPACE_TO_DEPTH SPLIT STRIDED_SLICE TRANSPOSE TRANSPOSE_CONV VAR_HANDLE STABLEHLO_COMPOSITE CUSTOM DENSIFY
+""".split())
+_QUANTIZED = {"int8", "uint8", "int16"}
+
+
+def why(node: dict[str, Any]) -> str:
+    """The delegate's reason for leaving one node (from `delegation()["kernel_nodes"]`) to TFLite."""
+    op, types = node["op"], node.get("inputs") or []
+    if op in FLOAT_ONLY and types and types[0] in _QUANTIZED:
+        return f"{types[0]} input: XNNPACK takes {op} on float only (xnnpack_delegate.cc {FLOAT_ONLY[op]} → CheckTensorFloatType)"
+    if op not in XNNPACK_OPS:
+        return f"XNNPACK's delegate has no {op} (no case for it in xnnpack_delegate.cc Subgraph::VisitNode)"
+    shown = "/".join(types) or "no"
+    return f"refused by the XNNPACK delegate on {shown} inputs; no known rule recorded (see Visit*Node in xnnpack_delegate.cc)"
+
+
+def explain(found: dict[str, Any]) -> dict[str, Any]:
+    """`delegation()`'s result with its "kernel_nodes" folded into "why": {op: reason}."""
+    found = dict(found)
+    reasons: dict[str, list[str]] = {}
+    for node in found.pop("kernel_nodes", []):
+        reason = why(node)
+        if reason not in reasons.setdefault(node["op"], []):
+            reasons[node["op"]].append(reason)
+    return {**found, "why": {op: "; ".join(r) for op, r in reasons.items()}}
+
+
+def host_delegation(path: str | Path) -> dict[str, Any]:
+    """{"runtime", "partitions", "nodes", "delegated_nodes", "not_delegated": {op: n}, "why": {op: reason}}."""
+    from importlib import metadata
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mobiledeploy.qemu.guest import delegation
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)  # the default resolver applies XNNPACK
+    interpreter.allocate_tensors()
+    runtime = f"ai-edge-litert {metadata.version('ai-edge-litert')} on the host, XNNPACK delegate"
+    return {"runtime": runtime, **explain(delegation(interpreter))}
+
+
+def fully_delegated(entry: dict[str, Any]) -> bool:
+    """One XNNPACK partition and nothing on TFLite's own kernels."""
+    return entry.get("partitions") == 1 and not entry.get("not_delegated")
+
+
+def delegation_summary(entry: dict[str, Any], reasons: bool = False) -> str:
+    """'7 XNNPACK partitions; TFLite kernels: AVERAGE_POOL_2D×3, RELU×3', each op's reason after it if `reasons`."""
+    parts = entry.get("partitions", 0)
+    text = f"{parts} XNNPACK partition" + ("s" if parts != 1 else "")
+    left = entry.get("not_delegated") or {}
+    why_of = entry.get("why") or {} if reasons else {}
+    if left:
+        text += "; TFLite kernels: " + ", ".join(
+            f"{op}×{n}" + (f" ({why_of[op]})" if op in why_of else "") for op, n in left.items())
+    return text
