@@ -140,12 +140,13 @@ def test_bench_cli_table(tiny_tflite, results_db, capsys):
     with ResultsStore(results_db) as store:
         [row] = store.list()
     assert row["config"]["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "partitions": 1,
-                                           "nodes": 5, "delegated_nodes": 5, "not_delegated": {}, "cpu_nodes": 0}
+                                           "nodes": 5, "delegated_nodes": 5, "not_delegated": {}, "kernel_nodes": [],
+                                           "cpu_nodes": 0}
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "x.tflite", "--arch", "v1"], "either --arch"),
-    ([], "either --arch"),
+    (["--model", "x.tflite", "--arch", "v1"], "give either --model FILE.tflite, or a model to export (--arch"),
+    ([], "give --model FILE.tflite to time, or a model to export first: --arch NAME"),
     (["--model", "/nonexistent/m.tflite"], "model file not found"),
     (["--model", "{fp32}", "--cpu-mask", "xyz"], "hex mask"),
     (["--model", "{fp32}", "--device", "phone"], "unknown device"),
