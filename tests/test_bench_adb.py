@@ -382,16 +382,19 @@ def test_gpu_without_its_library_beside_a_given_binary(fake_device, tiny_tflite,
 def test_commands_that_judge_stop_in_one_line_when_no_binary_can_be_had(command, fake_device, binaries_server, exports,
                                                                          results_db, capsys, tmp_path):
     """Offline with no --benchmark-binary: compare and gate exit 2 with one line, the failed runs stored."""
-    built = exports("v1_g3")  # reused through --out/--artifacts: nothing is exported again
+    import shutil
+
+    artifacts = tmp_path / "artifacts"  # a copy: the shared export's folder must stay as its own tests expect it
+    shutil.copytree(exports("v1_g3").out_root, artifacts)
     binaries_server.stop()
     device = f"adb:{fake_device.serial}"
     if command == "compare":
         argv = ["compare", "--device", device, "--models", "v1:g=3,scale=0.25", "--baseline", "v1:g=3,scale=0.25",
-                "--resolutions", "64x64", "--formats", "fp32", "--rounds", "1", "--out", str(built.out_root)]
+                "--resolutions", "64x64", "--formats", "fp32", "--rounds", "1", "--out", str(artifacts)]
     else:
         argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--update-baseline", "--device", device,
                 "--model", "v1:g=3,scale=0.25,resolution=64", "--reference", "none", "--rounds", "1",
-                "--artifacts", str(built.out_root), "--junit", str(tmp_path / "g.xml")]
+                "--artifacts", str(artifacts), "--junit", str(tmp_path / "g.xml")]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--benchmark-binary" in err and "Traceback" not in err
