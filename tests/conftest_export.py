@@ -14,6 +14,7 @@ Wired into tests/conftest.py through `pytest_plugins`.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exporte
     from mobiledeploy.converters import export_model
 
     built: dict[str, Exported | BaseException] = {}
+    # The environment of the session, not of the test that happens to ask first: a test that points
+    # MOBILEDEPLOY_CACHE at its own folder (the binary downloads do) must not leave the shared export
+    # without its Arm stage.
+    session_cache = os.environ.get("MOBILEDEPLOY_CACHE")
 
     def get(key: str) -> Exported:
         if key not in built:
@@ -87,6 +92,10 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exporte
             try:
                 with OfflineGuard() as guard, pytest.MonkeyPatch.context() as env:
                     env.setenv("MOBILEDEPLOY_ARM_CHECK", "on")  # the one place the suite's exports run it
+                    if session_cache is None:
+                        env.delenv("MOBILEDEPLOY_CACHE", raising=False)
+                    else:
+                        env.setenv("MOBILEDEPLOY_CACHE", session_cache)
                     result = export_model(arch, config, resolution=resolution, out_dir=out_root)
                 built[key] = Exported(key, arch, config, resolution, out_root, result,
                                       time.perf_counter() - start, guard.attempts)
