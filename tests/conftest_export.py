@@ -80,9 +80,9 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exporte
 
     built: dict[str, Exported | BaseException] = {}
     # The environment of the session, not of the test that happens to ask first: a test that points
-    # MOBILEDEPLOY_CACHE at its own folder (the binary downloads do) must not leave the shared export
-    # without its Arm stage.
-    session_cache = os.environ.get("MOBILEDEPLOY_CACHE")
+    # MOBILEDEPLOY_CACHE or XDG_CACHE_HOME at its own folder (the binary downloads do) must not leave the
+    # shared export without its Arm stage.
+    session_env = dict(os.environ)
 
     def get(key: str) -> Exported:
         if key not in built:
@@ -91,11 +91,12 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exporte
             start = time.perf_counter()
             try:
                 with OfflineGuard() as guard, pytest.MonkeyPatch.context() as env:
+                    for name in set(os.environ) - set(session_env):
+                        env.delenv(name)
+                    for name, value in session_env.items():
+                        if os.environ.get(name) != value:
+                            env.setenv(name, value)
                     env.setenv("MOBILEDEPLOY_ARM_CHECK", "on")  # the one place the suite's exports run it
-                    if session_cache is None:
-                        env.delenv("MOBILEDEPLOY_CACHE", raising=False)
-                    else:
-                        env.setenv("MOBILEDEPLOY_CACHE", session_cache)
                     result = export_model(arch, config, resolution=resolution, out_dir=out_root)
                 built[key] = Exported(key, arch, config, resolution, out_root, result,
                                       time.perf_counter() - start, guard.attempts)
