@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .layout import non_negative_test, with_shapes
+from .layout import non_negative_test, replace_nodes, with_shapes
 
 __all__ = ["avgpool_as_depthwise", "hardsigmoid_as_relu6", "relu_of_shared_add", "relu_through_concat"]
 
@@ -78,9 +78,7 @@ def relu_through_concat(model: Any) -> tuple[Any, int]:
         node.input.extend(inputs)
         nodes.append(node)
     if moved:
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.value_info[:]
+        replace_nodes(graph, nodes)
     return model, len(moved)
 
 
@@ -146,9 +144,7 @@ def avgpool_as_depthwise(model: Any) -> tuple[Any, int]:
                                           name=f"{prefix}/edges"))
         count += 1
     if count:
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.value_info[:]
+        replace_nodes(graph, nodes)
     return model, count
 
 
@@ -178,9 +174,7 @@ def hardsigmoid_as_relu6(model: Any) -> tuple[Any, int]:
         ]
         count += 1
     if count:
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.value_info[:]
+        replace_nodes(graph, nodes)
     return model, count
 
 
@@ -209,7 +203,5 @@ def relu_of_shared_add(model: Any) -> tuple[Any, int]:
             count += 1
         nodes.append(node)
     if count:
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.value_info[:]
+        replace_nodes(graph, nodes)
     return model, count

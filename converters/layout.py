@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "with_shapes"]
+__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "replace_nodes", "with_shapes"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
 NCHW_EXIT_SUFFIX = "/nhwc_shuffle/to_nchw"
 _SHUFFLE_PERM = [0, 2, 1, 3, 4]
+
+
+def replace_nodes(graph: Any, nodes: list[Any]) -> None:
+    """Make `nodes` the graph's node list, dropping the shape annotations inferred for the old one."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]
 
 
 def with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
@@ -85,9 +92,7 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
         count += 1
     if count:
         nodes = [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])]
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.value_info[:]
+        replace_nodes(graph, nodes)
         used = {name for node in graph.node for name in node.input}
         kept = [i for i in graph.initializer if i.name in used]
         del graph.initializer[:]
@@ -203,7 +208,5 @@ def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
                                       kernel_shape=kernel, strides=strides))
         count += 1
     if count:
-        del graph.node[:]
-        graph.node.extend(nodes)
-        del graph.value_info[:]
+        replace_nodes(graph, nodes)
     return model, count
