@@ -49,7 +49,7 @@ test: setup adb arm
 GATE_REPORT ?= $(VENV)/gate.md
 GATE_JUNIT  ?= $(VENV)/gate.xml
 gate: arm
-	$(VENV)/bin/mobiledeploy gate --baseline benchmarks/baselines/arm/instructions.json --markdown $(GATE_REPORT) --junit $(GATE_JUNIT)
+	$(VENV)/bin/mobiledeploy gate --baseline benchmarks/baselines/arm/instructions.json --junit $(GATE_JUNIT) --markdown $(GATE_REPORT)
 
 # Wall-clock gate on a per-machine-class baseline, for a fixed runner (skips on an unknown class).
 gate-local: setup
