@@ -493,3 +493,11 @@ def test_imagenet_style_calibration_folder_with_too_few_images(tmp_path):
     calibration = json.loads(proc.stdout)["manifest"]["calibration"]
     assert calibration["samples"] == 3 and calibration["requested_samples"] == 8
     assert "fewer than the 8" in calibration["warning"]
+    # an implicit export (here reused) says it too
+    proc = subprocess.run([str(CLI), "bench", *TINY, "--formats", "int8", "--calibration", str(classes),
+                           "--calib-samples", "8", "--out", str(out), "--runs", "3", "--warmup", "0",
+                           "--db", str(tmp_path / "r.db")], cwd=tmp_path, env=env_for(tmp_path / "home"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line(proc, "warning: shufflenet_v1-g3-scale0.25-64x64-cal")
+    assert "calibrated on 3 image(s), fewer than the 8 asked for" in proc.stderr
