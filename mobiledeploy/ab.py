@@ -18,21 +18,22 @@ import tempfile
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from .errors import ConfigError, ExportError
 
-__all__ = ["baseline_targets", "revision_exports", "folder_targets", "export_argv", "check_against", "resolve_revision"]
+__all__ = ["baseline_targets", "revision_exports", "folder_targets", "export_argv", "input_argv", "check_against", "resolve_revision"]
 
 Progress = Callable[[str], None]
 
 
-def export_argv(ref: str, out: Path) -> list[str]:
-    """`mobiledeploy export` arguments that rebuild `ref` ('v1:g=3,scale=0.5,resolution=224') into `out`."""
+def export_argv(ref: str, out: Path, inputs: Sequence[str] = ()) -> list[str]:
+    """`mobiledeploy export` arguments that rebuild `ref` ('v1:g=3,scale=0.5,resolution=224') into `out`;
+    `inputs`: the candidate's own export inputs (`input_argv`), so both sides are built from the same ones."""
     from .registry import get_spec, parse_model_ref
 
     arch, config = parse_model_ref(ref)
-    argv = ["export", *_model_argv(get_spec(arch)), "--out", str(out), "--json"]
+    argv = ["export", *_model_argv(get_spec(arch)), "--out", str(out), "--json", *inputs]
     if "input_shape" in config:
         argv += ["--input-shape", str(config.pop("input_shape"))]
     resolution = config.pop("resolution", None)
@@ -40,6 +41,19 @@ def export_argv(ref: str, out: Path) -> list[str]:
         argv += ["--resolution", "x".join(map(str, resolution)) if isinstance(resolution, (list, tuple)) else str(resolution)]
     for key, value in config.items():
         argv += ["--set", f"{key}={value}"]
+    return argv
+
+
+def input_argv(weights: str | None, export: Any = None) -> list[str]:
+    """`export` options for other weights or calibration than the defaults (absolute paths: it runs elsewhere)."""
+    from .records import ExportInputs
+
+    argv = ["--weights", str(Path(weights).absolute())] if weights else []
+    export = export or ExportInputs()
+    if str(export.calibration) != ExportInputs.calibration:
+        argv += ["--calibration", str(Path(export.calibration).absolute())]
+    if export.calib_samples != ExportInputs.calib_samples:
+        argv += ["--calib-samples", str(export.calib_samples)]
     return argv
 
 
@@ -96,10 +110,12 @@ class revision_exports:
     with the same Python, offline like any export.
     """
 
-    def __init__(self, rev: str, repo: Path | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, rev: str, repo: Path | None = None, progress: Progress | None = None,
+                 inputs: Sequence[str] = ()) -> None:
         self.repo, self.commit = resolve_revision(rev, repo)
         self.rev = rev
         self.progress = progress or (lambda message: None)
+        self.inputs = list(inputs)
 
     def __enter__(self) -> Callable[[str, list[str]], Path]:
         self.tmp = Path(tempfile.mkdtemp(prefix="mobiledeploy-against-"))
@@ -115,7 +131,7 @@ class revision_exports:
 
     def export(self, ref: str, formats: list[str]) -> Path:
         out = self.tmp / "artifacts"
-        argv = [sys.executable, "-m", "mobiledeploy", *export_argv(ref, out), "--formats", ",".join(["onnx", *formats])]
+        argv = [sys.executable, "-m", "mobiledeploy", *export_argv(ref, out, self.inputs), "--formats", ",".join(["onnx", *formats])]
         self.progress(f"exporting {ref} with {self.rev}'s code")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         proc = subprocess.run(argv, cwd=self.src, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
@@ -165,8 +181,9 @@ def folder_targets(folder: Path) -> dict[str, Path]:
 
 
 def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
-                     progress: Progress | None = None) -> Iterator[list[Any]]:
-    """Yield the baseline BenchTargets matching `candidates` (same slug and format), named '<slug>@base'."""
+                     progress: Progress | None = None, inputs: Sequence[str] = ()) -> Iterator[list[Any]]:
+    """Yield the baseline BenchTargets matching `candidates` (same slug and format), named '<slug>@base'.
+    A revision exports them from the candidates' `inputs` (weights, calibration: `input_argv`)."""
     from .bench import target_from_file
 
     folder = Path(against)
@@ -175,7 +192,7 @@ def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
         by_slug = folder_targets(folder)
         yield _match(candidates, lambda slug, fmt: by_slug.get(slug), target_from_file, against)
         return
-    with revision_exports(against, progress=progress) as export:
+    with revision_exports(against, progress=progress, inputs=inputs) as export:
         formats: dict[str, list[str]] = {}
         for c in candidates:
             formats.setdefault(c.name, []).append(c.format)

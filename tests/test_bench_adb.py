@@ -390,7 +390,8 @@ def test_commands_that_judge_stop_in_one_line_when_no_binary_can_be_had(command,
     device = f"adb:{fake_device.serial}"
     if command == "compare":
         argv = ["compare", "--device", device, "--models", "v1:g=3,scale=0.25", "--baseline", "v1:g=3,scale=0.25",
-                "--resolutions", "64x64", "--formats", "fp32", "--rounds", "1", "--out", str(artifacts)]
+                "--resolutions", "64x64", "--formats", "fp32", "--rounds", "1", "--out", str(artifacts),
+                "--report", str(tmp_path / "report")]
     else:
         argv = ["gate", "--baseline", str(tmp_path / "b.json"), "--update-baseline", "--device", device,
                 "--model", "v1:g=3,scale=0.25,resolution=64", "--reference", "none", "--rounds", "1",
@@ -402,3 +403,6 @@ def test_commands_that_judge_stop_in_one_line_when_no_binary_can_be_had(command,
     if command == "gate":  # nothing recorded as a baseline; the report says the gate ended in an error
         junit = (tmp_path / "g.xml").read_text()
         assert not (tmp_path / "b.json").exists() and 'errors="1"' in junit and "--benchmark-binary" in junit
+    else:  # the report is written all the same, saying why it holds no figures
+        report = (tmp_path / "report" / "compare.md").read_text()
+        assert "(stopped by an error)" in report and "error: " in report and "--benchmark-binary" in report

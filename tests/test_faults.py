@@ -18,6 +18,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +29,8 @@ TINY = ["--arch", "v1", "--g", "3", "--scale", "0.25", "--resolution", "64"]
 TINY_REF = "v1:g=3,scale=0.25,resolution=64"
 SLUG = "shufflenet_v1-g3-scale0.25-64x64"
 FAKE_ADB = """#!/bin/sh
-# adb that sees one phone, R58M123ABC, and can connect nothing.
+# adb that sees one phone, R58M123ABC, and can connect nothing; logs its calls to $FAKE_ADB_LOG if set.
+[ -n "$FAKE_ADB_LOG" ] && echo "$*" >> "$FAKE_ADB_LOG"
 for a in "$@"; do
   case "$a" in
     devices) printf 'List of devices attached\\nR58M123ABC\\tdevice\\n\\n'; exit 0;;
@@ -83,7 +85,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @dataclass
 class Case:
     """argv ({tmp}, {file}, {dir}, {tiny}, {junk_db}, {foreign_db}, {fake_adb}, {work}), the exit code, the
-    one line's text, the files it may leave in tmp; `db`: 'absent' (never created) or 'same' (bytes unchanged)."""
+    one line's text ('' with `stdout`: stderr empty; '' alone: no error or warning line), the files it may leave
+    in tmp (patterns); `db`: 'absent' (never created) or 'same' (bytes unchanged)."""
 
     args: list[str]
     code: int
@@ -111,6 +114,51 @@ def _copy_export_with_notes(tmp: Path, work: Path) -> None:
 def _check_notes_kept(tmp: Path, proc: subprocess.CompletedProcess) -> None:
     assert (tmp / "artifacts" / SLUG / "NOTES.txt").read_text() == "my notes\n"
     assert sorted(p.name for p in (tmp / "artifacts").iterdir()) == [SLUG]  # no temp build left beside it
+
+
+def _check_failed_connect_disconnected(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    calls = (tmp / "adb.log").read_text().splitlines()
+    connect = next(i for i, c in enumerate(calls) if c.endswith("connect 10.9.9.9:5555"))
+    assert any(c.endswith("disconnect 10.9.9.9:5555") for c in calls[connect + 1:]), calls
+
+
+def _check_threads_line(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    count = os.cpu_count()
+    assert f"more than the {count} core(s) of this host" in proc.stderr and f"than with {count}\n" in proc.stderr
+
+
+def _check_not_exported(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert not (tmp / "artifacts").exists()
+
+
+def _copy_default_export(tmp: Path, work: Path) -> None:
+    """The default export of the tiny model in ./artifacts, and a --weights file holding the same weights."""
+    import shutil
+
+    shutil.copytree(work / "artifacts" / SLUG, tmp / "artifacts" / SLUG)
+    shutil.copy(work / "artifacts" / SLUG / "model.pt", tmp / "mine.pt")
+    (tmp / "default.json").write_text(json.dumps(_digests(tmp / "artifacts" / SLUG)))
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _check_own_folder_and_identity(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    """bench --weights: a folder of its own beside the default export (left byte for byte as it was), and the
+    run stored under that name with the weights' sha256."""
+    import hashlib
+
+    sha = hashlib.sha256((tmp / "mine.pt").read_bytes()).hexdigest()
+    mine = f"{SLUG}-w{sha[:8]}"
+    assert sorted(p.name for p in (tmp / "artifacts").iterdir()) == [SLUG, mine]
+    assert _digests(tmp / "artifacts" / SLUG) == json.loads((tmp / "default.json").read_text())
+    with sqlite3.connect(tmp / "r.db") as con:
+        [(model, config)] = con.execute("SELECT model, config FROM runs").fetchall()
+    assert model == mine and json.loads(config)["weights_sha256"] == sha
+    assert f"{mine} " in proc.stdout  # the table names it too
 
 
 def _check_junit_status(status: str, headline: str) -> Callable[[Path, subprocess.CompletedProcess], None]:
@@ -154,7 +202,11 @@ CASES: dict[str, Case] = {
                                    "pickled nn.Module"),
     "threads_above_cores": Case(["bench", "--model", "{tiny}", "--threads", "512", "--runs", "3", "--warmup", "0",
                                  "--db", "{tmp}/r.db"], 0, "warning: --threads 512 is more than the",
-                                leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+                                leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written", check=_check_threads_line),
+    "unknown_option": Case(["guidelines", "--no-such-option", "x"], 2,
+                           "No such option: --no-such-option (see `mobiledeploy guidelines --help`)"),
+    "option_value_of_the_wrong_type": Case(["bench", "--model", "{tiny}", "--runs", "many"], 2,
+                                           "Invalid value for '--runs'"),
     # --- item 3 and 4: output paths, DB and device before any work
     "gate_junit_under_a_file": Case(["gate", "--baseline", "{work}/baseline.json", "--junit", "{file}/sub/x.xml",
                                      "--db", "{tmp}/r.db"], 2, "cannot write --junit"),
@@ -175,6 +227,12 @@ CASES: dict[str, Case] = {
     "compare_absent_phone_before_export": Case(["compare", "--device", "adb:ABSENT", "--models", "v1:g=3,scale=0.25",
                                                 "--resolutions", "64x64", "--db", "{tmp}/r.db"], 1,
                                                "adb does not see ABSENT", env={"MOBILEDEPLOY_ADB": "{fake_adb}"}),
+    "profile_absent_phone_before_export": Case(["profile", "--device", "adb:ABSENT", *TINY, "--db", "{tmp}/r.db"], 2,
+                                               "adb does not see ABSENT", env={"MOBILEDEPLOY_ADB": "{fake_adb}"}),
+    "gate_against_bad_db_before_export": Case(["gate", "--against", "{work}/artifacts", "--device", "local", "--model",
+                                               TINY_REF, "--formats", "fp32", "--db", "{junk_db}"], 2,
+                                              "file is not a database", db="same", setup=lambda tmp, work: None,
+                                              check=_check_not_exported),
     "gate_absent_phone_before_export": Case(["gate", "--device", "adb:ABSENT", "--baseline", "{work}/baseline.json",
                                              "--db", "{tmp}/r.db", "--junit", "{tmp}/gate.xml", "--markdown",
                                              "{tmp}/gate.md", "--out", "{tmp}/gate.json"], 2, "adb does not see ABSENT",
@@ -198,13 +256,22 @@ CASES: dict[str, Case] = {
                                     "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
                                    "cannot reach the adb server at 127.0.0.1:1",
                                    leaves={"r.db", "r.db-wal", "r.db-shm"}, db="written"),
+    "failed_adb_connect_is_disconnected": Case(
+        ["bench", "--device", "adb:10.9.9.9:5555", "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
+        "adb cannot reach 10.9.9.9:5555", env={"MOBILEDEPLOY_ADB": "{fake_adb}", "FAKE_ADB_LOG": "{tmp}/adb.log"},
+        leaves={"r.db", "r.db-wal", "r.db-shm", "adb.log"}, db="written", check=_check_failed_connect_disconnected),
     "version": Case(["--version"], 0, "", stdout="mobiledeploy "),
     # --- item 2: nothing a user made is lost
     "export_never_deletes_a_users_file": Case(["export", *TINY, "--formats", "fp32", "--force"], 2,
                                               "did not write (NOTES.txt)", setup=_copy_export_with_notes,
                                               check=_check_notes_kept),
+    "bench_weights_never_rebuild_the_default_export": Case(
+        ["bench", *TINY, "--formats", "fp32", "--weights", "mine.pt", "--runs", "3", "--warmup", "0",
+         "--db", "{tmp}/r.db"], 0, "", leaves={"r.db", "r.db-wal", "r.db-shm", "artifacts/*"}, db="written",
+        setup=_copy_default_export, check=_check_own_folder_and_identity),
 }
-NEEDS_WORK = {"export_never_deletes_a_users_file", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
+NEEDS_WORK = {"export_never_deletes_a_users_file", "bench_weights_never_rebuild_the_default_export",
+              "gate_against_bad_db_before_export", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
               "gate_absent_phone_before_export"}
 NEEDS_ADB = {"adb_server_unreachable"}
 
@@ -262,11 +329,13 @@ def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRe
     assert proc.returncode == case.code, (proc.returncode, proc.stdout[-2000:], proc.stderr)
     if case.line:
         assert_one_line(proc, case.line)
-    else:
+    elif case.stdout:
         assert proc.stderr == "" and proc.stdout.startswith(case.stdout)
+    else:  # nothing to say: progress lines only, no error or warning
+        assert not tool_lines(proc.stderr) and "Traceback" not in proc.stderr, proc.stderr
     left = files_under(tmp_path) - before - {"home"}
     left = {p for p in left if not p.startswith("home/")}
-    assert left <= case.leaves, left
+    assert all(any(fnmatch(p, pattern) for pattern in case.leaves) for p in left), left
     assert not files_under(home / "data"), "the default results database was touched"
     if work:
         assert files_under(work) == work_before  # nothing exported, nothing half-written beside the artifacts
@@ -383,6 +452,24 @@ def test_signal_mid_gate_writes_every_report_as_interrupted(signum, code, name, 
     assert not [p for p in (work / "artifacts").iterdir() if p.name.startswith(".")]
 
 
+def test_sigterm_mid_compare_writes_its_report_as_interrupted(tmp_path, work):
+    db, report = tmp_path / "r.db", tmp_path / "rep"
+    ref = TINY_REF.removesuffix(",resolution=64")
+    proc = start(["compare", "--models", ref, "--baseline", ref, "--resolutions", "64x64", "--formats", "fp32",
+                  "--rounds", "100000", "--runs", "5", "--report", str(report), "--db", str(db)], work,
+                 env_for(tmp_path / "home"))
+    wait_for_rows(db, "ok")  # at least one run measured
+    proc.send_signal(signal.SIGTERM)
+    rc, err = finish(proc)
+    assert rc == 143, err
+    assert "Traceback" not in err
+    [line] = tool_lines(err)
+    assert line.startswith("mobiledeploy: interrupted by SIGTERM during compare: ["), line
+    markdown = (report / "compare.md").read_text()
+    assert "interrupted by SIGTERM after" in markdown and "(interrupted)" in markdown
+    assert sorted(p.name for p in report.iterdir() if p.name.startswith(".")) == []  # no temp report files
+
+
 # --- item 6: calibration folders ----------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -406,3 +493,11 @@ def test_imagenet_style_calibration_folder_with_too_few_images(tmp_path):
     calibration = json.loads(proc.stdout)["manifest"]["calibration"]
     assert calibration["samples"] == 3 and calibration["requested_samples"] == 8
     assert "fewer than the 8" in calibration["warning"]
+    # an implicit export (here reused) says it too
+    proc = subprocess.run([str(CLI), "bench", *TINY, "--formats", "int8", "--calibration", str(classes),
+                           "--calib-samples", "8", "--out", str(out), "--runs", "3", "--warmup", "0",
+                           "--db", str(tmp_path / "r.db")], cwd=tmp_path, env=env_for(tmp_path / "home"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line(proc, "warning: shufflenet_v1-g3-scale0.25-64x64-cal")
+    assert "calibrated on 3 image(s), fewer than the 8 asked for" in proc.stderr

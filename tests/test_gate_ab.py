@@ -31,6 +31,20 @@ def test_export_argv_rebuilds_a_ref(tmp_path):
     assert {"g=3", "scale=0.5"} <= {argv[i + 1] for i, a in enumerate(argv) if a == "--set"}
 
 
+def test_a_revision_exports_from_the_candidates_weights_and_calibration(tmp_path, monkeypatch):
+    """--against REV with --weights/--calibration: that revision's export gets them too, as absolute paths."""
+    from mobiledeploy.ab import input_argv
+    from mobiledeploy.records import ExportInputs
+
+    monkeypatch.chdir(tmp_path)
+    assert input_argv(None) == [] and input_argv(None, ExportInputs(out="elsewhere")) == []
+    inputs = input_argv("my.pt", ExportInputs("val", 64))
+    assert inputs == ["--weights", str(tmp_path / "my.pt"), "--calibration", str(tmp_path / "val"),
+                      "--calib-samples", "64"]
+    argv = export_argv("v1:g=3", tmp_path / "out", inputs)
+    assert argv[argv.index("--weights"):][:len(inputs)] == inputs
+
+
 def test_a_folder_without_artifacts_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no exported artifacts"):
         folder_targets(tmp_path)

@@ -190,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         _restore_signal_handlers(previous)
 
 
+def usage_error_line(exc: Any) -> str:
+    """A usage error (unknown option, bad value) as one line, like every other error, naming the help to read."""
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "mobiledeploy"
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    return f"mobiledeploy: error: {message} (see `{path} --help`)"
+
+
 def _run(argv: list[str]) -> int:
     try:
         returned = app(args=argv, standalone_mode=False)
@@ -203,7 +211,10 @@ def _run(argv: list[str]) -> int:
     except Exception as exc:
         # Usage errors of the click Typer bundles (its own copy in recent versions): duck-typed.
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+            if type(exc).__name__ == "NoArgsIsHelpError" or not callable(getattr(exc, "format_message", None)):
+                exc.show()  # a command given no arguments: its help
+            else:
+                sys.stderr.write(usage_error_line(exc) + "\n")
             return exc.exit_code
         if type(exc).__name__ == "Abort":
             return 130

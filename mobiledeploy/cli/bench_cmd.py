@@ -9,7 +9,7 @@ import typer
 
 from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, ExportedProgramFile, Groups, InputShape, Json,
                   ModelFn, OnnxFile, Options, Resolution, Scale, Weights, app, model_choice, model_config, print_json)
-from .console import count_text, ms_text, progress_on_stderr, stdout_console
+from .console import count_text, ms_text, progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
                       accelerator_options)
 
@@ -87,6 +87,7 @@ def bench_cmd(
         else:
             targets = prepare_targets([ref], fmts, resolution, progress, weights=weights,
                                       export=ExportInputs(calibration, calib_samples, out))
+            warn_calibration(targets)
         report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
                            progress=progress)
     if json_out:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
-from .console import progress_on_stderr, stdout_console
+from .console import progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
                       FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, ThreadsOpt, WarmupOpt, accelerator_options)
 
@@ -215,6 +215,7 @@ def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, expor
     still writes the --report of what was measured."""
     from ..bench import run_bench
     from ..compare import compare
+    from ..errors import MobiledeployError
     from ..profiling import attribute_models
 
     measured: list[Any] = []
@@ -223,6 +224,7 @@ def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, expor
         with progress_on_stderr() as progress:
             targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
                                                export, weights_of)
+            warn_calibration(targets)
             bench = None
             if targets:
                 bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
@@ -235,7 +237,13 @@ def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, expor
                                                 progress)
     except KeyboardInterrupt:
         if report:
-            _interrupted_report(report, measured, base_key, labels, plan["paper"], device, plan["suite"].name)
+            _partial_report(report, interrupted_status(len(measured)), measured, base_key, labels, plan["paper"],
+                            device, plan["suite"].name)
+        raise
+    except MobiledeployError as exc:  # e.g. no benchmark_model to be had: exit 2, and the report says why
+        if report:
+            _partial_report(report, f"error: {' '.join(str(exc).split())}", measured, base_key, labels,
+                            plan["paper"], device, plan["suite"].name)
         raise
     return {"bench": bench, "results": results, "rows": rows, "attributions": attributions}
 
@@ -259,21 +267,28 @@ def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: di
             print_attribution(att, top=8)
 
 
-def _interrupted_report(report: Path, measured: list[Any], base_key: str, labels: dict[str, str],
-                        paper: dict[str, Any], device: str, suite: str) -> None:
-    """The --report of an interrupted compare: status interrupted, the speedups of what was measured."""
-    from ..compare import compare
-    from ..report import write_compare_report
+def interrupted_status(runs: int) -> str:
+    """The status a report of an interrupted session carries."""
+    import signal
+
     from .app import interrupt_exit_code
 
-    import signal
+    name = signal.Signals(interrupt_exit_code() - 128).name
+    return f"interrupted by {name} after {runs} run(s): figures from an incomplete session"
+
+
+def _partial_report(report: Path, status: str, measured: list[Any], base_key: str, labels: dict[str, str],
+                    paper: dict[str, Any], device: str, suite: str) -> None:
+    """The --report of a compare that did not finish (interrupted, or stopped by an error): its status and
+    the speedups of what was measured."""
+    from ..compare import compare
+    from ..report import write_compare_report
 
     ok = [r for r in measured if r.ok]
     rows = compare(ok, base_key, labels=labels, paper=paper, failures=[]) if ok else []
-    name = signal.Signals(interrupt_exit_code() - 128).name
-    meta = {"status": f"interrupted by {name} after {len(measured)} run(s): figures from an incomplete session",
-            "device": device, "suite": suite, "baseline": labels[base_key]}
-    write_compare_report(report, rows, meta=meta, title=f"Theory vs measurement on {device} (interrupted)")
+    meta = {"status": status, "device": device, "suite": suite, "baseline": labels[base_key]}
+    ending = "interrupted" if status.startswith("interrupted") else "stopped by an error"
+    write_compare_report(report, rows, meta=meta, title=f"Theory vs measurement on {device} ({ending})")
 
 
 def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Any
 
 from .app import set_activity
 
-__all__ = ["progress_on_stderr", "worth_a_line", "stdout_console", "ms_text", "count_text", "print_attribution"]
+__all__ = ["progress_on_stderr", "worth_a_line", "warn_calibration", "stdout_console", "ms_text", "count_text",
+           "print_attribution"]
 
 
 class progress_on_stderr:
@@ -41,6 +42,27 @@ class progress_on_stderr:
 def worth_a_line(message: str) -> bool:
     """Without a terminal: every export stage and op profile (minutes of work), not every timed run ([i/N])."""
     return not message.startswith("[")
+
+
+_warned: set[str] = set()
+
+
+def warn_calibration(targets: list[Any]) -> None:
+    """One warning line per implicit export whose int8 model was calibrated on fewer images than asked for
+    (its manifest says so), as `export` prints it: a command that exports silently must not hide it."""
+    import json
+
+    for target in targets:
+        folder = target.artifact.parent
+        if target.format != "int8" or str(folder) in _warned or not (folder / "manifest.json").is_file():
+            continue
+        try:
+            warning = (json.loads((folder / "manifest.json").read_text()).get("calibration") or {}).get("warning")
+        except (OSError, ValueError):
+            continue
+        if warning:
+            _warned.add(str(folder))
+            sys.stderr.write(f"mobiledeploy: warning: {target.name}: {warning}\n")
 
 
 def stdout_console() -> Any:

@@ -13,31 +13,38 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
                 max_regression: str | None, confidence: float, rounds: int | None, runs: int | None,
                 warmup: int | None, threads: int | None, seed: int, db: str | None, adb_server: str | None,
                 junit: str | None, markdown: str | None, out: str | None, json_out: bool,
-                accel: dict[str, Any] | None = None) -> None:
-    from ..ab import baseline_targets, check_against
+                accel: dict[str, Any] | None = None, weights: str | None = None, export: Any = None,
+                collected: list[Any] | None = None) -> None:
+    """Both sides exported from the same inputs (`weights`, `export`: calibration, artifacts root of the
+    candidates), then measured in one session; `collected` receives each run as it ends."""
+    from ..ab import baseline_targets, check_against, input_argv
     from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import gate_options, kind_of
-    from .gate_exact_cmd import EXACT_DEFAULT_REGRESSION, _with_resolution
+    from .gate_exact_cmd import EXACT_DEFAULT_REGRESSION, _with_resolution, gate_progress
+    from .console import warn_calibration
+    from .preflight import check_db
 
     device = canonical_uri(device or "local")
     kind = kind_of(device)
     accel = accel or {}
     check_device(device, BenchOptions(**accel))  # accelerators: adb devices only, before any export
     check_against(against)
+    check_db(db)  # where the runs will go: before any export
     refs = [_with_resolution(m, resolution) for m in (models or ["v1:g=3,scale=0.5"])]
     fmts = list(parse_formats(formats))
-    say = lambda message: sys.stderr.write(f"mobiledeploy: gate: {message}\n")  # noqa: E731
+    say = gate_progress
     candidates, ref_of = [], {}
     for ref in refs:
-        for target in prepare_targets([ref], fmts, progress=say):
+        for target in prepare_targets([ref], fmts, progress=say, weights=weights, export=export):
             candidates.append(target)
             ref_of[target.name] = ref
-    for base in baseline_targets(against, candidates, ref_of, progress=say):
+    warn_calibration(candidates)
+    for base in baseline_targets(against, candidates, ref_of, progress=say, inputs=input_argv(weights, export)):
         if kind.exact:
             options = BenchOptions(threads=1, runs=runs or 3, warmup=2 if warmup is None else warmup).validate()
             say(f"counting {len(candidates)} candidate and {len(base)} baseline artifact(s) on {device}")
-            report = run_bench(device, [*candidates, *base], options, db=db)
+            report = run_bench(device, [*candidates, *base], options, db=db, collected=collected)
             _judge_counts(report.results, ref_of, against, max_regression or EXACT_DEFAULT_REGRESSION,
                           junit=junit, markdown=markdown, out=out, json_out=json_out)
         else:
@@ -48,7 +55,7 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
             say(f"timing {len(candidates)} candidate and {len(base)} baseline artifact(s) on {device}, "
                 f"{n_rounds} interleaved rounds of {options.runs} runs")
             report = run_bench(device, [*candidates, *base], options, rounds=n_rounds, db=db,
-                               adb_server=adb_server).raise_for_setup()
+                               adb_server=adb_server, collected=collected).raise_for_setup()
             _judge_times(report.results, against, max_regression or "5%", confidence, seed, options,
                          junit=junit, markdown=markdown, out=out, json_out=json_out)
 

@@ -101,7 +101,7 @@ def gate_cmd(
                       accelerator_options(accelerator, require_full_delegation, dispatch_library))
     reports = GateReports(junit, markdown, out, baseline or against or "", device or "local")
     try:
-        if not _other_modes(req):
+        if not _other_modes(req, reports):
             _gate(reports, req)
     except KeyboardInterrupt:
         from .app import interrupt_exit_code
@@ -153,7 +153,7 @@ class GateRequest:
         return {"junit": self.junit, "markdown": self.markdown, "out": self.out, "json_out": self.json_out}
 
 
-def _other_modes(req: GateRequest) -> bool:
+def _other_modes(req: GateRequest, reports: "GateReports") -> bool:
     """A/B (--against) and the exact instruction gate; False when the wall-clock baseline gate applies."""
     from ..errors import ConfigError
     from .gate_exact_cmd import run_exact_gate, wants_exact
@@ -161,6 +161,7 @@ def _other_modes(req: GateRequest) -> bool:
     if (req.baseline is None) == (req.against is None):
         raise ConfigError("give --baseline (stored numbers) or --against REV|DIR (A/B on this device), not both")
     sizes = {"models": req.models, "formats": req.formats, "resolution": req.resolution}
+    inputs = {"weights": req.weights, "export": req.export, "collected": reports.measured}
     if req.against is not None:
         from .gate_ab_cmd import run_ab_gate
 
@@ -169,11 +170,11 @@ def _other_modes(req: GateRequest) -> bool:
         run_ab_gate(against=req.against, device=req.device, max_regression=req.max_regression,
                     confidence=req.confidence, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
                     threads=req.threads, seed=req.seed, db=req.db, adb_server=req.adb_server, accel=req.accel,
-                    **sizes, **req.reports_to())
+                    **sizes, **inputs, **req.reports_to())
         return True
     if wants_exact(req.baseline, req.device, req.update_baseline):
         run_exact_gate(baseline=req.baseline, device=req.device, max_regression=req.max_regression,
-                       update=req.update_baseline, db=req.db, **sizes, **req.reports_to())
+                       update=req.update_baseline, db=req.db, **sizes, **inputs, **req.reports_to())
         return True
     return False
 
@@ -413,7 +414,7 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
     from ..bench import BenchOptions, prepare_targets, run_bench
     from ..devices import check_options
     from ..results import git_commit
-    from .console import progress_on_stderr
+    from .console import progress_on_stderr, warn_calibration
 
     bench_options = BenchOptions(threads=options["threads"], runs=options["runs"], warmup=options["warmup"],
                                  cpu_mask=options["cpu_mask"],
@@ -433,6 +434,7 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
                 if item["reference"]:
                     reference = target.name
             targets.extend(found)
+        warn_calibration(targets)
         report = run_bench(device, targets, bench_options, rounds=options["rounds"], db=db, adb_server=adb_server,
                            progress=progress, collected=collected).raise_for_setup()
     return baseline_from_results(report.results, reference=reference, refs=refs, bench_options=options,

@@ -25,7 +25,10 @@ def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
 
 def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | None, update: bool,
                    models: list[str] | None, formats: str, resolution: str, db: str | None, junit: str | None,
-                   markdown: str | None, out: str | None, json_out: bool) -> None:
+                   markdown: str | None, out: str | None, json_out: bool, weights: str | None = None,
+                   export: Any = None, collected: list[Any] | None = None) -> None:
+    """Count (or record) every entry; `weights` and `export` are the gated models' export inputs, as `bench`
+    takes them; `collected` receives each run as it ends (an interrupted gate reports them)."""
     from ..files import write_atomic
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
@@ -34,6 +37,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     from ..gate import Threshold
     from ..gate_exact import baseline_document, judge_exact, load_exact
     from ..results import git_commit
+    from .preflight import check_db
 
     limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
     old = load_exact(baseline) if Path(baseline).is_file() else []
@@ -52,7 +56,8 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
                           "qemu:cortex-a76 --model REF")
     for cpu in dict.fromkeys(c for _, _, c in plan):
         check_device(f"qemu:{cpu}")
-    entries = _measure(plan, db)
+    check_db(db)  # where the runs will go: before any export
+    entries = _measure(plan, db, weights=weights, export=export, collected=collected)
     if update:
         failed = [e for e in entries if e.error]
         if failed:
@@ -88,6 +93,14 @@ def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str |
         raise SystemExit(verdict.exit_code)
 
 
+def gate_progress(message: str) -> None:
+    """A gate's progress: one line on stderr, also what an interrupt names as interrupted."""
+    from .app import set_activity
+
+    set_activity(message)
+    sys.stderr.write(f"mobiledeploy: gate: {message}\n")
+
+
 def _with_resolution(ref: str, resolution: str) -> str:
     from ..sources import split_source_ref
 
@@ -96,22 +109,26 @@ def _with_resolution(ref: str, resolution: str) -> str:
     return f"{ref}{',' if ':' in ref else ':'}resolution={resolution}"
 
 
-def _measure(plan: list[tuple[str, str, str]], db: str | None) -> list[Any]:
+def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str | None = None, export: Any = None,
+             collected: list[Any] | None = None) -> list[Any]:
     """Export (reusing) and count every (ref, format, core); every run is stored like a bench run."""
     from ..bench import BenchOptions, prepare_targets, run_bench
     from ..gate_exact import entry_from_result
+    from .console import warn_calibration
 
     options = BenchOptions(threads=1, runs=3, warmup=2).validate()
-    say = lambda message: sys.stderr.write(f"mobiledeploy: gate: {message}\n")  # noqa: E731
+    say = gate_progress
     formats: dict[str, list[str]] = {}
     for ref, fmt, _ in plan:
         formats.setdefault(ref, []).append(fmt)
-    targets = {ref: {t.format: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=say)}
+    targets = {ref: {t.format: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=say,
+                                                           weights=weights, export=export)}
                for ref, fmts in formats.items()}
+    warn_calibration([t for found in targets.values() for t in found.values()])
     entries = []
     for n, (ref, fmt, cpu) in enumerate(plan, 1):
         say(f"[{n}/{len(plan)}] {ref} {fmt} on qemu:{cpu}")
-        report = run_bench(f"qemu:{cpu}", [targets[ref][fmt]], options, db=db)
+        report = run_bench(f"qemu:{cpu}", [targets[ref][fmt]], options, db=db, collected=collected)
         entries.extend(entry_from_result(ref, r) for r in report.results)
     return entries
 

@@ -9,7 +9,7 @@ import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .compare_cmd import export_targets, resolve_ref
-from .console import progress_on_stderr, stdout_console
+from .console import progress_on_stderr, stdout_console, warn_calibration
 from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt
 
 
@@ -45,10 +45,10 @@ def guidelines_cmd(
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
-    from ..errors import ConfigError
+    from ..errors import ConfigError, MobiledeployError
     from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
     from .bench_cmd import preflight
-    from .compare_cmd import session_plan
+    from .compare_cmd import interrupted_status, session_plan
     from .preflight import check_output_dir
 
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
@@ -66,17 +66,32 @@ def guidelines_cmd(
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=True)
-    with progress_on_stderr() as progress:
-        targets, failures = export_targets(refs, fmts, [size], progress, keys,
-                                           ExportInputs(calibration, calib_samples, out))
-        bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                          progress=progress).raise_for_setup() if targets else None
-    results = bench.results if bench else []
-    verdicts = [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=min_effect)
+
+    def judged(results: list[Any]) -> list[Any]:
+        return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=min_effect)
                 for fmt in fmts for g in chosen]
-    meta = {"device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads, "rounds": rounds,
-            "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS,
-            "results db": str(bench.db_path) if bench else ""}
+
+    meta = {"status": "complete", "device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads,
+            "rounds": rounds, "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS}
+    measured: list[Any] = []
+    try:
+        with progress_on_stderr() as progress:
+            targets, failures = export_targets(refs, fmts, [size], progress, keys,
+                                               ExportInputs(calibration, calib_samples, out))
+            warn_calibration(targets)
+            bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
+                              progress=progress, collected=measured).raise_for_setup() if targets else None
+    except (KeyboardInterrupt, MobiledeployError) as exc:  # the --report still says how it ended
+        if report:
+            from ..report import write_guidelines_report
+
+            status = (interrupted_status(len(measured)) if isinstance(exc, KeyboardInterrupt)
+                      else f"error: {' '.join(str(exc).split())}")
+            write_guidelines_report(report, judged([r for r in measured if r.ok]), meta={**meta, "status": status})
+        raise
+    results = bench.results if bench else []
+    verdicts = judged(results)
+    meta["results db"] = str(bench.db_path) if bench else ""
     if json_out:
         print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "guidelines": [v.to_dict() for v in verdicts],
                     "export_failures": failures})

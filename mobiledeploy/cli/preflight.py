@@ -88,7 +88,7 @@ def check_threads(threads: int | None, device: str) -> str | None:
     count = os.cpu_count() or 1
     if threads is not None and threads > count and kind_of(device).host_cpus:
         return (f"--threads {threads} is more than the {count} core(s) of this host: the threads will share "
-                "cores, so latency will be slower and noisier than with {count}")
+                f"cores, so latency will be slower and noisier than with {count}")
     return None
 
 
