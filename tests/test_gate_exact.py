@@ -85,8 +85,10 @@ def test_a_bigger_model_fails_the_exact_gate_end_to_end(arm_env, tmp_path, resul
     ref = "v1:g=3,scale=0.25,resolution=64"
     run = lambda *args: subprocess.run([*CLI, "gate", "--baseline", str(base), *args], cwd=tmp_path,  # noqa: E731
                                        capture_output=True, text=True, timeout=900, env={**os.environ, "CI": ""})
-    made = run("--update-baseline", "--device", "qemu:cortex-a76", "--model", ref, "--formats", "int8")
+    made = run("--update-baseline", "--device", "qemu:cortex-a76", "--model", ref, "--formats", "int8",
+               "--junit", str(tmp_path / "made.xml"), "--markdown", str(tmp_path / "made.md"))
     assert made.returncode == 0, made.stderr
+    assert 'errors="0"' in (tmp_path / "made.xml").read_text() and "arm.json" in (tmp_path / "made.md").read_text()
     same = run("--junit", str(tmp_path / "same.xml"))
     assert same.returncode == 0, same.stderr
     data = json.loads(base.read_text())

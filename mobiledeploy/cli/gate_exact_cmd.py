@@ -63,11 +63,25 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         if failed:
             raise ConfigError(f"not writing {baseline}: {failed[0].key} failed: {failed[0].error}")
         write_atomic(baseline, baseline_document(entries, limit, git_commit()))
-        sys.stderr.write(f"mobiledeploy: wrote instruction baseline {baseline} ({len(entries)} artifact(s))\n")
+        message = f"wrote instruction baseline {baseline} ({len(entries)} artifact(s))"
+        _status_reports("baseline written", message, device or "qemu:cortex-a76", junit=junit, markdown=markdown)
+        sys.stderr.write(f"mobiledeploy: {message}\n")
         return
     judged = old if not cpus else [e for e in old if e.cpu in cpus]
     finish_exact(judge_exact(judged, entries, limit), baseline, junit=junit, markdown=markdown, out=out,
                  json_out=json_out)
+
+
+def _status_reports(status: str, message: str, device: str, *, junit: str | None, markdown: str | None) -> None:
+    """The JUnit and Markdown reports of a gate that recorded instead of judging (exit 0), as the wall-clock
+    gate writes them."""
+    from ..files import write_atomic
+    from ..gate import status_junit, status_markdown
+
+    if junit:
+        write_atomic(junit, status_junit(status, device, message))
+    if markdown:
+        write_atomic(markdown, status_markdown(status, device, message))
 
 
 def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str | None, out: str | None,
