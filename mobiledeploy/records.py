@@ -104,6 +104,7 @@ class RunResult:
     instruction_counts: list[int] | None = None
     init_instructions: float | None = None
     first_instructions: float | None = None
+    runtime: str = ""  # how the artifact was timed (`runtimes.RUNTIMES`): litert, onnxruntime, benchmark_model, counted
     config: dict[str, Any] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -152,7 +153,8 @@ class RunResult:
 
 @dataclass
 class BenchTarget:
-    """One artifact to time: `name` (the export slug, or the file stem), `format` fp32|int8|other."""
+    """One artifact to time, by one runtime, at one precision: `name` (the export slug, or the file stem),
+    `format` the precision fp32|int8|other, `runtime` a `runtimes.RUNTIMES` name (None: the device kind's default)."""
 
     name: str
     artifact: Path
@@ -161,6 +163,7 @@ class BenchTarget:
     macs: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     resolution: tuple[int, int] | None = None
+    runtime: str | None = None
 
 
 @dataclass(frozen=True)

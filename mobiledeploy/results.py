@@ -25,7 +25,7 @@ from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -96,6 +96,26 @@ def _v2(db: sqlite3.Connection) -> None:
 def _v3(db: sqlite3.Connection) -> None:
     """Why a failed run failed (records.ErrorKind), a column instead of a class name inside config."""
     db.execute("ALTER TABLE runs ADD COLUMN error_kind TEXT")
+
+
+@migration(4)
+def _v4(db: sqlite3.Connection) -> None:
+    """How each run was timed (`runtimes.RUNTIMES`), a column; runs stored before it had their device kind's
+    only runtime (litert on local, benchmark_model on adb:, counted on qemu:)."""
+    db.execute("ALTER TABLE runs ADD COLUMN runtime TEXT")
+    for row_id, device in db.execute("SELECT id, device FROM runs").fetchall():
+        db.execute("UPDATE runs SET runtime = ? WHERE id = ?", (_default_runtime(device), row_id))
+    db.execute("CREATE INDEX runs_by_runtime ON runs (model, format, device, runtime)")
+
+
+def _default_runtime(device: str) -> str | None:
+    from .devices.kinds import kind_of
+    from .errors import ConfigError
+
+    try:
+        return kind_of(device).default_runtime
+    except ConfigError:  # a device URI this mobiledeploy does not know (or an emulated core it does not offer)
+        return None
 
 
 def default_db_path() -> Path:
@@ -238,7 +258,7 @@ class ResultsStore:
             "run_id": result.run_id, "session_id": session_id, "started_at": result.started_at or _now(),
             "finished_at": _now() if finished else None, "status": result.status, "error": result.error,
             "error_kind": result.error_kind,
-            "model": result.model, "format": result.format, "device": result.device,
+            "model": result.model, "format": result.format, "device": result.device, "runtime": result.runtime or None,
             "device_model": info.get("model"), "device_soc": info.get("soc"), "artifact": result.artifact,
             "sha256": result.sha256, "threads": result.threads, "runs": result.runs, "warmup": result.warmup,
             "macs": result.macs, **{k: data[k] for k in (*_STATS, *_COUNTS)}, "gmacs_per_s": result.gmacs_per_s,
@@ -251,10 +271,10 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ reading
     def list(self, limit: int | None = None, *, model: str | None = None, device: str | None = None,
-             status: str | None = None) -> list[dict[str, Any]]:
+             status: str | None = None, runtime: str | None = None) -> list[dict[str, Any]]:
         """Stored runs, newest first, as RunResult dicts plus id, session_id, git_commit, finished_at."""
         where, args = [], []
-        for column, value in (("model", model), ("device", device), ("status", status)):
+        for column, value in (("model", model), ("device", device), ("status", status), ("runtime", runtime)):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -273,6 +293,7 @@ class ResultsStore:
     @staticmethod
     def _from_row(row: sqlite3.Row) -> dict[str, Any]:
         data = dict(row)
+        data["runtime"] = data.get("runtime") or ""
         for key in _JSON:
             data[key] = json.loads(data[key]) if data[key] is not None else None
         result = described(RunResult.from_dict(data))

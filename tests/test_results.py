@@ -41,7 +41,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 def test_schema_meta_and_wal(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
 
@@ -60,13 +60,13 @@ def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypat
     with ResultsStore(path) as store:
         store.finish(make_result("old"))
 
-    def v4(db):
+    def v5(db):
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 4)
-    monkeypatch.setitem(results_mod.MIGRATIONS, 4, v4)
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 5)
+    monkeypatch.setitem(results_mod.MIGRATIONS, 5, v5)
     with ResultsStore(path) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         assert [r["run_id"] for r in store.list()] == ["old"]
         assert "note" in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
 
@@ -85,14 +85,36 @@ def test_schema_1_database_gains_instruction_counts(tmp_path, monkeypatch):
     gone = make_result("gone").failed("device vanished")
     gone.error_kind = "device"
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         store.finish(counted)
         store.finish(gone)
         rows = {r["run_id"]: r for r in store.list()}
     assert rows["gone"]["error_kind"] == "device" and rows["timed"]["error_kind"] is None
     assert rows["timed"]["instructions"] is None and rows["timed"]["median_ms"] is not None
+    assert rows["timed"]["runtime"] == "litert"  # stored before runtimes were recorded: local's only one then
     assert rows["counted"]["instruction_counts"] == [26_177_531, 26_177_533]
     assert rows["counted"]["instructions"] == 26_177_532.0 and rows["counted"]["first_instructions"] == 26_194_831.0
+
+
+def test_schema_3_database_records_the_runtime_of_its_old_runs(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 3)
+    with ResultsStore(path) as store:  # a database written by a schema-3 mobiledeploy
+        for run_id, device in (("host", "local"), ("phone", "adb:R58M"), ("arm", "qemu:cortex-a53"), ("odd", "ssh:x")):
+            store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device, median_ms, config) "
+                             "VALUES (?, '2026-11-01T00:00:00+00:00', 'ok', 'm', 'fp32', ?, 1.5, '{\"round\": 0}')",
+                             (run_id, device))
+        assert "runtime" not in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+    monkeypatch.undo()
+    with ResultsStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        rows = {r["run_id"]: r for r in store.list()}
+        store.finish(make_result("ort", runtime="onnxruntime"))
+        assert [r["run_id"] for r in store.list(runtime="onnxruntime")] == ["ort"]
+        assert {r["run_id"] for r in store.list(runtime="litert")} == {"host"}
+    assert {k: r["runtime"] for k, r in rows.items()} == {"host": "litert", "phone": "benchmark_model",
+                                                          "arm": "counted", "odd": ""}
+    assert all(r["median_ms"] == 1.5 and r["model"] == "m" for r in rows.values())
 
 
 def test_begin_is_failed_until_finish(tmp_path):
