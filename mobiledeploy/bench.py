@@ -11,7 +11,7 @@ from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
 
-__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "targets_from_export",
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "targets_from_export", "runtime_artifacts",
            "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
 
@@ -69,10 +69,9 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
     `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
     other weights or calibration give another artifact folder, never a rebuild of the default one."""
     from .analysis import parse_resolution
-    from .runtimes import artifact_for
     from .sources import split_source_ref
 
-    keys = {(runtime, fmt): artifact_for(runtime, fmt) for runtime in runtimes for fmt in formats}  # checked first
+    keys = runtime_artifacts(runtimes, formats)  # checked before any export
     targets: list[BenchTarget] = []
     for ref in model_refs:
         if split_source_ref(ref) is None and (ref.endswith(".tflite") or Path(ref).is_file()):
@@ -86,6 +85,18 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
                                      export or ExportInputs())
         targets += targets_from_export(exported.path, exported.manifest, formats, runtimes, identity, arch, config, res)
     return targets
+
+
+def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) -> dict[tuple[str | None, str], str]:
+    """(runtime, precision) → the manifest artifact it times, for the precisions each runtime times (onnxruntime:
+    fp32 only); ConfigError for a runtime that times none of `formats`."""
+    from .runtimes import artifact_for, runtime_class
+
+    found: dict[tuple[str | None, str], str] = {}
+    for runtime in runtimes:
+        times = [f for f in formats if runtime is None or f in runtime_class(runtime).artifacts] or formats[:1]
+        found.update({(runtime, f): artifact_for(runtime, f) for f in times})  # raises for a runtime that times none
+    return found
 
 
 def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], artifacts: Sequence[str],
@@ -116,8 +127,6 @@ def targets_from_export(folder: str | Path, manifest: dict[str, Any], formats: S
                         resolution: tuple[int, int] | None = None) -> list[BenchTarget]:
     """The targets of an exported artifact folder (its manifest): one per runtime and precision, runtime first.
     `identity` (weights, calibration, a user's model's sha256) is recorded with every run."""
-    from .runtimes import artifact_for
-
     identity = dict(identity or {})
     request = manifest.get("request") or {}
     name = manifest.get("slug") or Path(folder).name
@@ -125,21 +134,20 @@ def targets_from_export(folder: str | Path, manifest: dict[str, Any], formats: S
         identity["source_sha256"] = request["source"]["sha256"]
         name = name.replace(f"-m{request['source']['sha256'][:8]}", "")
     targets = []
-    for runtime in runtimes:
-        for fmt in formats:
-            entry = manifest.get("artifacts", {}).get(artifact_for(runtime, fmt))
-            if not entry:
-                raise ExportError(f"the export of {manifest.get('arch', arch)} has no {artifact_for(runtime, fmt)} artifact")
-            targets.append(BenchTarget(
-                name=name,
-                artifact=Path(folder) / entry["path"],
-                format=fmt,
-                sha256=entry["sha256"],
-                macs=(manifest.get("complexity") or {}).get("macs"),
-                config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config or {}), **identity},
-                resolution=tuple(manifest.get("resolution") or resolution),  # type: ignore[arg-type]
-                runtime=runtime,
-            ))
+    for (runtime, fmt), key in runtime_artifacts(runtimes, formats).items():
+        entry = manifest.get("artifacts", {}).get(key)
+        if not entry:
+            raise ExportError(f"the export of {manifest.get('arch', arch)} has no {key} artifact")
+        targets.append(BenchTarget(
+            name=name,
+            artifact=Path(folder) / entry["path"],
+            format=fmt,
+            sha256=entry["sha256"],
+            macs=(manifest.get("complexity") or {}).get("macs"),
+            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config or {}), **identity},
+            resolution=tuple(manifest.get("resolution") or resolution),  # type: ignore[arg-type]
+            runtime=runtime,
+        ))
     return targets
 
 

@@ -62,7 +62,7 @@ def bench_cmd(
     """
     from ..bench import FORMATS, BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
     from ..devices import canonical_uri, check_device
-    from ..devices.kinds import kind_of, runtime_for
+    from ..devices.kinds import kind_of, runtimes_for
     from ..errors import ConfigError
     from ..runtimes import runtime_class
     from .preflight import check_output_dir
@@ -73,7 +73,7 @@ def bench_cmd(
         raise ConfigError("--rounds must be at least 1")
     kind = kind_of(device)
     device = canonical_uri(device)
-    runtime = runtime_for(device, runtime)
+    runtimes = runtimes_for(device, runtime)
     if runs is None:
         runs = kind.bench_runs
     if kind.one_thread and threads != 1:
@@ -83,15 +83,15 @@ def bench_cmd(
                                  op_profiling=op_profiling,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
-    fmts = parse_formats(formats or [f for f in FORMATS if f in runtime_class(runtime).artifacts])
+    fmts = parse_formats(formats or [f for f in FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
         if model is not None:
-            targets = prepare_targets([model], fmts, resolution, progress, runtimes=(runtime,))
+            targets = prepare_targets([model], fmts, resolution, progress, runtimes=runtimes)
         else:
             targets = prepare_targets([ref], fmts, resolution, progress, weights=weights,
-                                      export=ExportInputs(calibration, calib_samples, out), runtimes=(runtime,))
+                                      export=ExportInputs(calibration, calib_samples, out), runtimes=runtimes)
         report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
                            progress=progress)
     if json_out:

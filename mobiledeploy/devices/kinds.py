@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["DeviceKind", "KINDS", "GATE_DEFAULTS", "parse_device_uri", "kind_of", "gate_options", "runtime_for"]
+__all__ = ["DeviceKind", "KINDS", "GATE_DEFAULTS", "parse_device_uri", "kind_of", "gate_options", "runtime_for",
+           "runtimes_for"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ GATE_DEFAULTS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "roun
 
 KINDS: dict[str, DeviceKind] = {
     "local": DeviceKind("local", "mobiledeploy.devices.local:LocalDevice", "ms", exact=False, bench_runs=50,
-                        runtimes=("litert",), host_cpus=True),
+                        runtimes=("litert", "onnxruntime"), host_cpus=True),
     # On a phone every round is a new benchmark_model process (init, warm-up): fewer, longer rounds.
     "adb": DeviceKind("adb", "mobiledeploy.devices.adb:AdbDevice", "ms", exact=False, bench_runs=50,
                       runtimes=("benchmark_model",), gate_options={"runs": 30, "warmup": 5, "rounds": 20},
@@ -104,3 +105,9 @@ def runtime_for(uri: str, runtime: str | None = None) -> str:
         raise ConfigError(f"--runtime {name} is not available on {kind.name} devices (runtimes there: "
                           f"{', '.join(kind.runtimes)})")
     return name
+
+
+def runtimes_for(uri: str, text: str | None = None) -> tuple[str, ...]:
+    """'litert,onnxruntime' → the runtimes named (each checked by `runtime_for`); None → the kind's default."""
+    names = [n for n in (text or "").split(",") if n.strip()]
+    return tuple(dict.fromkeys(runtime_for(uri, n) for n in names)) or (runtime_for(uri),)

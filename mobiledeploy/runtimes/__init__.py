@@ -15,6 +15,7 @@ RUNTIMES: dict[str, str] = {
     "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
     "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
     "counted": "mobiledeploy.runtimes.counted:CountedRuntime",
+    "onnxruntime": "mobiledeploy.runtimes.onnxruntime:OnnxRuntimeRuntime",
 }
 
 
