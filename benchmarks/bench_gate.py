@@ -103,7 +103,7 @@ def true_slowdown(sessions: list[list], a: str, b: str) -> float:
     for results in sessions:
         by_round: dict[tuple[str, int], float] = {}
         for r in results:
-            by_round[(r.model, r.config["round"])] = float(np.median(r.timings_us))
+            by_round[(r.model, r.round)] = float(np.median(r.timings_us))
         ratios += [by_round[(b, k)] / by_round[(a, k)] for (m, k) in by_round if m == a and (b, k) in by_round]
     return float(np.median(ratios))
 

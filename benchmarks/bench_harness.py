@@ -110,7 +110,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 if not result.ok:
                     raise SystemExit(f"harness run failed: {result.error}")
                 rep.update(median_ms=result.median_ms, mean_ms=result.mean_ms, cv_runs=result.cv,
-                           cpu_share=result.config.get("cpu_share"), warnings=[w.code for w in assess(result)])
+                           cpu_share=result.cpu_share, warnings=[w.code for w in assess(result)])
         rep["overhead"] = rep["mean_ms"] / rep["bare_mean_ms"] - 1
         reps.append(rep)
         print(f"rep {i + 1:2d}/{args.repeats}: harness median {rep['median_ms']:.3f} ms, mean {rep['mean_ms']:.3f} ms "

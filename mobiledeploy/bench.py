@@ -219,7 +219,7 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
                 result.error_kind = ErrorKind.NOT_RUN.value
             else:
                 result = device.run(target, options, run_id)
-            result.config["round"] = round_index
+            result.round = round_index
             if _ends_the_device(result):
                 fatal = result.error
             if on_result:
@@ -252,14 +252,15 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
     with ResultsStore(db) as store:
         git = git_commit()
         def record(result: RunResult) -> None:
-            store.finish(result, session_id=session, git=git)
+            result.session_id = session
+            store.finish(result, git=git)
             if collected is not None:
                 collected.append(result)
 
         def begin(target: BenchTarget, round_index: int) -> RunResult:
             placeholder = new_result(target, options, device_uri)
-            placeholder.config["round"] = round_index
-            store.begin(placeholder, session_id=session, git=git)
+            placeholder.round, placeholder.session_id = round_index, session
+            store.begin(placeholder, git=git)
             return placeholder
 
         try:
@@ -299,7 +300,8 @@ def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchO
             placeholder = begin(target, round_index)
             result = new_result(target, options, device_uri, placeholder.run_id).failed(message)
             result.versions = local_versions()
-            result.config.update(round=round_index, error_type=type(exc).__name__)
+            result.round = round_index
+            result.config["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             record(result)
             results.append(result)

@@ -115,7 +115,7 @@ def pooled_timings_us(results: Iterable[RunResult]) -> list[float]:
     then stands for the run (one value per round).
     """
     out: list[float] = []
-    for result in sorted(results, key=lambda r: (r.config or {}).get("round", 0)):
+    for result in sorted(results, key=lambda r: r.round):
         if not result.ok:
             continue
         if result.instruction_counts:  # an emulated Arm core: exact instructions, the cost figure there
@@ -278,8 +278,8 @@ def _cell(row: CompareRow) -> GroupKey:
 
 def round_speedups(baseline_runs: Sequence[RunResult], runs: Sequence[RunResult]) -> list[float]:
     """Per interleaved round: baseline median / model median (rounds where both ran), to show drift."""
-    base = {(r.config or {}).get("round", 0): cost_of(r) for r in baseline_runs if r.ok and cost_of(r)}
-    mine = {(r.config or {}).get("round", 0): cost_of(r) for r in runs if r.ok and cost_of(r)}
+    base = {r.round: cost_of(r) for r in baseline_runs if r.ok and cost_of(r)}
+    mine = {r.round: cost_of(r) for r in runs if r.ok and cost_of(r)}
     return [base[k] / mine[k] for k in sorted(set(base) & set(mine))]
 
 

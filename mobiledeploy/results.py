@@ -25,7 +25,7 @@ from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -106,6 +106,19 @@ def _v4(db: sqlite3.Connection) -> None:
     for row_id, device in db.execute("SELECT id, device FROM runs").fetchall():
         db.execute("UPDATE runs SET runtime = ? WHERE id = ?", (_default_runtime(device), row_id))
     db.execute("CREATE INDEX runs_by_runtime ON runs (model, format, device, runtime)")
+
+
+@migration(5)
+def _v5(db: sqlite3.Connection) -> None:
+    """A run's round and cpu_share, columns instead of keys inside config (its session was a column already)."""
+    db.execute("ALTER TABLE runs ADD COLUMN round INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE runs ADD COLUMN cpu_share REAL")
+    for row_id, text in db.execute("SELECT id, config FROM runs").fetchall():
+        config = json.loads(text or "{}")
+        moved = (config.pop("round", None), config.pop("cpu_share", None), config.pop("session", None))
+        if moved != (None, None, None):
+            db.execute("UPDATE runs SET round = ?, cpu_share = ?, config = ? WHERE id = ?",
+                       (int(moved[0] or 0), moved[1], json.dumps(config, default=str), row_id))
 
 
 def _default_runtime(device: str) -> str | None:
@@ -220,8 +233,9 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ writing
     def begin(self, result: RunResult, *, session_id: str | None = None, git: str | None = None) -> int:
-        """Insert `result` as failed/interrupted before it runs; returns the row id for `finish`."""
-        cleared = {key: None for key in (*_STATS, *_COUNTS, *_NULLABLE_JSON, "wall_s")}
+        """Insert `result` as failed/interrupted before it runs; returns the row id for `finish`. The session is
+        `session_id`, else the result's own."""
+        cleared = {key: None for key in (*_STATS, *_COUNTS, *_NULLABLE_JSON, "wall_s", "cpu_share")}
         placeholder = RunResult.from_dict({**result.to_dict(), **cleared, "status": "failed", "error": INTERRUPTED})
         return self._write(placeholder, session_id=session_id, git=git, finished=False)
 
@@ -255,7 +269,8 @@ class ResultsStore:
         data = result.to_dict()
         info = result.device_info or {}
         row: dict[str, Any] = {
-            "run_id": result.run_id, "session_id": session_id, "started_at": result.started_at or _now(),
+            "run_id": result.run_id, "session_id": session_id or result.session_id,
+            "started_at": result.started_at or _now(), "round": result.round, "cpu_share": result.cpu_share,
             "finished_at": _now() if finished else None, "status": result.status, "error": result.error,
             "error_kind": result.error_kind,
             "model": result.model, "format": result.format, "device": result.device, "runtime": result.runtime or None,
@@ -293,7 +308,6 @@ class ResultsStore:
     @staticmethod
     def _from_row(row: sqlite3.Row) -> dict[str, Any]:
         data = dict(row)
-        data["runtime"] = data.get("runtime") or ""
         for key in _JSON:
             data[key] = json.loads(data[key]) if data[key] is not None else None
         result = described(RunResult.from_dict(data))

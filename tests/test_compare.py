@@ -20,7 +20,7 @@ V1 = "shufflenet_v1-g3-scale0.5"
 def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
     h, w = (int(x) for x in res.split("x"))
     result = RunResult(model=f"{model}-{res}", format=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
-                       threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w], "round": rnd})
+                       threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w]}, round=rnd)
     if not ok:
         return result.failed("boom")
     return result.with_timings([t * 1000.0 for t in timings_ms])

@@ -109,7 +109,7 @@ def test_host_facts():
 def test_interleaved_rounds_alternate_order(tiny_tflite):
     targets = [target_from_file(tiny_tflite["fp32"]), target_from_file(tiny_tflite["int8"])]
     results = run_interleaved(LocalDevice(), targets, BenchOptions(runs=3, warmup=0), rounds=3)
-    assert [(r.format, r.config["round"]) for r in results] == [
+    assert [(r.format, r.round) for r in results] == [
         ("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1), ("fp32", 2), ("int8", 2)]
     assert len({r.run_id for r in results}) == 6 and all(r.ok and len(r.timings_us) == 3 for r in results)
 

@@ -170,7 +170,7 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
     from ..stability import assess
 
     lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.format)}"
-             + (f" (round {r.config.get('round', 0)})" if multi_round else "") + f": {escape(w.message)}"
+             + (f" (round {r.round})" if multi_round else "") + f": {escape(w.message)}"
              for r in results for w in assess(r)]
     for line in lines:
         console.print(line)
@@ -235,7 +235,7 @@ def print_results(results: list[Any], db_path: str) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    multi_round = len({r.config.get("round", 0) for r in results}) > 1
+    multi_round = len({r.round for r in results}) > 1
     table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     where = any("accelerator" in (r.config.get("delegation") or {}) for r in results)
@@ -249,7 +249,7 @@ def print_results(results: list[Any], db_path: str) -> None:
         memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")
         table.add_row(
             escape(r.model), escape(r.format), escape(r.runtime or "—"),
-            *([str(r.config.get("round", 0))] if multi_round else []),
+            *([str(r.round)] if multi_round else []),
             "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms), ms_text(r.p90_ms), ms_text(r.mean_ms),
             ms_text(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", ms_text(r.min_ms), ms_text(r.init_ms),
             ms_text(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
