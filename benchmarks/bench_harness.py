@@ -90,7 +90,8 @@ def paired_overhead(model: Path, threads: int, pairs: int, block: int) -> dict[s
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from mobiledeploy.bench import BenchOptions, prepare_targets
+    from mobiledeploy.bench import BenchOptions
+    from mobiledeploy.measure import prepare_targets
     from mobiledeploy.stats import cv
     from mobiledeploy.devices.local import LocalDevice
     from mobiledeploy.stability import assess

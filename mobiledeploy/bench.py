@@ -1,4 +1,5 @@
-"""Benchmark targets and options, interleaved rounds, and `run_bench` (time, then store)."""
+"""Benchmark targets from existing artifacts (an export's folder, a .tflite file), interleaved rounds, and
+`run_bench` (time, then store). Exporting first is the orchestrator's part (`mobiledeploy.measure`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
 
-__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "targets_from_export", "runtime_artifacts",
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_from_export", "runtime_artifacts",
            "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
 
@@ -58,35 +59,6 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, resolution: Any = (224, 224),
-                    progress: Progress | None = None, *, weights: str | None = None, export: ExportInputs | None = None,
-                    runtimes: Sequence[str | None] = (None,)) -> list[BenchTarget]:
-    """Targets for model refs ('v1:g=3,scale=0.5', or a user's model: 'net.py:build:width=8', 'net.onnx',
-    'net.pt2'; exported first, valid artifacts reused) or .tflite paths: one per runtime and precision.
-
-    `runtimes` name how each artifact is to be timed (None: the device's default, which times the .tflite);
-    a runtime picks its artifact of each precision (`runtimes.artifact_for`: onnxruntime times model.onnx).
-    `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
-    other weights or calibration give another artifact folder, never a rebuild of the default one."""
-    from .analysis import parse_resolution
-    from .sources import split_source_ref
-
-    keys = runtime_artifacts(runtimes, formats)  # checked before any export
-    targets: list[BenchTarget] = []
-    for ref in model_refs:
-        if split_source_ref(ref) is None and (ref.endswith(".tflite") or Path(ref).is_file()):
-            targets += [target_from_file(Path(ref), runtime) for runtime in runtimes]
-            continue
-        from .registry import parse_model_ref
-
-        arch, config = parse_model_ref(ref)
-        res = parse_resolution(config.pop("resolution", None) or resolution)
-        exported, identity = _export(arch, config, res, tuple(dict.fromkeys(keys.values())), progress, weights,
-                                     export or ExportInputs())
-        targets += targets_from_export(exported.path, exported.manifest, formats, runtimes, identity, arch, config, res)
-    return targets
-
-
 def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) -> dict[tuple[str | None, str], str]:
     """(runtime, precision) → the manifest artifact it times, for the precisions each runtime times (onnxruntime:
     fp32 only); ConfigError for a runtime that times none of `formats`."""
@@ -97,28 +69,6 @@ def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) ->
         times = [f for f in formats if runtime is None or f in runtime_class(runtime).artifacts] or formats[:1]
         found.update({(runtime, f): artifact_for(runtime, f) for f in times})  # raises for a runtime that times none
     return found
-
-
-def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], artifacts: Sequence[str],
-            progress: Progress | None, weights: str | None, inputs: ExportInputs) -> tuple[Any, dict[str, Any]]:
-    """Export (or reuse) the model's `artifacts`; with what its runs record when the inputs are not the defaults."""
-    from .converters import DEFAULT_OUT, STAGES, export_model
-
-    def stage(name: str, event: str, seconds: float | None) -> None:
-        if progress and event == "start":
-            progress(f"export {arch}: {STAGES.get(name, name)}")
-
-    # an absolute out_dir: the same ./artifacts, robust to converters that change directory
-    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or DEFAULT_OUT).resolve(),
-                            formats=tuple(a for a in artifacts if a != "onnx") or ("onnx",), weights=weights,
-                            calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage)
-    request = exported.manifest.get("request") or {}
-    identity = {}  # recorded with every run when the inputs are not the defaults
-    if request.get("weights_sha256"):
-        identity["weights_sha256"] = request["weights_sha256"]
-    if (str(inputs.calibration), inputs.calib_samples) != (ExportInputs.calibration, ExportInputs.calib_samples):
-        identity["calibration"] = request.get("calibration")
-    return exported, identity
 
 
 def targets_from_export(folder: str | Path, manifest: dict[str, Any], formats: Sequence[str],

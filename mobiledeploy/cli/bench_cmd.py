@@ -60,7 +60,8 @@ def bench_cmd(
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
     """
-    from ..bench import FORMATS, BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
+    from ..bench import FORMATS, BenchOptions, ExportInputs, parse_formats
+    from ..measure import measure
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import kind_of, runtimes_for
     from ..errors import ConfigError
@@ -87,13 +88,9 @@ def bench_cmd(
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
-        if model is not None:
-            targets = prepare_targets([model], fmts, resolution, progress, runtimes=runtimes)
-        else:
-            targets = prepare_targets([ref], fmts, resolution, progress, weights=weights,
-                                      export=ExportInputs(calibration, calib_samples, out), runtimes=runtimes)
-        report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
-                           progress=progress)
+        inputs = {} if model is not None else {"weights": weights, "export": ExportInputs(calibration, calib_samples, out)}
+        report = measure([model or ref], device, bench_options, formats=fmts, resolution=resolution, runtimes=runtimes,
+                         rounds=rounds, db=db, adb_server=adb_server, progress=progress, **inputs)
     if json_out:
         print_json({"device": device, "db": str(report.db_path), "session_id": report.session_id,
                     "results": [_json_item(r) for r in report.results]})

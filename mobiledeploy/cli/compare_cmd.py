@@ -65,8 +65,8 @@ def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[
 def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]],
                 progress: Any, keys: dict[str, str], export: Any,
                 weights: dict[str, str] | None) -> tuple[list[Any], list[dict[str, Any]]]:
-    from ..bench import prepare_targets
     from ..compare import format_resolution
+    from ..measure import prepare_targets
     from ..errors import MobiledeployError, ParityError
 
     targets, failures = [], []

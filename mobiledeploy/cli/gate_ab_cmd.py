@@ -15,7 +15,8 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
                 junit: str | None, markdown: str | None, out: str | None, json_out: bool,
                 accel: dict[str, Any] | None = None) -> None:
     from ..ab import baseline_targets, check_against
-    from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
+    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..measure import prepare_targets
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import gate_options, kind_of
     from .gate_exact_cmd import EXACT_DEFAULT_REGRESSION, _with_resolution
