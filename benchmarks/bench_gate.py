@@ -1,7 +1,7 @@
 """Does the latency gate work? False positives on A/A, detections on a ~10% slower A/B, and A/A under load.
 
 Everything runs in this process on `local` (the LiteRT interpreter), through the same code the
-`mobiledeploy gate` command uses: `bench.prepare_targets` + `bench.run_interleaved` for a
+`mobiledeploy gate` command uses: `measure.prepare_targets` + `bench.run_interleaved` for a
 session, `baseline.baseline_from_results` for its samples, `gate.judge` for the verdict.
 
 - baseline: one session of A (model), B (the slower variant) and R (the reference), interleaved;
@@ -33,7 +33,8 @@ import numpy as np
 
 from mobiledeploy.baseline import Baseline, baseline_from_results
 from mobiledeploy.files import write_atomic
-from mobiledeploy.bench import BenchOptions, prepare_targets, run_interleaved
+from mobiledeploy.bench import BenchOptions, run_interleaved
+from mobiledeploy.measure import prepare_targets
 from mobiledeploy.devices.kinds import GATE_DEFAULTS
 from mobiledeploy.devices import open_device
 from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
@@ -103,7 +104,7 @@ def true_slowdown(sessions: list[list], a: str, b: str) -> float:
     for results in sessions:
         by_round: dict[tuple[str, int], float] = {}
         for r in results:
-            by_round[(r.model, r.config["round"])] = float(np.median(r.timings_us))
+            by_round[(r.model, r.round)] = float(np.median(r.timings_us))
         ratios += [by_round[(b, k)] / by_round[(a, k)] for (m, k) in by_round if m == a and (b, k) in by_round]
     return float(np.median(ratios))
 

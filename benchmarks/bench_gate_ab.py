@@ -25,7 +25,8 @@ import time
 from typing import Any
 
 from mobiledeploy.baseline import baseline_from_results
-from mobiledeploy.bench import BenchOptions, prepare_targets, run_bench
+from mobiledeploy.bench import BenchOptions, run_bench
+from mobiledeploy.measure import prepare_targets
 from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
 from mobiledeploy.gate_exact import entry_from_result, judge_exact
 

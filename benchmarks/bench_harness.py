@@ -90,7 +90,8 @@ def paired_overhead(model: Path, threads: int, pairs: int, block: int) -> dict[s
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from mobiledeploy.bench import BenchOptions, prepare_targets
+    from mobiledeploy.bench import BenchOptions
+    from mobiledeploy.measure import prepare_targets
     from mobiledeploy.stats import cv
     from mobiledeploy.devices.local import LocalDevice
     from mobiledeploy.stability import assess
@@ -110,7 +111,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 if not result.ok:
                     raise SystemExit(f"harness run failed: {result.error}")
                 rep.update(median_ms=result.median_ms, mean_ms=result.mean_ms, cv_runs=result.cv,
-                           cpu_share=result.config.get("cpu_share"), warnings=[w.code for w in assess(result)])
+                           cpu_share=result.cpu_share, warnings=[w.code for w in assess(result)])
         rep["overhead"] = rep["mean_ms"] / rep["bare_mean_ms"] - 1
         reps.append(rep)
         print(f"rep {i + 1:2d}/{args.repeats}: harness median {rep['median_ms']:.3f} ms, mean {rep['mean_ms']:.3f} ms "

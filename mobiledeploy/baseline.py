@@ -148,7 +148,8 @@ def _rounded(summary: dict[str, Any]) -> dict[str, Any]:
 def baseline_from_results(results: Iterable[RunResult], *, reference: str | None = None,
                           refs: dict[str, str] | None = None, bench_options: dict[str, Any] | None = None,
                           git: str | None = None) -> Baseline:
-    """Group RunResults into per-model rounds: round id = config['session']:config['round'] (or the round).
+    """Group RunResults into per-model rounds: round id = 'session_id:round' when the results come from several
+    sessions, else the round.
 
     `refs` maps a model name to the ref that rebuilds it ('v1:g=3,scale=0.5'); `reference` names
     the reference model (it may be absent: the gate then says it cannot normalise). Failed runs
@@ -156,6 +157,7 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
     """
     results = list(results)
     devices = sorted({r.device for r in results})
+    several_sessions = len({r.session_id for r in results}) > 1
     if len(devices) > 1:
         raise BaselineError(f"results from more than one device ({', '.join(devices)}); gate one device at a time")
     models: dict[str, ModelSamples] = {}
@@ -173,8 +175,7 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
         if not timings:
             samples.failures.append("no timings")
             continue
-        session = config.get("session")
-        round_id = f"{session}:{config.get('round', 0)}" if session else str(config.get("round", 0))
+        round_id = f"{r.session_id}:{r.round}" if several_sessions else str(r.round)
         samples.rounds.setdefault(round_id, []).extend(float(t) for t in timings)
         info = info or {k: v for k, v in (r.device_info or {}).items() if k not in _VOLATILE_FACTS}
         versions = versions or dict(r.versions or {})
@@ -196,9 +197,8 @@ def load_results_files(paths: Iterable[str | os.PathLike], *, reference: str | N
         candidate = sessions[0]
         candidate.reference = reference or candidate.reference
         return candidate
-    if len({s for _, s in tagged}) > 1:
-        for result, session in tagged:
-            result.config = {**(result.config or {}), "session": session}
+    for result, session in tagged:
+        result.session_id = session
     return baseline_from_results([r for r, _ in tagged], reference=reference)
 
 

@@ -1,9 +1,10 @@
-"""Benchmark targets and options, interleaved rounds, and `run_bench` (time, then store)."""
+"""Benchmark targets from existing artifacts (an export's folder, a .tflite file), interleaved rounds, and
+`run_bench` (time, then store). Exporting first is the orchestrator's part (`mobiledeploy.measure`)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -11,7 +12,8 @@ from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
 
-__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "prepare_targets", "target_from_file", "run_interleaved",
+__all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_from_export", "runtime_artifacts",
+           "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
 
 FORMATS = ("fp32", "int8")
@@ -57,79 +59,61 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, resolution: Any = (224, 224),
-                    progress: Progress | None = None, *, weights: str | None = None, export: ExportInputs | None = None,
-                    ) -> list[BenchTarget]:
-    """Targets for model refs ('v1:g=3,scale=0.5', or a user's model: 'net.py:build:width=8', 'net.onnx',
-    'net.pt2'; exported first, valid artifacts reused) or .tflite paths.
+def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) -> dict[tuple[str | None, str], str]:
+    """(runtime, precision) → the manifest artifact it times, for the precisions each runtime times (onnxruntime:
+    fp32 only); ConfigError for a runtime that times none of `formats`."""
+    from .runtimes import artifact_for, runtime_class
 
-    `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
-    other weights or calibration give another artifact folder, never a rebuild of the default one."""
-    from .analysis import parse_resolution
-    from .sources import split_source_ref
-
-    targets: list[BenchTarget] = []
-    for ref in model_refs:
-        if split_source_ref(ref) is None and (ref.endswith(".tflite") or Path(ref).is_file()):
-            targets.append(target_from_file(Path(ref)))
-            continue
-        from .registry import parse_model_ref
-
-        arch, config = parse_model_ref(ref)
-        res = parse_resolution(config.pop("resolution", None) or resolution)
-        targets.extend(_export_targets(arch, config, res, formats, progress, weights, export or ExportInputs()))
-    return targets
+    found: dict[tuple[str | None, str], str] = {}
+    for runtime in runtimes:
+        times = [f for f in formats if runtime is None or f in runtime_class(runtime).artifacts] or formats[:1]
+        found.update({(runtime, f): artifact_for(runtime, f) for f in times})  # raises for a runtime that times none
+    return found
 
 
-def _export_targets(arch: str, config: dict[str, Any], resolution: tuple[int, int], formats: Sequence[str],
-                    progress: Progress | None, weights: str | None, inputs: ExportInputs) -> list[BenchTarget]:
-    from .converters import DEFAULT_OUT, STAGES, export_model
-
-    def stage(name: str, event: str, seconds: float | None) -> None:
-        if progress and event == "start":
-            progress(f"export {arch}: {STAGES.get(name, name)}")
-
-    # an absolute out_dir: the same ./artifacts, robust to converters that change directory
-    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or DEFAULT_OUT).resolve(),
-                            formats=tuple(formats), weights=weights, calibration=inputs.calibration,
-                            calib_samples=inputs.calib_samples, progress=stage)
-    request = exported.manifest.get("request") or {}
-    identity = {}  # recorded with every run when the inputs are not the defaults
-    if request.get("weights_sha256"):
-        identity["weights_sha256"] = request["weights_sha256"]
-    if (str(inputs.calibration), inputs.calib_samples) != (ExportInputs.calibration, ExportInputs.calib_samples):
-        identity["calibration"] = request.get("calibration")
-    name = exported.manifest.get("slug") or Path(exported.path).name
+def targets_from_export(folder: str | Path, manifest: dict[str, Any], formats: Sequence[str],
+                        runtimes: Sequence[str | None] = (None,), identity: dict[str, Any] | None = None,
+                        arch: str | None = None, config: dict[str, Any] | None = None,
+                        resolution: tuple[int, int] | None = None) -> list[BenchTarget]:
+    """The targets of an exported artifact folder (its manifest): one per runtime and precision, runtime first.
+    `identity` (weights, calibration, a user's model's sha256) is recorded with every run."""
+    identity = dict(identity or {})
+    request = manifest.get("request") or {}
+    name = manifest.get("slug") or Path(folder).name
     if request.get("source"):  # a user's model: named the same across edits of its file (a gate pairs them)
         identity["source_sha256"] = request["source"]["sha256"]
         name = name.replace(f"-m{request['source']['sha256'][:8]}", "")
-    manifest = exported.manifest
     targets = []
-    for fmt in formats:
-        entry = manifest.get("artifacts", {}).get(fmt)
+    for (runtime, fmt), key in runtime_artifacts(runtimes, formats).items():
+        entry = manifest.get("artifacts", {}).get(key)
         if not entry:
-            raise ExportError(f"the export of {arch} has no {fmt} artifact")
+            raise ExportError(f"the export of {manifest.get('arch', arch)} has no {key} artifact")
         targets.append(BenchTarget(
             name=name,
-            artifact=Path(exported.path) / entry["path"],
+            artifact=Path(folder) / entry["path"],
             format=fmt,
             sha256=entry["sha256"],
             macs=(manifest.get("complexity") or {}).get("macs"),
-            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config), **identity},
+            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config or {}), **identity},
             resolution=tuple(manifest.get("resolution") or resolution),  # type: ignore[arg-type]
+            runtime=runtime,
         ))
     return targets
 
 
-def target_from_file(path: Path) -> BenchTarget:
+def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
     """A --model file: its format from the input dtype, MACs from a manifest.json beside it if any."""
     from .files import sha256_file
+    from .runtimes import runtime_class
 
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}")
     if path.suffix.lower() != ".tflite":
         raise ConfigError(f"--model takes a .tflite file (got {path.name}); export ONNX models first")
-    target = BenchTarget(name=path.stem, artifact=path.resolve(), format=_tflite_format(path), sha256=sha256_file(path))
+    if runtime is not None and "onnx" in runtime_class(runtime).artifacts.values():
+        raise ConfigError(f"--runtime {runtime} times ONNX models: give --onnx FILE.onnx or a model to export")
+    target = BenchTarget(name=path.stem, artifact=path.resolve(), format=_tflite_format(path), sha256=sha256_file(path),
+                         runtime=runtime)
     manifest_path = path.resolve().parent / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -185,7 +169,7 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
                 result.error_kind = ErrorKind.NOT_RUN.value
             else:
                 result = device.run(target, options, run_id)
-            result.config["round"] = round_index
+            result.round = round_index
             if _ends_the_device(result):
                 fatal = result.error
             if on_result:
@@ -209,20 +193,24 @@ def run_bench(device_uri: str, targets: Sequence[BenchTarget], options: BenchOpt
     from .qemu.env import EmulatorMissingError
     from .results import ResultsStore, git_commit
 
+    from .devices.kinds import runtime_for
+
     options.validate()
     check_options(device_uri, options)
+    targets = [replace(t, runtime=runtime_for(device_uri, t.runtime)) for t in targets]
     session = new_run_id()
     with ResultsStore(db) as store:
         git = git_commit()
         def record(result: RunResult) -> None:
-            store.finish(result, session_id=session, git=git)
+            result.session_id = session
+            store.finish(result, git=git)
             if collected is not None:
                 collected.append(result)
 
         def begin(target: BenchTarget, round_index: int) -> RunResult:
             placeholder = new_result(target, options, device_uri)
-            placeholder.config["round"] = round_index
-            store.begin(placeholder, session_id=session, git=git)
+            placeholder.round, placeholder.session_id = round_index, session
+            store.begin(placeholder, git=git)
             return placeholder
 
         try:
@@ -262,7 +250,8 @@ def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchO
             placeholder = begin(target, round_index)
             result = new_result(target, options, device_uri, placeholder.run_id).failed(message)
             result.versions = local_versions()
-            result.config.update(round=round_index, error_type=type(exc).__name__)
+            result.round = round_index
+            result.config["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             record(result)
             results.append(result)

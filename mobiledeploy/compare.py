@@ -96,14 +96,14 @@ def resolution_label(result: RunResult) -> str | None:
     return f"{match[1]}x{match[2]}" if match else None
 
 
-GroupKey = tuple[str, str, str]  # (model key, format, resolution)
+GroupKey = tuple[str, str, str, str]  # (model key, format, resolution, runtime)
 
 
 def group_runs(results: Iterable[RunResult]) -> dict[GroupKey, list[RunResult]]:
-    """Results of the same model, format and resolution (e.g. the rounds of one session)."""
+    """Results of the same model, format, resolution and runtime (e.g. the rounds of one session)."""
     groups: dict[GroupKey, list[RunResult]] = {}
     for result in results:
-        key = (slug_key(result.model), result.format, resolution_label(result) or "?")
+        key = (slug_key(result.model), result.format, resolution_label(result) or "?", result.runtime or "")
         groups.setdefault(key, []).append(result)
     return groups
 
@@ -115,7 +115,7 @@ def pooled_timings_us(results: Iterable[RunResult]) -> list[float]:
     then stands for the run (one value per round).
     """
     out: list[float] = []
-    for result in sorted(results, key=lambda r: (r.config or {}).get("round", 0)):
+    for result in sorted(results, key=lambda r: r.round):
         if not result.ok:
             continue
         if result.instruction_counts:  # an emulated Arm core: exact instructions, the cost figure there
@@ -166,6 +166,7 @@ class CompareRow:
     paper_measured_speedup: float | None = None
     paper_theoretical_speedup: float | None = None
     paper_efficiency: float | None = None
+    runtime: str = ""  # how it was timed (litert, onnxruntime, …): a model is set against the baseline of its runtime
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,26 +190,28 @@ def compare(
     """Rows of model vs `baseline` (a `slug_key`: the export slug without its input size) per format and resolution, baseline first.
 
     `labels` maps model keys to display names; `paper` maps model keys to their suite entries;
-    `failures` are models that never got a result ({"key", "format", "resolution", "error"}, e.g.
-    an export that failed), listed so the table says so instead of leaving a gap.
+    `failures` are models that never got a result ({"key", "format", "resolution", "error"[, "runtime"]}, e.g.
+    an export that failed), listed so the table says so instead of leaving a gap. Each runtime has its own
+    cells: a model is set against the baseline timed by the same runtime.
     """
     labels = labels or {}
     paper = paper or {}
     groups = group_runs(results)
-    for failure in failures:
-        groups.setdefault((failure["key"], failure["format"], failure["resolution"]), [])
-    fail_text = {(f["key"], f["format"], f["resolution"]): f["error"] for f in failures}
+    fail_text = {(f["key"], f["format"], f["resolution"], f.get("runtime", "")): f["error"] for f in failures}
+    for cell in fail_text:
+        groups.setdefault(cell, [])
     rows = []
-    for (key, fmt, res), runs in groups.items():
-        rows.append(_row(key, fmt, res, runs, key == baseline, labels.get(key, key), fail_text.get((key, fmt, res))))
-    by_cell = {(r.format, r.resolution): r for r in rows if r.baseline}
+    for cell, runs in groups.items():
+        rows.append(_row(cell, runs, cell[0] == baseline, labels.get(cell[0], cell[0]), fail_text.get(cell)))
+    by_cell = {(r.format, r.resolution, r.runtime): r for r in rows if r.baseline}
     for row in rows:
-        base = by_cell.get((row.format, row.resolution))
+        base = by_cell.get((row.format, row.resolution, row.runtime))
         _speedups(row, base, groups, confidence, n_boot, seed)
         _paper(row, paper.get(row.key), paper.get(baseline))
     order = {key: i for i, key in enumerate(labels)}
     res_order = {res: i for i, res in enumerate(sorted({r.resolution for r in rows}, key=_pixels))}
-    rows.sort(key=lambda r: (res_order[r.resolution], r.format, not r.baseline, order.get(r.key, len(order)), r.key))
+    rows.sort(key=lambda r: (res_order[r.resolution], r.format, r.runtime, not r.baseline, order.get(r.key, len(order)),
+                             r.key))
     return rows
 
 
@@ -217,8 +220,8 @@ def _pixels(res: str) -> tuple[int, str]:
     return (int(match[1]) * int(match[2]), res) if match else (0, res)
 
 
-def _row(key: str, fmt: str, res: str, runs: list[RunResult], is_baseline: bool, label: str,
-         failure: str | None) -> CompareRow:
+def _row(cell: GroupKey, runs: list[RunResult], is_baseline: bool, label: str, failure: str | None) -> CompareRow:
+    key, fmt, res, runtime = cell
     ok = [r for r in runs if r.ok]
     timings = pooled_timings_us(ok)
     macs = next((r.macs for r in runs if r.macs), None)
@@ -226,7 +229,7 @@ def _row(key: str, fmt: str, res: str, runs: list[RunResult], is_baseline: bool,
     median = statistics.median(timings) if timings else None
     median_ms = median / 1000.0 if median is not None and not counted else None
     row = CompareRow(model=label, key=key, format=fmt, resolution=res, baseline=is_baseline, macs=macs,
-                     median_ms=median_ms, runs=len(timings), rounds=len(ok))
+                     median_ms=median_ms, runs=len(timings), rounds=len(ok), runtime=runtime)
     if counted:
         row.unit, row.median_instructions = "instructions", median
         if median and macs:
@@ -251,8 +254,8 @@ def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, l
     if not (mine and theirs) or row.unit != base.unit:
         return
     row.measured_speedup = measured_speedup(theirs, mine)
-    numer = pooled_timings_us(groups[(base.key, base.format, base.resolution)])
-    denom = pooled_timings_us(groups[(row.key, row.format, row.resolution)])
+    numer = pooled_timings_us(groups[_cell(base)])
+    denom = pooled_timings_us(groups[_cell(row)])
     if row.baseline:
         row.measured_speedup_ci = [1.0, 1.0]
     elif len(numer) >= 2 and len(denom) >= 2:
@@ -260,7 +263,7 @@ def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, l
 
         _, low, high = ratio_of_medians_ci(numer, denom, confidence=confidence, n_boot=n_boot, seed=seed)
         row.measured_speedup_ci = [float(low), float(high)]
-    rounds = round_speedups(groups[(base.key, base.format, base.resolution)], groups[(row.key, row.format, row.resolution)])
+    rounds = round_speedups(groups[_cell(base)], groups[_cell(row)])
     if len(rounds) > 1 and not row.baseline:
         row.extra["round_speedups"] = rounds
     if row.theoretical_speedup:
@@ -269,10 +272,14 @@ def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, l
             row.efficiency_ci = [v / row.theoretical_speedup for v in row.measured_speedup_ci]
 
 
+def _cell(row: CompareRow) -> GroupKey:
+    return row.key, row.format, row.resolution, row.runtime
+
+
 def round_speedups(baseline_runs: Sequence[RunResult], runs: Sequence[RunResult]) -> list[float]:
     """Per interleaved round: baseline median / model median (rounds where both ran), to show drift."""
-    base = {(r.config or {}).get("round", 0): cost_of(r) for r in baseline_runs if r.ok and cost_of(r)}
-    mine = {(r.config or {}).get("round", 0): cost_of(r) for r in runs if r.ok and cost_of(r)}
+    base = {r.round: cost_of(r) for r in baseline_runs if r.ok and cost_of(r)}
+    mine = {r.round: cost_of(r) for r in runs if r.ok and cost_of(r)}
     return [base[k] / mine[k] for k in sorted(set(base) & set(mine))]
 
 

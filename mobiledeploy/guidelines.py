@@ -190,7 +190,7 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
     from .stats import ratio_of_medians_ci
 
     by_key: dict[str, list[RunResult]] = {}
-    for (key, fmt, _res), runs in group_runs(results).items():
+    for (key, fmt, _res, _runtime), runs in group_runs(results).items():
         if fmt == format:
             by_key.setdefault(key, []).extend(runs)
     timings = {v.label: pooled_timings_us(by_key.get(keys.get(v.label, ""), [])) for v in guideline.variants}

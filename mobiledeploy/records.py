@@ -104,6 +104,10 @@ class RunResult:
     instruction_counts: list[int] | None = None
     init_instructions: float | None = None
     first_instructions: float | None = None
+    runtime: str = ""  # how the artifact was timed (`runtimes.RUNTIMES`): litert, onnxruntime, benchmark_model, counted
+    round: int = 0  # which interleaved round of its session (A B, then B A …)
+    session_id: str | None = None  # the session (one bench, compare or gate) the run belongs to
+    cpu_share: float | None = None  # in-process runtimes: thread CPU time / wall time of the timed loop (stability)
     config: dict[str, Any] = field(default_factory=dict)
     device_info: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -146,13 +150,31 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        """A RunResult from `to_dict` output or a stored row; records written before round, session and
+        cpu_share were fields kept them in `config` (results schema < 5, older --json files): they move over."""
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = {k: v for k, v in data.items() if k in names}
+        config = dict(fields.get("config") or {})
+        for old, new in _FROM_CONFIG.items():
+            if old in config:
+                value = config.pop(old)
+                if fields.get(new) is None:
+                    fields[new] = value
+        if "config" in fields:
+            fields["config"] = config
+        fields["round"] = int(fields.get("round") or 0)
+        fields["runtime"] = fields.get("runtime") or ""
+        return cls(**fields)
+
+
+#: config keys that were a side channel for what are now RunResult fields
+_FROM_CONFIG = {"round": "round", "session": "session_id", "cpu_share": "cpu_share"}
 
 
 @dataclass
 class BenchTarget:
-    """One artifact to time: `name` (the export slug, or the file stem), `format` fp32|int8|other."""
+    """One artifact to time, by one runtime, at one precision: `name` (the export slug, or the file stem),
+    `format` the precision fp32|int8|other, `runtime` a `runtimes.RUNTIMES` name (None: the device kind's default)."""
 
     name: str
     artifact: Path
@@ -161,6 +183,7 @@ class BenchTarget:
     macs: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     resolution: tuple[int, int] | None = None
+    runtime: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -96,6 +96,39 @@ def _v2(db: sqlite3.Connection) -> None:
 def _v3(db: sqlite3.Connection) -> None:
     """Why a failed run failed (records.ErrorKind), a column instead of a class name inside config."""
     db.execute("ALTER TABLE runs ADD COLUMN error_kind TEXT")
+
+
+@migration(4)
+def _v4(db: sqlite3.Connection) -> None:
+    """How each run was timed (`runtimes.RUNTIMES`), a column; runs stored before it had their device kind's
+    only runtime (litert on local, benchmark_model on adb:, counted on qemu:)."""
+    db.execute("ALTER TABLE runs ADD COLUMN runtime TEXT")
+    for row_id, device in db.execute("SELECT id, device FROM runs").fetchall():
+        db.execute("UPDATE runs SET runtime = ? WHERE id = ?", (_default_runtime(device), row_id))
+    db.execute("CREATE INDEX runs_by_runtime ON runs (model, format, device, runtime)")
+
+
+@migration(5)
+def _v5(db: sqlite3.Connection) -> None:
+    """A run's round and cpu_share, columns instead of keys inside config (its session was a column already)."""
+    db.execute("ALTER TABLE runs ADD COLUMN round INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE runs ADD COLUMN cpu_share REAL")
+    for row_id, text in db.execute("SELECT id, config FROM runs").fetchall():
+        config = json.loads(text or "{}")
+        moved = (config.pop("round", None), config.pop("cpu_share", None), config.pop("session", None))
+        if moved != (None, None, None):
+            db.execute("UPDATE runs SET round = ?, cpu_share = ?, config = ? WHERE id = ?",
+                       (int(moved[0] or 0), moved[1], json.dumps(config, default=str), row_id))
+
+
+def _default_runtime(device: str) -> str | None:
+    from .devices.kinds import kind_of
+    from .errors import ConfigError
+
+    try:
+        return kind_of(device).default_runtime
+    except ConfigError:  # a device URI this mobiledeploy does not know (or an emulated core it does not offer)
+        return None
 
 
 def default_db_path() -> Path:
@@ -200,8 +233,9 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ writing
     def begin(self, result: RunResult, *, session_id: str | None = None, git: str | None = None) -> int:
-        """Insert `result` as failed/interrupted before it runs; returns the row id for `finish`."""
-        cleared = {key: None for key in (*_STATS, *_COUNTS, *_NULLABLE_JSON, "wall_s")}
+        """Insert `result` as failed/interrupted before it runs; returns the row id for `finish`. The session is
+        `session_id`, else the result's own."""
+        cleared = {key: None for key in (*_STATS, *_COUNTS, *_NULLABLE_JSON, "wall_s", "cpu_share")}
         placeholder = RunResult.from_dict({**result.to_dict(), **cleared, "status": "failed", "error": INTERRUPTED})
         return self._write(placeholder, session_id=session_id, git=git, finished=False)
 
@@ -235,10 +269,11 @@ class ResultsStore:
         data = result.to_dict()
         info = result.device_info or {}
         row: dict[str, Any] = {
-            "run_id": result.run_id, "session_id": session_id, "started_at": result.started_at or _now(),
+            "run_id": result.run_id, "session_id": session_id or result.session_id,
+            "started_at": result.started_at or _now(), "round": result.round, "cpu_share": result.cpu_share,
             "finished_at": _now() if finished else None, "status": result.status, "error": result.error,
             "error_kind": result.error_kind,
-            "model": result.model, "format": result.format, "device": result.device,
+            "model": result.model, "format": result.format, "device": result.device, "runtime": result.runtime or None,
             "device_model": info.get("model"), "device_soc": info.get("soc"), "artifact": result.artifact,
             "sha256": result.sha256, "threads": result.threads, "runs": result.runs, "warmup": result.warmup,
             "macs": result.macs, **{k: data[k] for k in (*_STATS, *_COUNTS)}, "gmacs_per_s": result.gmacs_per_s,
@@ -251,10 +286,10 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ reading
     def list(self, limit: int | None = None, *, model: str | None = None, device: str | None = None,
-             status: str | None = None) -> list[dict[str, Any]]:
+             status: str | None = None, runtime: str | None = None) -> list[dict[str, Any]]:
         """Stored runs, newest first, as RunResult dicts plus id, session_id, git_commit, finished_at."""
         where, args = [], []
-        for column, value in (("model", model), ("device", device), ("status", status)):
+        for column, value in (("model", model), ("device", device), ("status", status), ("runtime", runtime)):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)

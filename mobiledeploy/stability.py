@@ -12,7 +12,7 @@ warn; they never change a figure or fail a run. Thresholds are module constants:
 - `drift`: the median of the last third of the timed runs differs from the first third's by
   more than 5% (needs per-run timings, i.e. `local`; >= 30 runs).
 - `preempted`: a single-threaded timed loop got less than 90% of its wall time on a CPU
-  (`config["cpu_share"]`, thread CPU time / wall time, measured by `local`).
+  (`cpu_share`, thread CPU time / wall time, measured by `local`'s in-process runtimes).
 - `heated`: a thermal zone rose by 5 °C or more between the start and the end of the run.
 """
 
@@ -85,7 +85,7 @@ def assess(result: "RunResult") -> list[StabilityWarning]:
         warnings.append(StabilityWarning(
             "drift", f"latency {'rose' if change > 0 else 'fell'} {abs(change):.0%} from the first to the last third "
                      "of the runs: the machine changed speed during the run"))
-    share = (result.config or {}).get("cpu_share")
+    share = result.cpu_share
     if result.threads == 1 and isinstance(share, (int, float)) and share < MIN_CPU_SHARE:
         warnings.append(StabilityWarning(
             "preempted", f"the timed loop ran on a CPU only {share:.0%} of the time: another process shared its core"))

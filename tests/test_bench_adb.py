@@ -68,7 +68,7 @@ def test_binary_pushed_once_and_rounds_interleave(fake_device, tiny_tflite, host
     report = run_bench(f"adb:{fake_device.serial}", targets, BenchOptions(runs=5, warmup=1, benchmark_binary=str(host_runner)),
                        rounds=2, db=results_db)
     assert report.ok, [r.error for r in report.results]
-    assert [(r.format, r.config["round"]) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
+    assert [(r.format, r.round) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
     binary_sends = [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]
     assert len(binary_sends) == 1 and binary_sends[0].startswith("/data/local/tmp/mobiledeploy/bin/")
     assert [r.config["benchmark_binary_pushed"] for r in report.results] == [True, False, False, False]
@@ -333,7 +333,7 @@ def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device,
     assert "--benchmark-binary" in err and url in err
     rows = stored(results_db)
     assert [r["status"] for r in rows] == ["failed", "failed"]
-    first, rest = sorted(rows, key=lambda r: r["config"]["round"])
+    first, rest = sorted(rows, key=lambda r: r["round"])
     assert first["config"]["error_type"] == "BinaryUnavailableError" and url in first["error"]
     assert rest["config"]["error_type"] == "NotRun"  # the second round is not tried: no binary to be had
     assert (first["error_kind"], rest["error_kind"]) == ("setup", "not_run")

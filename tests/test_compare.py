@@ -20,7 +20,7 @@ V1 = "shufflenet_v1-g3-scale0.5"
 def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
     h, w = (int(x) for x in res.split("x"))
     result = RunResult(model=f"{model}-{res}", format=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
-                       threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w], "round": rnd})
+                       threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w]}, round=rnd)
     if not ok:
         return result.failed("boom")
     return result.with_timings([t * 1000.0 for t in timings_ms])
@@ -59,6 +59,28 @@ def test_speedup_efficiency_and_ci_from_constant_timings():
     assert row.efficiency_ci == pytest.approx([12.0 / 18.0] * 2)
     assert row.gmacs_per_s == pytest.approx(40e6 / 0.015 / 1e9)
     assert row.to_dict()["round_speedups"] == pytest.approx([12.0, 12.0])
+
+
+def test_each_runtime_is_set_against_the_baseline_timed_by_the_same_runtime():
+    """Two runtimes in one session (TFLite and ONNX Runtime on the same exports): never pooled, each its own cells."""
+    results = []
+    for rnd in range(2):
+        for runtime, alex_ms, v1_ms in (("litert", 180.0, 15.0), ("onnxruntime", 90.0, 30.0)):
+            pair = [run(ALEX, "fp32", "224x224", 720_000_000, [alex_ms] * 5, rnd),
+                    run(V1, "fp32", "224x224", 40_000_000, [v1_ms] * 5, rnd)]
+            for r in pair:
+                r.runtime = runtime
+            results += pair
+    failed = {"key": V1, "format": "fp32", "resolution": "480x640", "runtime": "onnxruntime", "error": "export failed: x"}
+    rows = compare(results, ALEX, failures=[failed])
+    got = {(r.runtime, r.resolution, r.key): (r.median_ms, r.measured_speedup, r.runs) for r in rows}
+    assert got[("litert", "224x224", V1)] == (pytest.approx(15.0), pytest.approx(12.0), 10)
+    assert got[("onnxruntime", "224x224", V1)] == (pytest.approx(30.0), pytest.approx(3.0), 10)
+    assert got[("onnxruntime", "224x224", ALEX)][:2] == (pytest.approx(90.0), 1.0)
+    assert got[("onnxruntime", "480x640", V1)] == (None, None, 0) and len(rows) == 5
+    assert [(r.runtime, r.key) for r in rows if r.resolution == "224x224"] == [
+        ("litert", ALEX), ("litert", V1), ("onnxruntime", ALEX), ("onnxruntime", V1)]
+    assert rows[-1].to_dict()["runtime"] == "onnxruntime" and rows[-1].error == "export failed: x"
 
 
 def test_ci_brackets_the_point_and_matches_stats():

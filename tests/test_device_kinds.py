@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mobiledeploy.devices.base import Device
-from mobiledeploy.devices.kinds import GATE_DEFAULTS, KINDS, gate_options, kind_of
+from mobiledeploy.devices.kinds import GATE_DEFAULTS, KINDS, gate_options, kind_of, runtime_for
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.runtimes import REPORTS, RUNTIMES, runtime_class
 
@@ -30,6 +30,18 @@ def test_uris_map_to_their_kind_and_its_defaults():
     assert gate_options("local") == GATE_DEFAULTS and gate_options("adb:X")["rounds"] < GATE_DEFAULTS["rounds"]
     with pytest.raises(ConfigError, match="unknown device"):
         kind_of("ssh:board")
+
+
+def test_each_kind_offers_registered_runtimes_and_refuses_others_in_one_line():
+    assert all(set(kind.runtimes) <= set(RUNTIMES) and kind.runtimes for kind in KINDS.values())
+    assert (runtime_for("local"), runtime_for("adb:X"), runtime_for("qemu:cortex-a53")) == (
+        "litert", "benchmark_model", "counted")
+    assert runtime_for("local", " LiteRT ") == "litert"
+    with pytest.raises(ConfigError, match=r"^--runtime litert is not available on adb devices \(runtimes there: "
+                                          r"benchmark_model\)$"):
+        runtime_for("adb:X", "litert")
+    with pytest.raises(ConfigError, match="--runtime tensorrt is not available on local devices"):
+        runtime_for("local", "tensorrt")
 
 
 def test_no_module_outside_devices_compares_a_uri_with_a_kind():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_host_facts():
 def test_interleaved_rounds_alternate_order(tiny_tflite):
     targets = [target_from_file(tiny_tflite["fp32"]), target_from_file(tiny_tflite["int8"])]
     results = run_interleaved(LocalDevice(), targets, BenchOptions(runs=3, warmup=0), rounds=3)
-    assert [(r.format, r.config["round"]) for r in results] == [
+    assert [(r.format, r.round) for r in results] == [
         ("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1), ("fp32", 2), ("int8", 2)]
     assert len({r.run_id for r in results}) == 6 and all(r.ok and len(r.timings_us) == 3 for r in results)
 
@@ -123,18 +124,21 @@ def test_bench_cli_local_json(tiny_tflite, results_db, capsys):
     item = data["results"][0]
     assert REQUIRED <= set(item) and item["status"] == "ok" and "error" not in item
     assert (item["model"], item["format"], item["device"], item["runs"], item["threads"]) == ("tiny_fp32", "fp32", "local", 20, 1)
+    assert item["runtime"] == "litert"  # the device kind's default runtime, recorded with the run
     assert item["artifact"] == str(Path(tiny_tflite["fp32"]).resolve()) and len(item["sha256"]) == 64
     assert len(item["timings_us"]) == 20
     with ResultsStore(results_db) as store:
         rows = store.list()
-    assert [(r["run_id"], r["status"], r["timings_us"]) for r in rows] == [(item["run_id"], "ok", item["timings_us"])]
+    assert [(r["run_id"], r["status"], r["timings_us"], r["runtime"]) for r in rows] == [
+        (item["run_id"], "ok", item["timings_us"], "litert")]
 
 
 def test_bench_cli_table(tiny_tflite, results_db, capsys):
     assert main(["bench", "--model", str(tiny_tflite["int8"]), "--runs", "5", "--warmup", "0"]) == 0
     out = capsys.readouterr().out
-    for column in ("median", "p90", "mean", "std", "CV", "min", "init", "first", "mem MB", "MACs", "GMAC/s"):
+    for column in ("runtime", "median", "p90", "mean", "std", "CV", "min", "init", "first", "mem MB", "MACs", "GMAC/s"):
         assert column in out
+    assert re.search(r"tiny_int8\s+int8\s+litert\s", out)
     assert "tiny_int8" in out and "stored in" in out
     assert "ran on" in out and "XNNPACK 5/5, CPU 0" in out  # what ran where, as on a phone
     with ResultsStore(results_db) as store:
@@ -152,6 +156,8 @@ def test_bench_cli_table(tiny_tflite, results_db, capsys):
     (["--model", "{fp32}", "--device", "phone"], "unknown device"),
     (["--model", "{fp32}", "--runs", "0"], "--runs >= 1"),
     (["--arch", "v1", "--formats", "fp16"], "--formats"),
+    (["--model", "{fp32}", "--runtime", "tensorrt"], "--runtime tensorrt is not available on local devices"),
+    (["--model", "{fp32}", "--device", "adb:R58M", "--runtime", "litert"], "--runtime litert is not available on adb"),
 ])
 def test_bench_cli_bad_input_exits_2(tiny_tflite, results_db, capsys, args, message):
     args = [a.format(fp32=tiny_tflite["fp32"]) for a in args]

@@ -33,7 +33,7 @@ def session_results(medians: dict[str, float] = MEDIANS_US, *, rounds: int = 8, 
         for name, median_us in medians.items():
             timings = median_us * speed * np.exp(rng.normal(0.0, noise, runs))
             result = RunResult(model=name, format="fp32", device=device, artifact=f"/a/{name}.tflite",
-                               sha256=name[:1] * 64, threads=1, runs=0, warmup=2, config={"round": r})
+                               sha256=name[:1] * 64, threads=1, runs=0, warmup=2, round=r)
             out.append(result.with_timings(timings.tolist()))
     return out
 
@@ -330,6 +330,7 @@ def test_cli_help_has_an_example(capsys):
 def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, results_db):
     """Without --results the gate exports through prepare_targets and times through run_bench (interleaved)."""
     import mobiledeploy.bench as bench
+    import mobiledeploy.measure as measure
 
     base, _ = files
     calls = {}
@@ -342,7 +343,7 @@ def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, resu
         calls.update(collects=collected is not None, device=device, names=[t.name for t in targets], rounds=rounds, runs=options.runs)
         return bench.BenchRun(session_results(slower(1.2), rounds=rounds, runs=options.runs, seed=9), Path("x.db"), "S")
 
-    monkeypatch.setattr(bench, "prepare_targets", fake_prepare)
+    monkeypatch.setattr(measure, "prepare_targets", fake_prepare)
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     assert main(["gate", "--baseline", str(base), "--rounds", "6", "--json"]) == 1
     assert calls == {"collects": True, "device": "local", "names": [MODEL, OTHER, REF], "rounds": 6, "runs": 20}

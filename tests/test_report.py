@@ -24,7 +24,7 @@ def _runs(fmt: str, res: str, scale: float):
     for key, macs in KEYS.items():
         for rnd in range(2):
             r = RunResult(model=f"{key}-{res}", format=fmt, device="local", artifact="a", sha256="0", threads=1,
-                          runs=0, warmup=0, macs=int(macs * scale), config={"resolution": [h, w], "round": rnd})
+                          runs=0, warmup=0, macs=int(macs * scale), config={"resolution": [h, w]}, round=rnd)
             out.append(r.with_timings(list(MEDIANS[key] * scale * 1000 * (1 + rng.normal(0, 0.02, 15)))))
     return out
 

@@ -23,7 +23,7 @@ def make_result(run_id: str = "r1", status: str = "ok", **kw) -> RunResult:
     result = RunResult(model="shufflenet_v1-g3-scale0.5-224x224", format="int8", device="local", artifact="/a/m.tflite",
                        sha256="ab" * 32, threads=1, runs=0, warmup=5, run_id=run_id, started_at="2025-01-01T00:00:00+00:00",
                        macs=37_600_000, device_info={"model": "Pixel 6", "soc": "gs101"}, versions={"python": "3.11"},
-                       config={"round": 0}, status=status, **kw)
+                       round=0, status=status, **kw)
     if status == "ok":
         result.with_timings([1000.0, 1100.0, 1200.0, 1300.0])
     return result
@@ -41,7 +41,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 def test_schema_meta_and_wal(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 5
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
 
@@ -60,13 +60,13 @@ def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypat
     with ResultsStore(path) as store:
         store.finish(make_result("old"))
 
-    def v4(db):
+    def v6(db):
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 4)
-    monkeypatch.setitem(results_mod.MIGRATIONS, 4, v4)
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 6)
+    monkeypatch.setitem(results_mod.MIGRATIONS, 6, v6)
     with ResultsStore(path) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 6
         assert [r["run_id"] for r in store.list()] == ["old"]
         assert "note" in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
 
@@ -85,14 +85,71 @@ def test_schema_1_database_gains_instruction_counts(tmp_path, monkeypatch):
     gone = make_result("gone").failed("device vanished")
     gone.error_kind = "device"
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 5
         store.finish(counted)
         store.finish(gone)
         rows = {r["run_id"]: r for r in store.list()}
     assert rows["gone"]["error_kind"] == "device" and rows["timed"]["error_kind"] is None
     assert rows["timed"]["instructions"] is None and rows["timed"]["median_ms"] is not None
+    assert rows["timed"]["runtime"] == "litert"  # stored before runtimes were recorded: local's only one then
     assert rows["counted"]["instruction_counts"] == [26_177_531, 26_177_533]
     assert rows["counted"]["instructions"] == 26_177_532.0 and rows["counted"]["first_instructions"] == 26_194_831.0
+
+
+def test_schema_3_database_records_the_runtime_of_its_old_runs(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 3)
+    with ResultsStore(path) as store:  # a database written by a schema-3 mobiledeploy
+        for run_id, device in (("host", "local"), ("phone", "adb:R58M"), ("arm", "qemu:cortex-a53"), ("odd", "ssh:x")):
+            store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device, median_ms, config) "
+                             "VALUES (?, '2026-11-01T00:00:00+00:00', 'ok', 'm', 'fp32', ?, 1.5, '{\"round\": 0}')",
+                             (run_id, device))
+        assert "runtime" not in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+    monkeypatch.undo()
+    with ResultsStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        rows = {r["run_id"]: r for r in store.list()}
+        store.finish(make_result("ort", runtime="onnxruntime"))
+        assert [r["run_id"] for r in store.list(runtime="onnxruntime")] == ["ort"]
+        assert {r["run_id"] for r in store.list(runtime="litert")} == {"host"}
+    assert {k: r["runtime"] for k, r in rows.items()} == {"host": "litert", "phone": "benchmark_model",
+                                                          "arm": "counted", "odd": ""}
+    assert all(r["median_ms"] == 1.5 and r["model"] == "m" for r in rows.values())
+
+
+def test_schema_4_database_moves_round_and_cpu_share_out_of_config(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 4)
+    with ResultsStore(path) as store:  # a database written by a schema-4 mobiledeploy: both inside config
+        store.db.execute("INSERT INTO runs (run_id, session_id, started_at, status, model, format, device, median_ms, "
+                         "config) VALUES ('old', 'S1', '2026-11-01T00:00:00+00:00', 'ok', 'm', 'fp32', 'local', 1.5, "
+                         "'{\"round\": 2, \"cpu_share\": 0.75, \"cpus\": [0]}')")
+        store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device, config) "
+                         "VALUES ('phone', '2026-11-01T00:00:01+00:00', 'failed', 'm', 'fp32', 'adb:X', '{}')")
+    monkeypatch.undo()
+    with ResultsStore(path) as store:
+        rows = {r["run_id"]: r for r in store.list()}
+        columns = {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+    assert {"round", "cpu_share"} <= columns
+    old = rows["old"]
+    assert (old["round"], old["cpu_share"], old["session_id"], old["config"]) == (2, 0.75, "S1", {"cpus": [0]})
+    assert (rows["phone"]["round"], rows["phone"]["cpu_share"], rows["phone"]["config"]) == (0, None, {})
+    assert old["median_ms"] == 1.5 and old["model"] == "m"
+
+
+def test_round_session_and_cpu_share_are_fields_stored_in_columns(tmp_path):
+    result = make_result("r", cpu_share=0.5)
+    result.round, result.session_id = 3, "S9"
+    with ResultsStore(tmp_path / "r.db") as store:
+        store.finish(result)
+        row = store.get("r")
+        raw = store.db.execute("SELECT round, cpu_share, session_id, config FROM runs").fetchone()
+    assert (row["round"], row["cpu_share"], row["session_id"]) == (3, 0.5, "S9")
+    assert tuple(raw)[:3] == (3, 0.5, "S9") and json.loads(raw[3]) == {}
+    # a --json file written before they were fields had them in config: they move over when read
+    older = RunResult.from_dict({**make_result("x").to_dict(), "round": None, "cpu_share": None, "session_id": None,
+                                 "config": {"round": 4, "cpu_share": 0.25, "session": "S0", "g": 3}})
+    assert (older.round, older.cpu_share, older.session_id, older.config) == (4, 0.25, "S0", {"g": 3})
 
 
 def test_begin_is_failed_until_finish(tmp_path):

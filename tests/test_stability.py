@@ -15,10 +15,10 @@ from mobiledeploy.records import RunResult
 from mobiledeploy.stability import MIN_CPU_SHARE, assess, described, drift, flagged, flagged_line, max_temperature_rise, spread
 
 
-def run(timings_us=None, *, threads=1, config=None, device_info=None, status="ok") -> RunResult:
+def run(timings_us=None, *, threads=1, cpu_share=None, config=None, device_info=None, status="ok") -> RunResult:
     result = RunResult(model="m", format="fp32", device="local", artifact="m.tflite", sha256="0" * 64, threads=threads,
-                       runs=0, warmup=0, status=status, config=dict(config or {}), device_info=dict(device_info or {}),
-                       run_id="20260101T000000Z-00000000")
+                       runs=0, warmup=0, status=status, cpu_share=cpu_share, config=dict(config or {}),
+                       device_info=dict(device_info or {}), run_id="20260101T000000Z-00000000")
     if timings_us is not None:
         result.with_timings(timings_us)
     return result
@@ -33,7 +33,7 @@ def codes(result: RunResult) -> list[str]:
 
 
 def test_a_quiet_run_has_no_warning():
-    result = run(quiet(), config={"cpu_share": 0.99}, device_info={"thermal_before": {"tz0": 40.0},
+    result = run(quiet(), cpu_share=0.99, device_info={"thermal_before": {"tz0": 40.0},
                                                                  "thermal_after": {"tz0": 41.0}})
     assert assess(result) == [] and described(result)["warnings"] == []
 
@@ -60,10 +60,10 @@ def test_drift_compares_the_last_third_with_the_first():
 
 
 def test_preempted_only_for_a_single_thread():
-    assert codes(run(quiet(), config={"cpu_share": 0.5})) == ["preempted"]
-    assert "50%" in assess(run(quiet(), config={"cpu_share": 0.5}))[0].message
-    assert codes(run(quiet(), config={"cpu_share": 0.95})) == []
-    assert codes(run(quiet(), threads=4, config={"cpu_share": 0.5})) == []  # workers: the caller waits by design
+    assert codes(run(quiet(), cpu_share=0.5)) == ["preempted"]
+    assert "50%" in assess(run(quiet(), cpu_share=0.5))[0].message
+    assert codes(run(quiet(), cpu_share=0.95)) == []
+    assert codes(run(quiet(), threads=4, cpu_share=0.5)) == []  # workers: the caller waits by design
 
 
 def test_heated_names_the_zone_that_warmed_most():
@@ -77,16 +77,16 @@ def test_heated_names_the_zone_that_warmed_most():
 
 
 def test_summary_only_runs_and_failed_runs():
-    summary = run(config={"cpu_share": 0.99})  # benchmark_model gives a summary, no per-run timings
+    summary = run(cpu_share=0.99)  # benchmark_model gives a summary, no per-run timings
     summary.mean_ms, summary.std_ms, summary.cv = 2.0, 0.5, 0.25
     assert spread(summary) == 0.25 and codes(summary) == ["noisy"]
-    assert assess(run(quiet(), config={"cpu_share": 0.1}, status="failed")) == []
+    assert assess(run(quiet(), cpu_share=0.1, status="failed")) == []
 
 
 def test_flagged_counts_runs_by_code():
     runs = [run(quiet(seed=i)) for i in range(3)]
-    runs += [run(quiet(), config={"cpu_share": 0.5}), run([1000.0] * 20 + [1100.0] * 40, config={"cpu_share": 0.4}),
-             run(quiet(), config={"cpu_share": 0.1}, status="failed")]
+    runs += [run(quiet(), cpu_share=0.5), run([1000.0] * 20 + [1100.0] * 40, cpu_share=0.4),
+             run(quiet(), cpu_share=0.1, status="failed")]
     assert flagged(runs) == {"preempted": 2, "drift": 1}
     assert flagged_line(runs) == "2 of 5 timed runs were flagged unstable (drift 1, preempted 2)"
     assert flagged_line(runs[:3]) is None
@@ -125,7 +125,7 @@ def test_bench_warns_when_another_process_shares_the_core(tiny_tflite, results_d
     out = capsys.readouterr().out
     assert code in (0, None)
     [row] = ResultsStore(results_db).list()
-    assert row["config"]["cpus"] == [0] and row["config"]["cpu_share"] < MIN_CPU_SHARE
+    assert row["config"]["cpus"] == [0] and row["cpu_share"] < MIN_CPU_SHARE
     assert "preempted" in [w["code"] for w in row["warnings"]]
     assert "unstable: tiny_fp32 fp32: the timed loop ran on a CPU only" in out
 

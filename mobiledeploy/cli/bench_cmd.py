@@ -11,11 +11,12 @@ from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, ExportedProgr
                   ModelFn, OnnxFile, Options, Resolution, Scale, Weights, app, model_choice, model_config, print_json)
 from .console import count_text, ms_text, progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
-                      accelerator_options)
+                      RuntimeOpt, accelerator_options)
 
 @app.command("bench")
 def bench_cmd(
     device: DeviceOpt = "local",
+    runtime: RuntimeOpt = None,
     arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture to export and time (see `mobiledeploy models`).")] = None,
     g: Groups = None,
     scale: Scale = None,
@@ -32,7 +33,8 @@ def bench_cmd(
     input_shape: InputShape = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting "
                                                  "--arch (an .onnx or .pt2 file is exported first).")] = None,
-    formats: Annotated[str, typer.Option("--formats", help="With --arch: which artifacts to time, e.g. fp32,int8.")] = "fp32,int8",
+    formats: Annotated[Optional[str], typer.Option(
+        "--formats", help="With --arch: which precisions to time, e.g. fp32,int8 (default: all the runtime times).")] = None,
     threads: Annotated[int, typer.Option("--threads", help="Interpreter threads.")] = 1,
     runs: Annotated[Optional[int], typer.Option(
         "--runs", help="Timed runs (at least); default 50, 5 on qemu: devices (their counts repeat exactly).")] = None,
@@ -53,14 +55,17 @@ def bench_cmd(
     """Time fp32/int8 artifacts on a device; print latency, memory and achieved GMAC/s; store every run.
 
     Example: mobiledeploy bench --device local --arch v1 --g 3
+    Example: mobiledeploy bench --device local --runtime onnxruntime --arch v1 --g 3   (model.onnx in ONNX Runtime)
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
     """
-    from ..bench import BenchOptions, ExportInputs, parse_formats, prepare_targets, run_bench
+    from ..bench import FORMATS, BenchOptions, ExportInputs, parse_formats
+    from ..measure import measure
     from ..devices import canonical_uri, check_device
-    from ..devices.kinds import kind_of
+    from ..devices.kinds import kind_of, runtimes_for
     from ..errors import ConfigError
+    from ..runtimes import runtime_class
     from .preflight import check_output_dir
 
     model, ref = what_to_time(model, arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
@@ -69,6 +74,7 @@ def bench_cmd(
         raise ConfigError("--rounds must be at least 1")
     kind = kind_of(device)
     device = canonical_uri(device)
+    runtimes = runtimes_for(device, runtime)
     if runs is None:
         runs = kind.bench_runs
     if kind.one_thread and threads != 1:
@@ -78,18 +84,14 @@ def bench_cmd(
                                  op_profiling=op_profiling,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
-    fmts = parse_formats(formats)
+    fmts = parse_formats(formats or [f for f in FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
-        if model is not None:
-            targets = prepare_targets([model], fmts, resolution, progress)
-        else:
-            targets = prepare_targets([ref], fmts, resolution, progress, weights=weights,
-                                      export=ExportInputs(calibration, calib_samples, out))
-            warn_calibration(targets)
-        report = run_bench(device, targets, bench_options, rounds=rounds, db=db, adb_server=adb_server,
-                           progress=progress)
+        inputs = {} if model is not None else {"weights": weights, "export": ExportInputs(calibration, calib_samples, out)}
+        report = measure([model or ref], device, bench_options, formats=fmts, resolution=resolution, runtimes=runtimes,
+                         rounds=rounds, db=db, adb_server=adb_server, progress=progress, prepared=warn_calibration,
+                         **inputs)
     if json_out:
         print_json({"device": device, "db": str(report.db_path), "session_id": report.session_id,
                     "results": [_json_item(r) for r in report.results]})
@@ -166,7 +168,7 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
     from ..stability import assess
 
     lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.format)}"
-             + (f" (round {r.config.get('round', 0)})" if multi_round else "") + f": {escape(w.message)}"
+             + (f" (round {r.round})" if multi_round else "") + f": {escape(w.message)}"
              for r in results for w in assess(r)]
     for line in lines:
         console.print(line)
@@ -231,20 +233,21 @@ def print_results(results: list[Any], db_path: str) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    multi_round = len({r.config.get("round", 0) for r in results}) > 1
+    multi_round = len({r.round for r in results}) > 1
     table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     where = any("accelerator" in (r.config.get("delegation") or {}) for r in results)
-    columns = ["model", "format", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
+    columns = ["model", "format", "runtime", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
                "min", "init", "first", "mem MB", "MACs", "GMAC/s", *(["ran on"] if where else [])]
     for col in columns:
-        left = col in ("model", "format", "ran on")
+        left = col in ("model", "format", "runtime", "ran on")
         table.add_column(col, justify="left" if left else "right", overflow="fold")
     for r in results:
         memory = r.peak_memory_mb if r.peak_memory_mb is not None else r.memory_delta_mb
         memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")
         table.add_row(
-            escape(r.model), escape(r.format), *([str(r.config.get("round", 0))] if multi_round else []),
+            escape(r.model), escape(r.format), escape(r.runtime or "—"),
+            *([str(r.round)] if multi_round else []),
             "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms), ms_text(r.p90_ms), ms_text(r.mean_ms),
             ms_text(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", ms_text(r.min_ms), ms_text(r.init_ms),
             ms_text(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",

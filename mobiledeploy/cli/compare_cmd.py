@@ -13,7 +13,8 @@ import typer
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
-                      FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, ThreadsOpt, WarmupOpt, accelerator_options)
+                      FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, RuntimesOpt, ThreadsOpt, WarmupOpt,
+                      accelerator_options)
 
 def session_plan(device: str, rounds: int | None, runs: int | None, warmup: int | None,
                  default: tuple[int, int, int]) -> tuple[str, int, int, int]:
@@ -45,12 +46,27 @@ def resolve_ref(ref: str) -> tuple[str, dict[str, Any], str]:
 
 
 def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
-                   keys: dict[str, str], export: Any = None,
-                   weights: dict[str, str] | None = None) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Export (or reuse) every model at every size; an export that fails is a failure row, not a crash.
-    `weights` maps a ref to the state_dict it is exported with (others: seeded init)."""
-    from ..bench import prepare_targets
+                   keys: dict[str, str], export: Any = None, weights: dict[str, str] | None = None,
+                   runtimes: tuple[str | None, ...] = (None,)) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Export (or reuse) every model at every size, for each runtime the precisions it times; an export that
+    fails is a failure row, not a crash. `weights` maps a ref to the state_dict it is exported with (others:
+    seeded init)."""
+    from ..bench import runtime_artifacts
+
+    targets, failures = [], []
+    for runtime in runtimes:
+        fmts = tuple(f for r, f in runtime_artifacts((runtime,), formats))
+        new, failed = _export_for(runtime, refs, fmts, resolutions, progress, keys, export, weights)
+        targets += new
+        failures += failed
+    return targets, failures
+
+
+def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]],
+                progress: Any, keys: dict[str, str], export: Any,
+                weights: dict[str, str] | None) -> tuple[list[Any], list[dict[str, Any]]]:
     from ..compare import format_resolution
+    from ..measure import prepare_targets
     from ..errors import MobiledeployError, ParityError
 
     targets, failures = [], []
@@ -64,7 +80,7 @@ def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[
                     continue
                 try:
                     new = prepare_targets([ref], attempt, res, progress, export=export,
-                                          weights=(weights or {}).get(ref))
+                                          weights=(weights or {}).get(ref), runtimes=(runtime,))
                 except MobiledeployError as exc:
                     last = exc
                     if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
@@ -76,13 +92,14 @@ def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[
                 if fmt not in got:
                     message = " ".join(str(last).split()) if last else "not exported"
                     failures.append({"key": keys[ref], "format": fmt, "resolution": format_resolution(res),
-                                     "error": f"export failed: {message}"})
+                                     "runtime": runtime or "", "error": f"export failed: {message}"})
     return targets, failures
 
 
 @app.command("compare")
 def compare_cmd(
     device: DeviceOpt = "local",
+    runtimes: RuntimesOpt = None,
     models: Annotated[Optional[list[str]], typer.Option(
         "--models", "-m", help="Model refs to compare, e.g. v1:g=3,scale=0.5 (repeat, or separate with ';'). "
         "Default: the suite's models.")] = None,
@@ -122,10 +139,12 @@ def compare_cmd(
     Example: mobiledeploy compare --device local --formats fp32 --resolutions 224x224
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
+    Example: mobiledeploy compare --runtimes litert,onnxruntime --formats fp32 --resolutions 224x224   (both, interleaved)
     Example: mobiledeploy results --json > runs.json && mobiledeploy compare --results runs.json   (stored runs)
     """
     from ..bench import BenchOptions, ExportInputs
     from ..devices import check_options
+    from ..devices.kinds import runtimes_for
     from .bench_cmd import preflight
     from .preflight import check_output_dir
 
@@ -133,7 +152,7 @@ def compare_cmd(
     if results:
         return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out)
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
-    plan = _plan(suite, models, baseline, resolutions, formats, rounds)
+    plan = {**_plan(suite, models, baseline, resolutions, formats, rounds), "runtimes": runtimes_for(device, runtimes)}
     options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
                            benchmark_binary=benchmark_binary,
                            **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
@@ -223,7 +242,7 @@ def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, expor
     try:
         with progress_on_stderr() as progress:
             targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
-                                               export, weights_of)
+                                               export, weights_of, plan["runtimes"])
             warn_calibration(targets)
             bench = None
             if targets:
@@ -337,16 +356,18 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
     from rich.table import Table
 
     console = stdout_console()
-    cells = list(dict.fromkeys((r.resolution, r.format) for r in rows))
+    cells = list(dict.fromkeys((r.resolution, r.format, r.runtime) for r in rows))
     show_paper = any(r.paper_ms for r in rows)
-    for res, fmt in cells:
-        table = Table(title=f"{res} {fmt} on {escape(device)}: speedup over {escape(baseline_label)}",
-                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        counted = any(r.unit == "instructions" for r in rows if (r.resolution, r.format) == (res, fmt))
+    several = len({r.runtime for r in rows}) > 1
+    for res, fmt, runtime in cells:
+        table = Table(title=f"{res} {fmt}{f' {escape(runtime)}' if several else ''} on {escape(device)}: speedup over "
+                      f"{escape(baseline_label)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        in_cell = [r for r in rows if (r.resolution, r.format, r.runtime) == (res, fmt, runtime)]
+        counted = any(r.unit == "instructions" for r in in_cell)
         for col in ("model", "MACs", "Arm instr" if counted else "median ms", "instr/MAC" if counted else "GMAC/s", "theoretical", "measured", "95% CI", "efficiency",
                     *(("paper ms", "paper measured", "paper theoretical", "paper eff.") if show_paper else ())):
             table.add_column(col, justify="left" if col == "model" else "right")
-        for r in (r for r in rows if (r.resolution, r.format) == (res, fmt)):
+        for r in in_cell:
             if r.status != "ok":
                 table.add_row(escape(r.model), "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
                               "[red]FAILED[/]", "", "", "", "", "",

@@ -18,7 +18,8 @@ def run_ab_gate(*, against: str, device: str | None, models: list[str] | None, f
     """Both sides exported from the same inputs (`weights`, `export`: calibration, artifacts root of the
     candidates), then measured in one session; `collected` receives each run as it ends."""
     from ..ab import baseline_targets, check_against, input_argv
-    from ..bench import BenchOptions, parse_formats, prepare_targets, run_bench
+    from ..bench import BenchOptions, parse_formats, run_bench
+    from ..measure import prepare_targets
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import gate_options, kind_of
     from .gate_exact_cmd import EXACT_DEFAULT_REGRESSION, _with_resolution, gate_progress

@@ -411,7 +411,8 @@ def _measure(device: str, plan: list[dict[str, Any]], options: dict[str, Any], d
     """Export (reusing artifacts) and time every planned model, interleaved; every run is stored (and
     added to `collected` as it ends). A phone that is not there is said before any export."""
     from ..baseline import baseline_from_results
-    from ..bench import BenchOptions, prepare_targets, run_bench
+    from ..bench import BenchOptions, run_bench
+    from ..measure import prepare_targets
     from ..devices import check_options
     from ..results import git_commit
     from .console import progress_on_stderr, warn_calibration

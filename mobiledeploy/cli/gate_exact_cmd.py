@@ -126,7 +126,8 @@ def _with_resolution(ref: str, resolution: str) -> str:
 def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str | None = None, export: Any = None,
              collected: list[Any] | None = None) -> list[Any]:
     """Export (reusing) and count every (ref, format, core); every run is stored like a bench run."""
-    from ..bench import BenchOptions, prepare_targets, run_bench
+    from ..bench import BenchOptions, run_bench
+    from ..measure import prepare_targets
     from ..gate_exact import entry_from_result
     from .console import warn_calibration
 

@@ -7,11 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["DeviceOpt", "AdbServerOpt", "DbOpt", "ThreadsOpt", "RoundsOpt", "RunsOpt", "WarmupOpt", "CpuMaskOpt",
+__all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "ThreadsOpt", "RoundsOpt", "RunsOpt", "WarmupOpt", "CpuMaskOpt",
            "BinaryOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
                                      "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
+RuntimeOpt = Annotated[Optional[str], typer.Option(
+    "--runtime", help="How models are timed on the device: local takes litert (default: the .tflite, XNNPACK) and "
+    "onnxruntime (model.onnx, fp32), or both as litert,onnxruntime (interleaved); adb: benchmark_model; qemu: counted.")]
+RuntimesOpt = Annotated[Optional[str], typer.Option(
+    "--runtimes", help="Comma list of runtimes timing every model, interleaved in the session (local: litert,onnxruntime; "
+    "onnxruntime times fp32 only); each model is set against the baseline of its runtime. Default: the device's.")]
 AdbServerOpt = Annotated[Optional[str], typer.Option(
     "--adb-server", help="A remote adb server as HOST[:PORT] (device farms); default $ANDROID_ADB_SERVER_ADDRESS.")]
 DbOpt = Annotated[Optional[str], typer.Option(

@@ -52,7 +52,8 @@ def profile_cmd(
     Example: mobiledeploy profile --device local --onnx mynet.onnx
     """
     from ..analysis import parse_resolution
-    from ..bench import BenchOptions, prepare_targets
+    from ..bench import BenchOptions
+    from ..measure import prepare_targets
     from ..devices import canonical_uri
     from ..devices.kinds import kind_of
     from ..devices import check_device as check_emulated

@@ -18,6 +18,7 @@ def results_cmd(
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs (0: all).")] = 20,
     model: Annotated[Optional[str], typer.Option("--model", help="Only runs of this model (slug or file stem).")] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Only runs on this device URI.")] = None,
+    runtime: Annotated[Optional[str], typer.Option("--runtime", help="Only runs timed by this runtime (litert, onnxruntime, …).")] = None,
     status: Annotated[Optional[str], typer.Option("--status", help="ok or failed.")] = None,
     json_out: Json = False,
 ) -> None:
@@ -38,7 +39,7 @@ def results_cmd(
     rows = []
     if Path(path).exists():  # the default database before the first bench: nothing stored, nothing created
         with ResultsStore(path) as store:
-            rows = store.list(limit or None, model=model, device=device, status=status)
+            rows = store.list(limit or None, model=model, device=device, status=status, runtime=runtime)
     if json_out:
         print_json({"db": path, "schema_version": SCHEMA_VERSION, "results": rows})
         return
@@ -57,12 +58,12 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
 
     console = stdout_console()
     table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("id", "started (UTC)", "model", "format", "device", "thr", "", "median", "mean", "init", "warnings",
+    for col in ("id", "started (UTC)", "model", "format", "device", "runtime", "thr", "", "median", "mean", "init", "warnings",
                 "error"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
-                      escape(r["format"]), escape(r["device"]), str(r["threads"]),
+                      escape(r["format"]), escape(r["device"]), escape(r.get("runtime") or "—"), str(r["threads"]),
                       "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]",
                       figure(r, "median_ms", "instructions"), "—" if r.get("unit") == "instructions" else ms_text(r["mean_ms"]),
                       figure(r, "init_ms", "init_instructions"),

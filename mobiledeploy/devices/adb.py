@@ -237,6 +237,7 @@ class AdbDevice(Device):
     def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
         """One timed run: the runtime does the work over this transport; a failure is a failed RunResult."""
         result = new_result(target, options, self.uri, run_id)
+        result.runtime = self.runtime.name
         result.versions = self._versions()
         start = time.perf_counter()
         remote_dir = f"{REMOTE_ROOT}/{result.run_id}"

@@ -73,6 +73,7 @@ def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str, 
         status="failed",
         error="not run",
         macs=target.macs,
+        runtime=target.runtime or "",
         config={
             **dict(target.config or {}),
             "resolution": list(target.resolution) if target.resolution else None,

@@ -28,10 +28,18 @@ class LocalDevice(Device):
     uri = "local"
 
     def __init__(self) -> None:
-        from ..runtimes.litert import LiteRTRuntime
-
         self._info: dict[str, Any] | None = None
-        self.runtime = LiteRTRuntime()
+        self._runtimes: dict[str, Any] = {}
+
+    def runtime_named(self, name: str | None = None) -> Any:
+        """The in-process runtime called `name` (`devices.kinds`: litert by default), made once."""
+        from ..runtimes import runtime_class
+        from .kinds import runtime_for
+
+        name = runtime_for(self.uri, name)
+        if name not in self._runtimes:
+            self._runtimes[name] = runtime_class(name)()
+        return self._runtimes[name]
 
     def info(self) -> dict[str, Any]:
         if self._info is None:
@@ -50,7 +58,9 @@ class LocalDevice(Device):
         result.versions = local_versions()
         start = time.perf_counter()
         try:
-            self.runtime.run(target, options, result)
+            runtime = self.runtime_named(target.runtime)
+            result.runtime = runtime.name
+            runtime.run(target, options, result)
         except Exception as exc:  # a broken artifact or interpreter error is a failed run, not a crash
             result.config["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)

@@ -15,21 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RunnerError
-from ..qemu.env import CPUS, DEFAULT_CPU, Environment, environment
+from ..qemu.env import Environment, environment
 from ..records import RunResult, error_kind_of
 from .base import Device, new_result
+from .kinds import parse_cpu  # the emulated cores' names are part of the URI form (devices.kinds)
 
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget
 
 __all__ = ["QemuDevice", "parse_cpu"]
-
-
-def parse_cpu(name: str | None) -> str:
-    cpu = (name or DEFAULT_CPU).strip().lower()
-    if cpu not in CPUS:
-        raise ConfigError(f"unknown emulated CPU {name!r}: choose one of {', '.join(CPUS)}")
-    return cpu
 
 
 class QemuDevice(Device):
@@ -68,6 +62,7 @@ class QemuDevice(Device):
 
     def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
         result = new_result(target, options, self.uri, run_id)
+        result.runtime = self.runtime.name
         result.instruction_counts = []  # a counting run, even one that fails: its unit is instructions
         result.device_info = self.info()
         result.versions = self.versions()

@@ -1,5 +1,5 @@
-"""Runtimes: how a model is timed — the `benchmark_model` binary (phones, over a transport) and LiteRT
-in this process (`local`) and LiteRT counted on an emulated Arm64 core (`qemu:CPU`). A registry of name → class, loaded by name on first use."""
+"""Runtimes: how a model is timed — the `benchmark_model` binary (phones, over a transport), LiteRT and
+ONNX Runtime in this process (`local`), and LiteRT counted on an emulated Arm64 core (`qemu:CPU`). A registry of name → class, loaded by name on first use."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 
 from .base import REPORTS, Runtime, Transport
 
-__all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class"]
+__all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class", "artifact_for"]
 
 #: name → "module:Class"; adding a runtime is one file plus one line here
 RUNTIMES: dict[str, str] = {
     "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
     "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
     "counted": "mobiledeploy.runtimes.counted:CountedRuntime",
+    "onnxruntime": "mobiledeploy.runtimes.onnxruntime:OnnxRuntimeRuntime",
 }
 
 
@@ -25,3 +26,17 @@ def runtime_class(name: str) -> Any:
         raise ConfigError(f"unknown runtime {name!r}: {', '.join(RUNTIMES)}")
     module, _, cls = RUNTIMES[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def artifact_for(runtime: str | None, precision: str) -> str:
+    """The manifest artifact (`artifacts.<key>`: onnx, fp32, int8) that `runtime` times at `precision`; None, the
+    device's default runtime, times the .tflite of that precision. ConfigError when the runtime has none."""
+    if runtime is None:
+        return precision
+    from ..errors import ConfigError
+
+    table = runtime_class(runtime).artifacts
+    if precision not in table:
+        raise ConfigError(f"{runtime} times {', '.join(table)} models, not {precision}: use --formats "
+                          f"{','.join(table)}")
+    return table[precision]

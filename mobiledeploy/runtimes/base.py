@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from ..errors import MobiledeployError
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["Runtime", "Transport", "REPORTS"]
+__all__ = ["Runtime", "Transport", "REPORTS", "TFLITE_ARTIFACTS"]
 
 #: what a runtime may report: per-run timings, a per-operator profile, memory, delegation (what ran where),
 #: exact instruction counts (emulated cores)
 REPORTS = frozenset({"timings", "run_stats", "op_profile", "memory", "delegation", "instructions"})
+
+#: precision → the manifest artifact (`artifacts.<key>`) that a .tflite runtime times (litert, benchmark_model, counted)
+TFLITE_ARTIFACTS = {"fp32": "fp32", "int8": "int8"}
 
 
 class Transport(Protocol):
@@ -50,5 +53,6 @@ class Runtime(Protocol):
 
     name: str
     reports: frozenset[str]
+    artifacts: dict[str, str]  # precision → the manifest artifact it times: {"fp32": "fp32", …}, {"fp32": "onnx"}
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str) -> None: ...

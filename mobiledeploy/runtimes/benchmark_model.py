@@ -18,6 +18,7 @@ from ..devices.base import us_to_ms
 from ..devices.harness import facts_from_block, harness_script, split_harness_output
 from ..errors import MobiledeployError, RunnerError
 from ..files import sha256_file
+from .base import TFLITE_ARTIFACTS
 from .binary import GPU_LIBRARY, configured_binary, official_binary
 from .result_proto import parse_result_proto
 from .tool import BinaryKind, benchmark_flags, binary_kind
@@ -37,6 +38,7 @@ class BenchmarkModelRuntime:
 
     name = "benchmark_model"
     reports = frozenset({"run_stats", "op_profile", "memory", "delegation"})
+    artifacts = TFLITE_ARTIFACTS
 
     def __init__(self, transport: "Transport", remote_root: str):
         self.transport = transport

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from .base import TFLITE_ARTIFACTS
 
 if TYPE_CHECKING:
     from ..qemu.env import Environment
@@ -23,6 +24,7 @@ class CountedRuntime:
 
     name = "counted"
     reports = frozenset({"instructions", "delegation"})
+    artifacts = TFLITE_ARTIFACTS
 
     def __init__(self, env: "Environment", cpu: str) -> None:
         self.env, self.cpu = env, cpu

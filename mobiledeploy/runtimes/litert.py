@@ -3,17 +3,13 @@ this process and every run is timed here with perf_counter_ns, nothing but the c
 
 from __future__ import annotations
 
-import gc
-import glob
-import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..devices.base import read_text
-from ..errors import ConfigError, RunnerError
+from ..errors import RunnerError
 from ..qemu.guest import delegation, make_inputs  # one definition each, shared with the emulated Arm runs
-from ..records import parse_cpu_mask, percentile
+from .base import TFLITE_ARTIFACTS
+from .inprocess import big_cores, fill_timing, time_phases, timed_loop
 
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget, RunResult
@@ -33,79 +29,35 @@ class LiteRTRuntime:
 
     name = "litert"
     reports = frozenset({"timings", "memory", "delegation"})
+    artifacts = TFLITE_ARTIFACTS
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         timing = time_tflite(Path(target.artifact), threads=options.threads, runs=options.runs,
                              warmup=options.warmup, min_secs=options.min_secs, cpu_mask=options.cpu_mask)
-        result.status, result.error = "ok", None
-        result.with_timings(timing["timings_us"])
-        result.p95_ms = percentile(timing["timings_us"], 0.95) / 1000.0
-        result.init_ms = timing["init_us"] / 1000.0
-        result.first_ms = timing["first_us"] / 1000.0
-        result.warmup_ms = timing["warmup_avg_us"] / 1000.0 if timing["warmup_avg_us"] is not None else None
-        result.memory_delta_mb = timing["memory_delta_mb"]
+        fill_timing(result, timing)
         result.config.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
-                             cpus=timing["cpus"], cpu_share=round(timing["cpu_share"], 4),
                              input_dtypes=timing["input_dtypes"], delegation=delegation_record(timing["delegation"]))
 
 
 def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 5, min_secs: float = 0.0,
                 cpu_mask: str = "auto", seed: int = 0) -> dict[str, Any]:
-    """Load `model` in the LiteRT interpreter and time it; every duration from perf_counter_ns.
-
-    Returns init_us (interpreter creation + allocate_tensors), first_us, warmup_avg_us,
-    timings_us (one per timed run: at least `runs`, and at least `min_secs` seconds),
-    cpu_share (CPU time of the calling thread during the timed loop / its wall time: below 1 when
-    the thread waited for a CPU, or, with threads > 1, for XNNPACK's worker threads),
-    memory_delta_mb (peak resident-set growth since before loading, sampled between phases),
-    the CPUs used and the input dtypes.
-    """
+    """Load `model` in the LiteRT interpreter and time it (`inprocess.time_phases`: init = interpreter creation +
+    allocate_tensors, first, warm-up, the timed loop, cpu_share, memory growth, CPUs), plus the input dtypes
+    and XNNPACK's delegation."""
     from ai_edge_litert.interpreter import Interpreter
 
     if not model.is_file():
         raise RunnerError(f"model file not found: {model}")
-    saved_cpus = _pin(cpu_mask, threads)
-    clock = time.perf_counter_ns
-    try:
-        rss = [_rss_bytes()]
-        t0 = clock()
+
+    def load() -> Any:
         interpreter = Interpreter(model_path=str(model), num_threads=threads)
         interpreter.allocate_tensors()
-        init_ns = clock() - t0
-        rss.append(_rss_bytes())
-        dtypes = make_inputs(interpreter, seed)
-        delegated = delegation(interpreter)
-        invoke = interpreter.invoke
-        t0 = clock()
-        invoke()
-        first_ns = clock() - t0
-        rss.append(_rss_bytes())
-        warm = []
-        for _ in range(warmup):
-            t0 = clock()
-            invoke()
-            warm.append(clock() - t0)
-        cpu_t0, wall_t0 = time.thread_time_ns(), clock()
-        timings = timed_loop(invoke, runs, min_secs)
-        # a thread cannot run longer than the wall clock; on a VM whose kernel charges stolen time to the
-        # running thread the ratio was seen at 1.03 under load, so it is capped
-        cpu_share = min(1.0, (time.thread_time_ns() - cpu_t0) / max(1, clock() - wall_t0))
-        rss.append(_rss_bytes())
-        cpus = sorted(os.sched_getaffinity(0))
-    finally:
-        if saved_cpus is not None:
-            os.sched_setaffinity(0, saved_cpus)
-    return {
-        "init_us": init_ns / 1e3,
-        "first_us": first_ns / 1e3,
-        "warmup_avg_us": sum(warm) / len(warm) / 1e3 if warm else None,
-        "timings_us": [t / 1e3 for t in timings],
-        "memory_delta_mb": max(0, max(rss) - rss[0]) / 2**20,
-        "cpus": cpus,
-        "cpu_share": cpu_share,
-        "input_dtypes": dtypes,
-        "delegation": delegated,
-    }
+        return interpreter
+
+    def prepare(interpreter: Any) -> tuple[Any, dict[str, Any]]:
+        return interpreter.invoke, {"input_dtypes": make_inputs(interpreter, seed), "delegation": delegation(interpreter)}
+
+    return time_phases(load, prepare, threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask)
 
 
 def delegation_record(found: dict[str, Any]) -> dict[str, Any]:
@@ -115,69 +67,3 @@ def delegation_record(found: dict[str, Any]) -> dict[str, Any]:
             "cpu_nodes": found["nodes"] - found["delegated_nodes"]}
 
 
-def timed_loop(invoke: Any, runs: int, min_secs: float) -> list[int]:
-    """The measured loop: nothing but the clock and `invoke` between two readings."""
-    clock = time.perf_counter_ns
-    timings: list[int] = []
-    append = timings.append
-    deadline = clock() + int(min_secs * 1e9)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        n = 0
-        while n < runs or clock() < deadline:
-            t0 = clock()
-            invoke()
-            append(clock() - t0)
-            n += 1
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return timings
-
-
-def _pin(cpu_mask: str, threads: int) -> set[int] | None:
-    """Pin this process to the mask's CPUs ('auto': the fastest cores, when frequencies are known)."""
-    try:
-        mask = parse_cpu_mask(cpu_mask)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    allowed = os.sched_getaffinity(0)
-    cpus = big_cores(threads) if mask is None else {i for i in range(mask.bit_length()) if mask >> i & 1}
-    if not cpus:
-        return None
-    chosen = cpus & allowed
-    if not chosen:
-        raise RunnerError(f"cpu mask {cpu_mask} selects none of the CPUs this process may use ({sorted(allowed)})")
-    if chosen == allowed:
-        return None
-    os.sched_setaffinity(0, chosen)
-    return allowed
-
-
-def big_cores(threads: int, root: str = "/sys/devices/system/cpu") -> set[int]:
-    """The fastest cores by cpuinfo_max_freq, whole frequency tiers until there are >= `threads`.
-
-    Empty when no frequency is known or every core is equally fast (pinning would change nothing).
-    """
-    freqs: dict[int, int] = {}
-    for path in glob.glob(f"{root}/cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
-        value = read_text(path)
-        if value and value.isdigit():
-            freqs[int(Path(path).parent.parent.name[3:])] = int(value)
-    if len(set(freqs.values())) < 2:
-        return set()
-    chosen: set[int] = set()
-    for tier in sorted(set(freqs.values()), reverse=True):
-        chosen |= {cpu for cpu, f in freqs.items() if f == tier}
-        if len(chosen) >= threads:
-            break
-    return chosen
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
