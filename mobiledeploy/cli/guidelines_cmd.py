@@ -43,12 +43,24 @@ def guidelines_cmd(
     Example: mobiledeploy guidelines --device adb:R58M123ABC --only G2,G4 --json
     Example: mobiledeploy guidelines --device qemu:cortex-a53 --only G1,G3   (exact Arm instructions)
     """
+    plan = _plan(device, only, resolution, formats, threads, rounds, runs, warmup, min_effect, cpu_mask,
+                 benchmark_binary, report, out, adb_server, db)
+    from ..bench import ExportInputs
+
+    verdicts, failures, db_path = _session(plan, ExportInputs(calibration, calib_samples, out), report, adb_server, db)
+    _show(plan, verdicts, failures, db_path, report, json_out)
+
+
+def _plan(device: str, only: str | None, resolution: str, formats: str, threads: int, rounds: int | None,
+          runs: int | None, warmup: int | None, min_effect: float, cpu_mask: str, benchmark_binary: str | None,
+          report: str | None, out: str | None, adb_server: str | None, db: str | None) -> dict[str, Any]:
+    """Every check before any export: the guidelines, the sizes, the session's rounds, the paths and the device."""
     from ..analysis import parse_resolution
-    from ..bench import BenchOptions, ExportInputs, parse_formats, run_bench
-    from ..errors import ConfigError, MobiledeployError
-    from ..guidelines import PAPER_PLATFORMS, evaluate, get_guidelines
+    from ..bench import BenchOptions, parse_formats
+    from ..errors import ConfigError
+    from ..guidelines import PAPER_PLATFORMS, get_guidelines
     from .bench_cmd import preflight
-    from .compare_cmd import interrupted_status, session_plan
+    from .compare_cmd import session_plan
     from .preflight import check_output_dir
 
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
@@ -58,45 +70,65 @@ def guidelines_cmd(
     if not 0 <= min_effect < 1:
         raise ConfigError("--min-effect must be in [0, 1)")
     size = parse_resolution(resolution)
-    fmts = parse_formats(formats)
     options = BenchOptions(threads=threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
                            benchmark_binary=benchmark_binary).validate()
     refs = [v.ref for g in chosen for v in g.variants]
-    keys = {ref: resolve_ref(ref)[2] for ref in refs}
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=True)
-
-    def judged(results: list[Any]) -> list[Any]:
-        return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=min_effect)
-                for fmt in fmts for g in chosen]
-
     meta = {"status": "complete", "device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads,
             "rounds": rounds, "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS}
+    return {"device": device, "chosen": chosen, "size": size, "formats": parse_formats(formats), "options": options,
+            "rounds": rounds, "refs": refs, "keys": {ref: resolve_ref(ref)[2] for ref in refs},
+            "min_effect": min_effect, "meta": meta}
+
+
+def _judged(plan: dict[str, Any], results: list[Any]) -> list[Any]:
+    from ..guidelines import evaluate
+
+    keys = plan["keys"]
+    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=plan["min_effect"])
+            for fmt in plan["formats"] for g in plan["chosen"]]
+
+
+def _session(plan: dict[str, Any], export: Any, report: str | None, adb_server: str | None,
+             db: str | None) -> tuple[list[Any], list[dict[str, Any]], str]:
+    """Export every variant, time them interleaved and judge; an interrupted or failed session still writes
+    the --report with how it ended and what was measured."""
+    from ..bench import run_bench
+    from ..errors import MobiledeployError
+    from .compare_cmd import interrupted_status
+
     measured: list[Any] = []
     try:
         with progress_on_stderr() as progress:
-            targets, failures = export_targets(refs, fmts, [size], progress, keys,
-                                               ExportInputs(calibration, calib_samples, out))
+            targets, failures = export_targets(plan["refs"], plan["formats"], [plan["size"]], progress, plan["keys"],
+                                               export)
             warn_calibration(targets)
-            bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                              progress=progress, collected=measured).raise_for_setup() if targets else None
+            bench = run_bench(plan["device"], targets, plan["options"], rounds=plan["rounds"], db=db,
+                              adb_server=adb_server, progress=progress,
+                              collected=measured).raise_for_setup() if targets else None
     except (KeyboardInterrupt, MobiledeployError) as exc:  # the --report still says how it ended
         if report:
             from ..report import write_guidelines_report
 
             status = (interrupted_status(len(measured)) if isinstance(exc, KeyboardInterrupt)
                       else f"error: {' '.join(str(exc).split())}")
-            write_guidelines_report(report, judged([r for r in measured if r.ok]), meta={**meta, "status": status})
+            write_guidelines_report(report, _judged(plan, [r for r in measured if r.ok]),
+                                    meta={**plan["meta"], "status": status})
         raise
-    results = bench.results if bench else []
-    verdicts = judged(results)
-    meta["results db"] = str(bench.db_path) if bench else ""
+    return _judged(plan, bench.results if bench else []), failures, str(bench.db_path) if bench else ""
+
+
+def _show(plan: dict[str, Any], verdicts: list[Any], failures: list[dict[str, Any]], db_path: str,
+          report: str | None, json_out: bool) -> None:
+    """The table or JSON, the report, one warning per failed export; exit 1 when nothing could be judged."""
+    meta = {**plan["meta"], "results db": db_path}
     if json_out:
         print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "guidelines": [v.to_dict() for v in verdicts],
                     "export_failures": failures})
     else:
-        print_guidelines(verdicts, device)
+        print_guidelines(verdicts, plan["device"])
     if report:
         from ..report import write_guidelines_report
 

@@ -53,18 +53,13 @@ def profile_cmd(
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions
-    from ..measure import prepare_targets
     from ..devices import canonical_uri
-    from ..devices.kinds import kind_of
     from ..devices import check_device as check_emulated
-    from ..devices import check_options
+    from ..devices.kinds import kind_of
     from ..errors import ConfigError
-    from ..registry import config_slug, parse_model_ref
-    from ..profiling import profile_target
-    from .preflight import check_db, check_device, check_threads
+    from ..registry import parse_model_ref
 
     device = canonical_uri(device)
-    arm = kind_of(device).profiler == "arm"
     check_emulated(device)  # a qemu: core's environment, before any export
     fmt = format.strip().lower()
     if fmt not in ("fp32", "int8"):
@@ -79,26 +74,47 @@ def profile_cmd(
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
-    check_options(device, bench_options)
-    if warning := check_threads(threads, device):
-        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
-    if kind_of(device).reached_by_adb:  # a phone's op profile is a stored run: its database and the phone, first
-        check_db(db)
-        check_device(device, adb_server)
-    with progress_on_stderr() as progress:
-        (target,) = prepare_targets([f"{name}:{label}"], (fmt,), size, progress)
-        progress(f"op profile {target.name} on {device}")
-        if arm:
-            profile = arm_profile(device, target, name, config, runs=min(runs, 3))
-        else:
-            label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
-            profile = profile_target(device, target, name, config, label, bench_options, adb_server, db, runs=runs)
+    _check(device, bench_options, threads, adb_server, db)
+    profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs)
     if json_out:
         print_json({"device": device, **profile.to_dict()})
-    elif arm:
+    elif kind_of(device).profiler == "arm":
         print_arm_profile(profile, device, top=top)
     else:
         print_attribution(profile, top=top)
+
+
+def _check(device: str, options: Any, threads: int, adb_server: str | None, db: str | None) -> None:
+    """The device's options and, for a phone (whose op profile is a stored run), its database and the phone
+    itself: before any export."""
+    from ..devices import check_options
+    from ..devices.kinds import kind_of
+    from .preflight import check_db, check_device, check_threads
+
+    check_options(device, options)
+    if warning := check_threads(threads, device):
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+    if kind_of(device).reached_by_adb:
+        check_db(db)
+        check_device(device, adb_server)
+
+
+def _profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any,
+             adb_server: str | None, db: str | None, runs: int) -> Any:
+    """Export (reusing) the one target, then its op profile: exact Arm instructions per function on qemu:,
+    the device's op profiler elsewhere."""
+    from ..devices.kinds import kind_of
+    from ..measure import prepare_targets
+    from ..profiling import profile_target
+    from ..registry import config_slug
+
+    with progress_on_stderr() as progress:
+        (target,) = prepare_targets([ref], (fmt,), size, progress)
+        progress(f"op profile {target.name} on {device}")
+        if kind_of(device).profiler == "arm":
+            return arm_profile(device, target, name, config, runs=min(runs, 3))
+        label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
+        return profile_target(device, target, name, config, label, options, adb_server, db, runs=runs)
 
 
 def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int) -> Any:
