@@ -38,8 +38,11 @@ demo: setup
 	$(VENV)/bin/mobiledeploy export --arch v1 --g 3
 	$(VENV)/bin/mobiledeploy bench --device local --arch v1 --g 3
 
+# The suite on every core (pytest-xdist), a test file per worker: its module fixtures are built once, and
+# the shared exports once per run (tests/conftest_export.py). PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 test: setup adb arm
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory gate
 
 # The gate CI runs: exact Arm instructions per inference (ShuffleNet v1 0.5x g=3, MobileNet v1 0.25;

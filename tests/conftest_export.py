@@ -3,8 +3,8 @@
 Wired into tests/conftest.py through `pytest_plugins`.
 
 * `exports` (session): `exports(key)` → `Exported` for one of `EXPORT_CASES`, exported by
-  `export_model` into a session temp dir the first time a test asks for it and shared after that
-  (a failure is remembered and re-raised, not retried). Every shared export runs under
+  `export_model` into a temp dir of the run the first time a test asks for it and shared after that,
+  across pytest-xdist workers too (a file lock; a failure is remembered and re-raised, not retried). Every shared export runs under
   `OfflineGuard`, and records what the guard saw.
 * `OfflineGuard`: a context manager that makes every socket connection and name lookup raise
   `NetworkBlocked` and remembers each attempt, so an export that tries the network (and perhaps
@@ -15,6 +15,7 @@ Wired into tests/conftest.py through `pytest_plugins`.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import time
 from dataclasses import dataclass, field
@@ -73,35 +74,62 @@ class Exported:
     network_attempts: list[str] = field(default_factory=list)
 
 
+def _shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every process of this test run sees: under pytest-xdist each worker has its own base temp
+    folder, and their common parent belongs to this run alone."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Exported]:
     pytest.importorskip("onnx2tf")
+    from filelock import FileLock
+
     from mobiledeploy.converters import export_model
 
     built: dict[str, Exported | BaseException] = {}
+    shared = _shared_root(tmp_path_factory) / "shared-exports"
+    shared.mkdir(exist_ok=True)
     # The environment of the session, not of the test that happens to ask first: a test that points
     # MOBILEDEPLOY_CACHE or XDG_CACHE_HOME at its own folder (the binary downloads do) must not leave the
     # shared export without its Arm stage.
     session_env = dict(os.environ)
 
+    def build(key: str) -> Exported | BaseException:
+        arch, config, resolution = EXPORT_CASES[key]
+        out_root = shared / f"export-{key}"
+        out_root.mkdir()
+        start = time.perf_counter()
+        try:
+            with OfflineGuard() as guard, pytest.MonkeyPatch.context() as env:
+                for name in set(os.environ) - set(session_env):
+                    env.delenv(name)
+                for name, value in session_env.items():
+                    if os.environ.get(name) != value:
+                        env.setenv(name, value)
+                env.setenv("MOBILEDEPLOY_ARM_CHECK", "on")  # the one place the suite's exports run it
+                result = export_model(arch, config, resolution=resolution, out_dir=out_root)
+            return Exported(key, arch, config, resolution, out_root, result, time.perf_counter() - start,
+                            guard.attempts)
+        except Exception as exc:  # remembered: later tests fail fast with the same error
+            return exc
+
     def get(key: str) -> Exported:
+        # One export per key for the whole run: the first process to take the lock builds it and pickles
+        # what it got (the result or the error); every other process (xdist worker) reads that.
         if key not in built:
-            arch, config, resolution = EXPORT_CASES[key]
-            out_root = tmp_path_factory.mktemp(f"export-{key}")
-            start = time.perf_counter()
-            try:
-                with OfflineGuard() as guard, pytest.MonkeyPatch.context() as env:
-                    for name in set(os.environ) - set(session_env):
-                        env.delenv(name)
-                    for name, value in session_env.items():
-                        if os.environ.get(name) != value:
-                            env.setenv(name, value)
-                    env.setenv("MOBILEDEPLOY_ARM_CHECK", "on")  # the one place the suite's exports run it
-                    result = export_model(arch, config, resolution=resolution, out_dir=out_root)
-                built[key] = Exported(key, arch, config, resolution, out_root, result,
-                                      time.perf_counter() - start, guard.attempts)
-            except Exception as exc:  # remembered: later tests fail fast with the same error
-                built[key] = exc
+            record = shared / f"{key}.pickle"
+            with FileLock(str(shared / f"{key}.lock")):
+                if record.exists():
+                    built[key] = pickle.loads(record.read_bytes())
+                else:
+                    built[key] = build(key)
+                    try:
+                        data = pickle.dumps(built[key])
+                    except Exception:  # an error that does not pickle: the other workers get its text
+                        data = pickle.dumps(RuntimeError(f"shared export {key} failed: {built[key]!r}"))
+                    record.write_bytes(data)
         value = built[key]
         if isinstance(value, BaseException):
             raise value

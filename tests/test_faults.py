@@ -352,9 +352,15 @@ def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRe
 
 # --- signals, sent for real -----------------------------------------------------------------------
 
+def _default_signals() -> None:
+    """In the child: SIGINT as a terminal gives it. A pytest started in the background (or an xdist worker)
+    ignores SIGINT, children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([str(CLI), *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_signals)
 
 
 def wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 120) -> str:
