@@ -343,7 +343,7 @@ def test_the_three_routes_give_the_same_model(readme_run: dict[str, Any]) -> Non
 def test_bench_and_gate_name_the_own_model(readme_run: dict[str, Any]) -> None:
     runs = readme_run["runs"]
     local = next(p for c, p in runs.items() if c.startswith("mobiledeploy bench --device local"))
-    assert re.search(r"mynet_onnx-64x64\s+fp32\s+ok", local.stdout) and re.search(r"mynet_onnx-64x64\s+int8\s+ok", local.stdout)
+    assert re.search(r"mynet_onnx-64x64\s+fp32\s+litert\s+ok", local.stdout) and re.search(r"mynet_onnx-64x64\s+int8\s+litert\s+ok", local.stdout)
     if not readme_run["arm"]:
         pytest.skip("qemu:cortex-a76 is not set up (make arm)")
     arm = next(p for c, p in runs.items() if c.startswith("mobiledeploy bench --device qemu"))
