@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test gate gate-local adb arm lock clean
+.PHONY: setup demo test gate gate-ab gate-local adb arm lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -53,6 +53,12 @@ GATE_REPORT ?= $(VENV)/gate.md
 GATE_JUNIT  ?= $(VENV)/gate.xml
 gate: arm
 	$(VENV)/bin/mobiledeploy gate --baseline benchmarks/baselines/arm/instructions.json --junit $(GATE_JUNIT) --markdown $(GATE_REPORT)
+
+# Wall-clock A/B on this host against another revision (default: the previous commit), no stored numbers.
+# Not part of `make test`: see README, "Why make test has no wall-clock A/B".
+AGAINST ?= HEAD~1
+gate-ab: setup
+	$(VENV)/bin/mobiledeploy gate --against $(AGAINST) --device local --model 'v1:g=3,scale=0.5' --formats fp32 --markdown $(GATE_REPORT)
 
 # Wall-clock gate on a per-machine-class baseline, for a fixed runner (skips on an unknown class).
 gate-local: setup
