@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -140,11 +141,22 @@ def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str |
                                                            weights=weights, export=export)}
                for ref, fmts in formats.items()}
     warn_calibration([t for found in targets.values() for t in found.values()])
-    entries = []
-    for n, (ref, fmt, cpu) in enumerate(plan, 1):
+
+    def count(n: int, ref: str, fmt: str, cpu: str) -> list[Any]:
         say(f"[{n}/{len(plan)}] {ref} {fmt} on qemu:{cpu}")
         report = run_bench(f"qemu:{cpu}", [targets[ref][fmt]], options, db=db, collected=collected)
-        entries.extend(entry_from_result(ref, r) for r in report.results)
+        return [entry_from_result(ref, r) for r in report.results]
+
+    # Counts do not depend on what else the host runs, so the entries are counted on every core at once
+    # (each is one emulator process); the entries keep the plan's order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(plan), len(os.sched_getaffinity(0)))))
+    try:
+        futures = [pool.submit(count, n, *item) for n, item in enumerate(plan, 1)]
+        entries = [entry for future in futures for entry in future.result()]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an interrupt: nothing new starts; running ones end
     return entries
 
 
