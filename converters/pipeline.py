@@ -47,8 +47,9 @@ STAGES = {
 }
 DEFAULT_OUT = Path("artifacts")
 DEFAULT_CALIB_SAMPLES = 32
-PIPELINE_REVISION = 4  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
-# padded with real values, 4: delegable.py's rewrites and edge padding as slices, for one XNNPACK partition)
+PIPELINE_REVISION = 5  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
+# padded with real values, 4: delegable.py's rewrites and edge padding as slices, for one XNNPACK partition, 5: shuffles
+# after strided depthwise convs, max-pool padding always border slices and only where read)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -350,7 +351,7 @@ def _tflite_stages(
 
     from .calibration import synthetic_images
     from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
-    from .layout import maxpool_explicit_padding, nhwc_channel_shuffles
+    from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
     from .parity import error_stats, int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
 
@@ -361,7 +362,8 @@ def _tflite_stages(
 
     try:
         with stage("tf_graph"):
-            prepared, shuffles = nhwc_channel_shuffles(onnx.load(str(onnx_path)))
+            prepared, _ = shuffle_after_strided_depthwise(onnx.load(str(onnx_path)))
+            prepared, shuffles = nhwc_channel_shuffles(prepared)
             prepared, _ = maxpool_explicit_padding(prepared)
             prepared, _ = relu_through_concat(prepared)  # before the pools turn into convs: they keep the sign
             prepared, _ = relu_of_shared_add(prepared)
