@@ -563,6 +563,31 @@ def test_failure_mid_export_leaves_no_directory(exports, tmp_path, monkeypatch):
     assert not out_root.exists()  # the --out folder it created, empty again, is removed too
 
 
+@pytest.mark.slow
+def test_onnx2tf_strict_mode_only_when_the_fast_graph_fails_parity(exports, tmp_path, monkeypatch):
+    """onnx2tf converts without its strict mode (a transposition search at every Reshape, 80% of its time);
+    when that graph fails fp32 parity the conversion is made again in strict mode, and the manifest says so."""
+    import mobiledeploy.converters.tflite as tflite
+    from mobiledeploy.converters import export_model
+
+    assert exports("v1_g3").result.manifest["parity"]["fp32"]["onnx2tf_strict"] is False
+    real = tflite.onnx_to_keras
+    calls = []
+
+    def wrong_unless_strict(onnx_path, workdir, sample_data, strict=False):
+        import tf_keras
+
+        calls.append(strict)
+        model = real(onnx_path, workdir, sample_data, strict=strict)
+        return model if strict else tf_keras.Model(model.inputs, [model.outputs[0] * 1.5])
+
+    monkeypatch.setattr(tflite, "onnx_to_keras", wrong_unless_strict)
+    result = export_model("shufflenet_v1", {"g": 3, "scale": 0.25}, resolution=64, out_dir=tmp_path, formats="fp32")
+    assert calls == [False, True]
+    fp32 = result.manifest["parity"]["fp32"]
+    assert fp32["passed"] and fp32["onnx2tf_strict"] is True and fp32["max_rel"] < fp32["tolerance"]
+
+
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), ExportError("injected")], ids=["ctrl_c", "export_error"])
 def test_a_failed_rebuild_keeps_the_existing_directory_intact(onnx_only_copy, exc):
     """--force over a good directory, failing after model.pt was written: the old files stay, nothing else."""
