@@ -42,7 +42,7 @@ STAGES = {
     "fp32_parity": "parity: TFLite fp32 vs torch (or your ONNX file)",
     "int8": "TFLite int8 (calibration)",
     "int8_parity": "parity: TFLite int8 vs fp32",
-    "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up)",
+    "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up; started as each file is made)",
     "manifest": "manifest",
 }
 DEFAULT_OUT = Path("artifacts")
@@ -351,6 +351,7 @@ def _tflite_stages(
 ) -> dict[str, dict[str, Any]]:
     import onnx
 
+    from .arm_check import ArmCheck
     from .calibration import synthetic_images
     from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
@@ -387,20 +388,21 @@ def _tflite_stages(
                 break
             tf_keras.backend.clear_session()
         _require_passed("TFLite fp32", parity["fp32"])
-        if "int8" in wanted:
-            with stage("int8"):
-                path = tflite_int8(keras_model, tmp / FILE_NAMES["int8"], inputs.calibration, fp32_path=tmp / FILE_NAMES["fp32"])
-                artifacts["int8"] = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
-                                     "scheme": "full-integer: per-channel int8 weights, int8 activations, int8 input and output"}
-            with stage("int8_parity"):
-                parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
-                _require_passed("TFLite int8", parity["int8"])
-        with stage("arm"):
-            from .arm_check import arm_stage
-
-            files = {fmt: tmp / FILE_NAMES[fmt] for fmt in ("fp32", "int8") if fmt in artifacts}
-            parity["arm"] = arm_stage(files, inputs.holdout, reference, floor)
-            _require_arm(parity["arm"])
+        with ArmCheck(inputs.holdout) as arm:  # each emulated run starts as soon as its file is final
+            arm.start("fp32", tmp / FILE_NAMES["fp32"])
+            if "int8" in wanted:
+                with stage("int8"):
+                    path = tflite_int8(keras_model, tmp / FILE_NAMES["int8"], inputs.calibration,
+                                       fp32_path=tmp / FILE_NAMES["fp32"])
+                    artifacts["int8"] = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
+                                         "scheme": "full-integer: per-channel int8 weights, int8 activations, int8 input and output"}
+                with stage("int8_parity"):
+                    parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
+                    _require_passed("TFLite int8", parity["int8"])
+                arm.start("int8", tmp / FILE_NAMES["int8"])
+            with stage("arm"):  # what is left of the Arm runs once the files are made
+                parity["arm"] = arm.report(reference, floor)
+                _require_arm(parity["arm"])
     finally:
         tf_keras.backend.clear_session()
     return artifacts
