@@ -4,14 +4,18 @@ onnx2tf holds 4-D activations NHWC. An NCHW channel shuffle, Reshape (N, g, C/g,
 Transpose (0, 2, 1, 3, 4) → Reshape (N, C, H, W), only means something in NCHW, so onnx2tf
 wraps it in a transpose to NCHW and one back: three TRANSPOSE ops per shuffle. Written as its
 NHWC equivalent between an explicit NCHW→NHWC and NHWC→NCHW pair, the pair cancels against
-onnx2tf's own layout and each shuffle lowers to RESHAPE → TRANSPOSE → RESHAPE.
+onnx2tf's own layout and each shuffle lowers to RESHAPE → TRANSPOSE → RESHAPE. A shuffle that feeds a
+strided depthwise conv is moved after it, where it moves a quarter of the data, and a max pool's
+padding becomes copies of the border (both exact; see each function).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "replace_nodes", "with_shapes"]
+__all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "replace_nodes",
+           "shuffle_after_strided_depthwise", "with_shapes"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
@@ -38,28 +42,35 @@ def with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
     }
 
 
-def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
-    """Return a copy of the ONNX `model` with every channel shuffle in NHWC form, and how many."""
-    import numpy as np
-    from onnx import helper, numpy_helper
+@dataclass
+class _Shuffle:
+    """One NCHW channel shuffle: Reshape (N, g, C/g, H, W) → Transpose (0, 2, 1, 3, 4) → Reshape (N, C, H, W)."""
 
-    model, shapes = with_shapes(model)
-    graph = model.graph
-    consumers: dict[str, list[Any]] = {}
+    split: Any
+    transpose: Any
+    merge: Any
+    shape: list[int]  # (N, C, H, W)
+    groups: int
+
+
+def _consumers(graph: Any) -> Callable[[str, str], Any]:
+    """A lookup: the one node of `op_type` that reads tensor `name` (not a graph output), else None."""
+    users: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
-            consumers.setdefault(name, []).append(node)
+            users.setdefault(name, []).append(node)
     outputs = {v.name for v in graph.output}
 
     def only_consumer(name: str, op_type: str) -> Any:
-        users = consumers.get(name, [])
-        if len(users) == 1 and users[0].op_type == op_type and name not in outputs:
-            return users[0]
-        return None
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and found[0].op_type == op_type and name not in outputs else None
 
-    replaced: dict[int, list[Any]] = {}
-    dropped: set[int] = set()
-    count = 0
+    return only_consumer
+
+
+def _channel_shuffles(graph: Any, shapes: dict[str, list[int]]) -> list[_Shuffle]:
+    only_consumer = _consumers(graph)
+    found = []
     for node in graph.node:
         if node.op_type != "Reshape":
             continue
@@ -73,31 +84,105 @@ def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
             continue
         n, c, h, w = src
         groups = split[1]
-        if split != [n, groups, c // groups, h, w] or groups * (c // groups) != c:
-            continue
-        base = node.name or node.output[0]
+        if split == [n, groups, c // groups, h, w] and groups * (c // groups) == c:
+            found.append(_Shuffle(node, transpose, back, src, groups))
+    return found
+
+
+def _drop_unused_initializers(graph: Any) -> None:
+    used = {name for node in graph.node for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def nhwc_channel_shuffles(model: Any) -> tuple[Any, int]:
+    """Return a copy of the ONNX `model` with every channel shuffle in NHWC form, and how many."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    shuffles = _channel_shuffles(graph, shapes)
+    replaced: dict[int, list[Any]] = {}
+    for shuffle in shuffles:
+        (n, c, h, w), groups = shuffle.shape, shuffle.groups
+        base = shuffle.split.name or shuffle.split.output[0]
         prefix = f"{base}/nhwc_shuffle"
         graph.initializer.extend([
             numpy_helper.from_array(np.array([n, h, w, groups, c // groups], dtype=np.int64), f"{prefix}/split_shape"),
             numpy_helper.from_array(np.array([n, h, w, c], dtype=np.int64), f"{prefix}/merge_shape"),
         ])
-        replaced[id(node)] = [
-            helper.make_node("Transpose", [node.input[0]], [f"{prefix}/nhwc"], perm=[0, 2, 3, 1], name=f"{prefix}/to_nhwc"),
+        replaced[id(shuffle.split)] = [
+            helper.make_node("Transpose", [shuffle.split.input[0]], [f"{prefix}/nhwc"], perm=[0, 2, 3, 1], name=f"{prefix}/to_nhwc"),
             helper.make_node("Reshape", [f"{prefix}/nhwc", f"{prefix}/split_shape"], [f"{prefix}/split"], name=f"{prefix}/split"),
             helper.make_node("Transpose", [f"{prefix}/split"], [f"{prefix}/swapped"], perm=[0, 1, 2, 4, 3], name=f"{prefix}/swap"),
             helper.make_node("Reshape", [f"{prefix}/swapped", f"{prefix}/merge_shape"], [f"{prefix}/merged"], name=f"{prefix}/merge"),
-            helper.make_node("Transpose", [f"{prefix}/merged"], [back.output[0]], perm=[0, 3, 1, 2], name=f"{base}{NCHW_EXIT_SUFFIX}"),
+            helper.make_node("Transpose", [f"{prefix}/merged"], [shuffle.merge.output[0]], perm=[0, 3, 1, 2],
+                             name=f"{base}{NCHW_EXIT_SUFFIX}"),
         ]
-        dropped |= {id(transpose), id(back)}
-        count += 1
-    if count:
-        nodes = [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])]
-        replace_nodes(graph, nodes)
-        used = {name for node in graph.node for name in node.input}
-        kept = [i for i in graph.initializer if i.name in used]
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
-    return model, count
+    if shuffles:
+        dropped = {id(node) for shuffle in shuffles for node in (shuffle.transpose, shuffle.merge)}
+        replace_nodes(graph, [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])])
+        _drop_unused_initializers(graph)
+    return model, len(shuffles)
+
+
+def shuffle_after_strided_depthwise(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` where each channel shuffle read only by a strided depthwise Conv comes after
+    that conv instead (the conv's weights and bias permuted to match), and how many were moved.
+
+    A depthwise conv works on each channel alone, so permuting channels before it equals permuting them
+    after it with the weights permuted: exact in float, the same products and sums per channel. After a
+    stride-2 conv the shuffle moves a quarter of the data: ShuffleNet v1's first unit of each stage shuffled
+    56x56x60, 28x28x120 and 14x14x240 values, 49% of all its shuffles' data; the transposes were 15.8% of
+    the int8 graph's instructions on cortex-a76.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    only_consumer = _consumers(graph)
+    constants = {i.name: i for i in graph.initializer}
+    replaced: dict[int, list[Any]] = {}
+    dropped: set[int] = set()
+    for shuffle in _channel_shuffles(graph, shapes):
+        conv = only_consumer(shuffle.merge.output[0], "Conv")
+        attrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute} if conv is not None else {}
+        (n, c, _, _), groups = shuffle.shape, shuffle.groups
+        out = shapes.get(conv.output[0], []) if conv is not None else []
+        if (conv is None or attrs.get("group") != c or max(attrs.get("strides", [1, 1])) < 2 or len(out) != 4
+                or any(name not in constants for name in conv.input[1:] if name)):
+            continue
+        # shuffled channel j is input channel source[j]: the conv's channel j moves to source[j]
+        source = np.array([(j % groups) * (c // groups) + j // groups for j in range(c)])
+        prefix = f"{conv.name or conv.output[0]}/before_shuffle"
+        inputs = [shuffle.split.input[0]]
+        for k, name in enumerate(conv.input[1:]):
+            if name:
+                values = numpy_helper.to_array(constants[name])
+                moved = np.empty_like(values)
+                moved[source] = values
+                graph.initializer.append(numpy_helper.from_array(moved, f"{prefix}/{('weights', 'bias')[k]}"))
+                inputs.append(f"{prefix}/{('weights', 'bias')[k]}")
+        graph.initializer.extend([
+            numpy_helper.from_array(np.array([n, groups, c // groups, *out[2:]], dtype=np.int64), f"{prefix}/split_shape"),
+            numpy_helper.from_array(np.array(out, dtype=np.int64), f"{prefix}/merge_shape"),
+        ])
+        replaced[id(shuffle.split)] = [
+            helper.make_node("Conv", inputs, [f"{prefix}/out"], name=conv.name, **attrs),
+            helper.make_node("Reshape", [f"{prefix}/out", f"{prefix}/split_shape"], list(shuffle.split.output),
+                             name=shuffle.split.name),
+            shuffle.transpose,
+            helper.make_node("Reshape", [shuffle.transpose.output[0], f"{prefix}/merge_shape"], list(conv.output),
+                             name=shuffle.merge.name),
+        ]
+        dropped |= {id(shuffle.transpose), id(shuffle.merge), id(conv)}
+    if replaced:
+        replace_nodes(graph, [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])])
+        _drop_unused_initializers(graph)
+    return model, len(replaced)
 
 
 _NON_NEGATIVE_OPS = {"Relu", "Sigmoid", "HardSigmoid", "Softmax", "Abs"}
@@ -159,25 +244,26 @@ def _edge_pad(graph: Any, name: str, begin: list[int], end: list[int], prefix: s
 
 def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
     """Return a copy of `model` where each padded (or ceil-mode) MaxPool pads explicitly with real
-    values, and how many were rewritten.
+    values, only where a window reads the padding, and how many were rewritten.
 
     ONNX pads a MaxPool with -inf, and onnx2tf emits that as PADV2 with -FLT_MAX. Calibration then
     sees -3.4e38 in the padded tensor, which shares its quantisation with its producers: their int8
     scale becomes ~1e36 and XNNPACK refuses the graph (ResNet, ShuffleNet v2 and SqueezeNet 1.0
-    stems) or aborts the process (Xception). Every window holds at least one real element, so
-    - over a provably non-negative input (after a ReLU) zero padding gives the same maxima, as one
-      PAD that XNNPACK runs;
-    - over any other input edge padding (copies of the border, which every window touching the
-      padding also contains) gives the same maxima. Written as a Pad, onnx2tf lowers it to MIRROR_PAD
-      ops, which XNNPACK's delegate does not have (Xception ran as 5 partitions in fp32, 16 in
-      int8), so it is written as border Slices concatenated around the input, which XNNPACK runs.
+    stems) or aborts the process (Xception). Every window holds at least one real element, so edge
+    padding (copies of the border, which every window touching the padding also contains) gives the
+    same maxima, over any input. It is written as border Slices concatenated around the input:
+    - a Pad would lower to MIRROR_PAD, which XNNPACK's delegate does not have (Xception ran as 5
+      partitions in fp32, 16 in int8); a zero PAD, exact after a ReLU, is XNNPACK's but is not fused
+      into a max pool (XNNPACK fuses a constant pad into convolutions only: src/subgraph.c,
+      xnn_subgraph_fusion, google/XNNPACK 75db3c093b6d): ShuffleNet v1's stem pool took 187 us
+      behind a PAD against 93 us behind slices and concats (x86 host, 1 thread, 112x112x24);
+    - padding that no window reads is dropped (a 3x3 stride-2 pool of an even size never reads
+      its bottom and right pad), so only the rows and columns that matter are copied.
     """
-    import numpy as np
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     model, shapes = with_shapes(model)
     graph = model.graph
-    non_negative = non_negative_test(graph)
 
     count = 0
     nodes: list[Any] = []
@@ -191,20 +277,15 @@ def maxpool_explicit_padding(model: Any) -> tuple[Any, int]:
             nodes.append(node)
             continue
         kernel, strides = list(attrs["kernel_shape"]), list(attrs.get("strides", [1, 1]))
-        begin, end = (pads[:2], pads[2:]) if pads else ([0, 0], [0, 0])
-        # Ceil mode: pad the end so that floor mode gives the same output size.
-        end = [max(e, (o - 1) * s + k - (n + b)) for e, o, s, k, n, b in zip(end, dst[2:], strides, kernel, src[2:], begin)]
-        zeros = non_negative(node.input[0])
-        prefix = f"{node.name or node.output[0]}/{'zero' if zeros else 'edge'}_pad"
-        if zeros:
-            graph.initializer.append(numpy_helper.from_array(
-                np.array([0, 0, *begin, 0, 0, *end], dtype=np.int64), f"{prefix}/pads"))
-            graph.initializer.append(numpy_helper.from_array(np.array(0.0, dtype=np.float32), f"{prefix}/value"))
-            nodes.append(helper.make_node("Pad", [node.input[0], f"{prefix}/pads", f"{prefix}/value"], [f"{prefix}/out"],
-                                          mode="constant", name=prefix))
-        else:
-            nodes.extend(_edge_pad(graph, node.input[0], begin, end, prefix))
-        nodes.append(helper.make_node("MaxPool", [f"{prefix}/out"], list(node.output), name=node.name,
+        begin = pads[:2] if pads else [0, 0]
+        # The end padding the last window reads (ceil mode: what floor mode needs for the same output size).
+        end = [max(0, (o - 1) * s + k - (n + b)) for o, s, k, n, b in zip(dst[2:], strides, kernel, src[2:], begin)]
+        source = node.input[0]  # ceil mode that gives the floor-mode size pads nothing
+        if any(begin) or any(end):
+            prefix = f"{node.name or node.output[0]}/edge_pad"
+            nodes.extend(_edge_pad(graph, source, begin, end, prefix))
+            source = f"{prefix}/out"
+        nodes.append(helper.make_node("MaxPool", [source], list(node.output), name=node.name,
                                       kernel_shape=kernel, strides=strides))
         count += 1
     if count:

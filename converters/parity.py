@@ -52,12 +52,21 @@ def error_stats(reference: np.ndarray, output: np.ndarray, tolerance: float = FP
 
 
 def torch_outputs(model: Any, inputs: np.ndarray) -> np.ndarray:
+    """The model's outputs, one sample at a time, as exported (an ExportedProgram is fixed to batch 1), on one thread.
+
+    One thread: torch's OpenMP workers spin-wait for each other, and on a 2-core host shared with other jobs
+    8 samples of ShuffleNet v1 1x took 2.8-7.1 s on 2 threads against 0.26-0.39 s on one."""
     import torch
 
     model.eval()
     batch = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
-    with torch.no_grad():  # one sample at a time, as exported (an ExportedProgram is fixed to batch 1)
-        return np.concatenate([model(x[None]).numpy() for x in batch])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return np.concatenate([model(x[None]).numpy() for x in batch])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def onnx_outputs(onnx_path: str | Path, inputs: np.ndarray) -> np.ndarray:

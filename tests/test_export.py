@@ -563,6 +563,31 @@ def test_failure_mid_export_leaves_no_directory(exports, tmp_path, monkeypatch):
     assert not out_root.exists()  # the --out folder it created, empty again, is removed too
 
 
+@pytest.mark.slow
+def test_onnx2tf_strict_mode_only_when_the_fast_graph_fails_parity(exports, tmp_path, monkeypatch):
+    """onnx2tf converts without its strict mode (a transposition search at every Reshape, 80% of its time);
+    when that graph fails fp32 parity the conversion is made again in strict mode, and the manifest says so."""
+    import mobiledeploy.converters.tflite as tflite
+    from mobiledeploy.converters import export_model
+
+    assert exports("v1_g3").result.manifest["parity"]["fp32"]["onnx2tf_strict"] is False
+    real = tflite.onnx_to_keras
+    calls = []
+
+    def wrong_unless_strict(onnx_path, workdir, sample_data, strict=False):
+        import tf_keras
+
+        calls.append(strict)
+        model = real(onnx_path, workdir, sample_data, strict=strict)
+        return model if strict else tf_keras.Model(model.inputs, [model.outputs[0] * 1.5])
+
+    monkeypatch.setattr(tflite, "onnx_to_keras", wrong_unless_strict)
+    result = export_model("shufflenet_v1", {"g": 3, "scale": 0.25}, resolution=64, out_dir=tmp_path, formats="fp32")
+    assert calls == [False, True]
+    fp32 = result.manifest["parity"]["fp32"]
+    assert fp32["passed"] and fp32["onnx2tf_strict"] is True and fp32["max_rel"] < fp32["tolerance"]
+
+
 @pytest.mark.parametrize("exc", [KeyboardInterrupt(), ExportError("injected")], ids=["ctrl_c", "export_error"])
 def test_a_failed_rebuild_keeps_the_existing_directory_intact(onnx_only_copy, exc):
     """--force over a good directory, failing after model.pt was written: the old files stay, nothing else."""
@@ -772,11 +797,13 @@ def test_cli_json_prints_one_object(exports, tmp_path):
 
 # --- 10. ONNX rewrites before onnx2tf -------------------------------------------------------------------
 
-@pytest.mark.parametrize("ceil_mode, relu", [(False, True), (True, True), (False, False), (True, False)],
-                         ids=["padded_after_relu", "ceil_mode_after_relu", "padded_signed", "ceil_mode_signed"])
-def test_max_pool_padding_becomes_real_values(tmp_path, ceil_mode, relu):
-    """-inf padding (PADV2 with -FLT_MAX after onnx2tf) ruins int8 calibration: zeros after a ReLU,
-    edge copies (slices of the border) otherwise, and the same maxima either way."""
+@pytest.mark.parametrize("ceil_mode, relu, size, slices", [
+    (False, True, 22, 2), (True, True, 22, 2), (False, False, 22, 2), (True, False, 22, 2), (False, False, 23, 4)],
+    ids=["padded_after_relu", "ceil_mode_after_relu", "padded_signed", "ceil_mode_signed", "padded_odd_size"])
+def test_max_pool_padding_becomes_real_values(tmp_path, ceil_mode, relu, size, slices):
+    """-inf padding (PADV2 with -FLT_MAX after onnx2tf) ruins int8 calibration: edge copies (slices of the
+    border, concatenated) give the same maxima over any input, and only the padding a window reads is
+    made: a 3x3 stride-2 pool of an even size reads no bottom/right pad (2 slices), of an odd size both (4)."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -788,16 +815,13 @@ def test_max_pool_padding_becomes_real_values(tmp_path, ceil_mode, relu):
     layers.append(torch.nn.MaxPool2d(3, stride=2, padding=0 if ceil_mode else 1, ceil_mode=ceil_mode))
     model = torch.nn.Sequential(*layers).eval()
     path = tmp_path / "pool.onnx"
-    x = torch.randn(1, 3, 22, 22) - 2.0  # mostly negative: -inf vs 0 padding would differ
+    x = torch.randn(1, 3, size, size) - 2.0  # mostly negative: -inf vs 0 padding would differ
     torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["out"])
     rewritten, count = maxpool_explicit_padding(onnx.load(str(path)))
-    pads = [n for n in rewritten.graph.node if n.op_type == "Pad"]
+    ops = [n.op_type for n in rewritten.graph.node]
     assert count == 1
-    if relu:  # one zero Pad
-        assert len(pads) == 1 and next(a.s.decode() for a in pads[0].attribute if a.name == "mode") == "constant"
-    else:  # edge padding as border slices concatenated around the input: no Pad (MIRROR_PAD in TFLite, not XNNPACK's)
-        ops = [n.op_type for n in rewritten.graph.node]
-        assert not pads and ops.count("Slice") == (2 if ceil_mode else 4) and ops.count("Concat") == 2
+    # no Pad: a zero PAD is not fused into XNNPACK's max pool, an edge Pad lowers to MIRROR_PAD (not XNNPACK's)
+    assert "Pad" not in ops and ops.count("Slice") == slices and ops.count("Concat") == 2
     pool = next(n for n in rewritten.graph.node if n.op_type == "MaxPool")
     assert all(a.name not in ("pads", "ceil_mode") for a in pool.attribute)
     onnx.checker.check_model(rewritten)
@@ -806,3 +830,40 @@ def test_max_pool_padding_becomes_real_values(tmp_path, ceil_mode, relu):
         expected = model(x).numpy()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride, moved", [(2, 1), (1, 0)], ids=["stride2_moved", "stride1_kept"])
+def test_a_shuffle_before_a_strided_depthwise_conv_moves_after_it(tmp_path, stride, moved):
+    """A ShuffleNet v1 unit: the shuffle before a stride-2 depthwise conv moves after it (a quarter of the
+    data), the conv's weights and bias permuted: the same function; one before a stride-1 conv stays."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from mobiledeploy.converters.layout import nhwc_channel_shuffles, shuffle_after_strided_depthwise
+    from mobiledeploy.models.shufflenet_v1 import ShuffleV1Unit
+
+    torch.manual_seed(0)
+    unit = ShuffleV1Unit(48 if stride == 2 else 240, 240, stride, groups=3, first_grouped=True, shuffle=True).eval()
+    for bn in (m for m in unit.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # a bias that differs per channel
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 2)
+        bn.bias.data.uniform_(-1, 1)
+    x = torch.randn(1, unit.gconv1.in_channels, 14, 14)
+    path = tmp_path / "unit.onnx"
+    torch.onnx.export(unit, (x,), str(path), dynamo=False, opset_version=17, input_names=["input"], output_names=["out"])
+    original = onnx.load(str(path))
+    rewritten, count = shuffle_after_strided_depthwise(original)
+    assert count == moved
+    ops = [n.op_type for n in rewritten.graph.node]
+    depthwise = [i for i, n in enumerate(rewritten.graph.node) if n.op_type == "Conv"
+                 and next(a.i for a in n.attribute if a.name == "group") == unit.dwconv.in_channels]
+    assert ops.count("Transpose") == 1 and len(depthwise) == 1
+    assert (ops.index("Transpose") > depthwise[0]) == bool(moved)
+    onnx.checker.check_model(rewritten)
+    got = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        expected = unit(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+    assert nhwc_channel_shuffles(rewritten)[1] == 1  # still one shuffle for the NHWC rewrite to find
