@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import os
 import sqlite3
+import time
 import subprocess
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -192,11 +193,24 @@ class ResultsStore:
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self._set_wal()
             self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise ResultsError(f"cannot open the results database {self.path}: {exc}") from None
+
+    def _set_wal(self) -> None:
+        """WAL journaling. Switching a new database to it takes an exclusive lock for which SQLite does not
+        wait (busy_timeout does not apply): two writers creating the same file at once retry here."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     # ------------------------------------------------------------------ schema
     def _migrate(self) -> None:

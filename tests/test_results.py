@@ -7,6 +7,7 @@ import multiprocessing
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,6 +239,34 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = store.list()
     assert len(rows) == 100 and all(r["status"] == "ok" for r in rows)
+
+
+def _open_and_write(path: str, n: int, barrier: Any, errors: Any) -> None:
+    try:
+        barrier.wait()
+        with ResultsStore(path) as store:
+            store.begin(make_result(f"m{n}"))
+        errors.put("")
+    except BaseException as exc:  # noqa: BLE001 - reported by the test
+        errors.put(repr(exc))
+
+
+def test_writers_that_create_the_database_at_once_all_open_it(tmp_path):
+    """Runs counted side by side (the exact gate), or two commands started together, may create a new
+    database file at once: every one must open it (its switch to WAL takes a lock SQLite does not wait
+    for; without the retry about one trial in five failed here)."""
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(20):
+        path = str(tmp_path / f"fresh{trial}.db")
+        barrier, errors = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_and_write, args=(path, n, barrier, errors)) for n in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [e for e in (errors.get(timeout=10) for _ in procs) if e] == []
+        with ResultsStore(path) as store:
+            assert len(store.list()) == 6
 
 
 def test_git_commit_inside_and_outside_a_repository(tmp_path):
