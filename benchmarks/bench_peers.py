@@ -51,15 +51,11 @@ def tflite_invoke(path: Path, x_nchw: Any) -> Callable[[], Any]:
 
 
 def ort_invoke(path: Path, x_nchw: Any) -> Callable[[], Any]:
-    """ONNX Runtime on the calling thread only (1 intra-op thread, sequential), every graph optimisation."""
-    import onnxruntime as ort
+    """ONNX Runtime on the calling thread only (1 intra-op thread, sequential), every graph optimisation:
+    the session the toolkit's onnxruntime runtime times."""
+    from mobiledeploy.runtimes.onnxruntime import onnx_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads=1)
     binding = session.io_binding()
     binding.bind_cpu_input(session.get_inputs()[0].name, x_nchw)
     for output in session.get_outputs():
