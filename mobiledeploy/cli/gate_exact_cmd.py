@@ -151,9 +151,6 @@ def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str |
     # (each is one emulator process); the entries keep the plan's order.
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..results import ResultsStore
-
-    ResultsStore(db).close()  # created (or migrated) once, before the runs write into it side by side
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(plan), len(os.sched_getaffinity(0)))))
     try:
         futures = [pool.submit(count, n, *item) for n, item in enumerate(plan, 1)]
