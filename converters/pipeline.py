@@ -341,7 +341,7 @@ def _onnx_stages(tmp: Path, spec: Any, model: Any, shape: tuple[int, ...], holdo
         else:
             reference, name = torch_outputs(model, holdout), "torch"
         parity["onnx"] = {"reference": name, **error_stats(reference, onnx_outputs(path, holdout), FP32_TOLERANCE)}
-        _require_passed("ONNX", parity["onnx"])
+        _require_passed("ONNX", parity["onnx"], reference)
     return path, reference
 
 
@@ -387,7 +387,7 @@ def _tflite_stages(
             if parity["fp32"]["passed"]:
                 break
             tf_keras.backend.clear_session()
-        _require_passed("TFLite fp32", parity["fp32"])
+        _require_passed("TFLite fp32", parity["fp32"], reference)
         with ArmCheck(inputs.holdout) as arm:  # each emulated run starts as soon as its file is final
             arm.start("fp32", tmp / FILE_NAMES["fp32"])
             if "int8" in wanted:
@@ -398,7 +398,7 @@ def _tflite_stages(
                                          "scheme": "full-integer: per-channel int8 weights, int8 activations, int8 input and output"}
                 with stage("int8_parity"):
                     parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
-                    _require_passed("TFLite int8", parity["int8"])
+                    _require_passed("TFLite int8", parity["int8"], fp32_out)
                 arm.start("int8", tmp / FILE_NAMES["int8"])
             with stage("arm"):  # what is left of the Arm runs once the files are made
                 parity["arm"] = arm.report(reference, floor)
@@ -432,9 +432,16 @@ def _require_arm(result: dict[str, Any]) -> None:
         raise ParityError(f"TFLite {fmt} on Arm ({result['device']}) does not match its fp32 output")
 
 
-def _require_passed(what: str, result: dict[str, Any]) -> None:
+def _require_passed(what: str, result: dict[str, Any], reference: Any = None) -> None:
+    """ParityError (one line) for a failed check; when the fp32 `reference` outputs vanish or ignore the input,
+    that is what the line says (converters/diagnosis.py), not a figure that cannot judge."""
     if result["passed"]:
         return
+    from .diagnosis import degenerate_outputs
+
+    why = degenerate_outputs(reference) if reference is not None else None
+    if why:
+        raise ParityError(f"{what} cannot be checked: {why}")
     if "cosine" in result:
         raise ParityError(
             f"{what} does not match fp32: cosine {result['cosine']:.4f} < floor {result['floor']} "
