@@ -1,4 +1,5 @@
-"""Per-layer int8 error: a model with one layer of outlier activations is named first."""
+"""Per-layer int8 error: a model with one layer of outlier activations is named first, and `--float-layers auto`
+keeps that layer in float and recovers the int8 model's agreement with fp32."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def build():
 
 
 @pytest.mark.slow
-def test_the_layer_with_outlier_activations_is_named_first(tmp_path, monkeypatch):
+def test_the_layer_with_outlier_activations_is_named_first_and_float_layers_auto_recovers(tmp_path, monkeypatch):
     pytest.importorskip("onnx2tf")
     from mobiledeploy.converters import export_model
     from mobiledeploy.converters.calibration import synthetic_images, normalise
@@ -59,3 +60,12 @@ def test_the_layer_with_outlier_activations_is_named_first(tmp_path, monkeypatch
 
     assert rows[0]["op"] == "CONV_2D" and outlier_ratio(rows[0]) > 100, rows[:3]
     assert rows[0]["added_db"] > rows[1]["added_db"] + 10 and rows[0]["nsr_db"] > -20, rows[:3]
+
+    fixed = export_model(name, {"input_shape": "1x3x16x16"}, out_dir=tmp_path / "out", int8_cosine_floor=0.0,
+                         float_layers="auto")
+    entry = fixed.manifest["artifacts"]["int8"]
+    assert fixed.path != res.path and fixed.path.name.startswith(res.path.name + "-fl")
+    assert entry["float_layers"]["layers"] == [rows[0]["tensor"]] and entry["float_layers"]["requested"] == "auto"
+    assert entry["op_counts"].get("DEQUANTIZE") == 1 and entry["op_counts"].get("QUANTIZE") == 1
+    before, after = res.manifest["parity"]["int8"]["sqnr_db"], fixed.manifest["parity"]["int8"]["sqnr_db"]
+    assert before < 25 and after > before + 20, (before, after)

@@ -9,7 +9,7 @@ import typer
 
 from .app import (Alpha, ArtifactsRoot, ExportedProgramFile, Groups, InputShape, Json, ModelFn, OnnxFile, Options,
                   Resolution, Scale, Weights, app, model_choice, model_config, print_json, set_activity)
-from .options import DbOpt, ReportOpt
+from .options import DbOpt, FloatLayersOpt, ReportOpt
 
 
 @app.command("accuracy")
@@ -41,6 +41,8 @@ def accuracy_cmd(
                                              "images, or 'synthetic'.")] = "synthetic",
     calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
     out: ArtifactsRoot = None,
+    float_layers: FloatLayersOpt = None,
+    cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="The export's int8 parity floor.")] = 0.98,
     db: DbOpt = None,
     report: ReportOpt = None,
     json_out: Json = False,
@@ -65,7 +67,8 @@ def accuracy_cmd(
                                 input_shape)
     arm_cpus = emulated_cpus(devices or ["local"])
     found = find_labelled(images, labels, classes, limit)  # bad folders fail before any export
-    exported = _export(name, config, resolution, weights, calibration, calib_samples, out)
+    exported = _export(name, config, resolution, weights, calibration, calib_samples, out,
+                       {"float_layers": float_layers, "int8_cosine_floor": cosine_floor})
     result = _evaluate(exported, found, arm_cpus, per_layer)
     from ..accuracy_store import store_accuracy
 
@@ -97,7 +100,7 @@ def emulated_cpus(devices: list[str]) -> list[str]:
 
 
 def _export(name: str, config: dict[str, Any], resolution: str, weights: str | None, calibration: str,
-            calib_samples: int, out: Path | None) -> Any:
+            calib_samples: int, out: Path | None, extra: dict[str, Any]) -> Any:
     from ..converters import DEFAULT_OUT, export_model
     from ..converters.progress import StageProgress
     from .export_cmd import warn_calibration, with_activity
@@ -105,7 +108,7 @@ def _export(name: str, config: dict[str, Any], resolution: str, weights: str | N
     with StageProgress() as progress:
         exported = export_model(name, config, resolution=resolution, out_dir=out or DEFAULT_OUT, weights=weights,
                                 calibration=calibration, calib_samples=calib_samples,
-                                progress=with_activity(progress, name))
+                                progress=with_activity(progress, name), **extra)
     warn_calibration(exported.manifest)
     return exported
 
