@@ -21,7 +21,8 @@ from .errors import ConfigError
 from .labelled import LabelledSet
 from .proportions import paired_difference, wilson_interval
 
-__all__ = ["Scored", "evaluate", "classifier_outputs", "score", "arm_agreement", "CONFIDENCE", "REPORT_KIND"]
+__all__ = ["Scored", "evaluate", "classifier_outputs", "score", "arm_agreement", "calibration_mismatch", "CONFIDENCE",
+           "REPORT_KIND"]
 
 CONFIDENCE = 0.95
 REPORT_KIND = "mobiledeploy-accuracy"
@@ -179,6 +180,33 @@ def arm_agreement(host: Scored, arm: Scored, files: Sequence[Path], root: Path) 
             "predictions_differing": int(len(predictions)), "examples": examples}
 
 
+def calibration_mismatch(manifest: dict[str, Any], images: np.ndarray) -> str | None:
+    """A sentence when the evaluation images (NHWC, 0..1) do not look like the export's int8 calibration inputs:
+    mean pixel values more than half a standard deviation apart, or a 1-99% range more than twice or under half
+    as wide. The calibration inputs are made again as the export made them (synthetic, or the folder's first
+    images); None when they cannot be (a folder gone)."""
+    from .converters.calibration import list_images, load_images, synthetic_images
+
+    info = manifest.get("calibration") or {}
+    source, samples, size = info.get("source"), int(info.get("samples") or 0), tuple(manifest["resolution"])
+    if not samples:
+        return None
+    if source == "synthetic":
+        calib = synthetic_images(samples, size, int(info.get("seed", 0)))
+    elif source and Path(source).is_dir():
+        calib = load_images(list_images(source)[:samples], size)
+    else:
+        return None
+    c_mean, e_mean, c_std = float(calib.mean()), float(images.mean()), float(calib.std()) or 1e-6
+    (c_lo, c_hi), (e_lo, e_hi) = np.percentile(calib, [1, 99]), np.percentile(images, [1, 99])
+    wide, c_wide = float(e_hi - e_lo), float(c_hi - c_lo) or 1e-6
+    if abs(e_mean - c_mean) <= 0.5 * c_std and 0.5 <= wide / c_wide <= 2.0:
+        return None
+    return (f"the evaluation images do not look like the int8 calibration inputs ({source}): mean pixel {e_mean:.2f} "
+            f"vs {c_mean:.2f}, 1-99% range [{e_lo:.2f}, {e_hi:.2f}] vs [{c_lo:.2f}, {c_hi:.2f}] (0..1); int8 ranges "
+            "calibrated on other images can lose accuracy: export with --calibration DIR of images like these")
+
+
 def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
@@ -196,6 +224,8 @@ def evaluate(folder: Path, manifest: dict[str, Any], data: LabelledSet, arm_cpus
     x = normalise(data.images, mean, std)
     progress = progress or (lambda label, total: (lambda n: None))
     report = judge(manifest, data, run_all(folder, manifest, x, arm_cpus, progress), confidence, folder)
+    mismatch = calibration_mismatch(manifest, data.images) if "int8" in manifest["artifacts"] else None
+    report["warnings"] = [mismatch] if mismatch else []
     if per_layer > 0 and {"fp32", "int8"} <= set(manifest["artifacts"]):
         from .quant_error import layer_errors
 

@@ -111,6 +111,7 @@ def write_accuracy_report(out_dir: str | Path, report: dict[str, Any]) -> dict[s
 
     blocks: list[tuple[str, Any]] = [("h2", "Top-1 / top-5 per artifact and device"),
                                      ("table", (result_rows(report), RESULT_COLUMNS))]
+    blocks += [("p", f"Warning: {w}") for w in report.get("warnings") or []]
     if report["paired"]:
         blocks += [("h2", "fp32 against int8, paired on the same images"),
                    ("table", (paired_rows(report), PAIRED_COLUMNS))]

@@ -161,6 +161,7 @@ def test_accuracy_on_host_and_arm_int8_within_a_point_and_identical_on_arm(digit
     md = (tmp_path / "report" / "accuracy.md").read_text()
     assert "McNemar" in md and f"identical outputs on all {n} images" in md
     assert (tmp_path / "report" / "accuracy.html").is_file()
+    assert report["warnings"] == []  # calibrated on training digits: the test digits look like them
 
 
 @pytest.mark.slow
@@ -170,3 +171,16 @@ def test_labels_that_the_model_does_not_have_store_nothing(digits_model, tmp_pat
     line = one_error_line(proc)
     assert "the labels do not match the model's classes: class index 12 but the model has 10 outputs" in line
     assert not (tmp_path / "results.db").exists()
+
+
+def test_evaluation_images_unlike_the_calibration_inputs_are_named():
+    from mobiledeploy.accuracy import calibration_mismatch
+    from mobiledeploy.converters.calibration import synthetic_images
+
+    manifest = {"calibration": {"source": "synthetic", "samples": 8, "seed": 0}, "resolution": [16, 16]}
+    assert calibration_mismatch(manifest, synthetic_images(8, (16, 16), seed=3)) is None
+    dark = np.zeros((8, 16, 16, 3), dtype=np.float32)
+    dark[:, 4:12, 6:10] = 1.0  # white strokes on black, as the digits
+    line = calibration_mismatch(manifest, dark)
+    assert line.startswith("the evaluation images do not look like the int8 calibration inputs (synthetic): mean pixel 0.12")
+    assert "--calibration DIR" in line

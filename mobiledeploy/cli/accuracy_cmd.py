@@ -73,6 +73,10 @@ def accuracy_cmd(
     from ..accuracy_store import store_accuracy
 
     result["evaluation_id"] = store_accuracy(result, db, exported.manifest)
+    for warning in result["warnings"]:
+        import sys
+
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
     if report is not None:
         from ..accuracy_report import write_accuracy_report
 
