@@ -69,3 +69,16 @@ def test_the_layer_with_outlier_activations_is_named_first_and_float_layers_auto
     assert entry["op_counts"].get("DEQUANTIZE") == 1 and entry["op_counts"].get("QUANTIZE") == 1
     before, after = res.manifest["parity"]["int8"]["sqnr_db"], fixed.manifest["parity"]["int8"]["sqnr_db"]
     assert before < 25 and after > before + 20, (before, after)
+
+
+def test_float_layers_values():
+    from mobiledeploy.converters.float_layers import parse_float_layers, worst_layers
+    from mobiledeploy.errors import ConfigError
+
+    assert parse_float_layers("auto") == ("auto", 1) and parse_float_layers("auto:3") == ("auto", 3)
+    assert parse_float_layers(" a/b , c ") == ("names", ["a/b", "c"]) and parse_float_layers("") is None
+    with pytest.raises(ConfigError, match="auto:N takes a positive N"):
+        parse_float_layers("auto:0")
+    rows = [{"op": "INPUT", "tensor": "input", "added_db": 0.0}, {"op": "CONV_2D", "tensor": "x", "added_db": 9.0},
+            {"op": "MEAN", "tensor": "y", "added_db": 2.0}, {"op": "ADD", "tensor": "z", "added_db": -1.0}]
+    assert worst_layers(sorted(rows, key=lambda r: -r["added_db"]), 5) == ["x", "y"]
