@@ -230,9 +230,11 @@ def evaluate(folder: Path, manifest: dict[str, Any], data: LabelledSet, arm_cpus
         from .quant_error import layer_errors
 
         tick = progress("per-layer int8 error", 1)
-        report["layers"] = {"images": min(per_layer, len(x)), "sorted_by": "added_db",
-                            "rows": layer_errors(folder / manifest["artifacts"]["fp32"]["path"],
-                                                 folder / manifest["artifacts"]["int8"]["path"], x[:per_layer])}
+        rows = layer_errors(folder / manifest["artifacts"]["fp32"]["path"], folder / manifest["artifacts"]["int8"]["path"],
+                            x[:per_layer])
+        for row in rows:  # an exact tensor's -inf dB as null: --json stays strict JSON
+            row.update({k: None for k, v in row.items() if isinstance(v, float) and not np.isfinite(v)})
+        report["layers"] = {"images": min(per_layer, len(x)), "sorted_by": "added_db", "rows": rows}
         tick(1)
     return report
 

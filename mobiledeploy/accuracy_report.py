@@ -39,7 +39,7 @@ def layer_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The per-layer table (quant_error.layer_errors rows), worst added damage first."""
     rows = (report.get("layers") or {}).get("rows") or []
     return [{"rank": str(i), "op": f"{r['op']} #{r['op_index']}", "tensor": _short(r["tensor"]),
-             "added_db": f"{r['added_db']:+.1f}", "nsr_db": f"{r['nsr_db']:.1f}",
+             "added_db": f"{r['added_db']:+.1f}", "nsr_db": "exact" if r["nsr_db"] is None else f"{r['nsr_db']:.1f}",
              "rmse_over_scale": "—" if r["rmse_over_scale"] is None else f"{r['rmse_over_scale']:.2f}"}
             for i, r in enumerate(rows, 1)]
 
@@ -59,7 +59,7 @@ def plot_layers(report: dict[str, Any], top: int = 20) -> bytes | None:
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.2))
     labels = [f"{r['op']} #{r['op_index']} {_short(r['tensor'], 28)}" for r in rows][::-1]
     ax.barh(labels, [r["added_db"] for r in rows][::-1], color="#d62728", label="added by the op (dB)")
-    ax.scatter([r["nsr_db"] for r in rows][::-1], labels, color="#1f77b4", zorder=3, label="accumulated NSR (dB)")
+    ax.scatter([r["nsr_db"] if r["nsr_db"] is not None else float("nan") for r in rows][::-1], labels, color="#1f77b4", zorder=3, label="accumulated NSR (dB)")
     ax.axvline(0, color="#555", linewidth=0.8)
     ax.set_xlabel("dB (noise-to-signal of int8 vs fp32; higher is worse)")
     ax.tick_params(axis="y", labelsize=7)
