@@ -1,0 +1,166 @@
+"""A lab of phones: a DeviceFarmer (STF) farm as a source of adb devices, and bench/compare fanned out over them.
+
+The farm is tests/fakestf.py (DeviceFarmer's REST API on 127.0.0.1) handing out fake device-side adb servers
+(tests/adbd.py) that the real Debian adb client connects to; the "benchmark binary" on them is the host
+stand-in (android_harness/host_benchmark_model.py), as in tests/test_bench_adb.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from mobiledeploy.cli import main
+from mobiledeploy.devices.stf import Farm, StfClient, matches, parse_farm_uri
+from mobiledeploy.errors import ConfigError, DeviceNotFoundError, FarmAuthError, FarmError
+from mobiledeploy.results import ResultsStore
+from tests.conftest_adb import free_port
+from tests.conftest_bench import adb_env, fake_device, host_runner, results_db, tiny_tflite  # noqa: F401
+from tests.fakestf import FakeStf, FarmPhoneSpec
+
+TOKEN = "stf-secret-token-4f1c9a"
+PHONES = [FarmPhoneSpec("PX7-0001", "Pixel 7", "gs201", "34"), FarmPhoneSpec("PX8-0002", "Pixel 8", "zuma", "34"),
+          FarmPhoneSpec("S23-0003", "SM-S911B", "kalama", "33", manufacturer="samsung"),
+          FarmPhoneSpec("PX6-0004", "Pixel 6", "gs101", "33", owner={"email": "someone@example.org"}),
+          FarmPhoneSpec("OLD-0005", "Nexus 5", "msm8974", "23", abi="armeabi-v7a")]
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+
+def test_farm_uri_filters_and_options():
+    q = parse_farm_uri("stf:http://farm.lan:7100/?model=Pixel*&sdk=>=30&abi=arm64-v8a&count=2&timeout=60")
+    assert q.url == "http://farm.lan:7100" and q.count == 2 and q.reserve_s == 60.0
+    assert q.filters == (("model", "Pixel*"), ("sdk", ">=30"), ("abi", "arm64-v8a"))
+    assert parse_farm_uri("stf:https://user:pw@farm.example/stf/").url == "https://farm.example/stf"  # no credentials
+    assert parse_farm_uri("stf:http://h/?soc=gs*").filters == (("cpuPlatform", "gs*"),)
+    for bad in ("stf:farm.example", "stf:ftp://h/", "stf:http://h/?sdk=>=x", "stf:http://h/?count=0",
+                "stf:http://h/?count=1.5", "stf:http://h/?model="):
+        with pytest.raises(ConfigError):
+            parse_farm_uri(bad)
+
+
+def test_filters_match_globs_alternatives_and_numbers():
+    pixel = {"model": "Pixel 7", "sdk": "34", "abi": "arm64-v8a", "cpuPlatform": "gs201"}
+    assert matches(pixel, (("model", "pixel*"), ("sdk", ">=30")))
+    assert matches(pixel, (("abi", "armeabi-v7a,arm64-v8a"), ("sdk", "<35")))
+    assert not matches(pixel, (("sdk", ">34"),))
+    assert not matches(pixel, (("model", "Galaxy*"),))
+    assert not matches(pixel, (("marketName", "*"),))  # a field the phone lacks matches nothing
+    assert matches(pixel, ())
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+@pytest.fixture
+def farm(adb_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStf]:  # noqa: F811
+    fake = FakeStf(tmp_path / "farm", PHONES, TOKEN)
+    monkeypatch.setenv("STF_TOKEN", TOKEN)
+    try:
+        yield fake
+    finally:
+        for serial in fake.adbd:
+            adb_env.run("disconnect", fake.address(serial), timeout=15)
+        fake.stop()
+
+
+def adb_sees(adb_env, farm: FakeStf) -> set[str]:  # noqa: F811
+    addresses = {farm.address(s): s for s in farm.adbd}
+    return {addresses[a] for a in adb_env.devices() if a in addresses}
+
+
+def released(farm: FakeStf, serials: list[str]) -> None:
+    """Every serial reserved was given back: remoteConnect deleted, then the reservation."""
+    for serial in serials:
+        deletes = [p for m, p, _ in farm.calls if m == "DELETE" and f"/devices/{serial}" in p]
+        assert deletes == [f"/api/v1/user/devices/{serial}/remoteConnect", f"/api/v1/user/devices/{serial}"], serial
+    assert farm.held() == []
+
+
+def stored(db: Path) -> list[dict]:
+    with ResultsStore(db) as store:
+        return store.list()
+
+
+def cli(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mobiledeploy", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------- the farm
+
+@pytest.mark.adb
+def test_reservation_lifecycle_releases_on_success_and_on_error(farm, adb_env):
+    notes: list[str] = []
+    lab = Farm.open(farm.uri("model=Pixel*&sdk=>=30&timeout=120"), say=notes.append)
+    with lab.reserve() as phones:
+        assert [p.serial for p in phones] == ["PX7-0001", "PX8-0002"]
+        assert [p.address for p in phones] == [farm.address("PX7-0001"), farm.address("PX8-0002")]
+        assert farm.held() == ["PX7-0001", "PX8-0002"]
+        assert farm.phones["PX7-0001"]["reserve_timeout_ms"] == 120_000
+    assert notes == ["PX6-0004 skipped: in use or not ready on the farm"]
+    released(farm, ["PX7-0001", "PX8-0002"])
+    calls = [(m, p) for m, p, _ in farm.calls if "PX7-0001" in p or (m == "POST" and p == "/api/v1/user/devices")]
+    assert calls[:2] == [("POST", "/api/v1/user/devices"), ("POST", "/api/v1/user/devices/PX7-0001/remoteConnect")]
+    assert farm.calls[1][2] == {"serial": "PX7-0001", "timeout": 120_000}
+
+    farm.calls.clear()
+    with pytest.raises(RuntimeError, match="boom"):
+        with Farm.open(farm.uri("serial=S23-0003")).reserve():
+            raise RuntimeError("boom")
+    released(farm, ["S23-0003"])
+
+
+@pytest.mark.adb
+def test_a_phone_not_answering_is_skipped_and_said(farm):
+    farm.not_responding.add("PX7-0001")
+    notes: list[str] = []
+    with Farm.open(farm.uri("abi=arm64-v8a"), say=notes.append).reserve() as phones:
+        assert [p.serial for p in phones] == ["PX8-0002", "S23-0003"]
+    assert notes == ["PX7-0001 skipped: PX7-0001: Device is not responding (504)",
+                     "PX6-0004 skipped: in use or not ready on the farm"]
+    assert farm.held() == []
+    with pytest.raises(DeviceNotFoundError, match="no phone of the farm .* matches .*model=iPhone"):
+        Farm.open(farm.uri("model=iPhone*")).candidates()
+
+
+@pytest.mark.adb
+def test_a_refused_token_and_a_farm_that_does_not_answer(farm, tmp_path, capsys, monkeypatch):
+    with pytest.raises(FarmAuthError) as refused:
+        StfClient(farm.url, "wrong-token").devices()
+    assert "wrong-token" not in str(refused.value) and "401: Bad Credentials" in str(refused.value)
+    monkeypatch.setenv("STF_TOKEN", "wrong-token")
+    assert main(["devices", "--device", farm.uri()]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refused the token in $STF_TOKEN" in err and "wrong-token" not in err
+    dead = f"stf:http://127.0.0.1:{free_port()}/"
+    with pytest.raises(FarmError, match="does not answer"):
+        Farm.open(dead, token=TOKEN).phones()
+    assert main(["bench", "--device", dead, "--model", "x.tflite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mobiledeploy: error: ") and "does not answer" in err
+    monkeypatch.delenv("STF_TOKEN")
+    assert main(["devices", "--device", farm.uri()]) == 2
+    assert "needs an access token in $STF_TOKEN" in capsys.readouterr().err
+
+
+@pytest.mark.adb
+def test_devices_lists_what_the_farm_and_the_adb_server_offer(farm, fake_device, capsys):
+    assert main(["devices", "--device", farm.uri("sdk=>=30"), "--json"]) == 0
+    listed = {d["serial"]: d for d in json.loads(capsys.readouterr().out)["devices"]}
+    assert set(listed) == {p.serial for p in PHONES}
+    assert (listed["PX7-0001"]["model"], listed["PX7-0001"]["soc"], listed["PX7-0001"]["free"]) == ("Pixel 7", "gs201", True)
+    assert listed["PX6-0004"]["free"] is False and listed["OLD-0005"]["matches"] is False
+    assert main(["devices", "--device", farm.uri()]) == 0
+    table = capsys.readouterr().out
+    assert "PX8-0002" in table and "zuma" in table and "TOKEN" not in table
+    assert main(["devices", "--json"]) == 0
+    [local] = [d for d in json.loads(capsys.readouterr().out)["devices"] if d["serial"] == fake_device.serial]
+    assert (local["model"], local["soc"], local["abi"], local["free"]) == ("MD-Fake", "fakeboard", "arm64-v8a", True)
