@@ -11,7 +11,8 @@ Spoken as the real one does (`lib/units/api/controllers/user.js`, `helpers/secur
   closes its port, so whatever still runs on it fails)
 - DELETE /api/v1/user/devices/{serial}: 403 unless the user holds it
 
-`FakeStf.calls` logs (method, path, json body or None) in order; `held()` is what the user has reserved now.
+`lose_on[serial] = (pattern, after)` makes a phone vanish when a shell command holding `pattern` has run
+`after` seconds (tests/adbd.py `drop_on`). `FakeStf.calls` logs (method, path, json body or None) in order; `held()` is what the user has reserved now.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class FakeStf:
         self.calls: list[tuple[str, str, Any]] = []
         self.refused: list[str] = []  # Authorization headers refused
         self.not_responding: set[str] = set()
+        self.lose_on: dict[str, tuple[str, float]] = {}  # serial → (shell pattern, seconds): the phone drops then
         self.phones: dict[str, dict[str, Any]] = {}
         self.adbd: dict[str, FakeAdbd] = {}
         self._lock = threading.Lock()
@@ -126,7 +128,9 @@ class FakeStf:
             return 403, {"success": False, "description": "Device is not owned by you or is not available"}
         dev = self.adbd[serial]
         if rest == ["remoteConnect"] and method == "POST":
-            dev.restore()
+            dev.restore()  # (which clears drop patterns: those of `lose_on` are set after it)
+            if serial in self.lose_on:
+                dev.drop_on(*self.lose_on[serial])
             phone.update(remoteConnect=True, remoteConnectUrl=dev.serial)
             return 200, {"success": True, "description": "Remote connection is enabled", "remoteConnectUrl": dev.serial}
         if rest == ["remoteConnect"] and method == "DELETE":

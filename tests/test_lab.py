@@ -164,3 +164,122 @@ def test_devices_lists_what_the_farm_and_the_adb_server_offer(farm, fake_device,
     assert main(["devices", "--json"]) == 0
     [local] = [d for d in json.loads(capsys.readouterr().out)["devices"] if d["serial"] == fake_device.serial]
     assert (local["model"], local["soc"], local["abi"], local["free"]) == ("MD-Fake", "fakeboard", "arm64-v8a", True)
+
+
+# ---------------------------------------------------------------------------------------------- fan-out
+
+def intervals(rows: list[dict]) -> list[tuple[float, float]]:
+    import datetime as dt
+
+    return [(dt.datetime.fromisoformat(r["started_at"]).timestamp(),
+             dt.datetime.fromisoformat(r["started_at"]).timestamp() + r["wall_s"]) for r in rows]
+
+
+@pytest.mark.adb
+def test_bench_on_three_farm_phones_at_once_one_lost_mid_run(farm, adb_env, tiny_tflite, host_runner, results_db):
+    """Three phones reserved, timed concurrently; one drops in its run: its runs fail, the others' are stored ok,
+    the exit code says not every phone succeeded, every reservation is given back, and the token is nowhere."""
+    farm.lose_on["S23-0003"] = ("run.sh --binary", 0.5)
+    env = {**adb_env.env, "MOBILEDEPLOY_DB": str(results_db), "STF_TOKEN": TOKEN}
+    proc = cli("bench", "--device", farm.uri("abi=arm64-v8a&sdk=>=30"), "--model", str(tiny_tflite["fp32"]),
+               "--benchmark-binary", str(host_runner), "--runs", "5", "--warmup", "1", "--min-secs", "2", "--json", env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and TOKEN not in proc.stdout + proc.stderr
+    assert "PX6-0004 skipped: in use or not ready on the farm" in proc.stderr
+    lost = [line for line in proc.stderr.splitlines() if line.startswith("mobiledeploy: error:")]
+    assert len(lost) == 1 and "S23-0003" in lost[0] and "went away" in lost[0]
+    out = {d["phone"]: d for d in json.loads(proc.stdout)["devices"]}
+    assert set(out) == {"PX7-0001", "PX8-0002", "S23-0003"}
+    assert [out[s]["status"] for s in ("PX7-0001", "PX8-0002", "S23-0003")] == ["ok", "ok", "failed"]
+    assert out["PX8-0002"]["machine_class"] == "Pixel 8 / zuma / arm64-v8a"
+    rows = {r["config"]["phone"]["serial"]: r for r in stored(results_db)}
+    assert set(rows) == {"PX7-0001", "PX8-0002", "S23-0003"}
+    assert [rows[s]["status"] for s in ("PX7-0001", "PX8-0002", "S23-0003")] == ["ok", "ok", "failed"]
+    assert rows["PX7-0001"]["device"] == f"adb:{farm.address('PX7-0001')}"
+    assert rows["PX7-0001"]["config"]["phone"]["machine_class"] == "Pixel 7 / gs201 / arm64-v8a"
+    assert rows["PX7-0001"]["config"]["phone"]["farm"] == farm.url
+    (a0, a1), (b0, b1) = intervals([rows["PX7-0001"], rows["PX8-0002"]])
+    assert max(a0, b0) < min(a1, b1)  # the two phones ran at the same time
+    assert TOKEN.encode() not in results_db.read_bytes()
+    released(farm, ["PX7-0001", "PX8-0002", "S23-0003"])
+    assert adb_sees(adb_env, farm) == set()
+
+
+@pytest.mark.adb
+def test_an_interrupt_releases_every_reservation(farm, adb_env, tiny_tflite, host_runner, results_db):
+    env = {**adb_env.env, "MOBILEDEPLOY_DB": str(results_db), "STF_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "mobiledeploy", "bench", "--device", farm.uri("sdk=>=33"),
+                             "--model", str(tiny_tflite["fp32"]), "--benchmark-binary", str(host_runner),
+                             "--runs", "5", "--warmup", "1", "--min-secs", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        running = lambda: [s for s, d in farm.adbd.items() if any("--binary" in c for c in d.shell_commands)]  # noqa: E731
+        while len(running()) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert sorted(running()) == ["PX7-0001", "PX8-0002", "S23-0003"], proc.stderr.read() if proc.poll() else ""
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert time.monotonic() - started < 45
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err
+    released(farm, ["PX7-0001", "PX8-0002", "S23-0003"])
+    assert adb_sees(adb_env, farm) == set()
+
+
+@pytest.fixture(scope="session")
+def artifacts_root(request: pytest.FixtureRequest) -> Path:
+    """The exports tests/test_compare.py keeps in pytest's cache (the same models: made once, reused here)."""
+    return Path(request.config.cache.mkdir("mobiledeploy-compare-artifacts")).resolve()
+
+
+@pytest.mark.adb
+@pytest.mark.slow
+def test_compare_across_three_farm_phones(farm, adb_env, host_runner, results_db, artifacts_root, tmp_path, capsys,
+                                          monkeypatch):
+    """The issue's 'done when': a compare across three phones reserved from the farm stores every phone's runs,
+    releases every reservation and prints the speedups side by side; the stored runs give the same per phone."""
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    code = main(["compare", "--device", farm.uri("sdk=>=30&abi=arm64-v8a&count=3"), "--models", "v1:g=3,scale=0.25",
+                 "--baseline", "mobilenet_v1:alpha=0.25", "--resolutions", "64x64", "--formats", "fp32",
+                 "--rounds", "1", "--runs", "3", "--warmup", "1", "--benchmark-binary", str(host_runner),
+                 "--report", str(tmp_path / "report")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "measured speedup over" in out and "per phone" in out
+    table = out[out.index("measured speedup over"):]
+    assert all(serial in table for serial in ("PX7-0001", "PX8-0002", "S23-0003"))
+    assert "Pixel 8 / zuma / arm64-v8a" in out and "SM-S911B / kalama / arm64-v8a" in out
+    rows = stored(results_db)
+    per_phone = {}
+    for row in rows:
+        per_phone.setdefault(row["config"]["phone"]["serial"], []).append(row)
+    assert sorted(per_phone) == ["PX7-0001", "PX8-0002", "S23-0003"]
+    assert all(sorted(r["model"] for r in runs) == ["mobilenet_v1-alpha0.25-64x64", "shufflenet_v1-g3-scale0.25-64x64"]
+               and {r["status"] for r in runs} == {"ok"} for runs in per_phone.values())
+    released(farm, ["PX7-0001", "PX8-0002", "S23-0003"])
+    assert adb_sees(adb_env, farm) == set()
+    report = tmp_path / "report"
+    assert {"by_device.html", "by_device.md", "speedups_by_device.png", "PX7-0001"} <= {p.name for p in report.iterdir()}
+    markdown = (report / "by_device.md").read_text()
+    assert "| model | format | resolution | theoretical | PX7-0001 | PX8-0002 | S23-0003 |" in markdown
+    assert "data:image/png;base64," in (report / "by_device.html").read_text()
+
+    runs_json = tmp_path / "runs.json"
+    assert main(["results", "--json"]) == 0
+    runs_json.write_text(capsys.readouterr().out)
+    assert main(["compare", "--results", str(runs_json), "--by-device", "--json", "--models", "v1:g=3,scale=0.25",
+                 "--baseline", "mobilenet_v1:alpha=0.25", "--resolutions", "64x64", "--formats", "fp32"]) in (0, None)
+    data = json.loads(capsys.readouterr().out)
+    by_phone = {d["phone"]: d for d in data["by_device"]}
+    assert sorted(by_phone) == ["PX7-0001", "PX8-0002", "S23-0003"]
+    for serial, entry in by_phone.items():
+        v1 = next(r for r in entry["rows"] if r["key"] == "shufflenet_v1-g3-scale0.25")
+        base, model = (next(r["median_ms"] for r in per_phone[serial] if r["model"].startswith(k))
+                       for k in ("mobilenet", "shufflenet"))
+        assert v1["measured_speedup"] == pytest.approx(base / model)  # each phone against its own baseline
+        assert entry["machine_class"] == per_phone[serial][0]["config"]["phone"]["machine_class"]

@@ -128,6 +128,9 @@ def compare_cmd(
     results: Annotated[Optional[list[str]], typer.Option(
         "--results", help="Judge stored runs instead of measuring: bench --json or results --json files "
         "(repeatable); --models/--baseline/--suite name what to set against what.")] = None,
+    by_device: Annotated[bool, typer.Option(
+        "--by-device", help="The speedups side by side per phone (each against the baseline timed on the same phone); "
+        "always so when --device names several phones or a farm; with --results, stored runs grouped by phone.")] = False,
     json_out: Json = False,
 ) -> None:
     """Theory vs measurement: speedups over a baseline, measured in one interleaved session.
@@ -152,7 +155,7 @@ def compare_cmd(
 
     started = time.perf_counter()
     if results:
-        return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out)
+        return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out, by_device)
     from .lab_cmd import open_lab
 
     lab = open_lab(device, adb_server)  # several phones, or a farm's: the speedups side by side per phone
@@ -219,7 +222,7 @@ def _conclude(rows: list[Any]) -> None:
         raise SystemExit(1)
 
 
-def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool) -> None:
+def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool, by_device: bool = False) -> None:
     """compare --results: the same table from runs already stored, those of the plan's models and formats."""
     from ..baseline import read_result_files
     from ..compare import compare, slug_key
@@ -230,6 +233,12 @@ def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool) -> Non
     if not runs:
         raise ConfigError(f"no run in {', '.join(files)} is of the models compared ({', '.join(sorted(keys))})")
     devices = sorted({r.device for r in runs})
+    if by_device:
+        from .lab_cmd import judge_stored_by_device
+
+        meta = {"status": "stored runs", "suite": plan["suite"].name, "baseline": plan["labels"][plan["baseline"]],
+                "results files": list(files)}
+        return judge_stored_by_device(runs, plan, json_out, meta)
     rows = compare(runs, plan["baseline"], labels=plan["labels"], paper=plan["paper"])
     spec = plan["suite"]
     meta = {"status": "stored runs", "device": ", ".join(devices), "suite": spec.name,

@@ -125,16 +125,13 @@ def compare_lab(lab: Any, targets: list[Any], failures: list[dict[str, Any]], pl
         raise
     per_phone = _by_device([(run, run.results) for run in runs], plan, failures)
     meta = {**meta, "status": "complete", "results db": str(_db_path(runs, db))}
-    if json_out:
-        print_json({**{k.replace(" ", "_"): v for k, v in meta.items()},
-                    "by_device": [{**run.to_dict(), "rows": [r.to_dict() for r in rows]} for run, rows in per_phone]})
-    else:
-        print_by_device(per_phone, plan["labels"][plan["baseline"]], plan["paper"])
+    _show_by_device(per_phone, plan, json_out, meta)
     if report:
         written = _lab_report(report, per_phone, meta)
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
     _conclude(runs)
     if any(not any(r.measured_speedup for r in rows if not r.baseline) for _, rows in per_phone):
+        sys.stderr.write("mobiledeploy: error: on some phone no model could be compared with the baseline\n")
         raise SystemExit(1)
 
 
@@ -149,6 +146,40 @@ def _runs_of(collected: list[Any]) -> list[tuple[Any, list[Any]]]:
         run = PhoneRun(Phone(result.device, ident), ident.get("machine_class"), error="interrupted")
         groups.setdefault(str(ident.get("label")), (run, []))[1].append(result)
     return list(groups.values())
+
+
+def judge_stored_by_device(runs: list[Any], plan: dict[str, Any], json_out: bool, meta: dict[str, Any]) -> None:
+    """compare --results --by-device: stored runs grouped by the phone they ran on (`config.phone`, else the
+    device URI), each phone's speedups against its own baseline runs."""
+    from pathlib import Path
+
+    from ..bench import BenchRun
+    from ..devices.lab import Phone
+    from ..fanout import PhoneRun
+
+    groups: dict[str, tuple[Any, list[Any]]] = {}
+    for result in runs:
+        ident = (result.config or {}).get("phone") or {"label": result.device}
+        label = str(ident.get("label"))
+        if label not in groups:
+            groups[label] = (PhoneRun(Phone(result.device, ident), ident.get("machine_class")), [])
+        groups[label][1].append(result)
+    for run, results in groups.values():
+        run.bench = BenchRun(results, Path(""), str(results[0].session_id or ""))
+    per_phone = _by_device(list(groups.values()), plan, [])
+    _show_by_device(per_phone, plan, json_out, meta)
+    if any(not any(r.measured_speedup for r in rows if not r.baseline) for _, rows in per_phone):
+        sys.stderr.write("mobiledeploy: error: on some phone no model could be compared with the baseline\n")
+        raise SystemExit(1)
+
+
+def _show_by_device(per_phone: list[tuple[Any, list[Any]]], plan: dict[str, Any], json_out: bool,
+                    meta: dict[str, Any]) -> None:
+    if json_out:
+        print_json({**{k.replace(" ", "_"): v for k, v in meta.items()},
+                    "by_device": [{**run.to_dict(), "rows": [r.to_dict() for r in rows]} for run, rows in per_phone]})
+    else:
+        print_by_device(per_phone, plan["labels"][plan["baseline"]], plan["paper"])
 
 
 def _by_device(groups: list[tuple[Any, list[Any]]], plan: dict[str, Any],
