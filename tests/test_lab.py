@@ -283,3 +283,20 @@ def test_compare_across_three_farm_phones(farm, adb_env, host_runner, results_db
                        for k in ("mobilenet", "shufflenet"))
         assert v1["measured_speedup"] == pytest.approx(base / model)  # each phone against its own baseline
         assert entry["machine_class"] == per_phone[serial][0]["config"]["phone"]["machine_class"]
+
+
+@pytest.mark.adb
+def test_bench_on_a_list_of_adb_phones_one_not_there(fake_device, tiny_tflite, host_runner, results_db, capsys):
+    """`--device adb:A,adb:B`: no farm, the same fan-out; a phone adb does not see fails alone (exit 1)."""
+    code = main(["bench", "--device", f"adb:{fake_device.serial},adb:no-such-phone", "--model", str(tiny_tflite["int8"]),
+                 "--benchmark-binary", str(host_runner), "--runs", "3", "--warmup", "1"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("mobiledeploy: error:")]
+    assert len(errors) == 1 and errors[0].startswith("mobiledeploy: error: no-such-phone: adb does not see no-such-phone")
+    assert "latency in ms, per phone" in out and "MD-Fake / fakeboard / arm64-v8a" in out
+    rows = {r["config"]["phone"]["label"]: r for r in stored(results_db)}
+    assert (rows[fake_device.serial]["status"], rows["no-such-phone"]["status"]) == ("ok", "failed")
+    assert rows[fake_device.serial]["config"]["phone"]["machine_class"] == "MD-Fake / fakeboard / arm64-v8a"
+    assert main(["bench", "--device", "adb:A,local", "--model", str(tiny_tflite["int8"])]) == 2
+    assert "takes phones only" in capsys.readouterr().err
