@@ -300,3 +300,30 @@ def test_bench_on_a_list_of_adb_phones_one_not_there(fake_device, tiny_tflite, h
     assert rows[fake_device.serial]["config"]["phone"]["machine_class"] == "MD-Fake / fakeboard / arm64-v8a"
     assert main(["bench", "--device", "adb:A,local", "--model", str(tiny_tflite["int8"])]) == 2
     assert "takes phones only" in capsys.readouterr().err
+
+
+@pytest.mark.adb
+@pytest.mark.slow
+def test_a_farm_gate_judges_each_phone_against_its_own_class(farm, adb_env, host_runner, results_db, artifacts_root,
+                                                              tmp_path, capsys, monkeypatch):
+    """gate --baseline DIR on a farm: recording writes one baseline per phone class; judging picks each phone's."""
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    monkeypatch.setenv("MOBILEDEPLOY_BENCHMARK_MODEL", str(host_runner))
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    common = ["--device", farm.uri("model=Pixel*"), "--baseline", str(folder), "--rounds", "3", "--runs", "3",
+              "--warmup", "1", "--reference", "none"]
+    code = main(["gate", *common, "--update-baseline", "--model", "v1:g=3,scale=0.25,resolution=64"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and all(n.startswith("adb-pixel-") for n in names), names
+    released(farm, ["PX7-0001", "PX8-0002"])
+    farm.calls.clear()
+    code = main(["gate", *common, "--max-regression", "900%", "--junit", str(tmp_path / "gate.xml")])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "== PX7-0001: gate exit 0" in out and "== PX8-0002: gate exit 0" in out
+    assert f"{names[0]}" in out and f"{names[1]}" in out  # each phone judged against its own class's file
+    assert {p.name for p in tmp_path.glob("gate.*.xml")} == {"gate.PX7-0001.xml", "gate.PX8-0002.xml"}
+    released(farm, ["PX7-0001", "PX8-0002"])

@@ -246,6 +246,107 @@ def _lab_report(report: Any, per_phone: list[tuple[Any, list[Any]]], meta: dict[
     return write_by_device_report(report, [(run.to_dict(), rows) for run, rows in per_phone], meta=meta)
 
 
+class _PerThread:
+    """sys.stdout / sys.stderr that send what a phone's thread writes to that phone's buffer (the others, and
+    the main thread, write through): a command run per phone keeps its output whole, printed after."""
+
+    def __init__(self, real: Any):
+        import threading
+
+        self.real, self.buffers, self._local = real, {}, threading.local()
+
+    def capture(self) -> Any:
+        import io
+
+        self._local.buffer = buffer = io.StringIO()
+        return buffer
+
+    def write(self, text: str) -> int:
+        return (getattr(self._local, "buffer", None) or self.real).write(text)
+
+    def flush(self) -> None:
+        if getattr(self._local, "buffer", None) is None:
+            self.real.flush()
+
+    def isatty(self) -> bool:
+        return getattr(self._local, "buffer", None) is None and self.real.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def gate_lab(lab: Any, judge: Any) -> None:
+    """The gate on every phone of the lab at once, each judged against its own machine class's baseline:
+    `judge(phone)` runs the gate for one phone (its exit code); each phone's output is printed whole, after a
+    line naming it; the exit code is the worst phone's (0 only when every phone passed)."""
+    import threading
+
+    from ..errors import DeviceError
+
+    lab.check()
+    outputs: dict[str, tuple[int, str, str]] = {}
+    out, err = _PerThread(sys.stdout), _PerThread(sys.stderr)
+
+    order: list[str] = []
+
+    def one(phone: Any) -> None:
+        stdout, stderr = out.capture(), err.capture()
+        outputs[phone.label] = (_judged(judge, phone), stdout, stderr)
+
+    saved = sys.stdout, sys.stderr
+    try:
+        with lab.phones() as phones:
+            order[:] = [p.label for p in phones]
+            sys.stdout, sys.stderr = out, err
+            threads = [threading.Thread(target=one, args=(p,), daemon=True, name=f"gate {p.label}") for p in phones]
+            _run_threads(threads, lab.release_all)
+    except DeviceError as exc:
+        sys.stdout, sys.stderr = saved
+        sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())}\n")
+        raise SystemExit(1) from None
+    finally:
+        sys.stdout, sys.stderr = saved
+        for label in (name for name in order if name in outputs):
+            code, stdout, stderr = outputs[label]
+            sys.stdout.write(f"== {label}: gate exit {code}\n{stdout.getvalue()}")
+            sys.stderr.write("".join(f"{label}: {line}\n" for line in stderr.getvalue().splitlines()))
+    if code := max((c for c, _, _ in outputs.values()), default=1):
+        raise SystemExit(code)
+
+
+def _judged(judge: Any, phone: Any) -> int:
+    from ..errors import MobiledeployError
+
+    try:
+        judge(phone)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except MobiledeployError as exc:
+        sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())}\n")
+        return exc.exit_code
+    except Exception as exc:  # a thread must not die silently: this phone fails, the others go on
+        sys.stderr.write(f"mobiledeploy: error: {type(exc).__name__}: {' '.join(str(exc).split())}\n")
+        return 2
+    return 0
+
+
+def _run_threads(threads: list[Any], release: Any, join_s: float = 30.0) -> None:
+    import time
+
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        release()
+        deadline = time.monotonic() + join_s
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        raise
+
+
 @app.command("devices")
 def devices_cmd(
     device: Annotated[Optional[str], typer.Option(

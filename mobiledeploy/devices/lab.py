@@ -33,9 +33,20 @@ class Phone:
 
 
 def is_lab(text: str) -> bool:
-    """Several devices (a ',' list) or a farm (stf:…): a fan-out, not one device."""
+    """A farm (stf:…), or a ',' list naming a phone: a fan-out, not one device. (A list of qemu: cores is the
+    exact gate's own, not a lab.)"""
     text = text.strip()
-    return text.startswith("stf:") or "," in text
+    if text.startswith("stf:"):
+        return True
+    if "," not in text:
+        return False
+    kinds = set()
+    for part in text.split(","):
+        try:
+            kinds.add(parse_device_uri(part)[0])
+        except ConfigError:
+            kinds.add("?")
+    return "adb" in kinds
 
 
 class Lab:
