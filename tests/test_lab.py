@@ -327,3 +327,20 @@ def test_a_farm_gate_judges_each_phone_against_its_own_class(farm, adb_env, host
     assert f"{names[0]}" in out and f"{names[1]}" in out  # each phone judged against its own class's file
     assert {p.name for p in tmp_path.glob("gate.*.xml")} == {"gate.PX7-0001.xml", "gate.PX8-0002.xml"}
     released(farm, ["PX7-0001", "PX8-0002"])
+
+
+@pytest.mark.adb
+@pytest.mark.slow
+def test_profile_on_farm_phones_gives_one_json(farm, adb_env, host_runner, results_db, artifacts_root, capsys,
+                                               monkeypatch):
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    code = main(["profile", "--device", farm.uri("model=Pixel*"), "--arch", "v1", "--g", "3", "--scale", "0.25",
+                 "--resolution", "64", "--runs", "3", "--benchmark-binary", str(host_runner), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["command"] == "profile" and [d["phone"] for d in data["devices"]] == ["PX7-0001", "PX8-0002"]
+    for item in data["devices"]:
+        assert item["exit_code"] == 0 and item["result"]["device"] == item["device"]
+        assert item["result"]["phone"]["serial"] == item["phone"] and item["result"]["categories"]
+    released(farm, ["PX7-0001", "PX8-0002"])

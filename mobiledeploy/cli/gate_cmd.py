@@ -105,9 +105,9 @@ def gate_cmd(
 
     lab = open_lab(device, adb_server) if device and not (against or results) else None
     if lab is not None:  # several phones or a farm's: each judged against its own machine class's baseline
-        from .lab_cmd import gate_lab
+        from .lab_cmd import per_phone
 
-        return gate_lab(lab, functools.partial(_gate_one_phone, req))
+        return per_phone(lab, functools.partial(_gate_one_phone, req), "gate", json_out)
     reports = GateReports(junit, markdown, out, baseline or against or "", device or "local")
     try:
         if not _other_modes(req, reports):

@@ -12,7 +12,7 @@ from .app import Json, app, print_json
 from .console import progress_on_stderr, stdout_console
 from .options import AdbServerOpt
 
-__all__ = ["open_lab", "bench_lab", "run_lab", "compare_lab", "print_by_device", "devices_cmd"]
+__all__ = ["open_lab", "bench_lab", "run_lab", "compare_lab", "per_phone", "print_by_device", "devices_cmd"]
 
 
 def warn(line: str) -> None:
@@ -275,30 +275,31 @@ class _PerThread:
         return getattr(self.real, name)
 
 
-def gate_lab(lab: Any, judge: Any) -> None:
-    """The gate on every phone of the lab at once, each judged against its own machine class's baseline:
-    `judge(phone)` runs the gate for one phone (its exit code); each phone's output is printed whole, after a
-    line naming it; the exit code is the worst phone's (0 only when every phone passed)."""
+def per_phone(lab: Any, job: Any, command: str, json_out: bool = False) -> None:
+    """`job(phone)` (a whole command on one phone: gate, profile) on every phone of the lab at once. Each phone's
+    output is printed whole after a `== PHONE: COMMAND exit N` line (its stderr lines prefixed by the phone);
+    with --json, one object: {"devices": [{phone, device, exit_code, result: the phone's JSON}]}. The exit code
+    is the worst phone's: 0 only when every phone succeeded."""
     import threading
 
     from ..errors import DeviceError
 
     lab.check()
-    outputs: dict[str, tuple[int, str, str]] = {}
+    outputs: dict[str, tuple[int, Any, Any]] = {}
     out, err = _PerThread(sys.stdout), _PerThread(sys.stderr)
-
-    order: list[str] = []
+    phones: list[Any] = []
 
     def one(phone: Any) -> None:
         stdout, stderr = out.capture(), err.capture()
-        outputs[phone.label] = (_judged(judge, phone), stdout, stderr)
+        outputs[phone.label] = (_judged(job, phone), stdout, stderr)
 
     saved = sys.stdout, sys.stderr
     try:
-        with lab.phones() as phones:
-            order[:] = [p.label for p in phones]
+        with lab.phones() as reserved:
+            phones[:] = reserved
             sys.stdout, sys.stderr = out, err
-            threads = [threading.Thread(target=one, args=(p,), daemon=True, name=f"gate {p.label}") for p in phones]
+            threads = [threading.Thread(target=one, args=(p,), daemon=True, name=f"{command} {p.label}")
+                       for p in reserved]
             _run_threads(threads, lab.release_all)
     except DeviceError as exc:
         sys.stdout, sys.stderr = saved
@@ -306,12 +307,29 @@ def gate_lab(lab: Any, judge: Any) -> None:
         raise SystemExit(1) from None
     finally:
         sys.stdout, sys.stderr = saved
-        for label in (name for name in order if name in outputs):
-            code, stdout, stderr = outputs[label]
-            sys.stdout.write(f"== {label}: gate exit {code}\n{stdout.getvalue()}")
-            sys.stderr.write("".join(f"{label}: {line}\n" for line in stderr.getvalue().splitlines()))
+        _print_per_phone([(p, *outputs[p.label]) for p in phones if p.label in outputs], command, json_out)
     if code := max((c for c, _, _ in outputs.values()), default=1):
         raise SystemExit(code)
+
+
+def _print_per_phone(done: list[tuple[Any, int, Any, Any]], command: str, json_out: bool) -> None:
+    import json
+
+    for phone, code, _, stderr in done:
+        sys.stderr.write("".join(f"{phone.label}: {line}\n" for line in stderr.getvalue().splitlines()))
+    if json_out:
+        items = []
+        for phone, code, stdout, _ in done:
+            try:
+                result = json.loads(stdout.getvalue() or "null")
+            except ValueError:
+                result = stdout.getvalue()
+            items.append({"phone": phone.label, "device": phone.uri, "identity": phone.identity, "exit_code": code,
+                          "result": result})
+        print_json({"command": command, "devices": items})
+        return
+    for phone, code, stdout, _ in done:
+        sys.stdout.write(f"== {phone.label}: {command} exit {code}\n{stdout.getvalue()}")
 
 
 def _judged(judge: Any, phone: Any) -> int:
