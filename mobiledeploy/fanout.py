@@ -50,13 +50,19 @@ class PhoneRun:
         return 0 if self.ok else (self.bench.exit_code if self.bench and self.error is None else 1)
 
     def failure(self) -> str | None:
-        """One line: why this phone did not succeed (None when it did)."""
+        """One line: why this phone did not succeed (None when it did). A farm's phone that refuses this adb
+        client says where its key is registered."""
         if self.ok:
             return None
         if self.error or not self.bench:
-            return self.error or "not run"
-        failed = [r for r in self.results if not r.ok]
-        return self.bench.device_error or f"{len(failed)} of {len(self.results)} run(s) failed: {failed[0].error}"
+            line = self.error or "not run"
+        else:
+            failed = [r for r in self.results if not r.ok]
+            line = self.bench.device_error or f"{len(failed)} of {len(self.results)} run(s) failed: {failed[0].error}"
+        if "unauthorized" in line and self.phone.identity.get("farm"):
+            line += (" (a farm's phone accepts only adb keys the farm knows: add ~/.android/adbkey.pub in STF's "
+                     "Settings → Keys → ADB Keys)")
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         return {"phone": self.phone.label, "device": self.phone.uri, "identity": self.phone.identity,

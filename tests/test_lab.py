@@ -344,3 +344,44 @@ def test_profile_on_farm_phones_gives_one_json(farm, adb_env, host_runner, resul
         assert item["exit_code"] == 0 and item["result"]["device"] == item["device"]
         assert item["result"]["phone"]["serial"] == item["phone"] and item["result"]["categories"]
     released(farm, ["PX7-0001", "PX8-0002"])
+
+
+@pytest.mark.adb
+def test_no_matching_phone_is_bad_input_and_no_free_one_is_a_failed_run(farm, tiny_tflite, host_runner, results_db,
+                                                                        capsys):
+    args = ["--model", str(tiny_tflite["fp32"]), "--benchmark-binary", str(host_runner), "--runs", "3"]
+    assert main(["bench", "--device", farm.uri("model=iPhone*"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no phone of the farm" in err and "matches" in err
+    assert main(["bench", "--device", farm.uri("serial=PX6-0004"), *args]) == 1  # listed, but someone else's
+    err = capsys.readouterr().err
+    assert "PX6-0004 skipped: in use" in err and err.strip().endswith("could be reserved: PX6-0004 skipped: in use "
+                                                                      "or not ready on the farm")
+    assert farm.held() == [] and not results_db.exists()
+
+
+def test_a_phone_run_says_why_it_failed_and_the_exit_code_is_the_worst():
+    from mobiledeploy.bench import BenchRun
+    from mobiledeploy.devices.lab import Phone
+    from mobiledeploy.fanout import PhoneRun, lab_exit_code
+    from mobiledeploy.records import RunResult
+
+    def result(ok: bool, kind: str | None = None) -> RunResult:
+        r = RunResult(model="m", format="fp32", device="adb:x", artifact="a", sha256="0", threads=1, runs=0, warmup=0)
+        if ok:
+            return r.with_timings([1000.0, 1100.0])
+        r.failed("boom")
+        r.error_kind = kind
+        return r
+
+    good = PhoneRun(Phone("adb:a", {"label": "a"}), bench=BenchRun([result(True)], Path("db"), "s"))
+    half = PhoneRun(Phone("adb:b", {"label": "b"}), bench=BenchRun([result(True), result(False, "run")], Path("db"), "s"))
+    setup = PhoneRun(Phone("adb:c", {"label": "c"}), bench=BenchRun([result(False, "setup")], Path("db"), "s"))
+    refused = PhoneRun(Phone("adb:d", {"label": "d", "farm": "http://farm"}),
+                       error="127.0.0.1:5555 is unauthorized: accept the USB debugging prompt on the phone")
+    assert (good.failure(), half.failure()) == (None, "1 of 2 run(s) failed: boom")
+    assert "Settings → Keys → ADB Keys" in refused.failure()
+    assert [lab_exit_code(runs) for runs in ([good], [good, half], [good, half, setup], [refused], [])] == [0, 1, 2, 1, 1]
+    assert good.to_dict()["status"] == "ok" and half.to_dict() | {"identity": None} == {
+        "phone": "b", "device": "adb:b", "identity": None, "machine_class": None, "status": "failed",
+        "error": "1 of 2 run(s) failed: boom", "session_id": "s"}
