@@ -385,3 +385,39 @@ def test_a_phone_run_says_why_it_failed_and_the_exit_code_is_the_worst():
     assert good.to_dict()["status"] == "ok" and half.to_dict() | {"identity": None} == {
         "phone": "b", "device": "adb:b", "identity": None, "machine_class": None, "status": "failed",
         "error": "1 of 2 run(s) failed: boom", "session_id": "s"}
+
+
+@pytest.mark.adb
+@pytest.mark.slow
+def test_an_interrupted_compare_releases_every_phone_and_writes_its_report(farm, adb_env, host_runner, results_db,
+                                                                          artifacts_root, tmp_path):
+    env = {**adb_env.env, "MOBILEDEPLOY_DB": str(results_db), "STF_TOKEN": TOKEN}
+    report = tmp_path / "report"
+    proc = subprocess.Popen([sys.executable, "-m", "mobiledeploy", "compare", "--device", farm.uri("sdk=>=33"),
+                             "--models", "v1:g=3,scale=0.25", "--baseline", "mobilenet_v1:alpha=0.25",
+                             "--resolutions", "64x64", "--formats", "fp32", "--rounds", "2", "--runs", "3",
+                             "--warmup", "1", "--out", str(artifacts_root), "--benchmark-binary", str(host_runner),
+                             "--report", str(report)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and len(stored_ok(results_db)) < 2:
+            time.sleep(0.2)
+        assert proc.poll() is None  # two runs stored, the session (2 rounds x 2 models x 3 phones) still going
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err and "Traceback" not in err
+    released(farm, ["PX7-0001", "PX8-0002", "S23-0003"])
+    markdown = (report / "by_device.md").read_text()
+    assert "status: interrupted" in markdown and "| model | format | resolution | theoretical |" in markdown
+
+
+def stored_ok(db: Path) -> list[dict]:
+    try:
+        return [r for r in stored(db) if r["status"] == "ok"]
+    except Exception:  # not created yet
+        return []
