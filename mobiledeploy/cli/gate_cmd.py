@@ -172,16 +172,13 @@ def _gate_one_phone(req: GateRequest, phone: Any) -> None:
              for k, p in (("junit", req.junit), ("markdown", req.markdown), ("out", req.out))}
     one = replace(req, device=phone.uri, **named)
     reports = GateReports(one.junit, one.markdown, one.out, req.baseline or "", phone.uri)
+    from ..errors import MobiledeployError
+
     try:
         if not _other_modes(one, reports):
             _gate(reports, one)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
-        from ..errors import MobiledeployError
-
-        if isinstance(exc, MobiledeployError):
-            reports.status("error", exc.exit_code, " ".join(str(exc).split()))
+    except MobiledeployError as exc:  # its reports say why, as a gate on one device's do
+        reports.status("error", exc.exit_code, " ".join(str(exc).split()))
         raise
 
 

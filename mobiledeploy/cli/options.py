@@ -12,7 +12,7 @@ __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "T
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
                                      "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions). "
-                                     "bench and compare also take several phones at once: adb:A,adb:B, or a "
+                                     "bench, compare and profile (and gate) also take several phones at once: adb:A,adb:B, or a "
                                      "DeviceFarmer farm's: 'stf:https://farm/?model=Pixel*&sdk=>=30&count=3' "
                                      "(token in $STF_TOKEN; see README, A lab of phones).")]
 RuntimeOpt = Annotated[Optional[str], typer.Option(
