@@ -233,8 +233,10 @@ def test_an_interrupt_releases_every_reservation(farm, adb_env, tiny_tflite, hos
 
 @pytest.fixture(scope="session")
 def artifacts_root(request: pytest.FixtureRequest) -> Path:
-    """The exports tests/test_compare.py keeps in pytest's cache (the same models: made once, reused here)."""
-    return Path(request.config.cache.mkdir("mobiledeploy-compare-artifacts")).resolve()
+    """Exports for this file, kept in pytest's cache between sessions. Not test_compare.py's folder: under
+    pytest-xdist that file may run at the same time in another process, and two exports of one model into one
+    folder would replace each other under the runs."""
+    return Path(request.config.cache.mkdir("mobiledeploy-lab-artifacts")).resolve()
 
 
 @pytest.mark.adb
@@ -243,7 +245,7 @@ def test_compare_across_three_farm_phones(farm, adb_env, host_runner, results_db
                                           monkeypatch):
     """The issue's 'done when': a compare across three phones reserved from the farm stores every phone's runs,
     releases every reservation and prints the speedups side by side; the stored runs give the same per phone."""
-    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    monkeypatch.setattr("mobiledeploy.converters.DEFAULT_OUT", artifacts_root)  # what measure.py reads
     code = main(["compare", "--device", farm.uri("sdk=>=30&abi=arm64-v8a&count=3"), "--models", "v1:g=3,scale=0.25",
                  "--baseline", "mobilenet_v1:alpha=0.25", "--resolutions", "64x64", "--formats", "fp32",
                  "--rounds", "1", "--runs", "3", "--warmup", "1", "--benchmark-binary", str(host_runner),
@@ -307,7 +309,7 @@ def test_bench_on_a_list_of_adb_phones_one_not_there(fake_device, tiny_tflite, h
 def test_a_farm_gate_judges_each_phone_against_its_own_class(farm, adb_env, host_runner, results_db, artifacts_root,
                                                               tmp_path, capsys, monkeypatch):
     """gate --baseline DIR on a farm: recording writes one baseline per phone class; judging picks each phone's."""
-    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    monkeypatch.setattr("mobiledeploy.converters.DEFAULT_OUT", artifacts_root)  # what measure.py reads
     monkeypatch.setenv("MOBILEDEPLOY_BENCHMARK_MODEL", str(host_runner))
     folder = tmp_path / "baselines"
     folder.mkdir()
@@ -333,7 +335,7 @@ def test_a_farm_gate_judges_each_phone_against_its_own_class(farm, adb_env, host
 @pytest.mark.slow
 def test_profile_on_farm_phones_gives_one_json(farm, adb_env, host_runner, results_db, artifacts_root, capsys,
                                                monkeypatch):
-    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    monkeypatch.setattr("mobiledeploy.converters.DEFAULT_OUT", artifacts_root)  # what measure.py reads
     code = main(["profile", "--device", farm.uri("model=Pixel*"), "--arch", "v1", "--g", "3", "--scale", "0.25",
                  "--resolution", "64", "--runs", "3", "--benchmark-binary", str(host_runner), "--json"])
     out, err = capsys.readouterr()
