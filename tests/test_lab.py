@@ -47,6 +47,13 @@ def test_farm_uri_filters_and_options():
             parse_farm_uri(bad)
 
 
+def test_what_is_a_lab():
+    from mobiledeploy.devices.lab import is_lab
+
+    assert is_lab("stf:http://farm/") and is_lab("adb:A,adb:B") and is_lab("adb:A,local")  # the last: refused later
+    assert not is_lab("adb:A") and not is_lab("local") and not is_lab("qemu:cortex-a76,qemu:cortex-a53")  # exact gate's
+
+
 def test_filters_match_globs_alternatives_and_numbers():
     pixel = {"model": "Pixel 7", "sdk": "34", "abi": "arm64-v8a", "cpuPlatform": "gs201"}
     assert matches(pixel, (("model", "pixel*"), ("sdk", ">=30")))

@@ -1,5 +1,6 @@
 """A lab of phones on the command line: `bench`/`compare` fanned out over `--device adb:A,adb:B` or
-`--device stf:URL?…`, and `mobiledeploy devices` (what a farm or the adb server offers)."""
+`--device stf:URL?…` (`fanout`), `gate`/`profile` run whole on each phone at once (`per_phone`), and
+`mobiledeploy devices` (what a farm or the adb server offers)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def print_lab_results(runs: list[Any], db_path: str) -> None:
                 continue
             table.add_row(escape(run.phone.label), escape(run.machine_class or "—"), escape(r.model), escape(r.format),
                           str(r.round), "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms),
-                          ms_text(r.p95_ms if r.p95_ms is not None else r.p90_ms), ms_text(r.init_ms), ms_text(r.first_ms))
+                          ms_text(r.p95_ms), ms_text(r.init_ms), ms_text(r.first_ms))
     console = stdout_console()
     console.print(table)
     console.print(f"[dim]stored in {escape(db_path)}; each run's config.phone names its phone and machine class[/]")
