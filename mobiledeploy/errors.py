@@ -73,3 +73,17 @@ class BinaryUnavailableError(RunnerError):
 
     exit_code = 2
     kind = "setup"
+
+
+class FarmError(MobiledeployError):
+    """A device farm (DeviceFarmer/STF) does not answer, or not as its API says: exit 2."""
+
+
+class FarmAuthError(FarmError):
+    """The farm refused the access token (401): exit 2. The message never holds the token."""
+
+
+class PhoneUnavailableError(DeviceError):
+    """A farm's phone is in use, unknown or not answering (403, 404, 504): it is skipped."""
+
+    kind = "device"

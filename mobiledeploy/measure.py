@@ -7,6 +7,7 @@ their own session plans) or `measure`, which does both.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,6 +17,9 @@ from .records import BenchOptions, BenchTarget, ExportInputs, RunResult
 __all__ = ["prepare_targets", "measure"]
 
 Progress = Callable[[str], None]
+# One export at a time in this process: threads that time the same model on several phones (`fanout`, a farm's
+# gate) must not write one artifact folder at once; the second finds the first's export and reuses it.
+_EXPORT_LOCK = threading.Lock()
 
 
 def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, resolution: Any = (224, 224),
@@ -40,8 +44,9 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
             continue
         arch, config = parse_model_ref(ref)
         res = parse_resolution(config.pop("resolution", None) or resolution)
-        exported, identity = _export(arch, config, res, tuple(dict.fromkeys(keys.values())), progress, weights,
-                                     export or ExportInputs())
+        with _EXPORT_LOCK:
+            exported, identity = _export(arch, config, res, tuple(dict.fromkeys(keys.values())), progress, weights,
+                                         export or ExportInputs())
         targets += targets_from_export(exported.path, exported.manifest, formats, runtimes, identity, arch, config, res)
     return targets
 

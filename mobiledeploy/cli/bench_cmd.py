@@ -59,6 +59,7 @@ def bench_cmd(
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
+    Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
     from ..bench import FORMATS, BenchOptions, ExportInputs, parse_formats
     from ..measure import measure
@@ -72,6 +73,13 @@ def bench_cmd(
                               input_shape)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
+    from .lab_cmd import open_lab
+
+    lab = open_lab(device, adb_server)  # several phones, or a farm's: each timed like one adb device
+    if lab is not None:
+        from ..devices.lab import KIND_URI
+
+        device = KIND_URI
     kind = kind_of(device)
     device = canonical_uri(device)
     runtimes = runtimes_for(device, runtime)
@@ -86,9 +94,13 @@ def bench_cmd(
     check_device(device, bench_options)
     fmts = parse_formats(formats or [f for f in FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
+    inputs = {} if model is not None else {"weights": weights, "export": ExportInputs(calibration, calib_samples, out)}
+    if lab is not None:
+        from .lab_cmd import bench_lab
+
+        return bench_lab(lab, [model or ref], bench_options, fmts, resolution, runtimes, rounds, db, inputs, json_out)
     preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
-        inputs = {} if model is not None else {"weights": weights, "export": ExportInputs(calibration, calib_samples, out)}
         report = measure([model or ref], device, bench_options, formats=fmts, resolution=resolution, runtimes=runtimes,
                          rounds=rounds, db=db, adb_server=adb_server, progress=progress, prepared=warn_calibration,
                          **inputs)

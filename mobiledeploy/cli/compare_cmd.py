@@ -128,6 +128,9 @@ def compare_cmd(
     results: Annotated[Optional[list[str]], typer.Option(
         "--results", help="Judge stored runs instead of measuring: bench --json or results --json files "
         "(repeatable); --models/--baseline/--suite name what to set against what.")] = None,
+    by_device: Annotated[bool, typer.Option(
+        "--by-device", help="The speedups side by side per phone (each against the baseline timed on the same phone); "
+        "always so when --device names several phones or a farm; with --results, stored runs grouped by phone.")] = False,
     json_out: Json = False,
 ) -> None:
     """Theory vs measurement: speedups over a baseline, measured in one interleaved session.
@@ -141,6 +144,8 @@ def compare_cmd(
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
     Example: mobiledeploy compare --runtimes litert,onnxruntime --formats fp32 --resolutions 224x224   (both, interleaved)
     Example: mobiledeploy results --json > runs.json && mobiledeploy compare --results runs.json   (stored runs)
+    Example: mobiledeploy compare --device adb:R58M123ABC,adb:192.168.1.7:5555 --formats fp32   (per phone, side by side)
+    Example: STF_TOKEN=... mobiledeploy compare --device 'stf:https://farm.example/?sdk=>=30&count=3' --formats fp32
     """
     from ..bench import BenchOptions, ExportInputs
     from ..devices import check_options
@@ -150,7 +155,14 @@ def compare_cmd(
 
     started = time.perf_counter()
     if results:
-        return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out)
+        return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out, by_device)
+    from .lab_cmd import open_lab
+
+    lab = open_lab(device, adb_server)  # several phones, or a farm's: the speedups side by side per phone
+    if lab is not None:
+        from ..devices.lab import KIND_URI
+
+        device = KIND_URI
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
     plan = {**_plan(suite, models, baseline, resolutions, formats, rounds), "runtimes": runtimes_for(device, runtimes)}
     options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
@@ -159,9 +171,11 @@ def compare_cmd(
     check_options(device, options)
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
-    preflight(device, adb_server, db, options.threads, exports=True)
     export = ExportInputs(calibration, calib_samples, out)
     weights_of = {r: weights for r in plan["refs"] if plan["keys"][r] != plan["baseline"]} if weights else None
+    if lab is not None:
+        return _compare_on_lab(lab, plan, options, rounds, runs, export, weights_of, report, db, json_out)
+    preflight(device, adb_server, db, options.threads, exports=True)
     done = _session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report, adb_server, db)
     spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
     bench, results, rows = done["bench"], done["results"], done["rows"]
@@ -181,6 +195,25 @@ def compare_cmd(
     _conclude(rows)
 
 
+def _compare_on_lab(lab: Any, plan: dict[str, Any], options: Any, rounds: int, runs: int, export: Any,
+                    weights_of: dict[str, str] | None, report: Path | None, db: str | None, json_out: bool) -> None:
+    """compare on every phone of a lab at once (`cli/lab_cmd.py`): the farm is asked before any export."""
+    from .lab_cmd import compare_lab
+    from .preflight import check_db
+
+    check_db(db)
+    lab.check()
+    with progress_on_stderr() as progress:
+        targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
+                                           export, weights_of, plan["runtimes"])
+    warn_calibration(targets)
+    spec = plan["suite"]
+    meta = {"device": lab.describe(), "suite": spec.name, "baseline": plan["labels"][plan["baseline"]],
+            "threads": options.threads, "rounds": rounds, "runs per round": runs,
+            "paper source": spec.source if plan["paper"] else ""}
+    compare_lab(lab, targets, failures, plan, options, rounds, db, report, json_out, meta)
+
+
 def _conclude(rows: list[Any]) -> None:
     for line in dict.fromkeys(f"{r.model} {r.format} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
         sys.stderr.write(f"mobiledeploy: warning: {line}\n")
@@ -189,7 +222,7 @@ def _conclude(rows: list[Any]) -> None:
         raise SystemExit(1)
 
 
-def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool) -> None:
+def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool, by_device: bool = False) -> None:
     """compare --results: the same table from runs already stored, those of the plan's models and formats."""
     from ..baseline import read_result_files
     from ..compare import compare, slug_key
@@ -200,6 +233,12 @@ def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool) -> Non
     if not runs:
         raise ConfigError(f"no run in {', '.join(files)} is of the models compared ({', '.join(sorted(keys))})")
     devices = sorted({r.device for r in runs})
+    if by_device:
+        from .lab_cmd import judge_stored_by_device
+
+        meta = {"status": "stored runs", "suite": plan["suite"].name, "baseline": plan["labels"][plan["baseline"]],
+                "results files": list(files)}
+        return judge_stored_by_device(runs, plan, json_out, meta)
     rows = compare(runs, plan["baseline"], labels=plan["labels"], paper=plan["paper"])
     spec = plan["suite"]
     meta = {"status": "stored runs", "device": ", ".join(devices), "suite": spec.name,

@@ -36,7 +36,9 @@ def gate_cmd(
         "--if-no-baseline", help="When a --baseline folder has none for this machine class: fail (exit 2) or skip "
         "(exit 0, said in the output and the reports).")] = "fail",
     device: Annotated[Optional[str], typer.Option("--device", "-d", help="local, adb:SERIAL or qemu:CPU (default: the "
-                                                  "baseline's device); qemu devices may be a comma list.")] = None,
+                                                  "baseline's device); qemu devices may be a comma list; several phones "
+                                                  "(adb:A,adb:B) or a farm (stf:URL?FILTERS) are each judged against their "
+                                                  "own machine class's baseline in a --baseline folder.")] = None,
     max_regression: Annotated[Optional[str], typer.Option(
         "--max-regression", help="Largest tolerated slowdown: 5% or 0.05 (default 5%; 1% of Arm instructions on qemu).")] = None,
     confidence: Annotated[float, typer.Option("--confidence", help="Confidence of the interval on each latency ratio.")] = 0.99,
@@ -99,6 +101,13 @@ def gate_cmd(
                       results, rounds, runs, warmup, threads, models, formats, resolution, min_rounds, seed, adb_server,
                       db, junit, markdown, out, weights, ExportInputs(calibration, calib_samples, artifacts), json_out,
                       accelerator_options(accelerator, require_full_delegation, dispatch_library))
+    from .lab_cmd import open_lab
+
+    lab = open_lab(device, adb_server) if device and not (against or results) else None
+    if lab is not None:  # several phones or a farm's: each judged against its own machine class's baseline
+        from .lab_cmd import per_phone
+
+        return per_phone(lab, functools.partial(_gate_one_phone, req), "gate", json_out)
     reports = GateReports(junit, markdown, out, baseline or against or "", device or "local")
     try:
         if not _other_modes(req, reports):
@@ -151,6 +160,26 @@ class GateRequest:
 
     def reports_to(self) -> dict[str, Any]:
         return {"junit": self.junit, "markdown": self.markdown, "out": self.out, "json_out": self.json_out}
+
+
+def _gate_one_phone(req: GateRequest, phone: Any) -> None:
+    """The wall-clock gate on one phone of a lab, its reports named after the phone (gate.xml → gate.PHONE.xml)."""
+    import re
+    from dataclasses import replace
+
+    suffix = re.sub(r"[^A-Za-z0-9._-]+", "_", phone.label)
+    named = {k: (None if p is None else str(Path(p).with_name(f"{Path(p).stem}.{suffix}{Path(p).suffix}")))
+             for k, p in (("junit", req.junit), ("markdown", req.markdown), ("out", req.out))}
+    one = replace(req, device=phone.uri, **named)
+    reports = GateReports(one.junit, one.markdown, one.out, req.baseline or "", phone.uri)
+    from ..errors import MobiledeployError
+
+    try:
+        if not _other_modes(one, reports):
+            _gate(reports, one)
+    except MobiledeployError as exc:  # its reports say why, as a gate on one device's do
+        reports.status("error", exc.exit_code, " ".join(str(exc).split()))
+        raise
 
 
 def _other_modes(req: GateRequest, reports: "GateReports") -> bool:

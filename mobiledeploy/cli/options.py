@@ -11,7 +11,10 @@ __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "T
            "BinaryOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
-                                     "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
+                                     "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions). "
+                                     "bench, compare and profile (and gate) also take several phones at once: adb:A,adb:B, or a "
+                                     "DeviceFarmer farm's: 'stf:https://farm/?model=Pixel*&sdk=>=30&count=3' "
+                                     "(token in $STF_TOKEN; see README, A lab of phones).")]
 RuntimeOpt = Annotated[Optional[str], typer.Option(
     "--runtime", help="How models are timed on the device: local takes litert (default: the .tflite, XNNPACK) and "
     "onnxruntime (model.onnx, fp32), or both as litert,onnxruntime (interleaved); adb: benchmark_model; qemu: counted.")]

@@ -50,6 +50,7 @@ def profile_cmd(
     Example: mobiledeploy profile --device local --arch v1 --g 3 --scale 0.5
     Example: mobiledeploy profile --device qemu:cortex-a76 --arch v1 --g 3 --scale 0.5 --format int8
     Example: mobiledeploy profile --device local --onnx mynet.onnx
+    Example: STF_TOKEN=... mobiledeploy profile --device 'stf:https://farm.example/?abi=arm64-v8a' --arch v1 --g 3
     """
     from ..analysis import parse_resolution
     from ..bench import BenchOptions
@@ -59,6 +60,13 @@ def profile_cmd(
     from ..errors import ConfigError
     from ..registry import parse_model_ref
 
+    from .lab_cmd import open_lab
+
+    lab = open_lab(device, adb_server)  # several phones, or a farm's: each profiled at once, printed in turn
+    if lab is not None:
+        from ..devices.lab import KIND_URI
+
+        device = KIND_URI
     device = canonical_uri(device)
     check_emulated(device)  # a qemu: core's environment, before any export
     fmt = format.strip().lower()
@@ -74,12 +82,31 @@ def profile_cmd(
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
+    if lab is not None:
+        import functools
+
+        from .lab_cmd import per_phone
+
+        job = functools.partial(_profile_one, f"{name}:{label}", name, config, fmt, size, bench_options, threads,
+                                adb_server, db, runs, top, json_out)
+        return per_phone(lab, job, "profile", json_out)
     _check(device, bench_options, threads, adb_server, db)
     profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs)
     if json_out:
         print_json({"device": device, **profile.to_dict()})
     elif kind_of(device).profiler == "arm":
         print_arm_profile(profile, device, top=top)
+    else:
+        print_attribution(profile, top=top)
+
+
+def _profile_one(ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any, threads: int,
+                 adb_server: str | None, db: str | None, runs: int, top: int, json_out: bool, phone: Any) -> None:
+    """profile on one phone of a lab (`lab_cmd.per_phone` runs it in the phone's thread)."""
+    _check(phone.uri, options, threads, adb_server, db)
+    profile = _profile(phone.uri, ref, name, config, fmt, size, options, adb_server, db, runs)
+    if json_out:
+        print_json({"device": phone.uri, "phone": phone.identity, **profile.to_dict()})
     else:
         print_attribution(profile, top=top)
 
