@@ -10,6 +10,7 @@ failure or Ctrl-C leaves no artifact directory behind, and an existing one intac
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -92,6 +93,7 @@ def export_model(
     progress: Progress | None = None,
     int8_cosine_floor: float = INT8_COSINE_FLOOR,
     seed: int = 0,
+    float_layers: str | None = None,
 ) -> ExportResult:
     """Export a registered model to `<out_dir or artifacts>/<slug>/` and return where and what.
 
@@ -99,7 +101,9 @@ def export_model(
     `formats` ask for, plus what they derive from) and manifest.json. Reuses an existing
     directory when its manifest records the same request and every sha256 still matches, unless
     `force`. Raises ConfigError / WeightsError for bad input, ExportError when a step fails,
-    ParityError when a converted model does not compute the reference's function.
+    ParityError when a converted model does not compute the reference's function. `float_layers`: int8 ops
+    kept in float, 'auto[:N]' (the N that add the most error on the calibration inputs) or comma-separated names
+    (converters/float_layers.py); recorded in the manifest's int8 entry, and part of the request and the slug.
     """
     from mobiledeploy.registry import get_spec
 
@@ -115,7 +119,7 @@ def export_model(
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
     if weights and spec.source and spec.source["kind"] != "callable":
         raise ConfigError(f"--weights applies to --model-fn and --arch models; {spec.source['ref']} holds its own weights")
-    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source)
+    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source, float_layers)
     out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
     created = _missing_dirs(out_root)
     try:
@@ -231,7 +235,8 @@ def _build(
     if complexity is None:  # an ONNX file or an ExportedProgram: counted on the ONNX graph
         complexity = _analysis(stage, spec, config, onnx_path=onnx_path)
     if "fp32" in wanted:
-        artifacts.update(_tflite_stages(tmp, work, onnx_path, wanted, inputs, reference, floor, parity, stage))
+        artifacts.update(_tflite_stages(tmp, work, onnx_path, wanted, inputs, reference, floor, parity, stage,
+                                        request.get("float_layers")))
     with stage("manifest"):
         shutil.rmtree(work)
         manifest = {
@@ -341,13 +346,13 @@ def _onnx_stages(tmp: Path, spec: Any, model: Any, shape: tuple[int, ...], holdo
         else:
             reference, name = torch_outputs(model, holdout), "torch"
         parity["onnx"] = {"reference": name, **error_stats(reference, onnx_outputs(path, holdout), FP32_TOLERANCE)}
-        _require_passed("ONNX", parity["onnx"])
+        _require_passed("ONNX", parity["onnx"], reference)
     return path, reference
 
 
 def _tflite_stages(
     tmp: Path, work: Path, onnx_path: Path, wanted: tuple[str, ...], inputs: Any, reference: Any,
-    floor: float, parity: dict[str, dict[str, Any]], stage: _Stages,
+    floor: float, parity: dict[str, dict[str, Any]], stage: _Stages, float_layers: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     import onnx
 
@@ -387,7 +392,7 @@ def _tflite_stages(
             if parity["fp32"]["passed"]:
                 break
             tf_keras.backend.clear_session()
-        _require_passed("TFLite fp32", parity["fp32"])
+        _require_passed("TFLite fp32", parity["fp32"], reference)
         with ArmCheck(inputs.holdout) as arm:  # each emulated run starts as soon as its file is final
             arm.start("fp32", tmp / FILE_NAMES["fp32"])
             if "int8" in wanted:
@@ -396,9 +401,11 @@ def _tflite_stages(
                                        fp32_path=tmp / FILE_NAMES["fp32"])
                     artifacts["int8"] = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
                                          "scheme": "full-integer: per-channel int8 weights, int8 activations, int8 input and output"}
+                    if float_layers:
+                        artifacts["int8"] = _float_int8(tmp, keras_model, inputs, float_layers, shuffles)
                 with stage("int8_parity"):
                     parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
-                    _require_passed("TFLite int8", parity["int8"])
+                    _require_passed("TFLite int8", parity["int8"], fp32_out)
                 arm.start("int8", tmp / FILE_NAMES["int8"])
             with stage("arm"):  # what is left of the Arm runs once the files are made
                 parity["arm"] = arm.report(reference, floor)
@@ -406,6 +413,24 @@ def _tflite_stages(
     finally:
         tf_keras.backend.clear_session()
     return artifacts
+
+
+def _float_int8(tmp: Path, keras_model: Any, inputs: Any, requested: str, shuffles: int) -> dict[str, Any]:
+    """The int8 file made again with the requested layers in float (the N worst on the calibration inputs for
+    'auto:N', measured against the full-integer file just made): its manifest entry, saying which."""
+    from mobiledeploy.quant_error import layer_errors
+
+    from .float_layers import parse_float_layers, worst_layers
+    from .tflite import inspect_tflite, require_builtin_ops, tflite_int8
+
+    mode, value = parse_float_layers(requested)  # type: ignore[misc]
+    fp32, int8 = tmp / FILE_NAMES["fp32"], tmp / FILE_NAMES["int8"]
+    names = worst_layers(layer_errors(fp32, int8, inputs.calibration[:16]), value) if mode == "auto" else value
+    path = tflite_int8(keras_model, int8, inputs.calibration, fp32_path=fp32, float_layers=names)
+    return {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
+            "scheme": "int8 (per-channel weights, int8 activations, input and output) but for the float layers",
+            "float_layers": {"requested": requested, "layers": names,
+                             "chosen_by": "added error on 16 calibration inputs" if mode == "auto" else "name"}}
 
 
 def _tflite_entry(path: Path, shuffles: int, inspect: Callable, require_builtin: Callable) -> dict[str, Any]:
@@ -432,9 +457,16 @@ def _require_arm(result: dict[str, Any]) -> None:
         raise ParityError(f"TFLite {fmt} on Arm ({result['device']}) does not match its fp32 output")
 
 
-def _require_passed(what: str, result: dict[str, Any]) -> None:
+def _require_passed(what: str, result: dict[str, Any], reference: Any = None) -> None:
+    """ParityError (one line) for a failed check; when the fp32 `reference` outputs vanish or ignore the input,
+    that is what the line says (converters/diagnosis.py), not a figure that cannot judge."""
     if result["passed"]:
         return
+    from .diagnosis import degenerate_outputs
+
+    why = degenerate_outputs(reference) if reference is not None else None
+    if why:
+        raise ParityError(f"{what} cannot be checked: {why}")
     if "cosine" in result:
         raise ParityError(
             f"{what} does not match fp32: cosine {result['cosine']:.4f} < floor {result['floor']} "
@@ -449,7 +481,8 @@ def _require_passed(what: str, result: dict[str, Any]) -> None:
 
 
 def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibration: str | Path, calib_samples: int,
-             weights: str | None, seed: int, source: dict[str, Any] | None = None) -> dict[str, Any]:
+             weights: str | None, seed: int, source: dict[str, Any] | None = None,
+             float_layers: str | None = None) -> dict[str, Any]:
     """Everything the files depend on, JSON-normalised so it compares equal to a stored one."""
     from mobiledeploy.errors import WeightsError
     from mobiledeploy.registry import config_slug
@@ -482,6 +515,12 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
     }
     if source:  # a user's model: its file is an input like the weights (zoo requests stay as they were)
         request["source"] = {"kind": source["kind"], "sha256": source["sha256"]}
+    if float_layers:  # int8 with layers in float: another file (requests without it stay as they were)
+        from .float_layers import parse_float_layers
+
+        parse_float_layers(float_layers)  # bad values fail before any work
+        request["float_layers"] = str(float_layers).strip()
+        request["slug"] += "-fl" + hashlib.sha256(request["float_layers"].encode()).hexdigest()[:8]
     return json.loads(json.dumps(request))
 
 

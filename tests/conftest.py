@@ -9,4 +9,5 @@ import os
 
 os.environ["MOBILEDEPLOY_ARM_CHECK"] = "off"
 
-pytest_plugins = ["tests.conftest_adb", "tests.conftest_bench", "tests.conftest_export", "tests.conftest_qemu"]
+pytest_plugins = ["tests.conftest_adb", "tests.conftest_bench", "tests.conftest_export", "tests.conftest_qemu",
+                  "tests.conftest_accuracy"]

@@ -49,3 +49,6 @@ def accelerator_options(accelerator: str, require_full_delegation: bool, dispatc
     return {"accelerator": accelerator.strip().lower(), "require_full_delegation": require_full_delegation,
             "dispatch_library": dispatch_library}
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML + Markdown report with plots to DIR.")]
+FloatLayersOpt = Annotated[Optional[str], typer.Option(
+    "--float-layers", help="Keep int8 layers in float: auto (the one adding the most error on the calibration inputs), "
+    "auto:N (the N worst), or comma-separated names as `accuracy --per-layer` shows them. Another export folder (-fl…).")]

@@ -1,0 +1,74 @@
+"""`--float-layers`: keep named int8 layers (or the N worst) in float, the rest full-integer.
+
+TensorFlow's MLIR quantiser leaves an op in float when its output is in `denylisted_nodes` (what TFLite's
+quantization debugger does for selective quantisation, tensorflow/lite/tools/optimize/debugging/python/debugger.py),
+wrapping it in DEQUANTIZE → float op → QUANTIZE. Matched against the op's location, it ignored the names onnx2tf's
+fused ops carry here ('model/tf.nn.relu_1/Relu;model/tf.math.add_1/Add;…', TF 2.21: the file came out unchanged)
+and honoured a plain one ('Identity'); so the chosen op outputs are renamed `mobiledeploy_float_K` in the fp32
+flatbuffer before calibration and denylisted under that name.
+
+A layer kept in float keeps its output tensor in float: the op that makes it and the ops that read it are
+denylisted (with the producer alone, QUANTIZE puts the tensor back on the same int8 grid before its readers:
+the fragile model of tests/test_quant_error.py kept its 19.9 dB SQNR). A layer is named as the per-layer table shows it (`quant_error.layer_errors`: the output tensor's name up to
+its first ';'), or the full tensor name. `auto` keeps the op adding the most error in float, `auto:N` the N worst.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from mobiledeploy.errors import ConfigError
+
+__all__ = ["parse_float_layers", "rename_for_float", "worst_layers", "FLOAT_NAME"]
+
+FLOAT_NAME = "mobiledeploy_float_{}"
+
+
+def parse_float_layers(text: str | None) -> tuple[str, Any] | None:
+    """'auto' → ('auto', 1); 'auto:3' → ('auto', 3); 'a,b' → ('names', ['a', 'b']); None/'' → None."""
+    if text is None or not str(text).strip():
+        return None
+    text = str(text).strip()
+    if text == "auto" or text.startswith("auto:"):
+        count = text.partition(":")[2] or "1"
+        if not count.isdigit() or int(count) < 1:
+            raise ConfigError(f"--float-layers auto:N takes a positive N, got {text!r}")
+        return "auto", int(count)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return "names", names
+
+
+def worst_layers(rows: Sequence[dict[str, Any]], count: int) -> list[str]:
+    """The tensor names of the `count` ops adding the most error (rows as `layer_errors` sorts them)."""
+    return [r["tensor"] for r in rows if r["op"] != "INPUT" and r["added_db"] > 0][:count]
+
+
+def rename_for_float(fp32: bytes, names: Sequence[str]) -> tuple[bytes, list[str]]:
+    """The fp32 flatbuffer with the output tensor of each named op renamed FLOAT_NAME.format(k), and those new
+    names; ConfigError naming a layer that is no op's output (with a few that are)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(fp32, 0)
+    graph = model.subgraphs[0]
+    outputs = [int(i) for op in graph.operators for i in op.outputs]
+    by_name: dict[str, int] = {}
+    for index in outputs:
+        full = graph.tensors[index].name.decode()
+        by_name.setdefault(full, index)
+        by_name.setdefault(full.split(";")[0], index)
+    chosen: list[int] = []
+    for name in names:
+        if name not in by_name:
+            known = ", ".join(sorted({n.split(";")[0] for n in by_name})[:5])
+            raise ConfigError(f"--float-layers: no layer named {name!r} (names as `accuracy --per-layer` shows them, "
+                              f"e.g. {known})")
+        readers = [int(o) for op in graph.operators if by_name[name] in [int(i) for i in op.inputs] for o in op.outputs]
+        chosen += [i for i in (by_name[name], *readers) if i not in chosen]
+    renamed = []
+    for k, index in enumerate(chosen):
+        graph.tensors[index].name = FLOAT_NAME.format(k).encode()
+        renamed.append(FLOAT_NAME.format(k))
+    builder = flatbuffers.Builder(len(fp32) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), renamed
