@@ -173,6 +173,10 @@ def _other_modes(req: GateRequest, reports: "GateReports") -> bool:
                     **sizes, **inputs, **req.reports_to())
         return True
     if wants_exact(req.baseline, req.device, req.update_baseline):
+        from ..gate import INSTRUCTIONS
+        from .gate_exact_cmd import exact_devices
+
+        reports.gate, reports.device = INSTRUCTIONS, req.device or exact_devices(req.baseline)
         run_exact_gate(baseline=req.baseline, device=req.device, max_regression=req.max_regression,
                        update=req.update_baseline, db=req.db, **sizes, **inputs, **req.reports_to())
         return True

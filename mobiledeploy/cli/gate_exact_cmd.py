@@ -36,11 +36,13 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     from ..devices.kinds import kind_of
     from ..errors import ConfigError
     from ..gate import Threshold
-    from ..gate_exact import baseline_document, judge_exact, load_exact
+    from ..gate_exact import baseline_document, judge_exact, load_exact, merged_entries
     from ..results import git_commit
-    from .preflight import check_db
+    from .preflight import check_db, check_output_file
 
     limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
+    if update:
+        check_output_file(baseline, "--baseline")  # where the counts will go: before anything is counted
     old = load_exact(baseline) if Path(baseline).is_file() else []
     if any(not kind_of(d).exact for d in (device or "").split(",") if d.strip()):
         raise ConfigError("an instruction baseline is judged on qemu:CPU devices only")
@@ -63,8 +65,11 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         failed = [e for e in entries if e.error]
         if failed:
             raise ConfigError(f"not writing {baseline}: {failed[0].key} failed: {failed[0].error}")
-        write_atomic(baseline, baseline_document(entries, limit, git_commit()))
-        message = f"wrote instruction baseline {baseline} ({len(entries)} artifact(s))"
+        written = merged_entries(old, entries)  # what was not measured now (another core, model) stays
+        write_atomic(baseline, baseline_document(written, limit, git_commit()))
+        kept = len(written) - len(entries)
+        message = (f"wrote instruction baseline {baseline} ({len(entries)} artifact(s) measured"
+                   + (f", {kept} kept as recorded" if kept else "") + ")")
         _status_reports("baseline written", message, device or "qemu:cortex-a76", junit=junit, markdown=markdown)
         sys.stderr.write(f"mobiledeploy: {message}\n")
         return
@@ -73,16 +78,29 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
                  json_out=json_out)
 
 
+def exact_devices(baseline: str) -> str:
+    """The qemu: devices an instruction baseline's entries were counted on ('qemu:cortex-a76,qemu:cortex-a53'),
+    for its reports; 'qemu' when it cannot be read (its own error says why)."""
+    from ..errors import MobiledeployError
+    from ..gate_exact import load_exact
+
+    try:
+        cpus = dict.fromkeys(e.cpu for e in load_exact(baseline))
+    except MobiledeployError:
+        return "qemu"
+    return ",".join(f"qemu:{c}" for c in cpus) or "qemu"
+
+
 def _status_reports(status: str, message: str, device: str, *, junit: str | None, markdown: str | None) -> None:
     """The JUnit and Markdown reports of a gate that recorded instead of judging (exit 0), as the wall-clock
     gate writes them."""
     from ..files import write_atomic
-    from ..gate import status_junit, status_markdown
+    from ..gate import INSTRUCTIONS, status_junit, status_markdown
 
     if junit:
         write_atomic(junit, status_junit(status, device, message))
     if markdown:
-        write_atomic(markdown, status_markdown(status, device, message))
+        write_atomic(markdown, status_markdown(status, device, message, INSTRUCTIONS))
 
 
 def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str | None, out: str | None,
