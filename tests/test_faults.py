@@ -231,6 +231,17 @@ def _exact_baselines(tmp: Path, work: Path | None) -> None:
         (tmp / name).write_text(json.dumps({"schema_version": 1, "kind": KIND, "entries": entries}))
 
 
+def _baseline_from_elsewhere(tmp: Path, work: Path | None) -> None:
+    """repo/arm.json, an instruction baseline whose model ref is a file outside its folder (no git here)."""
+    from mobiledeploy.gate_exact import KIND
+
+    (tmp / "repo").mkdir()
+    (tmp / "elsewhere").mkdir()
+    (tmp / "elsewhere" / "net.py").write_text("open('PWNED', 'w')\n\n\ndef build():\n    pass\n")
+    entry = {"ref": f"{tmp}/elsewhere/net.py:build", "format": "fp32", "cpu": "cortex-a76", "instructions": 1e6}
+    (tmp / "repo" / "arm.json").write_text(json.dumps({"schema_version": 1, "kind": KIND, "entries": [entry]}))
+
+
 def _read_only_store(tmp: Path, work: Path | None) -> None:
     """ro/r.db: a results database (WAL, current schema) in a folder nobody may write, itself read-only."""
     from mobiledeploy.results import ResultsStore
@@ -409,6 +420,12 @@ CASES: dict[str, Case] = {
     "exact_update_baseline_read_only_folder": Case(["gate", "--baseline", "{tmp}/ro/arm.json", "--update-baseline",
                                                     "--device", "qemu:cortex-a76", "--model", TINY_REF], 2,
                                                    "is not writable", setup=_read_only_store, unprivileged=True),
+    # --- issue 24, item 12: a baseline's file ref is code
+    "baseline_ref_outside_its_repository": Case(["gate", "--baseline", "{tmp}/repo/arm.json"], 2,
+                                                "outside its repository", setup=_baseline_from_elsewhere,
+                                                check=_check_no_adb_run),
+    "baseline_ref_outside_allowed": Case(["gate", "--baseline", "{tmp}/repo/arm.json", "--allow-outside-refs"], 2,
+                                         "not set up", setup=_baseline_from_elsewhere, check=_check_no_adb_run),
     "exact_gate_reports_say_arm_instructions": Case(
         ["gate", "--baseline", "{tmp}/arm.json", "--junit", "{tmp}/gate.xml", "--markdown", "{tmp}/gate.md", "--out",
          "{tmp}/gate.json"], 2, "not set up", leaves={"gate.xml", "gate.md", "gate.json"}, setup=_exact_baselines,

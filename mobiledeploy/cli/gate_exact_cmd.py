@@ -27,10 +27,12 @@ def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
 def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | None, update: bool,
                    models: list[str] | None, formats: str, resolution: str, db: str | None, junit: str | None,
                    markdown: str | None, out: str | None, json_out: bool, weights: str | None = None,
-                   export: Any = None, collected: list[Any] | None = None) -> None:
+                   export: Any = None, collected: list[Any] | None = None, allow_outside_refs: bool = False) -> None:
     """Count (or record) every entry; `weights` and `export` are the gated models' export inputs, as `bench`
-    takes them; `collected` receives each run as it ends (an interrupted gate reports them)."""
+    takes them; `collected` receives each run as it ends (an interrupted gate reports them). The baseline's
+    own file refs must lie in its repository unless `allow_outside_refs` (`baseline_refs`)."""
     from ..files import write_atomic
+    from ..baseline_refs import check_baseline_refs
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
     from ..devices.kinds import kind_of
@@ -54,6 +56,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         plan = [(_with_resolution(m, resolution), f, c) for m in models for f in fmts for c in (cpus or ["cortex-a76"])]
     elif old:
         plan = [(e.ref, e.format, e.cpu) for e in old if cpus is None or e.cpu in cpus]
+        check_baseline_refs([ref for ref, _, _ in plan], baseline, allow_outside_refs)
     else:
         raise ConfigError(f"no instruction baseline at {baseline}: record one with --update-baseline --device "
                           "qemu:cortex-a76 --model REF")
