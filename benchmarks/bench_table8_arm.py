@@ -51,7 +51,8 @@ def table(rows: dict[str, dict[str, dict[str, Any]]], cpus: list[str], resolutio
         for cpu in cpus:
             for fmt in ("fp32", "int8"):
                 count = rows[label][cpu][fmt]
-                speedup = "" if label == "AlexNet" else f" ({alexnet[cpu][fmt] / count:.{1 if alexnet[cpu][fmt] / count >= 1 else 2}f}x)"
+                ratio = alexnet[cpu][fmt] / count
+                speedup = "" if label == "AlexNet" else f" ({ratio:.{1 if ratio >= 1 else 2}f}x)"
                 cells.append(f"{count / 1e6:.1f}M{speedup}")
         lines.append("| " + " | ".join([*cells, paper]) + " |")
     when = _dt.date.today().isoformat()

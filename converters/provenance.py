@@ -119,7 +119,8 @@ def _module_files(module: types.ModuleType, root: Path, *, user: bool) -> set[Pa
             continue
         found[current.__name__] = path
         for value in list(vars(current).values()):
-            used = value if isinstance(value, types.ModuleType) else sys.modules.get(getattr(value, "__module__", None) or "")
+            owner = getattr(value, "__module__", None) or ""
+            used = value if isinstance(value, types.ModuleType) else sys.modules.get(owner)
             if isinstance(used, types.ModuleType) and used.__name__ not in found:
                 todo.append(used)
         prefix = current.__name__ + "."

@@ -145,7 +145,8 @@ def environment(root: Path | None = None) -> Environment:
         raise EmulatorMissingError(f"the Arm64 environment's {root / 'env.json'} is not valid JSON (damaged): "
                                    f"mobiledeploy qemu setup --force") from None
     if not isinstance(recorded, dict):
-        raise EmulatorMissingError(f"the Arm64 environment's {root / 'env.json'} is damaged: mobiledeploy qemu setup --force")
+        raise EmulatorMissingError(f"the Arm64 environment's {root / 'env.json'} is damaged: "
+                                   "mobiledeploy qemu setup --force")
     if recorded.get("layout") != LAYOUT_VERSION:
         raise EmulatorMissingError(f"the Arm64 environment in {root} is of an older layout: {SETUP_HINT}")
     env = Environment(root, qemu, recorded.get("versions") or {}, recorded.get("cpus") or {})
