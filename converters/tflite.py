@@ -209,8 +209,11 @@ def _conversion_failure(onnx_path: str | Path, log: Path, exc: BaseException | N
 
 
 def unsupported_line(missing: dict[str, list[str]]) -> str:
-    shown = ", ".join(f"{op} (node {names[0]!r}{f' and {len(names) - 1} more' if len(names) > 1 else ''})"
-                      for op, names in sorted(missing.items()))
+    def nodes(names: list[str]) -> str:
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        return f" (node {names[0]!r}{more})" if names[0] else (f" ({len(names)} nodes)" if more else "")
+
+    shown = ", ".join(f"{op}{nodes(names)}" for op, names in sorted(missing.items()))
     return (f"onnx2tf has no conversion for {shown}: no TFLite file can be made of this model "
             "(--formats onnx exports the ONNX file alone)")
 
