@@ -27,6 +27,7 @@ __all__ = [
     "normalise",
     "fingerprint",
     "calibration_set",
+    "check_input_memory",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
@@ -139,15 +140,19 @@ def calibration_set(
     std: Sequence[float],
     seed: int = 0,
     holdout: int = HOLDOUT_SAMPLES,
+    calibrate: bool = True,
 ) -> CalibrationSet:
     """Calibration inputs and held-out inputs, never overlapping.
 
     `source` is 'synthetic' (seeds `seed` and `seed + 1`) or a directory of images: the first
     `samples` images by name calibrate, the next `holdout` ones are held out; when the directory
-    has no images left over, the held-out set is synthetic (recorded in `info`).
+    has no images left over, the held-out set is synthetic (recorded in `info`). Without `calibrate`
+    (no int8 asked) the calibration inputs are not made: the held-out ones are the same.
     """
     if samples < 1:
         raise ConfigError(f"calibration needs at least 1 sample, got {samples}")
+    if not calibrate:
+        return _holdout_only(source, samples, size, mean, std, seed, holdout)
     if str(source) == SYNTHETIC:
         calib = synthetic_images(samples, size, seed)
         held = synthetic_images(holdout, size, seed + 1)
@@ -169,3 +174,48 @@ def calibration_set(
                                f"(--calib-samples): int8 ranges from so few images can be far off")
     return CalibrationSet(normalise(calib, mean, std), normalise(held, mean, std), info,
                           fingerprint(source, samples, seed, holdout))
+
+
+def _holdout_only(source: str | Path, samples: int, size: tuple[int, int], mean: Sequence[float],
+                  std: Sequence[float], seed: int, holdout: int) -> CalibrationSet:
+    """`calibration_set` without its calibration inputs (an export with no int8): the same held-out inputs."""
+    held_files = [] if str(source) == SYNTHETIC else list_images(source)[samples:samples + holdout]
+    held = load_images(held_files, size) if held_files else synthetic_images(holdout, size, seed + 1)
+    info = {"source": SYNTHETIC if str(source) == SYNTHETIC else str(Path(source).resolve()), "samples": 0,
+            "requested_samples": samples, "seed": seed, "note": "no int8 asked: no calibration inputs made",
+            "holdout": {"source": "directory" if held_files else SYNTHETIC, "samples": len(held)}}
+    empty = np.empty((0, 3, *size), dtype=np.float32)
+    return CalibrationSet(empty, normalise(held, mean, std), info, fingerprint(source, samples, seed, holdout))
+
+
+#: while synthetic inputs are made and normalised, about this many copies of the final arrays exist at once
+_PEAK_COPIES = 4
+
+
+def check_input_memory(size: tuple[int, int], samples: int, holdout: int = HOLDOUT_SAMPLES) -> None:
+    """Refuse (ConfigError) input arrays that cannot fit: `samples` calibration and `holdout` held-out
+    NCHW float32 images of `size`, against half the memory this machine has free now (/proc/meminfo)."""
+    h, w = size
+    nbytes = (samples + holdout) * 3 * h * w * 4
+    free = _available_bytes()
+    if free is None or nbytes * _PEAK_COPIES <= free // 2:
+        return
+    gib = 1 << 30
+    raise ConfigError(f"input {h}x{w} with {samples} calibration and {holdout} held-out samples needs "
+                      f"{nbytes / gib:.1f} GiB of input arrays (~{nbytes * _PEAK_COPIES / gib:.0f} GiB while they are "
+                      f"made), more than half the {free / gib:.1f} GiB this machine has free: give a smaller "
+                      "input shape, fewer --calib-samples, or no int8")
+
+
+def _available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None

@@ -119,7 +119,13 @@ def export_model(
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
     if weights and spec.source and spec.source["kind"] != "callable":
         raise ConfigError(f"--weights applies to --model-fn and --arch models; {spec.source['ref']} holds its own weights")
-    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source, float_layers)
+    from .provenance import code_digest
+
+    request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source,
+                       float_layers, code_digest(spec))
+    from .calibration import check_input_memory
+
+    check_input_memory(size, calib_samples if "int8" in wanted else 0)  # before any model is built
     out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
     created = _missing_dirs(out_root)
     try:
@@ -230,7 +236,7 @@ def _build(
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
     with stage("calibration"):
-        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed)
+        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate="int8" in wanted)
     onnx_path, reference = _onnx_stages(tmp, spec, model, (1, 3, h, w), inputs.holdout, artifacts, parity, stage)
     if complexity is None:  # an ONNX file or an ExportedProgram: counted on the ONNX graph
         complexity = _analysis(stage, spec, config, onnx_path=onnx_path)
@@ -255,6 +261,7 @@ def _build(
             "stage_seconds": {},
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "request": request,
+            "code": request["code"],
         }
         if spec.source:
             manifest["source"] = spec.source
@@ -269,11 +276,11 @@ def _model(tmp: Path, spec: Any, config: dict[str, Any], shape: tuple[int, ...],
     None for an ONNX file, which has no PyTorch model."""
     import torch
 
-    from mobiledeploy.registry import build_model
+    from mobiledeploy.registry import build_from_config
 
     if (spec.source or {}).get("kind") == "onnx":
         return None
-    model = build_model(spec.name, seed=seed, **config)
+    model = build_from_config(spec.name, config, seed=seed)
     if weights:
         from mobiledeploy.models.common import load_weights
 
@@ -296,6 +303,10 @@ def _check_forward(model: Any, shape: tuple[int, ...], ref: str) -> None:
     try:
         with torch.no_grad():
             out = model(torch.zeros(shape))
+    except SystemExit as exc:  # the user's forward ended the process: one line, never its exit code
+        from mobiledeploy.sources import exit_said
+
+        raise ExportError(f"{ref} {exit_said(exc)} at stage 'build the model'") from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ExportError(f"{ref} fails on input {'x'.join(map(str, shape))} at stage 'build the model': "
@@ -364,6 +375,10 @@ def _tflite_stages(
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
 
     artifacts: dict[str, dict[str, Any]] = {}
+    from .tflite import unsupported_line, unsupported_ops
+
+    if missing := unsupported_ops(onnx_path):  # before TensorFlow's import: the op, not an intermediate file
+        raise ExportError(unsupported_line(missing))
     with stage("tensorflow"):
         import_tensorflow(work / "tensorflow.log")
     import tf_keras
@@ -482,8 +497,9 @@ def _require_passed(what: str, result: dict[str, Any], reference: Any = None) ->
 
 def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibration: str | Path, calib_samples: int,
              weights: str | None, seed: int, source: dict[str, Any] | None = None,
-             float_layers: str | None = None) -> dict[str, Any]:
-    """Everything the files depend on, JSON-normalised so it compares equal to a stored one."""
+             float_layers: str | None = None, code: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the files depend on, JSON-normalised so it compares equal to a stored one; `code` is what
+    converters.provenance.code_digest says of the exporting code and the model's own files."""
     from mobiledeploy.errors import WeightsError
     from mobiledeploy.registry import config_slug
 
@@ -512,6 +528,7 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "calibration": fingerprint(calibration, calib_samples, seed),
         "calib_samples": calib_samples,
         "versions": tool_versions(),
+        "code": code,
     }
     if source:  # a user's model: its file is an input like the weights (zoo requests stay as they were)
         request["source"] = {"kind": source["kind"], "sha256": source["sha256"]}

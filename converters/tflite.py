@@ -36,6 +36,8 @@ __all__ = [
     "tflite_int8",
     "inspect_tflite",
     "require_builtin_ops",
+    "unsupported_ops",
+    "unsupported_line",
 ]
 
 SAMPLE_DATA_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -163,11 +165,57 @@ def onnx_to_keras(onnx_path: str | Path, workdir: str | Path, sample_data: np.nd
                 non_verbose=True,
             )
     except (Exception, SystemExit) as exc:
-        detail = _log_tail(log) or f"{type(exc).__name__}: {exc}"
-        raise ExportError(f"onnx2tf could not convert {Path(onnx_path).name}: {detail}") from None
+        raise ExportError(_conversion_failure(onnx_path, log, exc)) from None
     if model is None:
-        raise ExportError(f"onnx2tf could not convert {Path(onnx_path).name}: {_log_tail(log)}")
+        raise ExportError(_conversion_failure(onnx_path, log, None))
     return model
+
+
+def unsupported_ops(onnx_path: str | Path) -> dict[str, list[str]]:
+    """{op type: [node names]} of the ONNX file's ops onnx2tf has no converter for: it converts an op with
+    its module `onnx2tf/ops/<OpType>.py` (onnx2tf.py, `importlib.import_module(f'onnx2tf.ops.{optype}')`).
+    Reads the folder, imports nothing (onnx2tf's import loads TensorFlow)."""
+    import importlib.util
+
+    import onnx
+
+    spec = importlib.util.find_spec("onnx2tf")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    known = {p.stem for folder in spec.submodule_search_locations for p in (Path(folder) / "ops").glob("*.py")}
+    found: dict[str, list[str]] = {}
+    for node in onnx.load(str(onnx_path), load_external_data=False).graph.node:
+        if node.op_type not in known:
+            found.setdefault(node.op_type, []).append(node.name)
+    return found
+
+
+def _conversion_failure(onnx_path: str | Path, log: Path, exc: BaseException | None) -> str:
+    """One line naming the op onnx2tf stopped at (type and node) and its error, not the file it read (an
+    intermediate of the pipeline's) nor onnx2tf's advice on its own parameter files."""
+    import onnx
+
+    missing = unsupported_ops(onnx_path)
+    if missing:
+        return unsupported_line(missing)
+    name = getattr(exc, "onnx_op_name", None)
+    node = next((n for n in onnx.load(str(onnx_path), load_external_data=False).graph.node if n.name == name), None) \
+        if name else None
+    errors = [ln for ln in _log_tail(log, 40).split(" | ") if "error" in ln.lower()]
+    why = errors[-1] if errors else (f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                                     if exc is not None else _log_tail(log))
+    where = f" at node {node.name!r} ({node.op_type})" if node is not None else (f" at node {name!r}" if name else "")
+    return f"onnx2tf could not convert the model{where}: {why.removeprefix('ERROR: ')}"
+
+
+def unsupported_line(missing: dict[str, list[str]]) -> str:
+    def nodes(names: list[str]) -> str:
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        return f" (node {names[0]!r}{more})" if names[0] else (f" ({len(names)} nodes)" if more else "")
+
+    shown = ", ".join(f"{op}{nodes(names)}" for op, names in sorted(missing.items()))
+    return (f"onnx2tf has no conversion for {shown}: no TFLite file can be made of this model "
+            "(--formats onnx exports the ONNX file alone)")
 
 
 def _converter(keras_model: Any) -> Any:

@@ -346,11 +346,11 @@ def analyse_model(model: Any, input_shape: tuple[int, ...], arch: str = "", conf
                             model_params=sum(p.numel() for p in model.parameters()))
 
 
-def analyse(arch: str, resolution: int | str = 224, **config: Any) -> ComplexityReport:
-    """Build a registered model and analyse it at `resolution` (N or HxW)."""
-    from .registry import build_model, get_spec
+def analyse(arch: str, resolution: int | str = 224, /, **config: Any) -> ComplexityReport:
+    """Build a registered model and analyse it at `resolution` (N or HxW); `config` may name any option."""
+    from .registry import build_from_config, get_spec
 
     spec = get_spec(arch)
-    model = build_model(spec.name, **config)
+    model = build_from_config(spec.name, config)
     h, w = parse_resolution(resolution)
     return analyse_model(model, (1, 3, h, w), arch=spec.name, config=model.mobiledeploy_config)

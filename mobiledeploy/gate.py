@@ -461,13 +461,14 @@ def _junit_detail(m: ModelVerdict) -> str:
 
 # --- reports when there is no verdict (skipped, interrupted, an error) -------------------------------
 
-_STATUS_HEADLINES = {"skipped": "⚠️ Latency gate skipped", INTERRUPTED: "⛔ Latency gate interrupted",
-                     "error": "⚠️ Latency gate cannot judge", "baseline written": "✅ Latency baseline written"}
+_STATUS_HEADLINES = {"skipped": "⚠️ {gate} gate skipped", INTERRUPTED: "⛔ {gate} gate interrupted",
+                     "error": "⚠️ {gate} gate cannot judge", "baseline written": "✅ {gate} baseline written"}
+LATENCY, INSTRUCTIONS = "Latency", "Arm instruction"  # which gate a report speaks for
 
 
-def status_markdown(status: str, device: str, message: str) -> str:
-    """The Markdown summary of a gate that ended without a verdict."""
-    return f"## {_STATUS_HEADLINES.get(status, status)} — `{device}`\n\n{message}\n"
+def status_markdown(status: str, device: str, message: str, gate: str = LATENCY) -> str:
+    """The Markdown summary of a gate that ended without a verdict; `gate` says which (LATENCY, INSTRUCTIONS)."""
+    return f"## {_STATUS_HEADLINES.get(status, status).format(gate=gate)} — `{device}`\n\n{message}\n"
 
 
 def status_junit(status: str, device: str, message: str, suite_name: str = "mobiledeploy gate") -> str:

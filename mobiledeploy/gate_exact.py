@@ -24,7 +24,7 @@ from typing import Any, Iterable
 from .errors import ResultsError
 
 __all__ = ["KIND", "ExactEntry", "ExactVerdict", "EntryVerdict", "load_exact", "is_exact_baseline", "judge_exact",
-           "entry_from_result", "exact_markdown", "exact_junit", "baseline_document"]
+           "entry_from_result", "exact_markdown", "exact_junit", "baseline_document", "merged_entries"]
 
 KIND = "mobiledeploy-instruction-baseline"
 SCHEMA_VERSION = 1
@@ -109,10 +109,39 @@ def load_exact(path: str | Path) -> list[ExactEntry]:
         raise ResultsError(f"{path} is not an instruction baseline (kind {KIND})")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(f"{path} has schema version {data.get('schema_version')}; this mobiledeploy reads {SCHEMA_VERSION}")
+    entries = data.get("entries")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ResultsError(f"{path}: 'entries' must be a list of objects, got {type(entries).__name__}")
     try:
-        return [ExactEntry(**{k: v for k, v in e.items() if k in ExactEntry.__dataclass_fields__}) for e in data["entries"]]
-    except (KeyError, TypeError) as exc:
+        loaded = [ExactEntry(**{k: v for k, v in e.items() if k in ExactEntry.__dataclass_fields__}) for e in entries]
+    except TypeError as exc:
         raise ResultsError(f"{path}: malformed entry ({exc})") from None
+    for n, entry in enumerate(loaded, 1):
+        if problem := _entry_problem(entry):
+            raise ResultsError(f"{path}: entry {n} {problem}")
+    return loaded
+
+
+def _entry_problem(entry: ExactEntry) -> str | None:
+    """What makes a loaded entry unusable for judging, in words; None when it is fine."""
+    for name in ("ref", "format", "cpu"):
+        if not isinstance(getattr(entry, name), str) or not getattr(entry, name):
+            return f"has no {name!r} (a non-empty string)"
+    for name, low in (("instructions", 1), ("spread", 0)):
+        value = getattr(entry, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low or value == float("inf"):
+            return f"({entry.key}): {name!r} must be a number of at least {low}, got {value!r}"
+    if not isinstance(entry.environment, dict):
+        return f"({entry.key}): 'environment' must be an object, got {type(entry.environment).__name__}"
+    return None
+
+
+def merged_entries(old: list[ExactEntry], measured: list[ExactEntry]) -> list[ExactEntry]:
+    """A re-recorded baseline: `old` with the entries measured now replaced in place (same ref, format and
+    core), then the new ones; entries not measured now (another core, another model) are kept."""
+    fresh = {e.key: e for e in measured}
+    kept = [fresh.pop(e.key, e) for e in old]
+    return kept + list(fresh.values())
 
 
 def entry_from_result(ref: str, result: Any) -> ExactEntry:

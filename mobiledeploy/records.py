@@ -224,6 +224,9 @@ class BenchOptions:
             parse_cpu_mask(self.cpu_mask)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if self.benchmark_binary is not None and not Path(self.benchmark_binary).expanduser().is_file():
+            what = "is a directory" if Path(self.benchmark_binary).expanduser().is_dir() else "does not exist"
+            raise ConfigError(f"--benchmark-binary {self.benchmark_binary} {what}: give the benchmark_model file")
         return self
 
 

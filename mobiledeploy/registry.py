@@ -5,12 +5,13 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 from .errors import ConfigError
 
-__all__ = ["Declared", "parse_label", "parse_model_ref", "config_slug", "ModelSpec", "register_model", "list_models", "get_spec", "build_model", "canonical_name", "register_source", "ENTRY_POINT_GROUP"]
+__all__ = ["Declared", "parse_label", "parse_model_ref", "config_slug", "ModelSpec", "register_model", "list_models", "get_spec", "build_model", "build_from_config", "canonical_name", "register_source", "ENTRY_POINT_GROUP"]
 
 
 class Declared(NamedTuple):
@@ -202,8 +203,15 @@ def list_models(pattern: str = "*") -> list[str]:
     )
 
 
-def build_model(name: str, *, seed: int | None = 0, **config: Any) -> Any:
-    """Build a registered model with seeded init (see `mobiledeploy.models.common.init_weights`)."""
+def build_model(name: str, /, *, seed: int | None = 0, **config: Any) -> Any:
+    """Build a registered model with seeded init (see `mobiledeploy.models.common.init_weights`). A model
+    option named `seed` cannot be given here: `build_from_config` takes any option name."""
+    return build_from_config(name, config, seed=seed)
+
+
+def build_from_config(name: str, config: dict[str, Any], /, *, seed: int | None = 0) -> Any:
+    """`build_model` with the options as a dict, so that a builder's own keywords (`seed`, `name`, any)
+    never meet this function's arguments."""
     spec = get_spec(name)
     full = spec.resolve(config)
     from .models.common import init_weights
@@ -233,6 +241,10 @@ def _build_source(spec: ModelSpec, config: dict[str, Any], seed: int | None) -> 
         model = spec.builder(**kwargs)
     except ConfigError:
         raise
+    except SystemExit as exc:  # the user's code ended the process: one line that says so, never its exit code
+        from .sources import exit_said
+
+        raise ConfigError(f"{spec.source['ref']} {exit_said(exc)} while building the model") from None  # type: ignore[index]
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ConfigError(f"{spec.source['ref']} failed to build the model: {type(exc).__name__}: {first}") from None  # type: ignore[index]
@@ -277,7 +289,9 @@ def config_slug(name: str, config: dict[str, Any], resolution: tuple[int, int] |
     """A short, stable folder name: the arch, the options that set it apart, the input size.
 
     'shufflenet_v1-g3-scale1.0-224x224'. Options listed in `choices` always appear; others only
-    when they differ from the default.
+    when they differ from the default. A value that cannot be part of a folder name (a path separator,
+    '..', a space, a non-ASCII letter, over 64 characters) is refused, never cleaned: two values must not
+    share a folder.
     """
     spec = get_spec(name)
     full = spec.resolve(config)
@@ -285,7 +299,14 @@ def config_slug(name: str, config: dict[str, Any], resolution: tuple[int, int] |
     for key in sorted(full):
         if key in spec.choices or full[key] != spec.defaults.get(key):
             value = full[key]
-            parts.append(f"{key}{int(value) if isinstance(value, bool) else value}")
+            shown = f"{int(value) if isinstance(value, bool) else value}"
+            if not _SLUG_VALUE.fullmatch(shown) or ".." in shown:
+                raise ConfigError(f"{spec.name}: {key}={shown!r} cannot be part of the artifact folder's name "
+                                  "(letters, digits, '.', '_', '+', '-'; at most 64): give another value")
+            parts.append(f"{key}{shown}")
     if resolution:
         parts.append(f"{resolution[0]}x{resolution[1]}")
     return "-".join(parts)
+
+
+_SLUG_VALUE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")

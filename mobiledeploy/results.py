@@ -146,7 +146,7 @@ def check_database(path: str | os.PathLike) -> int:
     if path.is_dir():
         raise ResultsError(f"cannot open the results database {path}: it is a directory")
     try:
-        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        db = sqlite3.connect(_readonly_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:
@@ -164,6 +164,14 @@ def check_database(path: str | os.PathLike) -> int:
         raise ResultsError(f"{path} has schema version {version}; this mobiledeploy reads up to "
                            f"{SCHEMA_VERSION} (upgrade mobiledeploy)")
     return version
+
+
+def _readonly_uri(path: Path) -> str:
+    """A URI that opens `path` without writing. A WAL database needs its shared-memory file to be read; in a
+    folder that cannot be written SQLite cannot make one ("attempt to write a readonly database"), so
+    there the file is read as immutable (nothing can write it there either)."""
+    writable = os.access(path.absolute().parent, os.W_OK | os.X_OK)
+    return f"{path.absolute().as_uri()}?mode=ro{'' if writable else '&immutable=1'}"
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
@@ -184,10 +192,14 @@ def _now() -> str:
 class ResultsStore:
     """`with ResultsStore(path) as store:` … `store.begin(result)`, `store.finish(result)`, `store.list()`."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, *, readonly: bool = False):
+        """`readonly`: only read (`results` on a store in a folder it cannot write); no migration then."""
         self.path = Path(path).expanduser() if path else default_db_path()
         if self.path.exists():
             check_database(self.path)  # never migrate (write into) a foreign or newer database
+        if readonly:
+            self._open_readonly()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -198,6 +210,21 @@ class ResultsStore:
             self._migrate()
         except (sqlite3.DatabaseError, OSError) as exc:
             raise ResultsError(f"cannot open the results database {self.path}: {exc}") from None
+
+    def _open_readonly(self) -> None:
+        """Open without writing anything (no WAL switch, no migration; see `_readonly_uri`)."""
+        try:
+            self.db = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                      isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            version = self.schema_version
+        except (sqlite3.DatabaseError, OSError, TypeError) as exc:
+            raise ResultsError(f"cannot read the results database {self.path}: {exc}") from None
+        if version != SCHEMA_VERSION:
+            self.db.close()
+            raise ResultsError(f"{self.path} is of results schema {version} and cannot be written here: this "
+                               f"mobiledeploy reads schema {SCHEMA_VERSION} after a migration that writes into "
+                               "it; copy it to a folder you can write, and pass that with --db")
 
     def _set_wal(self) -> None:
         """WAL journaling. Switching a new database to it takes an exclusive lock for which SQLite does not

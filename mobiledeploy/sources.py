@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Callable
 from .errors import ConfigError
 
 __all__ = ["LoadedSource", "split_source_ref", "load_source", "parse_input_shape", "image_input_shape",
-           "SOURCE_KINDS"]
+           "SOURCE_KINDS", "exit_said"]
 
 SOURCE_KINDS = {"callable": "--model-fn", "onnx": "--onnx", "exported_program": "--exported-program"}
 _MODULE_CALLABLE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:[A-Za-z_]\w*$")
@@ -122,6 +123,8 @@ def _import(where: str) -> tuple[Any, str]:
         module = importlib.import_module(where)
     except ConfigError:
         raise
+    except SystemExit as exc:  # the user's module ended the process: say so, never exit with its code silently
+        raise ConfigError(f"cannot import {where}: it {exit_said(exc)} while being imported") from None
     except Exception as exc:
         raise ConfigError(f"cannot import {where}: {type(exc).__name__}: {_first_line(exc)}") from None
     path = getattr(module, "__file__", None)
@@ -155,10 +158,7 @@ def _load_exported_program(head: str, path: Path) -> LoadedSource:
     def build() -> Any:
         import torch
 
-        try:
-            program = torch.export.load(str(path)).module()
-        except Exception as exc:
-            raise ConfigError(f"cannot load ExportedProgram {path.name}: {type(exc).__name__}: {_first_line(exc)}") from None
+        program = load_program(path).module()
 
         class ExportedProgramModule(torch.nn.Module):
             """The program as an nn.Module; its graph was fixed in eval or train mode when exported, so
@@ -181,14 +181,54 @@ def _load_exported_program(head: str, path: Path) -> LoadedSource:
                         builder=build, input_shape=_exported_program_shape(path))
 
 
-def _exported_program_shape(path: Path) -> tuple[int, ...] | None:
-    """The static shape of the program's one tensor input; None when a dimension is dynamic."""
+def load_program(path: Path) -> Any:
+    """torch.export.load, or one line saying why not: torch logs a traceback of its own (logger
+    'torch.export') before it raises, and a newer schema's error only says to check it; that log is
+    kept from stderr and its last line is the reason given."""
+    import logging
+
     import torch
 
+    logger, kept = logging.getLogger("torch.export"), _KeptRecords()  # torch gives it a stderr handler of its own
+    propagate, handlers = logger.propagate, logger.handlers[:]
+    logger.propagate, logger.handlers = False, [kept]
     try:
-        program = torch.export.load(str(path))
+        return torch.export.load(str(path))
     except Exception as exc:
-        raise ConfigError(f"cannot load ExportedProgram {path.name}: {type(exc).__name__}: {_first_line(exc)}") from None
+        said = f"{type(exc).__name__}: {_first_line(exc)}"
+        logged = kept.last_error()
+        if logged and ("above" in said or not str(exc).strip()):
+            said = logged
+        raise ConfigError(f"cannot load ExportedProgram {path.name}: {said}") from None
+    finally:
+        logger.propagate, logger.handlers = propagate, handlers
+
+
+class _KeptRecords(logging.Handler):
+    """Holds torch.export's log records instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def last_error(self) -> str | None:
+        """The last line of the last logged traceback (or message): the error torch ran into."""
+        import traceback
+
+        for record in reversed(self.records):
+            text = "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else record.getMessage()
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            if lines:
+                return lines[-1]
+        return None
+
+
+def _exported_program_shape(path: Path) -> tuple[int, ...] | None:
+    """The static shape of the program's one tensor input; None when a dimension is dynamic."""
+    program = load_program(path)
     specs = [s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
     nodes = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     if len(specs) != 1:
@@ -216,6 +256,10 @@ def _onnx_shape(path: Path) -> tuple[int, ...] | None:
         static = all(d and None not in d for d in dims)
         raise ConfigError(f"{path.name} has {len(inputs)} inputs ({names}){'' if static else ' and no static shapes'}: "
                           "mobiledeploy exports models with one image input")
+    if len(graph.output) != 1:  # parity would check the first output only, and a TFLite runtime reads one
+        names = ", ".join(v.name for v in graph.output)
+        raise ConfigError(f"{path.name} has {len(graph.output)} outputs ({names}): mobiledeploy exports models with "
+                          "one tensor output")
     shape = dims[0]
     if shape and shape[0] is None:
         shape[0] = 1
@@ -243,6 +287,13 @@ def image_input_shape(shape: tuple[int, ...], what: str) -> tuple[int, int]:
         shown = "x".join(map(str, shape))
         raise ConfigError(f"{what} takes input {shown}; mobiledeploy exports batch-1 RGB image models (1x3xHxW)")
     return shape[2], shape[3]
+
+
+def exit_said(exc: SystemExit) -> str:
+    """What a SystemExit from a user's code said: 'called sys.exit(3)', 'raised SystemExit: no GPU'."""
+    if isinstance(exc.code, str):
+        return f"raised SystemExit: {_first_line(exc)}"
+    return f"called sys.exit({'' if exc.code is None else exc.code})"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -867,3 +867,22 @@ def test_a_shuffle_before_a_strided_depthwise_conv_moves_after_it(tmp_path, stri
         expected = unit(x).numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
     assert nhwc_channel_shuffles(rewritten)[1] == 1  # still one shuffle for the NHWC rewrite to find
+
+
+def test_calibration_inputs_only_for_int8_and_within_memory(monkeypatch):
+    """Issue 24, item 6: no calibration inputs for an export without int8 (the held-out ones are the same), and
+    inputs that would not fit in half the free memory are refused before anything is built."""
+    import numpy as np
+
+    from mobiledeploy.converters import calibration
+    from mobiledeploy.errors import ConfigError
+
+    full = calibration.calibration_set("synthetic", 4, (16, 16), (0.5,) * 3, (0.25,) * 3, seed=0)
+    held = calibration.calibration_set("synthetic", 4, (16, 16), (0.5,) * 3, (0.25,) * 3, seed=0, calibrate=False)
+    assert full.calibration.shape == (4, 3, 16, 16) and held.calibration.shape == (0, 3, 16, 16)
+    assert np.array_equal(full.holdout, held.holdout) and held.fingerprint == full.fingerprint
+    assert held.info["samples"] == 0 and held.info["requested_samples"] == 4
+    monkeypatch.setattr(calibration, "_available_bytes", lambda: 24 << 30)
+    calibration.check_input_memory((4000, 4000), 0)  # 8 held-out inputs: 1.4 GiB
+    with pytest.raises(ConfigError, match=r"input 4000x4000 with 32 calibration and 8 held-out samples needs 7\.2 GiB"):
+        calibration.check_input_memory((4000, 4000), 32)

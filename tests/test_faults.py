@@ -98,6 +98,7 @@ class Case:
     stdout: str = ""
     check: Callable[[Path, subprocess.CompletedProcess], None] | None = None
     setup: Callable[[Path, Path], None] | None = None  # (tmp, the session's work folder)
+    unprivileged: bool = False  # run without root's right to write anywhere (a read-only folder stays read-only)
 
 
 def _check_no_adb_run(tmp: Path, proc: subprocess.CompletedProcess) -> None:
@@ -170,6 +171,104 @@ def _check_junit_status(status: str, headline: str) -> Callable[[Path, subproces
         assert json.loads((tmp / "gate.json").read_text())["verdict"]["status"] == status
 
     return check
+
+
+OWN = """import torch
+from torch import nn
+
+
+def build(width: int = 8, tag: str = "a", seed: int = 0, name: str = "mine") -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, 4))
+
+
+def quits() -> nn.Module:
+    raise SystemExit("no GPU here")
+"""
+
+
+def _own_model(tmp: Path, work: Path | None) -> None:
+    """own.py (a builder that declares `seed` and `name`), and exits.py, which calls sys.exit(3) on import."""
+    (tmp / "own.py").write_text(OWN)
+    (tmp / "exits.py").write_text("import sys\n\nsys.exit(3)\n\n\ndef build():\n    pass\n")
+
+
+def _onnx_files(tmp: Path, work: Path | None) -> None:
+    """two.onnx (two outputs) and lp.onnx (an LpPool, which onnx2tf has no converter for), both 1x3x16x16."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def io(name: str, shape: list[int]) -> Any:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    two = helper.make_graph([helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Sigmoid", ["x"], ["b"])], "two",
+                            [io("x", [1, 3, 16, 16])], [io("a", [1, 3, 16, 16]), io("b", [1, 3, 16, 16])])
+    lp = helper.make_graph([helper.make_node("LpPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2], p=2,
+                                             name="my_lppool"), helper.make_node("Flatten", ["p"], ["y"])], "lp",
+                           [io("x", [1, 3, 16, 16])], [io("y", [1, 192])])
+    for graph, name in ((two, "two.onnx"), (lp, "lp.onnx")):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(tmp / name))
+
+
+def _corrupt_pt2(tmp: Path, work: Path | None) -> None:
+    (tmp / "corrupt.pt2").write_bytes(b"PK\x03\x04 not a zip archive" * 50)
+
+
+def _unreadable_arm_env(tmp: Path, work: Path | None) -> None:
+    """An Arm environment whose env.json cannot be read (a folder in its place: as unreadable for root)."""
+    (tmp / "cache" / "arm64" / "env.json").mkdir(parents=True)
+
+
+def _exact_baselines(tmp: Path, work: Path | None) -> None:
+    """arm.json (a valid instruction baseline), entries-dict.json and instructions-abc.json (wrong shapes)."""
+    from mobiledeploy.gate_exact import KIND
+
+    entry = {"ref": TINY_REF, "format": "fp32", "cpu": "cortex-a76", "instructions": 1e6, "environment": {}}
+    for name, entries in (("arm.json", [entry]), ("entries-dict.json", {"a": 1}),
+                          ("instructions-abc.json", [{**entry, "instructions": "abc"}])):
+        (tmp / name).write_text(json.dumps({"schema_version": 1, "kind": KIND, "entries": entries}))
+
+
+def _baseline_from_elsewhere(tmp: Path, work: Path | None) -> None:
+    """repo/arm.json, an instruction baseline whose model ref is a file outside its folder (no git here)."""
+    from mobiledeploy.gate_exact import KIND
+
+    (tmp / "repo").mkdir()
+    (tmp / "elsewhere").mkdir()
+    (tmp / "elsewhere" / "net.py").write_text("open('PWNED', 'w')\n\n\ndef build():\n    pass\n")
+    entry = {"ref": f"{tmp}/elsewhere/net.py:build", "format": "fp32", "cpu": "cortex-a76", "instructions": 1e6}
+    (tmp / "repo" / "arm.json").write_text(json.dumps({"schema_version": 1, "kind": KIND, "entries": [entry]}))
+
+
+def _read_only_store(tmp: Path, work: Path | None) -> None:
+    """ro/r.db: a results database (WAL, current schema) in a folder nobody may write, itself read-only."""
+    from mobiledeploy.results import ResultsStore
+
+    with ResultsStore(tmp / "ro" / "r.db"):
+        pass
+    (tmp / "ro" / "r.db").chmod(0o444)
+    (tmp / "ro").chmod(0o555)
+
+
+def _check_no_escape(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert not list(tmp.parent.glob("**/ESCAPED")) and not (tmp / "out").exists()
+
+
+def _check_own_export(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    [folder] = (tmp / "out").iterdir()
+    assert folder.name.startswith("own_build-namex-seed3-32x32-m")
+    assert json.loads((folder / "manifest.json").read_text())["config"] == {"width": 8, "tag": "a", "seed": 3, "name": "x"}
+
+
+def _check_reports_name_the_exact_gate(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert (tmp / "gate.md").read_text().startswith("## ⚠️ Arm instruction gate cannot judge — `qemu:cortex-a76`")
+    assert json.loads((tmp / "gate.json").read_text())["verdict"]["device"] == "qemu:cortex-a76"
+
+
+def _check_store_read(tmp: Path, proc: subprocess.CompletedProcess) -> None:
+    assert "0 run(s) in" in proc.stdout and sorted(p.name for p in (tmp / "ro").iterdir()) == ["r.db"]
 
 
 CASES: dict[str, Case] = {
@@ -269,6 +368,68 @@ CASES: dict[str, Case] = {
         ["bench", *TINY, "--formats", "fp32", "--weights", "mine.pt", "--runs", "3", "--warmup", "0",
          "--db", "{tmp}/r.db"], 0, "", leaves={"r.db", "r.db-wal", "r.db-shm", "artifacts/*"}, db="written",
         setup=_copy_default_export, check=_check_own_folder_and_identity),
+    # --- issue 24, items 3-11: one line, exit 2, checked before any export or measurement
+    "set_value_with_a_slash": Case(["export", "--model-fn", "{tmp}/own.py:build", "--set", "tag=x/y", "--input-shape",
+                                    "1x3x32x32", "--formats", "onnx", "--out", "{tmp}/out"], 2,
+                                   "own_build: tag='x/y' cannot be part of the artifact folder's name",
+                                   setup=_own_model, check=_check_no_escape),
+    "set_value_escaping_out": Case(["export", "--model-fn", "{tmp}/own.py:build", "--set", "tag=…/../../ESCAPED",
+                                    "--input-shape", "1x3x32x32", "--formats", "onnx", "--out", "{tmp}/out"], 2,
+                                   "cannot be part of the artifact folder's name", setup=_own_model,
+                                   check=_check_no_escape),
+    "builder_keywords_seed_and_name": Case(["export", "--model-fn", "{tmp}/own.py:build", "--set", "seed=3", "--set",
+                                            "name=x", "--input-shape", "1x3x32x32", "--formats", "onnx", "--out",
+                                            "{tmp}/out"], 0, "", leaves={"out", "out/*"}, setup=_own_model,
+                                           check=_check_own_export),
+    "calibration_too_big_for_memory": Case(["export", "--model-fn", "{tmp}/own.py:build", "--input-shape",
+                                            "1x3x8000x8000", "--out", "{tmp}/out"], 2,
+                                           "with 32 calibration and 8 held-out samples needs", setup=_own_model),
+    "user_module_calls_sys_exit": Case(["export", "--model-fn", "{tmp}/exits.py:build", "--input-shape", "1x3x32x32",
+                                        "--out", "{tmp}/out"], 2, "exits.py: it called sys.exit(3) while being imported",
+                                       setup=_own_model),
+    "builder_raises_system_exit": Case(["export", "--model-fn", "{tmp}/own.py:quits", "--input-shape", "1x3x32x32",
+                                        "--formats", "onnx", "--out", "{tmp}/out"], 2,
+                                       "own.py:quits raised SystemExit: no GPU here while building the model",
+                                       setup=_own_model),
+    "corrupt_pt2": Case(["export", "--exported-program", "{tmp}/corrupt.pt2", "--out", "{tmp}/out"], 2,
+                        "cannot load ExportedProgram corrupt.pt2: BadZipFile", setup=_corrupt_pt2),
+    "two_output_onnx": Case(["export", "--onnx", "{tmp}/two.onnx", "--out", "{tmp}/out"], 2,
+                            "two.onnx has 2 outputs (a, b): mobiledeploy exports models with one tensor output",
+                            setup=_onnx_files),
+    "onnx2tf_unsupported_op": Case(["export", "--onnx", "{tmp}/lp.onnx", "--formats", "fp32", "--out", "{tmp}/out"], 2,
+                                   "onnx2tf has no conversion for LpPool (node 'my_lppool')", setup=_onnx_files),
+    "benchmark_binary_missing": Case(["bench", "--device", "adb:R58M123ABC", "--model", "{tiny}", "--benchmark-binary",
+                                      "{tmp}/nope", "--db", "{tmp}/r.db"], 2, "/nope does not exist: give the benchmark_model file",
+                                     env={"MOBILEDEPLOY_ADB": "{fake_adb}"}),
+    "benchmark_binary_is_a_dir": Case(["bench", "--device", "adb:R58M123ABC", "--model", "{tiny}", "--benchmark-binary",
+                                       "{dir}", "--db", "{tmp}/r.db"], 2, "is a directory: give the benchmark_model file",
+                                      env={"MOBILEDEPLOY_ADB": "{fake_adb}"}),
+    "benchmark_binary_on_local": Case(["bench", "--model", "{tiny}", "--benchmark-binary", "{file}", "--db", "{tmp}/r.db"],
+                                      2, "--benchmark-binary is for adb:SERIAL devices"),
+    "arm_env_unreadable": Case(["bench", "--device", "qemu:cortex-a76", "--model", "{tiny}", "--db", "{tmp}/r.db"], 2,
+                               "env.json cannot be read: Is a directory", env={"MOBILEDEPLOY_CACHE": "{tmp}/cache"},
+                               setup=_unreadable_arm_env),
+    "results_store_in_a_read_only_folder": Case(["results", "--db", "{tmp}/ro/r.db"], 0, "", setup=_read_only_store,
+                                                unprivileged=True, check=_check_store_read),
+    "exact_baseline_entries_not_a_list": Case(["gate", "--baseline", "{tmp}/entries-dict.json"], 2,
+                                              "'entries' must be a list of objects", setup=_exact_baselines),
+    "exact_baseline_instructions_not_a_number": Case(["gate", "--baseline", "{tmp}/instructions-abc.json"], 2,
+                                                     "'instructions' must be a number", setup=_exact_baselines),
+    "exact_update_baseline_under_a_file": Case(["gate", "--baseline", "{file}/arm.json", "--update-baseline", "--device",
+                                                "qemu:cortex-a76", "--model", TINY_REF], 2, "cannot write --baseline"),
+    "exact_update_baseline_read_only_folder": Case(["gate", "--baseline", "{tmp}/ro/arm.json", "--update-baseline",
+                                                    "--device", "qemu:cortex-a76", "--model", TINY_REF], 2,
+                                                   "is not writable", setup=_read_only_store, unprivileged=True),
+    # --- issue 24, item 12: a baseline's file ref is code
+    "baseline_ref_outside_its_repository": Case(["gate", "--baseline", "{tmp}/repo/arm.json"], 2,
+                                                "outside its repository", setup=_baseline_from_elsewhere,
+                                                check=_check_no_adb_run),
+    "baseline_ref_outside_allowed": Case(["gate", "--baseline", "{tmp}/repo/arm.json", "--allow-outside-refs"], 2,
+                                         "not set up", setup=_baseline_from_elsewhere, check=_check_no_adb_run),
+    "exact_gate_reports_say_arm_instructions": Case(
+        ["gate", "--baseline", "{tmp}/arm.json", "--junit", "{tmp}/gate.xml", "--markdown", "{tmp}/gate.md", "--out",
+         "{tmp}/gate.json"], 2, "not set up", leaves={"gate.xml", "gate.md", "gate.json"}, setup=_exact_baselines,
+        check=_check_reports_name_the_exact_gate),
 }
 NEEDS_WORK = {"export_never_deletes_a_users_file", "bench_weights_never_rebuild_the_default_export",
               "gate_against_bad_db_before_export", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
@@ -304,6 +465,19 @@ def _whole_module(path: Path) -> None:
     torch.save(build_model("shufflenet_v1", g=3, scale=0.25), path)
 
 
+def _unprivileged() -> list[str]:
+    """A prefix that runs a command without the right to write where the folder's mode says no: nothing for a
+    user, and for root (which may write anywhere) setpriv dropping CAP_DAC_OVERRIDE."""
+    if os.geteuid() != 0:
+        return []
+    import shutil
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): a read-only folder cannot be made")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRequest) -> None:
     case = CASES[name]
@@ -322,7 +496,8 @@ def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRe
     cwd = tmp_path if case.setup else (work or tmp_path)
     work_before = files_under(work) if work else set()
     started = time.monotonic()
-    proc = subprocess.run([str(CLI), *[a.format(**values) for a in case.args]], cwd=cwd, env=env,
+    proc = subprocess.run([*(_unprivileged() if case.unprivileged else []), str(CLI),
+                           *[a.format(**values) for a in case.args]], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     seconds = time.monotonic() - started
 

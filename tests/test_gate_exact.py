@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from mobiledeploy.errors import ResultsError
 from mobiledeploy.gate_exact import (
     KIND, ExactEntry, baseline_document, exact_junit, exact_markdown, is_exact_baseline, judge_exact, load_exact,
+    merged_entries,
 )
 
 CLI = [sys.executable, "-m", "mobiledeploy"]
@@ -68,6 +71,36 @@ def test_baseline_round_trip_and_reports(tmp_path):
     assert root.get("failures") == "1" and root.find(".//failure").get("type") == "InstructionRegression"
 
 
+def test_rerecording_one_core_keeps_the_others():
+    """Issue 24, item 2: --update-baseline on cortex-a53 replaces the a53 entries and keeps the a76 ones."""
+    a76 = [ExactEntry("v1:g=3", f, "cortex-a76", 1e7 + i) for i, f in enumerate(("fp32", "int8"))]
+    a53 = [ExactEntry("v1:g=3", f, "cortex-a53", 2e7 + i) for i, f in enumerate(("fp32", "int8"))]
+    again = [ExactEntry("v1:g=3", f, "cortex-a53", 3e7 + i) for i, f in enumerate(("fp32", "int8"))]
+    merged = merged_entries(a76 + a53, again)
+    assert [(e.cpu, e.format, e.instructions) for e in merged] == [
+        ("cortex-a76", "fp32", 1e7), ("cortex-a76", "int8", 1e7 + 1), ("cortex-a53", "fp32", 3e7), ("cortex-a53", "int8", 3e7 + 1)]
+    new = ExactEntry("mobilenet_v1", "int8", "cortex-a53", 5e6)
+    assert merged_entries(a76, [new]) == [*a76, new]  # a new model is added after what was there
+
+
+@pytest.mark.parametrize("entries, said", [
+    ({"a": 1}, "'entries' must be a list of objects"),
+    ([1, 2], "'entries' must be a list of objects"),
+    ([{"ref": "v1", "format": "int8", "cpu": "cortex-a76", "instructions": "abc"}], "'instructions' must be a number"),
+    ([{"ref": "v1", "format": "int8", "cpu": "cortex-a76", "instructions": 0}], "'instructions' must be a number"),
+    ([{"ref": "v1", "format": "int8", "cpu": "cortex-a76", "instructions": 5, "spread": None}], "'spread' must be"),
+    ([{"ref": "", "format": "int8", "cpu": "cortex-a76", "instructions": 5}], "has no 'ref'"),
+    ([{"ref": "v1", "format": "int8", "instructions": 5}], "malformed entry"),
+    ([{"ref": "v1", "format": "int8", "cpu": "a", "instructions": 5, "environment": []}], "'environment' must be"),
+])
+def test_a_baseline_of_the_wrong_shape_is_one_error(tmp_path, entries, said):
+    path = tmp_path / "arm.json"
+    path.write_text(json.dumps({"schema_version": 1, "kind": KIND, "entries": entries}))
+    with pytest.raises(ResultsError, match=said.replace("(", r"\(")) as err:
+        load_exact(path)
+    assert "\n" not in str(err.value) and err.value.exit_code == 2
+
+
 def test_committed_baseline_covers_what_ci_gates():
     path = Path(__file__).parent.parent / "benchmarks" / "baselines" / "arm" / "instructions.json"
     keys = {(e.ref.split(":")[0], e.format, e.cpu) for e in load_exact(path)}
@@ -77,22 +110,40 @@ def test_committed_baseline_covers_what_ci_gates():
                 assert (arch, fmt, cpu) in keys
 
 
+TINY_REF = "v1:g=3,scale=0.25,resolution=64"
+
+
+def gate(cwd: Path, *args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CI": "", "MOBILEDEPLOY_DB": str(cwd / "results.db")}
+    if pythonpath is not None:  # a scratch copy of the package, imported before the installed one
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run([*CLI, "gate", *args], cwd=cwd, capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.fixture(scope="module")
+def recorded(arm_env, tmp_path_factory) -> Path:
+    """A folder holding a tiny ShuffleNet's int8 export (artifacts/) and its counts on cortex-a76 (arm.json),
+    recorded through the command CI uses; each test works on its own copy of the baseline."""
+    root = tmp_path_factory.mktemp("exact-gate")
+    made = gate(root, "--baseline", "arm.json", "--update-baseline", "--device", "qemu:cortex-a76", "--model", TINY_REF,
+                "--formats", "int8", "--junit", str(root / "made.xml"), "--markdown", str(root / "made.md"))
+    assert made.returncode == 0, made.stderr
+    assert 'errors="0"' in (root / "made.xml").read_text()
+    assert (root / "made.md").read_text().startswith("## ✅ Arm instruction baseline written — `qemu:cortex-a76`")
+    return root
+
+
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_a_bigger_model_fails_the_exact_gate_end_to_end(arm_env, tmp_path, results_db):
-    """Record a tiny ShuffleNet's counts, then gate a deliberately heavier one (72x72 input) against them."""
+def test_a_bigger_model_fails_the_exact_gate_end_to_end(recorded, tmp_path):
+    """Gate a deliberately heavier tiny ShuffleNet (72x72 input) against the recorded counts."""
     base = tmp_path / "arm.json"
-    ref = "v1:g=3,scale=0.25,resolution=64"
-    run = lambda *args: subprocess.run([*CLI, "gate", "--baseline", str(base), *args], cwd=tmp_path,  # noqa: E731
-                                       capture_output=True, text=True, timeout=900, env={**os.environ, "CI": ""})
-    made = run("--update-baseline", "--device", "qemu:cortex-a76", "--model", ref, "--formats", "int8",
-               "--junit", str(tmp_path / "made.xml"), "--markdown", str(tmp_path / "made.md"))
-    assert made.returncode == 0, made.stderr
-    assert 'errors="0"' in (tmp_path / "made.xml").read_text() and "arm.json" in (tmp_path / "made.md").read_text()
+    base.write_text((recorded / "arm.json").read_text())
+    run = lambda *args: gate(recorded, "--baseline", str(base), *args)  # noqa: E731
     same = run("--junit", str(tmp_path / "same.xml"))
     assert same.returncode == 0, same.stderr
     data = json.loads(base.read_text())
-    data["entries"][0]["ref"] = ref.replace("resolution=64", "resolution=72")  # the candidate now does ~27% more work
+    data["entries"][0]["ref"] = TINY_REF.replace("resolution=64", "resolution=72")  # ~27% more work
     base.write_text(json.dumps(data))
     slower = run("--junit", str(tmp_path / "slow.xml"), "--markdown", str(tmp_path / "slow.md"))
     assert slower.returncode == 1, slower.stderr
@@ -101,3 +152,55 @@ def test_a_bigger_model_fails_the_exact_gate_end_to_end(arm_env, tmp_path, resul
     base.write_text(json.dumps(data))
     other = run()
     assert other.returncode == 2 and "re-record" in other.stderr
+
+
+def _scratch_package(root: Path) -> Path:
+    """A copy of the package laid out as installed (mobiledeploy/, its converters/ and models/) whose converters
+    drop one exact rewrite: the channel shuffle stays before each strided depthwise conv (more data moved)."""
+    repo = Path(__file__).parent.parent
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(repo / "mobiledeploy", root / "mobiledeploy", ignore=skip)
+    for name in ("converters", "models"):
+        shutil.copytree(repo / name, root / "mobiledeploy" / name, ignore=skip)
+    with open(root / "mobiledeploy" / "converters" / "layout.py", "a") as f:
+        f.write("\n\ndef shuffle_after_strided_depthwise(model):  # the regression under test\n    return model, 0\n")
+    return root
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_a_converter_change_fails_the_gate_with_the_old_artifacts_present(recorded, tmp_path):
+    """Issue 24, item 1: a working copy holds the previous code's artifacts. A converter change must be
+    judged on what it exports (rebuilt: the key holds the converters' digest), and the code after it too."""
+    base = tmp_path / "arm.json"
+    base.write_text((recorded / "arm.json").read_text())
+    folder = recorded / "artifacts" / "shufflenet_v1-g3-scale0.25-64x64"
+    old = json.loads((folder / "manifest.json").read_text())
+    scratch = _scratch_package(tmp_path / "scratch")
+    changed = gate(recorded, "--baseline", str(base), pythonpath=scratch)
+    assert changed.returncode == 1, changed.stderr
+    assert "regression" in changed.stderr and "int8 @cortex-a76" in changed.stderr
+    rebuilt = json.loads((folder / "manifest.json").read_text())
+    assert rebuilt["code"]["converters"] != old["code"]["converters"]
+    assert rebuilt["artifacts"]["int8"]["sha256"] != old["artifacts"]["int8"]["sha256"]
+    fixed = gate(recorded, "--baseline", str(base))  # the current code again: its own export, judged unchanged
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads((folder / "manifest.json").read_text())["artifacts"]["int8"]["sha256"] == old["artifacts"]["int8"]["sha256"]
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_rerecording_one_core_keeps_the_other_cores_entries(recorded, tmp_path):
+    """Issue 24, item 2, through the command: a baseline with a76 and a53 entries, re-recorded on a53."""
+    base = tmp_path / "arm.json"
+    data = json.loads((recorded / "arm.json").read_text())
+    [a76] = data["entries"]
+    data["entries"].append({**a76, "cpu": "cortex-a53", "instructions": 1.0, "environment": {}})
+    base.write_text(json.dumps(data))
+    done = gate(recorded, "--baseline", str(base), "--update-baseline", "--device", "qemu:cortex-a53")
+    assert done.returncode == 0, done.stderr
+    assert "1 artifact(s) measured, 1 kept as recorded" in done.stderr
+    entries = json.loads(base.read_text())["entries"]
+    assert [e["cpu"] for e in entries] == ["cortex-a76", "cortex-a53"]
+    assert entries[0] == a76  # untouched
+    assert entries[1]["instructions"] > 1e5 and "asimddp" not in entries[1]["environment"]["features"]

@@ -73,6 +73,9 @@ def gate_cmd(
     calib_samples: CalibSamples = 32,
     artifacts: Annotated[Optional[Path], typer.Option(
         "--artifacts", help="Artifacts root of the exports (default artifacts/), as export --out.")] = None,
+    allow_outside_refs: Annotated[bool, typer.Option(
+        "--allow-outside-refs", help="Run a baseline's model file refs (FILE.py:NAME, .onnx, .pt2) that lie outside "
+        "its repository: a baseline's ref is code the gate runs.")] = False,
     json_out: Json = False,
 ) -> None:
     """Time the baseline's models (interleaved with a reference model) and fail on a significant slowdown.
@@ -100,7 +103,7 @@ def gate_cmd(
     req = GateRequest(baseline, against, if_no_baseline, device, max_regression, confidence, reference, update_baseline,
                       results, rounds, runs, warmup, threads, models, formats, resolution, min_rounds, seed, adb_server,
                       db, junit, markdown, out, weights, ExportInputs(calibration, calib_samples, artifacts), json_out,
-                      accelerator_options(accelerator, require_full_delegation, dispatch_library))
+                      accelerator_options(accelerator, require_full_delegation, dispatch_library), allow_outside_refs)
     from .lab_cmd import open_lab
 
     lab = open_lab(device, adb_server) if device and not (against or results) else None
@@ -153,6 +156,7 @@ class GateRequest:
     export: Any
     json_out: bool
     accel: dict[str, Any] = field(default_factory=dict)  # accelerator, require_full_delegation, dispatch_library
+    allow_outside_refs: bool = False  # run a baseline's file refs from outside its repository (baseline_refs)
 
     @property
     def normalise(self) -> bool:
@@ -202,8 +206,13 @@ def _other_modes(req: GateRequest, reports: "GateReports") -> bool:
                     **sizes, **inputs, **req.reports_to())
         return True
     if wants_exact(req.baseline, req.device, req.update_baseline):
+        from ..gate import INSTRUCTIONS
+        from .gate_exact_cmd import exact_devices
+
+        reports.gate, reports.device = INSTRUCTIONS, req.device or exact_devices(req.baseline)
         run_exact_gate(baseline=req.baseline, device=req.device, max_regression=req.max_regression,
-                       update=req.update_baseline, db=req.db, **sizes, **inputs, **req.reports_to())
+                       update=req.update_baseline, db=req.db, allow_outside_refs=req.allow_outside_refs, **sizes,
+                       **inputs, **req.reports_to())
         return True
     return False
 
@@ -250,6 +259,11 @@ def _gate(reports: "GateReports", req: GateRequest) -> None:
     plan_source = old or template
     if plan_source is None and not req.models and not req.results:
         raise ConfigError(f"no baseline at {baseline}: create it with --update-baseline --model REF [--reference REF]")
+    if plan_source is not None and not req.results and not req.models:  # refs the gate will run: from where?
+        from ..baseline_refs import check_baseline_refs
+
+        refs = [m.ref for m in plan_source.models.values() if m.ref]
+        check_baseline_refs(refs, req.baseline, req.allow_outside_refs)
     candidate = _candidate(req, reports, old, plan_source, measured)
     _conclude(req, reports, policy, baseline, old, candidate)
 

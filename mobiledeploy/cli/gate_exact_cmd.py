@@ -27,20 +27,24 @@ def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
 def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | None, update: bool,
                    models: list[str] | None, formats: str, resolution: str, db: str | None, junit: str | None,
                    markdown: str | None, out: str | None, json_out: bool, weights: str | None = None,
-                   export: Any = None, collected: list[Any] | None = None) -> None:
+                   export: Any = None, collected: list[Any] | None = None, allow_outside_refs: bool = False) -> None:
     """Count (or record) every entry; `weights` and `export` are the gated models' export inputs, as `bench`
-    takes them; `collected` receives each run as it ends (an interrupted gate reports them)."""
+    takes them; `collected` receives each run as it ends (an interrupted gate reports them). The baseline's
+    own file refs must lie in its repository unless `allow_outside_refs` (`baseline_refs`)."""
     from ..files import write_atomic
+    from ..baseline_refs import check_baseline_refs
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
     from ..devices.kinds import kind_of
     from ..errors import ConfigError
     from ..gate import Threshold
-    from ..gate_exact import baseline_document, judge_exact, load_exact
+    from ..gate_exact import baseline_document, judge_exact, load_exact, merged_entries
     from ..results import git_commit
-    from .preflight import check_db
+    from .preflight import check_db, check_output_file
 
     limit = Threshold.parse(max_regression or EXACT_DEFAULT_REGRESSION).fraction
+    if update:
+        check_output_file(baseline, "--baseline")  # where the counts will go: before anything is counted
     old = load_exact(baseline) if Path(baseline).is_file() else []
     if any(not kind_of(d).exact for d in (device or "").split(",") if d.strip()):
         raise ConfigError("an instruction baseline is judged on qemu:CPU devices only")
@@ -52,6 +56,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         plan = [(_with_resolution(m, resolution), f, c) for m in models for f in fmts for c in (cpus or ["cortex-a76"])]
     elif old:
         plan = [(e.ref, e.format, e.cpu) for e in old if cpus is None or e.cpu in cpus]
+        check_baseline_refs([ref for ref, _, _ in plan], baseline, allow_outside_refs)
     else:
         raise ConfigError(f"no instruction baseline at {baseline}: record one with --update-baseline --device "
                           "qemu:cortex-a76 --model REF")
@@ -63,8 +68,11 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         failed = [e for e in entries if e.error]
         if failed:
             raise ConfigError(f"not writing {baseline}: {failed[0].key} failed: {failed[0].error}")
-        write_atomic(baseline, baseline_document(entries, limit, git_commit()))
-        message = f"wrote instruction baseline {baseline} ({len(entries)} artifact(s))"
+        written = merged_entries(old, entries)  # what was not measured now (another core, model) stays
+        write_atomic(baseline, baseline_document(written, limit, git_commit()))
+        kept = len(written) - len(entries)
+        message = (f"wrote instruction baseline {baseline} ({len(entries)} artifact(s) measured"
+                   + (f", {kept} kept as recorded" if kept else "") + ")")
         _status_reports("baseline written", message, device or "qemu:cortex-a76", junit=junit, markdown=markdown)
         sys.stderr.write(f"mobiledeploy: {message}\n")
         return
@@ -73,16 +81,29 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
                  json_out=json_out)
 
 
+def exact_devices(baseline: str) -> str:
+    """The qemu: devices an instruction baseline's entries were counted on ('qemu:cortex-a76,qemu:cortex-a53'),
+    for its reports; 'qemu' when it cannot be read (its own error says why)."""
+    from ..errors import MobiledeployError
+    from ..gate_exact import load_exact
+
+    try:
+        cpus = dict.fromkeys(e.cpu for e in load_exact(baseline))
+    except MobiledeployError:
+        return "qemu"
+    return ",".join(f"qemu:{c}" for c in cpus) or "qemu"
+
+
 def _status_reports(status: str, message: str, device: str, *, junit: str | None, markdown: str | None) -> None:
     """The JUnit and Markdown reports of a gate that recorded instead of judging (exit 0), as the wall-clock
     gate writes them."""
     from ..files import write_atomic
-    from ..gate import status_junit, status_markdown
+    from ..gate import INSTRUCTIONS, status_junit, status_markdown
 
     if junit:
         write_atomic(junit, status_junit(status, device, message))
     if markdown:
-        write_atomic(markdown, status_markdown(status, device, message))
+        write_atomic(markdown, status_markdown(status, device, message, INSTRUCTIONS))
 
 
 def finish_exact(verdict: Any, label: str, *, junit: str | None, markdown: str | None, out: str | None,

@@ -20,6 +20,7 @@ class GateReports:
     def __init__(self, junit: str | None, markdown: str | None, out: str | None, baseline: str, device: str) -> None:
         self.junit, self.markdown, self.out, self.baseline, self.device = junit, markdown, out, baseline, device
         self.measured: list[Any] = []  # runs finished so far (bench.run_bench fills it)
+        self.gate = "Latency"  # which gate the headlines name: gate.LATENCY, or gate.INSTRUCTIONS (the exact gate)
 
     def verdict(self, verdict: "Verdict", candidate: "Baseline") -> None:
         import json
@@ -39,7 +40,7 @@ class GateReports:
                    "baseline": self.baseline,
                    "measured": [{"model": r.model, "format": r.format, "status": r.status, "round": r.round,
                                  "median_ms": r.median_ms} for r in self.measured]}
-        self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message),
+        self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message, self.gate),
                     json.dumps(payload, indent=1, default=str) + "\n")
 
     def interrupted_message(self) -> str:

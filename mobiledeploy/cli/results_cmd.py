@@ -38,7 +38,8 @@ def results_cmd(
     path = str(check_db(db, must_exist=bool(db or os.environ.get("MOBILEDEPLOY_DB"))))
     rows = []
     if Path(path).exists():  # the default database before the first bench: nothing stored, nothing created
-        with ResultsStore(path) as store:
+        writable = os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK | os.X_OK)
+        with ResultsStore(path, readonly=not writable) as store:  # listing never needs to write
             rows = store.list(limit or None, model=model, device=device, status=status, runtime=runtime)
     if json_out:
         print_json({"db": path, "schema_version": SCHEMA_VERSION, "results": rows})

@@ -37,8 +37,10 @@ def check_device(uri: str, options: "BenchOptions | None" = None) -> None:
 
 
 def check_options(uri: str, options: "BenchOptions") -> None:
-    """Accelerators are benchmark_model's, so adb devices' only: ConfigError elsewhere."""
+    """Accelerators and --benchmark-binary are benchmark_model's, so adb devices' only: ConfigError elsewhere."""
     kind = kind_of(uri).name
+    if options.benchmark_binary is not None and "benchmark_model" not in kind_of(uri).runtimes:
+        raise ConfigError(f"--benchmark-binary is for adb:SERIAL devices (benchmark_model); {kind} does not run it")
     if not kind_of(uri).accelerators and (options.accelerator != "cpu" or options.require_full_delegation):
         raise ConfigError(f"--accelerator {options.accelerator} and --require-full-delegation are for adb:SERIAL "
                           f"devices (benchmark_model); {kind} runs LiteRT on the CPU with XNNPACK")

@@ -136,8 +136,17 @@ def environment(root: Path | None = None) -> Environment:
         raise EmulatorMissingError(f"qemu-aarch64 is not installed (Debian: apt-get install qemu-user): {SETUP_HINT}")
     try:
         recorded = json.loads((root / "env.json").read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         raise EmulatorMissingError(f"the emulated Arm64 environment is not set up in {root}: {SETUP_HINT}") from None
+    except OSError as exc:  # there, but not readable: setup would not help, the permissions would
+        raise EmulatorMissingError(f"the Arm64 environment's {root / 'env.json'} cannot be read: "
+                                   f"{exc.strerror or exc}") from None
+    except ValueError:
+        raise EmulatorMissingError(f"the Arm64 environment's {root / 'env.json'} is not valid JSON (damaged): "
+                                   f"mobiledeploy qemu setup --force") from None
+    if not isinstance(recorded, dict):
+        raise EmulatorMissingError(f"the Arm64 environment's {root / 'env.json'} is damaged: "
+                                   "mobiledeploy qemu setup --force")
     if recorded.get("layout") != LAYOUT_VERSION:
         raise EmulatorMissingError(f"the Arm64 environment in {root} is of an older layout: {SETUP_HINT}")
     env = Environment(root, qemu, recorded.get("versions") or {}, recorded.get("cpus") or {})
