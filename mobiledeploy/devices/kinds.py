@@ -46,7 +46,7 @@ GATE_DEFAULTS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "roun
 
 KINDS: dict[str, DeviceKind] = {
     "local": DeviceKind("local", "mobiledeploy.devices.local:LocalDevice", "ms", exact=False, bench_runs=50,
-                        runtimes=("litert", "onnxruntime"), host_cpus=True),
+                        runtimes=("litert", "onnxruntime", "executorch"), host_cpus=True),
     # On a phone every round is a new benchmark_model process (init, warm-up): fewer, longer rounds.
     "adb": DeviceKind("adb", "mobiledeploy.devices.adb:AdbDevice", "ms", exact=False, bench_runs=50,
                       runtimes=("benchmark_model",), gate_options={"runs": 30, "warmup": 5, "rounds": 20},
