@@ -79,7 +79,7 @@ def test_pte_formats_derive_like_tflite_and_stay_out_of_the_default() -> None:
         resolve_formats("pte")
 
 
-def test_the_executorch_runtime_is_declared_once_and_offered_on_local_only() -> None:
+def test_the_executorch_runtime_is_declared_once_and_offered_on_local_and_qemu() -> None:
     from mobiledeploy.devices.kinds import runtime_for
     from mobiledeploy.runtimes import artifact_for, runtime_class
 
@@ -87,6 +87,7 @@ def test_the_executorch_runtime_is_declared_once_and_offered_on_local_only() -> 
     assert (cls.name, cls.artifacts) == ("executorch", {"fp32": "pte_fp32", "int8": "pte_int8"})
     assert artifact_for("executorch", "int8") == "pte_int8"
     assert runtime_for("local", "executorch") == "executorch"
+    assert runtime_for("qemu:cortex-a53", "executorch") == "executorch"  # counted: runtimes/counted_executorch.py
     with pytest.raises(ConfigError, match="not available on adb devices"):
         runtime_for("adb:R58M", "executorch")
 
@@ -236,3 +237,33 @@ def test_a_pte_that_does_not_load_is_one_line(tmp_path: Path) -> None:
         time_pte(bad, runs=1, warmup=0)
     assert "\n" not in str(caught.value)
 
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_both_pte_files_counted_exactly_on_an_emulated_arm_core(own_export: tuple[Path, dict[str, Any]]) -> None:
+    """qemu:cortex-a76 runs the .pte in ExecuTorch's aarch64 C++ runtime: the same count in every run and in a
+    second process, and the Arm output equal to the host's."""
+    from mobiledeploy.devices.qemu import QemuDevice
+    from mobiledeploy.qemu.env import EmulatorMissingError
+    from mobiledeploy.qemu.executorch_env import executorch_guest
+    from mobiledeploy.records import BenchOptions, BenchTarget
+
+    try:
+        device = QemuDevice("cortex-a76")
+        executorch_guest(device.env.root)
+    except EmulatorMissingError as exc:
+        pytest.skip(f"make arm with the executorch extra: {exc}")
+    folder, manifest = own_export
+    counts = {}
+    for key, fmt in (("pte_fp32", "fp32"), ("pte_int8", "int8"), ("pte_fp32", "fp32")):
+        entry = manifest["artifacts"][key]
+        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], format=fmt, sha256=entry["sha256"],
+                             macs=None, config={}, resolution=(32, 32), runtime="executorch")
+        result = device.run(target, BenchOptions(runs=3, warmup=1))
+        assert result.status == "ok" and result.runtime == "executorch", result.error
+        assert len(set(result.instruction_counts)) == 1 and result.instructions > 0
+        assert result.init_instructions > 0 and result.first_instructions > 0
+        assert result.config["arm_parity"]["passed"], result.config["arm_parity"]
+        counts.setdefault(fmt, []).append(result.instructions)
+    assert counts["fp32"][0] == counts["fp32"][1]  # another process, the same count
+    assert counts["int8"][0] != counts["fp32"][0]

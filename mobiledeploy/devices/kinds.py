@@ -53,7 +53,7 @@ KINDS: dict[str, DeviceKind] = {
                       accelerators=True, profiler="benchmark_model", reached_by_adb=True),
     # Exact counts repeat: one short round of 3 runs says all there is.
     "qemu": DeviceKind("qemu", "mobiledeploy.devices.qemu:QemuDevice", "instructions", exact=True, bench_runs=5,
-                       runtimes=("counted",), session_plan=(1, 3, 1), one_thread=True, profiler="arm"),
+                       runtimes=("counted", "executorch"), session_plan=(1, 3, 1), one_thread=True, profiler="arm"),
 }
 
 
