@@ -134,6 +134,20 @@ def test_an_onnx_file_has_no_pytorch_model_to_make_a_pte_from(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+def test_without_the_arm_runner_a_qemu_run_fails_as_a_setup_step(tmp_path: Path) -> None:
+    from mobiledeploy.devices.qemu import QemuDevice
+    from mobiledeploy.qemu.env import Environment
+    from mobiledeploy.records import BenchOptions, BenchTarget, ErrorKind
+
+    env = Environment(tmp_path, "qemu-aarch64", {}, {"cortex-a76": {"midr": "0x414fd0b1", "features": []}})
+    (tmp_path / "model.pte").write_bytes(b"never read")
+    target = BenchTarget(name="m", artifact=tmp_path / "model.pte", format="fp32", sha256="0", macs=None, config={},
+                         resolution=(8, 8), runtime="executorch")
+    result = QemuDevice("cortex-a76", env=env).run(target, BenchOptions(runs=1, warmup=0))
+    assert result.status == "failed" and result.error_kind == ErrorKind.SETUP and result.runtime == "executorch"
+    assert "mobiledeploy qemu setup" in result.error and "\n" not in result.error
+
+
 # --- slow: exports ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

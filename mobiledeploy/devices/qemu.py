@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, DeviceError, RunnerError
+from ..errors import ConfigError, MobiledeployError
 from ..qemu.env import Environment, environment
 from ..records import RunResult, error_kind_of
 from .base import Device, new_result
@@ -82,7 +82,7 @@ class QemuDevice(Device):
             runtime = self.runtime_named(target.runtime)
             result.runtime = runtime.name
             runtime.run(target, options, result)
-        except (RunnerError, ConfigError, DeviceError) as exc:
+        except MobiledeployError as exc:  # a run that failed, or a setup step missing (exit 2)
             result.config["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             return result.failed(" ".join(str(exc).split()))

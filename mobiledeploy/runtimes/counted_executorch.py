@@ -33,12 +33,17 @@ class CountedExecuTorchRuntime:
         self.env, self.cpu = env, cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
+        from ..errors import SetupError
+        from ..qemu.env import EmulatorMissingError
         from ..qemu.executorch_env import executorch_guest
         from ..qemu.run_executorch import run_executorch_guest
 
         if options.threads != 1:
             raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
-        guest = executorch_guest(self.env.root)
+        try:
+            guest = executorch_guest(self.env.root)
+        except EmulatorMissingError as exc:  # a setup step: bench exits 2 naming it
+            raise SetupError(str(exc)) from None
         model = Path(target.artifact)
         x = _seeded_input(model)
         run = run_executorch_guest(self.env, guest, self.cpu, model, runs=options.runs, warmup=options.warmup,
