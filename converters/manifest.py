@@ -40,6 +40,8 @@ _DISTRIBUTIONS = {
     "onnx2tf": "onnx2tf",
     "ai_edge_litert": "ai-edge-litert",
     "numpy": "numpy",
+    "executorch": "executorch",  # the .pte formats (optional extra)
+    "torchao": "torchao",
 }
 
 

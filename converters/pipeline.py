@@ -24,13 +24,16 @@ from typing import Any, Callable, Iterable, Iterator
 
 from mobiledeploy.errors import ConfigError, ExportError, ParityError
 
+from .executorch import PTE_FILES, PTE_STAGES
 from .manifest import FILE_NAMES, MANIFEST_NAME, SCHEMA_VERSION, artifact_problems, file_entry, load_manifest, tool_versions, write_manifest
 from .parity import FP32_TOLERANCE, INT8_COSINE_FLOOR
 
-__all__ = ["FORMATS", "STAGES", "DEFAULT_OUT", "DEFAULT_CALIB_SAMPLES", "ExportResult", "Progress", "export_model",
+__all__ = ["FORMATS", "PTE_FORMATS", "ALL_FORMATS", "STAGES", "DEFAULT_OUT", "DEFAULT_CALIB_SAMPLES", "ExportResult", "Progress", "export_model",
            "resolve_formats", "artifact_slug"]
 
-FORMATS = ("onnx", "fp32", "int8")
+FORMATS = ("onnx", "fp32", "int8")  # the default export
+PTE_FORMATS = tuple(PTE_FILES)  # ExecuTorch, on request (converters/executorch.py, the executorch extra)
+ALL_FORMATS = FORMATS + PTE_FORMATS
 STAGES = {
     "model": "build the model",
     "analysis": "complexity analysis",
@@ -44,6 +47,7 @@ STAGES = {
     "int8": "TFLite int8 (calibration)",
     "int8_parity": "parity: TFLite int8 vs fp32",
     "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up; started as each file is made)",
+    **PTE_STAGES,
     "manifest": "manifest",
 }
 DEFAULT_OUT = Path("artifacts")
@@ -68,16 +72,19 @@ class ExportResult:
 
 
 def resolve_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
-    """'int8' or ('fp32',) → the formats to build, with what they derive from: int8 ⇐ fp32 ⇐ onnx."""
+    """'int8' or ('fp32',) → the formats to build, with what they derive from: int8 ⇐ fp32 ⇐ onnx,
+    pte_int8 ⇐ pte_fp32 (and onnx, which every export makes)."""
     items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
-    unknown = sorted(set(items) - set(FORMATS))
+    unknown = sorted(set(items) - set(ALL_FORMATS))
     if unknown or not items:
-        raise ConfigError(f"unknown format {', '.join(unknown) or '(none)'} (choose from {', '.join(FORMATS)})")
+        raise ConfigError(f"unknown format {', '.join(unknown) or '(none)'} (choose from {', '.join(ALL_FORMATS)})")
     wanted = set(items)
     if "int8" in wanted:
         wanted.add("fp32")
+    if "pte_int8" in wanted:
+        wanted.add("pte_fp32")
     wanted.add("onnx")
-    return tuple(f for f in FORMATS if f in wanted)
+    return tuple(f for f in ALL_FORMATS if f in wanted)
 
 
 def export_model(
@@ -117,6 +124,11 @@ def export_model(
     wanted = resolve_formats(formats)
     if not 0.0 <= int8_cosine_floor <= 1.0:
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
+    if set(wanted) & set(PTE_FORMATS):
+        from .executorch import check_source, require_executorch
+
+        require_executorch()
+        check_source((spec.source or {}).get("kind", "zoo"), (spec.source or {}).get("ref", spec.name))
     if weights and spec.source and spec.source["kind"] != "callable":
         raise ConfigError(f"--weights applies to --model-fn and --arch models; {spec.source['ref']} holds its own weights")
     from .provenance import code_digest
@@ -180,6 +192,7 @@ def _export_into(out_root: Path, request: dict[str, Any], spec: Any, full: dict[
             report("reuse", "done", time.perf_counter() - started)
             return ExportResult(target, manifest, reused=True)
     _may_replace(target, request)
+    wanted = _with_existing(target, request, wanted)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out_root))
     except OSError as exc:
@@ -243,6 +256,11 @@ def _build(
     if "fp32" in wanted:
         artifacts.update(_tflite_stages(tmp, work, onnx_path, wanted, inputs, reference, floor, parity, stage,
                                         request.get("float_layers")))
+    if "pte_fp32" in wanted:
+        from .executorch import pte_stages
+
+        artifacts.update(pte_stages(tmp, model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), wanted, inputs,
+                                    reference, floor, parity, stage, _require_passed))
     with stage("manifest"):
         shutil.rmtree(work)
         manifest = {
@@ -569,7 +587,7 @@ def _may_replace(target: Path, request: dict[str, Any]) -> None:
         return
     if not target.is_dir() or target.is_symlink():
         raise ExportError(f"{target} exists and is not an export folder: not replacing it (move it, or use --out)")
-    ours = {MANIFEST_NAME, *FILE_NAMES.values()}
+    ours = {MANIFEST_NAME, *FILE_NAMES.values(), *PTE_FILES.values()}
     foreign = sorted(p.relative_to(target).as_posix() for p in target.rglob("*")
                      if p.relative_to(target).as_posix() not in ours)
     if foreign:
@@ -584,6 +602,19 @@ def _may_replace(target: Path, request: dict[str, Any]) -> None:
         if key in old and old[key] != request[key]:
             raise ExportError(f"{target} holds an export from other {what} ({old[key] or 'seeded init'}): not "
                               "replacing it; remove it yourself, or export elsewhere with --out")
+
+
+def _with_existing(target: Path, request: dict[str, Any], wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """`wanted` plus the formats a folder made from the same request already holds: a rebuild for a format it
+    lacks (a .pte beside the .tflite files) must not drop the others, or two runtimes would rebuild in turn."""
+    try:
+        manifest = load_manifest(target) if (target / MANIFEST_NAME).is_file() else {}
+    except ExportError:
+        return wanted
+    if manifest.get("request") != request:
+        return wanted
+    held = [f for f in manifest.get("artifacts", {}) if f in ALL_FORMATS]
+    return resolve_formats([*wanted, *held])
 
 
 def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:

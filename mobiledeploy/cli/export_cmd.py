@@ -25,7 +25,7 @@ def export_cmd(
     resolution: Resolution = "224",
     options: Options = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Root folder: files go to OUT/<arch-config-HxW>/.")] = Path("artifacts"),
-    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too).")] = "onnx,fp32,int8",
+    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too); pte_fp32, pte_int8: ExecuTorch .pte with the XNNPACK delegate (the executorch extra).")] = "onnx,fp32,int8",
     calibration: Annotated[str, typer.Option("--calibration", help="A directory of images, or 'synthetic' (seeded, offline).")] = "synthetic",
     calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
     weights: Weights = None,
@@ -45,6 +45,7 @@ def export_cmd(
     Example: mobiledeploy export --model-fn mynet.py:build --set width=32 --input-shape 1x3x224x224 --weights mynet.pt
     Example: mobiledeploy export --onnx mynet.onnx
     Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --float-layers auto:2   # the 2 worst int8 layers in float
+    Example: mobiledeploy export --arch v1 --g 3 --formats fp32,int8,pte_fp32,pte_int8
     """
     from ..converters import export_model
     from ..converters.progress import StageProgress

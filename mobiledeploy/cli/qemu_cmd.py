@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Any, Annotated, Optional
 
 import typer
 
@@ -39,8 +39,26 @@ def setup_cmd(
 
     cpus = tuple(dict.fromkeys(parse_cpu(c) for c in cpu)) if cpu else tuple(CPUS)
     env = setup(cpus=cpus, force=force, progress=_say)
+    executorch = _executorch_part(env.root)
     if json_out:
-        print_json({"root": str(env.root), "qemu": env.qemu, "versions": env.versions, "cpus": env.cpus})
+        print_json({"root": str(env.root), "qemu": env.qemu, "versions": env.versions, "cpus": env.cpus,
+                    "executorch": executorch})
+
+
+def _executorch_part(root: Any) -> dict[str, Any] | None:
+    """The optional ExecuTorch runner (when the host has the executorch extra); a failure is a warning only:
+    the LiteRT environment is ready either way."""
+    from ..errors import MobiledeployError
+    from ..qemu.executorch_env import setup_executorch
+
+    try:
+        guest = setup_executorch(root, _say)
+    except MobiledeployError as exc:
+        _say(f"warning: ExecuTorch on qemu: devices is not set up: {exc}")
+        return None
+    if guest is not None:
+        _say(f"ExecuTorch {guest.versions['executorch']} runner ready in {guest.root}")
+    return guest.versions if guest else None
 
 
 @qemu_app.command("status")

@@ -46,14 +46,14 @@ GATE_DEFAULTS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "roun
 
 KINDS: dict[str, DeviceKind] = {
     "local": DeviceKind("local", "mobiledeploy.devices.local:LocalDevice", "ms", exact=False, bench_runs=50,
-                        runtimes=("litert", "onnxruntime"), host_cpus=True),
+                        runtimes=("litert", "onnxruntime", "executorch"), host_cpus=True),
     # On a phone every round is a new benchmark_model process (init, warm-up): fewer, longer rounds.
     "adb": DeviceKind("adb", "mobiledeploy.devices.adb:AdbDevice", "ms", exact=False, bench_runs=50,
                       runtimes=("benchmark_model",), gate_options={"runs": 30, "warmup": 5, "rounds": 20},
                       accelerators=True, profiler="benchmark_model", reached_by_adb=True),
     # Exact counts repeat: one short round of 3 runs says all there is.
     "qemu": DeviceKind("qemu", "mobiledeploy.devices.qemu:QemuDevice", "instructions", exact=True, bench_runs=5,
-                       runtimes=("counted",), session_plan=(1, 3, 1), one_thread=True, profiler="arm"),
+                       runtimes=("counted", "executorch"), session_plan=(1, 3, 1), one_thread=True, profiler="arm"),
 }
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, RunnerError
+from ..errors import ConfigError, MobiledeployError
 from ..qemu.env import Environment, environment
 from ..records import RunResult, error_kind_of
 from .base import Device, new_result
@@ -36,6 +36,18 @@ class QemuDevice(Device):
         from ..runtimes.counted import CountedRuntime
 
         self.runtime = CountedRuntime(self.env, self.cpu)
+        self._runtimes = {self.runtime.name: self.runtime}
+
+    def runtime_named(self, name: str | None = None) -> Any:
+        """The counting runtime called `name` (`devices.kinds`: counted, LiteRT, by default; executorch), made once."""
+        from .kinds import runtime_for
+
+        name = runtime_for(self.uri, name)
+        if name not in self._runtimes:
+            from ..runtimes.counted_executorch import CountedExecuTorchRuntime
+
+            self._runtimes[name] = CountedExecuTorchRuntime(self.env, self.cpu)
+        return self._runtimes[name]
 
     def info(self) -> dict[str, Any]:
         facts = self.env.cpus[self.cpu]
@@ -62,14 +74,15 @@ class QemuDevice(Device):
 
     def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
         result = new_result(target, options, self.uri, run_id)
-        result.runtime = self.runtime.name
         result.instruction_counts = []  # a counting run, even one that fails: its unit is instructions
         result.device_info = self.info()
         result.versions = self.versions()
         start = time.perf_counter()
         try:
-            self.runtime.run(target, options, result)
-        except (RunnerError, ConfigError) as exc:
+            runtime = self.runtime_named(target.runtime)
+            result.runtime = runtime.name
+            runtime.run(target, options, result)
+        except MobiledeployError as exc:  # a run that failed, or a setup step missing (exit 2)
             result.config["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             return result.failed(" ".join(str(exc).split()))

@@ -16,6 +16,7 @@ RUNTIMES: dict[str, str] = {
     "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
     "counted": "mobiledeploy.runtimes.counted:CountedRuntime",
     "onnxruntime": "mobiledeploy.runtimes.onnxruntime:OnnxRuntimeRuntime",
+    "executorch": "mobiledeploy.runtimes.executorch:ExecuTorchRuntime",
 }
 
 

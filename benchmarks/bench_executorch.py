@@ -1,0 +1,97 @@
+"""LiteRT against ExecuTorch, side by side in one run: Arm instructions per inference on emulated cores (exact),
+host milliseconds (medians, interleaved), file sizes and parity, for fp32 and int8 of each model.
+
+    python benchmarks/bench_executorch.py --quick                 # ShuffleNet v1 0.5x g=3 at 64x64, a76 and a53
+    nice -n 10 python benchmarks/bench_executorch.py --resolution 224 --models 'v1:g=3,scale=0.5' 'mobilenet_v1'
+
+Needs the executorch extra and `make arm` (with the ExecuTorch runner: `mobiledeploy qemu setup`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any
+
+QUICK = ["v1:g=3,scale=0.5"]
+CORES = ("cortex-a76", "cortex-a53")
+PAIRS = {"litert": {"fp32": "fp32", "int8": "int8"}, "executorch": {"fp32": "pte_fp32", "int8": "pte_int8"}}
+
+
+def export(ref: str, resolution: int, out: Path) -> Any:
+    from mobiledeploy.converters import export_model
+    from mobiledeploy.registry import parse_model_ref
+
+    arch, config = parse_model_ref(ref)
+    return export_model(arch, config, resolution=resolution, out_dir=out,
+                        formats=("onnx", "fp32", "int8", "pte_fp32", "pte_int8"))
+
+
+def count(runtime: str, path: Path, cpu: str) -> int:
+    from mobiledeploy.qemu.env import environment
+    from mobiledeploy.qemu.executorch_env import executorch_guest
+    from mobiledeploy.qemu.run import run_guest
+    from mobiledeploy.qemu.run_executorch import run_executorch_guest
+
+    env = environment()
+    if runtime == "litert":
+        runs = run_guest(env, cpu, path, runs=2, warmup=0).counts.runs
+    else:
+        runs = run_executorch_guest(env, executorch_guest(env.root), cpu, path, runs=2, warmup=0).counts.runs
+    return int(statistics.median(runs))
+
+
+def host_ms(files: dict[tuple[str, str], Path], rounds: int) -> dict[tuple[str, str], float]:
+    """Median over rounds of each file's median of 10 runs, the files interleaved round by round (1 thread)."""
+    from mobiledeploy.runtimes.executorch import time_pte
+    from mobiledeploy.runtimes.litert import time_tflite
+
+    medians: dict[tuple[str, str], list[float]] = {key: [] for key in files}
+    for _ in range(rounds):
+        for (runtime, fmt), path in files.items():
+            timer = time_tflite if runtime == "litert" else time_pte
+            medians[(runtime, fmt)].append(statistics.median(timer(path, runs=10, warmup=2)["timings_us"]) / 1e3)
+    return {key: statistics.median(values) for key, values in medians.items()}
+
+
+def rows(ref: str, resolution: int, out: Path, rounds: int) -> list[str]:
+    res = export(ref, resolution, out)
+    files = {(rt, fmt): res.artifact(key) for rt, table in PAIRS.items() for fmt, key in table.items()}
+    ms = host_ms(files, rounds)
+    parity = res.manifest["parity"]
+    lines = []
+    for cpu in CORES:
+        counts = {key: count(key[0], path, cpu) for key, path in files.items()}
+        for runtime, table in PAIRS.items():
+            entry = res.manifest["artifacts"]
+            fp32_par = parity[table["fp32"]]["max_rel"]
+            int8_cos = parity[table["int8"]]["cosine"]
+            parts = entry[table["fp32"]].get("delegation", {}).get("partitions"), entry[table["int8"]].get("delegation", {}).get("partitions")
+            lines.append(f"| {res.manifest['slug']} | {cpu} | {runtime} | {counts[(runtime, 'fp32')] / 1e6:.2f}M | "
+                         f"{counts[(runtime, 'int8')] / 1e6:.2f}M | {counts[(runtime, 'int8')] / counts[(runtime, 'fp32')]:.2f} | "
+                         f"{ms[(runtime, 'fp32')]:.2f} / {ms[(runtime, 'int8')]:.2f} | "
+                         f"{entry[table['fp32']]['bytes'] / 1e6:.2f} / {entry[table['int8']]['bytes'] / 1e6:.2f} | "
+                         f"{parts[0]} / {parts[1]} | {fp32_par:.1e} / {int8_cos:.4f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--quick", action="store_true", help="ShuffleNet v1 0.5x g=3 at 64x64 only")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("artifacts"))
+    args = parser.parse_args()
+    models, resolution = (QUICK, 64) if args.quick else (args.models or QUICK, args.resolution)
+    print("| model | core | runtime | fp32 instr | int8 instr | int8/fp32 | host ms fp32 / int8 | MB fp32 / int8 | "
+          "XNNPACK partitions fp32 / int8 | parity: fp32 max rel / int8 cosine |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---|---|")
+    for ref in models:
+        for line in rows(ref, resolution, args.out.resolve(), args.rounds):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""ExecuTorch in this process: a `local` runtime beside LiteRT and ONNX Runtime. It times an export's .pte (fp32 or
+int8, the XNNPACK delegate inside) through ExecuTorch's Python runtime (`executorch.runtime`, the C++ runtime behind
+pybindings) with the same phases, timed loop and statistics as the others (`runtimes.inprocess`), so the three can
+be timed interleaved in one session. Needs the optional extra: `pip install 'mobiledeploy[executorch]'`."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .inprocess import fill_timing, time_phases
+
+if TYPE_CHECKING:
+    from ..records import BenchOptions, BenchTarget, RunResult
+
+__all__ = ["ExecuTorchRuntime", "time_pte", "pte_delegation"]
+
+
+class ExecuTorchRuntime:
+    """Times a .pte in this process; reports per-run timings, memory growth and the delegation its export recorded
+    (what XNNPACK took, what runs on ExecuTorch's portable ops)."""
+
+    name = "executorch"
+    reports = frozenset({"timings", "memory", "delegation"})
+    artifacts = {"fp32": "pte_fp32", "int8": "pte_int8"}
+
+    def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
+        from importlib import metadata
+
+        timing = time_pte(Path(target.artifact), threads=options.threads, runs=options.runs, warmup=options.warmup,
+                          min_secs=options.min_secs, cpu_mask=options.cpu_mask)
+        fill_timing(result, timing)
+        result.config.update(runner="executorch.runtime (pybindings)", delegate="XnnpackBackend",
+                             input_dtypes=timing["input_dtypes"], threadpool_threads=timing["threadpool_threads"])
+        found = pte_delegation(Path(target.artifact))
+        if found is not None:
+            result.config["delegation"] = found
+        result.versions["executorch"] = metadata.version("executorch")
+
+
+def time_pte(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 5, min_secs: float = 0.0,
+             cpu_mask: str = "auto", seed: int = 0) -> dict[str, Any]:
+    """Load `model` in ExecuTorch and time it (`inprocess.time_phases`: init = program load + method load, XNNPACK's
+    graph built then; first, warm-up, the timed loop of `method.execute`, cpu_share, memory growth).
+
+    ExecuTorch's XNNPACK work runs on its process-wide threadpool, set to `threads` for the run (1: the calling
+    thread only) and put back after."""
+    from mobiledeploy.converters.executorch import load_method
+
+    def prepare(method: Any) -> tuple[Any, dict[str, Any]]:
+        feeds, dtypes = _inputs(method, seed)
+        return partial(method.execute, feeds), {"input_dtypes": dtypes}
+
+    with _threadpool(threads) as count:
+        timing = time_phases(lambda: load_method(model), prepare, threads=threads, runs=runs, warmup=warmup,
+                             min_secs=min_secs, cpu_mask=cpu_mask)
+    return {**timing, "threadpool_threads": count}
+
+
+def _inputs(method: Any, seed: int) -> tuple[list[Any], list[str]]:
+    """Seeded inputs (as LiteRT's and ONNX Runtime's runs get: standard normal) of the method's input shapes."""
+    import numpy as np
+    import torch
+
+    from ..qemu.guest import input_data
+
+    rng = np.random.default_rng(seed)
+    meta = method.metadata
+    feeds = []
+    for i in range(meta.num_inputs()):
+        shape = list(meta.input_tensor_meta(i).sizes())
+        feeds.append(torch.from_numpy(np.ascontiguousarray(input_data(rng, np.dtype("float32"), shape, None))))
+    return feeds, ["float32"] * len(feeds)
+
+
+class _threadpool:
+    """ExecuTorch's threadpool at `threads` inside the block (`_unsafe_reset_threadpool`), its old size after."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def __enter__(self) -> int:
+        from executorch.extension.pybindings import portable_lib
+
+        self.lib = portable_lib
+        self.saved = portable_lib._threadpool_get_thread_count()
+        portable_lib._unsafe_reset_threadpool(self.threads)
+        return int(portable_lib._threadpool_get_thread_count())
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lib._unsafe_reset_threadpool(self.saved)
+
+
+def pte_delegation(model: Path) -> dict[str, Any] | None:
+    """The delegation the export recorded for this file (manifest.json beside it, matched by sha256), in the record
+    other runtimes use: nodes, delegated_nodes, partitions, cpu_nodes, not_delegated by op; None if not recorded."""
+    from ..files import sha256_file
+
+    try:
+        manifest = json.loads((model.parent / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    digest = sha256_file(model)
+    for entry in (manifest.get("artifacts") or {}).values():
+        if isinstance(entry, dict) and entry.get("sha256") == digest and entry.get("delegation"):
+            found = entry["delegation"]
+            return {"accelerator": "cpu", "delegate": "XnnpackBackend", **found,
+                    "cpu_nodes": found["nodes"] - found["delegated_nodes"]}
+    return None
