@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from mobiledeploy.artifact_kinds import EXPORT_FORMATS
 from mobiledeploy.errors import ConfigError, ExportError, ParityError
 
 from .manifest import FILE_NAMES, MANIFEST_NAME, SCHEMA_VERSION, artifact_problems, file_entry, load_manifest, tool_versions, write_manifest
@@ -29,7 +30,7 @@ from .parity import FP32_TOLERANCE, INT8_COSINE_FLOOR
 __all__ = ["FORMATS", "STAGES", "DEFAULT_OUT", "DEFAULT_CALIB_SAMPLES", "ExportResult", "Progress", "export_model",
            "resolve_formats", "artifact_slug"]
 
-FORMATS = ("onnx", "fp32", "int8")
+FORMATS = EXPORT_FORMATS  # onnx, fp32, int8: the artifact kinds an export makes, in the order it makes them
 STAGES = {
     "model": "build the model",
     "analysis": "complexity analysis",

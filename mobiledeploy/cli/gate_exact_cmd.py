@@ -33,7 +33,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     from ..files import write_atomic
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
-    from ..devices.kinds import kind_of
+    from ..devices.kinds import device_uri, kind_of
     from ..errors import ConfigError
     from ..gate import Threshold
     from ..gate_exact import baseline_document, judge_exact, load_exact
@@ -56,7 +56,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         raise ConfigError(f"no instruction baseline at {baseline}: record one with --update-baseline --device "
                           "qemu:cortex-a76 --model REF")
     for cpu in dict.fromkeys(c for _, _, c in plan):
-        check_device(f"qemu:{cpu}")
+        check_device(device_uri("qemu", cpu))
     check_db(db)  # where the runs will go: before any export
     entries = _measure(plan, db, weights=weights, export=export, collected=collected)
     if update:
@@ -128,6 +128,7 @@ def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str |
              collected: list[Any] | None = None) -> list[Any]:
     """Export (reusing) and count every (ref, format, core); every run is stored like a bench run."""
     from ..bench import BenchOptions, run_bench
+    from ..devices.kinds import device_uri
     from ..measure import prepare_targets
     from ..gate_exact import entry_from_result
     from .console import warn_calibration
@@ -144,7 +145,7 @@ def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str |
 
     def count(n: int, ref: str, fmt: str, cpu: str) -> list[Any]:
         say(f"[{n}/{len(plan)}] {ref} {fmt} on qemu:{cpu}")
-        report = run_bench(f"qemu:{cpu}", [targets[ref][fmt]], options, db=db, collected=collected)
+        report = run_bench(device_uri("qemu", cpu), [targets[ref][fmt]], options, db=db, collected=collected)
         return [entry_from_result(ref, r) for r in report.results]
 
     # Counts do not depend on what else the host runs, so the entries are counted on every core at once

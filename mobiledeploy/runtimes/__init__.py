@@ -6,9 +6,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import REPORTS, Runtime, Transport
+from .base import Runtime, Transport
 
-__all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class", "artifact_for"]
+__all__ = ["Runtime", "Transport", "RUNTIMES", "runtime_class", "artifact_for"]
 
 #: name → "module:Class"; adding a runtime is one file plus one line here
 RUNTIMES: dict[str, str] = {
