@@ -1,4 +1,4 @@
-"""The export pipeline (issue 3): torch → ONNX → TFLite fp32 / int8, manifest, reuse, atomicity.
+"""The export pipeline: torch → ONNX → TFLite fp32 / int8, manifest, reuse, atomicity.
 
 Conversions go through TensorFlow and are marked slow; the shared exports (`exports` in
 tests/conftest_export.py) are built once per session and reused by every test that reads them.
