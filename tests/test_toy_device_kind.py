@@ -17,7 +17,7 @@ from mobiledeploy.bench import BenchOptions, run_bench, target_from_file
 from mobiledeploy.cli import main
 from mobiledeploy.devices import canonical_uri, check_device, open_device, parse_device_uri
 from mobiledeploy.devices.base import Device
-from mobiledeploy.devices.kinds import KINDS, NotThisForm, device_help, kind_of
+from mobiledeploy.devices.kinds import KINDS, NotThisForm, device_help, device_uri, kind_of
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.results import ResultsStore
 from tests.conftest_bench import results_db, tiny_tflite  # noqa: F401  (until tests/conftest.py wires them)
@@ -68,6 +68,9 @@ def toy_kind(monkeypatch):
 def test_the_toy_kind_reads_prints_and_opens_its_own_uris(toy_kind):
     assert parse_device_uri(" toy:Board ") == ("toy", "board") and canonical_uri("toy:Board") == "toy:board"
     assert kind_of("toy:x").name == "toy" and "toy:NAME (a toy board, e.g. toy:board)" in device_help()
+    assert device_uri("toy", "Board") == "toy:board" and device_uri("qemu") == "qemu:cortex-a76"
+    with pytest.raises(ConfigError, match=r"^a toy device is written toy:NAME \(e\.g\. toy:board\), not with None$"):
+        device_uri("toy")
     check_device("toy:board")
     device = open_device("toy:Board")
     assert isinstance(device, ToyDevice) and device.uri == "toy:board" and ToyDevice.opened == ["board"]

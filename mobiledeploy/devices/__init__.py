@@ -12,12 +12,13 @@ from .kinds import device_class, device_uri, kind_of, parse_device_uri
 if TYPE_CHECKING:
     from ..records import BenchOptions
 
-__all__ = ["Device", "open_device", "parse_device_uri", "check_device", "check_options", "canonical_uri"]
+__all__ = ["Device", "open_device", "parse_device_uri", "device_uri", "check_device", "check_options", "canonical_uri"]
 
 
 def canonical_uri(uri: str) -> str:
     """'qemu' → 'qemu:cortex-a76' (the default core named), as the device's kind writes its URIs."""
-    return device_uri(*parse_device_uri(uri))
+    kind, arg = parse_device_uri(uri)
+    return device_class(kind).uri_of(kind, arg)
 
 
 def check_device(uri: str, options: "BenchOptions | None" = None) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["DeviceKind", "NotThisForm", "KINDS", "GATE_DEFAULTS", "parse_device_uri", "kind_of", "kind_name", "uri_arg", "device_uri",
-           "device_class", "device_help", "runtimes_help", "gate_options", "runtime_for", "runtimes_for"]
+__all__ = ["DeviceKind", "NotThisForm", "KINDS", "GATE_DEFAULTS", "parse_device_uri", "kind_of", "kind_name", "uri_arg",
+           "device_uri", "device_class", "device_help", "runtimes_help", "gate_options", "runtime_for", "runtimes_for"]
 
 
 class NotThisForm(Exception):
@@ -111,8 +111,13 @@ def parse_device_uri(uri: str) -> tuple[str, str | None]:
 
 
 def device_uri(kind: str, arg: str | None = None) -> str:
-    """The URI of a device of `kind` with its argument, as that kind writes it ('qemu', None → 'qemu:cortex-a76')."""
-    return device_class(kind).uri_of(kind, arg)
+    """The URI of a device of `kind` with its argument, read and written by that kind's Device class ('qemu', None →
+    'qemu:cortex-a76'); ConfigError when the kind does not take that argument."""
+    cls = device_class(kind)
+    try:
+        return cls.uri_of(kind, cls.parse_arg(arg))
+    except NotThisForm:
+        raise ConfigError(f"a {kind} device is written {KINDS[kind].described(about=False)}, not with {arg!r}") from None
 
 
 def device_help() -> str:
