@@ -27,7 +27,7 @@ def test_uris_map_to_their_kind_and_its_defaults():
     assert kind_of("local").host_cpus and not kind_of("local").exact
     assert kind_of("adb:192.168.1.20:5555").accelerators and kind_of("adb:X").reached_by_adb
     emulated = kind_of("qemu:cortex-a53")
-    assert emulated.exact and emulated.one_thread and emulated.session_plan
+    assert emulated.exact and emulated.one_thread and emulated.unit == "instructions" and emulated.session_plan
     assert gate_options("local") == GATE_DEFAULTS and gate_options("adb:X")["rounds"] < GATE_DEFAULTS["rounds"]
     with pytest.raises(ConfigError, match="unknown device"):
         kind_of("ssh:board")

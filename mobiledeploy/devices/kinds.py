@@ -30,6 +30,7 @@ class DeviceKind:
     device_class: str              # "module:Class" of its Device: opens one, parses and prints its URIs
     form: str                      # its URI form in help and errors: "adb:SERIAL"
     about: str                     # what it is, for --device's help
+    unit: str                      # what a run measures: "ms" or "instructions"
     exact: bool                    # figures repeat exactly: one short round suffices, the gate compares counts
     bench_runs: int                # `bench` runs per artifact when not given
     runtimes: tuple[str, ...]      # how models can be timed there (`runtimes.RUNTIMES` names); the first is the default
@@ -62,17 +63,17 @@ GATE_DEFAULTS = {"threads": 1, "runs": 5, "warmup": 1, "cpu_mask": "auto", "roun
 
 KINDS: dict[str, DeviceKind] = {
     "local": DeviceKind("local", "mobiledeploy.devices.local:LocalDevice", form="local", about="this host",
-                        exact=False, bench_runs=50, runtimes=("litert", "onnxruntime"), host_cpus=True),
+                        unit="ms", exact=False, bench_runs=50, runtimes=("litert", "onnxruntime"), host_cpus=True),
     # On a phone every round is a new benchmark_model process (init, warm-up): fewer, longer rounds.
     "adb": DeviceKind("adb", "mobiledeploy.devices.adb:AdbDevice", form="adb:SERIAL",
                       about="a phone; SERIAL may be host:port", examples="adb:R58M123ABC, adb:192.168.1.20:5555",
-                      exact=False, bench_runs=50, runtimes=("benchmark_model",),
+                      unit="ms", exact=False, bench_runs=50, runtimes=("benchmark_model",),
                       gate_options={"runs": 30, "warmup": 5, "rounds": 20}, accelerators=True,
                       profiler="benchmark_model", reached_by_adb=True),
     # Exact counts repeat: one short round of 3 runs says all there is.
     "qemu": DeviceKind("qemu", "mobiledeploy.devices.qemu:QemuDevice", form="qemu:CPU",
                        about="an emulated Arm64 core; counts instructions", examples="qemu:cortex-a76",
-                       exact=True, bench_runs=5, runtimes=("counted",), session_plan=(1, 3, 1),
+                       unit="instructions", exact=True, bench_runs=5, runtimes=("counted",), session_plan=(1, 3, 1),
                        one_thread=True, profiler="arm"),
 }
 
