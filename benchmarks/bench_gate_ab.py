@@ -26,6 +26,7 @@ from typing import Any
 
 from mobiledeploy.baseline import baseline_from_results
 from mobiledeploy.bench import BenchOptions, run_bench
+from mobiledeploy.devices.kinds import device_uri
 from mobiledeploy.measure import prepare_targets
 from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
 from mobiledeploy.gate_exact import entry_from_result, judge_exact
@@ -71,7 +72,7 @@ def ab_trial(candidate: Any, base: Any, args: argparse.Namespace) -> tuple[bool,
 def exact_count(target: Any, args: argparse.Namespace) -> tuple[Any, float]:
     start = time.perf_counter()
     options = BenchOptions(threads=1, runs=3, warmup=2).validate()
-    (result,) = run_bench(f"qemu:{args.cpu}", [target], options, db=args.db).results
+    (result,) = run_bench(device_uri("qemu", args.cpu), [target], options, db=args.db).results
     return entry_from_result("A", result), time.perf_counter() - start
 
 

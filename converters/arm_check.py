@@ -81,11 +81,12 @@ class ArmCheck:
 
     def report(self, reference: np.ndarray, floor: float) -> dict[str, Any]:
         """What the started runs found, against the host's LiteRT, torch (fp32) and the Arm fp32 output (int8)."""
+        from mobiledeploy.devices.kinds import device_uri
         from mobiledeploy.qemu.parity import host_run
 
         if self.skipped is not None:
             return {"skipped": self.skipped, "passed": True}
-        report: dict[str, Any] = {"device": f"qemu:{self.cpu}", "samples": 1}
+        report: dict[str, Any] = {"device": device_uri("qemu", self.cpu), "samples": 1}
         arm_float: dict[str, np.ndarray] = {}
         for fmt, (path, feed, future) in self.runs.items():
             (host_raw, *_), (out, *_) = host_run(path, [feed])

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from mobiledeploy.artifact_kinds import FILE_NAMES, ON_REQUEST_FORMATS
 from mobiledeploy.errors import ConfigError, ExportError, RunnerError, SetupError
 
 __all__ = ["PTE_FILES", "PTE_STAGES", "EXTRA_HINT", "INT8_SCHEME", "executorch_available", "require_executorch",
            "check_source", "export_pte", "pte_stages", "pte_outputs", "load_method", "delegation_summary"]
 
 #: manifest artifact key → file name in the artifact folder
-PTE_FILES = {"pte_fp32": "model_fp32.pte", "pte_int8": "model_int8.pte"}
+PTE_FILES = {key: FILE_NAMES[key] for key in ON_REQUEST_FORMATS if FILE_NAMES[key].endswith(".pte")}
 PTE_STAGES = {
     "pte_fp32": "ExecuTorch fp32 (.pte, XNNPACK delegate)",
     "pte_fp32_parity": "parity: ExecuTorch fp32 vs torch",

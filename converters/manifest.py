@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mobiledeploy.artifact_kinds import FILE_NAMES
 from mobiledeploy.errors import ExportError
 from mobiledeploy.files import sha256_file
 
@@ -28,7 +29,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
-FILE_NAMES = {"weights": "model.pt", "onnx": "model.onnx", "fp32": "model_fp32.tflite", "int8": "model_int8.tflite"}
 _DISTRIBUTIONS = {
     "mobiledeploy": "mobiledeploy",
     "torch": "torch",

@@ -27,8 +27,6 @@ __all__ = [
     "torch_outputs",
     "onnx_outputs",
     "tflite_outputs",
-    "onnx_parity",
-    "tflite_parity",
     "int8_parity",
 ]
 
@@ -133,17 +131,6 @@ def read_output(detail: dict[str, Any], y: np.ndarray) -> np.ndarray:
         scale, zero_point = detail["quantization"]
         y = (y.astype(np.float32) - zero_point) * scale
     return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y
-
-
-def onnx_parity(model: Any, onnx_path: str | Path, inputs: np.ndarray, tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:
-    """ONNX Runtime vs PyTorch on `inputs` (NCHW): {"max_abs", "max_rel", "tolerance", "samples", "passed"}."""
-    return {"reference": "torch", **error_stats(torch_outputs(model, inputs), onnx_outputs(onnx_path, inputs), tolerance)}
-
-
-def tflite_parity(reference: np.ndarray, tflite_path: str | Path, inputs: np.ndarray,
-                  tolerance: float = FP32_TOLERANCE) -> dict[str, Any]:
-    """TFLite fp32 vs the reference outputs (PyTorch's) on the same NCHW `inputs`."""
-    return {"reference": "torch", **error_stats(reference, tflite_outputs(tflite_path, inputs), tolerance)}
 
 
 def int8_parity(fp32: np.ndarray, int8: np.ndarray, floor: float = INT8_COSINE_FLOOR) -> dict[str, Any]:

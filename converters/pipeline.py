@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from mobiledeploy.artifact_kinds import EXPORT_FORMATS, ON_REQUEST_FORMATS
 from mobiledeploy.errors import ConfigError, ExportError, ParityError
 
 from .executorch import PTE_FILES, PTE_STAGES
@@ -31,9 +32,9 @@ from .parity import FP32_TOLERANCE, INT8_COSINE_FLOOR
 __all__ = ["FORMATS", "PTE_FORMATS", "ALL_FORMATS", "STAGES", "DEFAULT_OUT", "DEFAULT_CALIB_SAMPLES", "ExportResult", "Progress", "export_model",
            "resolve_formats", "artifact_slug"]
 
-FORMATS = ("onnx", "fp32", "int8")  # the default export
+FORMATS = EXPORT_FORMATS  # onnx, fp32, int8: the artifact kinds an export makes, in the order it makes them
 PTE_FORMATS = tuple(PTE_FILES)  # ExecuTorch, on request (converters/executorch.py, the executorch extra)
-ALL_FORMATS = FORMATS + PTE_FORMATS
+ALL_FORMATS = FORMATS + ON_REQUEST_FORMATS
 STAGES = {
     "model": "build the model",
     "analysis": "complexity analysis",
@@ -587,7 +588,7 @@ def _may_replace(target: Path, request: dict[str, Any]) -> None:
         return
     if not target.is_dir() or target.is_symlink():
         raise ExportError(f"{target} exists and is not an export folder: not replacing it (move it, or use --out)")
-    ours = {MANIFEST_NAME, *FILE_NAMES.values(), *PTE_FILES.values()}
+    ours = {MANIFEST_NAME, *FILE_NAMES.values()}
     foreign = sorted(p.relative_to(target).as_posix() for p in target.rglob("*")
                      if p.relative_to(target).as_posix() not in ours)
     if foreign:

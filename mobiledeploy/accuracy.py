@@ -256,13 +256,16 @@ def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Seq
     if arm_cpus:
         from .qemu.env import environment
 
+        from .devices.kinds import device_uri
+
         env = environment()
         for cpu in arm_cpus:
             for fmt in ("fp32", "int8"):
                 if fmt in artifacts:
-                    tick = progress(f"TFLite {fmt} (qemu:{cpu})", len(x))
+                    uri = device_uri("qemu", cpu)
+                    tick = progress(f"TFLite {fmt} ({uri})", len(x))
                     logits, raw = arm_logits(env, cpu, folder / artifacts[fmt]["path"], x, tick)
-                    scored.append(Scored(fmt, f"qemu:{cpu}", "litert", logits, raw, emulated=True))
+                    scored.append(Scored(fmt, uri, "litert", logits, raw, emulated=True))
     return scored
 
 

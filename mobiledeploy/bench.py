@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .artifact_kinds import PRECISIONS, suffix_of
 from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
@@ -16,7 +17,7 @@ __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_f
            "target_from_file", "run_interleaved",
            "run_bench", "parse_formats", "FORMATS"]
 
-FORMATS = ("fp32", "int8")
+FORMATS = PRECISIONS  # what a target's format is: a precision (`artifact_kinds`)
 Progress = Callable[[str], None]
 
 
@@ -110,8 +111,10 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
         raise ConfigError(f"model file not found: {path}")
     if path.suffix.lower() != ".tflite":
         raise ConfigError(f"--model takes a .tflite file (got {path.name}); export ONNX models first")
-    if runtime is not None and "onnx" in runtime_class(runtime).artifacts.values():
-        raise ConfigError(f"--runtime {runtime} times ONNX models: give --onnx FILE.onnx or a model to export")
+    reads = {suffix_of(key) for key in runtime_class(runtime).artifacts.values()} if runtime else {".tflite"}
+    if ".tflite" not in reads:
+        kinds = " or ".join(sorted(s.lstrip(".").upper() for s in reads))
+        raise ConfigError(f"--runtime {runtime} times {kinds} models: give --onnx FILE.onnx or a model to export")
     target = BenchTarget(name=path.stem, artifact=path.resolve(), format=_tflite_format(path), sha256=sha256_file(path),
                          runtime=runtime)
     manifest_path = path.resolve().parent / "manifest.json"

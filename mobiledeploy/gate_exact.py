@@ -150,7 +150,9 @@ def entry_from_result(ref: str, result: Any) -> ExactEntry:
     info = result.device_info or {}
     env = {"litert": (result.versions or {}).get("ai-edge-litert (aarch64)"), "features": info.get("features") or [],
            "qemu": (result.versions or {}).get("qemu")}
-    return ExactEntry(ref=ref, format=result.format, cpu=(result.config or {}).get("cpu") or result.device.split(":")[-1],
+    from .devices.kinds import uri_arg
+
+    return ExactEntry(ref=ref, format=result.format, cpu=(result.config or {}).get("cpu") or uri_arg(result.device) or "",
                       instructions=float(result.instructions or 0), model=result.model, sha256=result.sha256,
                       macs=result.macs, spread=(max(counts) - min(counts)) if counts else 0, environment=env,
                       error=None if result.ok else (result.error or "failed"))

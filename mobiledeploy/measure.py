@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .artifact_kinds import export_request
 from .bench import FORMATS, BenchRun, run_bench, runtime_artifacts, target_from_file, targets_from_export
 from .records import BenchOptions, BenchTarget, ExportInputs, RunResult
 
@@ -62,7 +63,7 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
 
     # an absolute out_dir: the same ./artifacts, robust to converters that change directory
     exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or DEFAULT_OUT).resolve(),
-                            formats=tuple(a for a in artifacts if a != "onnx") or ("onnx",), weights=weights,
+                            formats=export_request(artifacts), weights=weights,
                             calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage)
     request = exported.manifest.get("request") or {}
     identity = {}  # recorded with every run when the inputs are not the defaults

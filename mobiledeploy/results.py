@@ -102,10 +102,12 @@ def _v3(db: sqlite3.Connection) -> None:
 @migration(4)
 def _v4(db: sqlite3.Connection) -> None:
     """How each run was timed (`runtimes.RUNTIMES`), a column; runs stored before it had their device kind's
-    only runtime (litert on local, benchmark_model on adb:, counted on qemu:)."""
+    only runtime (litert on local, benchmark_model on adb:, counted on qemu:), written out here as the kinds
+    were then, so that this step stays the same whatever the device kinds become; other devices: none."""
     db.execute("ALTER TABLE runs ADD COLUMN runtime TEXT")
-    for row_id, device in db.execute("SELECT id, device FROM runs").fetchall():
-        db.execute("UPDATE runs SET runtime = ? WHERE id = ?", (_default_runtime(device), row_id))
+    db.execute("UPDATE runs SET runtime = CASE WHEN device = 'local' THEN 'litert' "
+               "WHEN device LIKE 'adb:_%' THEN 'benchmark_model' "
+               "WHEN device = 'qemu' OR device LIKE 'qemu:_%' THEN 'counted' END")
     db.execute("CREATE INDEX runs_by_runtime ON runs (model, format, device, runtime)")
 
 
@@ -120,16 +122,6 @@ def _v5(db: sqlite3.Connection) -> None:
         if moved != (None, None, None):
             db.execute("UPDATE runs SET round = ?, cpu_share = ?, config = ? WHERE id = ?",
                        (int(moved[0] or 0), moved[1], json.dumps(config, default=str), row_id))
-
-
-def _default_runtime(device: str) -> str | None:
-    from .devices.kinds import kind_of
-    from .errors import ConfigError
-
-    try:
-        return kind_of(device).default_runtime
-    except ConfigError:  # a device URI this mobiledeploy does not know (or an emulated core it does not offer)
-        return None
 
 
 def default_db_path() -> Path:

@@ -21,10 +21,8 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 
-__all__ = ["LoadedSource", "split_source_ref", "load_source", "parse_input_shape", "image_input_shape",
-           "SOURCE_KINDS", "exit_said"]
+__all__ = ["LoadedSource", "split_source_ref", "load_source", "parse_input_shape", "image_input_shape", "exit_said"]
 
-SOURCE_KINDS = {"callable": "--model-fn", "onnx": "--onnx", "exported_program": "--exported-program"}
 _MODULE_CALLABLE = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+:[A-Za-z_]\w*$")
 _FILE_SUFFIXES = {".onnx": "onnx", ".pt2": "exported_program"}
 

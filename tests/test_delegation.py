@@ -1,4 +1,4 @@
-"""Issue 19: exported graphs run as one XNNPACK partition, and the manifest says how each one runs.
+"""Exported graphs run as one XNNPACK partition, and the manifest says how each one runs.
 
 The ONNX rewrites (converters/delegable.py) are proven against torch in ONNX Runtime, like the
 max-pool padding rewrites in tests/test_export.py; the exported ShuffleNet v1 (the shared session

@@ -11,7 +11,8 @@ import pytest
 from mobiledeploy.devices.base import Device
 from mobiledeploy.devices.kinds import GATE_DEFAULTS, KINDS, gate_options, kind_of, runtime_for
 from mobiledeploy.errors import ConfigError
-from mobiledeploy.runtimes import REPORTS, RUNTIMES, runtime_class
+from mobiledeploy.artifact_kinds import ARTIFACT_KINDS
+from mobiledeploy.runtimes import RUNTIMES, runtime_class
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,21 +45,35 @@ def test_each_kind_offers_registered_runtimes_and_refuses_others_in_one_line():
         runtime_for("local", "tensorrt")
 
 
-def test_no_module_outside_devices_compares_a_uri_with_a_kind():
-    pattern = re.compile(r"""(==|!=)\s*["'](local|adb|qemu)["']|startswith\(\s*["'](local|adb|qemu)""")
+#: a URI compared with a kind name; a device URI split or partitioned by hand; a URI written by hand
+URI_LEAKS = re.compile(r"""(==|!=)\s*["'](local|adb|qemu)["']|startswith\(\s*["'](local|adb|qemu)"""
+                       r"""|\w*(device|uri)\w*\)?\.(r?split|r?partition)\(\s*["']:"""
+                       r"""|f["'](local|adb|qemu):\{""", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("line", ['if uri == "adb":', 'kind = device.split(":", 1)[0]', 'b.device.partition(":")',
+                                  'result.device.rsplit(":")[-1]', 'device_uri.rpartition(":")', 'f"qemu:{cpu}"'])
+def test_the_leak_pattern_sees_uri_splitting_and_building(line):
+    assert URI_LEAKS.search(line)
+    assert not URI_LEAKS.search('ref.partition(":")') and not URI_LEAKS.search('kind_name(b.device) == kind')
+
+
+def test_no_module_outside_devices_compares_splits_or_builds_a_device_uri():
     offenders = []
     for folder in ("mobiledeploy", "converters", "benchmarks"):
         for path in (REPO / folder).rglob("*.py"):
             if "devices" in path.relative_to(REPO).parts:
                 continue
             offenders += [f"{path.relative_to(REPO)}:{n}" for n, line in enumerate(path.read_text().splitlines(), 1)
-                          if pattern.search(line)]
+                          if URI_LEAKS.search(line)]
     assert offenders == [], offenders
 
 
-@pytest.mark.parametrize("name", sorted(RUNTIMES))
-def test_every_runtime_is_registered_under_its_name_and_declares_what_it_reports(name):
-    runtime = runtime_class(name)
-    assert runtime.name == name and runtime.reports and runtime.reports <= REPORTS and callable(runtime.run)
+@pytest.mark.parametrize("entry", sorted(RUNTIMES))
+def test_every_runtime_is_registered_under_its_name_and_times_artifact_kinds_of_their_precision(entry):
+    name, _, kind = entry.partition("@")  # NAME@KIND: the class that runs under that name on that kind
+    runtime = runtime_class(name, kind or None)
+    assert runtime.name == name and runtime.artifacts and callable(runtime.run)
+    assert all(ARTIFACT_KINDS[key].precision == precision for precision, key in runtime.artifacts.items())
     with pytest.raises(ConfigError, match="unknown runtime"):
         runtime_class("onnxruntime-mobile")

@@ -102,6 +102,8 @@ def test_the_executorch_runtime_is_declared_once_and_offered_on_local_and_qemu()
     assert artifact_for("executorch", "int8") == "pte_int8"
     assert runtime_for("local", "executorch") == "executorch"
     assert runtime_for("qemu:cortex-a53", "executorch") == "executorch"  # counted: runtimes/counted_executorch.py
+    assert runtime_class("executorch", "qemu").__name__ == "CountedExecuTorchRuntime"
+    assert runtime_class("executorch", "qemu").artifacts == cls.artifacts
     with pytest.raises(ConfigError, match="not available on adb devices"):
         runtime_for("adb:R58M", "executorch")
 

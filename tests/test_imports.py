@@ -1,7 +1,7 @@
 """The package's import graph, lazy (in-function) imports included, has no cycle.
 
 Modules are read with `ast`, not imported, so an import written inside a function counts as much as
-one at the top: a cycle that only closes at run time is still a layering error (issue 15).
+one at the top: a cycle that only closes at run time is still a layering error.
 A module loaded by name (`importlib.import_module`, as the registry discovers the model families
 and third-party plugins) is discovery, not a dependency, and is not an edge.
 """

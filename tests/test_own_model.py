@@ -1,4 +1,4 @@
-"""A user's own model (issue 20): a callable, an ONNX file or an ExportedProgram through the whole toolkit.
+"""A user's own model: a callable, an ONNX file or an ExportedProgram through the whole toolkit.
 
 Fast tests cover refs, shapes, the ONNX-level count, third-party entry points and every one-line
 error (each fails before TensorFlow is imported). The slow ones run the README's "Your own model"

@@ -356,10 +356,11 @@ def _pick_baseline(folder: Path, device: str, facts: dict[str, Any]) -> "tuple[s
     from ..baseline import load_baseline
     from ..devices.base import machine_class, machine_slug
 
-    kind = device.split(":", 1)[0]
+    from ..devices.kinds import kind_name
+
     cls = machine_class(facts)
     same_kind = [(path, load_baseline(path)) for path in sorted(folder.glob("*.json"))]
-    same_kind = [(path, b) for path, b in same_kind if b.device.split(":", 1)[0] == kind]
+    same_kind = [(path, b) for path, b in same_kind if kind_name(b.device) == kind_name(device)]
     match = next(((p, b) for p, b in same_kind if cls is not None and machine_class(b.device_info) == cls), None)
     if match:
         return str(match[0]), match[1], match[1]

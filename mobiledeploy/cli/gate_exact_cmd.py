@@ -35,7 +35,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
     from ..baseline_refs import check_baseline_refs
     from ..bench import parse_formats
     from ..devices import check_device, parse_device_uri
-    from ..devices.kinds import kind_of
+    from ..devices.kinds import device_uri, kind_of
     from ..errors import ConfigError
     from ..gate import Threshold
     from ..gate_exact import baseline_document, judge_exact, load_exact, merged_entries
@@ -61,7 +61,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
         raise ConfigError(f"no instruction baseline at {baseline}: record one with --update-baseline --device "
                           "qemu:cortex-a76 --model REF")
     for cpu in dict.fromkeys(c for _, _, c in plan):
-        check_device(f"qemu:{cpu}")
+        check_device(device_uri("qemu", cpu))
     check_db(db)  # where the runs will go: before any export
     entries = _measure(plan, db, weights=weights, export=export, collected=collected)
     if update:
@@ -84,6 +84,7 @@ def run_exact_gate(*, baseline: str, device: str | None, max_regression: str | N
 def exact_devices(baseline: str) -> str:
     """The qemu: devices an instruction baseline's entries were counted on ('qemu:cortex-a76,qemu:cortex-a53'),
     for its reports; 'qemu' when it cannot be read (its own error says why)."""
+    from ..devices.kinds import device_uri
     from ..errors import MobiledeployError
     from ..gate_exact import load_exact
 
@@ -91,7 +92,7 @@ def exact_devices(baseline: str) -> str:
         cpus = dict.fromkeys(e.cpu for e in load_exact(baseline))
     except MobiledeployError:
         return "qemu"
-    return ",".join(f"qemu:{c}" for c in cpus) or "qemu"
+    return ",".join(device_uri("qemu", c) for c in cpus) or "qemu"
 
 
 def _status_reports(status: str, message: str, device: str, *, junit: str | None, markdown: str | None) -> None:
@@ -149,6 +150,7 @@ def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str |
              collected: list[Any] | None = None) -> list[Any]:
     """Export (reusing) and count every (ref, format, core); every run is stored like a bench run."""
     from ..bench import BenchOptions, run_bench
+    from ..devices.kinds import device_uri
     from ..measure import prepare_targets
     from ..gate_exact import entry_from_result
     from .console import warn_calibration
@@ -165,7 +167,7 @@ def _measure(plan: list[tuple[str, str, str]], db: str | None, *, weights: str |
 
     def count(n: int, ref: str, fmt: str, cpu: str) -> list[Any]:
         say(f"[{n}/{len(plan)}] {ref} {fmt} on qemu:{cpu}")
-        report = run_bench(f"qemu:{cpu}", [targets[ref][fmt]], options, db=db, collected=collected)
+        report = run_bench(device_uri("qemu", cpu), [targets[ref][fmt]], options, db=db, collected=collected)
         return [entry_from_result(ref, r) for r in report.results]
 
     # Counts do not depend on what else the host runs, so the entries are counted on every core at once

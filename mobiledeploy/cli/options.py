@@ -7,17 +7,18 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..devices.kinds import device_help, runtimes_help
+
 __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "ThreadsOpt", "RoundsOpt", "RunsOpt", "WarmupOpt", "CpuMaskOpt",
            "BinaryOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
 
-DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
-                                     "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions). "
-                                     "bench, compare and profile (and gate) also take several phones at once: adb:A,adb:B, or a "
-                                     "DeviceFarmer farm's: 'stf:https://farm/?model=Pixel*&sdk=>=30&count=3' "
-                                     "(token in $STF_TOKEN; see README, A lab of phones).")]
+DeviceOpt = Annotated[str, typer.Option("--device", "-d", help=device_help() + (
+    " bench, compare, gate and profile also take several phones at once: adb:A,adb:B, or a DeviceFarmer farm's: "
+    "'stf:https://farm/?model=Pixel*&sdk=>=30&count=3' (token in $STF_TOKEN; see README, A lab of phones)."))]
 RuntimeOpt = Annotated[Optional[str], typer.Option(
-    "--runtime", help="How models are timed on the device: local takes litert (default: the .tflite, XNNPACK) and "
-    "onnxruntime (model.onnx, fp32), or both as litert,onnxruntime (interleaved); adb: benchmark_model; qemu: counted.")]
+    "--runtime", help=f"How models are timed on the device ({runtimes_help()}); a comma list times the model with "
+    "each, interleaved (local: litert,onnxruntime). litert, benchmark_model and counted time the .tflite, "
+    "onnxruntime the fp32 model.onnx.")]
 RuntimesOpt = Annotated[Optional[str], typer.Option(
     "--runtimes", help="Comma list of runtimes timing every model, interleaved in the session (local: litert,onnxruntime; "
     "onnxruntime times fp32 only); each model is set against the baseline of its runtime. Default: the device's.")]

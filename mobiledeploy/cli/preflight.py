@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DeviceError
+from ..errors import ConfigError
 
 __all__ = ["check_output_file", "check_output_dir", "check_db", "check_device", "check_threads"]
 
@@ -90,7 +90,3 @@ def check_threads(threads: int | None, device: str) -> str | None:
         return (f"--threads {threads} is more than the {count} core(s) of this host: the threads will share "
                 f"cores, so latency will be slower and noisier than with {count}")
     return None
-
-
-def device_error_line(exc: DeviceError) -> str:
-    return " ".join(str(exc).split())

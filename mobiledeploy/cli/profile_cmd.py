@@ -154,7 +154,9 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], run
     from ..qemu.profile import attribute
     from ..qemu.run import run_guest
 
-    cpu = device.split(":", 1)[1]
+    from ..devices import parse_device_uri
+
+    cpu = parse_device_uri(device)[1]
     guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
     if not guest.counts.blocks or not guest.maps:
         raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")

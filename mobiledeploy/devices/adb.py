@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError, MobiledeployError,
                       RemoteDiskFullError, RunnerError)
-from ..records import RunResult, error_kind_of
-from ..runtimes import runtime_class
-from .base import Device, new_result, new_run_id, parse_cpu_mask
+from ..records import RunResult
+from .base import Device, new_run_id, parse_cpu_mask
+from .kinds import NotThisForm
 from .harness import facts_from_block, harness_script, split_harness_output
 
 if TYPE_CHECKING:
-    from ..records import BenchOptions, BenchTarget
+    from ..records import BenchOptions
 
 __all__ = ["AdbDevice", "REMOTE_ROOT", "ADB_INSTALL_HINT"]
 
@@ -51,12 +51,13 @@ def _server_args(address: str | None) -> list[str]:
 class AdbDevice(Device):
     """One phone reached through adb; `open()` checks that adb sees it (connecting host:port serials).
 
-    `runtime` names how models are timed over it (`runtimes.RUNTIMES`): `benchmark_model` today.
+    Runs work in `remote_root`/<run id>/ (created by the runtime through `make_workdir`, removed after it).
     """
 
+    remote_root = REMOTE_ROOT
+
     def __init__(self, serial: str, adb_server: str | None = None, *, adb: str | None = None,
-                 call_timeout_s: float = 60.0, push_timeout_s: float = 600.0, run_timeout_s: float = 1800.0,
-                 runtime: str = "benchmark_model"):
+                 call_timeout_s: float = 60.0, push_timeout_s: float = 600.0, run_timeout_s: float = 1800.0):
         if not serial:
             raise DeviceError("adb: needs a serial (adb:SERIAL, e.g. adb:R58M123ABC or adb:192.168.1.20:5555)")
         self.serial = serial
@@ -67,9 +68,20 @@ class AdbDevice(Device):
         self.call_timeout_s, self.push_timeout_s, self.run_timeout_s = call_timeout_s, push_timeout_s, run_timeout_s
         self._seen = False
         self._facts: dict[str, Any] | None = None
-        self.runtime = runtime_class(runtime)(self, REMOTE_ROOT)  # how models are timed over this transport
         self._leftovers: set[str] = set()
         self._adb_version: str | None = None
+
+    @classmethod
+    def parse_arg(cls, arg: str | None) -> str | None:
+        """adb:SERIAL: any non-empty serial (host:port included)."""
+        if not arg:
+            raise NotThisForm(arg)
+        return arg
+
+    @classmethod
+    def from_uri(cls, arg: str | None, *, adb_server: str | None = None) -> "AdbDevice":
+        """Checked here: adb sees the phone (a host:port serial is connected first)."""
+        return cls(arg or "", adb_server=adb_server).open()
 
     # ------------------------------------------------------------------ adb command lines
     def adb_path(self) -> str:
@@ -234,25 +246,16 @@ class AdbDevice(Device):
         proc = self.shell(["getprop", "ro.product.cpu.abi"], check=False, what="getprop")
         return proc.stdout.strip() or None if proc.returncode == 0 else None
 
-    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
-        """One timed run: the runtime does the work over this transport; a failure is a failed RunResult."""
-        result = new_result(target, options, self.uri, run_id)
-        result.runtime = self.runtime.name
+    def start_run(self, result: RunResult, options: "BenchOptions") -> str:
         result.versions = self._versions()
-        start = time.perf_counter()
-        remote_dir = f"{REMOTE_ROOT}/{result.run_id}"
-        try:
-            parse_cpu_mask(options.cpu_mask)
-            self.runtime.run(target, options, result, remote_dir)
-        except (MobiledeployError, OSError, ValueError) as exc:
-            result.config["error_type"] = type(exc).__name__
-            result.error_kind = error_kind_of(exc)
-            result.failed(" ".join(str(exc).split()))
-        finally:
-            self._facts = {**(self._facts or {}), **self.runtime.facts}
-            self._remove_run_dir(remote_dir, options.keep_remote, result)
-            result.wall_s = time.perf_counter() - start
-        return result
+        parse_cpu_mask(options.cpu_mask)
+        return f"{self.remote_root}/{result.run_id}"
+
+    def end_run(self, result: RunResult, options: "BenchOptions", workdir: str, runtime: Any) -> None:
+        """Keep the facts the run's harness read (temperatures after it); remove its folder unless kept."""
+        self._facts = {**(self._facts or {}), **(getattr(runtime, "facts", None) or {})}
+        if workdir:
+            self._remove_run_dir(workdir, options.keep_remote, result)
 
     def cleanup(self) -> None:
         for remote_dir in sorted(self._leftovers):

@@ -6,15 +6,14 @@ import glob
 import os
 import platform
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..records import RunResult, error_kind_of
-from .base import Device, new_result, read_text
+from ..records import RunResult
+from .base import Device, read_text
 
 if TYPE_CHECKING:
-    from ..records import BenchOptions, BenchTarget
+    from ..records import BenchOptions
 
 __all__ = ["LocalDevice", "host_facts", "cpu_identity", "local_versions", "KERNEL_ISA"]
 
@@ -29,17 +28,6 @@ class LocalDevice(Device):
 
     def __init__(self) -> None:
         self._info: dict[str, Any] | None = None
-        self._runtimes: dict[str, Any] = {}
-
-    def runtime_named(self, name: str | None = None) -> Any:
-        """The in-process runtime called `name` (`devices.kinds`: litert by default), made once."""
-        from ..runtimes import runtime_class
-        from .kinds import runtime_for
-
-        name = runtime_for(self.uri, name)
-        if name not in self._runtimes:
-            self._runtimes[name] = runtime_class(name)()
-        return self._runtimes[name]
 
     def info(self) -> dict[str, Any]:
         if self._info is None:
@@ -52,23 +40,13 @@ class LocalDevice(Device):
     def pull(self, remote: str, local: Path) -> None:
         shutil.copy2(remote, local)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
-        result = new_result(target, options, self.uri, run_id)
+    def start_run(self, result: RunResult, options: "BenchOptions") -> str:
         result.device_info = {**self.info(), "thermal_before": thermal_temps()}
         result.versions = local_versions()
-        start = time.perf_counter()
-        try:
-            runtime = self.runtime_named(target.runtime)
-            result.runtime = runtime.name
-            runtime.run(target, options, result)
-        except Exception as exc:  # a broken artifact or interpreter error is a failed run, not a crash
-            result.config["error_type"] = type(exc).__name__
-            result.error_kind = error_kind_of(exc)
-            return result.failed(_one_line(exc))
-        finally:
-            result.wall_s = time.perf_counter() - start
-            result.device_info["thermal_after"] = thermal_temps()
-        return result
+        return ""
+
+    def end_run(self, result: RunResult, options: "BenchOptions", workdir: str, runtime: Any) -> None:
+        result.device_info["thermal_after"] = thermal_temps()
 
 
 def cpu_identity(cpuinfo: str) -> dict[str, Any]:
@@ -156,8 +134,3 @@ def local_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -10,44 +10,51 @@ core's features (dot product on cortex-a76, none on cortex-a53), as it would on 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, MobiledeployError
+from ..errors import ConfigError
 from ..qemu.env import Environment, environment
-from ..records import RunResult, error_kind_of
-from .base import Device, new_result
-from .kinds import parse_cpu  # the emulated cores' names are part of the URI form (devices.kinds)
+from ..records import RunResult
+from .base import Device
 
 if TYPE_CHECKING:
-    from ..records import BenchOptions, BenchTarget
+    from ..records import BenchOptions
 
 __all__ = ["QemuDevice", "parse_cpu"]
 
 
+def parse_cpu(name: str | None) -> str:
+    """An emulated core's name ('cortex-a76'; None: the default one); ConfigError naming the ones there are."""
+    from ..qemu.env import CPUS, DEFAULT_CPU
+
+    cpu = (name or DEFAULT_CPU).strip().lower()
+    if cpu not in CPUS:
+        raise ConfigError(f"unknown emulated CPU {name!r}: choose one of {', '.join(CPUS)}")
+    return cpu
+
+
 class QemuDevice(Device):
+    """qemu[:CPU]: one emulated core (the default one when CPU is left out); opening checks its environment."""
+
     def __init__(self, cpu: str | None = None, env: Environment | None = None) -> None:
         self.cpu = parse_cpu(cpu)
         self.uri = f"qemu:{self.cpu}"
         self.env = env or environment()
         if self.cpu not in self.env.cpus:
             raise ConfigError(f"{self.cpu} has no core view in {self.env.root}: run `mobiledeploy qemu setup --cpu {self.cpu}`")
-        from ..runtimes.counted import CountedRuntime
 
-        self.runtime = CountedRuntime(self.env, self.cpu)
-        self._runtimes = {self.runtime.name: self.runtime}
+    @classmethod
+    def parse_arg(cls, arg: str | None) -> str | None:
+        return parse_cpu(arg or None)
 
-    def runtime_named(self, name: str | None = None) -> Any:
-        """The counting runtime called `name` (`devices.kinds`: counted, LiteRT, by default; executorch), made once."""
-        from .kinds import runtime_for
+    @classmethod
+    def check_arg(cls, arg: str | None) -> None:
+        cls(arg)
 
-        name = runtime_for(self.uri, name)
-        if name not in self._runtimes:
-            from ..runtimes.counted_executorch import CountedExecuTorchRuntime
-
-            self._runtimes[name] = CountedExecuTorchRuntime(self.env, self.cpu)
-        return self._runtimes[name]
+    @classmethod
+    def from_uri(cls, arg: str | None, *, adb_server: str | None = None) -> "QemuDevice":
+        return cls(arg)
 
     def info(self) -> dict[str, Any]:
         facts = self.env.cpus[self.cpu]
@@ -72,23 +79,11 @@ class QemuDevice(Device):
     def pull(self, remote: str, local: Path) -> None:
         shutil.copy2(remote, local)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions", run_id: str | None = None) -> RunResult:
-        result = new_result(target, options, self.uri, run_id)
+    def start_run(self, result: RunResult, options: "BenchOptions") -> str:
         result.instruction_counts = []  # a counting run, even one that fails: its unit is instructions
         result.device_info = self.info()
         result.versions = self.versions()
-        start = time.perf_counter()
-        try:
-            runtime = self.runtime_named(target.runtime)
-            result.runtime = runtime.name
-            runtime.run(target, options, result)
-        except MobiledeployError as exc:  # a run that failed, or a setup step missing (exit 2)
-            result.config["error_type"] = type(exc).__name__
-            result.error_kind = error_kind_of(exc)
-            return result.failed(" ".join(str(exc).split()))
-        finally:
-            result.wall_s = time.perf_counter() - start
-        return result
+        return ""
 
     def versions(self) -> dict[str, str]:
         from .local import local_versions

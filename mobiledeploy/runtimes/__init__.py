@@ -6,26 +6,29 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import REPORTS, Runtime, Transport
+from .base import Runtime, Transport
 
-__all__ = ["Runtime", "Transport", "REPORTS", "RUNTIMES", "runtime_class", "artifact_for"]
+__all__ = ["Runtime", "Transport", "RUNTIMES", "runtime_class", "artifact_for"]
 
-#: name → "module:Class"; adding a runtime is one file plus one line here
+#: name → "module:Class"; adding a runtime is one file plus one line here. "NAME@KIND" is the class that runs under
+#: that name on devices of that kind (ExecuTorch in this process on local, counted under emulation on qemu)
 RUNTIMES: dict[str, str] = {
     "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
     "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
     "counted": "mobiledeploy.runtimes.counted:CountedRuntime",
     "onnxruntime": "mobiledeploy.runtimes.onnxruntime:OnnxRuntimeRuntime",
     "executorch": "mobiledeploy.runtimes.executorch:ExecuTorchRuntime",
+    "executorch@qemu": "mobiledeploy.runtimes.counted_executorch:CountedExecuTorchRuntime",
 }
 
 
-def runtime_class(name: str) -> Any:
+def runtime_class(name: str, kind: str | None = None) -> Any:
+    """The class of runtime `name` (on devices of `kind`, where it has one of its own there)."""
     from ..errors import ConfigError
 
-    if name not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {name!r}: {', '.join(RUNTIMES)}")
-    module, _, cls = RUNTIMES[name].partition(":")
+    if "@" in name or name not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {name!r}: {', '.join(n for n in RUNTIMES if '@' not in n)}")
+    module, _, cls = RUNTIMES.get(f"{name}@{kind}", RUNTIMES[name]).partition(":")
     return getattr(importlib.import_module(module), cls)
 
 

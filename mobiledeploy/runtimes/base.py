@@ -1,7 +1,7 @@
 """What a runtime is: how a model is timed, over whatever transport reaches the machine.
 
 A transport (`devices/`) runs commands and moves files; a runtime turns (artifact, options) into
-the figures of a `RunResult` and declares which figures it can report (`REPORTS`).
+the figures of a `RunResult`.
 """
 
 from __future__ import annotations
@@ -9,20 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
     from ..errors import MobiledeployError
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["Runtime", "Transport", "REPORTS", "TFLITE_ARTIFACTS"]
-
-#: what a runtime may report: per-run timings, a per-operator profile, memory, delegation (what ran where),
-#: exact instruction counts (emulated cores)
-REPORTS = frozenset({"timings", "run_stats", "op_profile", "memory", "delegation", "instructions"})
-
-#: precision → the manifest artifact (`artifacts.<key>`) that a .tflite runtime times (litert, benchmark_model, counted)
-TFLITE_ARTIFACTS = {"fp32": "fp32", "int8": "int8"}
+__all__ = ["Runtime", "Transport"]
 
 
 class Transport(Protocol):
@@ -30,6 +23,7 @@ class Transport(Protocol):
 
     uri: str
     run_timeout_s: float
+    remote_root: str  # where runs and installed binaries live on the device
 
     def shell(self, words: list[str | os.PathLike], *, timeout: float | None = None, check: bool = True,
               what: str = "", on_timeout: Callable[[str], "MobiledeployError"] | None = None
@@ -49,10 +43,16 @@ class Transport(Protocol):
 
 
 class Runtime(Protocol):
-    """Times one artifact over a transport, filling the RunResult it is given (raises the toolkit's errors)."""
+    """Times one artifact over a transport, filling the RunResult it is given (raises the toolkit's errors).
+
+    Every runtime is built the same way, `Runtime(device)`, by the device it runs on (`Device.runtime_named`);
+    it keeps what it needs of the device (a transport, an emulated core) or nothing (in-process runtimes).
+    `artifacts` is what it times per precision, from the artifact kinds (`artifact_kinds.artifacts_read_as`).
+    """
 
     name: str
-    reports: frozenset[str]
     artifacts: dict[str, str]  # precision → the manifest artifact it times: {"fp32": "fp32", …}, {"fp32": "onnx"}
+
+    def __init__(self, device: Any) -> None: ...
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str) -> None: ...

@@ -18,7 +18,7 @@ from ..devices.base import us_to_ms
 from ..devices.harness import facts_from_block, harness_script, split_harness_output
 from ..errors import MobiledeployError, RunnerError
 from ..files import sha256_file
-from .base import TFLITE_ARTIFACTS
+from ..artifact_kinds import artifacts_read_as
 from .binary import GPU_LIBRARY, configured_binary, official_binary
 from .result_proto import parse_result_proto
 from .tool import BinaryKind, benchmark_flags, binary_kind
@@ -37,12 +37,11 @@ class BenchmarkModelRuntime:
     """Times a .tflite with a `benchmark_model` binary on a device reached by `transport`."""
 
     name = "benchmark_model"
-    reports = frozenset({"run_stats", "op_profile", "memory", "delegation"})
-    artifacts = TFLITE_ARTIFACTS
+    artifacts = artifacts_read_as(".tflite")
 
-    def __init__(self, transport: "Transport", remote_root: str):
-        self.transport = transport
-        self.remote_root = remote_root
+    def __init__(self, device: "Transport"):
+        self.transport = device
+        self.remote_root = device.remote_root  # the binary is installed once under it (bin/<sha256>/)
         self._installed: dict[str, str] = {}
         self._kinds: dict[str, BinaryKind] = {}
         self.facts: dict[str, Any] = {}

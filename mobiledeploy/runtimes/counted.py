@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .base import TFLITE_ARTIFACTS
+from ..artifact_kinds import artifacts_read_as
 
 if TYPE_CHECKING:
-    from ..qemu.env import Environment
+    from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
 __all__ = ["CountedRuntime"]
@@ -23,11 +23,10 @@ class CountedRuntime:
     XNNPACK's delegation."""
 
     name = "counted"
-    reports = frozenset({"instructions", "delegation"})
-    artifacts = TFLITE_ARTIFACTS
+    artifacts = artifacts_read_as(".tflite")
 
-    def __init__(self, env: "Environment", cpu: str) -> None:
-        self.env, self.cpu = env, cpu
+    def __init__(self, device: "QemuDevice") -> None:
+        self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from ..qemu.run import run_guest

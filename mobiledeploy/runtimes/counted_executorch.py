@@ -9,10 +9,11 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..artifact_kinds import artifacts_read_as
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..qemu.env import Environment
+    from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
 __all__ = ["CountedExecuTorchRuntime"]
@@ -26,11 +27,10 @@ class CountedExecuTorchRuntime:
     inference, and the Arm output against the host's."""
 
     name = "executorch"
-    reports = frozenset({"instructions"})
-    artifacts = {"fp32": "pte_fp32", "int8": "pte_int8"}
+    artifacts = artifacts_read_as(".pte")
 
-    def __init__(self, env: "Environment", cpu: str) -> None:
-        self.env, self.cpu = env, cpu
+    def __init__(self, device: "QemuDevice") -> None:
+        self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from ..errors import SetupError

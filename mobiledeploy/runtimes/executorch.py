@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifact_kinds import artifacts_read_as
 from .inprocess import fill_timing, time_phases
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ class ExecuTorchRuntime:
     (what XNNPACK took, what runs on ExecuTorch's portable ops)."""
 
     name = "executorch"
-    reports = frozenset({"timings", "memory", "delegation"})
-    artifacts = {"fp32": "pte_fp32", "int8": "pte_int8"}
+    artifacts = artifacts_read_as(".pte")
+
+    def __init__(self, device: Any = None) -> None:
+        """In this process: nothing of the device is needed."""
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from importlib import metadata

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RunnerError
 from ..qemu.guest import delegation, make_inputs  # one definition each, shared with the emulated Arm runs
-from .base import TFLITE_ARTIFACTS
+from ..artifact_kinds import artifacts_read_as
 from .inprocess import big_cores, fill_timing, time_phases, timed_loop
 
 if TYPE_CHECKING:
@@ -28,8 +28,10 @@ class LiteRTRuntime:
     """Times a .tflite in this process; reports per-run timings, memory growth and XNNPACK's delegation."""
 
     name = "litert"
-    reports = frozenset({"timings", "memory", "delegation"})
-    artifacts = TFLITE_ARTIFACTS
+    artifacts = artifacts_read_as(".tflite")
+
+    def __init__(self, device: Any = None) -> None:
+        """In this process: nothing of the device is needed."""
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         timing = time_tflite(Path(target.artifact), threads=options.threads, runs=options.runs,

@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifact_kinds import artifacts_read_as
 from ..errors import RunnerError
 from .inprocess import fill_timing, time_phases
 
@@ -24,8 +25,10 @@ class OnnxRuntimeRuntime:
     and memory growth. The export's fp32 ONNX model is what it times: no int8 ONNX model is exported."""
 
     name = "onnxruntime"
-    reports = frozenset({"timings", "memory"})
-    artifacts = {"fp32": "onnx"}
+    artifacts = artifacts_read_as(".onnx")
+
+    def __init__(self, device: Any = None) -> None:
+        """In this process: nothing of the device is needed."""
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         import onnxruntime
