@@ -1,0 +1,244 @@
+"""Estimated milliseconds on named phones: the profiles file, the pipeline model on blocks whose cycles can be
+counted by hand, the simulated cache on a streaming loop, and the timing model that joins them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mobiledeploy.errors import ConfigError
+from mobiledeploy.estimate.blocks import BlockRecord, parse_blocks
+from mobiledeploy.estimate.phones import PACKAGED, load_phones, phone
+from mobiledeploy.estimate.timing import estimate, hot_blocks
+from tests.conftest_qemu import build_static
+
+REQUIRED = ("sd820", "pixel", "pixel2", "pixel3a", "pixel4", "sd8gen3", "rpi3bplus", "rpi4", "rpi5")
+
+
+@pytest.fixture(scope="session")
+def llvm_mca() -> str:
+    tool = shutil.which("llvm-mca") or shutil.which("llvm-mca-14")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("llvm-mca is missing: make arm installs llvm-14")
+        pytest.skip("llvm-mca is not installed (make arm)")
+    return tool
+
+
+# --- phone profiles ------------------------------------------------------------------------------
+
+def test_every_required_phone_loads_with_a_source_for_each_figure():
+    phones = load_phones([])
+    assert set(REQUIRED) <= set(phones)
+    for p in phones.values():
+        assert p.clock_ghz > 0 and p.l1_kib > 0 and p.l2_kib > 0 and p.single_core_gbs > 0
+        text = " ".join(p.sources)
+        for figure in ("soc", "caches", "single_core_gbs", "qemu_cpu"):
+            assert figure in text, (p.name, figure)
+    assert phones["pixel4"].qemu_cpu == "cortex-a76" and phones["rpi3bplus"].qemu_cpu == "cortex-a53"
+    assert phones["sd820"].llvm_mcpu == "kryo" and phones["rpi4"].llvm_mcpu == "cortex-a72"
+
+
+def test_unknown_phone_lists_the_profiles():
+    with pytest.raises(ConfigError) as err:
+        phone("pixel9", [])
+    message = str(err.value)
+    assert "unknown phone 'pixel9'" in message and all(name in message for name in REQUIRED)
+
+
+def _user_file(tmp_path: Path, mutate) -> Path:
+    data = json.loads(PACKAGED.read_text())
+    entry = json.loads(json.dumps(data["phones"]["pixel4"]))
+    mutate(entry)
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"phones": {"myphone": entry}}))
+    return path
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda e: e["big"].pop("clock_ghz"), "myphone.big.clock_ghz"),
+    (lambda e: e["memory"].update(single_core_gbs="fast"), "myphone.memory.single_core_gbs"),
+    (lambda e: e.pop("caches_kib"), "myphone.caches_kib"),
+    (lambda e: e.update(qemu_cpu="cortex-x9"), "myphone.qemu_cpu"),
+])
+def test_a_bad_field_is_named(tmp_path, mutate, field):
+    path = _user_file(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_phones([path])
+    assert str(err.value).startswith(f"phone profile {field}")
+    assert "\n" not in str(err.value)
+
+
+def test_a_users_profile_is_found_through_the_environment(tmp_path, monkeypatch):
+    path = _user_file(tmp_path, lambda e: e["big"].update(clock_ghz=1.0))
+    monkeypatch.setenv("MOBILEDEPLOY_PHONES", str(path))
+    monkeypatch.setenv("MOBILEDEPLOY_CACHE", str(tmp_path / "cache"))
+    assert phone("myphone").clock_ghz == 1.0 and phone("myphone").origin == str(path)
+
+
+# --- the timing model on records (pure) -----------------------------------------------------------
+
+def _profile(**changes):
+    return dataclasses.replace(load_phones([])["rpi3bplus"], **changes)
+
+
+def test_memory_bound_blocks_cost_their_lines_over_the_bandwidth():
+    """A block that fetches 1000 lines per execution at 64 B/cycle... of bandwidth costs lines x 64 / (B/cycle)."""
+    p = _profile(single_core_gbs=1.4, clock_ghz=1.4, cycle_scale=1.0)  # 1 byte per cycle
+    record = BlockRecord(0x1000, 3, 10, 20, (10, 10, 0), bytes(12))
+    est = estimate([record], p, runs=1, cycles_per_block={0: 5.0})
+    assert est.core_cycles == pytest.approx(50.0)
+    assert est.cycles == pytest.approx(10 * 64)               # memory-bound: 640 cycles
+    assert est.memory_bound_cycles == pytest.approx(640 - 50)
+    assert est.ms == pytest.approx(640 / 1.4e9 * 1e3)
+    assert est.kind == "estimated" and est.coverage == 1.0
+
+
+def test_uncovered_blocks_get_the_mean_cpi_and_widen_the_band():
+    p = _profile(band_pct=10.0)
+    read = BlockRecord(0x1000, 4, 100, 0, (0, 0, 0), bytes(16))
+    unread = BlockRecord(0x2000, 4, 100, 0, (0, 0, 0), bytes(16))
+    est = estimate([read, unread], p, runs=2, cycles_per_block={0: 8.0, 1: None})
+    assert est.coverage == pytest.approx(0.5)
+    assert est.core_cycles == pytest.approx(2 * 400)         # 400 per inference each, the unread at 2 cycles/insn
+    assert est.band_pct == pytest.approx(60.0)
+    assert est.low_ms == pytest.approx(est.ms * 0.4) and est.high_ms == pytest.approx(est.ms * 1.6)
+
+
+def test_hot_blocks_cover_99_percent():
+    records = [BlockRecord(i, 1, n, 0, (0, 0, 0), b"") for i, n in enumerate([9000, 890, 100, 10])]
+    assert [r.address for r in hot_blocks(records)] == [0, 1, 2]
+
+
+def test_parse_blocks_merges_retranslations():
+    text = "B 1000 2 5 3 1 1 0 1f2003d51f2003d5\nB 1000 2 7 1 1 0 0 1f2003d51f2003d5\nE\n"
+    (record,) = parse_blocks(text)
+    assert (record.executions, record.accesses, record.misses) == (12, 4, (2, 1, 0))
+    assert record.code == bytes.fromhex("1f2003d5") * 2
+
+
+# --- the pipeline model on blocks counted by hand ---------------------------------------------------
+
+def test_pipeline_model_on_a_straight_line_block(llvm_mca):
+    """8 independent single-cycle adds: both cores issue two integer ops a cycle (the A53 is dual-issue; LLVM
+    schedules the A76 with its Cortex-A57 model, two integer pipes I0/I1): 4 cycles per execution."""
+    from mobiledeploy.estimate.pipeline import block_cycles, disassemble
+
+    block = disassemble([bytes.fromhex("21040091" "42040091" "63040091" "84040091"
+                                       "a5040091" "c6040091" "e7040091" "29050091")])
+    assert block[0] == [f"add x{r}, x{r}, #1" for r in (1, 2, 3, 4, 5, 6, 7, 9)]
+    for mcpu in ("cortex-a53", "cortex-a76"):
+        (cycles,) = block_cycles(block, mcpu)
+        assert cycles == pytest.approx(4.0, abs=0.05), mcpu
+
+
+def test_an_unreadable_block_is_uncovered_not_zero(llvm_mca):
+    from mobiledeploy.estimate.pipeline import block_cycles, disassemble
+
+    blocks = disassemble([bytes.fromhex("ffffffff21040091"), bytes.fromhex("21040091")])
+    assert blocks[0] is None and blocks[1] == ["add x1, x1, #1"]
+    assert block_cycles(blocks, "cortex-a76")[0] is None
+
+
+CHAIN = """
+    .global _start
+_start:
+    mov x8, #{marker}
+    mov x0, #2
+    svc #0
+    mov x0, #{n}
+1:  add x1, x1, x2
+    add x1, x1, x2
+    add x1, x1, x2
+    add x1, x1, x2
+    subs x0, x0, #1
+    b.ne 1b
+    mov x8, #{marker}
+    mov x0, #3
+    svc #0
+    mov x0, #0
+    mov x8, #93
+    svc #0
+"""
+
+STREAM = """
+    .global _start
+_start:
+    mov x3, #{passes}
+    mov x8, #{marker}
+    mov x0, #2
+    svc #0
+2:  adrp x1, buf
+    add x1, x1, :lo12:buf
+    mov x2, #({kib}*1024/16)
+1:  ldr q0, [x1], #16
+    subs x2, x2, #1
+    b.ne 1b
+    subs x3, x3, #1
+    b.ne 2b
+    mov x8, #{marker}
+    mov x0, #3
+    svc #0
+    mov x0, #0
+    mov x8, #93
+    svc #0
+    .bss
+    .balign 64
+buf: .skip {kib}*1024
+"""
+
+
+def _blocks_of(arm_env, gcc, tmp_path, source: str, cpu: str, l1: int, l2: int, l3: int) -> list[BlockRecord]:
+    from mobiledeploy.estimate.blocks import plugin_argument
+    from mobiledeploy.qemu.env import MARKER
+
+    (tmp_path / "p.S").write_text(source)
+    program = build_static(gcc, tmp_path / "p.S", tmp_path / "p")
+    out = tmp_path / "blocks.txt"
+    subprocess.run([arm_env.qemu, "-cpu", cpu, "-plugin", f"{plugin_argument(l1, l2, l3, MARKER)},out={out}",
+                    str(program)], check=True, timeout=60)
+    return parse_blocks(out.read_text())
+
+
+@pytest.mark.qemu
+def test_a_dependency_chain_costs_its_latency_per_iteration(arm_env, aarch64_gcc, llvm_mca, tmp_path):
+    """Four dependent adds (latency 1 each) a loop iteration: 4 cycles an iteration on the A76 model, whatever
+    its width; n iterations = 4n cycles, the 3 other instructions of the window within a few cycles."""
+    from mobiledeploy.qemu.env import MARKER
+
+    n = 5000
+    records = _blocks_of(arm_env, aarch64_gcc, tmp_path, CHAIN.format(marker=MARKER, n=n), "cortex-a76", 64, 512, 0)
+    loop = max(records, key=lambda r: r.executions)
+    assert (loop.instructions, loop.executions) == (6, n - 1)   # the first iteration runs in the entry block
+    est = estimate(records, _profile(llvm_mcpu="cortex-a76", cycle_scale=1.0), runs=1)
+    assert est.coverage > 0.999 and est.memory_bound_cycles == 0
+    assert est.cycles == pytest.approx(4 * n, rel=0.01)
+
+
+@pytest.mark.qemu
+def test_a_stream_larger_than_the_cache_is_bound_by_bandwidth(arm_env, aarch64_gcc, llvm_mca, tmp_path):
+    """4 MiB read once through a 32 KiB L1 and a 512 KiB L2: 65536 lines from memory; at 2.0 GB/s and 1.4 GHz
+    (the Pi 3B+ profile) that is 65536 x 64 / (2.0/1.4) = 2.94 M cycles, over the 2 cycles an iteration the
+    loop needs on the A53 model. The same reads over 64 KiB, 64 times (it stays in L2), are core-bound."""
+    from mobiledeploy.qemu.env import MARKER
+
+    p = _profile(cycle_scale=1.0)
+    big = _blocks_of(arm_env, aarch64_gcc, tmp_path, STREAM.format(marker=MARKER, kib=4096, passes=1),
+                     "cortex-a53", p.l1_kib, p.l2_kib, 0)
+    loop = max(big, key=lambda r: r.executions)
+    assert loop.dram_lines(2) == pytest.approx(4096 * 1024 / 64, abs=2)
+    est = estimate(big, p, runs=1)
+    assert est.cycles == pytest.approx(4096 * 1024 / (2.0 / 1.4), rel=0.01)
+    assert est.memory_bound_cycles > est.core_cycles
+    small = _blocks_of(arm_env, aarch64_gcc, tmp_path, STREAM.format(marker=MARKER, kib=64, passes=64),
+                       "cortex-a53", p.l1_kib, p.l2_kib, 0)
+    hot = max(small, key=lambda r: r.executions)
+    assert hot.dram_lines(2) <= 64 * 1024 / 64 + 2       # only the first pass comes from memory
+    est_small = estimate(small, p, runs=1)
+    assert est_small.memory_bound_cycles < 0.1 * est_small.cycles
