@@ -12,6 +12,9 @@ __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "T
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help="Where to run: local, adb:SERIAL (SERIAL may be host:port), "
                                      "or qemu:CPU (an emulated Arm64 core, e.g. qemu:cortex-a76; counts instructions).")]
+PhoneOpt = Annotated[Optional[str], typer.Option(
+    "--phone", help="qemu:CPU only: also estimate ms on this phone profile (pixel4, sd820, rpi5, ...; "
+    "estimates, never measured ms).")]
 RuntimeOpt = Annotated[Optional[str], typer.Option(
     "--runtime", help="How models are timed on the device: local takes litert (default: the .tflite, XNNPACK) and "
     "onnxruntime (model.onnx, fp32), or both as litert,onnxruntime (interleaved); adb: benchmark_model; qemu: counted.")]

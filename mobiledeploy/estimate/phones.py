@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["PhoneProfile", "load_phones", "phone", "user_phone_files", "PACKAGED"]
+__all__ = ["PhoneProfile", "load_phones", "phone", "check_phone", "user_phone_files", "PACKAGED"]
 
 PACKAGED = Path(__file__).with_name("phones.json")
 _KEYS = ("label", "soc", "big", "little", "caches_kib", "memory", "qemu_cpu", "llvm_mcpu", "calibration", "sources")
@@ -143,3 +143,19 @@ def phone(name: str, files: list[Path] | None = None) -> PhoneProfile:
         raise ConfigError(f"unknown phone {name!r}: choose one of {', '.join(sorted(profiles))} "
                           "(or add your own profile file with MOBILEDEPLOY_PHONES)")
     return profiles[key]
+
+
+def check_phone(device: str, name: str) -> PhoneProfile:
+    """The profile for `--phone NAME` on `device`, before any export: only a qemu: device whose core is the
+    phone's runs that phone's kernels (ConfigError, one line, otherwise)."""
+    from ..devices.kinds import parse_device_uri
+
+    profile = phone(name)
+    kind, cpu = parse_device_uri(device)
+    if kind != "qemu":
+        raise ConfigError(f"--phone estimates milliseconds from an emulated run: use --device qemu:{profile.qemu_cpu} "
+                          f"(not {device})")
+    if cpu != profile.qemu_cpu:
+        raise ConfigError(f"phone {profile.name} runs the kernels of qemu:{profile.qemu_cpu}: use --device "
+                          f"qemu:{profile.qemu_cpu} (not {device})")
+    return profile

@@ -15,7 +15,7 @@ from .blocks import BlockRecord, parse_blocks, plugin_argument
 from .phones import PhoneProfile
 from .timing import Estimate, estimate
 
-__all__ = ["EstimateRun", "estimate_artifact", "kinds_of"]
+__all__ = ["EstimateRun", "estimate_artifact", "estimate_guest", "kinds_of"]
 
 
 @dataclass
@@ -32,6 +32,12 @@ class EstimateRun:
 def estimate_artifact(artifact: Path, phone: PhoneProfile, *, runs: int = 1, warmup: int = 1,
                       env: Any = None) -> EstimateRun:
     """Run `artifact` once profiled on the phone's emulated core and estimate its milliseconds there."""
+    return estimate_guest(artifact, phone, runs=runs, warmup=warmup, env=env)[1]
+
+
+def estimate_guest(artifact: Path, phone: PhoneProfile, *, runs: int = 1, warmup: int = 1,
+                   env: Any = None) -> tuple[Any, EstimateRun]:
+    """(the emulated run with its exact counts, the estimate): one process serves both."""
     import statistics
 
     from ..qemu.env import MARKER, environment
@@ -46,8 +52,8 @@ def estimate_artifact(artifact: Path, phone: PhoneProfile, *, runs: int = 1, war
         raise RunnerError(f"the estimating run of {Path(artifact).name} on {phone.qemu_cpu} recorded no blocks")
     start = time.perf_counter()
     result = estimate(records, phone, runs)
-    return EstimateRun(result, float(statistics.median(guest.counts.runs)), records, guest.maps or "", runs,
-                       guest.wall_s, time.perf_counter() - start)
+    return guest, EstimateRun(result, float(statistics.median(guest.counts.runs)), records, guest.maps or "", runs,
+                              guest.wall_s, time.perf_counter() - start)
 
 
 def kinds_of(run: EstimateRun, macs_by_op: dict[str, int] | None = None) -> list[dict[str, Any]]:

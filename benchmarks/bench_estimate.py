@@ -1,0 +1,170 @@
+"""Estimated milliseconds against published single-thread figures: the README's validation table.
+
+Every published figure is predicted from one emulated run of this project's export (fp32, 224x224) on the
+phone's `qemu_cpu` with the phone's caches simulated, llvm-mca with its `llvm_mcpu`, and the phone's clock and
+bandwidth (mobiledeploy/estimate/phones.json). Each phone is calibrated on ONE model (CALIBRATE_ON, chosen
+before any run: MobileNet v1 1.0, the one model every source has): its published ms sets the phone's
+cycle_scale; every other row is a prediction, with its error. The uncalibrated estimate is shown too.
+
+Published figures:
+- XNNPACK README, "Performance / Mobile phones" (google/XNNPACK README.md, benchmarked 2020-03-27 with
+  end2end_bench, single-threaded, Android NDK r21, randomized weights): Pixel, Pixel 2, Pixel 3a.
+- Zhang et al., ShuffleNet, CVPR 2018 (arXiv:1707.01083v2) Table 8, Snapdragon 820, single thread, the
+  authors' own inference code (not XNNPACK: the estimate predicts XNNPACK on that phone).
+
+    python benchmarks/bench_estimate.py [--phones pixel,sd820] [--models mobilenet_v3_small] [--out DIR]
+                                        [--markdown FILE] [--json] [--quick]
+
+`--quick` runs MobileNet v1 and v3-small on the Pixel only (two emulated runs). The cost of an estimate against a
+counted run of the same artifact (same runs and warmup) is measured on the first model and printed.
+Needs `mobiledeploy qemu setup` and llvm-mca (make arm). Exit 1 when a model failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+XNNPACK = "XNNPACK README (2020-03-27, end2end_bench, 1 thread)"
+TABLE8 = "ShuffleNet paper Table 8 (Snapdragon 820, 1 thread, the authors' code)"
+MOBILENETS = (("mobilenet_v1", "MobileNet v1 1.0"), ("mobilenet_v2", "MobileNet v2 1.0"),
+              ("mobilenet_v3_large", "MobileNet v3 Large"), ("mobilenet_v3_small", "MobileNet v3 Small"))
+PUBLISHED: list[dict[str, Any]] = [
+    *({"phone": "pixel", "ref": r, "label": lb, "ms": ms, "source": XNNPACK}
+      for (r, lb), ms in zip(MOBILENETS, (82, 49, 39, 12))),
+    *({"phone": "pixel2", "ref": r, "label": lb, "ms": ms, "source": XNNPACK}
+      for (r, lb), ms in zip(MOBILENETS, (86, 53, 42, 14))),
+    *({"phone": "pixel3a", "ref": r, "label": lb, "ms": ms, "source": XNNPACK}
+      for (r, lb), ms in zip(MOBILENETS, (88, 55, 44, 14))),
+    {"phone": "sd820", "ref": "mobilenet_v1", "label": "1.0 MobileNet-224", "ms": 110, "source": TABLE8},
+    {"phone": "sd820", "ref": "shufflenet_v1:g=3,scale=0.5", "label": "ShuffleNet 0.5x g=3", "ms": 15.2, "source": TABLE8},
+    {"phone": "sd820", "ref": "shufflenet_v1:g=3,scale=1.0", "label": "ShuffleNet 1x g=3", "ms": 37.8, "source": TABLE8},
+    {"phone": "sd820", "ref": "shufflenet_v1:g=3,scale=2.0", "label": "ShuffleNet 2x g=3", "ms": 108.8, "source": TABLE8},
+    {"phone": "sd820", "ref": "alexnet", "label": "AlexNet", "ms": 184, "source": TABLE8},
+]
+CALIBRATE_ON = "mobilenet_v1"
+
+
+def artifact(ref: str, out: Path) -> Path:
+    from mobiledeploy.converters import export_model
+    from mobiledeploy.registry import parse_model_ref
+
+    name, config = parse_model_ref(ref)
+    exported = export_model(name, config, resolution=(224, 224), out_dir=out)
+    return Path(exported.path) / exported.manifest["artifacts"]["fp32"]["path"]
+
+
+def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any]) -> None:
+    """Uncalibrated estimates into each row; one emulated run per model and (core, caches)."""
+    import dataclasses
+
+    from mobiledeploy.estimate.phones import phone
+    from mobiledeploy.estimate.run import estimate_artifact
+    from mobiledeploy.estimate.timing import estimate
+
+    runs: dict[tuple[Any, ...], Any] = {}
+    for n, row in enumerate(rows, 1):
+        p = dataclasses.replace(phone(row["phone"]), cycle_scale=1.0)
+        key = (row["ref"], p.qemu_cpu, p.l1_kib, p.l2_kib, p.l3_kib)
+        print(f"bench_estimate: [{n}/{len(rows)}] {row['ref']} on {p.name} ({p.qemu_cpu})", file=sys.stderr, flush=True)
+        try:
+            path = artifact(row["ref"], out)
+            if key not in runs:
+                if not cost:
+                    cost.update(measure_cost(path, p))
+                runs[key] = estimate_artifact(path, p)
+            run = runs[key]
+            e = estimate(run.records, p, run.runs)
+            row.update(raw_ms=e.ms, band_pct=e.band_pct, coverage=e.coverage, instructions=e.instructions,
+                       memory_share=e.memory_bound_cycles / e.core_cycles if e.core_cycles else 0.0)
+        except Exception as exc:  # one model's failure is a row, the rest go on
+            row["error"] = " ".join(str(exc).split())[:300]
+
+
+def measure_cost(path: Path, p: Any) -> dict[str, Any]:
+    """Wall time of a counted run and of an estimate of the same artifact, side by side (runs=1, warmup=1)."""
+    from mobiledeploy.estimate.run import estimate_artifact
+    from mobiledeploy.qemu.env import environment
+    from mobiledeploy.qemu.run import run_guest
+
+    start = time.perf_counter()
+    run_guest(environment(), p.qemu_cpu, path, runs=1, warmup=1)
+    counted = time.perf_counter() - start
+    start = time.perf_counter()
+    estimate_artifact(path, p)
+    estimated = time.perf_counter() - start
+    return {"model": path.parent.name, "cpu": p.qemu_cpu, "counted_s": round(counted, 1),
+            "estimate_s": round(estimated, 1), "ratio": round(estimated / counted, 2)}
+
+
+def calibrate(rows: list[dict[str, Any]]) -> None:
+    """Each phone's scale from its CALIBRATE_ON row; predictions and errors for the others."""
+    for phone_name in dict.fromkeys(r["phone"] for r in rows):
+        mine = [r for r in rows if r["phone"] == phone_name and "raw_ms" in r]
+        anchor = next((r for r in mine if r["ref"] == CALIBRATE_ON), None)
+        scale = anchor["ms"] / anchor["raw_ms"] if anchor else 1.0
+        for r in mine:
+            r["scale"] = scale
+            r["estimate_ms"] = r["raw_ms"] * scale
+            r["error_pct"] = 100.0 * (r["estimate_ms"] / r["ms"] - 1.0)
+            r["role"] = "calibration" if r is anchor else "prediction"
+            r["raw_error_pct"] = 100.0 * (r["raw_ms"] / r["ms"] - 1.0)
+
+
+def markdown(rows: list[dict[str, Any]], cost: dict[str, Any]) -> str:
+    lines = ["| phone | model | published ms | estimate, uncalibrated | estimate (band) | error | role | source |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | failed: {r['error'][:80]} | | | | |")
+            continue
+        if "estimate_ms" not in r:
+            continue
+        err = "(fitted)" if r["role"] == "calibration" else f"{r['error_pct']:+.1f}%"
+        lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | {r['raw_ms']:.1f} ({r['raw_error_pct']:+.0f}%) | "
+                     f"{r['estimate_ms']:.1f} (±{r['band_pct']:.0f}%) | {err} | {r['role']} | {r['source']} |")
+    preds = [abs(r["error_pct"]) for r in rows if r.get("role") == "prediction"]
+    if preds:
+        within = sum(e <= 10.0 for e in preds)
+        lines.append(f"\nPredictions: {len(preds)}, within ±10%: {within}, largest error {max(preds):.1f}%, "
+                     f"mean |error| {sum(preds) / len(preds):.1f}%.")
+    if cost:
+        lines.append(f"Cost: an estimate of {cost['model']} on {cost['cpu']} took {cost['estimate_s']} s, a counted run "
+                     f"{cost['counted_s']} s: {cost['ratio']}x.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="Example: python benchmarks/bench_estimate.py --quick")
+    parser.add_argument("--phones", default=None, help="comma list of phones (default: every phone with figures)")
+    parser.add_argument("--models", default=None, help="comma list of refs (the calibration model is always run)")
+    parser.add_argument("--quick", action="store_true", help="MobileNet v1 and v3-small on the Pixel only")
+    parser.add_argument("--out", default="artifacts", help="artifacts root (exports are reused)")
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    phones = {"pixel"} if args.quick else set(filter(None, (args.phones or "").split(","))) or None
+    models = {CALIBRATE_ON, "mobilenet_v3_small"} if args.quick else (
+        {CALIBRATE_ON, *filter(None, args.models.split(","))} if args.models else None)
+    rows = [dict(r) for r in PUBLISHED if (phones is None or r["phone"] in phones)
+            and (models is None or r["ref"] in models)]
+    if not rows:
+        print("bench_estimate: error: no published figure matches --phones/--models", file=sys.stderr)
+        return 2
+    cost: dict[str, Any] = {}
+    raw_estimates(rows, Path(args.out).resolve(), cost)
+    calibrate(rows)
+    table = markdown(rows, cost)
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n")
+    print(json.dumps({"rows": rows, "cost": cost}, indent=1) if args.json else table)
+    return 1 if any("error" in r for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
