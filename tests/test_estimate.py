@@ -242,3 +242,49 @@ def test_a_stream_larger_than_the_cache_is_bound_by_bandwidth(arm_env, aarch64_g
     assert hot.dram_lines(2) <= 64 * 1024 / 64 + 2       # only the first pass comes from memory
     est_small = estimate(small, p, runs=1)
     assert est_small.memory_bound_cycles < 0.1 * est_small.cycles
+
+
+# --- through the CLI -----------------------------------------------------------------------------
+
+CLI = [__import__("sys").executable, "-m", "mobiledeploy"]
+
+
+@pytest.mark.parametrize("device, phone_name, words", [
+    ("qemu:cortex-a76", "pixel9", ["unknown phone 'pixel9'", "pixel4", "sd820", "rpi5"]),
+    ("qemu:cortex-a53", "pixel4", ["runs the kernels of qemu:cortex-a76"]),
+    ("local", "pixel4", ["--device qemu:cortex-a76"]),
+])
+def test_bad_phone_input_is_one_line_exit_2(tmp_path, results_db, device, phone_name, words):
+    proc = subprocess.run([*CLI, "bench", "--device", device, "--phone", phone_name, "--model", "x.tflite"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("mobiledeploy: error: ") and all(w in proc.stderr for w in words)
+    assert not results_db.exists()
+
+
+def test_a_bad_profile_file_is_one_line_naming_the_field(tmp_path, results_db):
+    path = _user_file(tmp_path, lambda e: e["calibration"].pop("band_pct"))
+    proc = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-a76", "--phone", "myphone", "--model", "x.tflite"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "MOBILEDEPLOY_PHONES": str(path)})
+    assert proc.returncode == 2 and proc.stderr.strip() == \
+        "mobiledeploy: error: phone profile myphone.calibration.band_pct: expected a positive number, got None"
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_bench_with_a_phone_stores_an_estimate_apart_with_the_same_counts(arm_env, exports, results_db, llvm_mca):
+    from mobiledeploy.qemu.run import run_guest
+
+    exported = exports("v1_g3")
+    model = Path(exported.result.path) / exported.result.manifest["artifacts"]["fp32"]["path"]
+    proc = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-a76", "--phone", "pixel4", "--model", str(model),
+                           "--runs", "2", "--warmup", "1", "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    item = json.loads(proc.stdout)["results"][0]
+    assert item["unit"] == "instructions" and item["median_ms"] is None  # no measured ms, ever
+    est = item["config"]["estimate"]
+    assert est["kind"] == "estimated" and est["phone"] == "pixel4" and "not measured" in est["unit"]
+    assert 0 < est["low_ms"] < est["ms"] < est["high_ms"] and est["coverage"] > 0.9
+    assert est["instructions"] == pytest.approx(item["instructions"], rel=0.01)
+    plain = run_guest(arm_env, "cortex-a76", model, runs=2, warmup=1)
+    assert item["instruction_counts"] == plain.counts.runs   # the plugin beside changes no count
