@@ -73,9 +73,9 @@ def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any]) -
         print(f"bench_estimate: [{n}/{len(rows)}] {row['ref']} on {p.name} ({p.qemu_cpu})", file=sys.stderr, flush=True)
         try:
             path = artifact(row["ref"], out)
-            if key not in runs:
-                if not cost:
-                    cost.update(measure_cost(path, p))
+            if key not in runs and not cost:
+                runs[key] = measure_cost(path, p, cost)
+            elif key not in runs:
                 runs[key] = estimate_artifact(path, p)
             run = runs[key]
             e = estimate(run.records, p, run.runs)
@@ -85,8 +85,9 @@ def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any]) -
             row["error"] = " ".join(str(exc).split())[:300]
 
 
-def measure_cost(path: Path, p: Any) -> dict[str, Any]:
-    """Wall time of a counted run and of an estimate of the same artifact, side by side (runs=1, warmup=1)."""
+def measure_cost(path: Path, p: Any, cost: dict[str, Any]) -> Any:
+    """Wall time of a counted run and of an estimate of the same artifact, one after the other (runs=1,
+    warmup=1), into `cost`; returns the estimate's run."""
     from mobiledeploy.estimate.run import estimate_artifact
     from mobiledeploy.qemu.env import environment
     from mobiledeploy.qemu.run import run_guest
@@ -95,10 +96,11 @@ def measure_cost(path: Path, p: Any) -> dict[str, Any]:
     run_guest(environment(), p.qemu_cpu, path, runs=1, warmup=1)
     counted = time.perf_counter() - start
     start = time.perf_counter()
-    estimate_artifact(path, p)
+    run = estimate_artifact(path, p)
     estimated = time.perf_counter() - start
-    return {"model": path.parent.name, "cpu": p.qemu_cpu, "counted_s": round(counted, 1),
-            "estimate_s": round(estimated, 1), "ratio": round(estimated / counted, 2)}
+    cost.update({"model": path.parent.name, "cpu": p.qemu_cpu, "counted_s": round(counted, 1),
+                 "estimate_s": round(estimated, 1), "ratio": round(estimated / counted, 2)})
+    return run
 
 
 def calibrate(rows: list[dict[str, Any]]) -> None:

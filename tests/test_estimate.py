@@ -288,3 +288,49 @@ def test_bench_with_a_phone_stores_an_estimate_apart_with_the_same_counts(arm_en
     assert est["instructions"] == pytest.approx(item["instructions"], rel=0.01)
     plain = run_guest(arm_env, "cortex-a76", model, runs=2, warmup=1)
     assert item["instruction_counts"] == plain.counts.runs   # the plugin beside changes no count
+
+
+# --- calibrate on the fake phone ------------------------------------------------------------------
+
+def test_fit_scale_is_the_geometric_mean_and_held_out_rows_leave_their_model_out():
+    from mobiledeploy.estimate.calibrate import fit, fit_scale
+
+    assert fit_scale([(2.0, 1.0), (8.0, 1.0)]) == pytest.approx(4.0)
+    result = fit(["a", "b", "c"], [2.0, 4.0, 8.0], [1.0, 1.0, 1.0])
+    assert result.scale == pytest.approx(4.0)
+    assert result.rows[0]["held_out_ms"] == pytest.approx(fit_scale([(4.0, 1.0), (8.0, 1.0)]))  # sqrt(32)
+    assert result.rows[0]["held_out_error_pct"] == pytest.approx(100 * (32 ** 0.5 / 2 - 1))
+    assert result.band_pct == pytest.approx(max(abs(r["held_out_error_pct"]) for r in result.rows))
+
+
+@pytest.mark.adb
+@pytest.mark.qemu
+def test_calibrate_round_trips_on_the_fake_phone(arm_env, llvm_mca, adb_env, fake_device, tiny_tflite, host_runner,
+                                                 results_db, tmp_path, monkeypatch):
+    """Times the suite through the bench harness on the fake phone, fits, saves; the saved profile then
+    estimates a model as its uncalibrated estimate x the fitted scale, without the phone."""
+    from mobiledeploy.estimate.run import estimate_artifact
+
+    from mobiledeploy.files import cache_dir
+
+    env = {**adb_env.env, "MOBILEDEPLOY_DB": str(results_db), "MOBILEDEPLOY_PHONES_DIR": str(tmp_path / "phones"),
+           "MOBILEDEPLOY_CACHE": str(cache_dir())}  # adb_env's private HOME would hide the Arm64 environment
+    proc = subprocess.run([*CLI, "calibrate", "--device", f"adb:{fake_device.serial}", "--phone", "pixel4",
+                           "--name", "myphone", "--models", f"{tiny_tflite['fp32']},{tiny_tflite['int8']}",
+                           "--benchmark-binary", str(host_runner), "--runs", "5", "--warmup", "1", "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    rows = data["models"]
+    assert len(rows) == 2 and all(r["measured_ms"] > 0 and r["raw_ms"] > 0 for r in rows)
+    ratios = [r["measured_ms"] / r["raw_ms"] for r in rows]
+    assert data["cycle_scale"] == pytest.approx((ratios[0] * ratios[1]) ** 0.5)
+    assert rows[0]["held_out_ms"] == pytest.approx(rows[0]["raw_ms"] * ratios[1])
+    saved = Path(data["profile"])
+    assert saved == tmp_path / "phones" / "myphone.json"
+    monkeypatch.setenv("MOBILEDEPLOY_PHONES_DIR", str(tmp_path / "phones"))
+    mine = phone("myphone")
+    assert mine.cycle_scale == pytest.approx(data["cycle_scale"], rel=1e-3) and "adb:" in mine.calibration_source
+    again = estimate_artifact(tiny_tflite["fp32"], mine).estimate
+    # the same counts; the window also holds a few thousand interpreter instructions that vary by run
+    assert again.ms == pytest.approx(rows[0]["raw_ms"] * mine.cycle_scale, rel=0.01)

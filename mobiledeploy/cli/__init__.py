@@ -13,6 +13,7 @@ from . import results_cmd  # noqa: F401,E402
 from . import gate_cmd  # noqa: F401,E402
 from . import compare_cmd, guidelines_cmd, profile_cmd  # noqa: F401,E402  (theory vs measurement)
 from . import qemu_cmd  # noqa: F401,E402  (the emulated Arm64 environment)
+from . import calibrate_cmd  # noqa: F401,E402  (phone profiles fitted to your phone)
 
 __all__ = ["app", "main"]
 

@@ -105,13 +105,19 @@ def parse_profile(name: str, entry: Any, origin: str = "") -> PhoneProfile:
 
 
 def user_phone_files() -> list[Path]:
-    """The user's profile files: $MOBILEDEPLOY_PHONES (paths separated by os.pathsep), then the profiles
-    `calibrate` saved (<cache>/phones/*.json). A user's profile replaces a packaged one of the same name."""
+    """The user's profile files: the profiles `calibrate` saved (saved_folder()/*.json), then $MOBILEDEPLOY_PHONES
+    (paths separated by os.pathsep). A user's profile replaces a packaged one of the same name."""
+    named = [Path(p).expanduser() for p in os.environ.get("MOBILEDEPLOY_PHONES", "").split(os.pathsep) if p]
+    saved = sorted(saved_folder().glob("*.json"))
+    return [*saved, *named]
+
+
+def saved_folder() -> Path:
+    """Where `calibrate` saves profiles: $MOBILEDEPLOY_PHONES_DIR, else <cache>/phones."""
     from ..files import cache_dir
 
-    named = [Path(p).expanduser() for p in os.environ.get("MOBILEDEPLOY_PHONES", "").split(os.pathsep) if p]
-    saved = sorted((cache_dir() / "phones").glob("*.json"))
-    return [*saved, *named]
+    folder = os.environ.get("MOBILEDEPLOY_PHONES_DIR")
+    return Path(folder).expanduser() if folder else cache_dir() / "phones"
 
 
 def _read(path: Path) -> dict[str, Any]:
