@@ -156,6 +156,8 @@ def check_phone(device: str, name: str) -> PhoneProfile:
     phone's runs that phone's kernels (ConfigError, one line, otherwise)."""
     from ..devices.kinds import parse_device_uri
 
+    from .pipeline import require_tools
+
     profile = phone(name)
     kind, cpu = parse_device_uri(device)
     if kind != "qemu":
@@ -164,4 +166,5 @@ def check_phone(device: str, name: str) -> PhoneProfile:
     if cpu != profile.qemu_cpu:
         raise ConfigError(f"phone {profile.name} runs the kernels of qemu:{profile.qemu_cpu}: use --device "
                           f"qemu:{profile.qemu_cpu} (not {device})")
+    require_tools()
     return profile

@@ -18,7 +18,7 @@ from typing import Iterable
 
 from ..errors import SetupError
 
-__all__ = ["block_cycles", "disassemble", "ITERATIONS", "MATTR"]
+__all__ = ["block_cycles", "disassemble", "require_tools", "ITERATIONS", "MATTR"]
 
 ITERATIONS = 200
 #: every feature the emulated cores give XNNPACK (dot product on cortex-a76): decoding must not depend on -mcpu
@@ -32,8 +32,14 @@ _ERROR_LINE = re.compile(r"<stdin>:(\d+):\d+: error")
 def _tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(f"{name}-14")
     if found is None:
-        raise SetupError(f"{name} is not installed (Debian: apt-get install llvm-14; `make arm` does it)")
+        raise SetupError(f"{name} is not installed (Debian: apt-get install llvm; `make arm` does it)")
     return found
+
+
+def require_tools() -> None:
+    """SetupError (one line, with the package) unless llvm-mc and llvm-mca are installed."""
+    _tool("llvm-mc")
+    _tool("llvm-mca")
 
 
 def disassemble(codes: list[bytes]) -> list[list[str] | None]:
