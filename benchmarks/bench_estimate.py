@@ -58,8 +58,34 @@ def artifact(ref: str, out: Path) -> Path:
     return Path(exported.path) / exported.manifest["artifacts"]["fp32"]["path"]
 
 
-def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any]) -> None:
-    """Uncalibrated estimates into each row; one emulated run per model and (core, caches)."""
+RAW_KEYS = ("raw_ms", "band_pct", "coverage", "instructions", "memory_share")
+
+
+def cached(cache: Path | None, row: dict[str, Any], sha256: str) -> bool:
+    """Fill `row` from the cache when it holds this phone, model and artifact; False otherwise."""
+    path = cache / f"{row['phone']}-{row['ref'].replace(':', '_').replace(',', '_')}.json" if cache else None
+    if path is None or not path.is_file():
+        return False
+    data = json.loads(path.read_text())
+    if data.get("sha256") != sha256:
+        return False
+    row.update({k: data[k] for k in RAW_KEYS})
+    return True
+
+
+def store(cache: Path | None, row: dict[str, Any], sha256: str) -> None:
+    if cache is None:
+        return
+    from mobiledeploy.files import write_atomic
+
+    path = cache / f"{row['phone']}-{row['ref'].replace(':', '_').replace(',', '_')}.json"
+    write_atomic(path, json.dumps({"sha256": sha256, **{k: row[k] for k in RAW_KEYS}}, indent=1))
+
+
+def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any], cache: Path | None = None) -> None:
+    """Uncalibrated estimates into each row; one emulated run per model and (core, caches); rows already in
+    `cache` (same artifact bytes) are read from it."""
+    from mobiledeploy.files import sha256_file
     import dataclasses
 
     from mobiledeploy.estimate.phones import phone
@@ -73,6 +99,9 @@ def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any]) -
         print(f"bench_estimate: [{n}/{len(rows)}] {row['ref']} on {p.name} ({p.qemu_cpu})", file=sys.stderr, flush=True)
         try:
             path = artifact(row["ref"], out)
+            digest = sha256_file(path)
+            if cached(cache, row, digest):
+                continue
             if key not in runs and not cost:
                 runs[key] = measure_cost(path, p, cost)
             elif key not in runs:
@@ -81,6 +110,7 @@ def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any]) -
             e = estimate(run.records, p, run.runs)
             row.update(raw_ms=e.ms, band_pct=e.band_pct, coverage=e.coverage, instructions=e.instructions,
                        memory_share=e.memory_bound_cycles / e.core_cycles if e.core_cycles else 0.0)
+            store(cache, row, digest)
         except Exception as exc:  # one model's failure is a row, the rest go on
             row["error"] = " ".join(str(exc).split())[:300]
 
@@ -134,9 +164,52 @@ def markdown(rows: list[dict[str, Any]], cost: dict[str, Any]) -> str:
         within = sum(e <= 10.0 for e in preds)
         lines.append(f"\nPredictions: {len(preds)}, within ±10%: {within}, largest error {max(preds):.1f}%, "
                      f"mean |error| {sum(preds) / len(preds):.1f}%.")
+    lines += table8(rows)
     if cost:
         lines.append(f"Cost: an estimate of {cost['model']} on {cost['cpu']} took {cost['estimate_s']} s, a counted run "
                      f"{cost['counted_s']} s: {cost['ratio']}x.")
+    return "\n".join(lines)
+
+
+def table8(rows: list[dict[str, Any]]) -> list[str]:
+    """The paper's Table 8 at 224: speedups over AlexNet by the paper's ms, the estimated ms, the instructions."""
+    mine = {r["ref"]: r for r in rows if r["phone"] == "sd820" and "estimate_ms" in r}
+    base = mine.get("alexnet")
+    if base is None or len(mine) < 2:
+        return []
+    out = ["", "Table 8 on the Snapdragon 820 profile (speedup over AlexNet: paper ms, estimated ms, Arm instructions):",
+           "", "| model | paper ms | estimated ms | paper speedup | estimated speedup | instruction ratio |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for r in mine.values():
+        out.append(f"| {r['label']} | {r['ms']} | {r['estimate_ms']:.1f} | {base['ms'] / r['ms']:.1f}x | "
+                   f"{base['estimate_ms'] / r['estimate_ms']:.1f}x | {base['instructions'] / r['instructions']:.1f}x |")
+    return out
+
+
+RANK_PHONES = ("rpi3bplus", "pixel4")  # an A53 and an A76 profile
+
+
+def rank(refs: list[str], out: Path) -> str:
+    """The zoo ordered by estimated ms on an A53 and an A76 profile (uncalibrated: a scale changes no order),
+    beside the order of their exact instructions."""
+    from mobiledeploy.estimate.phones import phone
+    from mobiledeploy.estimate.run import estimate_artifact
+
+    table: dict[str, dict[str, float]] = {}
+    for n, ref in enumerate(refs, 1):
+        for name in RANK_PHONES:
+            print(f"bench_estimate: rank [{n}/{len(refs)}] {ref} on {name}", file=sys.stderr, flush=True)
+            run = estimate_artifact(artifact(ref, out), phone(name))
+            table.setdefault(ref, {})[name] = run.estimate.ms
+            table[ref][f"{name}_instructions"] = run.estimate.instructions
+    order = {key: {ref: i + 1 for i, ref in enumerate(sorted(table, key=lambda r: table[r][key]))}
+             for key in (*RANK_PHONES, *(f"{p}_instructions" for p in RANK_PHONES))}
+    lines = ["| model | A53 (rpi3bplus) est. ms | rank | by instructions | A76 (pixel4) est. ms | rank | by instructions |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for ref in sorted(table, key=lambda r: table[r][RANK_PHONES[1]]):
+        a53, a76 = RANK_PHONES
+        lines.append(f"| {ref} | {table[ref][a53]:.1f} | {order[a53][ref]} | {order[a53 + '_instructions'][ref]} | "
+                     f"{table[ref][a76]:.1f} | {order[a76][ref]} | {order[a76 + '_instructions'][ref]} |")
     return "\n".join(lines)
 
 
@@ -149,7 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="artifacts", help="artifacts root (exports are reused)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--cache", default=None, help="folder of per-row results: rows found there (same artifact) "
+                        "are not run again; lets a long sweep be resumed or split")
+    parser.add_argument("--no-cost", action="store_true", help="skip the cost measurement (counted run vs estimate)")
+    parser.add_argument("--rank", default=None, help="instead: rank these comma-separated refs by estimated ms on "
+                        "an A53 and an A76 profile")
     args = parser.parse_args(argv)
+    if args.rank:
+        print(rank([r.strip() for r in args.rank.split(",") if r.strip()], Path(args.out).resolve()))
+        return 0
     phones = {"pixel"} if args.quick else set(filter(None, (args.phones or "").split(","))) or None
     models = {CALIBRATE_ON, "mobilenet_v3_small"} if args.quick else (
         {CALIBRATE_ON, *filter(None, args.models.split(","))} if args.models else None)
@@ -158,8 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         print("bench_estimate: error: no published figure matches --phones/--models", file=sys.stderr)
         return 2
-    cost: dict[str, Any] = {}
-    raw_estimates(rows, Path(args.out).resolve(), cost)
+    cache = Path(args.cache).resolve() if args.cache else None
+    cost: dict[str, Any] = {"skipped": True} if args.no_cost else {}
+    if cache is not None and not cost and (cache / "cost.json").is_file():
+        cost.update(json.loads((cache / "cost.json").read_text()))
+    raw_estimates(rows, Path(args.out).resolve(), cost, cache)
+    if cache is not None and cost and "skipped" not in cost:
+        from mobiledeploy.files import write_atomic
+
+        write_atomic(cache / "cost.json", json.dumps(cost))
+    cost.pop("skipped", None)
     calibrate(rows)
     table = markdown(rows, cost)
     if args.markdown:
