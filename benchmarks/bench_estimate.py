@@ -29,8 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-XNNPACK = "XNNPACK README (2020-03-27, end2end_bench, 1 thread)"
-TABLE8 = "ShuffleNet paper Table 8 (Snapdragon 820, 1 thread, the authors' code)"
+XNNPACK = "XNNPACK README"
+TABLE8 = "ShuffleNet Table 8"
+SOURCES = {XNNPACK: "google/XNNPACK README.md, 'Performance / Mobile phones': single-threaded, end2end_bench, "
+                    "2020-03-27, Android NDK r21, randomized weights",
+           TABLE8: "Zhang et al., ShuffleNet (arXiv:1707.01083v2) Table 8: Snapdragon 820, single thread, the "
+                   "authors' own inference code (not XNNPACK)"}
 MOBILENETS = (("mobilenet_v1", "MobileNet v1 1.0"), ("mobilenet_v2", "MobileNet v2 1.0"),
               ("mobilenet_v3_large", "MobileNet v3 Large"), ("mobilenet_v3_small", "MobileNet v3 Small"))
 PUBLISHED: list[dict[str, Any]] = [
@@ -145,30 +149,45 @@ def calibrate(rows: list[dict[str, Any]]) -> None:
             r["error_pct"] = 100.0 * (r["estimate_ms"] / r["ms"] - 1.0)
             r["role"] = "calibration" if r is anchor else "prediction"
             r["raw_error_pct"] = 100.0 * (r["raw_ms"] / r["ms"] - 1.0)
+            # the baseline the timing model must beat: exact instructions x one rate, fitted on the same row
+            rate = anchor["ms"] / anchor["instructions"] if anchor else 0.0
+            r["instructions_rate_error_pct"] = 100.0 * (r["instructions"] * rate / r["ms"] - 1.0) if rate else None
 
 
 def markdown(rows: list[dict[str, Any]], cost: dict[str, Any]) -> str:
-    lines = ["| phone | model | published ms | estimate, uncalibrated | estimate (band) | error | role | source |",
-             "|---|---|---:|---:|---:|---:|---|---|"]
+    lines = ["| phone | model | published ms | estimate, uncalibrated | estimate (band) | error | instructions x one rate: error "
+             "| role | source |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | failed: {r['error'][:80]} | | | | |")
+            lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | failed: {r['error'][:80]} | | | | | |")
             continue
         if "estimate_ms" not in r:
             continue
-        err = "(fitted)" if r["role"] == "calibration" else f"{r['error_pct']:+.1f}%"
+        fitted = r["role"] == "calibration"
+        err = "(fitted)" if fitted else f"{r['error_pct']:+.1f}%"
+        rate = "(fitted)" if fitted or r["instructions_rate_error_pct"] is None else f"{r['instructions_rate_error_pct']:+.1f}%"
         lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | {r['raw_ms']:.1f} ({r['raw_error_pct']:+.0f}%) | "
-                     f"{r['estimate_ms']:.1f} (±{r['band_pct']:.0f}%) | {err} | {r['role']} | {r['source']} |")
-    preds = [abs(r["error_pct"]) for r in rows if r.get("role") == "prediction"]
-    if preds:
-        within = sum(e <= 10.0 for e in preds)
-        lines.append(f"\nPredictions: {len(preds)}, within ±10%: {within}, largest error {max(preds):.1f}%, "
-                     f"mean |error| {sum(preds) / len(preds):.1f}%.")
+                     f"{r['estimate_ms']:.1f} (±{r['band_pct']:.0f}%) | {err} | {rate} | {r['role']} | {r['source']} |")
+    lines += summary(rows)
+    used = dict.fromkeys(r["source"] for r in rows)
+    lines += [""] + [f"{key}: {SOURCES[key]}." for key in used]
     lines += table8(rows)
     if cost:
-        lines.append(f"Cost: an estimate of {cost['model']} on {cost['cpu']} took {cost['estimate_s']} s, a counted run "
+        lines.append(f"\nCost: an estimate of {cost['model']} on {cost['cpu']} took {cost['estimate_s']} s, a counted run "
                      f"{cost['counted_s']} s: {cost['ratio']}x.")
     return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    preds = [r for r in rows if r.get("role") == "prediction"]
+    if not preds:
+        return []
+    out = [""]
+    for what, key in (("timing model", "error_pct"), ("instructions x one rate", "instructions_rate_error_pct")):
+        errors = [abs(r[key]) for r in preds if r.get(key) is not None]
+        out.append(f"{what}: {len(errors)} predictions, {sum(e <= 10.0 for e in errors)} within ±10%, largest error "
+                   f"{max(errors):.1f}%, mean |error| {sum(errors) / len(errors):.1f}%.")
+    return out
 
 
 def table8(rows: list[dict[str, Any]]) -> list[str]:
@@ -184,6 +203,17 @@ def table8(rows: list[dict[str, Any]]) -> list[str]:
         out.append(f"| {r['label']} | {r['ms']} | {r['estimate_ms']:.1f} | {base['ms'] / r['ms']:.1f}x | "
                    f"{base['estimate_ms'] / r['estimate_ms']:.1f}x | {base['instructions'] / r['instructions']:.1f}x |")
     return out
+
+
+def split_refs(text: str) -> list[str]:
+    """'a,b:x=1,y=2,c' → ['a', 'b:x=1,y=2', 'c'] (a key=value piece belongs to the ref before it)."""
+    refs: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if refs and "=" in piece and ":" not in piece:
+            refs[-1] += f",{piece}"
+        elif piece:
+            refs.append(piece)
+    return refs
 
 
 RANK_PHONES = ("rpi3bplus", "pixel4")  # an A53 and an A76 profile
@@ -229,11 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                         "an A53 and an A76 profile")
     args = parser.parse_args(argv)
     if args.rank:
-        print(rank([r.strip() for r in args.rank.split(",") if r.strip()], Path(args.out).resolve()))
+        print(rank(split_refs(args.rank), Path(args.out).resolve()))
         return 0
     phones = {"pixel"} if args.quick else set(filter(None, (args.phones or "").split(","))) or None
     models = {CALIBRATE_ON, "mobilenet_v3_small"} if args.quick else (
-        {CALIBRATE_ON, *filter(None, args.models.split(","))} if args.models else None)
+        {CALIBRATE_ON, *split_refs(args.models)} if args.models else None)
     rows = [dict(r) for r in PUBLISHED if (phones is None or r["phone"] in phones)
             and (models is None or r["ref"] in models)]
     if not rows:
