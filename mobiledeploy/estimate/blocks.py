@@ -32,12 +32,17 @@ class BlockRecord:
         return self.misses[levels - 1]
 
 
-def parse_blocks(text: str) -> list[BlockRecord]:
-    """`B` lines, translations of one address merged (their executions and misses summed)."""
+def parse_blocks(text: str, skip_main: bool = False) -> list[BlockRecord]:
+    """`B` lines, translations of one address merged (their executions and misses summed). With `skip_main`
+    the blocks inside the main executable (the `X` range: in a model run the guest's Python interpreter, which
+    drives the runs) are left out, as the exact counts leave them out."""
     merged: dict[tuple[int, bytes], BlockRecord] = {}
+    main_lo = main_hi = 0
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) != 9 or parts[0] != "B":
+        if len(parts) == 3 and parts[0] == "X" and skip_main:
+            main_lo, main_hi = int(parts[1], 16), int(parts[2], 16)
+        if len(parts) != 9 or parts[0] != "B" or main_lo <= int(parts[1], 16) < main_hi:
             continue
         address, code = int(parts[1], 16), bytes.fromhex(parts[8])
         n, execs, accesses, m1, m2, m3 = (int(p) for p in parts[2:8])

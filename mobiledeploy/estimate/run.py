@@ -47,7 +47,7 @@ def estimate_guest(artifact: Path, phone: PhoneProfile, *, runs: int = 1, warmup
     plugin = plugin_argument(phone.l1_kib, phone.l2_kib, phone.l3_kib, MARKER)
     guest = run_guest(env, phone.qemu_cpu, Path(artifact), runs=runs, warmup=warmup, profile=True,
                       plugins={"block_cache": plugin})
-    records = parse_blocks(guest.extra.get("block_cache", ""))
+    records = parse_blocks(guest.extra.get("block_cache", ""), skip_main=True)
     if not records:
         raise RunnerError(f"the estimating run of {Path(artifact).name} on {phone.qemu_cpu} recorded no blocks")
     start = time.perf_counter()

@@ -7,6 +7,7 @@
  * such level), line=64. The guest opens the window with a marker of a1 = 2 and closes it with a1 = 3 (as for
  * insn_count's profile). At the close one line per block that ran inside the window:
  *
+ *   X <main executable's code start, hex> <its end, hex>      (first: the host leaves those blocks out, as the counts do)
  *   B <guest address, hex> <instructions> <executions> <accesses> <L1 misses> <L2 misses> <L3 misses> <bytes, hex>
  *
  * A miss at the last level present is a line fetched from memory. The hierarchy is simulated per access
@@ -161,6 +162,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 static void dump_window(void)
 {
+    char range[80];
+    int n = snprintf(range, sizeof range, "X %" PRIx64 " %" PRIx64 "\n", qemu_plugin_start_code(), qemu_plugin_end_code());
+    emit(range, (size_t)n);
     for (size_t i = 0; i < n_blocks; i++) {
         struct block *b = blocks[i];
         if (!b->execs) {
