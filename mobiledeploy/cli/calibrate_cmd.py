@@ -37,14 +37,14 @@ def calibrate_cmd(
     Example: mobiledeploy calibrate --device adb:R58M123ABC --phone sd8gen3 --name myphone --models mobilenet_v2,alexnet
     """
     from ..bench import BenchOptions
-    from ..devices.kinds import parse_device_uri
+    from ..devices.kinds import kind_of, parse_device_uri
     from ..errors import ConfigError
     from ..estimate.calibrate import SUITE
     from ..estimate.phones import phone as phone_profile
     from .preflight import check_db, check_device
 
-    kind, serial = parse_device_uri(device)
-    if kind != "adb":
+    serial = parse_device_uri(device)[1]
+    if not kind_of(device).reached_by_adb:
         raise ConfigError(f"calibrate times the suite on your phone: use --device adb:SERIAL (not {device})")
     base = phone_profile(phone or "?")
     name = (name or f"{base.name}-{re.sub(r'[^a-z0-9]+', '-', str(serial).lower())}").strip("-")

@@ -154,13 +154,13 @@ def phone(name: str, files: list[Path] | None = None) -> PhoneProfile:
 def check_phone(device: str, name: str) -> PhoneProfile:
     """The profile for `--phone NAME` on `device`, before any export: only a qemu: device whose core is the
     phone's runs that phone's kernels (ConfigError, one line, otherwise)."""
-    from ..devices.kinds import parse_device_uri
+    from ..devices.kinds import kind_of, parse_device_uri
 
     from .pipeline import require_tools
 
     profile = phone(name)
-    kind, cpu = parse_device_uri(device)
-    if kind != "qemu":
+    cpu = parse_device_uri(device)[1]
+    if kind_of(device).profiler != "arm":  # the emulated Arm cores' kind
         raise ConfigError(f"--phone estimates milliseconds from an emulated run: use --device qemu:{profile.qemu_cpu} "
                           f"(not {device})")
     if cpu != profile.qemu_cpu:
