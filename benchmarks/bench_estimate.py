@@ -220,8 +220,10 @@ RANK_PHONES = ("rpi3bplus", "pixel4")  # an A53 and an A76 profile
 
 
 def rank(refs: list[str], out: Path) -> str:
-    """The zoo ordered by estimated ms on an A53 and an A76 profile (uncalibrated: a scale changes no order),
-    beside the order of their exact instructions."""
+    """The zoo ordered by estimated ms on an A53 and an A76 profile (uncalibrated, cycle_scale 1: a scale changes
+    no order), beside the order of their exact instructions."""
+    import dataclasses
+
     from mobiledeploy.estimate.phones import phone
     from mobiledeploy.estimate.run import estimate_artifact
 
@@ -229,7 +231,7 @@ def rank(refs: list[str], out: Path) -> str:
     for n, ref in enumerate(refs, 1):
         for name in RANK_PHONES:
             print(f"bench_estimate: rank [{n}/{len(refs)}] {ref} on {name}", file=sys.stderr, flush=True)
-            run = estimate_artifact(artifact(ref, out), phone(name))
+            run = estimate_artifact(artifact(ref, out), dataclasses.replace(phone(name), cycle_scale=1.0))
             table.setdefault(ref, {})[name] = run.estimate.ms
             table[ref][f"{name}_instructions"] = run.estimate.instructions
     order = {key: {ref: i + 1 for i, ref in enumerate(sorted(table, key=lambda r: table[r][key]))}
