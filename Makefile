@@ -27,10 +27,12 @@ adb:
 # gcc (it builds the exact-count test program) and g++ (ExecuTorch's Arm runner, built against the aarch64
 # executorch wheel), then the arm64 userland, the counting plugin and one view per core under
 # ~/.cache/mobiledeploy/arm64. Offline afterwards; a second run does nothing.
+# llvm (llvm-mca, llvm-mc: LLVM's scheduling models) is the pipeline model of the timing estimates (--phone).
 arm: setup
-	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null || { \
+	@command -v qemu-aarch64 >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null && command -v aarch64-linux-gnu-g++ >/dev/null \
+	  && command -v llvm-mca >/dev/null && command -v llvm-mc >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq qemu-user gcc-aarch64-linux-gnu g++-aarch64-linux-gnu llvm >/dev/null; }
 	$(VENV)/bin/mobiledeploy qemu setup
 
 # The main job: cost table, export (ONNX, TFLite fp32 + int8, parity checked), then a local bench.

@@ -211,6 +211,7 @@ class BenchOptions:
     accelerator: str = "cpu"  # cpu | gpu | npu (adb devices: what benchmark_model is asked to run on)
     require_full_delegation: bool = False
     dispatch_library: str | None = None  # npu: the vendor dispatch library (a host file, or a folder on the phone)
+    phone: str | None = None  # qemu: devices: also estimate ms on this phone profile (mobiledeploy.estimate)
 
     def validate(self) -> "BenchOptions":
         if self.threads < 1 or self.runs < 1 or self.warmup < 0 or self.min_secs < 0:

@@ -11,11 +11,13 @@ from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, ExportedProgr
                   ModelFn, OnnxFile, Options, Resolution, Scale, Weights, app, model_choice, model_config, print_json)
 from .console import count_text, ms_text, progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
+                      PhoneOpt,
                       RuntimeOpt, accelerator_options)
 
 @app.command("bench")
 def bench_cmd(
     device: DeviceOpt = "local",
+    phone: PhoneOpt = None,
     runtime: RuntimeOpt = None,
     arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture to export and time (see `mobiledeploy models`).")] = None,
     g: Groups = None,
@@ -58,6 +60,7 @@ def bench_cmd(
     Example: mobiledeploy bench --device local --runtime onnxruntime --arch v1 --g 3   (model.onnx in ONNX Runtime)
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
+    Example: mobiledeploy bench --device qemu:cortex-a76 --phone pixel4 --arch v1 --g 3 --formats fp32   (+ estimated ms)
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
@@ -87,9 +90,13 @@ def bench_cmd(
         runs = kind.bench_runs
     if kind.one_thread and threads != 1:
         raise ConfigError(f"{kind.name}: devices count the instructions of one thread: use --threads 1")
+    if phone is not None:
+        from ..estimate.phones import check_phone
+
+        phone = check_phone(device, phone).name
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary, keep_remote=keep_remote,
-                                 op_profiling=op_profiling,
+                                 op_profiling=op_profiling, phone=phone,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
     fmts = parse_formats(formats or [f for f in FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
@@ -232,8 +239,33 @@ def print_counts(results: list[Any], db_path: str) -> None:
                       count_text(r.instructions), spread, count_text(r.init_instructions), count_text(r.first_instructions),
                       "—" if not r.macs else f"{r.macs / 1e6:.1f}M", per_mac, escape(delegation_text(r.config)))
     console.print(table)
+    print_estimates(console, results)
     console.print(f"[dim]stored in {escape(db_path)}; spread = max − min over the timed runs (0 = exact repeat); "
                   "wall time under emulation is not a latency and is not shown[/]")
+
+
+def print_estimates(console: Any, results: list[Any]) -> None:
+    """Estimated ms (a phone profile applied to the counted run), in a table of their own, never beside measured ms."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    estimated = [r for r in results if r.ok and r.config.get("estimate")]
+    if not estimated:
+        return
+    first = estimated[0].config["estimate"]
+    table = Table(title=f"ESTIMATED ms on {escape(first['phone_label'])} ({first['clock_ghz']} GHz, single thread; "
+                  "not measured)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "format", "estimated ms", "band", "memory-bound", "coverage", "calibration"):
+        table.add_column(col, justify="left" if col in ("model", "format", "calibration") else "right")
+    for r in estimated:
+        e = r.config["estimate"]
+        table.add_row(escape(r.model), escape(r.format), f"~{e['ms']:.1f}", f"{e['low_ms']:.1f}–{e['high_ms']:.1f}",
+                      f"{e['memory_bound_cycles'] / e['cycles'] * e['cycle_scale']:.0%}" if e["cycles"] else "—",
+                      f"{e['coverage']:.1%}", escape(str(e["calibration"])))
+    console.print(table)
+    console.print("[dim]estimate = llvm-mca cycles per hot block x executions, bounded by the phone's bandwidth for "
+                  "simulated cache misses, / clock; leaves out " + escape(", ".join(first["leaves_out"])) + "[/]")
 
 
 def print_results(results: list[Any], db_path: str) -> None:

@@ -15,6 +15,9 @@ __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "T
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help=device_help() + (
     " bench, compare, gate and profile also take several phones at once: adb:A,adb:B, or a DeviceFarmer farm's: "
     "'stf:https://farm/?model=Pixel*&sdk=>=30&count=3' (token in $STF_TOKEN; see README, A lab of phones)."))]
+PhoneOpt = Annotated[Optional[str], typer.Option(
+    "--phone", help="qemu:CPU only: also estimate ms on this phone profile (pixel4, sd820, rpi5, ...; "
+    "estimates, never measured ms).")]
 RuntimeOpt = Annotated[Optional[str], typer.Option(
     "--runtime", help=f"How models are timed on the device ({runtimes_help()}); a comma list times the model with "
     "each, interleaved (local: litert,onnxruntime). litert, benchmark_model and counted time the .tflite, "

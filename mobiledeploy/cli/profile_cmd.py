@@ -11,7 +11,7 @@ from .app import (Alpha, ExportedProgramFile, Groups, InputShape, Json, ModelFn,
                   model_choice, model_config, print_json)
 from .console import print_attribution, progress_on_stderr, stdout_console
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
-                      FullDelegationOpt, accelerator_options)
+                      FullDelegationOpt, PhoneOpt, accelerator_options)
 
 
 @app.command("profile")
@@ -22,6 +22,7 @@ def profile_cmd(
     exported_program: ExportedProgramFile = None,
     input_shape: InputShape = None,
     device: DeviceOpt = "local",
+    phone: PhoneOpt = None,
     g: Groups = None,
     scale: Scale = None,
     alpha: Alpha = None,
@@ -49,6 +50,7 @@ def profile_cmd(
 
     Example: mobiledeploy profile --device local --arch v1 --g 3 --scale 0.5
     Example: mobiledeploy profile --device qemu:cortex-a76 --arch v1 --g 3 --scale 0.5 --format int8
+    Example: mobiledeploy profile --device qemu:cortex-a53 --phone rpi3bplus --arch v1 --g 3   (+ estimated ms per kind)
     Example: mobiledeploy profile --device local --onnx mynet.onnx
     Example: STF_TOKEN=... mobiledeploy profile --device 'stf:https://farm.example/?abi=arm64-v8a' --arch v1 --g 3
     """
@@ -91,7 +93,11 @@ def profile_cmd(
                                 adb_server, db, runs, top, json_out)
         return per_phone(lab, job, "profile", json_out)
     _check(device, bench_options, threads, adb_server, db)
-    profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs)
+    if phone is not None:
+        from ..estimate.phones import check_phone
+
+        phone = check_phone(device, phone).name
+    profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs, phone)
     if json_out:
         print_json({"device": device, **profile.to_dict()})
     elif kind_of(device).profiler == "arm":
@@ -127,7 +133,7 @@ def _check(device: str, options: Any, threads: int, adb_server: str | None, db: 
 
 
 def _profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any,
-             adb_server: str | None, db: str | None, runs: int) -> Any:
+             adb_server: str | None, db: str | None, runs: int, phone: str | None = None) -> Any:
     """Export (reusing) the one target, then its op profile: exact Arm instructions per function on qemu:,
     the device's op profiler elsewhere."""
     from ..devices.kinds import kind_of
@@ -139,13 +145,14 @@ def _profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str,
         (target,) = prepare_targets([ref], (fmt,), size, progress)
         progress(f"op profile {target.name} on {device}")
         if kind_of(device).profiler == "arm":
-            return arm_profile(device, target, name, config, runs=min(runs, 3))
+            return arm_profile(device, target, name, config, runs=min(runs, 3), phone=phone)
         label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
         return profile_target(device, target, name, config, label, options, adb_server, db, runs=runs)
 
 
-def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int) -> Any:
-    """Exact instructions per function and kernel kind on an emulated core, joined to the analysis' MACs."""
+def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int, phone: str | None = None) -> Any:
+    """Exact instructions per function and kernel kind on an emulated core, joined to the analysis' MACs; with a
+    phone, the same run also gives estimated ms per kind (mobiledeploy.estimate)."""
     from collections import Counter
 
     from ..errors import RunnerError
@@ -157,14 +164,29 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], run
     from ..devices import parse_device_uri
 
     cpu = parse_device_uri(device)[1]
-    guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
+    estimated = None
+    if phone:
+        from ..estimate.phones import phone as phone_profile
+        from ..estimate.run import estimate_guest
+
+        guest, estimated = estimate_guest(target.artifact, phone_profile(phone), runs=runs, warmup=1)
+    else:
+        guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
     if not guest.counts.blocks or not guest.maps:
         raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")
     macs: Counter = Counter()
     for layer in target_analysis(name, config, target).layers:
         macs[layer.op] += layer.macs
-    return attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.format, cpu=cpu,
-                     macs_by_op=dict(macs))
+    profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.format, cpu=cpu,
+                        macs_by_op=dict(macs))
+    if estimated is not None:
+        from ..estimate.run import kinds_of
+
+        by_kind = {k["kind"]: k for k in kinds_of(estimated)}
+        for k in profile.kinds:
+            k["estimated_ms"] = by_kind.get(k["kind"], {}).get("estimated_ms")
+        profile.estimate = {**estimated.estimate.to_dict(), "phone_label": phone_profile(phone).label}
+    return profile
 
 
 def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
@@ -176,13 +198,21 @@ def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
     kinds = Table(title=f"{escape(profile.model)} ({profile.format}) on {escape(device)}: "
                   f"{profile.instructions / 1e6:.2f}M Arm instructions per inference, by kernel kind",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("kind", "instructions", "share", "share of MACs", "instr/MAC"):
+    est = profile.estimate
+    for col in ("kind", "instructions", "share", "share of MACs", "instr/MAC", *(["est. ms"] if est else [])):
         kinds.add_column(col, justify="left" if col == "kind" else "right")
     for k in profile.kinds:
+        ms = k.get("estimated_ms")
         kinds.add_row(escape(k["kind"]), f"{k['instructions'] / 1e6:.3f}M", f"{k['share']:.1%}",
                       "—" if not k["mac_share"] else f"{k['mac_share']:.1%}",
-                      "—" if k["instructions_per_mac"] is None else f"{k['instructions_per_mac']:.3f}")
+                      "—" if k["instructions_per_mac"] is None else f"{k['instructions_per_mac']:.3f}",
+                      *([("—" if ms is None else f"~{ms:.2f}")] if est else []))
     console.print(kinds)
+    if est:
+        console.print(f"ESTIMATED on {escape(est['phone_label'])}: ~{est['ms']:.1f} ms per inference "
+                      f"[{est['low_ms']:.1f}–{est['high_ms']:.1f}], single thread at {est['clock_ghz']} GHz; "
+                      f"pipeline model covers {est['coverage']:.1%} of the instructions; calibration: "
+                      f"{escape(str(est['calibration']))} (estimates, not measured ms)")
     funcs = Table(title=f"top {top} functions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("function", "kind", "instructions", "share"):
         funcs.add_column(col, justify="left" if col in ("function", "kind") else "right", overflow="fold")

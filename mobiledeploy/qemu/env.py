@@ -113,12 +113,16 @@ class Environment:
     def features(self, cpu: str) -> list[str]:
         return list((self.cpus.get(cpu) or {}).get("features") or [])
 
-    def command(self, cpu: str, script: Path, *args: str, counts: Path | None = None, profile: bool = False) -> list[str]:
-        """argv of one emulated Python run of `script` on `cpu`, counted into `counts` when given."""
+    def command(self, cpu: str, script: Path, *args: str, counts: Path | None = None, profile: bool = False,
+                plugins: tuple[str, ...] = ()) -> list[str]:
+        """argv of one emulated Python run of `script` on `cpu`, counted into `counts` when given; `plugins`
+        are more `-plugin` arguments (beside the counting one, whose counts they never change)."""
         argv = [self.qemu, "-cpu", cpu, "-L", str(self.view(cpu))]
         if counts is not None:
             plugin = f"{self.plugin},out={counts},marker={MARKER}" + (",profile=1" if profile else "")
             argv += ["-plugin", plugin]
+        for extra in plugins:
+            argv += ["-plugin", extra]
         return [*argv, str(self.python(cpu)), str(script), *args]
 
 

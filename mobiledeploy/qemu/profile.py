@@ -57,6 +57,7 @@ class ArmProfile:
     kernels: list[KernelCost] = field(default_factory=list)
     kinds: list[dict[str, Any]] = field(default_factory=list)
     unattributed: float = 0.0                # instructions in code no mapped file names
+    estimate: dict[str, Any] | None = None   # with a phone: estimated ms (mobiledeploy.estimate), never measured
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "unit": "instructions per inference"}

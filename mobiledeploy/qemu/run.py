@@ -29,12 +29,16 @@ class GuestRun:
     wall_s: float
     outputs: list[Any] = field(default_factory=list)
     maps: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # what each extra plugin wrote, by its name
 
 
 def run_guest(env: Environment, cpu: str, model: Path, *, runs: int = 3, warmup: int = 1, threads: int = 1,
               seed: int = 0, inputs: list[Any] | None = None, want_outputs: bool = False, profile: bool = False,
-              timeout: float = DEFAULT_TIMEOUT_S) -> GuestRun:
-    """Run `model` on the emulated `cpu`; RunnerError (one line) when the guest fails or crashes."""
+              timeout: float = DEFAULT_TIMEOUT_S, plugins: dict[str, str] | None = None) -> GuestRun:
+    """Run `model` on the emulated `cpu`; RunnerError (one line) when the guest fails or crashes.
+
+    `plugins` maps a name to a further plugin's argument string (path and options, without `out=`): each
+    writes into a file of its own, returned in `GuestRun.extra[name]`."""
     import numpy as np
 
     if not model.is_file():
@@ -55,7 +59,9 @@ def run_guest(env: Environment, cpu: str, model: Path, *, runs: int = 3, warmup:
         (tmp / "request.json").write_text(json.dumps(request))
         script = Path(__file__).with_name("guest.py")
         counts_path = tmp / "counts.txt"
-        argv = env.command(cpu, script, str(tmp / "request.json"), counts=counts_path, profile=profile)
+        extra = {name: (arg, tmp / f"{name}.txt") for name, arg in (plugins or {}).items()}
+        argv = env.command(cpu, script, str(tmp / "request.json"), counts=counts_path, profile=profile,
+                           plugins=tuple(f"{arg},out={path}" for arg, path in extra.values()))
         start = time.perf_counter()
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, env=guest_env(), timeout=timeout,
@@ -68,6 +74,7 @@ def run_guest(env: Environment, cpu: str, model: Path, *, runs: int = 3, warmup:
         try:
             counts = parse_counts(counts_path.read_text())
             reply = json.loads((tmp / "reply.json").read_text())
+            written = {name: path.read_text() for name, (_arg, path) in extra.items()}
         except (OSError, ValueError, CountsError) as exc:
             raise RunnerError(f"the emulated run on {cpu} left no usable counts: {exc}") from None
         outputs: list[Any] = []
@@ -77,7 +84,7 @@ def run_guest(env: Environment, cpu: str, model: Path, *, runs: int = 3, warmup:
     if counts.vcpus > 1:
         raise RunnerError(f"the guest ran {counts.vcpus} threads; exact counts need one (--threads 1)")
     return GuestRun(counts, reply.get("delegation") or {}, reply.get("input_dtypes") or [], wall, outputs,
-                    reply.get("maps"))
+                    reply.get("maps"), written)
 
 
 def _failure(proc: subprocess.CompletedProcess, cpu: str) -> str:

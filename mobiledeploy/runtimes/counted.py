@@ -33,8 +33,11 @@ class CountedRuntime:
 
         if options.threads != 1:
             raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
-        guest = run_guest(self.env, self.cpu, Path(target.artifact), runs=options.runs, warmup=options.warmup,
-                          threads=options.threads)
+        if options.phone:
+            guest = self._estimate(target, options, result)
+        else:
+            guest = run_guest(self.env, self.cpu, Path(target.artifact), runs=options.runs, warmup=options.warmup,
+                              threads=options.threads)
         counts = guest.counts
         result.status, result.error = "ok", None
         result.runs = len(counts.runs)
@@ -45,3 +48,18 @@ class CountedRuntime:
         result.config.update(runner="litert-interpreter (aarch64, qemu-user)", cpu=self.cpu,
                              delegation=guest.delegation, input_dtypes=guest.input_dtypes,
                              bracket_instructions=counts.bracket, emulated_wall_s=round(guest.wall_s, 2))
+
+    def _estimate(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult"):
+        """The counted run with the block_cache plugin beside: the same exact counts, and the phone's estimated
+        ms stored apart from any measured figure (config["estimate"], kind "estimated")."""
+        from ..estimate.phones import phone as phone_profile
+        from ..estimate.run import estimate_guest
+
+        profile = phone_profile(options.phone or "")
+        if profile.qemu_cpu != self.cpu:
+            raise ConfigError(f"phone {profile.name} runs the kernels of qemu:{profile.qemu_cpu}, not qemu:{self.cpu}")
+        guest, run = estimate_guest(Path(target.artifact), profile, runs=options.runs, warmup=options.warmup,
+                                    env=self.env)
+        result.config["estimate"] = {**run.estimate.to_dict(), "phone_label": profile.label,
+                                     "model_wall_s": round(run.model_wall_s, 2)}
+        return guest
