@@ -3,14 +3,17 @@
 torch exports GELU at opset 17 as its formula: exact, x * 0.5 * (1 + erf(x / √2)), and tanh,
 x * 0.5 * (1 + tanh(√(2/π) * (x + 0.044715 x³))). onnx2tf lowers Erf to tf.math.erf, which TFLite has
 no builtin for (the conversion fails), and the tanh form to nine ops. `gelu_as_builtin` replaces each
-whole formula with one ONNX `Gelu` node (its `approximate` attribute "none" or "tanh", as the opset-20
-op defines it), which onnx2tf converts with tf.nn.gelu (onnx2tf 1.28.8 ops/Gelu.py) and the TFLite
-converter to its builtin GELU: XNNPACK's in fp32 (xnnpack_delegate.cc VisitUnaryNode), the same function.
+exact formula with one ONNX `Gelu` node (its `approximate` attribute "none", as the opset-20 op defines
+it), which onnx2tf converts with tf.nn.gelu (onnx2tf 1.28.8 ops/Gelu.py) and the TFLite converter to its
+builtin GELU: the same function, XNNPACK's in fp32; int8 GELU stays on TFLite's kernel (the delegate takes
+GELU on float only: xnnpack_delegate.cc VisitUnaryNode → CheckTensorFloatType; LiteRT f67457790c9c).
 
 `hardswish_as_relu6`: XNNPACK takes HARD_SWISH on float only (VisitUnaryNode → CheckTensorFloatType), so
 in int8 every one ran on TFLite's kernel and split the graph (MobileNetV3 small: 20 partitions).
-x * relu6(x + 3) / 6 is the same function as ADD (fused RELU6), MUL by 1/6 and MUL, which the delegate
-takes in int8 (VisitBinaryNode: ADD, MUL → CheckTensorFloatOrQUInt8Type).
+(x * 1/6) * relu6(x + 3) is the same function as ADD (fused RELU6), MUL by 1/6 and MUL, which the delegate
+takes in int8 (VisitBinaryNode: ADD, MUL → CheckTensorFloatOrQUInt8Type): one partition. Written
+x * (relu6(x + 3) / 6), the TFLite converter fuses it back into HARD_SWISH (tried: int8 then split again).
+fp32 pays two more element-wise ops per hard-swish.
 """
 
 from __future__ import annotations
@@ -137,8 +140,11 @@ def _tanh_gelu(g: _Graph, tanh: Any) -> tuple[str, list[Any]] | None:
     return None
 
 
-def gelu_as_builtin(model: Any) -> tuple[Any, int]:
-    """Return a copy of `model` with each GELU formula (exact or tanh) as one `Gelu` node, and how many."""
+def gelu_as_builtin(model: Any, forms: tuple[str, ...] = ("none",)) -> tuple[Any, int]:
+    """Return a copy of `model` with each GELU formula of the given `forms` ("none": exact, "tanh") as one
+    `Gelu` node, and how many. The export rewrites the exact form only: the tanh form's nine ops (MUL, ADD,
+    TANH) already convert and run in one partition in fp32 and int8 (TANH: VisitUnaryNode →
+    CheckTensorFloatOrQUInt8Type), where a GELU builtin would leave int8 to TFLite's kernel."""
     import onnx
     from onnx import helper
 
@@ -148,7 +154,7 @@ def gelu_as_builtin(model: Any) -> tuple[Any, int]:
     found: dict[int, tuple[str, str, list[Any]]] = {}  # id(last node) → (x, approximate, nodes)
     for node in graph.node:
         match = _erf_gelu(g, node) if node.op_type == "Erf" else _tanh_gelu(g, node) if node.op_type == "Tanh" else None
-        if match is not None:
+        if match is not None and ("none" if node.op_type == "Erf" else "tanh") in forms:
             found[id(match[1][-1])] = (match[0], "none" if node.op_type == "Erf" else "tanh", match[1])
     dropped = {id(n) for _, _, nodes in found.values() for n in nodes}
     inner = [out for _, _, nodes in found.values() for n in nodes[:-1] for out in n.output]
@@ -168,7 +174,7 @@ def gelu_as_builtin(model: Any) -> tuple[Any, int]:
 
 
 def hardswish_as_relu6(model: Any) -> tuple[Any, int]:
-    """Return a copy of `model` with each HardSwish as x * (relu6(x + 3) * 1/6), and how many."""
+    """Return a copy of `model` with each HardSwish as (x * 1/6) * relu6(x + 3), and how many."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
@@ -189,8 +195,8 @@ def hardswish_as_relu6(model: Any) -> tuple[Any, int]:
             helper.make_node("Add", [x, f"{prefix}/three"], [f"{prefix}/shifted"], name=f"{prefix}/add"),
             helper.make_node("Clip", [f"{prefix}/shifted", f"{prefix}/low", f"{prefix}/high"], [f"{prefix}/clipped"],
                              name=f"{prefix}/clip"),
-            helper.make_node("Mul", [f"{prefix}/clipped", f"{prefix}/sixth"], [f"{prefix}/gate"], name=f"{prefix}/gate"),
-            helper.make_node("Mul", [x, f"{prefix}/gate"], list(node.output), name=f"{prefix}/mul"),
+            helper.make_node("Mul", [x, f"{prefix}/sixth"], [f"{prefix}/sixth_x"], name=f"{prefix}/sixth_x"),
+            helper.make_node("Mul", [f"{prefix}/sixth_x", f"{prefix}/clipped"], list(node.output), name=f"{prefix}/mul"),
         ]
         count += 1
     if count:
