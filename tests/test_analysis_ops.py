@@ -130,3 +130,24 @@ def test_asserts_unbind_and_views_are_never_unknown():
 
     layer = _only(analyse_model(_Call(fn), (1, 3, 4, 4)))
     assert (layer.op, layer.memory_access) == ("concat", 48 + 48)  # stack copies like a concat
+
+
+def test_the_counter_agrees_with_torchs_flop_counter_and_names_each_difference():
+    import sys
+    from pathlib import Path
+
+    from mobiledeploy.analysis_check import cross_check
+    from mobiledeploy.registry import build_model
+
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "modern"))
+    import ops  # noqa: E402
+
+    manual = cross_check(ops.build(attention="manual"), (1, 3, 32, 32))  # matmul/softmax attention: counted alike
+    assert manual["flop_counter_flops"] == 2 * manual["macs"] and manual["explained"] == {}
+    sdpa = cross_check(ops.build(attention="sdpa"), (1, 3, 32, 32))
+    assert sdpa["macs"] == manual["macs"] and sdpa["unexplained"] == 0
+    (reason, macs), = sdpa["explained"].items()
+    assert "flash_attention_for_cpu" in reason and macs == 2 * 2 * 256 * 256 * 8  # 2 heads, 256 tokens, dim 8, twice
+    for name in ("shufflenet_v2", "mobilenet_v3_small"):
+        zoo = cross_check(build_model(name), (1, 3, 32, 32))
+        assert zoo["flop_counter_flops"] == 2 * zoo["macs"] and zoo["unexplained"] == 0
