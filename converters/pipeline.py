@@ -93,6 +93,7 @@ def export_model(
     progress: Progress | None = None,
     int8_cosine_floor: float = INT8_COSINE_FLOOR,
     seed: int = 0,
+    reparameterize: bool = False,
 ) -> ExportResult:
     """Export a registered model to `<out_dir or artifacts>/<slug>/` and return where and what.
 
@@ -100,7 +101,8 @@ def export_model(
     `formats` ask for, plus what they derive from) and manifest.json. Reuses an existing
     directory when its manifest records the same request and every sha256 still matches, unless
     `force`. Raises ConfigError / WeightsError for bad input, ExportError when a step fails,
-    ParityError when a converted model does not compute the reference's function.
+    ParityError when a converted model does not compute the reference's function. `reparameterize` exports
+    the model's deployment form (converters/reparam.py: its own fuse()/reparameterize(), timm's convention).
     """
     from mobiledeploy.registry import get_spec
 
@@ -116,7 +118,11 @@ def export_model(
         raise ConfigError(f"int8 cosine floor must be within 0..1, got {int8_cosine_floor}")
     if weights and spec.source and spec.source["kind"] != "callable":
         raise ConfigError(f"--weights applies to --model-fn and --arch models; {spec.source['ref']} holds its own weights")
+    if reparameterize and (spec.source or {}).get("kind") in ("onnx", "exported_program"):
+        raise ConfigError(f"--reparameterize applies to --model-fn and --arch models; {spec.source['ref']} is exported already")
     request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source)
+    if reparameterize:  # another model than the training form: its own folder (-rep) and request key
+        request.update(reparameterize=True, slug=f"{request['slug']}-rep")
     out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
     created = _missing_dirs(out_root)
     try:
@@ -223,6 +229,10 @@ def _build(
     kind = (spec.source or {}).get("kind", "zoo")
     with stage("model"):
         model = _model(tmp, spec, config, (1, 3, h, w), weights, seed, artifacts)
+        if request.get("reparameterize"):
+            from .reparam import reparameterize
+
+            reparameterized = reparameterize(model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), seed)
     complexity = None
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
@@ -254,6 +264,8 @@ def _build(
         }
         if spec.source:
             manifest["source"] = spec.source
+        if request.get("reparameterize"):
+            manifest["reparameterized"] = reparameterized
     manifest["stage_seconds"] = {**stage.seconds, "total": round(time.perf_counter() - started, 3)}
     write_manifest(manifest, tmp)
     return manifest

@@ -30,6 +30,7 @@ def export_cmd(
     weights: Weights = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when valid artifacts exist.")] = False,
     cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="Fail when int8 vs fp32 cosine is below this.")] = 0.98,
+    reparameterize: Annotated[bool, typer.Option("--reparameterize", help="Export the deployment form: call the model's own fuse() / reparameterize() / switch_to_deploy() first (timm's convention).")] = False,
     json_out: Json = False,
 ) -> None:
     """Export to ONNX, TFLite fp32 and TFLite int8, proving at every step that outputs match PyTorch.
@@ -42,6 +43,7 @@ def export_cmd(
     Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64
     Example: mobiledeploy export --model-fn mynet.py:build --set width=32 --input-shape 1x3x224x224 --weights mynet.pt
     Example: mobiledeploy export --onnx mynet.onnx
+    Example: mobiledeploy export --model-fn mobileone.py:build --reparameterize
     """
     from ..converters import export_model
     from ..converters.progress import StageProgress
@@ -52,6 +54,7 @@ def export_cmd(
         result = export_model(
             name, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
             calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, name), int8_cosine_floor=cosine_floor,
+            reparameterize=reparameterize,
         )
     warn_calibration(result.manifest)
     warn_delegation(result.manifest)
