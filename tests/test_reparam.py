@@ -90,5 +90,6 @@ def test_reparameterize_on_an_onnx_file_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([str(CLI), "export", "--onnx", str(tmp_path / "m.onnx"), "--reparameterize", "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr == (
-        "mobiledeploy: error: --reparameterize applies to --model-fn and --arch models; m.onnx is exported already\n")
+        f"mobiledeploy: error: --reparameterize applies to --model-fn and --arch models; {tmp_path / 'm.onnx'} is exported "
+        "already\n")
     assert not (tmp_path / "out").exists()
