@@ -444,8 +444,17 @@ def _require_arm(result: dict[str, Any]) -> None:
                               f"{entry['vs_torch']['max_rel']:.3g} (tolerance {entry['vs_torch']['tolerance']})")
         if entry.get("vs_host_steps", 0) > 1:
             raise ParityError(f"TFLite int8 on Arm ({result['device']}) differs from the host by "
-                              f"{entry['vs_host_steps']} quantisation steps")
+                              f"{entry['vs_host_steps']} quantisation steps{_first_difference(entry)}")
         raise ParityError(f"TFLite {fmt} on Arm ({result['device']}) does not match its fp32 output")
+
+
+def _first_difference(entry: dict[str, Any]) -> str:
+    """'; first at OP (node N): S steps in E of T values, a defect: why' from the Arm check's located difference."""
+    found = entry.get("first_difference")
+    if not found:
+        return f"; {entry['why']}" if entry.get("why") else ""
+    return (f"; first at {found['op']} (node {found['node']}): {found['max_steps']} steps in {found['elements']} of "
+            f"{found['of']} values, a {entry['verdict'].replace('_', ' ')}: {entry['why']}")
 
 
 def _require_passed(what: str, result: dict[str, Any]) -> None:

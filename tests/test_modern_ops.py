@@ -164,3 +164,64 @@ def test_every_op_benches(every_op: dict[str, Any], device: str, tmp_path: Path,
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = json.loads(proc.stdout)["results"]
     assert {r["format"] for r in runs} == {"fp32", "int8"} and all(r["status"] == "ok" for r in runs)
+
+
+# --- the Arm check names the first op whose int8 output differs ---------------------------------------
+
+def test_first_difference_and_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mobiledeploy.converters import arm_locate
+
+    order = [{"tensor": 7, "op": "CONV_2D", "node": 0}, {"tensor": 8, "op": "SOFTMAX", "node": 1}]
+    host = [np.zeros((2, 3), np.int8), np.zeros(4, np.int8)]
+    arm = [host[0].copy(), np.array([0, 3, -1, 0], np.int8)]
+    found = arm_locate.first_difference(order, host, arm)
+    assert found == {"tensor": 8, "op": "SOFTMAX", "node": 1, "max_steps": 3, "elements": 2, "of": 4}
+    assert arm_locate.judge(found)["verdict"] == "defect" and arm_locate.first_difference(order, host, host) is None
+    assert arm_locate.judge(None)["verdict"] == "not_located"
+    monkeypatch.setitem(arm_locate.ISA_DIFFERENCES, "SOFTMAX", (4, "a documented rounding"))
+    assert arm_locate.judge(found) == {"verdict": "isa_difference", "tolerance_steps": 4, "why": "a documented rounding"}
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_an_arm_int8_difference_names_the_first_op_that_differs(every_op: dict[str, Any], arm_env: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulated run is made to differ from the host at one op (node `BAD`): the check finds that op."""
+    import mobiledeploy.qemu.run as qemu_run
+    from mobiledeploy.converters import arm_locate
+    from mobiledeploy.converters.arm_check import ArmCheck
+    from mobiledeploy.converters.pipeline import _require_arm
+    from mobiledeploy.errors import ParityError
+
+    path = Path(every_op["path"]) / "model_int8.tflite"
+    with_outputs = Path(every_op["path"]) / "probe.tflite"
+    order = arm_locate.all_outputs_model(path, with_outputs)
+    bad = next(i for i, e in enumerate(order) if e["op"] == "SOFTMAX")  # a kernel TFLite runs itself in int8
+    real = qemu_run.run_guest
+
+    def differing(env: Any, cpu: str, model: Path, **kw: Any) -> Any:
+        run = real(env, cpu, model, **kw)
+        if model.name == "every_output.tflite":  # every op's output: the one at `bad` and all after it move
+            run.outputs[bad:] = [np.clip(o.astype(np.int16) + 3, -128, 127).astype(o.dtype) for o in run.outputs[bad:]]
+        elif model.name.endswith("int8.tflite"):
+            run.outputs[0] = np.clip(run.outputs[0].astype(np.int16) + 3, -128, 127).astype(run.outputs[0].dtype)
+        return run
+
+    monkeypatch.setattr(qemu_run, "run_guest", differing)
+    monkeypatch.setenv("MOBILEDEPLOY_ARM_CHECK", "on")  # the suite turns the stage off
+    holdout = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with ArmCheck(holdout) as check:
+        check.start("int8", path)
+        report = check.report(np.zeros((1, 10), np.float32), 0.98)
+    entry = report["int8"]
+    assert entry["vs_host_steps"] == 3 and not entry["passed"] and entry["verdict"] == "defect"
+    assert {k: entry["first_difference"][k] for k in ("op", "node", "max_steps")} == {
+        "op": "SOFTMAX", "node": order[bad]["node"], "max_steps": 3}
+    with pytest.raises(ParityError, match=r"differs from the host by 3 quantisation steps; first at SOFTMAX \(node \d+\): 3 "
+                                          r"steps in \d+ of \d+ values, a defect"):
+        _require_arm(report)
+    monkeypatch.setitem(arm_locate.ISA_DIFFERENCES, "SOFTMAX", (3, "documented"))
+    with ArmCheck(holdout) as check:
+        check.start("int8", path)
+        report = check.report(np.zeros((1, 10), np.float32), 0.98)
+    assert report["int8"]["verdict"] == "isa_difference" and report["int8"]["passed"]
