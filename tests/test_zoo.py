@@ -190,6 +190,20 @@ def test_resnext_is_resnet_with_32_groups_of_4d():
         assert conv3x3.groups == groups and conv3x3.out_channels == width
 
 
+def test_mobilenet_v4_conv_small_uses_the_four_uib_forms_of_table_11():
+    from mobiledeploy.models.mobilenet_v4 import UIB
+
+    blocks = _modules(build_model("mnv4_conv_s"), UIB)
+    forms = []
+    for block in blocks:
+        depthwise = [m.groups > 1 for m in _modules(block, nn.Conv2d)]
+        forms.append({(True, False, True, False): "extra_dw", (False, True, False): "ir",
+                      (True, False, False): "convnext"}[tuple(depthwise)])
+    assert forms == ["extra_dw", *["ir"] * 4, "convnext", "extra_dw", "extra_dw", *["ir"] * 4]
+    assert sum(b.use_residual for b in blocks) == 10  # all but the two strided blocks (96 and 128 wide already)
+    assert _params(build_model("mnv4_conv_s")) == 3_774_024  # timm's mobilenetv4_conv_small: 3.8 M
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
