@@ -50,7 +50,7 @@ DEFAULT_CALIB_SAMPLES = 32
 PIPELINE_REVISION = 6  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
 # padded with real values, 4: delegable.py's rewrites and edge padding as slices, for one XNNPACK partition, 5: shuffles
 # after strided depthwise convs, max-pool padding always border slices and only where read, 6: modern.py's exact GELU as
-# the GELU builtin and hard-swish as ADD/RELU6/MUL)
+# the GELU builtin)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -368,7 +368,7 @@ def _tflite_stages(
     from .calibration import synthetic_images
     from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
-    from .modern import gelu_as_builtin, hardswish_as_relu6
+    from .modern import gelu_as_builtin
     from .parity import error_stats, int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
 
@@ -386,7 +386,6 @@ def _tflite_stages(
             prepared, _ = relu_of_shared_add(prepared)
             prepared, _ = avgpool_as_depthwise(prepared)
             prepared, _ = hardsigmoid_as_relu6(prepared)
-            prepared, _ = hardswish_as_relu6(prepared)
             prepared, _ = gelu_as_builtin(prepared)  # last: the Gelu op is unknown to opset 17's shape inference
             onnx.save(prepared, str(work / "model_nhwc.onnx"))
         for strict in (False, True):  # onnx2tf's strict mode only when the graph made without it fails parity
