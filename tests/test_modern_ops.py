@@ -202,12 +202,12 @@ def test_an_arm_int8_difference_names_the_first_op_that_differs(every_op: dict[s
         report = check.report(np.zeros((1, 10), np.float32), 0.98)
     entry = report["int8"]
     assert entry["vs_host_steps"] == 3 and not entry["passed"] and entry["verdict"] == "defect"
-    assert {k: entry["first_difference"][k] for k in ("op", "node", "max_steps")} == {
-        "op": "SOFTMAX", "node": order[bad]["node"], "max_steps": 3}
-    with pytest.raises(ParityError, match=r"differs from the host by 3 quantisation steps; first at SOFTMAX \(node \d+\): 3 "
+    assert {k: entry["first_difference"][k] for k in ("op", "node")} == {"op": "SOFTMAX", "node": order[bad]["node"]}
+    assert 3 <= entry["first_difference"]["max_steps"] <= 4  # the 3 added, plus SOFTMAX's own 1 step on Arm here
+    with pytest.raises(ParityError, match=r"differs from the host by 3 quantisation steps; first at SOFTMAX \(node \d+\): [34] "
                                           r"steps in \d+ of \d+ values, a defect"):
         _require_arm(report)
-    monkeypatch.setitem(arm_locate.ISA_DIFFERENCES, "SOFTMAX", (3, "documented"))
+    monkeypatch.setitem(arm_locate.ISA_DIFFERENCES, "SOFTMAX", (4, "documented"))
     with ArmCheck(holdout) as check:
         check.start("int8", path)
         report = check.report(np.zeros((1, 10), np.float32), 0.98)
