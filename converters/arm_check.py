@@ -79,6 +79,24 @@ class ArmCheck:
             self.runs[fmt] = (path, feed, self.pool.submit(run_guest, self.env, self.cpu, path, runs=1, warmup=0,
                                                            inputs=[feed], want_outputs=True))
 
+    def locate(self, path: Path, feed: np.ndarray) -> dict[str, Any]:
+        """{"first_difference": {op, node, tensor, max_steps, elements, of} | None, "verdict", "why"[, "tolerance_steps"]}:
+        every op's output of `path` on the host and on the emulated core (converters/arm_locate.py)."""
+        import tempfile
+
+        from mobiledeploy.qemu.parity import host_run
+        from mobiledeploy.qemu.run import run_guest
+
+        from .arm_locate import all_outputs_model, first_difference, judge
+
+        with tempfile.TemporaryDirectory(prefix="mobiledeploy-locate-") as tmp:
+            every = Path(tmp) / "every_output.tflite"
+            order = all_outputs_model(path, every)
+            host, _ = host_run(every, [feed])
+            arm = run_guest(self.env, self.cpu, every, runs=1, warmup=0, inputs=[feed], want_outputs=True).outputs
+        found = first_difference(order, host, arm)
+        return {"first_difference": found, **judge(found)}
+
     def report(self, reference: np.ndarray, floor: float) -> dict[str, Any]:
         """What the started runs found, against the host's LiteRT, torch (fp32) and the Arm fp32 output (int8)."""
         from mobiledeploy.devices.kinds import device_uri
@@ -97,6 +115,9 @@ class ArmCheck:
             if np.issubdtype(host_raw.dtype, np.integer):
                 steps = int(np.max(np.abs(arm_raw.astype(np.int64) - host_raw.astype(np.int64))))
                 entry.update(vs_host_steps=steps, passed=steps <= 1)
+                if steps:  # which op differs first, and whether that is a documented ISA difference
+                    entry.update(self.locate(path, feed))
+                    entry["passed"] = steps <= 1 or entry["verdict"] == "isa_difference"
                 if "fp32" in arm_float:
                     entry["vs_arm_fp32"] = int8_parity(arm_float["fp32"], arm_float[fmt], floor)
                     entry["passed"] = entry["passed"] and entry["vs_arm_fp32"]["passed"]

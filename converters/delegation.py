@@ -19,6 +19,7 @@ __all__ = ["FLOAT_ONLY", "XNNPACK_OPS", "delegation_summary", "explain", "fully_
 #: VisitAveragePool2DNode, VisitBinaryNode and VisitUnaryNode (type switches), each → CheckTensorFloatType.
 FLOAT_ONLY = {
     "AVERAGE_POOL_2D": "VisitAveragePool2DNode",
+    "SOFTMAX": "VisitSoftmaxNode",
     **{op: "VisitBinaryNode" for op in ("DIV", "MAXIMUM", "MINIMUM", "PRELU", "SQUARED_DIFFERENCE")},
     **{op: "VisitUnaryNode" for op in ("ABS", "CEIL", "COS", "EXP", "FLOOR", "GELU", "HARD_SWISH", "LOG", "NEG",
                                         "RELU", "RELU6", "RELU_N1_TO_1", "ROUND", "RSQRT", "SIN", "SQRT", "SQUARE")},
@@ -35,11 +36,46 @@ XNNPACK_OPS = frozenset("""
 _QUANTIZED = {"int8", "uint8", "int16"}
 
 
+#: quantised binary ops: the range the delegate allows for input scale / output scale (ADD, SUB) or the inputs'
+#: scales' product / output scale (MUL): VisitBinaryNode → CheckTensorsInputOutputScale /
+#: CheckTensorsInputProductOutputScale, same commit
+SCALE_RANGE = {"ADD": (1 / 1024, 256.0), "SUB": (1 / 1024, 256.0), "MUL": (1 / 65536, 256.0)}
+
+
+def _scale_rule(op: str, scales: list[list[float]]) -> str | None:
+    """Why a quantised ADD/SUB/MUL is refused: the first scale ratio outside the delegate's range, else None."""
+    if op not in SCALE_RANGE or len(scales) < 3 or not all(s for s, _ in scales[:3]):
+        return None
+    low, high = SCALE_RANGE[op]
+    out = scales[-1][0]
+    ratios = [scales[0][0] * scales[1][0] / out] if op == "MUL" else [s / out for s, _ in scales[:2]]
+    what = "input scales' product / output scale" if op == "MUL" else "input scale / output scale"
+    check = "CheckTensorsInputProductOutputScale" if op == "MUL" else "CheckTensorsInputOutputScale"
+    for ratio in ratios:
+        if not low <= ratio < high:
+            return (f"int8 {op}: {what} {ratio:.3g} outside [{low:.3g}, {high:g}) (xnnpack_delegate.cc VisitBinaryNode → "
+                    f"{check})")
+    return None
+
+
+def _batch_matmul_rule(types: list[str], scales: list[list[float]]) -> str | None:
+    """Why a quantised BATCH_MATMUL is refused: its right operand is an activation with a non-zero zero point."""
+    if len(types) < 2 or types[1] not in _QUANTIZED:
+        return None
+    zero_point = scales[1][1] if len(scales) > 1 else None
+    return (f"int8 BATCH_MATMUL: XNNPACK needs the right operand quantised symmetrically (zero point 0, as weights are); "
+            f"here it is an activation with zero point {zero_point} (xnnpack_delegate.cc VisitBatchMatMulNode): "
+            "attention's q·kᵀ and p·v multiply two activations, which full-integer quantisation makes asymmetric")
+
+
 def why(node: dict[str, Any]) -> str:
     """The delegate's reason for leaving one node (from `delegation()["kernel_nodes"]`) to TFLite."""
-    op, types = node["op"], node.get("inputs") or []
+    op, types, scales = node["op"], node.get("inputs") or [], node.get("scales") or []
     if op in FLOAT_ONLY and types and types[0] in _QUANTIZED:
         return f"{types[0]} input: XNNPACK takes {op} on float only (xnnpack_delegate.cc {FLOAT_ONLY[op]} → CheckTensorFloatType)"
+    special = _batch_matmul_rule(types, scales) if op == "BATCH_MATMUL" else _scale_rule(op, scales)
+    if special:
+        return special
     if op not in XNNPACK_OPS:
         return f"XNNPACK's delegate has no {op} (no case for it in xnnpack_delegate.cc Subgraph::VisitNode)"
     shown = "/".join(types) or "no"

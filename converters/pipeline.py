@@ -53,9 +53,10 @@ STAGES = {
 }
 DEFAULT_OUT = Path("artifacts")
 DEFAULT_CALIB_SAMPLES = 32
-PIPELINE_REVISION = 5  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
+PIPELINE_REVISION = 6  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
 # padded with real values, 4: delegable.py's rewrites and edge padding as slices, for one XNNPACK partition, 5: shuffles
-# after strided depthwise convs, max-pool padding always border slices and only where read)
+# after strided depthwise convs, max-pool padding always border slices and only where read, 6: modern.py's exact GELU as
+# the GELU builtin)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -102,6 +103,7 @@ def export_model(
     int8_cosine_floor: float = INT8_COSINE_FLOOR,
     seed: int = 0,
     float_layers: str | None = None,
+    reparameterize: bool = False,
 ) -> ExportResult:
     """Export a registered model to `<out_dir or artifacts>/<slug>/` and return where and what.
 
@@ -112,6 +114,8 @@ def export_model(
     ParityError when a converted model does not compute the reference's function. `float_layers`: int8 ops
     kept in float, 'auto[:N]' (the N that add the most error on the calibration inputs) or comma-separated names
     (converters/float_layers.py); recorded in the manifest's int8 entry, and part of the request and the slug.
+    `reparameterize` exports
+    the model's deployment form (converters/reparam.py: its own fuse()/reparameterize(), timm's convention).
     """
     from mobiledeploy.registry import get_spec
 
@@ -132,6 +136,8 @@ def export_model(
         check_source((spec.source or {}).get("kind", "zoo"), (spec.source or {}).get("ref", spec.name))
     if weights and spec.source and spec.source["kind"] != "callable":
         raise ConfigError(f"--weights applies to --model-fn and --arch models; {spec.source['ref']} holds its own weights")
+    if reparameterize and (spec.source or {}).get("kind") in ("onnx", "exported_program"):
+        raise ConfigError(f"--reparameterize applies to --model-fn and --arch models; {spec.source['ref']} is exported already")
     from .provenance import code_digest
 
     request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source,
@@ -139,6 +145,8 @@ def export_model(
     from .calibration import check_input_memory
 
     check_input_memory(size, calib_samples if "int8" in wanted else 0)  # before any model is built
+    if reparameterize:  # another model than the training form: its own folder (-rep) and request key
+        request.update(reparameterize=True, slug=f"{request['slug']}-rep")
     out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
     created = _missing_dirs(out_root)
     try:
@@ -246,6 +254,10 @@ def _build(
     kind = (spec.source or {}).get("kind", "zoo")
     with stage("model"):
         model = _model(tmp, spec, config, (1, 3, h, w), weights, seed, artifacts)
+        if request.get("reparameterize"):
+            from .reparam import reparameterize
+
+            reparameterized = reparameterize(model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), seed)
     complexity = None
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
@@ -284,6 +296,8 @@ def _build(
         }
         if spec.source:
             manifest["source"] = spec.source
+        if request.get("reparameterize"):
+            manifest["reparameterized"] = reparameterized
     manifest["stage_seconds"] = {**stage.seconds, "total": round(time.perf_counter() - started, 3)}
     write_manifest(manifest, tmp)
     return manifest
@@ -390,6 +404,7 @@ def _tflite_stages(
     from .calibration import synthetic_images
     from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
+    from .modern import gelu_as_builtin
     from .parity import error_stats, int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
 
@@ -411,6 +426,7 @@ def _tflite_stages(
             prepared, _ = relu_of_shared_add(prepared)
             prepared, _ = avgpool_as_depthwise(prepared)
             prepared, _ = hardsigmoid_as_relu6(prepared)
+            prepared, _ = gelu_as_builtin(prepared)  # last: the Gelu op is unknown to opset 17's shape inference
             onnx.save(prepared, str(work / "model_nhwc.onnx"))
         for strict in (False, True):  # onnx2tf's strict mode only when the graph made without it fails parity
             with stage("tf_graph"):
@@ -487,8 +503,17 @@ def _require_arm(result: dict[str, Any]) -> None:
                               f"{entry['vs_torch']['max_rel']:.3g} (tolerance {entry['vs_torch']['tolerance']})")
         if entry.get("vs_host_steps", 0) > 1:
             raise ParityError(f"TFLite int8 on Arm ({result['device']}) differs from the host by "
-                              f"{entry['vs_host_steps']} quantisation steps")
+                              f"{entry['vs_host_steps']} quantisation steps{_first_difference(entry)}")
         raise ParityError(f"TFLite {fmt} on Arm ({result['device']}) does not match its fp32 output")
+
+
+def _first_difference(entry: dict[str, Any]) -> str:
+    """'; first at OP (node N): S steps in E of T values, a defect: why' from the Arm check's located difference."""
+    found = entry.get("first_difference")
+    if not found:
+        return f"; {entry['why']}" if entry.get("why") else ""
+    return (f"; first at {found['op']} (node {found['node']}): {found['max_steps']} steps in {found['elements']} of "
+            f"{found['of']} values, a {entry['verdict'].replace('_', ' ')}: {entry['why']}")
 
 
 def _require_passed(what: str, result: dict[str, Any], reference: Any = None) -> None:

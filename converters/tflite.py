@@ -238,13 +238,23 @@ def _convert(converter: Any, path: Path, what: str) -> Path:
         with captured_output(log):
             flatbuffer = converter.convert()
     except Exception as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
-        first = next((ln for ln in lines if "error:" in ln), lines[0])
-        raise ExportError(f"TFLite {what} conversion failed: {first}") from None
+        raise ExportError(f"TFLite {what} conversion failed: {_conversion_error(exc)}") from None
     finally:
         log.unlink(missing_ok=True)
     path.write_bytes(flatbuffer)
     return path
+
+
+def _conversion_error(exc: Exception) -> str:
+    """The converter's error in one line: the TensorFlow ops TFLite has no builtin for, by name, when that is
+    the cause (the MLIR text names a source line inside site-packages), else its first error line."""
+    text = str(exc)
+    missing = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)))
+    if missing:
+        return (f"the graph needs TensorFlow op{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which TFLite has "
+                "no builtin for (an ONNX op of the same name that onnx2tf lowered as is)")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()] or [type(exc).__name__]
+    return next((ln for ln in lines if "error:" in ln), lines[0])
 
 
 def tflite_fp32(keras_model: Any, path: str | Path) -> Path:

@@ -200,17 +200,72 @@ def _movement(op: str) -> Handler:
     """Ops that read and write data without arithmetic (pooling, concat, shuffle copies)."""
 
     def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
-        reads = sum(_numel(t) for t in _tensors(args[0] if op == "concat" else args[:1]))
+        reads = sum(_numel(t) for t in _tensors(args[0] if op == "concat" else args[:1]))  # cat/stack: a list
         return OpCost(op, 0, 0, reads + _numel(out), 0)
 
     return handle
 
 
+def _matmul(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """matmul / bmm / mm / @: one multiply-add per output element per element of the reduced dimension."""
+    a, b = _tensors(args)[:2]
+    reduced = a.shape[-1] if a.dim() else 1
+    return OpCost("matmul", _numel(out) * reduced, 0, _numel(a) + _numel(b) + _numel(out), 0)
+
+
+def _baddbmm(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """baddbmm / addmm / addbmm (input + batch1 @ batch2): the product's multiply-adds; the add is element-wise."""
+    c, a, b = _tensors(args)[:3]
+    return OpCost("matmul", _numel(out) * a.shape[-1], 0, _numel(c) + _numel(a) + _numel(b) + _numel(out), _numel(out))
+
+
+def _einsum(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """einsum of two operands: one multiply-add per point of the product of every index's extent (what the
+    contraction computes, summed or kept); one operand: its element-wise count (a sum or a transpose)."""
+    equation, operands = args[0], _tensors(args[1:])
+    inputs = equation.replace(" ", "").split("->")[0].split(",")
+    extent: dict[str, int] = {}
+    for letters, tensor in zip(inputs, operands):
+        if "..." in letters:
+            return OpCost("unknown:einsum(...)")
+        extent.update(zip(letters, tensor.shape))
+    reads = sum(_numel(t) for t in operands)
+    if len(operands) < 2:
+        return OpCost("einsum", 0, 0, reads + _numel(out), _numel(out))
+    return OpCost("matmul", math.prod(extent.values()), 0, reads + _numel(out), 0)
+
+
+def _attention(args: tuple, kwargs: dict, out: Any) -> OpCost:
+    """scaled_dot_product_attention(q, k, v): q @ kᵀ (L×S×E per batch and head) and p @ v (L×S×Ev) in
+    `macs`; the scale, mask and softmax over the L×S scores are element-wise."""
+    q, k, v = _tensors(args)[:3]
+    heads = math.prod(q.shape[:-2])
+    length, source, embed, value = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    scores = heads * length * source
+    return OpCost("attention", scores * (embed + value), 0, _numel(q) + _numel(k) + _numel(v) + _numel(out), scores)
+
+
+def _norm(op: str, weight_at: int) -> Handler:
+    """layer_norm / group_norm: element-wise (mean, variance, normalise, affine), parameters the affine's."""
+
+    def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
+        params = _numel(_arg(args, kwargs, weight_at, "weight")) + _numel(_arg(args, kwargs, weight_at + 1, "bias"))
+        return OpCost(op, 0, params, _numel(args[0]) + _numel(out) + params, _numel(out))
+
+    return handle
+
+
 HANDLERS: dict[str, Handler] = {
+    "matmul": _matmul, "bmm": _matmul, "mm": _matmul, "__matmul__": _matmul, "__rmatmul__": _matmul,
+    "baddbmm": _baddbmm, "addmm": _baddbmm, "einsum": _einsum,
+    "scaled_dot_product_attention": _attention,
+    "layer_norm": _norm("layer_norm", 2), "group_norm": _norm("group_norm", 2),
+    "interpolate": _elementwise("resize"), "upsample": _elementwise("resize"), "pad": _movement("pad"),
     "conv2d": _conv,
     "linear": _linear,
     "batch_norm": _batch_norm,
     "cat": _movement("concat"),
+    "stack": _movement("concat"),
     "concat": _movement("concat"),
     "max_pool2d": _movement("max_pool"),
     "_max_pool2d": _movement("max_pool"),
@@ -227,6 +282,12 @@ for _name, _op in {
     "sigmoid": "sigmoid", "silu": "swish", "tanh": "tanh",
     "add": "add", "__add__": "add", "__iadd__": "add", "add_": "add", "__radd__": "add",
     "mul": "mul", "__mul__": "mul", "__rmul__": "mul", "mul_": "mul",
+    "sub": "sub", "__sub__": "sub", "__rsub__": "sub", "sub_": "sub", "__isub__": "sub",
+    "div": "div", "__truediv__": "div", "__rtruediv__": "div", "div_": "div",
+    "softmax": "softmax", "log_softmax": "softmax", "gelu": "gelu", "silu_": "swish", "sigmoid_": "sigmoid",
+    "hardswish_": "hardswish", "hardsigmoid_": "hardsigmoid", "leaky_relu": "leaky_relu", "elu": "elu",
+    "exp": "exp", "sqrt": "sqrt", "rsqrt": "rsqrt", "pow": "pow", "__pow__": "pow", "neg": "neg", "__neg__": "neg",
+    "clamp": "clamp", "clip": "clamp", "clamp_": "clamp", "mish": "mish",
 }.items():
     HANDLERS[_name] = _elementwise(_op)
 
@@ -236,6 +297,11 @@ FREE = {
     "permute", "unsqueeze", "squeeze", "chunk", "split", "narrow", "__getitem__", "t", "expand",
     "contiguous", "dtype", "shape", "device", "is_floating_point", "_has_compatible_shallow_copy_type",
     "__setstate__", "requires_grad_", "detach", "__format__", "__repr__",
+    # asserts, shape checks and views that move no data (timm asserts its input size in every model)
+    "_assert", "unbind", "split_with_sizes", "tensor_split", "movedim", "unflatten", "view_as", "expand_as",
+    "reshape_as", "type_as", "to", "float", "__iter__", "__bool__", "__eq__", "__ne__", "__lt__", "__gt__",
+    "__le__", "__ge__", "__index__", "__int__", "__float__", "item", "tolist", "is_contiguous", "stride",
+    "dim_order", "storage_offset", "element_size", "new_zeros", "zeros_like", "ones_like",
 }
 
 

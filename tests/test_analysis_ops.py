@@ -60,3 +60,94 @@ def test_an_unknown_op_is_listed_and_a_handler_given_per_call_counts_it():
     assert [(l.op, l.macs, l.memory_access, l.elementwise) for l in handled.layers] == [
         ("conv_overridden", 0, 0, 0), ("erf", 0, 2 * 4 * 9, 4 * 9)]
     assert "erf" not in HANDLERS and analyse_model(model, (1, 2, 3, 3)).unknown_ops == ["erf"]  # for that call only
+
+
+# --- today's mobile models: attention, products, norms, resampling (hand counts) -------------------
+
+class _Call(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def _only(report):
+    assert report.unknown_ops == []
+    (layer,) = report.layers
+    return layer
+
+
+def test_matmul_bmm_and_the_operator_count_one_mac_per_output_per_reduced_element():
+    # x: (1, 2, 3, 4); x @ xᵀ → (1, 2, 3, 3), each output a dot product of length 4
+    for fn in (lambda x: torch.matmul(x, x.transpose(-1, -2)), lambda x: x @ x.transpose(-1, -2),
+               lambda x: torch.bmm(x[0], x[0].transpose(1, 2))[None]):
+        layer = _only(analyse_model(_Call(fn), (1, 2, 3, 4)))
+        assert (layer.op, layer.macs, layer.params, layer.elementwise) == ("matmul", 2 * 3 * 3 * 4, 0, 0)
+        assert layer.memory_access == 24 + 24 + 18
+
+
+def test_einsum_counts_every_index_extent_of_a_two_operand_product():
+    # 'bhqd,bhkd->bhqk' on (1, 2, 3, 4) twice: b h q k d = 1*2*3*3*4
+    layer = _only(analyse_model(_Call(lambda x: torch.einsum("bhqd,bhkd->bhqk", x, x)), (1, 2, 3, 4)))
+    assert (layer.op, layer.macs) == ("matmul", 72)
+    layer = _only(analyse_model(_Call(lambda x: torch.einsum("nchw->nhwc", x)), (1, 2, 3, 4)))
+    assert (layer.op, layer.macs, layer.elementwise) == ("einsum", 0, 24)
+
+
+def test_scaled_dot_product_attention_is_two_products_and_a_softmax():
+    # q, k, v: (batch 1, heads 2, tokens 5, dim 8): q kᵀ 2*5*5*8 MACs, p v 2*5*5*8, softmax over 2*5*5 scores
+    fn = lambda x: torch.nn.functional.scaled_dot_product_attention(x, x, x)  # noqa: E731
+    layer = _only(analyse_model(_Call(fn), (1, 2, 5, 8)))
+    assert (layer.op, layer.macs, layer.elementwise) == ("attention", 2 * 5 * 5 * 8 * 2, 2 * 5 * 5)
+    assert layer.memory_access == 4 * 80
+
+
+def test_layer_norm_and_group_norm_are_elementwise_with_their_affine_params():
+    report = analyse_model(nn.Sequential(nn.GroupNorm(2, 4), nn.Flatten(2), nn.LayerNorm(9)), (1, 4, 3, 3))
+    assert report.unknown_ops == []
+    assert [(l.op, l.macs, l.params, l.elementwise) for l in report.layers] == [
+        ("group_norm", 0, 8, 36), ("layer_norm", 0, 18, 36)]
+    assert report.layers[1].memory_access == 36 + 36 + 18
+
+
+def test_softmax_gelu_interpolate_and_pad():
+    model = nn.Sequential(nn.GELU(), nn.Softmax(dim=1), nn.Upsample(scale_factor=2, mode="bilinear"),
+                          _Call(lambda x: torch.nn.functional.pad(x, (1, 1, 1, 1))))
+    report = analyse_model(model, (1, 2, 3, 3))
+    assert report.unknown_ops == []
+    assert [(l.op, l.macs, l.elementwise) for l in report.layers] == [
+        ("gelu", 0, 18), ("softmax", 0, 18), ("resize", 0, 72), ("pad", 0, 0)]
+    assert report.layers[3].memory_access == 72 + 2 * 8 * 8
+
+
+def test_asserts_unbind_and_views_are_never_unknown():
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        torch._assert(x.shape[1] == 3, "three channels")
+        q, k, v = x.unbind(1)
+        return torch.stack([q, k, v], 1).flatten(1).unflatten(1, (3, -1))
+
+    layer = _only(analyse_model(_Call(fn), (1, 3, 4, 4)))
+    assert (layer.op, layer.memory_access) == ("concat", 48 + 48)  # stack copies like a concat
+
+
+def test_the_counter_agrees_with_torchs_flop_counter_and_names_each_difference():
+    import sys
+    from pathlib import Path
+
+    from mobiledeploy.analysis_check import cross_check
+    from mobiledeploy.registry import build_model
+
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "modern"))
+    import ops  # noqa: E402
+
+    manual = cross_check(ops.build(attention="manual"), (1, 3, 32, 32))  # matmul/softmax attention: counted alike
+    assert manual["flop_counter_flops"] == 2 * manual["macs"] and manual["explained"] == {}
+    sdpa = cross_check(ops.build(attention="sdpa"), (1, 3, 32, 32))
+    assert sdpa["macs"] == manual["macs"] and sdpa["unexplained"] == 0
+    (reason, macs), = sdpa["explained"].items()
+    assert "flash_attention_for_cpu" in reason and macs == 2 * 2 * 256 * 256 * 8  # 2 heads, 256 tokens, dim 8, twice
+    for name in ("shufflenet_v2", "mobilenet_v3_small"):
+        zoo = cross_check(build_model(name), (1, 3, 32, 32))
+        assert zoo["flop_counter_flops"] == 2 * zoo["macs"] and zoo["unexplained"] == 0

@@ -10,7 +10,10 @@ from mobiledeploy.registry import build_model, list_models
 
 # A size every model runs at (32x32: a 1x1 map at stride 32); AlexNet's 6x6 adaptive pool exports
 # only from a map whose side is a multiple of 6, which takes a 224x224 input.
-PARITY_RESOLUTION = {"alexnet": 224}
+# MobileViT's 1x1 last map at 32x32 is resized to a 2x2 patch and back: with this test's dynamic batch, torch's
+# exporter computes that Resize's scales by integer division (1 // 2 = 0), which ONNX Runtime refuses; at 64 no
+# map needs resizing (the export pipeline's static shapes resize fine: 7x7 at 224).
+PARITY_RESOLUTION = {"alexnet": 224, "mobilevit_xxs": 64}
 
 
 def _modules(model: nn.Module, kind: type) -> list[nn.Module]:
@@ -188,6 +191,20 @@ def test_resnext_is_resnet_with_32_groups_of_4d():
         first = _modules(build_model(name), Bottleneck)[0]
         conv3x3 = first.body[1][0]
         assert conv3x3.groups == groups and conv3x3.out_channels == width
+
+
+def test_mobilenet_v4_conv_small_uses_the_four_uib_forms_of_table_11():
+    from mobiledeploy.models.mobilenet_v4 import UIB
+
+    blocks = _modules(build_model("mnv4_conv_s"), UIB)
+    forms = []
+    for block in blocks:
+        depthwise = [m.groups > 1 for m in _modules(block, nn.Conv2d)]
+        forms.append({(True, False, True, False): "extra_dw", (False, True, False): "ir",
+                      (True, False, False): "convnext"}[tuple(depthwise)])
+    assert forms == ["extra_dw", *["ir"] * 4, "convnext", "extra_dw", "extra_dw", *["ir"] * 4]
+    assert sum(b.use_residual for b in blocks) == 10  # all but the two strided blocks (96 and 128 wide already)
+    assert _params(build_model("mnv4_conv_s")) == 3_774_024  # timm's mobilenetv4_conv_small: 3.8 M
 
 
 def test_aliases_users_expect():

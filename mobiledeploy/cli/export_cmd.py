@@ -32,6 +32,7 @@ def export_cmd(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when valid artifacts exist.")] = False,
     cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="Fail when int8 vs fp32 cosine is below this.")] = 0.98,
     float_layers: FloatLayersOpt = None,
+    reparameterize: Annotated[bool, typer.Option("--reparameterize", help="Export the deployment form: call the model's own fuse() / reparameterize() / switch_to_deploy() first (timm's convention).")] = False,
     json_out: Json = False,
 ) -> None:
     """Export to ONNX, TFLite fp32 and TFLite int8, proving at every step that outputs match PyTorch.
@@ -46,6 +47,7 @@ def export_cmd(
     Example: mobiledeploy export --onnx mynet.onnx
     Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --float-layers auto:2   # the 2 worst int8 layers in float
     Example: mobiledeploy export --arch v1 --g 3 --formats fp32,int8,pte_fp32,pte_int8
+    Example: mobiledeploy export --model-fn mobileone.py:build --reparameterize
     """
     from ..converters import export_model
     from ..converters.progress import StageProgress
@@ -57,6 +59,7 @@ def export_cmd(
             name, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
             calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, name), int8_cosine_floor=cosine_floor,
             float_layers=float_layers,
+            reparameterize=reparameterize,
         )
     warn_calibration(result.manifest)
     warn_delegation(result.manifest)

@@ -102,11 +102,14 @@ def delegation(interpreter: Any) -> dict[str, Any]:
 
 
 def _node_types(interpreter: Any, op: dict[str, Any]) -> dict[str, Any]:
-    """{"node", "op", "inputs": [dtype of each input]} of a node TFLite runs itself."""
+    """{"node", "op", "inputs": [dtype of each input], "scales": [[scale, zero point] of each input, then the
+    output]} of a node TFLite runs itself (scale 0.0: not quantised)."""
     import numpy as np
 
-    types = [np.dtype(interpreter._get_tensor_details(int(t), 0)["dtype"]).name for t in op["inputs"] if int(t) >= 0]
-    return {"node": int(op["index"]), "op": op["op_name"], "inputs": types}
+    details = [interpreter._get_tensor_details(int(t), 0) for t in [*op["inputs"], *op["outputs"][:1]] if int(t) >= 0]
+    types = [np.dtype(d["dtype"]).name for d in details[:-1]]
+    scales = [[float(d["quantization"][0]), int(d["quantization"][1])] for d in details]
+    return {"node": int(op["index"]), "op": op["op_name"], "inputs": types, "scales": scales}
 
 
 def _marker(number: int) -> Any:

@@ -1,0 +1,121 @@
+"""Today's mobile models through the whole toolkit: per model, does it convert, how do fp32 and int8 run in
+XNNPACK (partitions, the ops left to TFLite's kernels and the delegate's rule for each), its MACs (checked
+against torch's flop counter) and its exact Arm instructions (cortex-a76, the export's Arm check).
+
+    python benchmarks/bench_modern.py [--quick] [--models "mobilenet_v4_conv_small@96;ops:gelu=tanh@32"] [--json]
+
+Models: the zoo's MobileNetV4 Conv-S and MobileViT-XXS (at 256, as trained), MobileNetV3 small and large
+(hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
+hard-swish, LayerNorm, SDPA or matmul/softmax attention) as `ops[:KEY=VALUE,...]`. `--quick` runs the small
+nets at 32x32 and MobileNetV4 at 96. int8 is exported with no cosine floor so that its partitions are seen
+even when its accuracy fails (the cosine is printed; the export's own floor is 0.98).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+OPS = REPO / "tests" / "fixtures" / "modern" / "ops.py"
+FULL = [("mobilenet_v4_conv_small", 224), ("mobilevit_xxs", 256), ("mobilenet_v3_small", 224),
+        ("mobilenet_v3_large", 224), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32),
+        ("ops:attention=manual", 32)]
+QUICK = [("mobilenet_v4_conv_small", 96), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32)]
+
+
+def _ref(name: str) -> tuple[str, dict[str, Any], Any]:
+    """(registered name, config, resolution or None) of a model of the sweep."""
+    from mobiledeploy.registry import parse_model_ref
+
+    if name.split(":")[0] != "ops":
+        return name, {}, None
+    ref, config = parse_model_ref(f"{OPS}:build" + name[3:])
+    return ref, config, "own"
+
+
+def _flop_check(name: str, config: dict[str, Any], size: int) -> dict[str, Any]:
+    from mobiledeploy.analysis_check import cross_check
+    from mobiledeploy.registry import build_model
+
+    return cross_check(build_model(name, **config), (1, 3, size, size))
+
+
+def _row(model: str, size: int, out: Path) -> dict[str, Any]:
+    from mobiledeploy.converters import export_model
+
+    name, config, own = _ref(model)
+    row: dict[str, Any] = {"model": model, "resolution": size}
+    started = time.perf_counter()
+    try:
+        res = export_model(name, {**config, **({"input_shape": f"1x3x{size}x{size}"} if own else {})},
+                           resolution=size, out_dir=out, int8_cosine_floor=0.0)
+    except Exception as exc:  # a failure is a result of the sweep: which stage, which op
+        row.update(converts=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+        return row
+    m = res.manifest
+    row.update(converts=True, macs=m["complexity"]["macs"], seconds=round(time.perf_counter() - started),
+               fp32_max_rel=m["parity"]["fp32"]["max_rel"], int8_cosine=m["parity"]["int8"]["cosine"])
+    for fmt in ("fp32", "int8"):
+        found = m["artifacts"][fmt]["delegation"]
+        row[fmt] = {"partitions": found["partitions"], "left": found["not_delegated"], "why": found["why"]}
+        arm = m["parity"].get("arm", {}).get(fmt) or {}
+        row[fmt]["arm_a76_instructions"] = arm.get("instructions")
+        row[fmt]["arm_vs_host_steps"] = arm.get("vs_host_steps")
+    check = _flop_check(name, config, size)
+    row["flop_counter"] = {"flops": check["flop_counter_flops"], "explained": check["explained"],
+                           "unexplained_macs": check["unexplained"]}
+    return row
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    print("| model | input | converts | MACs | torch flop counter / 2 | fp32 partitions | int8 partitions | int8 ops left "
+          "| A76 fp32 instr | A76 int8 instr | int8 cosine |")
+    print("|---|---|---|---:|---|---:|---:|---|---:|---:|---:|")
+    for r in rows:
+        if not r["converts"]:
+            print(f"| {r['model']} | {r['resolution']} | no: {r['error']} | | | | | | | | |")
+            continue
+        fc = r["flop_counter"]
+        same = "same" if not fc["explained"] and not fc["unexplained_macs"] else \
+            f"{fc['flops'] // 2 / 1e6:.1f}M (+{sum(fc['explained'].values()) / 1e6:.1f}M attention)"
+        left = ", ".join(f"{op}×{n}" for op, n in r["int8"]["left"].items()) or "—"
+        instr = [r[f]["arm_a76_instructions"] for f in ("fp32", "int8")]
+        shown = [f"{i / 1e6:.2f}M" if i else "—" for i in instr]
+        print(f"| {r['model']} | {r['resolution']} | yes | {r['macs'] / 1e6:.1f}M | {same} | {r['fp32']['partitions']} | "
+              f"{r['int8']['partitions']} | {left} | {shown[0]} | {shown[1]} | {r['int8_cosine']:.4f} |")
+    rules = {op: why for r in rows if r["converts"] for op, why in r["int8"]["why"].items()}
+    for op, why in sorted(rules.items()):
+        print(f"- {op}: {why[:400]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small nets at 32x32, MobileNetV4 at 96")
+    parser.add_argument("--models", help="semicolon list of NAME[@RESOLUTION] (ops:KEY=VALUE,... for the small net)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOBILEDEPLOY_ARM_CHECK", "on")
+    models = QUICK if args.quick else FULL
+    if args.models:
+        models = [(m.split("@")[0], int(m.split("@")[1]) if "@" in m else 224) for m in args.models.split(";")]
+    with tempfile.TemporaryDirectory(prefix="bench-modern-") as tmp:
+        rows = []
+        for model, size in models:
+            rows.append(_row(model, size, Path(tmp)))
+            print(f"{model}@{size}: {'converted' if rows[-1]['converts'] else rows[-1]['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        _print(rows)
+    return 0 if all(r["converts"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Today's mobile ops through the export: GELU, hard-swish, LayerNorm, attention (converters/modern.py and
+the delegate's rules in converters/delegation.py), small nets at 32x32."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+OPS = REPO / "tests" / "fixtures" / "modern" / "ops.py"
+CLI = Path(sys.executable).with_name("mobiledeploy")
+
+
+def _onnx(module: nn.Module, path: Path, shape: tuple[int, ...] = (1, 4, 5, 5)) -> Any:
+    import onnx
+    import onnxslim
+
+    torch.onnx.export(module.eval(), (torch.randn(*shape),), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["out"])
+    return onnxslim.slim(onnx.load(str(path)))
+
+
+def _ops(model: Any) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+@pytest.mark.parametrize("form", ["none", "tanh"])
+def test_each_gelu_formula_torch_exports_becomes_one_gelu_node(form: str, tmp_path: Path) -> None:
+    from onnx import helper
+
+    from mobiledeploy.converters.modern import gelu_as_builtin
+
+    model = _onnx(nn.Sequential(nn.Conv2d(4, 4, 1), nn.GELU(approximate=form), nn.Conv2d(4, 4, 1)), tmp_path / "g.onnx")
+    assert ("Erf" if form == "none" else "Tanh") in _ops(model)
+    untouched, none = gelu_as_builtin(model, forms=("tanh",) if form == "none" else ("none",))
+    assert none == 0 and _ops(untouched) == _ops(model)
+    rewritten, count = gelu_as_builtin(model, forms=(form,))
+    assert count == 1 and _ops(rewritten) == ["Conv", "Gelu", "Conv"]
+    gelu = rewritten.graph.node[1]
+    assert helper.get_attribute_value(gelu.attribute[0]) == form.encode()
+    assert gelu.input[0] == rewritten.graph.node[0].output[0] and gelu.output[0] == rewritten.graph.node[2].input[0]
+
+
+def test_a_gelu_whose_inner_value_is_read_elsewhere_is_left_alone(tmp_path: Path) -> None:
+    from mobiledeploy.converters.modern import gelu_as_builtin
+
+    class Leaky(nn.Module):  # erf's output is also an output of its own: not a GELU to replace
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            e = torch.erf(x / 1.4142135623730951)
+            return x * 0.5 * (1 + e) + e
+
+    model = _onnx(Leaky(), tmp_path / "l.onnx")
+    assert gelu_as_builtin(model)[1] == 0
+
+
+def test_a_conversion_failure_names_the_op_not_mlir_text() -> None:
+    from mobiledeploy.converters.tflite import _conversion_error
+
+    mlir = ("Could not translate MLIR to FlatBuffer./x/site-packages/tf_keras/src/utils/traceback_utils.py:96:1: "
+            "error: 'tf.Erf' op is neither a custom op nor a flex op\n note: see current operation")
+    assert _conversion_error(RuntimeError(mlir)) == (
+        "the graph needs TensorFlow op Erf, which TFLite has no builtin for (an ONNX op of the same name that "
+        "onnx2tf lowered as is)")
+    assert _conversion_error(RuntimeError("x\nloc: error: something else")) == "loc: error: something else"
+
+
+def test_the_delegate_rules_for_attention_and_norms_in_int8() -> None:
+    from mobiledeploy.converters.delegation import why
+
+    assert "VisitSoftmaxNode" in why({"op": "SOFTMAX", "inputs": ["int8"]})
+    matmul = why({"op": "BATCH_MATMUL", "inputs": ["int8", "int8"], "scales": [[0.1, 3], [0.2, 25], [0.3, 0]]})
+    assert "zero point 25" in matmul and "VisitBatchMatMulNode" in matmul
+    add = why({"op": "ADD", "inputs": ["int8", "int8"], "scales": [[1e-6, 0], [0.5, 0], [0.5, 0]]})
+    assert "input scale / output scale 2e-06 outside [0.000977, 256)" in add
+    assert "no known rule" in why({"op": "ADD", "inputs": ["int8", "int8"], "scales": [[0.5, 0], [0.5, 0], [0.5, 0]]})
+    assert "VisitUnaryNode" in why({"op": "GELU", "inputs": ["int8"]})
+
+
+# --- through the whole export, the Arm check and bench ------------------------------------------------
+
+def _export(tmp: Path, options: str) -> dict[str, Any]:
+    env = {**os.environ, "MOBILEDEPLOY_ARM_CHECK": "on"}
+    argv = [str(CLI), "export", "--model-fn", f"{OPS}:build", "--out", str(tmp), "--json"]
+    for option in filter(None, options.split(",")):
+        argv += ["--set", option]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def every_op(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Exact GELU, hard-swish, LayerNorm and SDPA attention in one net, exported with the Arm check."""
+    return _export(tmp_path_factory.mktemp("modern"), "")
+
+
+@pytest.mark.slow
+def test_every_op_converts_with_parity_and_fp32_runs_as_one_partition(every_op: dict[str, Any]) -> None:
+    manifest = every_op["manifest"]
+    assert all(manifest["parity"][f]["passed"] for f in ("onnx", "fp32", "int8", "arm"))
+    assert manifest["complexity"]["unknown_ops"] == []
+    fp32, int8 = (manifest["artifacts"][f] for f in ("fp32", "int8"))
+    assert fp32["op_counts"]["GELU"] == 1 and fp32["op_counts"]["HARD_SWISH"] == 1
+    assert {"BATCH_MATMUL", "SOFTMAX"} <= set(fp32["op_counts"])
+    assert fp32["delegation"]["partitions"] == 1 and fp32["delegation"]["not_delegated"] == {}
+    left = int8["delegation"]["not_delegated"]
+    assert {"GELU", "SOFTMAX", "BATCH_MATMUL", "RSQRT", "HARD_SWISH"} <= set(left)
+    assert all("xnnpack_delegate.cc" in int8["delegation"]["why"][op] and "no known rule" not in
+               int8["delegation"]["why"][op] for op in left)
+
+
+@pytest.mark.slow
+def test_every_op_runs_on_arm_as_on_the_host(every_op: dict[str, Any]) -> None:
+    arm = every_op["manifest"]["parity"]["arm"]
+    if "skipped" in arm:
+        assert not os.environ.get("CI")
+        pytest.skip(arm["skipped"])
+    assert arm["fp32"]["vs_torch"]["passed"] and arm["fp32"]["delegation"]["partitions"] == 1
+    assert arm["int8"]["vs_host_steps"] <= 1 and arm["int8"]["instructions"] > 0
+
+
+@pytest.mark.slow
+def test_tanh_gelu_runs_int8_as_one_partition(tmp_path: Path) -> None:
+    manifest = _export(tmp_path, "gelu=tanh,hswish=0,norm=0,attention=")["manifest"]
+    for fmt in ("fp32", "int8"):
+        entry = manifest["artifacts"][fmt]
+        assert "GELU" not in entry["op_counts"] and "TANH" in entry["op_counts"]
+        assert entry["delegation"]["partitions"] == 1 and entry["delegation"]["not_delegated"] == {}, entry["delegation"]
+    assert manifest["parity"]["int8"]["passed"] and manifest["parity"]["fp32"]["max_rel"] <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+@pytest.mark.parametrize("device", ["local", "qemu:cortex-a76"])
+def test_every_op_benches(every_op: dict[str, Any], device: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if device.startswith("qemu"):
+        request.getfixturevalue("arm_env")
+    out = Path(every_op["path"]).parent
+    proc = subprocess.run([str(CLI), "bench", "--device", device, "--model-fn", f"{OPS}:build", "--out", str(out),
+                           "--runs", "2", "--warmup", "1", "--db", str(tmp_path / "r.db"), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = json.loads(proc.stdout)["results"]
+    assert {r["format"] for r in runs} == {"fp32", "int8"} and all(r["status"] == "ok" for r in runs)
+
+
+# --- the Arm check names the first op whose int8 output differs ---------------------------------------
+
+def test_first_difference_and_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mobiledeploy.converters import arm_locate
+
+    order = [{"tensor": 7, "op": "CONV_2D", "node": 0}, {"tensor": 8, "op": "SOFTMAX", "node": 1}]
+    host = [np.zeros((2, 3), np.int8), np.zeros(4, np.int8)]
+    arm = [host[0].copy(), np.array([0, 3, -1, 0], np.int8)]
+    found = arm_locate.first_difference(order, host, arm)
+    assert found == {"tensor": 8, "op": "SOFTMAX", "node": 1, "max_steps": 3, "elements": 2, "of": 4}
+    assert arm_locate.judge(found)["verdict"] == "defect" and arm_locate.first_difference(order, host, host) is None
+    assert arm_locate.judge(None)["verdict"] == "not_located"
+    monkeypatch.setitem(arm_locate.ISA_DIFFERENCES, "SOFTMAX", (4, "a documented rounding"))
+    assert arm_locate.judge(found) == {"verdict": "isa_difference", "tolerance_steps": 4, "why": "a documented rounding"}
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_an_arm_int8_difference_names_the_first_op_that_differs(every_op: dict[str, Any], arm_env: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emulated run is made to differ from the host at one op (node `BAD`): the check finds that op."""
+    import mobiledeploy.qemu.run as qemu_run
+    from mobiledeploy.converters import arm_locate
+    from mobiledeploy.converters.arm_check import ArmCheck
+    from mobiledeploy.converters.pipeline import _require_arm
+    from mobiledeploy.errors import ParityError
+
+    path = Path(every_op["path"]) / "model_int8.tflite"
+    with_outputs = Path(every_op["path"]) / "probe.tflite"
+    order = arm_locate.all_outputs_model(path, with_outputs)
+    bad = next(i for i, e in enumerate(order) if e["op"] == "SOFTMAX")  # a kernel TFLite runs itself in int8
+    real = qemu_run.run_guest
+
+    def differing(env: Any, cpu: str, model: Path, **kw: Any) -> Any:
+        run = real(env, cpu, model, **kw)
+        if model.name == "every_output.tflite":  # every op's output: the one at `bad` and all after it move
+            run.outputs[bad:] = [np.clip(o.astype(np.int16) + 3, -128, 127).astype(o.dtype) for o in run.outputs[bad:]]
+        elif model.name.endswith("int8.tflite"):
+            run.outputs[0] = np.clip(run.outputs[0].astype(np.int16) + 3, -128, 127).astype(run.outputs[0].dtype)
+        return run
+
+    monkeypatch.setattr(qemu_run, "run_guest", differing)
+    monkeypatch.setenv("MOBILEDEPLOY_ARM_CHECK", "on")  # the suite turns the stage off
+    holdout = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with ArmCheck(holdout) as check:
+        check.start("int8", path)
+        report = check.report(np.zeros((1, 10), np.float32), 0.98)
+    entry = report["int8"]
+    assert entry["vs_host_steps"] == 3 and not entry["passed"] and entry["verdict"] == "defect"
+    assert {k: entry["first_difference"][k] for k in ("op", "node")} == {"op": "SOFTMAX", "node": order[bad]["node"]}
+    assert 3 <= entry["first_difference"]["max_steps"] <= 4  # the 3 added, plus SOFTMAX's own 1 step on Arm here
+    with pytest.raises(ParityError, match=r"differs from the host by 3 quantisation steps; first at SOFTMAX \(node \d+\): [34] "
+                                          r"steps in \d+ of \d+ values, a defect"):
+        _require_arm(report)
+    monkeypatch.setitem(arm_locate.ISA_DIFFERENCES, "SOFTMAX", (4, "documented"))
+    with ArmCheck(holdout) as check:
+        check.start("int8", path)
+        report = check.report(np.zeros((1, 10), np.float32), 0.98)
+    assert report["int8"]["verdict"] == "isa_difference" and report["int8"]["passed"]

@@ -1,0 +1,95 @@
+"""`export --reparameterize`: the model's own deployment form (timm's convention), checked and recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mobiledeploy.converters.reparam import reparameterize
+from mobiledeploy.errors import ConfigError, ParityError
+
+OPS = Path(__file__).resolve().parent / "fixtures" / "modern" / "ops.py"
+CLI = Path(sys.executable).with_name("mobiledeploy")
+sys.path.insert(0, str(OPS.parent))
+import ops  # noqa: E402
+
+
+def _convs(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def test_the_models_own_reparameterize_is_called_and_checked() -> None:
+    model = ops.build(rep=True)
+    before = _convs(model)
+    found = reparameterize(model, (1, 3, 32, 32))
+    assert found["calls"] == {"reparameterize": 1} and found["max_rel"] <= 1e-6
+    assert _convs(model) == before - 1  # the 3x3 and 1x1 branches became one 3x3 conv
+
+
+class _Fusable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+    def fuse(self) -> nn.Module:  # timm's fuse(): returns the module that replaces it
+        return torch.nn.utils.fusion.fuse_conv_bn_eval(self.conv, self.bn)
+
+
+def test_fuse_replaces_the_child_with_what_it_returns() -> None:
+    model = nn.Sequential(_Fusable(), nn.ReLU()).eval()
+    model[0].bn.running_var.uniform_(0.5, 2.0)
+    found = reparameterize(model, (1, 3, 8, 8))
+    assert found["calls"] == {"fuse": 1} and isinstance(model[0], nn.Conv2d)
+
+
+def test_a_model_without_a_deployment_form_and_a_wrong_one_are_refused() -> None:
+    with pytest.raises(ConfigError, match="has no module with a fuse"):
+        reparameterize(nn.Sequential(nn.Conv2d(3, 4, 1)), (1, 3, 8, 8), "net.py:build")
+
+    class Wrong(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = 1.0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.scale
+
+        def reparameterize(self) -> None:
+            self.scale = 2.0
+
+    with pytest.raises(ParityError, match="deployed form does not compute"):
+        reparameterize(nn.Sequential(Wrong()), (1, 3, 8, 8))
+
+
+def _export(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), "export", "--model-fn", f"{OPS}:build", "--set", "rep=1", "--formats", "onnx",
+                           "--out", str(tmp_path), "--json", *extra], capture_output=True, text=True, timeout=300)
+
+
+def test_export_records_it_in_its_own_folder_and_counts_the_deployed_form(tmp_path: Path) -> None:
+    plain, deployed = _export(tmp_path), _export(tmp_path, "--reparameterize")
+    assert plain.returncode == 0 and deployed.returncode == 0, deployed.stderr
+    plain_m, deployed_m = (json.loads(p.stdout)["manifest"] for p in (plain, deployed))
+    assert "reparameterized" not in plain_m and deployed_m["reparameterized"]["calls"] == {"reparameterize": 1}
+    assert deployed_m["slug"] == plain_m["slug"] + "-rep" and deployed_m["request"]["reparameterize"] is True
+    assert plain_m["complexity"]["macs"] - deployed_m["complexity"]["macs"] == 16 * 16 * 16 * 16  # the 1x1 branch
+    assert deployed_m["parity"]["onnx"]["passed"]
+
+
+def test_reparameterize_on_an_onnx_file_is_one_line(tmp_path: Path) -> None:
+    torch.onnx.export(nn.Conv2d(3, 4, 1), (torch.randn(1, 3, 8, 8),), str(tmp_path / "m.onnx"), dynamo=False)
+    proc = subprocess.run([str(CLI), "export", "--onnx", str(tmp_path / "m.onnx"), "--reparameterize", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"mobiledeploy: error: --reparameterize applies to --model-fn and --arch models; {tmp_path / 'm.onnx'} is exported "
+        "already\n")
+    assert not (tmp_path / "out").exists()
