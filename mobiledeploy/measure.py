@@ -55,14 +55,14 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
 def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], artifacts: Sequence[str],
             progress: Progress | None, weights: str | None, inputs: ExportInputs) -> tuple[Any, dict[str, Any]]:
     """Export (or reuse) the model's `artifacts`; with what its runs record when the inputs are not the defaults."""
-    from .converters import DEFAULT_OUT, STAGES, export_model
+    from .converters import STAGES, export_model
 
     def stage(name: str, event: str, seconds: float | None) -> None:
         if progress and event == "start":
             progress(f"export {arch}: {STAGES.get(name, name)}")
 
-    # an absolute out_dir: the same ./artifacts, robust to converters that change directory
-    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or DEFAULT_OUT).resolve(),
+    # None: the export's own default (./artifacts, made absolute there: robust to converters that change directory)
+    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out).resolve() if inputs.out else None,
                             formats=export_request(artifacts), weights=weights,
                             calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage)
     request = exported.manifest.get("request") or {}

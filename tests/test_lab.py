@@ -252,7 +252,7 @@ def test_compare_across_three_farm_phones(farm, adb_env, host_runner, results_db
                                           monkeypatch):
     """The issue's 'done when': a compare across three phones reserved from the farm stores every phone's runs,
     releases every reservation and prints the speedups side by side; the stored runs give the same per phone."""
-    monkeypatch.setattr("mobiledeploy.converters.DEFAULT_OUT", artifacts_root)  # what measure.py reads
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)  # export_model's default
     code = main(["compare", "--device", farm.uri("sdk=>=30&abi=arm64-v8a&count=3"), "--models", "v1:g=3,scale=0.25",
                  "--baseline", "mobilenet_v1:alpha=0.25", "--resolutions", "64x64", "--formats", "fp32",
                  "--rounds", "1", "--runs", "3", "--warmup", "1", "--benchmark-binary", str(host_runner),
@@ -316,7 +316,7 @@ def test_bench_on_a_list_of_adb_phones_one_not_there(fake_device, tiny_tflite, h
 def test_a_farm_gate_judges_each_phone_against_its_own_class(farm, adb_env, host_runner, results_db, artifacts_root,
                                                               tmp_path, capsys, monkeypatch):
     """gate --baseline DIR on a farm: recording writes one baseline per phone class; judging picks each phone's."""
-    monkeypatch.setattr("mobiledeploy.converters.DEFAULT_OUT", artifacts_root)  # what measure.py reads
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)  # export_model's default
     monkeypatch.setenv("MOBILEDEPLOY_BENCHMARK_MODEL", str(host_runner))
     folder = tmp_path / "baselines"
     folder.mkdir()
@@ -342,7 +342,7 @@ def test_a_farm_gate_judges_each_phone_against_its_own_class(farm, adb_env, host
 @pytest.mark.slow
 def test_profile_on_farm_phones_gives_one_json(farm, adb_env, host_runner, results_db, artifacts_root, capsys,
                                                monkeypatch):
-    monkeypatch.setattr("mobiledeploy.converters.DEFAULT_OUT", artifacts_root)  # what measure.py reads
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)  # export_model's default
     code = main(["profile", "--device", farm.uri("model=Pixel*"), "--arch", "v1", "--g", "3", "--scale", "0.25",
                  "--resolution", "64", "--runs", "3", "--benchmark-binary", str(host_runner), "--json"])
     out, err = capsys.readouterr()
