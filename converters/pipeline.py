@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from mobiledeploy.artifact_kinds import EXPORT_FORMATS, ON_REQUEST_FORMATS
+from mobiledeploy.artifact_kinds import ARTIFACT_KINDS, EXPORT_FORMATS, ON_REQUEST_FORMATS
 from mobiledeploy.errors import ConfigError, ExportError, ParityError
 
 from .executorch import PTE_FILES, PTE_STAGES
@@ -144,7 +144,7 @@ def export_model(
                        float_layers, code_digest(spec))
     from .calibration import check_input_memory
 
-    check_input_memory(size, calib_samples if "int8" in wanted else 0)  # before any model is built
+    check_input_memory(size, calib_samples if _quantised(wanted) else 0)  # before any model is built
     if reparameterize:  # another model than the training form: its own folder (-rep) and request key
         request.update(reparameterize=True, slug=f"{request['slug']}-rep")
     out_root = (Path(out_dir) if out_dir is not None else DEFAULT_OUT).absolute()
@@ -262,7 +262,7 @@ def _build(
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
     with stage("calibration"):
-        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate="int8" in wanted)
+        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate=_quantised(wanted))
     onnx_path, reference = _onnx_stages(tmp, spec, model, (1, 3, h, w), inputs.holdout, artifacts, parity, stage)
     if complexity is None:  # an ONNX file or an ExportedProgram: counted on the ONNX graph
         complexity = _analysis(stage, spec, config, onnx_path=onnx_path)
@@ -641,6 +641,11 @@ def _with_existing(target: Path, request: dict[str, Any], wanted: tuple[str, ...
         return wanted
     held = [f for f in manifest.get("artifacts", {}) if f in ALL_FORMATS]
     return resolve_formats([*wanted, *held])
+
+
+def _quantised(wanted: tuple[str, ...]) -> bool:
+    """Whether an int8 artifact (.tflite or .pte) is asked for: only then are calibration inputs made."""
+    return any(ARTIFACT_KINDS[f].precision == "int8" for f in wanted)
 
 
 def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:
