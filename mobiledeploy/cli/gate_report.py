@@ -85,8 +85,9 @@ def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
 
     console = Console(width=max(Console().width, 120))
     conf = f"{verdict.confidence:.0%}"
-    table = Table(title=f"gate: {escape(verdict.device)} vs {escape(baseline_path)}", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    # the heading on a line of its own, never wrapped: a baseline's path stays whole (copyable, greppable)
+    console.print(f"gate: {verdict.device} vs {baseline_path}", soft_wrap=True, markup=False, highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("model", no_wrap=True)
     for col in ("format", "baseline ms", "candidate ms", "change", f"{conf} interval", "p", "verdict"):
         table.add_column(col, overflow="fold")
