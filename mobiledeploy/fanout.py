@@ -19,7 +19,7 @@ from .devices.lab import Phone
 from .errors import MobiledeployError
 from .records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["PhoneRun", "fan_out", "tag_targets", "lab_exit_code"]
+__all__ = ["PhoneRun", "fan_out", "run_threads", "tag_targets", "lab_exit_code"]
 
 Progress = Callable[[str], None]
 
@@ -94,6 +94,18 @@ def fan_out(phones: Sequence[Phone], targets: Sequence[BenchTarget], options: Be
     threads = [threading.Thread(target=_work, name=f"phone {run.phone.label}", daemon=True,
                                 args=(run, targets, options, rounds, db, adb_server, progress, collected, cancel))
                for run in runs]
+    def stop() -> None:
+        cancel.set()
+        if release is not None:
+            release()
+
+    run_threads(threads, stop, join_s)
+    return runs
+
+
+def run_threads(threads: Sequence[threading.Thread], on_interrupt: Callable[[], None], join_s: float = 30.0) -> None:
+    """Start `threads` and wait for all of them. On an interrupt (KeyboardInterrupt, which SIGTERM also raises in
+    the CLI): `on_interrupt()` (stop the work, release the phones), wait up to `join_s` for the threads, re-raise."""
     for thread in threads:
         thread.start()
     try:
@@ -101,14 +113,11 @@ def fan_out(phones: Sequence[Phone], targets: Sequence[BenchTarget], options: Be
             while thread.is_alive():
                 thread.join(0.2)
     except KeyboardInterrupt:
-        cancel.set()
-        if release is not None:
-            release()
+        on_interrupt()
         deadline = time.monotonic() + join_s
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         raise
-    return runs
 
 
 def _work(run: PhoneRun, targets: Sequence[BenchTarget], options: BenchOptions, rounds: int,

@@ -284,6 +284,7 @@ def per_phone(lab: Any, job: Any, command: str, json_out: bool = False) -> None:
     import threading
 
     from ..errors import DeviceError
+    from ..fanout import run_threads
 
     lab.check()
     outputs: dict[str, tuple[int, Any, Any]] = {}
@@ -301,7 +302,7 @@ def per_phone(lab: Any, job: Any, command: str, json_out: bool = False) -> None:
             sys.stdout, sys.stderr = out, err
             threads = [threading.Thread(target=one, args=(p,), daemon=True, name=f"{command} {p.label}")
                        for p in reserved]
-            _run_threads(threads, lab.release_all)
+            run_threads(threads, lab.release_all)
     except DeviceError as exc:
         sys.stdout, sys.stderr = saved
         sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())}\n")
@@ -347,23 +348,6 @@ def _judged(judge: Any, phone: Any) -> int:
         sys.stderr.write(f"mobiledeploy: error: {type(exc).__name__}: {' '.join(str(exc).split())}\n")
         return 2
     return 0
-
-
-def _run_threads(threads: list[Any], release: Any, join_s: float = 30.0) -> None:
-    import time
-
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
-    except KeyboardInterrupt:
-        release()
-        deadline = time.monotonic() + join_s
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        raise
 
 
 @app.command("devices")
