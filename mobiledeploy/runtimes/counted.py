@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..artifact_kinds import artifacts_read_as
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["CountedRuntime"]
+__all__ = ["CountedRuntime", "fill_counts"]
 
 
 class CountedRuntime:
@@ -39,12 +39,7 @@ class CountedRuntime:
             guest = run_guest(self.env, self.cpu, Path(target.artifact), runs=options.runs, warmup=options.warmup,
                               threads=options.threads)
         counts = guest.counts
-        result.status, result.error = "ok", None
-        result.runs = len(counts.runs)
-        result.instruction_counts = list(counts.runs)
-        result.instructions = float(statistics.median(counts.runs))
-        result.init_instructions = float(counts.init)
-        result.first_instructions = float(counts.first)
+        fill_counts(result, counts)
         result.config.update(runner="litert-interpreter (aarch64, qemu-user)", cpu=self.cpu,
                              delegation=guest.delegation, input_dtypes=guest.input_dtypes,
                              bracket_instructions=counts.bracket, emulated_wall_s=round(guest.wall_s, 2))
@@ -63,3 +58,13 @@ class CountedRuntime:
         result.config["estimate"] = {**run.estimate.to_dict(), "phone_label": profile.label,
                                      "model_wall_s": round(run.model_wall_s, 2)}
         return guest
+
+
+def fill_counts(result: "RunResult", counts: Any) -> None:
+    """An ok counted run: instructions per inference (each run, their median), init and first inference."""
+    result.status, result.error = "ok", None
+    result.runs = len(counts.runs)
+    result.instruction_counts = list(counts.runs)
+    result.instructions = float(statistics.median(counts.runs))
+    result.init_instructions = float(counts.init)
+    result.first_instructions = float(counts.first)

@@ -5,12 +5,12 @@ input against the host's ExecuTorch on the same .pte."""
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifact_kinds import artifacts_read_as
 from ..errors import ConfigError
+from .counted import fill_counts
 
 if TYPE_CHECKING:
     from ..devices.qemu import QemuDevice
@@ -49,12 +49,7 @@ class CountedExecuTorchRuntime:
         run = run_executorch_guest(self.env, guest, self.cpu, model, runs=options.runs, warmup=options.warmup,
                                    inputs=x, want_outputs=True)
         counts = run.counts
-        result.status, result.error = "ok", None
-        result.runs = len(counts.runs)
-        result.instruction_counts = list(counts.runs)
-        result.instructions = float(statistics.median(counts.runs))
-        result.init_instructions = float(counts.init)
-        result.first_instructions = float(counts.first)
+        fill_counts(result, counts)
         result.config.update(runner="et_runner (ExecuTorch C++ runtime, aarch64, qemu-user)", cpu=self.cpu,
                              input_dtypes=run.input_dtypes, bracket_instructions=counts.bracket,
                              guest_threads=counts.vcpus, emulated_wall_s=round(run.wall_s, 2),
