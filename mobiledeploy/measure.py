@@ -55,14 +55,15 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
 def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], artifacts: Sequence[str],
             progress: Progress | None, weights: str | None, inputs: ExportInputs) -> tuple[Any, dict[str, Any]]:
     """Export (or reuse) the model's `artifacts`; with what its runs record when the inputs are not the defaults."""
-    from .converters import STAGES, export_model
+    from .converters import STAGES, export_model, pipeline
 
     def stage(name: str, event: str, seconds: float | None) -> None:
         if progress and event == "start":
             progress(f"export {arch}: {STAGES.get(name, name)}")
 
-    # None: the export's own default (./artifacts, made absolute there: robust to converters that change directory)
-    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out).resolve() if inputs.out else None,
+    # an absolute out_dir: the same ./artifacts, robust to converters that change directory; the pipeline's own
+    # default read when called (the name the package re-exports is a copy taken at import)
+    exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or pipeline.DEFAULT_OUT).resolve(),
                             formats=export_request(artifacts), weights=weights,
                             calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage)
     request = exported.manifest.get("request") or {}

@@ -309,4 +309,4 @@ def config_slug(name: str, config: dict[str, Any], resolution: tuple[int, int] |
     return "-".join(parts)
 
 
-_SLUG_VALUE = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+_SLUG_VALUE = re.compile(r"[A-Za-z0-9_.+-]{0,64}")  # empty: the key alone

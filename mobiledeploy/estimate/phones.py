@@ -73,7 +73,7 @@ def _section(where: str, entry: dict[str, Any], key: str) -> dict[str, Any]:
 
 def parse_profile(name: str, entry: Any, origin: str = "") -> PhoneProfile:
     """One profile from its JSON object; ConfigError naming the first missing or bad field."""
-    from ..devices.kinds import parse_cpu
+    from ..devices.qemu import parse_cpu
 
     if not isinstance(entry, dict):
         raise ConfigError(f"phone profile {name}: expected an object")
@@ -154,17 +154,16 @@ def phone(name: str, files: list[Path] | None = None) -> PhoneProfile:
 def check_phone(device: str, name: str) -> PhoneProfile:
     """The profile for `--phone NAME` on `device`, before any export: only a qemu: device whose core is the
     phone's runs that phone's kernels (ConfigError, one line, otherwise)."""
-    from ..devices.kinds import kind_of, parse_device_uri
+    from ..devices.kinds import device_uri, kind_of, parse_device_uri
 
     from .pipeline import require_tools
 
     profile = phone(name)
     cpu = parse_device_uri(device)[1]
+    its_core = device_uri("qemu", profile.qemu_cpu)
     if kind_of(device).profiler != "arm":  # the emulated Arm cores' kind
-        raise ConfigError(f"--phone estimates milliseconds from an emulated run: use --device qemu:{profile.qemu_cpu} "
-                          f"(not {device})")
+        raise ConfigError(f"--phone estimates milliseconds from an emulated run: use --device {its_core} (not {device})")
     if cpu != profile.qemu_cpu:
-        raise ConfigError(f"phone {profile.name} runs the kernels of qemu:{profile.qemu_cpu}: use --device "
-                          f"qemu:{profile.qemu_cpu} (not {device})")
+        raise ConfigError(f"phone {profile.name} runs the kernels of {its_core}: use --device {its_core} (not {device})")
     require_tools()
     return profile
