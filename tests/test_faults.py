@@ -46,7 +46,9 @@ pytestmark = pytest.mark.skipif(not CLI.exists(), reason="the mobiledeploy conso
 # --- running the CLI ------------------------------------------------------------------------------
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MOBILEDEPLOY_DB", "ANDROID_ADB_SERVER_ADDRESS")}
+    # a fresh user: their own HOME and caches (MOBILEDEPLOY_CACHE would point every case at the caller's Arm setup)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MOBILEDEPLOY_DB", "MOBILEDEPLOY_CACHE", "ANDROID_ADB_SERVER_ADDRESS")}
     return {**env, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
             "COLUMNS": "200", "NO_COLOR": "1", "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
