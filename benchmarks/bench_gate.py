@@ -31,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from mobiledeploy.baseline import Baseline, baseline_from_results
+from mobiledeploy.gating.baseline import Baseline, baseline_from_results
 from mobiledeploy.files import write_atomic
 from mobiledeploy.bench import BenchOptions, run_interleaved
 from mobiledeploy.measure import prepare_targets
 from mobiledeploy.devices.kinds import GATE_DEFAULTS
 from mobiledeploy.devices import open_device
-from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
+from mobiledeploy.gating.status import REGRESSION
+from mobiledeploy.gating.wallclock import GatePolicy, Threshold, judge
 
 MODEL = "v1:g=3,scale=0.5,resolution=224"
 SLOWER = "v1:g=3,scale=0.5,resolution=224x248"  # 1.127x the mult-adds of MODEL (same height, wider); ~1.1x the latency

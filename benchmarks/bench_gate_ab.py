@@ -24,12 +24,13 @@ import sys
 import time
 from typing import Any
 
-from mobiledeploy.baseline import baseline_from_results
+from mobiledeploy.gating.baseline import baseline_from_results
 from mobiledeploy.bench import BenchOptions, run_bench
 from mobiledeploy.devices.kinds import device_uri
 from mobiledeploy.measure import prepare_targets
-from mobiledeploy.gate import REGRESSION, GatePolicy, Threshold, judge
-from mobiledeploy.gate_exact import entry_from_result, judge_exact
+from mobiledeploy.gating.status import REGRESSION
+from mobiledeploy.gating.wallclock import GatePolicy, Threshold, judge
+from mobiledeploy.gating.exact import entry_from_result, judge_exact
 
 MODEL = "v1:g=3,scale=0.5,resolution=224"
 SLOWER = "v1:g=3,scale=0.5,resolution=224x248"

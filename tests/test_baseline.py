@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mobiledeploy.baseline import (
+from mobiledeploy.gating.baseline import (
     SCHEMA_VERSION, Baseline, BaselineError, baseline_from_results, load_baseline, load_results_files,
     save_baseline, upgrade,
 )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mobiledeploy.baseline_refs import check_baseline_refs, outside_refs, repository_of
+from mobiledeploy.gating.baseline_refs import check_baseline_refs, outside_refs, repository_of
 from mobiledeploy.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

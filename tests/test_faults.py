@@ -225,7 +225,7 @@ def _unreadable_arm_env(tmp: Path, work: Path | None) -> None:
 
 def _exact_baselines(tmp: Path, work: Path | None) -> None:
     """arm.json (a valid instruction baseline), entries-dict.json and instructions-abc.json (wrong shapes)."""
-    from mobiledeploy.gate_exact import KIND
+    from mobiledeploy.gating.exact import KIND
 
     entry = {"ref": TINY_REF, "format": "fp32", "cpu": "cortex-a76", "instructions": 1e6, "environment": {}}
     for name, entries in (("arm.json", [entry]), ("entries-dict.json", {"a": 1}),
@@ -235,7 +235,7 @@ def _exact_baselines(tmp: Path, work: Path | None) -> None:
 
 def _baseline_from_elsewhere(tmp: Path, work: Path | None) -> None:
     """repo/arm.json, an instruction baseline whose model ref is a file outside its folder (no git here)."""
-    from mobiledeploy.gate_exact import KIND
+    from mobiledeploy.gating.exact import KIND
 
     (tmp / "repo").mkdir()
     (tmp / "elsewhere").mkdir()

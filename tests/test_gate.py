@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mobiledeploy.baseline import Baseline, baseline_from_results, load_baseline, save_baseline
+from mobiledeploy.gating.baseline import Baseline, baseline_from_results, load_baseline, save_baseline
 from mobiledeploy.cli import main
 from mobiledeploy.errors import ConfigError
-from mobiledeploy.gate import (
-    FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED, GatePolicy, Threshold, judge,
-    verdict_junit, verdict_markdown,
+from mobiledeploy.gating.reports import verdict_junit, verdict_markdown
+from mobiledeploy.gating.status import (
+    FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, REGRESSION, UNCHANGED,
 )
+from mobiledeploy.gating.wallclock import GatePolicy, Threshold, judge
 from mobiledeploy.records import RunResult
 
 MODEL, OTHER, REF = "shufflenet_v1-g3-scale0.5-112x112", "shufflenet_v1-g3-scale0.25-112x112", "mobilenet_v1-alpha0.25-112x112"
@@ -352,7 +353,7 @@ def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, resu
 def test_default_rounds_are_many_and_short_locally_fewer_and_longer_on_a_phone(files):
     """Without a baseline's own options: 150 rounds of 5 runs on the host (short rounds keep model and
     reference in the same machine state), 20 of 30 over adb (each round is a new runner process)."""
-    from mobiledeploy.cli.gate_cmd import _bench_options
+    from mobiledeploy.gating.plan import bench_options as _bench_options
 
     local, phone = _bench_options(None, "local"), _bench_options(None, "adb:emulator-5554")
     assert (local["rounds"], local["runs"]) == (150, 5)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mobiledeploy.errors import ResultsError
-from mobiledeploy.gate_exact import (
-    KIND, ExactEntry, baseline_document, exact_junit, exact_markdown, is_exact_baseline, judge_exact, load_exact,
-    merged_entries,
+from mobiledeploy.gating.exact import (
+    KIND, ExactEntry, baseline_document, is_exact_baseline, judge_exact, load_exact, merged_entries,
 )
+from mobiledeploy.gating.reports import exact_junit, exact_markdown
 
 CLI = [sys.executable, "-m", "mobiledeploy"]
 ENV = {"litert": "2.3.0", "features": ["fp", "asimd", "asimddp"], "qemu": "7.2.22"}
@@ -72,7 +72,7 @@ def test_baseline_round_trip_and_reports(tmp_path):
 
 
 def test_rerecording_one_core_keeps_the_others():
-    """Issue 24, item 2: --update-baseline on cortex-a53 replaces the a53 entries and keeps the a76 ones."""
+    """--update-baseline on cortex-a53 replaces the a53 entries and keeps the a76 ones."""
     a76 = [ExactEntry("v1:g=3", f, "cortex-a76", 1e7 + i) for i, f in enumerate(("fp32", "int8"))]
     a53 = [ExactEntry("v1:g=3", f, "cortex-a53", 2e7 + i) for i, f in enumerate(("fp32", "int8"))]
     again = [ExactEntry("v1:g=3", f, "cortex-a53", 3e7 + i) for i, f in enumerate(("fp32", "int8"))]
@@ -170,7 +170,7 @@ def _scratch_package(root: Path) -> Path:
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_a_converter_change_fails_the_gate_with_the_old_artifacts_present(recorded, tmp_path):
-    """Issue 24, item 1: a working copy holds the previous code's artifacts. A converter change must be
+    """A working copy holds the previous code's artifacts. A converter change must be
     judged on what it exports (rebuilt: the key holds the converters' digest), and the code after it too."""
     base = tmp_path / "arm.json"
     base.write_text((recorded / "arm.json").read_text())
@@ -191,7 +191,7 @@ def test_a_converter_change_fails_the_gate_with_the_old_artifacts_present(record
 @pytest.mark.qemu
 @pytest.mark.slow
 def test_rerecording_one_core_keeps_the_other_cores_entries(recorded, tmp_path):
-    """Issue 24, item 2, through the command: a baseline with a76 and a53 entries, re-recorded on a53."""
+    """Through the command: a baseline with a76 and a53 entries, re-recorded on a53."""
     base = tmp_path / "arm.json"
     data = json.loads((recorded / "arm.json").read_text())
     [a76] = data["entries"]

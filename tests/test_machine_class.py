@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from mobiledeploy.baseline import load_baseline, save_baseline
+from mobiledeploy.gating.baseline import load_baseline, save_baseline
 from mobiledeploy.cli import main
 from mobiledeploy.devices.base import machine_class, machine_slug
 from mobiledeploy.devices.local import cpu_identity, host_facts
-from mobiledeploy.gate import OTHER_MACHINE, judge
+from mobiledeploy.gating.status import OTHER_MACHINE
+from mobiledeploy.gating.wallclock import judge
 from tests.test_gate import MEDIANS_US, session, session_results, slower
 
 ZEN4 = """processor\t: 0

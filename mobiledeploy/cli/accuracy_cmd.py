@@ -59,7 +59,7 @@ def accuracy_cmd(
     Example: mobiledeploy accuracy ./val --model-fn mynet.py:build --weights mynet.pt --limit 500 --json
     """
     from ..labelled import find_labelled
-    from .preflight import check_db, check_output_dir
+    from ..preflight import check_db, check_output_dir
 
     check_output_dir(report, "--report")
     check_db(db)

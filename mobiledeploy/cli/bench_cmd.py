@@ -70,7 +70,7 @@ def bench_cmd(
     from ..devices.kinds import kind_of, runtimes_for
     from ..errors import ConfigError
     from ..runtimes import runtime_class
-    from .preflight import check_output_dir
+    from ..preflight import check_output_dir
 
     model, ref = what_to_time(model, arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
                               input_shape)
@@ -149,7 +149,7 @@ def preflight(device: str, adb_server: str | None, db: str | None, threads: int 
     """Before any export or run: the results database, a thread count above the cores, and (when an export
     would come first) whether the phone is there at all; an unreachable one exits 1 as a failed run does."""
     from ..errors import DeviceError
-    from .preflight import check_db, check_device, check_threads
+    from ..preflight import check_db, check_device, check_threads
 
     check_db(db)
     if warning := check_threads(threads, device):

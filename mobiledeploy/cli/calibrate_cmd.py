@@ -41,7 +41,7 @@ def calibrate_cmd(
     from ..errors import ConfigError
     from ..estimate.calibrate import SUITE
     from ..estimate.phones import phone as phone_profile
-    from .preflight import check_db, check_device
+    from ..preflight import check_db, check_device
 
     serial = parse_device_uri(device)[1]
     if not kind_of(device).reached_by_adb:

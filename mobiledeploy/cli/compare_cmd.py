@@ -151,7 +151,7 @@ def compare_cmd(
     from ..devices import check_options
     from ..devices.kinds import runtimes_for
     from .bench_cmd import preflight
-    from .preflight import check_output_dir
+    from ..preflight import check_output_dir
 
     started = time.perf_counter()
     if results:
@@ -199,7 +199,7 @@ def _compare_on_lab(lab: Any, plan: dict[str, Any], options: Any, rounds: int, r
                     weights_of: dict[str, str] | None, report: Path | None, db: str | None, json_out: bool) -> None:
     """compare on every phone of a lab at once (`cli/lab_cmd.py`): the farm is asked before any export."""
     from .lab_cmd import compare_lab
-    from .preflight import check_db
+    from ..preflight import check_db
 
     check_db(db)
     lab.check()
@@ -224,7 +224,7 @@ def _conclude(rows: list[Any]) -> None:
 
 def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool, by_device: bool = False) -> None:
     """compare --results: the same table from runs already stored, those of the plan's models and formats."""
-    from ..baseline import read_result_files
+    from ..gating.baseline import read_result_files
     from ..compare import compare, slug_key
     from ..errors import ConfigError
 

@@ -1,78 +1,48 @@
-"""The gate's reports (JUnit, Markdown, JSON on every way it ends) and its verdict table."""
+"""The gate's output on the terminal: the verdict tables (wall-clock and exact) and the lines of a failure."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
-from .console import ms_text
+from .app import print_json, set_activity
+from .console import ms_text, progress_on_stderr, warn_calibration
 
 if TYPE_CHECKING:
-    from ..baseline import Baseline
-    from ..gate import Verdict
+    from ..gating.wallclock import Verdict
 
-__all__ = ["GateReports", "error_lines", "print_verdict"]
-
-
-class GateReports:
-    """The --junit, --markdown and --out files, each written atomically on every way the gate ends:
-    a verdict (pass, regression, cannot judge), skipped, an error, or interrupted (with what was measured)."""
-
-    def __init__(self, junit: str | None, markdown: str | None, out: str | None, baseline: str, device: str) -> None:
-        self.junit, self.markdown, self.out, self.baseline, self.device = junit, markdown, out, baseline, device
-        self.measured: list[Any] = []  # runs finished so far (bench.run_bench fills it)
-        self.gate = "Latency"  # which gate the headlines name: gate.LATENCY, or gate.INSTRUCTIONS (the exact gate)
-
-    def verdict(self, verdict: "Verdict", candidate: "Baseline") -> None:
-        import json
-
-        from ..gate import verdict_junit, verdict_markdown
-
-        payload = {"verdict": verdict.to_dict(), "baseline": self.baseline, "candidate": candidate.to_dict()}
-        self._write(verdict_junit(verdict), verdict_markdown(verdict, self.baseline),
-                    json.dumps(payload, indent=1, default=str) + "\n")
-
-    def status(self, status: str, exit_code: int, message: str) -> None:
-        import json
-
-        from ..gate import status_junit, status_markdown
-
-        payload = {"verdict": {"status": status, "exit_code": exit_code, "summary": message, "device": self.device},
-                   "baseline": self.baseline,
-                   "measured": [{"model": r.model, "format": r.format, "status": r.status, "round": r.round,
-                                 "median_ms": r.median_ms} for r in self.measured]}
-        self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message, self.gate),
-                    json.dumps(payload, indent=1, default=str) + "\n")
-
-    def interrupted_message(self) -> str:
-        from .app import interrupt_exit_code
-        import signal
-
-        name = signal.Signals(interrupt_exit_code() - 128).name
-        if not self.measured:
-            return f"interrupted by {name} before any run finished: nothing judged"
-        ok = sum(r.ok for r in self.measured)
-        return (f"interrupted by {name} after {len(self.measured)} run(s) ({ok} ok): nothing judged; "
-                "the runs are stored in the results database (`mobiledeploy results`)")
-
-    def _write(self, junit: str, markdown: str, out: str) -> None:
-        from ..files import write_atomic
-        from ..errors import ResultsError
-
-        for path, text in ((self.junit, junit), (self.markdown, markdown), (self.out, out)):
-            if not path:
-                continue
-            try:
-                write_atomic(path, text)
-            except OSError as exc:
-                raise ResultsError(f"cannot write the report {path}: {exc.strerror or exc}") from None
+__all__ = ["TerminalOutput", "print_verdict", "print_exact"]
 
 
-def error_lines(verdict: "Verdict") -> list[str]:
-    if verdict.exit_code == 1:
-        return [f"regression: {m.key}: {m.message}" for m in verdict.regressions]
-    if verdict.exit_code == 2:
-        return [f"error: cannot judge: {verdict.summary_line()}"]
-    return []
+class TerminalOutput:
+    """A gate's output here: the verdict as a table (or JSON with --json) on stdout, lines on stderr."""
+
+    def __init__(self, json_out: bool) -> None:
+        self.json_out = json_out
+
+    def verdict(self, verdict: "Verdict", label: str) -> None:
+        print_json(verdict.to_dict()) if self.json_out else print_verdict(verdict, label)
+
+    def exact(self, verdict: Any, label: str) -> None:
+        print_json(verdict.to_dict()) if self.json_out else print_exact(verdict, label)
+
+    def skipped(self, payload: dict[str, Any]) -> None:
+        if self.json_out:
+            print_json(payload)
+
+    def note(self, line: str) -> None:
+        sys.stderr.write(f"mobiledeploy: {line}\n")
+
+    def say(self, message: str) -> None:
+        """One line on stderr, also what an interrupt names as interrupted."""
+        set_activity(message)
+        sys.stderr.write(f"mobiledeploy: gate: {message}\n")
+
+    def progress(self) -> Any:
+        return progress_on_stderr()
+
+    def calibration(self, targets: list[Any]) -> None:
+        warn_calibration(targets)
 
 
 def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
@@ -81,7 +51,8 @@ def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..gate import IMPROVEMENT, REGRESSION, UNCHANGED, format_change
+    from ..gating.status import IMPROVEMENT, REGRESSION, UNCHANGED
+    from ..gating.wallclock import format_change
 
     console = Console(width=max(Console().width, 120))
     conf = f"{verdict.confidence:.0%}"
@@ -109,3 +80,26 @@ def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
     style = {0: "green", 1: "red", 2: "yellow"}[verdict.exit_code]
     console.print(f"[bold {style}]gate {verdict.status}[/]: {escape(verdict.summary_line())} "
                   f"(threshold +{verdict.max_regression * 100:g}%, {conf} interval)")
+
+
+def print_exact(verdict: Any, baseline: str) -> None:
+    """The exact gate's table: instructions per inference, baseline and candidate, per model, format and core."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .console import stdout_console
+
+    console = stdout_console()
+    table = Table(title=f"Arm instruction gate against {escape(baseline)} (exact counts, +{verdict.max_regression * 100:g}% allowed)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "format", "core", "baseline", "candidate", "change", "verdict"):
+        table.add_column(col, justify="left" if col in ("model", "format", "core", "verdict") else "right")
+    colour = {"regression": "red", "improvement": "green", "unchanged": "green"}
+    for e in verdict.entries:
+        fmt = lambda x: "—" if x is None else f"{x / 1e6:.4f}M"  # noqa: E731
+        table.add_row(escape(e.ref), e.format, e.cpu, fmt(e.baseline), fmt(e.candidate),
+                      "—" if e.ratio is None else f"{(e.ratio - 1) * 100:+.3f}%",
+                      f"[{colour.get(e.status, 'yellow')}]{e.status}[/]")
+    console.print(table)
+    console.print(verdict.summary_line())

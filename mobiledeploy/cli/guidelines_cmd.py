@@ -61,7 +61,7 @@ def _plan(device: str, only: str | None, resolution: str, formats: str, threads:
     from ..guidelines import PAPER_PLATFORMS, get_guidelines
     from .bench_cmd import preflight
     from .compare_cmd import session_plan
-    from .preflight import check_output_dir
+    from ..preflight import check_output_dir
 
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
     chosen = get_guidelines(only)

@@ -48,7 +48,7 @@ def bench_lab(lab: Any, refs: list[str], options: Any, formats: Any, resolution:
     """`bench` on every phone of the lab: one table with a phone column, every run stored and tagged."""
     from ..measure import prepare_targets
     from .console import warn_calibration
-    from .preflight import check_db
+    from ..preflight import check_db
 
     check_db(db)
     lab.check()  # the farm answers, takes the token and has a matching phone: before any export

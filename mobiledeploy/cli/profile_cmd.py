@@ -122,7 +122,7 @@ def _check(device: str, options: Any, threads: int, adb_server: str | None, db: 
     itself: before any export."""
     from ..devices import check_options
     from ..devices.kinds import kind_of
-    from .preflight import check_db, check_device, check_threads
+    from ..preflight import check_db, check_device, check_threads
 
     check_options(device, options)
     if warning := check_threads(threads, device):

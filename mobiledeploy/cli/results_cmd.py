@@ -29,7 +29,7 @@ def results_cmd(
     """
     from ..errors import ConfigError
     from ..results import SCHEMA_VERSION, ResultsStore
-    from .preflight import check_db
+    from ..preflight import check_db
 
     if status not in (None, "ok", "failed"):
         raise ConfigError("--status takes ok or failed")

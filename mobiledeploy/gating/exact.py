@@ -21,16 +21,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ResultsError
+from ..errors import ResultsError
+from .status import (FAILED, IMPROVEMENT, INCONCLUSIVE, MISSING, REGRESSION, RERECORD, UNCHANGED, GateStatus,
+                     overall)
 
 __all__ = ["KIND", "ExactEntry", "ExactVerdict", "EntryVerdict", "load_exact", "is_exact_baseline", "judge_exact",
-           "entry_from_result", "exact_markdown", "exact_junit", "baseline_document", "merged_entries"]
+           "entry_from_result", "UNJUDGED", "baseline_document", "merged_entries"]
 
 KIND = "mobiledeploy-instruction-baseline"
 SCHEMA_VERSION = 1
-REGRESSION, IMPROVEMENT, UNCHANGED = "regression", "improvement", "unchanged"
-RERECORD, MISSING, FAILED, INCONCLUSIVE = "re-record", "missing", "failed", "inconclusive"
-CANNOT_JUDGE = (RERECORD, MISSING, FAILED, INCONCLUSIVE)
+UNJUDGED = (RERECORD, MISSING, FAILED, INCONCLUSIVE)  # an entry with one of these makes the gate exit 2
 
 
 @dataclass
@@ -57,7 +57,7 @@ class EntryVerdict:
     ref: str
     format: str
     cpu: str
-    status: str
+    status: GateStatus
     message: str
     baseline: float | None = None
     candidate: float | None = None
@@ -74,14 +74,14 @@ class ExactVerdict:
     def exit_code(self) -> int:
         if any(e.status == REGRESSION for e in self.entries):
             return 1
-        return 2 if not self.entries or any(e.status in CANNOT_JUDGE for e in self.entries) else 0
+        return 2 if not self.entries or any(e.status in UNJUDGED for e in self.entries) else 0
 
     @property
-    def status(self) -> str:
-        return {0: "pass", 1: "regression", 2: "cannot judge"}[self.exit_code]
+    def status(self) -> GateStatus:
+        return overall(self.exit_code)
 
     def summary_line(self) -> str:
-        bad = [e for e in self.entries if e.status == REGRESSION] or [e for e in self.entries if e.status in CANNOT_JUDGE]
+        bad = [e for e in self.entries if e.status == REGRESSION] or [e for e in self.entries if e.status in UNJUDGED]
         if bad:
             return "; ".join(f"{e.key}: {e.message}" for e in bad)
         better = sum(e.status == IMPROVEMENT for e in self.entries)
@@ -150,7 +150,7 @@ def entry_from_result(ref: str, result: Any) -> ExactEntry:
     info = result.device_info or {}
     env = {"litert": (result.versions or {}).get("ai-edge-litert (aarch64)"), "features": info.get("features") or [],
            "qemu": (result.versions or {}).get("qemu")}
-    from .devices.kinds import uri_arg
+    from ..devices.kinds import uri_arg
 
     return ExactEntry(ref=ref, format=result.format, cpu=(result.config or {}).get("cpu") or uri_arg(result.device) or "",
                       instructions=float(result.instructions or 0), model=result.model, sha256=result.sha256,
@@ -200,43 +200,3 @@ def baseline_document(entries: list[ExactEntry], max_regression: float, git_comm
             "git_commit": git_commit, "max_regression": max_regression,
             "entries": [{k: v for k, v in asdict(e).items() if k != "error"} for e in entries]}
     return json.dumps(data, indent=1) + "\n"
-
-
-_ICON = {REGRESSION: "❌ regression", IMPROVEMENT: "✅ improvement", UNCHANGED: "✅ unchanged", RERECORD: "⚠️ re-record",
-         MISSING: "⚠️ missing", FAILED: "⚠️ failed", INCONCLUSIVE: "⚠️ inconclusive"}
-_HEAD = {0: "✅ Arm instruction gate passed", 1: "❌ Arm instruction gate: regression", 2: "⚠️ Arm instruction gate cannot judge"}
-
-
-def exact_markdown(verdict: ExactVerdict, baseline_path: str = "") -> str:
-    lines = [f"## {_HEAD[verdict.exit_code]}", "",
-             f"Exact Arm instructions per inference (aarch64 LiteRT on emulated cores, counted by QEMU), against "
-             f"`{baseline_path}`; an artifact fails above **+{verdict.max_regression * 100:g}%**.", "",
-             "| model | format | core | baseline | candidate | change | verdict |", "|---|---|---|---:|---:|---:|---|"]
-    for e in verdict.entries:
-        fmt = lambda x: "–" if x is None else f"{x:,.0f}"  # noqa: E731
-        change = "–" if e.ratio is None else f"{(e.ratio - 1) * 100:+.3f}%"
-        lines.append(f"| `{e.ref}` | {e.format} | {e.cpu} | {fmt(e.baseline)} | {fmt(e.candidate)} | {change} | "
-                     f"{_ICON.get(e.status, e.status)} |")
-    lines += ["", f"**{verdict.summary_line()}**" if verdict.exit_code else verdict.summary_line(), ""]
-    return "\n".join(lines)
-
-
-def exact_junit(verdict: ExactVerdict, suite_name: str = "mobiledeploy arm instruction gate") -> str:
-    import xml.etree.ElementTree as ET
-
-    failures = sum(e.status == REGRESSION for e in verdict.entries)
-    errors = sum(e.status in CANNOT_JUDGE for e in verdict.entries)
-    root = ET.Element("testsuites", name=suite_name, tests=str(len(verdict.entries)), failures=str(failures),
-                      errors=str(errors))
-    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdict.entries)), failures=str(failures),
-                          errors=str(errors))
-    for e in verdict.entries:
-        case = ET.SubElement(suite, "testcase", classname=f"gate.qemu.{e.cpu}.{e.format}", name=e.ref)
-        if e.status == REGRESSION:
-            ET.SubElement(case, "failure", message=e.message, type="InstructionRegression")
-        elif e.status in CANNOT_JUDGE:
-            ET.SubElement(case, "error", message=e.message, type=e.status)
-        else:
-            ET.SubElement(case, "system-out").text = e.message
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -26,24 +26,17 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..devices.base import machine_class
+from ..errors import ConfigError, MobiledeployError
+from ..stats import mann_whitney_u, median, normalized_ratio_ci, paired_ratio_ci, ratio_of_medians_ci
 from .baseline import Baseline, ModelSamples
-from .devices.base import machine_class
-from .errors import ConfigError, MobiledeployError
-from .stats import mann_whitney_u, median, normalized_ratio_ci, paired_ratio_ci, ratio_of_medians_ci
+from .status import (FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, OTHER_MACHINE, REGRESSION,
+                     UNCHANGED, GateStatus, overall)
 
-__all__ = [
-    "Threshold", "GatePolicy", "ModelVerdict", "Verdict", "judge", "judge_model",
-    "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INCONCLUSIVE", "INSUFFICIENT", "MISSING", "FAILED", "NEW", "OTHER_MACHINE",
-    "verdict_markdown", "verdict_junit", "format_change", "status_markdown", "status_junit", "INTERRUPTED",
-]
+__all__ = ["Threshold", "GatePolicy", "ModelVerdict", "Verdict", "judge", "judge_model", "format_change", "UNJUDGED",
+           "JUDGED"]
 
-REGRESSION, IMPROVEMENT, UNCHANGED = "regression", "improvement", "unchanged"
-INCONCLUSIVE = "inconclusive"
-INTERRUPTED = "interrupted"
-INSUFFICIENT, MISSING, FAILED = "insufficient", "missing", "failed"
-NEW = "new"
-OTHER_MACHINE = "other_machine"
-CANNOT_JUDGE = (INSUFFICIENT, MISSING, FAILED, OTHER_MACHINE)
+UNJUDGED = (INSUFFICIENT, MISSING, FAILED, OTHER_MACHINE)  # a model with one of these makes the gate exit 2
 JUDGED = (REGRESSION, IMPROVEMENT, UNCHANGED, INCONCLUSIVE)
 _THRESHOLD = re.compile(r"^(?:median:)?\s*([0-9]*\.?[0-9]+)\s*(%?)$")
 
@@ -111,7 +104,7 @@ class ModelVerdict:
     key: str
     name: str
     format: str
-    status: str
+    status: GateStatus
     message: str
     ratio: float | None = None
     low: float | None = None
@@ -148,7 +141,7 @@ class Verdict:
 
     @property
     def unjudged(self) -> list[ModelVerdict]:
-        return [m for m in self.models if m.status in CANNOT_JUDGE]
+        return [m for m in self.models if m.status in UNJUDGED]
 
     @property
     def exit_code(self) -> int:
@@ -158,8 +151,8 @@ class Verdict:
         return 2 if self.unjudged or not judged else 0
 
     @property
-    def status(self) -> str:
-        return {0: "pass", 1: "regression", 2: "cannot judge"}[self.exit_code]
+    def status(self) -> GateStatus:
+        return overall(self.exit_code)
 
     def summary_line(self) -> str:
         if self.regressions:
@@ -338,7 +331,7 @@ def _other_machine(baseline: Baseline, candidate: Baseline) -> str | None:
 
 def _on_this_host(device: str) -> bool:
     """A device whose model/SoC facts are this host's (they differ between CI machines without meaning)."""
-    from .devices.kinds import kind_of
+    from ..devices.kinds import kind_of
 
     try:
         return kind_of(device).host_cpus
@@ -371,124 +364,3 @@ def _describe_machine(verdict: Verdict, baseline: Baseline, candidate: Baseline,
         old, new = baseline.bench_options.get(key), candidate.bench_options.get(key)
         if old is not None and new is not None and old != new:
             verdict.warnings.append(f"bench option {key} differs: baseline {old}, candidate {new}")
-
-
-# --- reports ----------------------------------------------------------------------------------------
-
-_ICONS = {REGRESSION: "❌ regression", IMPROVEMENT: "🚀 improvement", UNCHANGED: "✅ unchanged",
-          INCONCLUSIVE: "❔ inconclusive",
-          INSUFFICIENT: "⚠️ too few samples", MISSING: "⚠️ missing", FAILED: "⚠️ failed", NEW: "ℹ️ new",
-          OTHER_MACHINE: "⚠️ other machine"}
-_HEADLINES = {0: "✅ Latency gate passed", 1: "❌ Latency gate failed: regression", 2: "⚠️ Latency gate cannot judge"}
-
-
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _ms(value: float | None) -> str:
-    return f"{value:.3f}" if value is not None else "–"
-
-
-def verdict_markdown(verdict: Verdict, baseline_path: str = "") -> str:
-    """A GitHub-flavoured Markdown summary (for $GITHUB_STEP_SUMMARY or a PR comment)."""
-    conf = f"{verdict.confidence:.0%}"
-    lines = [f"## {_HEADLINES[verdict.exit_code]} — `{verdict.device}`", ""]
-    scope = f"Baseline `{baseline_path}`" if baseline_path else "Baseline"
-    norm = (f"latency normalised by the reference `{verdict.reference}` timed in the same session"
-            if verdict.reference else "raw latency (no reference model)")
-    lines.append(f"{scope} on `{verdict.baseline_device}`; a model fails when its whole {conf} interval is above "
-                 f"**+{verdict.max_regression * 100:g}%**; {norm}.")
-    if verdict.machine_ratio:
-        p, lo, hi = verdict.machine_ratio
-        lines.append(f"This machine runs the reference at ×{p:.3f} ({lo:.3f} … {hi:.3f}) the baseline's time.")
-    lines += ["", f"| model | format | baseline ms | candidate ms | change | {conf} interval | p | verdict |",
-              "|---|---|---:|---:|---:|---|---:|---|"]
-    for m in verdict.models:
-        interval = f"{format_change(m.low)} … {format_change(m.high)}" if m.low is not None and m.high is not None else "–"
-        change = format_change(m.ratio) if m.ratio is not None else "–"
-        p = f"{m.p_value:.2g}" if m.p_value is not None else "–"
-        lines.append(f"| `{_md(m.name)}` | {m.format} | {_ms(m.baseline_median_ms)} | {_ms(m.candidate_median_ms)} "
-                     f"| {change} | {interval} | {p} | {_ICONS.get(m.status, m.status)} |")
-    lines += ["", f"**{verdict.summary_line()}**" if verdict.exit_code else verdict.summary_line()]
-    if verdict.warnings:
-        lines += ["", "Warnings:", *[f"- {_md(w)}" for w in verdict.warnings]]
-    lines += ["", "<sub>change = candidate/baseline median latency ratio, per round normalised by the reference; "
-              "p = Mann–Whitney U (information only). Medians in ms of every timed run.</sub>", ""]
-    return "\n".join(lines)
-
-
-def verdict_junit(verdict: Verdict, suite_name: str = "mobiledeploy gate") -> str:
-    """JUnit XML: one testcase per model; a regression is a <failure>, an unjudged model an <error>."""
-    import xml.etree.ElementTree as ET
-
-    failures = len(verdict.regressions)
-    errors = len(verdict.unjudged)
-    skipped = sum(m.status == NEW for m in verdict.models)
-    root = ET.Element("testsuites", name=suite_name, tests=str(len(verdict.models)), failures=str(failures),
-                      errors=str(errors))
-    suite = ET.SubElement(root, "testsuite", name=f"{suite_name} ({verdict.device})", tests=str(len(verdict.models)),
-                          failures=str(failures), errors=str(errors), skipped=str(skipped))
-    props = ET.SubElement(suite, "properties")
-    for name, value in (("device", verdict.device), ("baseline_device", verdict.baseline_device),
-                        ("max_regression", verdict.max_regression), ("confidence", verdict.confidence),
-                        ("reference", verdict.reference or ""),
-                        ("machine_ratio", "" if not verdict.machine_ratio else f"{verdict.machine_ratio[0]:.4f}")):
-        ET.SubElement(props, "property", name=name, value=str(value))
-    for m in verdict.models:
-        case = ET.SubElement(suite, "testcase", classname=f"gate.{verdict.device}.{m.format}", name=m.name)
-        if m.status == REGRESSION:
-            ET.SubElement(case, "failure", message=m.message, type="LatencyRegression").text = _junit_detail(m)
-        elif m.status in CANNOT_JUDGE:
-            ET.SubElement(case, "error", message=m.message, type=m.status).text = _junit_detail(m)
-        elif m.status == NEW:
-            ET.SubElement(case, "skipped", message=m.message)
-        elif m.status == INCONCLUSIVE:
-            ET.SubElement(ET.SubElement(case, "properties"), "property", name="verdict", value=INCONCLUSIVE)
-            ET.SubElement(case, "system-out").text = f"inconclusive: {m.message}\n{_junit_detail(m)}"
-        else:
-            ET.SubElement(case, "system-out").text = f"{m.message}\n{_junit_detail(m)}"
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def _junit_detail(m: ModelVerdict) -> str:
-    fields = ("status", "ratio", "low", "high", "raw_ratio", "p_value", "method", "normalised", "baseline_median_ms",
-              "candidate_median_ms", "baseline_rounds", "candidate_rounds", "baseline_runs", "candidate_runs",
-              "artifact_changed")
-    return "\n".join(f"{f}: {getattr(m, f)}" for f in fields)
-
-
-# --- reports when there is no verdict (skipped, interrupted, an error) -------------------------------
-
-_STATUS_HEADLINES = {"skipped": "⚠️ {gate} gate skipped", INTERRUPTED: "⛔ {gate} gate interrupted",
-                     "error": "⚠️ {gate} gate cannot judge", "baseline written": "✅ {gate} baseline written"}
-LATENCY, INSTRUCTIONS = "Latency", "Arm instruction"  # which gate a report speaks for
-
-
-def status_markdown(status: str, device: str, message: str, gate: str = LATENCY) -> str:
-    """The Markdown summary of a gate that ended without a verdict; `gate` says which (LATENCY, INSTRUCTIONS)."""
-    return f"## {_STATUS_HEADLINES.get(status, status).format(gate=gate)} — `{device}`\n\n{message}\n"
-
-
-def status_junit(status: str, device: str, message: str, suite_name: str = "mobiledeploy gate") -> str:
-    """JUnit XML of a gate that ended without a verdict: one testcase `gate`, an <error> unless it was
-    skipped (then <skipped>) or a baseline was written (then it passes)."""
-    import xml.etree.ElementTree as ET
-
-    error = status not in ("skipped", "baseline written")
-    root = ET.Element("testsuites", name=suite_name, tests="1", failures="0", errors=str(int(error)))
-    suite = ET.SubElement(root, "testsuite", name=f"{suite_name} ({device})", tests="1", failures="0",
-                          errors=str(int(error)), skipped=str(int(status == "skipped")))
-    props = ET.SubElement(suite, "properties")
-    for name, value in (("device", device), ("status", status)):
-        ET.SubElement(props, "property", name=name, value=value)
-    case = ET.SubElement(suite, "testcase", classname=f"gate.{device}", name="gate")
-    if status == "skipped":
-        ET.SubElement(case, "skipped", message=message)
-    elif error:
-        ET.SubElement(case, "error", message=message, type=status)
-    else:
-        ET.SubElement(case, "system-out").text = message
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["check_output_file", "check_output_dir", "check_db", "check_device", "check_threads"]
 
@@ -57,7 +57,7 @@ def check_output_dir(path: str | os.PathLike | None, option: str) -> None:
 def check_db(db: str | os.PathLike | None, *, must_exist: bool = False) -> Path:
     """The results database about to be used: readable and of a known schema when it exists, else
     creatable (or, with `must_exist`, an error naming the missing file). Opens nothing for writing."""
-    from ..results import check_database, default_db_path
+    from .results import check_database, default_db_path
 
     path = Path(db).expanduser() if db else default_db_path()
     if path.exists():
@@ -72,8 +72,8 @@ def check_db(db: str | os.PathLike | None, *, must_exist: bool = False) -> Path:
 def check_device(uri: str, adb_server: str | None) -> dict[str, Any] | None:
     """Ask a phone (adb:SERIAL) for its facts before exporting for it; raises DeviceError when it is not
     there. Other devices run on this host and are not asked (None)."""
-    from ..devices import open_device
-    from ..devices.kinds import kind_of
+    from .devices import open_device
+    from .devices.kinds import kind_of
 
     if not kind_of(uri).reached_by_adb:
         return None
@@ -83,7 +83,7 @@ def check_device(uri: str, adb_server: str | None) -> dict[str, Any] | None:
 
 def check_threads(threads: int | None, device: str) -> str | None:
     """A warning when `local` is asked for more interpreter threads than this host has cores (None: fine)."""
-    from ..devices.kinds import kind_of
+    from .devices.kinds import kind_of
 
     count = os.cpu_count() or 1
     if threads is not None and threads > count and kind_of(device).host_cpus:

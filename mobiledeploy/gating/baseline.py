@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .errors import ResultsError
-from .files import write_atomic
-from .records import RunResult, summarize_us
+from ..errors import ResultsError
+from ..files import write_atomic
+from ..records import RunResult, summarize_us
 
 __all__ = [
     "SCHEMA_VERSION", "KIND", "BaselineError", "ModelSamples", "Baseline", "baseline_from_results",

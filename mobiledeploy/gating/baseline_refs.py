@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterable
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["repository_of", "outside_refs", "check_baseline_refs"]
 
@@ -34,7 +34,7 @@ def repository_of(path: str | Path) -> Path:
 def outside_refs(refs: Iterable[str], root: Path) -> list[tuple[str, Path]]:
     """(ref, file) of each file ref whose file (resolved from the current folder, as the gate imports it) lies
     outside `root`."""
-    from .sources import split_source_ref
+    from ..sources import split_source_ref
 
     found = []
     for ref in dict.fromkeys(refs):
