@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ from mobiledeploy.errors import ExportError
 from mobiledeploy.files import sha256_file
 
 __all__ = [
+    "Manifest",
+    "ArtifactEntry",
+    "Delegation",
+    "read_manifest",
     "SCHEMA_VERSION",
     "MANIFEST_NAME",
     "FILE_NAMES",
@@ -79,9 +84,11 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def write_manifest(manifest: dict[str, Any], directory: Path) -> Path:
+def write_manifest(manifest: "Manifest | dict[str, Any]", directory: Path) -> Path:
+    """manifest.json in `directory` (the export's temporary folder, renamed whole when done)."""
     path = directory / MANIFEST_NAME
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    data = manifest.to_dict() if isinstance(manifest, Manifest) else manifest
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
 
 
@@ -102,3 +109,134 @@ def artifact_problems(manifest: dict[str, Any], directory: Path, formats: tuple[
         if not result.get("passed"):
             problems.append(f"{fmt} parity did not pass")
     return problems
+
+
+# --- the typed manifest --------------------------------------------------------------------------------
+# What bench, measure, profiling and ab read of a manifest. Every manifest written so far is schema 1; the
+# keys added since the first ones (an artifact's `delegation`, `request.source`, `calibration`, `code`,
+# `source`) are optional here, so an old file reads with them empty. Keys a type does not name are kept in
+# its `extra` and written back unchanged: `to_dict()` of a read manifest equals the file.
+
+@dataclass(frozen=True, kw_only=True)
+class Delegation:
+    """How much of an artifact one runtime's delegate takes: the TFLite files as XNNPACK partitions them when
+    loaded on the host, a .pte as its lowered graph says (`delegated`: edge op → count). Counts of nodes."""
+
+    runtime: str | None = None
+    partitions: int | None = None
+    nodes: int | None = None
+    delegated_nodes: int | None = None
+    delegated: dict[str, int] = field(default_factory=dict)
+    not_delegated: dict[str, int] = field(default_factory=dict)  # op → nodes left to the CPU reference kernels
+    why: dict[str, str] = field(default_factory=dict)            # op → the delegate's reason, when known
+    extra: dict[str, Any] = field(default_factory=dict)
+    read_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def full(self) -> bool:
+        return self.nodes is not None and self.delegated_nodes == self.nodes
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Delegation":
+        return cls(**_known(cls, data), extra=_unknown(cls, data), read_keys=tuple(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(kw_only=True)
+class ArtifactEntry:
+    """One file of the export: its path (relative to the folder), size, sha256 and, for the files a runtime
+    delegates, its `Delegation`; the rest (inputs, outputs, quantization, opset) stays in `extra`."""
+
+    path: str
+    bytes: int | None = None
+    sha256: str | None = None
+    delegation: Delegation | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    read_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ArtifactEntry":
+        known = _known(cls, data)
+        if isinstance(known.get("delegation"), dict):
+            known["delegation"] = Delegation.from_dict(known["delegation"])
+        return cls(**known, extra=_unknown(cls, data), read_keys=tuple(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+@dataclass(kw_only=True)
+class Manifest:
+    """manifest.json of an artifact folder (schema in docs/CONTRACTS.md)."""
+
+    schema_version: int = SCHEMA_VERSION
+    slug: str | None = None
+    arch: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    resolution: list[int] | None = None
+    artifacts: dict[str, ArtifactEntry] = field(default_factory=dict)
+    complexity: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # mean, std, versions, stage_seconds, created_at, code, …
+    read_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the file's keys: written back
+
+    @property
+    def macs(self) -> int | None:
+        return self.complexity.get("macs")
+
+    @property
+    def source_sha256(self) -> str | None:
+        """A user's model file's sha256 (`request.source`); None for a zoo model or an older manifest."""
+        return (self.request.get("source") or {}).get("sha256")
+
+    def entry_of_file(self, name: str, sha256: str) -> tuple[str, ArtifactEntry] | None:
+        """(key, entry) of the artifact stored as `name` with this sha256, if the manifest has it."""
+        return next(((k, e) for k, e in self.artifacts.items() if e.path == name and e.sha256 == sha256), None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+        known = _known(cls, data)
+        known["artifacts"] = {k: ArtifactEntry.from_dict(e) for k, e in (known.get("artifacts") or {}).items()
+                              if isinstance(e, dict)}
+        for key in ("config", "complexity", "parity", "request"):
+            known[key] = known.get(key) or {}
+        return cls(**known, extra=_unknown(cls, data), read_keys=tuple(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _as_dict(self)
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """The typed manifest of an artifact directory (or a manifest.json path); ExportError if unusable."""
+    return Manifest.from_dict(load_manifest(path))
+
+
+def _fields(cls: type) -> list[str]:
+    return [f for f in cls.__dataclass_fields__ if f not in ("extra", "read_keys")]
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in _fields(cls) if k in data}
+
+
+def _unknown(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in _fields(cls)}
+
+
+def _as_dict(record: Any) -> dict[str, Any]:
+    """The record as JSON data: the fields the file had and those set since (an empty or None field the file
+    did not have stays out), then its `extra`."""
+    out: dict[str, Any] = {}
+    for name in _fields(type(record)):
+        value = getattr(record, name)
+        if name not in record.read_keys and (value is None or value == {}):
+            continue
+        if isinstance(value, dict) and name == "artifacts":
+            value = {k: e.to_dict() for k, e in value.items()}
+        out[name] = value.to_dict() if hasattr(value, "to_dict") else value
+    out.update(record.extra)
+    return {**{k: out[k] for k in record.read_keys if k in out}, **out}  # the file's order, new keys after

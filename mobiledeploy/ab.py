@@ -168,14 +168,16 @@ def _link_package_dirs(src: Path) -> None:
 
 def folder_targets(folder: Path) -> dict[str, Path]:
     """slug → artifact folder for every manifest.json in `folder` or its direct subfolders."""
+    from .converters.manifest import Manifest
+
     found = {}
     for manifest in [folder / "manifest.json", *sorted(folder.glob("*/manifest.json"))]:
         try:
             data = json.loads(manifest.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and data.get("slug"):
-            found[data["slug"]] = manifest.parent
+        if isinstance(data, dict) and (slug := Manifest.from_dict(data).slug):
+            found[slug] = manifest.parent
     if not found:
         raise ConfigError(f"--against {folder}: no exported artifacts (manifest.json) in it or its subfolders")
     return found
@@ -203,13 +205,15 @@ def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
 
 def _match(candidates: list[Any], folder_of: Callable[[str, str], Path | None], load: Callable[[Path], Any],
            against: str) -> list[Any]:
+    from .converters.manifest import Manifest
+
     out = []
     for c in candidates:
         folder = folder_of(c.name, c.format)
-        manifest = json.loads((folder / "manifest.json").read_text()) if folder else {}
-        entry = (manifest.get("artifacts") or {}).get(c.format)
+        manifest = Manifest.from_dict(json.loads((folder / "manifest.json").read_text())) if folder else Manifest()
+        entry = manifest.artifacts.get(c.format)
         if not entry:
             raise ConfigError(f"--against {against}: no {c.format} artifact of {c.name}")
-        target = load(folder / entry["path"])
+        target = load(folder / entry.path)
         out.append(replace(target, name=f"{c.name}@base", format=c.format))
     return out

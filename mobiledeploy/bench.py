@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .artifact_kinds import PRECISIONS, suffix_of
 from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
+
+if TYPE_CHECKING:
+    from .converters.manifest import Manifest
 
 __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_from_export", "runtime_artifacts",
            "target_from_file", "run_interleaved",
@@ -72,31 +75,34 @@ def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) ->
     return found
 
 
-def targets_from_export(folder: str | Path, manifest: dict[str, Any], formats: Sequence[str],
+def targets_from_export(folder: str | Path, manifest: "Manifest | dict[str, Any]", formats: Sequence[str],
                         runtimes: Sequence[str | None] = (None,), identity: dict[str, Any] | None = None,
                         arch: str | None = None, config: dict[str, Any] | None = None,
                         resolution: tuple[int, int] | None = None) -> list[BenchTarget]:
     """The targets of an exported artifact folder (its manifest): one per runtime and precision, runtime first.
-    `identity` (weights, calibration, a user's model's sha256) is recorded with every run."""
+    `identity` (weights, calibration, a user's model's sha256) is recorded with every run. `manifest`: typed, or
+    the dict an `ExportResult` holds."""
+    from .converters.manifest import Manifest
+
+    manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
     identity = dict(identity or {})
-    request = manifest.get("request") or {}
-    name = manifest.get("slug") or Path(folder).name
-    if request.get("source"):  # a user's model: named the same across edits of its file (a gate pairs them)
-        identity["source_sha256"] = request["source"]["sha256"]
-        name = name.replace(f"-m{request['source']['sha256'][:8]}", "")
+    name = manifest.slug or Path(folder).name
+    if source_sha256 := manifest.source_sha256:  # a user's model: named the same across edits of its file (a gate pairs them)
+        identity["source_sha256"] = source_sha256
+        name = name.replace(f"-m{source_sha256[:8]}", "")
     targets = []
     for (runtime, fmt), key in runtime_artifacts(runtimes, formats).items():
-        entry = manifest.get("artifacts", {}).get(key)
+        entry = manifest.artifacts.get(key)
         if not entry:
-            raise ExportError(f"the export of {manifest.get('arch', arch)} has no {key} artifact")
+            raise ExportError(f"the export of {manifest.arch or arch} has no {key} artifact")
         targets.append(BenchTarget(
             name=name,
-            artifact=Path(folder) / entry["path"],
+            artifact=Path(folder) / entry.path,
             format=fmt,
-            sha256=entry["sha256"],
-            macs=(manifest.get("complexity") or {}).get("macs"),
-            config={"arch": manifest.get("arch", arch), **(manifest.get("config") or config or {}), **identity},
-            resolution=tuple(manifest.get("resolution") or resolution),  # type: ignore[arg-type]
+            sha256=entry.sha256,
+            macs=manifest.macs,
+            config={"arch": manifest.arch or arch, **(manifest.config or config or {}), **identity},
+            resolution=tuple(manifest.resolution or resolution),  # type: ignore[arg-type]
             runtime=runtime,
         ))
     return targets
@@ -117,18 +123,19 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
         raise ConfigError(f"--runtime {runtime} times {kinds} models: give --onnx FILE.onnx or a model to export")
     target = BenchTarget(name=path.stem, artifact=path.resolve(), format=_tflite_format(path), sha256=sha256_file(path),
                          runtime=runtime)
-    manifest_path = path.resolve().parent / "manifest.json"
+    from .converters.manifest import Manifest
+
     try:
-        manifest = json.loads(manifest_path.read_text())
+        data = json.loads((path.resolve().parent / "manifest.json").read_text())
     except (OSError, ValueError):
         return target
-    for fmt, entry in (manifest.get("artifacts") or {}).items():
-        if isinstance(entry, dict) and entry.get("path") == path.name and entry.get("sha256") == target.sha256:
-            target.name = manifest.get("slug") or target.name
-            target.format = fmt if fmt in FORMATS else target.format
-            target.macs = (manifest.get("complexity") or {}).get("macs")
-            target.config = {"arch": manifest.get("arch"), **(manifest.get("config") or {})}
-            target.resolution = tuple(manifest["resolution"]) if manifest.get("resolution") else None
+    manifest = Manifest.from_dict(data) if isinstance(data, dict) else Manifest()
+    if (found := manifest.entry_of_file(path.name, target.sha256)) is not None:
+        target.name = manifest.slug or target.name
+        target.format = found[0] if found[0] in FORMATS else target.format
+        target.macs = manifest.macs
+        target.config = {"arch": manifest.arch, **manifest.config}
+        target.resolution = tuple(manifest.resolution) if manifest.resolution else None
     return target
 
 

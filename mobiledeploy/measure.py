@@ -34,6 +34,7 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
     `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
     other weights or calibration give another artifact folder, never a rebuild of the default one."""
     from .analysis import parse_resolution
+    from .converters.manifest import Manifest
     from .registry import parse_model_ref
     from .sources import split_source_ref
 
@@ -48,7 +49,8 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = FORMATS, res
         with _EXPORT_LOCK:
             exported, identity = _export(arch, config, res, tuple(dict.fromkeys(keys.values())), progress, weights,
                                          export or ExportInputs())
-        targets += targets_from_export(exported.path, exported.manifest, formats, runtimes, identity, arch, config, res)
+        targets += targets_from_export(exported.path, Manifest.from_dict(exported.manifest), formats, runtimes, identity,
+                                       arch, config, res)
     return targets
 
 
@@ -56,6 +58,7 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
             progress: Progress | None, weights: str | None, inputs: ExportInputs) -> tuple[Any, dict[str, Any]]:
     """Export (or reuse) the model's `artifacts`; with what its runs record when the inputs are not the defaults."""
     from .converters import STAGES, export_model, pipeline
+    from .converters.manifest import Manifest
 
     def stage(name: str, event: str, seconds: float | None) -> None:
         if progress and event == "start":
@@ -66,7 +69,7 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
     exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or pipeline.DEFAULT_OUT).resolve(),
                             formats=export_request(artifacts), weights=weights,
                             calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage)
-    request = exported.manifest.get("request") or {}
+    request = Manifest.from_dict(exported.manifest).request
     identity = {}  # recorded with every run when the inputs are not the defaults
     if request.get("weights_sha256"):
         identity["weights_sha256"] = request["weights_sha256"]

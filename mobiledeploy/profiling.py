@@ -68,11 +68,10 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
 
     report = target_analysis(arch, config, target)
     if kind_of(device).profiler == "onnxruntime":
-        from .converters import load_manifest
+        from .converters.manifest import read_manifest
 
         folder = Path(target.artifact).parent
-        manifest = load_manifest(folder)
-        onnx_path = folder / manifest["artifacts"]["onnx"]["path"]
+        onnx_path = folder / read_manifest(folder).artifacts["onnx"].path
         profile = onnx_op_times(onnx_path, runs=runs, threads=options.threads)
         fmt, width = "fp32", 4
     else:
