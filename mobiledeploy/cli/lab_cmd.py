@@ -22,22 +22,19 @@ def warn(line: str) -> None:
 
 def open_lab(device: str, adb_server: str | None) -> Any:
     """The Lab of `--device` when it names several phones or a farm; None for one device."""
-    from ..devices.lab import Lab, is_lab
+    from ..lab_session import open_lab as lab_of
 
-    return Lab(device, adb_server=adb_server, say=warn) if is_lab(device) else None
+    return lab_of(device, adb_server, say=warn)
 
 
 def run_lab(lab: Any, targets: list[Any], options: Any, rounds: int, db: str | None, progress: Any,
             collected: list[Any] | None = None) -> list[Any]:
-    """Reserve (a farm), time every target on every phone at once, release. No phone to be had: one line, exit 1."""
+    """`lab_session.run_lab`; no phone to be had: one line, exit 1."""
     from ..errors import DeviceError
-    from ..fanout import fan_out
+    from ..lab_session import run_lab as run_on_phones
 
     try:
-        with lab.phones() as phones:
-            progress(f"{len(phones)} phone(s): {', '.join(p.label for p in phones)}")
-            return fan_out(phones, targets, options, rounds=rounds, db=db, adb_server=lab.adb_server,
-                           progress=progress, collected=collected, release=lab.release_all)
+        return run_on_phones(lab, targets, options, rounds, db, progress, collected)
     except DeviceError as exc:
         sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())}\n")
         raise SystemExit(1) from None
@@ -46,21 +43,18 @@ def run_lab(lab: Any, targets: list[Any], options: Any, rounds: int, db: str | N
 def bench_lab(lab: Any, refs: list[str], options: Any, formats: Any, resolution: Any, runtimes: Any, rounds: int,
               db: str | None, inputs: dict[str, Any], json_out: bool) -> None:
     """`bench` on every phone of the lab: one table with a phone column, every run stored and tagged."""
-    from ..measure import prepare_targets
+    from ..lab_session import db_path, lab_targets
     from .console import warn_calibration
-    from ..preflight import check_db
 
-    check_db(db)
-    lab.check()  # the farm answers, takes the token and has a matching phone: before any export
     with progress_on_stderr() as progress:
-        targets = prepare_targets(refs, formats, resolution, progress, runtimes=runtimes, **inputs)
+        targets = lab_targets(lab, refs, formats, resolution, runtimes, db, inputs, progress)
         warn_calibration(targets)
         runs = run_lab(lab, targets, options, rounds, db, progress)
     if json_out:
-        print_json({"device": lab.describe(), "db": str(_db_path(runs, db)),
+        print_json({"device": lab.describe(), "db": str(db_path(runs, db)),
                     "devices": [{**run.to_dict(), "results": [_item(r) for r in run.results]} for run in runs]})
     else:
-        print_lab_results(runs, str(_db_path(runs, db)))
+        print_lab_results(runs, str(db_path(runs, db)))
     _conclude(runs)
 
 
@@ -71,19 +65,13 @@ def _item(result: Any) -> dict[str, Any]:
     return item
 
 
-def _db_path(runs: list[Any], db: str | None) -> Any:
-    from ..results import default_db_path
-
-    return next((run.bench.db_path for run in runs if run.bench), db or default_db_path())
-
-
 def _conclude(runs: list[Any]) -> None:
     """One line per phone that did not succeed; the exit code says whether every phone did."""
     from ..fanout import lab_exit_code
+    from ..lab_session import failure_lines
 
-    for run in runs:
-        if (line := run.failure()) is not None:
-            sys.stderr.write(f"mobiledeploy: error: {run.phone.label}: {' '.join(line.split())}\n")
+    for line in failure_lines(runs):
+        sys.stderr.write(f"mobiledeploy: error: {line}\n")
     if code := lab_exit_code(runs):
         raise SystemExit(code)
 
@@ -116,60 +104,36 @@ def compare_lab(lab: Any, targets: list[Any], failures: list[dict[str, Any]], pl
                 rounds: int, db: str | None, report: Any, json_out: bool, meta: dict[str, Any]) -> None:
     """`compare` on every phone at once: each phone's speedups against the baseline timed on that phone, side by
     side (table, JSON, report); an interrupt still writes the report of what was measured."""
+    from ..lab_session import by_device, db_path, lab_report, runs_of, uncompared
+
     collected: list[Any] = []
     try:
         with progress_on_stderr() as progress:
             runs = run_lab(lab, targets, options, rounds, db, progress, collected) if targets else []
     except KeyboardInterrupt:
         if report:
-            _lab_report(report, _by_device(_runs_of(collected), plan, failures), {**meta, "status": "interrupted"})
+            lab_report(report, by_device(runs_of(collected), plan, failures), {**meta, "status": "interrupted"})
         raise
-    per_phone = _by_device([(run, run.results) for run in runs], plan, failures)
-    meta = {**meta, "status": "complete", "results db": str(_db_path(runs, db))}
+    per_phone = by_device([(run, run.results) for run in runs], plan, failures)
+    meta = {**meta, "status": "complete", "results db": str(db_path(runs, db))}
     _show_by_device(per_phone, plan, json_out, meta)
     if report:
-        written = _lab_report(report, per_phone, meta)
+        written = lab_report(report, per_phone, meta)
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
     _conclude(runs)
-    if any(not any(r.measured_speedup for r in rows if not r.baseline) for _, rows in per_phone):
+    if uncompared(per_phone):
         sys.stderr.write("mobiledeploy: error: on some phone no model could be compared with the baseline\n")
         raise SystemExit(1)
-
-
-def _runs_of(collected: list[Any]) -> list[tuple[Any, list[Any]]]:
-    """The results an interrupted fan-out stored so far, grouped by the phone they ran on."""
-    from ..devices.lab import Phone
-    from ..fanout import PhoneRun
-
-    groups: dict[str, tuple[Any, list[Any]]] = {}
-    for result in collected:
-        ident = (result.config or {}).get("phone") or {"label": result.device}
-        run = PhoneRun(Phone(result.device, ident), ident.get("machine_class"), error="interrupted")
-        groups.setdefault(str(ident.get("label")), (run, []))[1].append(result)
-    return list(groups.values())
 
 
 def judge_stored_by_device(runs: list[Any], plan: dict[str, Any], json_out: bool, meta: dict[str, Any]) -> None:
     """compare --results --by-device: stored runs grouped by the phone they ran on (`config.phone`, else the
     device URI), each phone's speedups against its own baseline runs."""
-    from pathlib import Path
+    from ..lab_session import by_device, stored_by_device, uncompared
 
-    from ..bench import BenchRun
-    from ..devices.lab import Phone
-    from ..fanout import PhoneRun
-
-    groups: dict[str, tuple[Any, list[Any]]] = {}
-    for result in runs:
-        ident = (result.config or {}).get("phone") or {"label": result.device}
-        label = str(ident.get("label"))
-        if label not in groups:
-            groups[label] = (PhoneRun(Phone(result.device, ident), ident.get("machine_class")), [])
-        groups[label][1].append(result)
-    for run, results in groups.values():
-        run.bench = BenchRun(results, Path(""), str(results[0].session_id or ""))
-    per_phone = _by_device(list(groups.values()), plan, [])
+    per_phone = by_device(stored_by_device(runs), plan, [])
     _show_by_device(per_phone, plan, json_out, meta)
-    if any(not any(r.measured_speedup for r in rows if not r.baseline) for _, rows in per_phone):
+    if uncompared(per_phone):
         sys.stderr.write("mobiledeploy: error: on some phone no model could be compared with the baseline\n")
         raise SystemExit(1)
 
@@ -183,20 +147,13 @@ def _show_by_device(per_phone: list[tuple[Any, list[Any]]], plan: dict[str, Any]
         print_by_device(per_phone, plan["labels"][plan["baseline"]], plan["paper"])
 
 
-def _by_device(groups: list[tuple[Any, list[Any]]], plan: dict[str, Any],
-               failures: list[dict[str, Any]]) -> list[tuple[Any, list[Any]]]:
-    """Each phone's compare rows: its models set against the baseline timed on that phone."""
-    from ..compare import compare
-
-    return [(run, compare(results, plan["baseline"], labels=plan["labels"], paper=plan["paper"], failures=failures)
-             if results else []) for run, results in groups]
-
-
 def print_by_device(per_phone: list[tuple[Any, list[Any]]], baseline_label: str, paper: dict[str, Any]) -> None:
     """The measured speedups side by side, one column per phone, after a line per phone (its machine class)."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
+
+    from ..lab_session import side_by_side
 
     console = stdout_console()
     phones = Table(title="phones", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -218,16 +175,6 @@ def print_by_device(per_phone: list[tuple[Any, list[Any]]], baseline_label: str,
                   "theoretical = baseline MACs / MACs[/]")
 
 
-def side_by_side(per_phone: list[tuple[Any, list[Any]]]) -> dict[tuple[Any, ...], list[Any]]:
-    """(model, format, resolution, theoretical) → each phone's row (None where that phone has none)."""
-    cells: dict[tuple[Any, ...], list[Any]] = {}
-    for index, (_, rows) in enumerate(per_phone):
-        for row in rows:
-            key = (row.model, row.format, row.resolution, row.theoretical_speedup)
-            cells.setdefault(key, [None] * len(per_phone))[index] = row
-    return cells
-
-
 def _x(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
@@ -239,12 +186,6 @@ def _speedup_text(row: Any) -> str:
         return "baseline"
     ci = row.measured_speedup_ci
     return _x(row.measured_speedup) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
-
-
-def _lab_report(report: Any, per_phone: list[tuple[Any, list[Any]]], meta: dict[str, Any]) -> dict[str, Any]:
-    from ..report_lab import write_by_device_report
-
-    return write_by_device_report(report, [(run.to_dict(), rows) for run, rows in per_phone], meta=meta)
 
 
 class _PerThread:
@@ -334,11 +275,12 @@ def _print_per_phone(done: list[tuple[Any, int, Any, Any]], command: str, json_o
         sys.stdout.write(f"== {phone.label}: {command} exit {code}\n{stdout.getvalue()}")
 
 
-def _judged(judge: Any, phone: Any) -> int:
+def _judged(job: Any, phone: Any) -> int:
+    """`job(phone)`'s exit code; its errors are its own (one line), the other phones go on."""
     from ..errors import MobiledeployError
 
     try:
-        judge(phone)
+        job(phone)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except MobiledeployError as exc:
