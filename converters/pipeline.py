@@ -53,10 +53,11 @@ STAGES = {
 }
 DEFAULT_OUT = Path("artifacts")
 DEFAULT_CALIB_SAMPLES = 32
-PIPELINE_REVISION = 6  # bump when the files produced for the same request change (2: depthwise after shuffles, 3: max pools
-# padded with real values, 4: delegable.py's rewrites and edge padding as slices, for one XNNPACK partition, 5: shuffles
-# after strided depthwise convs, max-pool padding always border slices and only where read, 6: modern.py's exact GELU as
-# the GELU builtin)
+# The revision of the conversion itself, part of every export request (`request["pipeline"]`): an artifact
+# folder is reused only for a request with the same revision, so raising it makes every old export stale. Raise
+# it when the same request would now produce different files (another graph rewrite, padding or op lowering),
+# not for changes that leave the files as they were; the files' own sha256s only say they are intact.
+PIPELINE_REVISION = 6
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]

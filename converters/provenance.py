@@ -2,7 +2,7 @@
 
 An artifact folder is reused only when its request matches (`pipeline._reusable`), and a cache whose
 key misses an input lies: with only a hand-bumped revision in the key, a converter change that drops
-a rewrite left every developer's old artifacts in place and the exact gate judged those (issue 24).
+a rewrite left every developer's old artifacts in place and the exact gate judged those.
 So the request holds, besides the libraries' versions:
 
 - `converters`: the sources of this package (every `*.py` under `converters/`), read once per process;

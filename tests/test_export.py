@@ -874,7 +874,7 @@ def test_a_shuffle_before_a_strided_depthwise_conv_moves_after_it(tmp_path, stri
 
 
 def test_calibration_inputs_only_for_int8_and_within_memory(monkeypatch):
-    """Issue 24, item 6: no calibration inputs for an export without int8 (the held-out ones are the same), and
+    """No calibration inputs for an export without int8 (the held-out ones are the same), and
     inputs that would not fit in half the free memory are refused before anything is built."""
     import numpy as np
 

@@ -274,7 +274,7 @@ def _check_store_read(tmp: Path, proc: subprocess.CompletedProcess) -> None:
 
 
 CASES: dict[str, Case] = {
-    # --- already right before issue 14: keep them so
+    # --- bad input of every kind (names, URIs, files, databases): one line naming what is wrong
     "unknown_arch": Case(["info", "--arch", "no_such_net"], 2, "unknown architecture"),
     "bad_g": Case(["info", "--arch", "v1", "--g", "5"], 2, "g=5"),
     "export_out_under_a_file": Case(["export", *TINY, "--out", "{file}/sub"], 2, "cannot create output directory"),
@@ -296,7 +296,7 @@ CASES: dict[str, Case] = {
                        db="same"),
     "bad_calibration": Case(["export", *TINY, "--calibration", "{tmp}/nope", "--out", "{tmp}/out"], 2,
                             "does not exist"),
-    # --- issue 14, item 8: small ones
+    # --- typos, a weights file that is not a state_dict, threads and options a command does not take
     "results_db_typo": Case(["results", "--db", "{tmp}/typo.db"], 2, "does not exist"),
     "models_no_match": Case(["models", "nomatch*"], 2, "no registered architecture matches 'nomatch*'"),
     "weights_pickled_module": Case(["export", *TINY, "--weights", "{tmp}/whole.pt", "--out", "{tmp}/out/deep"], 2,
@@ -308,7 +308,7 @@ CASES: dict[str, Case] = {
                            "No such option: --no-such-option (see `mobiledeploy guidelines --help`)"),
     "option_value_of_the_wrong_type": Case(["bench", "--model", "{tiny}", "--runs", "many"], 2,
                                            "Invalid value for '--runs'"),
-    # --- item 3 and 4: output paths, DB and device before any work
+    # --- output paths, the results database and the device are checked before any work
     "gate_junit_under_a_file": Case(["gate", "--baseline", "{work}/baseline.json", "--junit", "{file}/sub/x.xml",
                                      "--db", "{tmp}/r.db"], 2, "cannot write --junit"),
     "gate_markdown_is_a_dir": Case(["gate", "--baseline", "{work}/baseline.json", "--markdown", "{dir}",
@@ -340,7 +340,7 @@ CASES: dict[str, Case] = {
                                             env={"MOBILEDEPLOY_ADB": "{fake_adb}"},
                                             leaves={"gate.xml", "gate.md", "gate.json"},
                                             check=_check_junit_status("error", "⚠️ Latency gate cannot judge")),
-    # --- item 3: reports on every exit path
+    # --- the gate writes its reports on every way it ends, errors included
     "gate_no_baseline_writes_reports": Case(["gate", "--baseline", "{tmp}/none.json", "--junit", "{tmp}/gate.xml",
                                              "--markdown", "{tmp}/gate.md", "--out", "{tmp}/gate.json"], 2,
                                             "no baseline at", leaves={"gate.xml", "gate.md", "gate.json"},
@@ -352,7 +352,7 @@ CASES: dict[str, Case] = {
                                              check=_check_junit_status("skipped", "⚠️ Latency gate skipped")),
     "gate_skip_does_not_need_the_db": Case(["gate", "--baseline", "{dir}", "--if-no-baseline", "skip",
                                             "--db", "{junk_db}"], 0, "gate skipped", db="same"),
-    # --- item 7: adb wording
+    # --- adb failures say what was tried (the server address, the serial)
     "adb_server_unreachable": Case(["bench", "--device", "adb:R58M123ABC", "--adb-server", "127.0.0.1:1",
                                     "--model", "{tiny}", "--db", "{tmp}/r.db"], 1,
                                    "cannot reach the adb server at 127.0.0.1:1",
@@ -362,7 +362,7 @@ CASES: dict[str, Case] = {
         "adb cannot reach 10.9.9.9:5555", env={"MOBILEDEPLOY_ADB": "{fake_adb}", "FAKE_ADB_LOG": "{tmp}/adb.log"},
         leaves={"r.db", "r.db-wal", "r.db-shm", "adb.log"}, db="written", check=_check_failed_connect_disconnected),
     "version": Case(["--version"], 0, "", stdout="mobiledeploy "),
-    # --- item 2: nothing a user made is lost
+    # --- nothing a user made is lost: an export folder with foreign files is not replaced
     "export_never_deletes_a_users_file": Case(["export", *TINY, "--formats", "fp32", "--force"], 2,
                                               "did not write (NOTES.txt)", setup=_copy_export_with_notes,
                                               check=_check_notes_kept),
@@ -370,7 +370,7 @@ CASES: dict[str, Case] = {
         ["bench", *TINY, "--formats", "fp32", "--weights", "mine.pt", "--runs", "3", "--warmup", "0",
          "--db", "{tmp}/r.db"], 0, "", leaves={"r.db", "r.db-wal", "r.db-shm", "artifacts/*"}, db="written",
         setup=_copy_default_export, check=_check_own_folder_and_identity),
-    # --- issue 24, items 3-11: one line, exit 2, checked before any export or measurement
+    # --- user model refs and their options: one line, exit 2, checked before any export or measurement
     "set_value_with_a_slash": Case(["export", "--model-fn", "{tmp}/own.py:build", "--set", "tag=x/y", "--input-shape",
                                     "1x3x32x32", "--formats", "onnx", "--out", "{tmp}/out"], 2,
                                    "own_build: tag='x/y' cannot be part of the artifact folder's name",
@@ -422,7 +422,7 @@ CASES: dict[str, Case] = {
     "exact_update_baseline_read_only_folder": Case(["gate", "--baseline", "{tmp}/ro/arm.json", "--update-baseline",
                                                     "--device", "qemu:cortex-a76", "--model", TINY_REF], 2,
                                                    "is not writable", setup=_read_only_store, unprivileged=True),
-    # --- issue 24, item 12: a baseline's file ref is code
+    # --- a baseline's file ref is code the gate runs: outside its repository only when allowed
     "baseline_ref_outside_its_repository": Case(["gate", "--baseline", "{tmp}/repo/arm.json"], 2,
                                                 "outside its repository", setup=_baseline_from_elsewhere,
                                                 check=_check_no_adb_run),
@@ -653,7 +653,7 @@ def test_sigterm_mid_compare_writes_its_report_as_interrupted(tmp_path, work):
     assert sorted(p.name for p in report.iterdir() if p.name.startswith(".")) == []  # no temp report files
 
 
-# --- item 6: calibration folders ----------------------------------------------------------------------
+# --- calibration folders: too few images, unreadable files ---------------------------------------------
 
 @pytest.mark.slow
 def test_imagenet_style_calibration_folder_with_too_few_images(tmp_path):
