@@ -104,6 +104,7 @@ def export_model(
     seed: int = 0,
     float_layers: str | None = None,
     reparameterize: bool = False,
+    calibration_seed: int = 0,
 ) -> ExportResult:
     """Export a registered model to `<out_dir or artifacts>/<slug>/` and return where and what.
 
@@ -114,7 +115,8 @@ def export_model(
     ParityError when a converted model does not compute the reference's function. `float_layers`: int8 ops
     kept in float, 'auto[:N]' (the N that add the most error on the calibration inputs) or comma-separated names
     (converters/float_layers.py); recorded in the manifest's int8 entry, and part of the request and the slug.
-    `reparameterize` exports
+    `calibration_seed` seeds the class-balanced draw from a calibration folder (converters/calibration.py
+    `draw_images`), recorded in the manifest. `reparameterize` exports
     the model's deployment form (converters/reparam.py: its own fuse()/reparameterize(), timm's convention).
     """
     from mobiledeploy.registry import get_spec
@@ -141,7 +143,7 @@ def export_model(
     from .provenance import code_digest
 
     request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source,
-                       float_layers, code_digest(spec))
+                       float_layers, code_digest(spec), calibration_seed)
     from .calibration import check_input_memory
 
     check_input_memory(size, calib_samples if _quantised(wanted) else 0)  # before any model is built
@@ -262,7 +264,8 @@ def _build(
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
     with stage("calibration"):
-        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate=_quantised(wanted))
+        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate=_quantised(wanted),
+                                 calibration_seed=request.get("calibration_seed", 0))
     onnx_path, reference = _onnx_stages(tmp, spec, model, (1, 3, h, w), inputs.holdout, artifacts, parity, stage)
     if complexity is None:  # an ONNX file or an ExportedProgram: counted on the ONNX graph
         complexity = _analysis(stage, spec, config, onnx_path=onnx_path)
@@ -541,7 +544,8 @@ def _require_passed(what: str, result: dict[str, Any], reference: Any = None) ->
 
 def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibration: str | Path, calib_samples: int,
              weights: str | None, seed: int, source: dict[str, Any] | None = None,
-             float_layers: str | None = None, code: dict[str, Any] | None = None) -> dict[str, Any]:
+             float_layers: str | None = None, code: dict[str, Any] | None = None,
+             calibration_seed: int = 0) -> dict[str, Any]:
     """Everything the files depend on, JSON-normalised so it compares equal to a stored one; `code` is what
     converters.provenance.code_digest says of the exporting code and the model's own files."""
     from mobiledeploy.errors import WeightsError
@@ -565,15 +569,17 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "config": config,
         "resolution": list(size),
         "slug": artifact_slug(config_slug(arch, config, size), weights_sha, calibration, calib_samples, seed,
-                              source_sha256=source["sha256"] if source else None),
+                              source_sha256=source["sha256"] if source else None, calibration_seed=calibration_seed),
         "opset": OPSET,
         "seed": seed,
         "weights_sha256": weights_sha,
-        "calibration": fingerprint(calibration, calib_samples, seed),
+        "calibration": fingerprint(calibration, calib_samples, seed, calibration_seed=calibration_seed),
         "calib_samples": calib_samples,
         "versions": tool_versions(),
         "code": code,
     }
+    if str(calibration) != "synthetic":  # the draw from a folder (synthetic requests stay as they were)
+        request["calibration_seed"] = calibration_seed
     if source:  # a user's model: its file is an input like the weights (zoo requests stay as they were)
         request["source"] = {"kind": source["kind"], "sha256": source["sha256"]}
     if float_layers:  # int8 with layers in float: another file (requests without it stay as they were)
@@ -586,7 +592,7 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
 
 
 def artifact_slug(base: str, weights_sha256: str | None, calibration: str | Path, calib_samples: int,
-                  seed: int = 0, source_sha256: str | None = None) -> str:
+                  seed: int = 0, source_sha256: str | None = None, calibration_seed: int = 0) -> str:
     """The artifact folder's name: the model's slug, plus what sets its inputs apart from the defaults
     (seeded init, synthetic calibration of 32): `-m<sha256 of a user's model file>`, `-w<sha256 of the
     weights>`, `-cal<digest of the images>` or `-syn<N>`, so an export from another model file, other
@@ -599,7 +605,7 @@ def artifact_slug(base: str, weights_sha256: str | None, calibration: str | Path
     if weights_sha256:
         parts.append(f"w{weights_sha256[:8]}")
     if str(calibration) != SYNTHETIC:
-        digest = fingerprint(calibration, calib_samples, seed).removeprefix("dir:")
+        digest = fingerprint(calibration, calib_samples, seed, calibration_seed=calibration_seed).removeprefix("dir:")
         parts.append(f"cal{digest[:8]}")
     elif calib_samples != DEFAULT_CALIB_SAMPLES:
         parts.append(f"syn{calib_samples}")

@@ -183,9 +183,9 @@ def arm_agreement(host: Scored, arm: Scored, files: Sequence[Path], root: Path) 
 def calibration_mismatch(manifest: dict[str, Any], images: np.ndarray) -> str | None:
     """A sentence when the evaluation images (NHWC, 0..1) do not look like the export's int8 calibration inputs:
     mean pixel values more than half a standard deviation apart, or a 1-99% range more than twice or under half
-    as wide. The calibration inputs are made again as the export made them (synthetic, or the folder's first
-    images); None when they cannot be (a folder gone)."""
-    from .converters.calibration import list_images, load_images, synthetic_images
+    as wide. The calibration inputs are made again as the export made them (synthetic, or the folder's seeded
+    draw, `converters.calibration.draw_images`); None when they cannot be (a folder gone)."""
+    from .converters.calibration import draw_images, load_images, synthetic_images
 
     info = manifest.get("calibration") or {}
     source, samples, size = info.get("source"), int(info.get("samples") or 0), tuple(manifest["resolution"])
@@ -194,7 +194,8 @@ def calibration_mismatch(manifest: dict[str, Any], images: np.ndarray) -> str | 
     if source == "synthetic":
         calib = synthetic_images(samples, size, int(info.get("seed", 0)))
     elif source and Path(source).is_dir():
-        calib = load_images(list_images(source)[:samples], size)
+        seed = int((info.get("draw") or {}).get("calibration_seed", 0))
+        calib = load_images(draw_images(source, samples, 0, seed).calibration, size)
     else:
         return None
     c_mean, e_mean, c_std = float(calib.mean()), float(images.mean()), float(calib.std()) or 1e-6

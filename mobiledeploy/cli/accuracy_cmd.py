@@ -9,7 +9,7 @@ import typer
 
 from .app import (Alpha, ArtifactsRoot, ExportedProgramFile, Groups, InputShape, Json, ModelFn, OnnxFile, Options,
                   Resolution, Scale, Weights, app, model_choice, model_config, print_json, set_activity)
-from .options import DbOpt, FloatLayersOpt, ReportOpt
+from .options import CalibrationSeedOpt, DbOpt, FloatLayersOpt, ReportOpt
 
 
 @app.command("accuracy")
@@ -40,6 +40,7 @@ def accuracy_cmd(
     calibration: Annotated[str, typer.Option("--calibration", help="int8 calibration of the export: a directory of "
                                              "images, or 'synthetic'.")] = "synthetic",
     calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
+    calibration_seed: CalibrationSeedOpt = 0,
     out: ArtifactsRoot = None,
     float_layers: FloatLayersOpt = None,
     cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="The export's int8 parity floor.")] = 0.98,
@@ -68,7 +69,8 @@ def accuracy_cmd(
     arm_cpus = emulated_cpus(devices or ["local"])
     found = find_labelled(images, labels, classes, limit)  # bad folders fail before any export
     exported = _export(name, config, resolution, weights, calibration, calib_samples, out,
-                       {"float_layers": float_layers, "int8_cosine_floor": cosine_floor})
+                       {"float_layers": float_layers, "int8_cosine_floor": cosine_floor,
+                        "calibration_seed": calibration_seed})
     result = _evaluate(exported, found, arm_cpus, per_layer)
     from ..accuracy_store import store_accuracy
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .options import FloatLayersOpt
+from .options import CalibrationSeedOpt, FloatLayersOpt
 from .app import (Alpha, Groups, ExportedProgramFile, InputShape, Json, ModelFn, OnnxFile, Options, Resolution, Scale,
                   Weights, app, model_choice, model_config, print_json, set_activity)
 
@@ -28,6 +28,7 @@ def export_cmd(
     formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too); pte_fp32, pte_int8: ExecuTorch .pte with the XNNPACK delegate (the executorch extra).")] = "onnx,fp32,int8",
     calibration: Annotated[str, typer.Option("--calibration", help="A directory of images, or 'synthetic' (seeded, offline).")] = "synthetic",
     calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
+    calibration_seed: CalibrationSeedOpt = 0,
     weights: Weights = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when valid artifacts exist.")] = False,
     cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="Fail when int8 vs fp32 cosine is below this.")] = 0.98,
@@ -42,7 +43,7 @@ def export_cmd(
     Your own model instead of --arch: --model-fn FILE.py:NAME (a callable returning an nn.Module), --onnx FILE.onnx
     or --exported-program FILE.pt2, with --input-shape 1x3xHxW unless the model declares its input.
 
-    Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64
+    Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64 --calibration-seed 1
     Example: mobiledeploy export --model-fn mynet.py:build --set width=32 --input-shape 1x3x224x224 --weights mynet.pt
     Example: mobiledeploy export --onnx mynet.onnx
     Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --float-layers auto:2   # the 2 worst int8 layers in float
@@ -58,7 +59,7 @@ def export_cmd(
         result = export_model(
             name, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
             calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, name), int8_cosine_floor=cosine_floor,
-            float_layers=float_layers,
+            float_layers=float_layers, calibration_seed=calibration_seed,
             reparameterize=reparameterize,
         )
     warn_calibration(result.manifest)
