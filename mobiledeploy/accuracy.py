@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .labelled import LabelledSet
 from .proportions import paired_difference, wilson_interval
 
-__all__ = ["Scored", "evaluate", "classifier_outputs", "score", "arm_agreement", "calibration_mismatch", "CONFIDENCE",
+__all__ = ["Scored", "evaluate", "classifier_outputs", "check_classifier", "output_shapes", "score", "arm_agreement", "calibration_mismatch", "CONFIDENCE",
            "REPORT_KIND"]
 
 CONFIDENCE = 0.95
@@ -47,10 +47,16 @@ def classifier_outputs(manifest: dict[str, Any], labels: Sequence[int]) -> int:
     """The number of classes of the export's one (1, K) output; ConfigError when the model is not a classifier
     of the labels' classes."""
     outputs = (manifest.get("artifacts", {}).get("onnx") or {}).get("outputs") or []
-    shape = list(outputs[0].get("shape") or []) if len(outputs) == 1 else []
+    return check_classifier([list(o.get("shape") or []) for o in outputs], labels, str(manifest.get("slug")))
+
+
+def check_classifier(shapes: Sequence[Sequence[Any]], labels: Sequence[int], name: str) -> int:
+    """K of a model whose outputs are one (1, K) tensor, K >= 2 and above every label index; else ConfigError in one
+    line (a segmentation-like NCHW output, a scalar regression output, several outputs, or labels beyond K)."""
+    shape = list(shapes[0]) if len(shapes) == 1 else []
     if len(shape) != 2 or not isinstance(shape[1], int) or shape[1] < 2:
-        shown = " and ".join("x".join(map(str, o.get("shape") or [])) for o in outputs) or "none"
-        raise ConfigError(f"{manifest.get('slug')} has no classification output (outputs: {shown}); accuracy needs "
+        shown = " and ".join("x".join(map(str, s)) for s in shapes) or "none"
+        raise ConfigError(f"{name} has no classification output (outputs: {shown}); accuracy needs "
                           "one output of shape 1xK, K the number of classes")
     classes = shape[1]
     top = max(labels)
@@ -58,6 +64,39 @@ def classifier_outputs(manifest: dict[str, Any], labels: Sequence[int]) -> int:
         raise ConfigError(f"the labels do not match the model's classes: class index {top} but the model has "
                           f"{classes} outputs (give --classes FILE listing the model's classes in output order)")
     return classes
+
+
+def output_shapes(name: str, config: dict[str, Any], resolution: str) -> list[list[Any]] | None:
+    """The output shapes of a model before it is exported: a zoo or --model-fn model run once on zeros of its input
+    shape (shapes do not depend on the weights), an ONNX file's declared outputs; None when they cannot be had
+    cheaply (an ExportedProgram, a model that fails to build: the export says why)."""
+    from .analysis import parse_resolution
+    from .registry import build_from_config, get_spec
+    from .sources import parse_input_shape
+
+    spec, config = get_spec(name), dict(config)
+    given = config.pop("input_shape", None)
+    kind = (spec.source or {}).get("kind")
+    if kind == "onnx":
+        import onnx
+
+        graph = onnx.load(spec.source["path"], load_external_data=False).graph  # type: ignore[index]
+        return [[d.dim_value or d.dim_param or "?" for d in o.type.tensor_type.shape.dim] for o in graph.output]
+    if kind not in (None, "callable"):
+        return None
+    shape = (1, 3, *parse_resolution(resolution)) if spec.source is None else (
+        parse_input_shape(given) if given is not None else spec.input_shape)
+    if shape is None:
+        return None
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = build_from_config(name, config, seed=0)(torch.zeros(tuple(shape)))
+    except Exception:
+        return None
+    outs = out if isinstance(out, (tuple, list)) else list(out.values()) if isinstance(out, dict) else [out]
+    return [list(getattr(o, "shape", [])) for o in outs]
 
 
 def torch_logits(folder: Path, manifest: dict[str, Any], x: np.ndarray, tick: Tick) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -210,6 +211,63 @@ def test_labels_that_the_model_does_not_have_store_nothing(digits_model, tmp_pat
     line = one_error_line(proc)
     assert "the labels do not match the model's classes: class index 12 but the model has 10 outputs" in line
     assert not (tmp_path / "results.db").exists()
+
+
+NOT_CLASSIFIERS = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, out: str) -> None:
+        super().__init__()
+        self.out, self.conv, self.head = out, nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 1 if out == "scalar" else 3)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return y if self.out == "nchw" else self.head(y.mean((2, 3)))
+
+
+def segmentation():
+    return Net("nchw")
+
+
+def regression():
+    return Net("scalar")
+
+
+def three_classes():
+    return Net("classes")
+'''
+
+
+def test_a_model_that_is_no_classifier_is_one_line_before_any_export_and_stores_nothing(tmp_path):
+    (tmp_path / "net.py").write_text(NOT_CLASSIFIERS)
+    png(tmp_path / "images" / "0" / "a.png")
+    png(tmp_path / "images" / "7" / "b.png")
+    proc = run(["accuracy", str(tmp_path / "images"), "--model-fn", "net.py:segmentation", "--input-shape",
+                "1x3x16x16"], tmp_path)
+    assert one_error_line(proc) == ("mobiledeploy: error: net.py:segmentation has no classification output (outputs: "
+                                    "1x8x16x16); accuracy needs one output of shape 1xK, K the number of classes")
+    assert not (tmp_path / "results.db").exists() and not (tmp_path / "artifacts").exists()  # checked before export
+
+
+@pytest.mark.parametrize("builder, message", [
+    ("regression", r"^net.py:regression has no classification output \(outputs: 1x1\)"),
+    ("three_classes", r"^the labels do not match the model's classes: class index 7 but the model has 3 outputs"),
+])
+def test_a_scalar_output_or_labels_beyond_the_outputs_are_refused(tmp_path, monkeypatch, builder, message):
+    from mobiledeploy.accuracy import check_classifier, output_shapes
+    from mobiledeploy.registry import register_source
+
+    (tmp_path / "net.py").write_text(NOT_CLASSIFIERS)
+    monkeypatch.chdir(tmp_path)
+    name = register_source(f"net.py:{builder}")
+    shapes = output_shapes(name, {"input_shape": "1x3x16x16"}, "224")
+    assert shapes == ([[1, 1]] if builder == "regression" else [[1, 3]])
+    with pytest.raises(ConfigError, match=message):
+        check_classifier(shapes, [0, 7], f"net.py:{builder}")
+    assert check_classifier([[1, 10]], [0, 7], "digits") == 10
 
 
 def test_evaluation_images_unlike_the_calibration_inputs_are_named():

@@ -68,6 +68,7 @@ def accuracy_cmd(
                                 input_shape)
     arm_cpus = emulated_cpus(devices or ["local"])
     found = find_labelled(images, labels, classes, limit)  # bad folders fail before any export
+    _check_classifier(name, config, resolution, found.labels)  # and a model that is no classifier of these labels
     exported = _export(name, config, resolution, weights, calibration, calib_samples, out,
                        {"float_layers": float_layers, "int8_cosine_floor": cosine_floor,
                         "calibration_seed": calibration_seed})
@@ -103,6 +104,15 @@ def emulated_cpus(devices: list[str]) -> list[str]:
             raise ConfigError(f"accuracy runs on local and qemu:CPU devices, not {uri} (phones: not yet)")
         cpus.append(parse_device_uri(uri)[1])
     return list(dict.fromkeys(cpus))
+
+
+def _check_classifier(name: str, config: dict[str, Any], resolution: str, labels: list[int]) -> None:
+    from ..accuracy import check_classifier, output_shapes
+    from ..registry import get_spec
+
+    shapes = output_shapes(name, config, resolution)
+    if shapes is not None:
+        check_classifier(shapes, labels, (get_spec(name).source or {}).get("ref", name))
 
 
 def _export(name: str, config: dict[str, Any], resolution: str, weights: str | None, calibration: str,
