@@ -47,6 +47,8 @@ STAGES = {
     "fp32_parity": "parity: TFLite fp32 vs torch (or your ONNX file)",
     "int8": "TFLite int8 (calibration)",
     "int8_parity": "parity: TFLite int8 vs fp32",
+    "int16x8": "TFLite int16x8: int16 activations, int8 weights (calibration)",
+    "int16x8_parity": "parity: TFLite int16x8 vs fp32",
     "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up; started as each file is made)",
     **PTE_STAGES,
     "manifest": "manifest",
@@ -81,7 +83,7 @@ def resolve_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     if unknown or not items:
         raise ConfigError(f"unknown format {', '.join(unknown) or '(none)'} (choose from {', '.join(ALL_FORMATS)})")
     wanted = set(items)
-    if "int8" in wanted:
+    if wanted & {"int8", "int16x8"}:
         wanted.add("fp32")
     if "pte_int8" in wanted:
         wanted.add("pte_fp32")
@@ -460,12 +462,30 @@ def _tflite_stages(
                     parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
                     _require_passed("TFLite int8", parity["int8"], fp32_out)
                 arm.start("int8", tmp / FILE_NAMES["int8"])
+            if "int16x8" in wanted:
+                artifacts["int16x8"] = _int16x8_stages(tmp, inputs, fp32_out, floor, parity, stage, shuffles)
             with stage("arm"):  # what is left of the Arm runs once the files are made
                 parity["arm"] = arm.report(reference, floor)
                 _require_arm(parity["arm"])
     finally:
         tf_keras.backend.clear_session()
     return artifacts
+
+
+def _int16x8_stages(tmp: Path, inputs: Any, fp32_out: Any, floor: float, parity: dict[str, dict[str, Any]],
+                    stage: _Stages, shuffles: int) -> dict[str, Any]:
+    """TFLite's int16x8 file quantised from the fp32 one, and its parity against fp32 (the int8 floor)."""
+    from .parity import int8_parity, tflite_outputs
+    from .tflite import inspect_tflite, require_builtin_ops, tflite_int16x8
+
+    with stage("int16x8"):
+        path = tflite_int16x8(tmp / FILE_NAMES["fp32"], tmp / FILE_NAMES["int16x8"], inputs.calibration)
+        entry = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
+                 "scheme": "int16x8: int16 activations, input and output, per-channel int8 weights, int64 biases"}
+    with stage("int16x8_parity"):
+        parity["int16x8"] = int8_parity(fp32_out, tflite_outputs(path, inputs.holdout), floor)
+        _require_passed("TFLite int16x8", parity["int16x8"], fp32_out)
+    return entry
 
 
 def _float_int8(tmp: Path, keras_model: Any, inputs: Any, requested: str, shuffles: int) -> dict[str, Any]:
@@ -651,7 +671,7 @@ def _with_existing(target: Path, request: dict[str, Any], wanted: tuple[str, ...
 
 def _quantised(wanted: tuple[str, ...]) -> bool:
     """Whether an int8 artifact (.tflite or .pte) is asked for: only then are calibration inputs made."""
-    return any(ARTIFACT_KINDS[f].precision == "int8" for f in wanted)
+    return any(ARTIFACT_KINDS[f].precision in ("int8", "int16x8") for f in wanted)
 
 
 def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:

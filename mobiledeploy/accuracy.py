@@ -27,6 +27,7 @@ __all__ = ["Scored", "evaluate", "classifier_outputs", "check_classifier", "outp
 CONFIDENCE = 0.95
 REPORT_KIND = "mobiledeploy-accuracy"
 Tick = Callable[[int], None]  # told how many more images are done
+TFLITE_KINDS = ("fp32", "int8", "int16x8")  # the .tflite artifacts evaluated, those the export has
 
 
 @dataclass
@@ -281,7 +282,8 @@ def evaluate(folder: Path, manifest: dict[str, Any], data: LabelledSet, arm_cpus
 
 def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Sequence[str],
             progress: Callable[[str, int], Tick]) -> list[Scored]:
-    """Outputs of each artifact the export has: torch, onnx, fp32, int8 on the host, then fp32, int8 per core."""
+    """Outputs of each artifact the export has: torch, onnx, fp32, int8 (int16x8) on the host, then the TFLite
+    files per core."""
     artifacts = manifest["artifacts"]
     scored = []
     if "weights" in artifacts and (manifest.get("source") or {}).get("kind") != "exported_program":
@@ -289,7 +291,7 @@ def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Seq
     if "onnx" in artifacts:
         path = folder / artifacts["onnx"]["path"]
         scored.append(Scored("onnx", "local", "onnxruntime", onnx_logits(path, x, progress("ONNX Runtime (local)", len(x)))))
-    for fmt in ("fp32", "int8"):
+    for fmt in TFLITE_KINDS:
         if fmt in artifacts:
             logits, raw = tflite_logits(folder / artifacts[fmt]["path"], x, progress(f"TFLite {fmt} (local)", len(x)))
             scored.append(Scored(fmt, "local", "litert", logits, raw))
@@ -300,7 +302,7 @@ def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Seq
 
         env = environment()
         for cpu in arm_cpus:
-            for fmt in ("fp32", "int8"):
+            for fmt in TFLITE_KINDS:
                 if fmt in artifacts:
                     uri = device_uri("qemu", cpu)
                     tick = progress(f"TFLite {fmt} ({uri})", len(x))
@@ -315,7 +317,7 @@ def judge(manifest: dict[str, Any], data: LabelledSet, scored: list[Scored], con
     results = [{"artifact": s.artifact, "device": s.device, "runtime": s.runtime, **score(s.logits, data.labels, confidence)}
                for s in scored]
     paired = []
-    for first, second in (("torch@local", "int8@local"), ("fp32@local", "int8@local")):
+    for first, second in (("torch@local", "int8@local"), ("fp32@local", "int8@local"), ("fp32@local", "int16x8@local")):
         if first in by_key and second in by_key:
             a, b = (topk_correct(by_key[k].logits, data.labels, 1) for k in (first, second))
             paired.append({"first": first, "second": second, "metric": "top1", "test": "McNemar exact",
