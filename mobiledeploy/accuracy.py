@@ -81,7 +81,10 @@ def output_shapes(name: str, config: dict[str, Any], resolution: str) -> list[li
     if kind == "onnx":
         import onnx
 
-        graph = onnx.load(spec.source["path"], load_external_data=False).graph  # type: ignore[index]
+        try:
+            graph = onnx.load(spec.source["path"], load_external_data=False).graph  # type: ignore[index]
+        except Exception:
+            return None
         return [[d.dim_value or d.dim_param or "?" for d in o.type.tensor_type.shape.dim] for o in graph.output]
     if kind not in (None, "callable"):
         return None
