@@ -19,6 +19,8 @@ def test_a_trained_model_with_outlier_activations_loses_top1_in_int8_and_float_l
     from benchmarks.digits import FRAGILE_GAIN, FRAGILE_UNIT, load_folder, make_fragile
     from mobiledeploy.accuracy import tflite_logits
     from mobiledeploy.converters import export_model
+    from mobiledeploy.converters.calibration import calibration_set
+    from mobiledeploy.converters.tflite import tflite_int8
     from mobiledeploy.models.common import load_weights
     from mobiledeploy.quant_error import _interpreter, _run, layer_errors
     from mobiledeploy.registry import build_model
@@ -37,30 +39,34 @@ def test_a_trained_model_with_outlier_activations_loses_top1_in_int8_and_float_l
     block = build_model(trained.arch, seed=0, **trained.config).get_submodule(FRAGILE_UNIT)
     assert FRAGILE_GAIN >= 100 and block.bn1.num_features == 15
 
-    options = dict(resolution=trained.resolution, out_dir=tmp_path / "out", weights=str(fragile),
-                   calibration=str(trained.train_dir), calib_samples=64, int8_cosine_floor=0.0)
-    plain = export_model(trained.arch, trained.config, formats="int8,int16x8", **options)
-    rows = layer_errors(plain.artifact("fp32"), plain.artifact("int8"), x[:16])
-    fp32 = _interpreter(plain.artifact("fp32"))
+    # One export (int8 with --float-layers auto, and int16x8); the full-integer int8 file it was chosen against is
+    # made again as the pipeline made it (tflite_int8 from the fp32 file, the same 64 calibration images): a second
+    # export would take ~25 s more of the suite.
+    fixed = export_model(trained.arch, trained.config, resolution=trained.resolution, out_dir=tmp_path / "out",
+                         weights=str(fragile), calibration=str(trained.train_dir), calib_samples=64,
+                         int8_cosine_floor=0.0, formats="int8,int16x8", float_layers="auto")
+    calibration = calibration_set(trained.train_dir, 64, (trained.resolution,) * 2, manifest["mean"], manifest["std"])
+    plain = tflite_int8(None, tmp_path / "int8.tflite", calibration.calibration, fp32_path=fixed.artifact("fp32"))
+    rows = layer_errors(fixed.artifact("fp32"), plain, x[:16])
+    fp32 = _interpreter(fixed.artifact("fp32"))
     _run(fp32, x[0])
     value = fp32.get_tensor({t["name"].split(";")[0]: t for t in fp32.get_tensor_details()}[rows[0]["tensor"]]["index"])
     peaks = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
     assert rows[0]["op"] == "CONV_2D" and value.shape[-1] == 15 and peaks.max() > 100 * np.median(peaks), rows[:3]
 
-    fixed = export_model(trained.arch, trained.config, float_layers="auto", **options)
     entry = fixed.manifest["artifacts"]["int8"]
     assert entry["float_layers"]["layers"] == [rows[0]["tensor"]]
     assert entry["op_counts"].get("DEQUANTIZE") == 1 and entry["op_counts"].get("QUANTIZE") == 1
     top1 = {key: float((tflite_logits(path, x, lambda n: None)[0].argmax(1) == y).mean()) for key, path in
-            (("fp32", plain.artifact("fp32")), ("int8", plain.artifact("int8")), ("fixed", fixed.artifact("int8")),
-             ("int16x8", plain.artifact("int16x8")))}
+            (("fp32", fixed.artifact("fp32")), ("int8", plain), ("fixed", fixed.artifact("int8")),
+             ("int16x8", fixed.artifact("int16x8")))}
     assert top1["fp32"] >= 0.95 and top1["int8"] < top1["fp32"] - 0.2, top1
     assert abs(top1["fixed"] - top1["fp32"]) <= 0.01, top1
     # the other fix: int16 activations hold the 300x channel and the rest (65536 steps instead of 256)
     assert abs(top1["int16x8"] - top1["fp32"]) <= 0.01, top1
-    int16 = plain.manifest["artifacts"]["int16x8"]
+    int16 = fixed.manifest["artifacts"]["int16x8"]
     assert int16["inputs"][0]["dtype"] == int16["outputs"][0]["dtype"] == "int16"
-    assert plain.manifest["parity"]["int16x8"]["sqnr_db"] > plain.manifest["parity"]["int8"]["sqnr_db"] + 10
+    assert fixed.manifest["parity"]["int16x8"]["sqnr_db"] > 20
     assert int16["delegation"]["delegated_nodes"] == 0 and "no case kTfLiteInt16" in int16["delegation"]["why"]["CONV_2D"]
 
 
