@@ -124,6 +124,36 @@ def train_digits(out: Path, seed: int = 0, epochs: int = EPOCHS) -> DigitsModel:
     return DigitsModel(out / "weights.pt", train_dir, test_dir, train_seconds=seconds, host_top1=top1)
 
 
+#: the unit whose bottleneck activations `make_fragile` turns into outliers, and by how much
+FRAGILE_UNIT, FRAGILE_CHANNELS, FRAGILE_GAIN = "stage2.1", (0,), 300.0
+
+
+def make_fragile(weights: Path, out: Path, unit: str = FRAGILE_UNIT, channels: tuple[int, ...] = FRAGILE_CHANNELS,
+                 gain: float = FRAGILE_GAIN) -> Path:
+    """The trained model with the same fp32 function but outlier activations: `unit`'s bn1 scale and shift of
+    `channels` times `gain` (its ReLU output there `gain`x larger: relu(k*x) = k*relu(x) for k > 0, positive
+    homogeneity), and the depthwise conv's filters reading those channels (after the channel shuffle, a
+    permutation) divided by `gain`. One int8 scale for that ReLU output then rounds the other channels to a few
+    steps. Saved as a state_dict at `out`."""
+    import torch
+
+    from mobiledeploy.models.common import load_weights
+    from mobiledeploy.registry import build_model
+
+    model = build_model(ARCH, seed=0, **CONFIG)
+    load_weights(model, str(weights))
+    block = model.get_submodule(unit)
+    mid = block.bn1.num_features
+    position = block.shuffle(torch.arange(mid, dtype=torch.float32).reshape(1, mid, 1, 1)).flatten().long().tolist()
+    with torch.no_grad():
+        for c in channels:
+            block.bn1.weight[c] *= gain
+            block.bn1.bias[c] *= gain
+            block.dwconv.weight[position.index(c)] /= gain
+    torch.save(model.state_dict(), out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)

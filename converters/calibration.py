@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,6 +24,10 @@ __all__ = [
     "CalibrationSet",
     "synthetic_images",
     "list_images",
+    "image_classes",
+    "ImageDraw",
+    "draw_images",
+    "DEFAULT_CALIBRATION_SEED",
     "load_images",
     "normalise",
     "fingerprint",
@@ -32,6 +37,7 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 HOLDOUT_SAMPLES = 8
+DEFAULT_CALIBRATION_SEED = 0  # the draw from a folder (--calibration-seed)
 SYNTHETIC = "synthetic"
 
 
@@ -68,27 +74,66 @@ def list_images(directory: str | Path) -> list[Path]:
     """Image files in `directory` and its subfolders (ImageNet-style: one per class), hidden ones skipped.
     Classes take turns (the first image of each folder, then the second …), so the first N span the
     classes; ConfigError if none or unreadable."""
+    groups = list(image_classes(directory).values())
+    return [group[i] for i in range(max(map(len, groups), default=0)) for group in groups if i < len(group)]
+
+
+def image_classes(directory: str | Path) -> dict[str, list[Path]]:
+    """The images of `directory` by class, classes sorted: a class is a first-level subfolder (everything
+    under it, sorted by path), '.' the images directly in `directory`; ConfigError if none or unreadable."""
     path = Path(directory)
     if not path.exists():
         raise ConfigError(f"calibration directory {path} does not exist")
     if not path.is_dir():
         raise ConfigError(f"calibration source {path} is not a directory (give a directory of images or 'synthetic')")
     errors: list[OSError] = []
-    folders: dict[Path, list[Path]] = {}
+    classes: dict[str, list[Path]] = {}
     for root, dirs, names in os.walk(path, onerror=errors.append):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(root).relative_to(path)
         found = sorted(Path(root) / n for n in names if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES)
         if found:
-            folders[Path(root)] = found
+            classes.setdefault(rel.parts[0] if rel.parts else ".", []).extend(found)
     if errors:
         exc = errors[0]
         raise ConfigError(f"calibration directory {exc.filename or path} cannot be read: {exc.strerror or exc}") from None
-    groups = [folders[k] for k in sorted(folders)]
-    files = [group[i] for i in range(max(map(len, groups), default=0)) for group in groups if i < len(group)]
-    if not files:
+    if not classes:
         raise ConfigError(f"calibration directory {path} holds no images ({', '.join(IMAGE_SUFFIXES)}), "
                           "in it or its subfolders")
-    return files
+    return {name: sorted(classes[name]) for name in sorted(classes)}
+
+
+@dataclass
+class ImageDraw:
+    """A seeded, class-balanced draw from a folder: `calibration` then `holdout` files, never overlapping."""
+
+    calibration: list[Path]
+    holdout: list[Path]
+    seed: int
+    per_class: dict[str, int]  # calibration images drawn from each class
+    files_sha256: str  # of the calibration files' paths relative to the folder, one per line, in draw order
+
+
+def draw_images(directory: str | Path, samples: int, holdout: int = HOLDOUT_SAMPLES,
+                seed: int = DEFAULT_CALIBRATION_SEED) -> ImageDraw:
+    """Each class's images in a random order of its own (numpy's PCG64 seeded with (seed, CRC-32 of the class
+    name): adding a class leaves the others' draws alone), then the classes in turn: the first drawn of each,
+    the second …; the first `samples` calibrate, the next `holdout` are held out. Counts per class differ by at
+    most one unless a class runs out. The same folder and seed give the same files."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"--calibration-seed must be a non-negative integer, got {seed!r}")
+    path = Path(directory)
+    drawn = {}
+    for name, files in image_classes(path).items():
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        drawn[name] = [files[i] for i in rng.permutation(len(files))]
+    groups = list(drawn.values())
+    order = [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
+    calib, held = order[:samples], order[samples:samples + holdout]
+    chosen = set(calib)
+    per_class = {name: len(chosen.intersection(files)) for name, files in drawn.items()}
+    listing = "\n".join(f.relative_to(path).as_posix() for f in calib)
+    return ImageDraw(calib, held, seed, per_class, hashlib.sha256(listing.encode()).hexdigest())
 
 
 def load_images(files: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
@@ -120,14 +165,16 @@ def normalise(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
     return np.ascontiguousarray(((images - m) / s).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def fingerprint(source: str | Path, samples: int, seed: int = 0, holdout: int = HOLDOUT_SAMPLES) -> str:
-    """A digest that changes whenever `calibration_set` would return other inputs (decodes nothing)."""
+def fingerprint(source: str | Path, samples: int, seed: int = 0, holdout: int = HOLDOUT_SAMPLES,
+                calibration_seed: int = DEFAULT_CALIBRATION_SEED) -> str:
+    """A digest that changes whenever `calibration_set` would return other inputs (decodes nothing): for a
+    folder, the draw's seed and the drawn files' names and bytes."""
     if str(source) == SYNTHETIC:
         return f"synthetic:{samples}:{seed}:{holdout}"
-    files = list_images(source)
-    digest = hashlib.sha256(f"{samples}:{seed}:{holdout}".encode())
-    for file in files[:samples + holdout]:
-        name = file.relative_to(source).as_posix()  # the file name in a flat folder, as before
+    draw = draw_images(source, samples, holdout, calibration_seed)
+    digest = hashlib.sha256(f"{samples}:{seed}:{holdout}:draw{calibration_seed}".encode())
+    for file in draw.calibration + draw.holdout:
+        name = file.relative_to(source).as_posix()
         digest.update(name.encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
     return "dir:" + digest.hexdigest()
 
@@ -141,51 +188,44 @@ def calibration_set(
     seed: int = 0,
     holdout: int = HOLDOUT_SAMPLES,
     calibrate: bool = True,
+    calibration_seed: int = DEFAULT_CALIBRATION_SEED,
 ) -> CalibrationSet:
     """Calibration inputs and held-out inputs, never overlapping.
 
-    `source` is 'synthetic' (seeds `seed` and `seed + 1`) or a directory of images: the first
-    `samples` images by name calibrate, the next `holdout` ones are held out; when the directory
-    has no images left over, the held-out set is synthetic (recorded in `info`). Without `calibrate`
-    (no int8 asked) the calibration inputs are not made: the held-out ones are the same.
+    `source` is 'synthetic' (seeds `seed` and `seed + 1`) or a directory of images: a class-balanced draw
+    seeded with `calibration_seed` (`draw_images`) gives `samples` images to calibrate and `holdout` more to
+    hold out; when the directory has no images left over, the held-out set is synthetic (recorded in `info`).
+    Without `calibrate` (no int8 asked) the calibration inputs are not made: the held-out ones are the same.
     """
     if samples < 1:
         raise ConfigError(f"calibration needs at least 1 sample, got {samples}")
-    if not calibrate:
-        return _holdout_only(source, samples, size, mean, std, seed, holdout)
+    digest = fingerprint(source, samples, seed, holdout, calibration_seed)
     if str(source) == SYNTHETIC:
-        calib = synthetic_images(samples, size, seed)
         held = synthetic_images(holdout, size, seed + 1)
-        info = {"source": SYNTHETIC, "samples": samples, "seed": seed, "holdout": {"source": SYNTHETIC, "samples": holdout}}
-    else:
-        files = list_images(source)
-        calib_files, held_files = files[:samples], files[samples:samples + holdout]
-        calib = load_images(calib_files, size)
-        held = load_images(held_files, size) if held_files else synthetic_images(holdout, size, seed + 1)
-        info = {
-            "source": str(Path(source).resolve()),
-            "samples": len(calib_files),
-            "requested_samples": samples,
-            "seed": seed,
-            "holdout": {"source": "directory" if held_files else SYNTHETIC, "samples": len(held)},
-        }
-        if len(calib_files) < samples:
-            info["warning"] = (f"calibrated on {len(calib_files)} image(s), fewer than the {samples} asked for "
-                               f"(--calib-samples): int8 ranges from so few images can be far off")
-    return CalibrationSet(normalise(calib, mean, std), normalise(held, mean, std), info,
-                          fingerprint(source, samples, seed, holdout))
+        calib = synthetic_images(samples, size, seed) if calibrate else held[:0]
+        info = {"source": SYNTHETIC, "samples": samples if calibrate else 0, "seed": seed,
+                "holdout": {"source": SYNTHETIC, "samples": holdout}}
+        return _with_note(CalibrationSet(normalise(calib, mean, std), normalise(held, mean, std), info, digest),
+                          calibrate, samples)
+    draw = draw_images(source, samples, holdout, calibration_seed)
+    held = load_images(draw.holdout, size) if draw.holdout else synthetic_images(holdout, size, seed + 1)
+    calib = load_images(draw.calibration, size) if calibrate else held[:0]
+    info = {"source": str(Path(source).resolve()), "samples": len(calib), "requested_samples": samples, "seed": seed,
+            "draw": {"method": "class-balanced, a seeded random order per class, classes in turn",
+                     "calibration_seed": draw.seed, "per_class": draw.per_class, "files_sha256": draw.files_sha256},
+            "holdout": {"source": "directory" if draw.holdout else SYNTHETIC, "samples": len(held)}}
+    if calibrate and len(draw.calibration) < samples:
+        info["warning"] = (f"calibrated on {len(draw.calibration)} image(s), fewer than the {samples} asked for "
+                           f"(--calib-samples): int8 ranges from so few images can be far off")
+    return _with_note(CalibrationSet(normalise(calib, mean, std), normalise(held, mean, std), info, digest),
+                      calibrate, samples)
 
 
-def _holdout_only(source: str | Path, samples: int, size: tuple[int, int], mean: Sequence[float],
-                  std: Sequence[float], seed: int, holdout: int) -> CalibrationSet:
-    """`calibration_set` without its calibration inputs (an export with no int8): the same held-out inputs."""
-    held_files = [] if str(source) == SYNTHETIC else list_images(source)[samples:samples + holdout]
-    held = load_images(held_files, size) if held_files else synthetic_images(holdout, size, seed + 1)
-    info = {"source": SYNTHETIC if str(source) == SYNTHETIC else str(Path(source).resolve()), "samples": 0,
-            "requested_samples": samples, "seed": seed, "note": "no int8 asked: no calibration inputs made",
-            "holdout": {"source": "directory" if held_files else SYNTHETIC, "samples": len(held)}}
-    empty = np.empty((0, 3, *size), dtype=np.float32)
-    return CalibrationSet(empty, normalise(held, mean, std), info, fingerprint(source, samples, seed, holdout))
+def _with_note(inputs: CalibrationSet, calibrate: bool, samples: int) -> CalibrationSet:
+    """Without `calibrate` (an export with no int8) the info says no calibration inputs were made."""
+    if not calibrate:
+        inputs.info.update(samples=0, requested_samples=samples, note="no int8 asked: no calibration inputs made")
+    return inputs
 
 
 #: while synthetic inputs are made and normalised, about this many copies of the final arrays exist at once

@@ -71,6 +71,10 @@ def _batch_matmul_rule(types: list[str], scales: list[list[float]]) -> str | Non
 def why(node: dict[str, Any]) -> str:
     """The delegate's reason for leaving one node (from `delegation()["kernel_nodes"]`) to TFLite."""
     op, types, scales = node["op"], node.get("inputs") or [], node.get("scales") or []
+    if types and types[0] == "int16":
+        return (f"int16 input: XNNPACK takes no int16 tensor (int16x8 runs on TFLite's own kernels): xnnpack_delegate.cc "
+                "has no case kTfLiteInt16; its type checks (CheckTensorFloat32OrQUInt8Type and the like) take "
+                "float32/float16, int8 and uint8 only")
     if op in FLOAT_ONLY and types and types[0] in _QUANTIZED:
         return f"{types[0]} input: XNNPACK takes {op} on float only (xnnpack_delegate.cc {FLOAT_ONLY[op]} → CheckTensorFloatType)"
     special = _batch_matmul_rule(types, scales) if op == "BATCH_MATMUL" else _scale_rule(op, scales)

@@ -7,8 +7,8 @@ fused ops carry here ('model/tf.nn.relu_1/Relu;model/tf.math.add_1/Add;…', TF 
 and honoured a plain one ('Identity'); so the chosen op outputs are renamed `mobiledeploy_float_K` in the fp32
 flatbuffer before calibration and denylisted under that name.
 
-A layer kept in float keeps its output tensor in float: the op that makes it and the ops that read it are
-denylisted (with the producer alone, QUANTIZE puts the tensor back on the same int8 grid before its readers:
+A layer kept in float keeps its output tensor in float: the op that makes it and the ops that read it (through
+ops that only move values, as a channel shuffle's RESHAPE/TRANSPOSE, `MOVES_VALUES`) are denylisted (with the producer alone, QUANTIZE puts the tensor back on the same int8 grid before its readers:
 the fragile model of tests/test_quant_error.py kept its 19.9 dB SQNR). A layer is named as the per-layer table shows it (`quant_error.layer_errors`: the output tensor's name up to
 its first ';'), or the full tensor name. `auto` keeps the op adding the most error in float, `auto:N` the N worst.
 """
@@ -63,8 +63,7 @@ def rename_for_float(fp32: bytes, names: Sequence[str]) -> tuple[bytes, list[str
             known = ", ".join(sorted({n.split(";")[0] for n in by_name})[:5])
             raise ConfigError(f"--float-layers: no layer named {name!r} (names as `accuracy --per-layer` shows them, "
                               f"e.g. {known})")
-        readers = [int(o) for op in graph.operators if by_name[name] in [int(i) for i in op.inputs] for o in op.outputs]
-        chosen += [i for i in (by_name[name], *readers) if i not in chosen]
+        chosen += [i for i in _float_chain(model, by_name[name]) if i not in chosen]
     renamed = []
     for k, index in enumerate(chosen):
         graph.tensors[index].name = FLOAT_NAME.format(k).encode()
@@ -72,3 +71,32 @@ def rename_for_float(fp32: bytes, names: Sequence[str]) -> tuple[bytes, list[str
     builder = flatbuffers.Builder(len(fp32) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output()), renamed
+
+
+#: ops that only move values (a channel shuffle's RESHAPE → TRANSPOSE → RESHAPE): a float tensor stays float through them
+MOVES_VALUES = ("RESHAPE", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "GATHER", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH")
+
+
+def _float_chain(model: Any, start: int) -> list[int]:
+    """`start` and the outputs of the ops that read it, followed through ops that only move values up to the ops
+    that compute with them: a layer's outliers reach the op that scales them back down in float (the digits
+    model of benchmarks/digits.py `make_fragile`: its outlier ReLU output goes through a channel shuffle to the
+    depthwise conv; with the shuffle's TRANSPOSE left int8 the error moved there, top-1 stayed at 50%)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    moves = {code for code, name in names.items() if name in MOVES_VALUES}
+    graph = model.subgraphs[0]
+    chain, frontier = [start], [start]
+    while frontier:
+        tensor = frontier.pop()
+        for op in graph.operators:
+            if tensor not in [int(i) for i in op.inputs]:
+                continue
+            code = model.operatorCodes[op.opcodeIndex]
+            for out in (int(o) for o in op.outputs):
+                if out not in chain:
+                    chain.append(out)
+                    if max(code.builtinCode, code.deprecatedBuiltinCode) in moves:
+                        frontier.append(out)
+    return chain

@@ -47,6 +47,8 @@ STAGES = {
     "fp32_parity": "parity: TFLite fp32 vs torch (or your ONNX file)",
     "int8": "TFLite int8 (calibration)",
     "int8_parity": "parity: TFLite int8 vs fp32",
+    "int16x8": "TFLite int16x8: int16 activations, int8 weights (calibration)",
+    "int16x8_parity": "parity: TFLite int16x8 vs fp32",
     "arm": "Arm check: aarch64 LiteRT on qemu:cortex-a76 (when set up; started as each file is made)",
     **PTE_STAGES,
     "manifest": "manifest",
@@ -82,7 +84,7 @@ def resolve_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
     if unknown or not items:
         raise ConfigError(f"unknown format {', '.join(unknown) or '(none)'} (choose from {', '.join(ALL_FORMATS)})")
     wanted = set(items)
-    if "int8" in wanted:
+    if wanted & {"int8", "int16x8"}:
         wanted.add("fp32")
     if "pte_int8" in wanted:
         wanted.add("pte_fp32")
@@ -105,6 +107,7 @@ def export_model(
     seed: int = 0,
     float_layers: str | None = None,
     reparameterize: bool = False,
+    calibration_seed: int = 0,
 ) -> ExportResult:
     """Export a registered model to `<out_dir or artifacts>/<slug>/` and return where and what.
 
@@ -115,7 +118,8 @@ def export_model(
     ParityError when a converted model does not compute the reference's function. `float_layers`: int8 ops
     kept in float, 'auto[:N]' (the N that add the most error on the calibration inputs) or comma-separated names
     (converters/float_layers.py); recorded in the manifest's int8 entry, and part of the request and the slug.
-    `reparameterize` exports
+    `calibration_seed` seeds the class-balanced draw from a calibration folder (converters/calibration.py
+    `draw_images`), recorded in the manifest. `reparameterize` exports
     the model's deployment form (converters/reparam.py: its own fuse()/reparameterize(), timm's convention).
     """
     from mobiledeploy.registry import get_spec
@@ -142,7 +146,7 @@ def export_model(
     from .provenance import code_digest
 
     request = _request(spec.name, full, size, calibration, calib_samples, weights, seed, spec.source,
-                       float_layers, code_digest(spec))
+                       float_layers, code_digest(spec), calibration_seed)
     from .calibration import check_input_memory
 
     check_input_memory(size, calib_samples if _quantised(wanted) else 0)  # before any model is built
@@ -263,7 +267,8 @@ def _build(
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
     with stage("calibration"):
-        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate=_quantised(wanted))
+        inputs = calibration_set(calibration, calib_samples, size, spec.mean, spec.std, seed, calibrate=_quantised(wanted),
+                                 calibration_seed=request.get("calibration_seed", 0))
     onnx_path, reference = _onnx_stages(tmp, spec, model, (1, 3, h, w), inputs.holdout, artifacts, parity, stage)
     if complexity is None:  # an ONNX file or an ExportedProgram: counted on the ONNX graph
         complexity = _analysis(stage, spec, config, onnx_path=onnx_path)
@@ -458,12 +463,30 @@ def _tflite_stages(
                     parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
                     _require_passed("TFLite int8", parity["int8"], fp32_out)
                 arm.start("int8", tmp / FILE_NAMES["int8"])
+            if "int16x8" in wanted:
+                artifacts["int16x8"] = _int16x8_stages(tmp, inputs, fp32_out, floor, parity, stage, shuffles)
             with stage("arm"):  # what is left of the Arm runs once the files are made
                 parity["arm"] = arm.report(reference, floor)
                 _require_arm(parity["arm"])
     finally:
         tf_keras.backend.clear_session()
     return artifacts
+
+
+def _int16x8_stages(tmp: Path, inputs: Any, fp32_out: Any, floor: float, parity: dict[str, dict[str, Any]],
+                    stage: _Stages, shuffles: int) -> dict[str, Any]:
+    """TFLite's int16x8 file quantised from the fp32 one, and its parity against fp32 (the int8 floor)."""
+    from .parity import int8_parity, tflite_outputs
+    from .tflite import inspect_tflite, require_builtin_ops, tflite_int16x8
+
+    with stage("int16x8"):
+        path = tflite_int16x8(tmp / FILE_NAMES["fp32"], tmp / FILE_NAMES["int16x8"], inputs.calibration)
+        entry = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
+                 "scheme": "int16x8: int16 activations, input and output, per-channel int8 weights, int64 biases"}
+    with stage("int16x8_parity"):
+        parity["int16x8"] = int8_parity(fp32_out, tflite_outputs(path, inputs.holdout), floor)
+        _require_passed("TFLite int16x8", parity["int16x8"], fp32_out)
+    return entry
 
 
 def _float_int8(tmp: Path, keras_model: Any, inputs: Any, requested: str, shuffles: int) -> dict[str, Any]:
@@ -542,7 +565,8 @@ def _require_passed(what: str, result: dict[str, Any], reference: Any = None) ->
 
 def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibration: str | Path, calib_samples: int,
              weights: str | None, seed: int, source: dict[str, Any] | None = None,
-             float_layers: str | None = None, code: dict[str, Any] | None = None) -> dict[str, Any]:
+             float_layers: str | None = None, code: dict[str, Any] | None = None,
+             calibration_seed: int = 0) -> dict[str, Any]:
     """Everything the files depend on, JSON-normalised so it compares equal to a stored one; `code` is what
     converters.provenance.code_digest says of the exporting code and the model's own files."""
     from mobiledeploy.errors import WeightsError
@@ -566,15 +590,17 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
         "config": config,
         "resolution": list(size),
         "slug": artifact_slug(config_slug(arch, config, size), weights_sha, calibration, calib_samples, seed,
-                              source_sha256=source["sha256"] if source else None),
+                              source_sha256=source["sha256"] if source else None, calibration_seed=calibration_seed),
         "opset": OPSET,
         "seed": seed,
         "weights_sha256": weights_sha,
-        "calibration": fingerprint(calibration, calib_samples, seed),
+        "calibration": fingerprint(calibration, calib_samples, seed, calibration_seed=calibration_seed),
         "calib_samples": calib_samples,
         "versions": tool_versions(),
         "code": code,
     }
+    if str(calibration) != "synthetic":  # the draw from a folder (synthetic requests stay as they were)
+        request["calibration_seed"] = calibration_seed
     if source:  # a user's model: its file is an input like the weights (zoo requests stay as they were)
         request["source"] = {"kind": source["kind"], "sha256": source["sha256"]}
     if float_layers:  # int8 with layers in float: another file (requests without it stay as they were)
@@ -587,7 +613,7 @@ def _request(arch: str, config: dict[str, Any], size: tuple[int, int], calibrati
 
 
 def artifact_slug(base: str, weights_sha256: str | None, calibration: str | Path, calib_samples: int,
-                  seed: int = 0, source_sha256: str | None = None) -> str:
+                  seed: int = 0, source_sha256: str | None = None, calibration_seed: int = 0) -> str:
     """The artifact folder's name: the model's slug, plus what sets its inputs apart from the defaults
     (seeded init, synthetic calibration of 32): `-m<sha256 of a user's model file>`, `-w<sha256 of the
     weights>`, `-cal<digest of the images>` or `-syn<N>`, so an export from another model file, other
@@ -600,7 +626,7 @@ def artifact_slug(base: str, weights_sha256: str | None, calibration: str | Path
     if weights_sha256:
         parts.append(f"w{weights_sha256[:8]}")
     if str(calibration) != SYNTHETIC:
-        digest = fingerprint(calibration, calib_samples, seed).removeprefix("dir:")
+        digest = fingerprint(calibration, calib_samples, seed, calibration_seed=calibration_seed).removeprefix("dir:")
         parts.append(f"cal{digest[:8]}")
     elif calib_samples != DEFAULT_CALIB_SAMPLES:
         parts.append(f"syn{calib_samples}")
@@ -646,7 +672,7 @@ def _with_existing(target: Path, request: dict[str, Any], wanted: tuple[str, ...
 
 def _quantised(wanted: tuple[str, ...]) -> bool:
     """Whether an int8 artifact (.tflite or .pte) is asked for: only then are calibration inputs made."""
-    return any(ARTIFACT_KINDS[f].precision == "int8" for f in wanted)
+    return any(ARTIFACT_KINDS[f].precision in ("int8", "int16x8") for f in wanted)
 
 
 def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from mobiledeploy.errors import ExportError
 __all__ = [
     "SAMPLE_DATA_NAME",
     "captured_output",
+    "tflite_int16x8",
     "working_directory",
     "import_tensorflow",
     "onnx_to_keras",
@@ -301,6 +302,32 @@ def tflite_int8(keras_model: Any, path: str | Path, calibration_nchw: np.ndarray
     converter.inference_output_type = tf.int8
     converter._experimental_disable_per_channel = False  # per-channel weights (the default), made explicit
     return _convert(converter, path, "int8")
+
+
+def tflite_int16x8(fp32_path: str | Path, path: str | Path, calibration_nchw: np.ndarray) -> Path:
+    """TFLite's int16x8 mode from the fp32 file: int16 activations (symmetric, zero point 0), per-channel int8
+    weights, int64 biases, int16 input and output. What TFLiteConverter does for target_spec.supported_ops =
+    [EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]: the MLIR quantiser does not take int16
+    activations, so TF 2.21's TFLiteConverterBase._quantize (tensorflow/lite/python/lite.py) calibrates and
+    quantises with the older calibrator, `calibrate_and_quantize(..., activations_type=int16, bias_type=int64)`
+    (bias_type: QuantizationMode.bias_type). No float fallback: an op without an int16 kernel fails the conversion."""
+    import tensorflow as tf
+    from tensorflow.lite.python import lite
+    from tensorflow.lite.python.optimize import calibrator
+
+    samples = np.ascontiguousarray(np.asarray(calibration_nchw, dtype=np.float32).transpose(0, 2, 3, 1))
+
+    def representative_dataset() -> Iterator[list[np.ndarray]]:
+        for sample in samples:
+            yield [sample[None]]
+
+    def quantize(fp32: bytes, dataset: Any) -> bytes:
+        model = calibrator.Calibrator(calibrator.add_intermediate_tensors(fp32), [], [])
+        return model.calibrate_and_quantize(lite.RepresentativeDataset(dataset).input_gen, tf.int16, tf.int16, False,
+                                            tf.int16, tf.int64, disable_per_channel=False)
+
+    return _convert(_FlatbufferQuantizer(quantize, Path(fp32_path).read_bytes(), representative_dataset), Path(path),
+                    "int16x8")
 
 
 def _fp32_quantizer() -> Any:

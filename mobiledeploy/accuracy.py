@@ -21,12 +21,13 @@ from .errors import ConfigError
 from .labelled import LabelledSet
 from .proportions import paired_difference, wilson_interval
 
-__all__ = ["Scored", "evaluate", "classifier_outputs", "score", "arm_agreement", "calibration_mismatch", "CONFIDENCE",
+__all__ = ["Scored", "evaluate", "classifier_outputs", "check_classifier", "output_shapes", "score", "arm_agreement", "calibration_mismatch", "CONFIDENCE",
            "REPORT_KIND"]
 
 CONFIDENCE = 0.95
 REPORT_KIND = "mobiledeploy-accuracy"
 Tick = Callable[[int], None]  # told how many more images are done
+TFLITE_KINDS = ("fp32", "int8", "int16x8")  # the .tflite artifacts evaluated, those the export has
 
 
 @dataclass
@@ -47,10 +48,16 @@ def classifier_outputs(manifest: dict[str, Any], labels: Sequence[int]) -> int:
     """The number of classes of the export's one (1, K) output; ConfigError when the model is not a classifier
     of the labels' classes."""
     outputs = (manifest.get("artifacts", {}).get("onnx") or {}).get("outputs") or []
-    shape = list(outputs[0].get("shape") or []) if len(outputs) == 1 else []
+    return check_classifier([list(o.get("shape") or []) for o in outputs], labels, str(manifest.get("slug")))
+
+
+def check_classifier(shapes: Sequence[Sequence[Any]], labels: Sequence[int], name: str) -> int:
+    """K of a model whose outputs are one (1, K) tensor, K >= 2 and above every label index; else ConfigError in one
+    line (a segmentation-like NCHW output, a scalar regression output, several outputs, or labels beyond K)."""
+    shape = list(shapes[0]) if len(shapes) == 1 else []
     if len(shape) != 2 or not isinstance(shape[1], int) or shape[1] < 2:
-        shown = " and ".join("x".join(map(str, o.get("shape") or [])) for o in outputs) or "none"
-        raise ConfigError(f"{manifest.get('slug')} has no classification output (outputs: {shown}); accuracy needs "
+        shown = " and ".join("x".join(map(str, s)) for s in shapes) or "none"
+        raise ConfigError(f"{name} has no classification output (outputs: {shown}); accuracy needs "
                           "one output of shape 1xK, K the number of classes")
     classes = shape[1]
     top = max(labels)
@@ -58,6 +65,42 @@ def classifier_outputs(manifest: dict[str, Any], labels: Sequence[int]) -> int:
         raise ConfigError(f"the labels do not match the model's classes: class index {top} but the model has "
                           f"{classes} outputs (give --classes FILE listing the model's classes in output order)")
     return classes
+
+
+def output_shapes(name: str, config: dict[str, Any], resolution: str) -> list[list[Any]] | None:
+    """The output shapes of a model before it is exported: a zoo or --model-fn model run once on zeros of its input
+    shape (shapes do not depend on the weights), an ONNX file's declared outputs; None when they cannot be had
+    cheaply (an ExportedProgram, a model that fails to build: the export says why)."""
+    from .analysis import parse_resolution
+    from .registry import build_from_config, get_spec
+    from .sources import parse_input_shape
+
+    spec, config = get_spec(name), dict(config)
+    given = config.pop("input_shape", None)
+    kind = (spec.source or {}).get("kind")
+    if kind == "onnx":
+        import onnx
+
+        try:
+            graph = onnx.load(spec.source["path"], load_external_data=False).graph  # type: ignore[index]
+        except Exception:
+            return None
+        return [[d.dim_value or d.dim_param or "?" for d in o.type.tensor_type.shape.dim] for o in graph.output]
+    if kind not in (None, "callable"):
+        return None
+    shape = (1, 3, *parse_resolution(resolution)) if spec.source is None else (
+        parse_input_shape(given) if given is not None else spec.input_shape)
+    if shape is None:
+        return None
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = build_from_config(name, config, seed=0)(torch.zeros(tuple(shape)))
+    except Exception:
+        return None
+    outs = out if isinstance(out, (tuple, list)) else list(out.values()) if isinstance(out, dict) else [out]
+    return [list(getattr(o, "shape", [])) for o in outs]
 
 
 def torch_logits(folder: Path, manifest: dict[str, Any], x: np.ndarray, tick: Tick) -> np.ndarray:
@@ -183,9 +226,9 @@ def arm_agreement(host: Scored, arm: Scored, files: Sequence[Path], root: Path) 
 def calibration_mismatch(manifest: dict[str, Any], images: np.ndarray) -> str | None:
     """A sentence when the evaluation images (NHWC, 0..1) do not look like the export's int8 calibration inputs:
     mean pixel values more than half a standard deviation apart, or a 1-99% range more than twice or under half
-    as wide. The calibration inputs are made again as the export made them (synthetic, or the folder's first
-    images); None when they cannot be (a folder gone)."""
-    from .converters.calibration import list_images, load_images, synthetic_images
+    as wide. The calibration inputs are made again as the export made them (synthetic, or the folder's seeded
+    draw, `converters.calibration.draw_images`); None when they cannot be (a folder gone)."""
+    from .converters.calibration import draw_images, load_images, synthetic_images
 
     info = manifest.get("calibration") or {}
     source, samples, size = info.get("source"), int(info.get("samples") or 0), tuple(manifest["resolution"])
@@ -194,7 +237,8 @@ def calibration_mismatch(manifest: dict[str, Any], images: np.ndarray) -> str | 
     if source == "synthetic":
         calib = synthetic_images(samples, size, int(info.get("seed", 0)))
     elif source and Path(source).is_dir():
-        calib = load_images(list_images(source)[:samples], size)
+        seed = int((info.get("draw") or {}).get("calibration_seed", 0))
+        calib = load_images(draw_images(source, samples, 0, seed).calibration, size)
     else:
         return None
     c_mean, e_mean, c_std = float(calib.mean()), float(images.mean()), float(calib.std()) or 1e-6
@@ -241,7 +285,8 @@ def evaluate(folder: Path, manifest: dict[str, Any], data: LabelledSet, arm_cpus
 
 def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Sequence[str],
             progress: Callable[[str, int], Tick]) -> list[Scored]:
-    """Outputs of each artifact the export has: torch, onnx, fp32, int8 on the host, then fp32, int8 per core."""
+    """Outputs of each artifact the export has: torch, onnx, fp32, int8 (int16x8) on the host, then the TFLite
+    files per core."""
     artifacts = manifest["artifacts"]
     scored = []
     if "weights" in artifacts and (manifest.get("source") or {}).get("kind") != "exported_program":
@@ -249,7 +294,7 @@ def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Seq
     if "onnx" in artifacts:
         path = folder / artifacts["onnx"]["path"]
         scored.append(Scored("onnx", "local", "onnxruntime", onnx_logits(path, x, progress("ONNX Runtime (local)", len(x)))))
-    for fmt in ("fp32", "int8"):
+    for fmt in TFLITE_KINDS:
         if fmt in artifacts:
             logits, raw = tflite_logits(folder / artifacts[fmt]["path"], x, progress(f"TFLite {fmt} (local)", len(x)))
             scored.append(Scored(fmt, "local", "litert", logits, raw))
@@ -260,7 +305,7 @@ def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Seq
 
         env = environment()
         for cpu in arm_cpus:
-            for fmt in ("fp32", "int8"):
+            for fmt in TFLITE_KINDS:
                 if fmt in artifacts:
                     uri = device_uri("qemu", cpu)
                     tick = progress(f"TFLite {fmt} ({uri})", len(x))
@@ -275,7 +320,7 @@ def judge(manifest: dict[str, Any], data: LabelledSet, scored: list[Scored], con
     results = [{"artifact": s.artifact, "device": s.device, "runtime": s.runtime, **score(s.logits, data.labels, confidence)}
                for s in scored]
     paired = []
-    for first, second in (("torch@local", "int8@local"), ("fp32@local", "int8@local")):
+    for first, second in (("torch@local", "int8@local"), ("fp32@local", "int8@local"), ("fp32@local", "int16x8@local")):
         if first in by_key and second in by_key:
             a, b = (topk_correct(by_key[k].logits, data.labels, 1) for k in (first, second))
             paired.append({"first": first, "second": second, "metric": "top1", "test": "McNemar exact",

@@ -18,7 +18,7 @@ PAIRED_COLUMNS = [("pair", "pair", ""), ("difference", "top-1 difference", ""), 
                   ("discordant", "only first / only second right", ""), ("p_value", "McNemar exact p", "")]
 LAYER_COLUMNS = [("rank", "#", ""), ("op", "op", ""), ("tensor", "tensor", ""), ("added_db", "added dB", ""),
                  ("nsr_db", "NSR dB", ""), ("rmse_over_scale", "RMSE/scale", "")]
-_NAMES = {"torch": "torch fp32", "onnx": "ONNX", "fp32": "TFLite fp32", "int8": "TFLite int8"}
+_NAMES = {"torch": "torch fp32", "onnx": "ONNX", "fp32": "TFLite fp32", "int8": "TFLite int8", "int16x8": "TFLite int16x8"}
 
 
 def _pct(value: float) -> str:

@@ -20,7 +20,7 @@ __all__ = ["ArtifactKind", "ARTIFACT_KINDS", "FILE_NAMES", "EXPORT_FORMATS", "ON
 class ArtifactKind:
     key: str                 # its entry in manifest.json `artifacts`, and its `export --formats` name
     file_name: str           # its file in the artifact folder
-    precision: str | None    # what a runtime times it as (fp32, int8); None: not a model to time (the weights)
+    precision: str | None    # what a runtime times it as (fp32, int8, int16x8); None: not a model to time (the weights)
     exported: bool = True    # an export format (`export --formats`), in the order the pipeline makes them
     every_export: bool = False  # every export makes it, asked for or not (each model goes through ONNX)
     on_request: bool = False    # made only when asked for by name (not in the default export)
@@ -35,6 +35,8 @@ ARTIFACT_KINDS: dict[str, ArtifactKind] = {kind.key: kind for kind in (
     ArtifactKind("onnx", "model.onnx", "fp32", every_export=True),
     ArtifactKind("fp32", "model_fp32.tflite", "fp32"),
     ArtifactKind("int8", "model_int8.tflite", "int8"),
+    # TFLite's int16x8 mode: int16 activations, int8 weights (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)
+    ArtifactKind("int16x8", "model_int16x8.tflite", "int16x8", on_request=True),
     ArtifactKind("pte_fp32", "model_fp32.pte", "fp32", on_request=True),  # ExecuTorch (the executorch extra)
     ArtifactKind("pte_int8", "model_int8.pte", "int8", on_request=True),
 )}

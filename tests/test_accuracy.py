@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -118,6 +119,45 @@ def test_bad_folders_fail_in_one_line_before_any_export(tmp_path, layout, messag
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "results.db").exists()
 
 
+def _digit_folders(root: Path, counts: dict[str, int]) -> Path:
+    for label, count in counts.items():
+        for i in range(count):
+            png(root / label / f"{i:03d}.png", i % 256, size=4)
+    return root
+
+
+def test_calibration_draw_is_class_balanced_seeded_and_random_within_each_class(tmp_path):
+    from mobiledeploy.converters.calibration import draw_images
+
+    root = _digit_folders(tmp_path / "train", {"0": 40, "1": 40, "2": 40, "3": 5})
+    draw = draw_images(root, 30, holdout=8, seed=0)
+    assert draw.per_class == {"0": 9, "1": 8, "2": 8, "3": 5}  # classes in turn; class 3 has only 5 images
+    assert sum(draw.per_class.values()) == len(draw.calibration) == 30 and len(draw.holdout) == 8
+    assert not set(draw.calibration) & set(draw.holdout)
+    names = [f.relative_to(root).as_posix() for f in draw.calibration]
+    assert names != sorted(names) and any(n.split("/")[1] >= "010.png" for n in names)  # not the first images
+    again = draw_images(root, 30, holdout=8, seed=0)
+    assert again.calibration == draw.calibration and again.files_sha256 == draw.files_sha256
+    other = draw_images(root, 30, holdout=8, seed=1)
+    assert other.calibration != draw.calibration and other.files_sha256 != draw.files_sha256
+    assert sorted(other.per_class.values()) == sorted(draw.per_class.values())  # still balanced
+    with pytest.raises(ConfigError, match="--calibration-seed must be a non-negative integer"):
+        draw_images(root, 30, seed=-1)
+
+
+def test_calibration_draw_recorded_and_the_fingerprint_follows_the_seed(tmp_path):
+    from mobiledeploy.converters.calibration import calibration_set, fingerprint
+
+    root = _digit_folders(tmp_path / "train", {"a": 12, "b": 12})
+    inputs = calibration_set(root, 6, (4, 4), (0.5,) * 3, (0.25,) * 3, calibration_seed=7)
+    draw = inputs.info["draw"]
+    assert draw["calibration_seed"] == 7 and draw["per_class"] == {"a": 3, "b": 3} and len(draw["files_sha256"]) == 64
+    assert inputs.info["source"] == str(root.resolve()) and inputs.calibration.shape == (6, 3, 4, 4)
+    assert inputs.fingerprint == fingerprint(root, 6, calibration_seed=7) != fingerprint(root, 6, calibration_seed=8)
+    held = calibration_set(root, 6, (4, 4), (0.5,) * 3, (0.25,) * 3, calibration_seed=7, calibrate=False)
+    assert np.array_equal(held.holdout, inputs.holdout) and held.info["samples"] == 0
+
+
 def test_nothing_readable_is_one_line(tmp_path):
     (tmp_path / "images" / "0").mkdir(parents=True)
     (tmp_path / "images" / "0" / "x.png").write_bytes(b"\x89PNG broken")
@@ -171,6 +211,63 @@ def test_labels_that_the_model_does_not_have_store_nothing(digits_model, tmp_pat
     line = one_error_line(proc)
     assert "the labels do not match the model's classes: class index 12 but the model has 10 outputs" in line
     assert not (tmp_path / "results.db").exists()
+
+
+NOT_CLASSIFIERS = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, out: str) -> None:
+        super().__init__()
+        self.out, self.conv, self.head = out, nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 1 if out == "scalar" else 3)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return y if self.out == "nchw" else self.head(y.mean((2, 3)))
+
+
+def segmentation():
+    return Net("nchw")
+
+
+def regression():
+    return Net("scalar")
+
+
+def three_classes():
+    return Net("classes")
+'''
+
+
+def test_a_model_that_is_no_classifier_is_one_line_before_any_export_and_stores_nothing(tmp_path):
+    (tmp_path / "net.py").write_text(NOT_CLASSIFIERS)
+    png(tmp_path / "images" / "0" / "a.png")
+    png(tmp_path / "images" / "7" / "b.png")
+    proc = run(["accuracy", str(tmp_path / "images"), "--model-fn", "net.py:segmentation", "--input-shape",
+                "1x3x16x16"], tmp_path)
+    assert one_error_line(proc) == ("mobiledeploy: error: net.py:segmentation has no classification output (outputs: "
+                                    "1x8x16x16); accuracy needs one output of shape 1xK, K the number of classes")
+    assert not (tmp_path / "results.db").exists() and not (tmp_path / "artifacts").exists()  # checked before export
+
+
+@pytest.mark.parametrize("builder, message", [
+    ("regression", r"^net.py:regression has no classification output \(outputs: 1x1\)"),
+    ("three_classes", r"^the labels do not match the model's classes: class index 7 but the model has 3 outputs"),
+])
+def test_a_scalar_output_or_labels_beyond_the_outputs_are_refused(tmp_path, monkeypatch, builder, message):
+    from mobiledeploy.accuracy import check_classifier, output_shapes
+    from mobiledeploy.registry import register_source
+
+    (tmp_path / "net.py").write_text(NOT_CLASSIFIERS)
+    monkeypatch.chdir(tmp_path)
+    name = register_source(f"net.py:{builder}")
+    shapes = output_shapes(name, {"input_shape": "1x3x16x16"}, "224")
+    assert shapes == ([[1, 1]] if builder == "regression" else [[1, 3]])
+    with pytest.raises(ConfigError, match=message):
+        check_classifier(shapes, [0, 7], f"net.py:{builder}")
+    assert check_classifier([[1, 10]], [0, 7], "digits") == 10
 
 
 def test_evaluation_images_unlike_the_calibration_inputs_are_named():

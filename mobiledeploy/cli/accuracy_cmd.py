@@ -9,7 +9,7 @@ import typer
 
 from .app import (Alpha, ArtifactsRoot, ExportedProgramFile, Groups, InputShape, Json, ModelFn, OnnxFile, Options,
                   Resolution, Scale, Weights, app, model_choice, model_config, print_json, set_activity)
-from .options import DbOpt, FloatLayersOpt, ReportOpt
+from .options import CalibrationSeedOpt, DbOpt, FloatLayersOpt, Int16ActivationsOpt, ReportOpt
 
 
 @app.command("accuracy")
@@ -40,8 +40,10 @@ def accuracy_cmd(
     calibration: Annotated[str, typer.Option("--calibration", help="int8 calibration of the export: a directory of "
                                              "images, or 'synthetic'.")] = "synthetic",
     calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
+    calibration_seed: CalibrationSeedOpt = 0,
     out: ArtifactsRoot = None,
     float_layers: FloatLayersOpt = None,
+    int16_activations: Int16ActivationsOpt = False,
     cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="The export's int8 parity floor.")] = 0.98,
     db: DbOpt = None,
     report: ReportOpt = None,
@@ -67,8 +69,10 @@ def accuracy_cmd(
                                 input_shape)
     arm_cpus = emulated_cpus(devices or ["local"])
     found = find_labelled(images, labels, classes, limit)  # bad folders fail before any export
+    _check_classifier(name, config, resolution, found.labels)  # and a model that is no classifier of these labels
     exported = _export(name, config, resolution, weights, calibration, calib_samples, out,
-                       {"float_layers": float_layers, "int8_cosine_floor": cosine_floor})
+                       {"float_layers": float_layers, "int8_cosine_floor": cosine_floor,
+                        "calibration_seed": calibration_seed, **_formats(int16_activations)})
     result = _evaluate(exported, found, arm_cpus, per_layer)
     from ..accuracy_store import store_accuracy
 
@@ -101,6 +105,21 @@ def emulated_cpus(devices: list[str]) -> list[str]:
             raise ConfigError(f"accuracy runs on local and qemu:CPU devices, not {uri} (phones: not yet)")
         cpus.append(parse_device_uri(uri)[1])
     return list(dict.fromkeys(cpus))
+
+
+def _formats(int16_activations: bool) -> dict[str, Any]:
+    from ..converters.pipeline import FORMATS
+
+    return {"formats": (*FORMATS, "int16x8")} if int16_activations else {}
+
+
+def _check_classifier(name: str, config: dict[str, Any], resolution: str, labels: list[int]) -> None:
+    from ..accuracy import check_classifier, output_shapes
+    from ..registry import get_spec
+
+    shapes = output_shapes(name, config, resolution)
+    if shapes is not None:
+        check_classifier(shapes, labels, (get_spec(name).source or {}).get("ref", name))
 
 
 def _export(name: str, config: dict[str, Any], resolution: str, weights: str | None, calibration: str,

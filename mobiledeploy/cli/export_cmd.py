@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .options import FloatLayersOpt
+from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt
 from .app import (Alpha, Groups, ExportedProgramFile, InputShape, Json, ModelFn, OnnxFile, Options, Resolution, Scale,
                   Weights, app, model_choice, model_config, print_json, set_activity)
 
@@ -25,13 +25,15 @@ def export_cmd(
     resolution: Resolution = "224",
     options: Options = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Root folder: files go to OUT/<arch-config-HxW>/.")] = Path("artifacts"),
-    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too); pte_fp32, pte_int8: ExecuTorch .pte with the XNNPACK delegate (the executorch extra).")] = "onnx,fp32,int8",
+    formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too), int16x8 (TFLite int16 activations, int8 weights; also --int16-activations); pte_fp32, pte_int8: ExecuTorch .pte with the XNNPACK delegate (the executorch extra).")] = "onnx,fp32,int8",
     calibration: Annotated[str, typer.Option("--calibration", help="A directory of images, or 'synthetic' (seeded, offline).")] = "synthetic",
     calib_samples: Annotated[int, typer.Option("--calib-samples", help="Calibration inputs for int8.")] = 32,
+    calibration_seed: CalibrationSeedOpt = 0,
     weights: Weights = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when valid artifacts exist.")] = False,
     cosine_floor: Annotated[float, typer.Option("--int8-cosine-floor", help="Fail when int8 vs fp32 cosine is below this.")] = 0.98,
     float_layers: FloatLayersOpt = None,
+    int16_activations: Int16ActivationsOpt = False,
     reparameterize: Annotated[bool, typer.Option("--reparameterize", help="Export the deployment form: call the model's own fuse() / reparameterize() / switch_to_deploy() first (timm's convention).")] = False,
     json_out: Json = False,
 ) -> None:
@@ -42,10 +44,11 @@ def export_cmd(
     Your own model instead of --arch: --model-fn FILE.py:NAME (a callable returning an nn.Module), --onnx FILE.onnx
     or --exported-program FILE.pt2, with --input-shape 1x3xHxW unless the model declares its input.
 
-    Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64
+    Example: mobiledeploy export --arch v1 --g 3 --calibration ./val_images --calib-samples 64 --calibration-seed 1
     Example: mobiledeploy export --model-fn mynet.py:build --set width=32 --input-shape 1x3x224x224 --weights mynet.pt
     Example: mobiledeploy export --onnx mynet.onnx
     Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --float-layers auto:2   # the 2 worst int8 layers in float
+    Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --int16-activations   # + model_int16x8.tflite
     Example: mobiledeploy export --arch v1 --g 3 --formats fp32,int8,pte_fp32,pte_int8
     Example: mobiledeploy export --model-fn mobileone.py:build --reparameterize
     """
@@ -56,9 +59,10 @@ def export_cmd(
                                 input_shape)
     with StageProgress() as progress:
         result = export_model(
-            name, config, resolution=resolution, out_dir=out, formats=formats, calibration=calibration,
+            name, config, resolution=resolution, out_dir=out, formats=f"{formats},int16x8" if int16_activations else formats,
+            calibration=calibration,
             calib_samples=calib_samples, weights=weights, force=force, progress=with_activity(progress, name), int8_cosine_floor=cosine_floor,
-            float_layers=float_layers,
+            float_layers=float_layers, calibration_seed=calibration_seed,
             reparameterize=reparameterize,
         )
     warn_calibration(result.manifest)

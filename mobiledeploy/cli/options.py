@@ -56,3 +56,9 @@ ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write 
 FloatLayersOpt = Annotated[Optional[str], typer.Option(
     "--float-layers", help="Keep int8 layers in float: auto (the one adding the most error on the calibration inputs), "
     "auto:N (the N worst), or comma-separated names as `accuracy --per-layer` shows them. Another export folder (-fl…).")]
+Int16ActivationsOpt = Annotated[bool, typer.Option(
+    "--int16-activations", help="Also make TFLite's int16x8 file (int16 activations, int8 weights: model_int16x8.tflite), "
+    "a choice beside --float-layers for layers int8 cannot hold; runs on TFLite's own kernels, not XNNPACK.")]
+CalibrationSeedOpt = Annotated[int, typer.Option(
+    "--calibration-seed", help="Seed of the calibration draw from a --calibration folder: a random, class-balanced "
+    "choice of --calib-samples images (each class in its own seeded order, classes in turn); recorded in the manifest.")]
