@@ -73,7 +73,7 @@ KINDS: dict[str, DeviceKind] = {
     # Exact counts repeat: one short round of 3 runs says all there is.
     "qemu": DeviceKind("qemu", "mobiledeploy.devices.qemu:QemuDevice", form="qemu:CPU",
                        about="an emulated Arm64 core; counts instructions", examples="qemu:cortex-a76",
-                       unit="instructions", exact=True, bench_runs=5, runtimes=("counted", "executorch"), session_plan=(1, 3, 1),
+                       unit="instructions", exact=True, bench_runs=5, runtimes=("counted", "executorch", "onnxruntime"), session_plan=(1, 3, 1),
                        one_thread=True, profiler="arm"),
 }
 
