@@ -104,8 +104,9 @@ def test_the_executorch_runtime_is_declared_once_and_offered_on_local_and_qemu()
     assert runtime_for("qemu:cortex-a53", "executorch") == "executorch"  # counted: runtimes/counted_executorch.py
     assert runtime_class("executorch", "qemu").__name__ == "CountedExecuTorchRuntime"
     assert runtime_class("executorch", "qemu").artifacts == cls.artifacts
-    with pytest.raises(ConfigError, match="not available on adb devices"):
-        runtime_for("adb:R58M", "executorch")
+    assert runtime_for("adb:R58M", "executorch") == "executorch"  # the user's executor_runner (--runner)
+    assert runtime_class("executorch", "adb").__name__ == "ExecutorRunnerRuntime"
+    assert runtime_class("executorch", "adb").artifacts == cls.artifacts
 
 
 def test_without_the_extra_a_pte_format_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -183,7 +183,8 @@ def compare_cmd(
     if len(plan["runtimes"]) > 1:  # several runtimes: ONE table of them side by side (cli/compare_runtimes.py)
         from .compare_runtimes import compare_runtimes
 
-        return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models))
+        return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models),
+                                export_targets)
     done = _session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report, adb_server, db)
     spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
     bench, results, rows = done["bench"], done["results"], done["rows"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 from .app import print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
@@ -20,14 +20,15 @@ ARM_RUNS, ARM_WARMUP = 3, 1
 
 
 def compare_runtimes(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any, arm: str | None,
-                     db: str | None, adb_server: str | None, json_out: bool, named: list[str]) -> None:
+                     db: str | None, adb_server: str | None, json_out: bool, named: list[str],
+                     export_targets: Callable[..., tuple[list[Any], list[dict[str, Any]]]]) -> None:
     """Export each model once for every runtime, time it on `device` (interleaved rounds), count it on each core
     of `arm` (see `arm_cores`), and print the one table. Only the `named` models when given (the baseline of a
-    speedup means nothing here). Exit 1 when no model could be measured."""
+    speedup means nothing here); `export_targets` is compare's (cli/compare_cmd.py). Exit 1 when no model could
+    be measured."""
     from ..bench import run_bench
     from ..records import BenchOptions
     from ..runtime_table import runtime_rows
-    from .compare_cmd import export_targets
 
     arm_cpus = arm_cores(arm)
     refs = [r for r in plan["refs"] if not named or r in named] or plan["refs"]

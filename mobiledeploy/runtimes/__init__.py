@@ -19,6 +19,7 @@ RUNTIMES: dict[str, str] = {
     "onnxruntime": "mobiledeploy.runtimes.onnxruntime:OnnxRuntimeRuntime",
     "executorch": "mobiledeploy.runtimes.executorch:ExecuTorchRuntime",
     "executorch@qemu": "mobiledeploy.runtimes.counted_executorch:CountedExecuTorchRuntime",
+    "executorch@adb": "mobiledeploy.runtimes.executor_runner:ExecutorRunnerRuntime",
     "onnxruntime@qemu": "mobiledeploy.runtimes.counted_onnxruntime:CountedOnnxRuntimeRuntime",
 }
 
