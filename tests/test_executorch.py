@@ -227,6 +227,25 @@ def test_the_runtime_times_both_precisions_in_process(own_export: tuple[Path, di
 
 
 @pytest.mark.slow
+def test_the_per_kernel_profile_of_both_pte_files(own_export: tuple[Path, dict[str, Any]]) -> None:
+    """ExecuTorch's ETDump read by its Inspector: XNNPACK's own operators, float in fp32 and quantised in int8,
+    their shares summing to the whole Method::execute."""
+    from mobiledeploy.runtimes.executorch import pte_op_profile
+
+    folder, manifest = own_export
+    kinds = {}
+    for key in ("pte_fp32", "pte_int8"):
+        rows = pte_op_profile(folder / manifest["artifacts"][key]["path"], runs=5)
+        kernels = [r for r in rows if r["node_type"] != "outside kernels"]
+        assert kernels and all(r["delegated"] for r in kernels if "NHWC" in r["name"]), rows
+        assert sum(r["percent"] for r in rows) == pytest.approx(100.0, abs=0.1)
+        assert all(r["median_ms"] >= 0 for r in rows) and all(r["name"].startswith(r["node_type"]) for r in kernels)
+        kinds[key] = {r["node_type"] for r in kernels}
+    assert any("F32" in k and "Convolution" in k for k in kinds["pte_fp32"]), kinds
+    assert any("Convolution" in k and "F32" not in k for k in kinds["pte_int8"]), kinds
+
+
+@pytest.mark.slow
 def test_a_zoo_model_benched_by_three_runtimes_in_one_session(tmp_path: Path) -> None:
     """MobileNet v1 0.25 at 64x64 (at 32x32 its PT2E int8 falls to cosine 0.90 against fp32, SQNR 7.4 dB): one export makes the .tflite and .pte files, then LiteRT, ExecuTorch and ONNX
     Runtime time them interleaved; every run records its runtime and the artifact it timed."""

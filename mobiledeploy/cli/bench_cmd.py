@@ -50,7 +50,7 @@ def bench_cmd(
     require_full_delegation: FullDelegationOpt = False,
     dispatch_library: DispatchLibraryOpt = None,
     keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Leave the run's files on the phone.")] = False,
-    op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model).")] = False,
+    op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model; executorch: per kernel from its ETDump).")] = False,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     json_out: Json = False,

@@ -40,8 +40,6 @@ __all__ = ["ExecutorRunnerRuntime", "parse_runner_output", "RUNNER_NAME"]
 RUNNER_NAME = "executor_runner"
 _EXECUTED = re.compile(r"Model executed successfully (\d+) time\(s\)(?: in ([0-9.]+) ms)?\.")
 _ETDUMP = re.compile(r"ETDump written to file '([^']+)'")
-#: the flatbuffer file identifier of an ETDump (executorch/devtools/etdump/etdump_schema_flatcc.fbs)
-ETDUMP_ID = b"ED00"
 _ERROR = re.compile(r"^E [0-9:.]+ executorch:\S+\] (.*)$")
 
 
@@ -126,22 +124,15 @@ class ExecutorRunnerRuntime:
         return flags
 
     def _etdump(self, remote: str) -> tuple[list[dict[str, Any]] | None, dict[str, Any]]:
-        """Pull the ETDump; per-op rows through ExecuTorch's Inspector (the executorch extra), else why not."""
+        """Pull the ETDump; its per-kernel rows (`pte_profile.rows_from_etdump`, the executorch extra), else why not."""
+        from .pte_profile import rows_from_etdump
+
         with tempfile.TemporaryDirectory(prefix="mobiledeploy-etdump-") as tmp:
             local = Path(tmp) / "model.etdump"
             self.transport.pull(remote, local)
             record: dict[str, Any] = {"bytes": local.stat().st_size}
-            if local.read_bytes()[4:8] != ETDUMP_ID:
-                return None, {**record, "parsed": False, "why": f"not an ETDump (no {ETDUMP_ID.decode()} identifier)"}
             try:
-                from executorch.devtools import Inspector
-
-                frame = Inspector(etdump_path=str(local)).to_dataframe()
-            except Exception as exc:  # not installed, or an ETDump it cannot read: the run's timing stands
-                record["parsed"] = False
-                record["why"] = " ".join(str(exc).split())[:200] or type(exc).__name__
-                return None, record
-        rows = [{"name": str(row["event_name"]), "avg_ms": float(row["avg"]) if row.get("avg") is not None else None}
-                for row in frame.to_dict("records") if row.get("event_name")]
-        record["parsed"] = True
-        return rows, record
+                rows = rows_from_etdump(local)
+            except Exception as exc:  # not an ETDump, or no executorch here: the run's timing stands
+                return None, {**record, "parsed": False, "why": " ".join(str(exc).split())[:200] or type(exc).__name__}
+        return rows, {**record, "parsed": True}
