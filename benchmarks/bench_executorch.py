@@ -1,4 +1,4 @@
-"""LiteRT against ExecuTorch, side by side in one run: Arm instructions per inference on emulated cores (exact),
+"""LiteRT against ExecuTorch and ONNX Runtime (fp32 only: no int8 ONNX model is exported), side by side in one run: Arm instructions per inference on emulated cores (exact),
 host milliseconds (medians, interleaved), file sizes and parity, for fp32 and int8 of each model.
 
     python benchmarks/bench_executorch.py --quick                 # ShuffleNet v1 0.5x g=3 at 64x64, a76 and a53
@@ -16,7 +16,8 @@ from typing import Any
 
 QUICK = ["v1:g=3,scale=0.5"]
 CORES = ("cortex-a76", "cortex-a53")
-PAIRS = {"litert": {"fp32": "fp32", "int8": "int8"}, "executorch": {"fp32": "pte_fp32", "int8": "pte_int8"}}
+PAIRS = {"litert": {"fp32": "fp32", "int8": "int8"}, "executorch": {"fp32": "pte_fp32", "int8": "pte_int8"},
+         "onnxruntime": {"fp32": "onnx"}}
 
 
 def export(ref: str, resolution: int, out: Path) -> Any:
@@ -37,6 +38,11 @@ def count(runtime: str, path: Path, cpu: str) -> int:
     env = environment()
     if runtime == "litert":
         runs = run_guest(env, cpu, path, runs=2, warmup=0).counts.runs
+    elif runtime == "onnxruntime":  # the median of 3 after a warm-up: see runtimes/counted_onnxruntime.py
+        from mobiledeploy.qemu.onnxruntime_env import onnxruntime_guest
+
+        runs = run_guest(env, cpu, path, runs=3, warmup=1, script="guest_onnx.py",
+                         pythonpath=onnxruntime_guest(env.root).site, max_threads=None).counts.runs
     else:
         runs = run_executorch_guest(env, executorch_guest(env.root), cpu, path, runs=2, warmup=0).counts.runs
     return int(statistics.median(runs))
@@ -46,11 +52,12 @@ def host_ms(files: dict[tuple[str, str], Path], rounds: int) -> dict[tuple[str, 
     """Median over rounds of each file's median of 10 runs, the files interleaved round by round (1 thread)."""
     from mobiledeploy.runtimes.executorch import time_pte
     from mobiledeploy.runtimes.litert import time_tflite
+    from mobiledeploy.runtimes.onnxruntime import time_onnx
 
     medians: dict[tuple[str, str], list[float]] = {key: [] for key in files}
     for _ in range(rounds):
         for (runtime, fmt), path in files.items():
-            timer = time_tflite if runtime == "litert" else time_pte
+            timer = {"litert": time_tflite, "executorch": time_pte, "onnxruntime": time_onnx}[runtime]
             medians[(runtime, fmt)].append(statistics.median(timer(path, runs=10, warmup=2)["timings_us"]) / 1e3)
     return {key: statistics.median(values) for key, values in medians.items()}
 
@@ -61,19 +68,28 @@ def rows(ref: str, resolution: int, out: Path, rounds: int) -> list[str]:
     ms = host_ms(files, rounds)
     parity = res.manifest["parity"]
     lines = []
+    entry = res.manifest["artifacts"]
     for cpu in CORES:
         counts = {key: count(key[0], path, cpu) for key, path in files.items()}
         for runtime, table in PAIRS.items():
-            entry = res.manifest["artifacts"]
-            fp32_par = parity[table["fp32"]]["max_rel"]
-            int8_cos = parity[table["int8"]]["cosine"]
-            parts = entry[table["fp32"]].get("delegation", {}).get("partitions"), entry[table["int8"]].get("delegation", {}).get("partitions")
-            lines.append(f"| {res.manifest['slug']} | {cpu} | {runtime} | {counts[(runtime, 'fp32')] / 1e6:.2f}M | "
-                         f"{counts[(runtime, 'int8')] / 1e6:.2f}M | {counts[(runtime, 'int8')] / counts[(runtime, 'fp32')]:.2f} | "
-                         f"{ms[(runtime, 'fp32')]:.2f} / {ms[(runtime, 'int8')]:.2f} | "
-                         f"{entry[table['fp32']]['bytes'] / 1e6:.2f} / {entry[table['int8']]['bytes'] / 1e6:.2f} | "
-                         f"{parts[0]} / {parts[1]} | {fp32_par:.1e} / {int8_cos:.4f} |")
+            lines.append(_line(res.manifest["slug"], cpu, runtime, table, counts, ms, entry, parity))
     return lines
+
+
+def _line(slug: str, cpu: str, runtime: str, table: dict[str, str], counts: dict, ms: dict, entry: dict,
+          parity: dict) -> str:
+    """One markdown row; '—' where the runtime has no such file (ONNX Runtime: no int8 model)."""
+    has_int8 = "int8" in table
+    fp32 = counts[(runtime, "fp32")]
+    int8 = counts[(runtime, "int8")] if has_int8 else None
+    cells = [slug, cpu, runtime, f"{fp32 / 1e6:.3f}M", f"{int8 / 1e6:.3f}M" if int8 else "—",
+             f"{int8 / fp32:.2f}" if int8 else "—",
+             f"{ms[(runtime, 'fp32')]:.2f} / " + (f"{ms[(runtime, 'int8')]:.2f}" if has_int8 else "—"),
+             f"{entry[table['fp32']]['bytes'] / 1e6:.2f} / " + (f"{entry[table['int8']]['bytes'] / 1e6:.2f}" if has_int8 else "—"),
+             " / ".join(str(entry[table[f]].get("delegation", {}).get("partitions", "—")) if f in table else "—"
+                        for f in ("fp32", "int8")),
+             f"{parity[table['fp32']]['max_rel']:.1e} / " + (f"{parity[table['int8']]['cosine']:.4f}" if has_int8 else "—")]
+    return "| " + " | ".join(cells) + " |"
 
 
 def main() -> None:

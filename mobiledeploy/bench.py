@@ -115,13 +115,17 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
 
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}")
-    if path.suffix.lower() != ".tflite":
-        raise ConfigError(f"--model takes a .tflite file (got {path.name}); export ONNX models first")
+    suffix = path.suffix.lower()
+    if suffix not in (".tflite", ".pte"):
+        raise ConfigError(f"--model takes a .tflite (or, with --runtime executorch, .pte) file (got {path.name}); "
+                          "export ONNX models first")
     reads = {suffix_of(key) for key in runtime_class(runtime).artifacts.values()} if runtime else {".tflite"}
-    if ".tflite" not in reads:
+    if suffix not in reads:
         kinds = " or ".join(sorted(s.lstrip(".").upper() for s in reads))
         raise ConfigError(f"--runtime {runtime} times {kinds} models: give --onnx FILE.onnx or a model to export")
-    target = BenchTarget(name=path.stem, artifact=path.resolve(), format=_tflite_format(path), sha256=sha256_file(path),
+    # a .pte names its precision only in its file name (the export's model_int8.pte); its manifest, read below, says it
+    fmt = _tflite_format(path) if suffix == ".tflite" else ("int8" if "int8" in path.name else "fp32")
+    target = BenchTarget(name=path.stem, artifact=path.resolve(), format=fmt, sha256=sha256_file(path),
                          runtime=runtime)
     from .converters.manifest import Manifest
 

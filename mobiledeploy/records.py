@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import re
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -212,6 +213,7 @@ class BenchOptions:
     require_full_delegation: bool = False
     dispatch_library: str | None = None  # npu: the vendor dispatch library (a host file, or a folder on the phone)
     phone: str | None = None  # qemu: devices: also estimate ms on this phone profile (mobiledeploy.estimate)
+    runner: str | None = None  # adb devices, --runtime executorch: the user's own executor_runner build (a host file)
 
     def validate(self) -> "BenchOptions":
         if self.threads < 1 or self.runs < 1 or self.warmup < 0 or self.min_secs < 0:
@@ -228,6 +230,12 @@ class BenchOptions:
         if self.benchmark_binary is not None and not Path(self.benchmark_binary).expanduser().is_file():
             what = "is a directory" if Path(self.benchmark_binary).expanduser().is_dir() else "does not exist"
             raise ConfigError(f"--benchmark-binary {self.benchmark_binary} {what}: give the benchmark_model file")
+        if self.runner is not None:
+            path = Path(self.runner).expanduser()
+            if not path.is_file() or not os.access(path, os.X_OK):
+                what = "does not exist" if not path.exists() else "is not an executable file"
+                raise ConfigError(f"--runner {self.runner} {what}: give ExecuTorch's executor_runner built for the "
+                                  "phone (examples/portable/executor_runner)")
         return self
 
 

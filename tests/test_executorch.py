@@ -104,8 +104,9 @@ def test_the_executorch_runtime_is_declared_once_and_offered_on_local_and_qemu()
     assert runtime_for("qemu:cortex-a53", "executorch") == "executorch"  # counted: runtimes/counted_executorch.py
     assert runtime_class("executorch", "qemu").__name__ == "CountedExecuTorchRuntime"
     assert runtime_class("executorch", "qemu").artifacts == cls.artifacts
-    with pytest.raises(ConfigError, match="not available on adb devices"):
-        runtime_for("adb:R58M", "executorch")
+    assert runtime_for("adb:R58M", "executorch") == "executorch"  # the user's executor_runner (--runner)
+    assert runtime_class("executorch", "adb").__name__ == "ExecutorRunnerRuntime"
+    assert runtime_class("executorch", "adb").artifacts == cls.artifacts
 
 
 def test_without_the_extra_a_pte_format_is_one_line_naming_it(tmp_path: Path) -> None:
@@ -223,6 +224,25 @@ def test_the_runtime_times_both_precisions_in_process(own_export: tuple[Path, di
         assert timing["threadpool_threads"] == 1 and timing["input_dtypes"] == ["float32"]
         found = pte_delegation(folder / manifest["artifacts"][key]["path"])
         assert found["delegated_nodes"] == manifest["artifacts"][key]["delegation"]["delegated_nodes"]
+
+
+@pytest.mark.slow
+def test_the_per_kernel_profile_of_both_pte_files(own_export: tuple[Path, dict[str, Any]]) -> None:
+    """ExecuTorch's ETDump read by its Inspector: XNNPACK's own operators, float in fp32 and quantised in int8,
+    their shares summing to the whole Method::execute."""
+    from mobiledeploy.runtimes.executorch import pte_op_profile
+
+    folder, manifest = own_export
+    kinds = {}
+    for key in ("pte_fp32", "pte_int8"):
+        rows = pte_op_profile(folder / manifest["artifacts"][key]["path"], runs=5)
+        kernels = [r for r in rows if r["node_type"] != "outside kernels"]
+        assert kernels and all(r["delegated"] for r in kernels if "NHWC" in r["name"]), rows
+        assert sum(r["percent"] for r in rows) == pytest.approx(100.0, abs=0.1)
+        assert all(r["median_ms"] >= 0 for r in rows) and all(r["name"].startswith(r["node_type"]) for r in kernels)
+        kinds[key] = {r["node_type"] for r in kernels}
+    assert any("F32" in k and "Convolution" in k for k in kinds["pte_fp32"]), kinds
+    assert any("Convolution" in k and "F32" not in k for k in kinds["pte_int8"]), kinds
 
 
 @pytest.mark.slow

@@ -89,7 +89,7 @@ def test_bench_cli_times_the_onnx_model_with_runtime_onnxruntime(exported, resul
     (["--arch", "v1", "--runtime", "onnxruntime", "--formats", "int8"], "onnxruntime times fp32 models, not int8"),
     (["--model", "{fp32}", "--runtime", "onnxruntime"], "--runtime onnxruntime times ONNX models: give --onnx FILE.onnx"),
     (["--arch", "v1", "--device", "adb:R58M", "--runtime", "onnxruntime"],
-     "--runtime onnxruntime is not available on adb devices (runtimes there: benchmark_model)"),
+     "--runtime onnxruntime is not available on adb devices (runtimes there: benchmark_model, executorch)"),
 ])
 def test_bench_cli_runtime_errors_are_one_line_exit_2(args, message, tiny_tflite, results_db, capsys):
     assert main(["bench", *[a.format(fp32=tiny_tflite["fp32"]) for a in args]]) == 2

@@ -64,4 +64,4 @@ def test_a_runtime_in_one_file_is_timed_by_bench_on_local(toy_on_local, tiny_tfl
 def test_the_toy_runtime_is_offered_only_where_its_kind_lists_it(toy_on_local, tiny_tflite, results_db, capsys):
     code = main(["bench", "--device", "qemu:cortex-a53", "--runtime", "toy", "--model", str(tiny_tflite["int8"])])
     assert code == 2
-    assert "--runtime toy is not available on qemu devices (runtimes there: counted, executorch)" in capsys.readouterr().err
+    assert "--runtime toy is not available on qemu devices (runtimes there: counted, executorch, onnxruntime)" in capsys.readouterr().err

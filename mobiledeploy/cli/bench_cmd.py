@@ -10,7 +10,7 @@ import typer
 from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, ExportedProgramFile, Groups, InputShape, Json,
                   ModelFn, OnnxFile, Options, Resolution, Scale, Weights, app, model_choice, model_config, print_json)
 from .console import count_text, ms_text, progress_on_stderr, stdout_console, warn_calibration
-from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
+from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, RunnerOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
                       PhoneOpt,
                       RuntimeOpt, accelerator_options)
 
@@ -45,11 +45,12 @@ def bench_cmd(
     rounds: Annotated[int, typer.Option("--rounds", help="Repeat all targets, interleaved (A B, then B A …).")] = 1,
     cpu_mask: Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest cores) or a hex CPU mask like f0.")] = "auto",
     benchmark_binary: BinaryOpt = None,
+    runner: RunnerOpt = None,
     accelerator: AcceleratorOpt = "cpu",
     require_full_delegation: FullDelegationOpt = False,
     dispatch_library: DispatchLibraryOpt = None,
     keep_remote: Annotated[bool, typer.Option("--keep-remote", help="Leave the run's files on the phone.")] = False,
-    op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model).")] = False,
+    op_profiling: Annotated[bool, typer.Option("--op-profiling", help="Also record per-operator times (benchmark_model; executorch: per kernel from its ETDump).")] = False,
     adb_server: AdbServerOpt = None,
     db: DbOpt = None,
     json_out: Json = False,
@@ -60,6 +61,7 @@ def bench_cmd(
     Example: mobiledeploy bench --device local --runtime onnxruntime --arch v1 --g 3   (model.onnx in ONNX Runtime)
     Example: mobiledeploy bench --device adb:R58M123ABC --arch v1 --g 3 --scale 0.5 --threads 4
     Example: mobiledeploy bench --device qemu:cortex-a53 --arch v1 --g 3 --scale 0.5   (exact Arm instructions)
+    Example: mobiledeploy bench --device adb:R58M123ABC --runtime executorch --runner ./executor_runner --arch v1 --g 3
     Example: mobiledeploy bench --device qemu:cortex-a76 --phone pixel4 --arch v1 --g 3 --formats fp32   (+ estimated ms)
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
@@ -95,7 +97,7 @@ def bench_cmd(
 
         phone = check_phone(device, phone).name
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=warmup, min_secs=min_secs, cpu_mask=cpu_mask,
-                                 benchmark_binary=benchmark_binary, keep_remote=keep_remote,
+                                 benchmark_binary=benchmark_binary, runner=runner, keep_remote=keep_remote,
                                  op_profiling=op_profiling, phone=phone,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)

@@ -128,6 +128,9 @@ def compare_cmd(
     results: Annotated[Optional[list[str]], typer.Option(
         "--results", help="Judge stored runs instead of measuring: bench --json or results --json files "
         "(repeatable); --models/--baseline/--suite name what to set against what.")] = None,
+    arm: Annotated[Optional[str], typer.Option(
+        "--arm", help="With several --runtimes: the emulated cores to count every model on as well, comma list "
+        "(qemu:CPU; default cortex-a76; 'none': host ms only).")] = None,
     by_device: Annotated[bool, typer.Option(
         "--by-device", help="The speedups side by side per phone (each against the baseline timed on the same phone); "
         "always so when --device names several phones or a farm; with --results, stored runs grouped by phone.")] = False,
@@ -143,6 +146,7 @@ def compare_cmd(
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
     Example: mobiledeploy compare --runtimes litert,onnxruntime --formats fp32 --resolutions 224x224   (both, interleaved)
+    Example: mobiledeploy compare --runtimes litert,executorch,onnxruntime --models 'v1:g=3,scale=0.5' -r 64x64 --arm cortex-a76,cortex-a53   (one table)
     Example: mobiledeploy results --json > runs.json && mobiledeploy compare --results runs.json   (stored runs)
     Example: mobiledeploy compare --device adb:R58M123ABC,adb:192.168.1.7:5555 --formats fp32   (per phone, side by side)
     Example: STF_TOKEN=... mobiledeploy compare --device 'stf:https://farm.example/?sdk=>=30&count=3' --formats fp32
@@ -176,6 +180,11 @@ def compare_cmd(
     if lab is not None:
         return _compare_on_lab(lab, plan, options, rounds, runs, export, weights_of, report, db, json_out)
     preflight(device, adb_server, db, options.threads, exports=True)
+    if len(plan["runtimes"]) > 1:  # several runtimes: ONE table of them side by side (cli/compare_runtimes.py)
+        from .compare_runtimes import compare_runtimes
+
+        return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models),
+                                export_targets)
     done = _session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report, adb_server, db)
     spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
     bench, results, rows = done["bench"], done["results"], done["rows"]

@@ -10,7 +10,7 @@ import typer
 from ..devices.kinds import device_help, runtimes_help
 
 __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "ThreadsOpt", "RoundsOpt", "RunsOpt", "WarmupOpt", "CpuMaskOpt",
-           "BinaryOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
+           "BinaryOpt", "RunnerOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help=device_help() + (
     " bench, compare, gate and profile also take several phones at once: adb:A,adb:B, or a DeviceFarmer farm's: "
@@ -38,6 +38,9 @@ CpuMaskOpt = Annotated[str, typer.Option("--cpu-mask", help="auto (the fastest c
 BinaryOpt = Annotated[Optional[str], typer.Option(
     "--benchmark-binary", help="arm64 benchmark_model for adb devices (default $MOBILEDEPLOY_BENCHMARK_MODEL, else "
     "LiteRT's official build for the phone, downloaded once into ~/.cache/mobiledeploy/<version>/<abi>/).")]
+RunnerOpt = Annotated[Optional[str], typer.Option(
+    "--runner", help="adb devices, --runtime executorch: your executor_runner built for the phone (ExecuTorch's "
+    "examples/portable/executor_runner); pushed once per sha256.")]
 AcceleratorOpt = Annotated[str, typer.Option(
     "--accelerator", help="adb devices: where benchmark_model runs the model: cpu, gpu or npu (LiteRT's tool; "
     "gpu pushes its accelerator library, npu needs --dispatch-library).")]

@@ -27,7 +27,8 @@ def setup_cmd(
 ) -> None:
     """Build the Arm64 environment once (needs qemu-user, gcc and the package registries); later runs do nothing.
 
-    Downloads the arm64 Debian userland and the aarch64 ai-edge-litert/numpy wheels (the host's versions),
+    Downloads the arm64 Debian userland and the aarch64 ai-edge-litert/numpy wheels (the host's versions; onnxruntime's
+    and executorch's when the host has them),
     builds the instruction-counting QEMU plugin, writes a fixed /proc/cpuinfo and /sys view per emulated core,
     and verifies one counted run. Everything lives in $MOBILEDEPLOY_CACHE/arm64 (default ~/.cache/mobiledeploy/arm64).
 
@@ -40,9 +41,10 @@ def setup_cmd(
     cpus = tuple(dict.fromkeys(parse_cpu(c) for c in cpu)) if cpu else tuple(CPUS)
     env = setup(cpus=cpus, force=force, progress=_say)
     executorch = _executorch_part(env.root)
+    onnxruntime = _onnxruntime_part(env.root)
     if json_out:
         print_json({"root": str(env.root), "qemu": env.qemu, "versions": env.versions, "cpus": env.cpus,
-                    "executorch": executorch})
+                    "executorch": executorch, "onnxruntime": onnxruntime})
 
 
 def _executorch_part(root: Any) -> dict[str, Any] | None:
@@ -58,6 +60,22 @@ def _executorch_part(root: Any) -> dict[str, Any] | None:
         return None
     if guest is not None:
         _say(f"ExecuTorch {guest.versions['executorch']} runner ready in {guest.root}")
+    return guest.versions if guest else None
+
+
+def _onnxruntime_part(root: Any) -> dict[str, Any] | None:
+    """The aarch64 onnxruntime wheel of the host's version (the `onnxruntime` runtime on qemu:); a failure is a
+    warning only: the LiteRT environment is ready either way."""
+    from ..errors import MobiledeployError
+    from ..qemu.onnxruntime_env import setup_onnxruntime
+
+    try:
+        guest = setup_onnxruntime(root, _say)
+    except MobiledeployError as exc:
+        _say(f"warning: ONNX Runtime on qemu: devices is not set up: {exc}")
+        return None
+    if guest is not None:
+        _say(f"ONNX Runtime {guest.versions['onnxruntime']} (aarch64) ready in {guest.root}")
     return guest.versions if guest else None
 
 

@@ -67,13 +67,13 @@ KINDS: dict[str, DeviceKind] = {
     # On a phone every round is a new benchmark_model process (init, warm-up): fewer, longer rounds.
     "adb": DeviceKind("adb", "mobiledeploy.devices.adb:AdbDevice", form="adb:SERIAL",
                       about="a phone; SERIAL may be host:port", examples="adb:R58M123ABC, adb:192.168.1.20:5555",
-                      unit="ms", exact=False, bench_runs=50, runtimes=("benchmark_model",),
+                      unit="ms", exact=False, bench_runs=50, runtimes=("benchmark_model", "executorch"),
                       gate_options={"runs": 30, "warmup": 5, "rounds": 20}, accelerators=True,
                       profiler="benchmark_model", reached_by_adb=True),
     # Exact counts repeat: one short round of 3 runs says all there is.
     "qemu": DeviceKind("qemu", "mobiledeploy.devices.qemu:QemuDevice", form="qemu:CPU",
                        about="an emulated Arm64 core; counts instructions", examples="qemu:cortex-a76",
-                       unit="instructions", exact=True, bench_runs=5, runtimes=("counted", "executorch"), session_plan=(1, 3, 1),
+                       unit="instructions", exact=True, bench_runs=5, runtimes=("counted", "executorch", "onnxruntime"), session_plan=(1, 3, 1),
                        one_thread=True, profiler="arm"),
 }
 

@@ -3,17 +3,14 @@ phase counted exactly by the same plugin and markers as the LiteRT runs (`qemu.r
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import RunnerError
-from .counts import CountsError, parse_counts
-from .env import MARKER, Environment, guest_env
+from .env import MARKER, Environment
 from .executorch_env import ExecuTorchGuest
-from .run import DEFAULT_TIMEOUT_S, GuestRun, _failure
+from .run import DEFAULT_TIMEOUT_S, GuestRun, run_counted
 
 __all__ = ["run_executorch_guest"]
 
@@ -40,24 +37,8 @@ def run_executorch_guest(env: Environment, guest: ExecuTorchGuest, cpu: str, mod
         argv = [env.qemu, "-cpu", cpu, "-L", str(env.view(cpu)), "-plugin",
                 f"{env.plugin},out={counts_path},marker={MARKER}", str(guest.runner), str(tmp / "model.pte"),
                 str(runs), str(warmup), str(MARKER), feed, out]
-        start = time.perf_counter()
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=guest_env(), timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise RunnerError(f"the emulated ExecuTorch run on {cpu} took longer than {timeout:.0f} s") from None
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise RunnerError(_failure(_without_info(proc), cpu))
-        try:
-            counts = parse_counts(counts_path.read_text())
-        except (OSError, ValueError, CountsError) as exc:
-            raise RunnerError(f"the emulated ExecuTorch run on {cpu} left no usable counts: {exc}") from None
+        counts, wall = run_counted(argv, cpu, counts_path, timeout=timeout, what="emulated ExecuTorch run",
+                                   quiet=lambda line: line.startswith("I "))  # its cpuinfo log: not why it failed
         outputs = [np.fromfile(out, dtype=np.float32)] if want_outputs else []
     return GuestRun(counts, {}, ["float32"], wall, outputs)
 
-
-def _without_info(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    """ExecuTorch's own 'I …' log lines (cpuinfo probing) are not why a run failed: left out of its last words."""
-    keep = "\n".join(ln for ln in (proc.stderr or "").splitlines() if not ln.startswith("I "))
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, keep)

@@ -11,7 +11,7 @@ from .base import Runtime, Transport
 __all__ = ["Runtime", "Transport", "RUNTIMES", "runtime_class", "artifact_for"]
 
 #: name → "module:Class"; adding a runtime is one file plus one line here. "NAME@KIND" is the class that runs under
-#: that name on devices of that kind (ExecuTorch in this process on local, counted under emulation on qemu)
+#: that name on devices of that kind (ExecuTorch and ONNX Runtime in this process on local, counted under emulation on qemu)
 RUNTIMES: dict[str, str] = {
     "benchmark_model": "mobiledeploy.runtimes.benchmark_model:BenchmarkModelRuntime",
     "litert": "mobiledeploy.runtimes.litert:LiteRTRuntime",
@@ -19,6 +19,8 @@ RUNTIMES: dict[str, str] = {
     "onnxruntime": "mobiledeploy.runtimes.onnxruntime:OnnxRuntimeRuntime",
     "executorch": "mobiledeploy.runtimes.executorch:ExecuTorchRuntime",
     "executorch@qemu": "mobiledeploy.runtimes.counted_executorch:CountedExecuTorchRuntime",
+    "executorch@adb": "mobiledeploy.runtimes.executor_runner:ExecutorRunnerRuntime",
+    "onnxruntime@qemu": "mobiledeploy.runtimes.counted_onnxruntime:CountedOnnxRuntimeRuntime",
 }
 
 

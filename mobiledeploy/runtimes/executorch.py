@@ -16,7 +16,7 @@ from .inprocess import fill_timing, time_phases
 if TYPE_CHECKING:
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["ExecuTorchRuntime", "time_pte", "pte_delegation"]
+__all__ = ["ExecuTorchRuntime", "time_pte", "pte_delegation", "pte_op_profile"]
 
 
 class ExecuTorchRuntime:
@@ -37,6 +37,9 @@ class ExecuTorchRuntime:
         fill_timing(result, timing)
         result.config.update(runner="executorch.runtime (pybindings)", delegate="XnnpackBackend",
                              input_dtypes=timing["input_dtypes"], threadpool_threads=timing["threadpool_threads"])
+        if options.op_profiling:  # per kernel, from ExecuTorch's ETDump (runtimes/pte_profile.py), after the timing
+            result.op_profile = pte_op_profile(Path(target.artifact), runs=min(options.runs, 20), threads=options.threads)
+            result.config["op_profile_source"] = "ExecuTorch ETDump (event tracer), read by executorch.devtools.Inspector"
         found = pte_delegation(Path(target.artifact))
         if found is not None:
             result.config["delegation"] = found
@@ -60,6 +63,28 @@ def time_pte(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 5, 
         timing = time_phases(lambda: load_method(model), prepare, threads=threads, runs=runs, warmup=warmup,
                              min_secs=min_secs, cpu_mask=cpu_mask)
     return {**timing, "threadpool_threads": count}
+
+
+def pte_op_profile(model: Path, *, runs: int = 20, threads: int = 1, seed: int = 0) -> list[dict[str, Any]]:
+    """Run `model` `runs` times in this process with the event tracer on: its per-kernel rows
+    (`pte_profile.rows_from_etdump`), the delegate's operators and the portable ops."""
+    import tempfile
+
+    from executorch.runtime import Runtime
+
+    from ..converters.executorch import load_method
+    from .pte_profile import rows_from_etdump
+
+    load_method(model)  # a .pte that does not load: the toolkit's one-line error
+    program = Runtime.get().load_program(Path(model), enable_etdump=True)
+    method = program.load_method("forward")
+    feeds, _ = _inputs(method, seed)
+    with _threadpool(threads), tempfile.TemporaryDirectory(prefix="mobiledeploy-etdump-") as tmp:
+        for _ in range(runs):
+            method.execute(feeds)
+        etdump = Path(tmp) / "model.etdump"
+        program.write_etdump_result_to_file(str(etdump), str(Path(tmp) / "debug.bin"))
+        return rows_from_etdump(etdump)
 
 
 def _inputs(method: Any, seed: int) -> tuple[list[Any], list[str]]:

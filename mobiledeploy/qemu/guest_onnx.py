@@ -1,0 +1,104 @@
+"""What runs inside the emulated Arm64 userland for ONNX Runtime: load a .onnx on the CPU execution provider
+(one thread, operators in sequence, every graph optimisation: as `runtimes.onnxruntime` on the host), bracket
+each phase with the marker syscall that the `insn_count` plugin turns into an exact instruction count.
+
+Run by the aarch64 Python with the onnxruntime wheel on PYTHONPATH (`qemu/onnxruntime_env.py`); it imports
+only the standard library, numpy, onnxruntime and `guest` beside it (its markers and seeded inputs), so the
+request and reply are those of `guest.py`:
+
+    python3.11 guest_onnx.py REQUEST.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from guest import MARK, PHASES, PROFILE_BEGIN, PROFILE_END, _marker, input_data
+
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+
+
+def _session(model: str, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _feeds(session: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The request's inputs, or seeded ones as the host's ONNX Runtime runs get (a batch of one where dynamic)."""
+    import numpy as np
+
+    nodes = session.get_inputs()
+    if request.get("inputs"):
+        given = list(np.load(request["inputs"], allow_pickle=False).values())
+        return {node.name: np.ascontiguousarray(value, dtype=_DTYPES.get(node.type, "float32"))
+                for node, value in zip(nodes, given)}
+    rng = np.random.default_rng(int(request.get("seed", 0)))
+    return {node.name: np.ascontiguousarray(input_data(
+        rng, np.dtype(_DTYPES.get(node.type, "float32")), [d if isinstance(d, int) and d > 0 else 1 for d in node.shape],
+        None)) for node in nodes}
+
+
+def measure(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import onnxruntime  # before the first marker, as guest.py imports LiteRT: its import starts threads
+
+    mark = _marker(int(request["marker"]))
+    for _ in range(3):  # the cost of the bracket itself, subtracted by the host
+        mark(MARK, PHASES["null"])
+        mark(MARK, PHASES["null"])
+    mark(MARK, PHASES["init"])
+    session = _session(request["model"], int(request.get("threads", 1)))
+    mark(MARK, PHASES["init"])
+    feeds = _feeds(session, request)
+    binding = session.io_binding()
+    for name, value in feeds.items():
+        binding.bind_cpu_input(name, value)
+    for node in session.get_outputs():
+        binding.bind_output(node.name, "cpu")
+    invoke = session.run_with_iobinding
+    mark(MARK, PHASES["first"])
+    invoke(binding)
+    mark(MARK, PHASES["first"])
+    if request.get("outputs"):
+        np.savez(request["outputs"], **{f"o{i}": out for i, out in enumerate(binding.copy_outputs_to_cpu())})
+    for _ in range(int(request.get("warmup", 0))):
+        mark(MARK, PHASES["warmup"])
+        invoke(binding)
+        mark(MARK, PHASES["warmup"])
+    profile = bool(request.get("profile"))
+    if profile:
+        mark(PROFILE_BEGIN, 0)
+    for _ in range(int(request.get("runs", 1))):
+        mark(MARK, PHASES["run"])
+        invoke(binding)
+        mark(MARK, PHASES["run"])
+    if profile:
+        mark(PROFILE_END, 0)
+    reply: dict[str, Any] = {"input_dtypes": [str(v.dtype) for v in feeds.values()],
+                             "delegation": {"execution_providers": session.get_providers()},
+                             "version": onnxruntime.__version__}
+    if profile:
+        with open("/proc/self/maps") as f:
+            reply["maps"] = f.read()
+    return reply
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1]) as f:
+        request = json.load(f)
+    reply = measure(request)
+    with open(request["reply"], "w") as f:
+        json.dump(reply, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

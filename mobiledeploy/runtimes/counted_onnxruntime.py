@@ -1,0 +1,93 @@
+"""Counted ONNX Runtime on an emulated Arm64 core: the `qemu:CPU` device's `onnxruntime` runtime. The export's
+model.onnx runs in the aarch64 onnxruntime wheel (the host's version, `qemu/onnxruntime_env.py`) under QEMU, one
+thread on the CPU execution provider, and every inference is measured in Arm instructions, as `counted` measures
+LiteRT's; Arm parity is checked on a seeded input against the host's ONNX Runtime on the same file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..artifact_kinds import artifacts_read_as
+from ..errors import ConfigError
+from .counted import fill_counts
+
+if TYPE_CHECKING:
+    from ..devices.qemu import QemuDevice
+    from ..records import BenchOptions, BenchTarget, RunResult
+
+__all__ = ["CountedOnnxRuntimeRuntime", "ARM_TOLERANCE"]
+
+#: largest error of the Arm output relative to the host's output range that counts as the same function
+#: (the kernels differ, x86 AVX vs Arm NEON MLAS: summation order, fused multiply-adds)
+ARM_TOLERANCE = 1e-4
+
+
+#: `import onnxruntime` starts 1 to 7 threads under qemu-user (a different number from process to process, seen in
+#: the plugin's thread count and /proc/self/task) that then wait; the session runs on the calling thread (intra-op 1,
+#: sequential). The odd run's count differs by a few instructions (a waiting thread woken), most often the first
+#: after warm-up, so the figure is the median over the runs, which is the same process after process
+#: (tests/test_onnxruntime_arm.py). The guest imports onnxruntime before its first marker, outside every phase.
+GUEST_THREADS = None
+
+
+class CountedOnnxRuntimeRuntime:
+    """Runs a .onnx on one emulated core; reports instructions per run, init (session creation, graph optimisation
+    included) and first inference, and the Arm output against the host's."""
+
+    name = "onnxruntime"
+    artifacts = artifacts_read_as(".onnx")
+
+    def __init__(self, device: "QemuDevice") -> None:
+        self.env, self.cpu = device.env, device.cpu
+
+    def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
+        from ..errors import SetupError
+        from ..qemu.env import EmulatorMissingError
+        from ..qemu.onnxruntime_env import onnxruntime_guest
+        from ..qemu.run import run_guest
+
+        if options.threads != 1:
+            raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
+        try:
+            guest = onnxruntime_guest(self.env.root)
+        except EmulatorMissingError as exc:  # a setup step: bench exits 2 naming it
+            raise SetupError(str(exc)) from None
+        model = Path(target.artifact)
+        feeds = _seeded_inputs(model)
+        run = run_guest(self.env, self.cpu, model, runs=options.runs, warmup=options.warmup, inputs=feeds,
+                        want_outputs=True, script="guest_onnx.py", pythonpath=guest.site, max_threads=GUEST_THREADS)
+        fill_counts(result, run.counts)
+        result.config.update(runner="onnxruntime (aarch64 wheel, CPUExecutionProvider, qemu-user)", cpu=self.cpu,
+                             delegation=run.delegation, input_dtypes=run.input_dtypes,
+                             bracket_instructions=run.counts.bracket, guest_threads=run.counts.vcpus,
+                             emulated_wall_s=round(run.wall_s, 2),
+                             arm_parity=arm_parity(model, feeds, run.outputs))
+        result.versions["onnxruntime (aarch64)"] = str(guest.versions.get("onnxruntime"))
+
+
+def _seeded_inputs(model: Path) -> list[Any]:
+    """The inputs the host's ONNX Runtime runs get (`runtimes.onnxruntime.bind_inputs`, seed 0)."""
+    from .onnxruntime import bind_inputs, onnx_session
+
+    _, feeds, _ = bind_inputs(onnx_session(model), 0)
+    return list(feeds.values())
+
+
+def arm_parity(model: Path, feeds: list[Any], arm_outputs: list[Any]) -> dict[str, Any]:
+    """Every Arm output against the host ONNX Runtime's on the same inputs: the largest error relative to the
+    host's output range."""
+    import numpy as np
+
+    from .onnxruntime import onnx_session
+
+    session = onnx_session(model)
+    host = session.run(None, {node.name: x for node, x in zip(session.get_inputs(), feeds)})
+    if len(host) != len(arm_outputs) or any(h.shape != a.shape for h, a in zip(host, arm_outputs)):
+        return {"passed": False, "error": "the Arm outputs differ from the host's in number or shape"}
+    max_rel = 0.0
+    for h, a in zip(host, arm_outputs):
+        span = float(np.max(h) - np.min(h)) or 1.0
+        max_rel = max(max_rel, float(np.max(np.abs(a.astype(np.float64) - h))) / span)
+    return {"reference": "onnxruntime on the host", "max_rel": max_rel, "tolerance": ARM_TOLERANCE,
+            "passed": bool(max_rel <= ARM_TOLERANCE)}
