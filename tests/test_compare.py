@@ -321,6 +321,8 @@ def test_compare_phone_needs_its_emulated_core(capsys):
     assert main(["compare", "--device", "qemu:cortex-a57", "--phone", "nokia3310", "--resolutions", "64x64"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown phone 'nokia3310'" in err and "sd820" in err
+    assert main(["compare", "--results", "runs.json", "--phone", "sd820"]) == 2
+    assert "stored runs show the estimates they carry" in capsys.readouterr().err
 
 
 def test_reports_show_estimates_in_a_section_of_their_own(tmp_path):

@@ -83,6 +83,11 @@ def compare_cmd(
     from .preflight import check_output_dir
 
     started = time.perf_counter()
+    if results and phone:
+        from ..errors import ConfigError
+
+        raise ConfigError("--phone estimates a session on a qemu: device; with --results the stored runs show the "
+                          "estimates they carry")
     if results:
         return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out, by_device)
     from .lab_cmd import open_lab
