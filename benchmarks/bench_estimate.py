@@ -13,10 +13,13 @@ Published figures:
   authors' own inference code (not XNNPACK: the estimate predicts XNNPACK on that phone).
 
     python benchmarks/bench_estimate.py [--phones pixel,sd820] [--models mobilenet_v3_small] [--out DIR]
-                                        [--markdown FILE] [--json] [--quick]
+                                        [--markdown FILE] [--json] [--quick] [--cache DIR [--cached-only]]
 
 `--quick` runs MobileNet v1 and v3-small on the Pixel only (two emulated runs). The cost of an estimate against a
 counted run of the same artifact (same runs and warmup) is measured on the first model and printed.
+`--cache DIR` keeps each row's raw estimate (keyed by the artifact's sha256), so a sweep can be resumed or split
+between processes (one emulated run per row: ~4-5 min each for the 224x224 zoo on a busy 2-core host);
+`--cached-only` prints the table of what the cache holds without running anything.
 Needs `mobiledeploy qemu setup` and llvm-mca (make arm). Exit 1 when a model failed.
 """
 
@@ -86,9 +89,10 @@ def store(cache: Path | None, row: dict[str, Any], sha256: str) -> None:
     write_atomic(path, json.dumps({"sha256": sha256, **{k: row[k] for k in RAW_KEYS}}, indent=1))
 
 
-def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any], cache: Path | None = None) -> None:
+def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any], cache: Path | None = None,
+                  cached_only: bool = False) -> None:
     """Uncalibrated estimates into each row; one emulated run per model and (core, caches); rows already in
-    `cache` (same artifact bytes) are read from it."""
+    `cache` (same artifact bytes) are read from it; with `cached_only` the others are left out, marked."""
     from mobiledeploy.files import sha256_file
     import dataclasses
 
@@ -101,10 +105,16 @@ def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any], c
         p = dataclasses.replace(phone(row["phone"]), cycle_scale=1.0)
         key = (row["ref"], p.qemu_cpu, p.l1_kib, p.l2_kib, p.l3_kib)
         print(f"bench_estimate: [{n}/{len(rows)}] {row['ref']} on {p.name} ({p.qemu_cpu})", file=sys.stderr, flush=True)
+        if cached_only and not (cache / f"{row['phone']}-{row['ref'].replace(':', '_').replace(',', '_')}.json").is_file():
+            row["not_run"] = True  # not even exported: nothing of it is in the cache
+            continue
         try:
             path = artifact(row["ref"], out)
             digest = sha256_file(path)
             if cached(cache, row, digest):
+                continue
+            if cached_only:
+                row["not_run"] = True
                 continue
             if key not in runs and not cost:
                 runs[key] = measure_cost(path, p, cost)
@@ -120,20 +130,25 @@ def raw_estimates(rows: list[dict[str, Any]], out: Path, cost: dict[str, Any], c
 
 
 def measure_cost(path: Path, p: Any, cost: dict[str, Any]) -> Any:
-    """Wall time of a counted run and of an estimate of the same artifact, one after the other (runs=1,
-    warmup=1), into `cost`; returns the estimate's run."""
+    """Wall time of a counted run and of an estimate of the same artifact (runs=1, warmup=1), in the order
+    counted, estimate, estimate, counted (ABBA: a load that drifts during the four weighs both alike; one pair on
+    a busy shared host gave 2.29x where ABBA right after gave 1.03x), into `cost`; returns an estimate's run."""
     from mobiledeploy.estimate.run import estimate_artifact
     from mobiledeploy.qemu.env import environment
     from mobiledeploy.qemu.run import run_guest
 
-    start = time.perf_counter()
-    run_guest(environment(), p.qemu_cpu, path, runs=1, warmup=1)
-    counted = time.perf_counter() - start
-    start = time.perf_counter()
-    run = estimate_artifact(path, p)
-    estimated = time.perf_counter() - start
-    cost.update({"model": path.parent.name, "cpu": p.qemu_cpu, "counted_s": round(counted, 1),
-                 "estimate_s": round(estimated, 1), "ratio": round(estimated / counted, 2)})
+    seconds: dict[str, float] = {"counted": 0.0, "estimate": 0.0}
+    run = None
+    for what in ("counted", "estimate", "estimate", "counted"):
+        start = time.perf_counter()
+        if what == "counted":
+            run_guest(environment(), p.qemu_cpu, path, runs=1, warmup=1)
+        else:
+            run = estimate_artifact(path, p)
+        seconds[what] += time.perf_counter() - start
+    cost.update({"model": path.parent.name, "cpu": p.qemu_cpu, "counted_s": round(seconds["counted"] / 2, 1),
+                 "estimate_s": round(seconds["estimate"] / 2, 1),
+                 "ratio": round(seconds["estimate"] / seconds["counted"], 2)})
     return run
 
 
@@ -158,6 +173,10 @@ def markdown(rows: list[dict[str, Any]], cost: dict[str, Any]) -> str:
     lines = ["| phone | model | published ms | estimate, uncalibrated | estimate (band) | error | instructions x one rate: error "
              "| role | source |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
+        if r.get("not_run"):
+            lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | not run (--cached-only, not in the cache) "
+                         "| | | | | |")
+            continue
         if "error" in r:
             lines.append(f"| {r['phone']} | {r['label']} | {r['ms']} | failed: {r['error'][:80]} | | | | | |")
             continue
@@ -174,7 +193,7 @@ def markdown(rows: list[dict[str, Any]], cost: dict[str, Any]) -> str:
     lines += table8(rows)
     if cost:
         lines.append(f"\nCost: an estimate of {cost['model']} on {cost['cpu']} took {cost['estimate_s']} s, a counted run "
-                     f"{cost['counted_s']} s: {cost['ratio']}x.")
+                     f"{cost['counted_s']} s (means of two each, ABBA): {cost['ratio']}x.")
     return "\n".join(lines)
 
 
@@ -256,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--cache", default=None, help="folder of per-row results: rows found there (same artifact) "
                         "are not run again; lets a long sweep be resumed or split")
+    parser.add_argument("--cached-only", action="store_true", help="with --cache: the table of the rows found there "
+                        "only (no emulated run; the others are listed as not run)")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost measurement (counted run vs estimate)")
     parser.add_argument("--rank", default=None, help="instead: rank these comma-separated refs by estimated ms on "
                         "an A53 and an A76 profile")
@@ -275,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     cost: dict[str, Any] = {"skipped": True} if args.no_cost else {}
     if cache is not None and not cost and (cache / "cost.json").is_file():
         cost.update(json.loads((cache / "cost.json").read_text()))
-    raw_estimates(rows, Path(args.out).resolve(), cost, cache)
+    if args.cached_only and cache is None:
+        print("bench_estimate: error: --cached-only needs --cache DIR", file=sys.stderr)
+        return 2
+    if args.cached_only and not cost:
+        cost["skipped"] = True  # no cost.json in the cache: nothing is measured in this mode
+    raw_estimates(rows, Path(args.out).resolve(), cost, cache, args.cached_only)
     if cache is not None and cost and "skipped" not in cost:
         from mobiledeploy.files import write_atomic
 

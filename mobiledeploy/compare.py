@@ -167,6 +167,13 @@ class CompareRow:
     paper_theoretical_speedup: float | None = None
     paper_efficiency: float | None = None
     runtime: str = ""  # how it was timed (litert, onnxruntime, …): a model is set against the baseline of its runtime
+    # estimated, never measured: a phone profile applied to the counted run (qemu: devices with --phone;
+    # `mobiledeploy.estimate`); the speedup is baseline estimated ms / estimated ms
+    estimated_ms: float | None = None
+    estimated_band_pct: float | None = None
+    estimated_speedup: float | None = None
+    estimate_phone: str | None = None
+    estimate_calibration: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,6 +243,7 @@ def _row(cell: GroupKey, runs: list[RunResult], is_baseline: bool, label: str, f
             row.extra["instructions_per_mac"] = median / macs
     if median_ms and macs:
         row.gmacs_per_s = macs / (median_ms / 1000.0) / 1e9
+    _estimated(row, ok)
     if not ok:
         row.status = "failed"
         row.error = failure or next((r.error for r in runs if r.error), "no result")
@@ -244,10 +252,25 @@ def _row(cell: GroupKey, runs: list[RunResult], is_baseline: bool, label: str, f
     return row
 
 
+def _estimated(row: CompareRow, ok: list[RunResult]) -> None:
+    """The estimate each ok run stored (config["estimate"], `bench --phone`): its median ms and band, apart from
+    the measured figures; none when a run of the cell has no estimate (never a mix)."""
+    estimates = [(r.config or {}).get("estimate") for r in ok]
+    if not estimates or not all(estimates):
+        return
+    row.estimated_ms = statistics.median(float(e["ms"]) for e in estimates)
+    row.estimated_band_pct = max(float(e["band_pct"]) for e in estimates)
+    row.estimate_phone = str(estimates[0]["phone"])
+    row.extra["estimate_phone_label"] = str(estimates[0].get("phone_label") or estimates[0]["phone"])
+    row.estimate_calibration = str(estimates[0].get("calibration", ""))
+
+
 def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, list[RunResult]],
               confidence: float, n_boot: int, seed: int) -> None:
     if base is None or base.status != "ok" or row.status != "ok":
         return
+    if row.estimated_ms and base.estimated_ms and row.estimate_phone == base.estimate_phone:
+        row.estimated_speedup = base.estimated_ms / row.estimated_ms
     if row.macs and base.macs:
         row.theoretical_speedup = theoretical_speedup(base.macs, row.macs)
     mine, theirs = row.median_ms or row.median_instructions, base.median_ms or base.median_instructions

@@ -131,6 +131,11 @@ class VariantResult:
     status: str = "ok"
     error: str | None = None
     median_instructions: float | None = None  # qemu: devices: exact Arm instructions, and median_ms is None
+    # estimated, never measured (qemu: devices with --phone): the phone profile's ms for the counted runs, and
+    # reference estimated ms / this one; the verdicts stay on the counted (or timed) figures
+    estimated_ms: float | None = None
+    estimated_band_pct: float | None = None
+    estimated_relative_speed: float | None = None
 
 
 @dataclass
@@ -228,6 +233,7 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
                 row.relative_throughput = row.relative_speed * scale
                 row.relative_throughput_ci = [low * scale, high * scale]
         variants.append(row)
+    _estimated(variants, by_key)
     claims = []
     for fast, slow in guideline.claims:
         r, ci = ratio(fast, slow)
@@ -235,6 +241,20 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
     verdict = overall_verdict([c.verdict for c in claims])
     return GuidelineResult(guideline.id, guideline.title, guideline.claim, guideline.source, format, variants,
                            claims, verdict, _summary(guideline, claims, verdict))
+
+
+def _estimated(variants: list[VariantResult], by_key: dict[str, list[RunResult]]) -> None:
+    """Each variant's estimate (config["estimate"] of its ok runs, all of them, one phone), and its speed relative
+    to the reference's estimate."""
+    for row in variants:
+        estimates = [(r.config or {}).get("estimate") for r in by_key.get(row.key, []) if r.ok]
+        if estimates and all(estimates) and len({e["phone"] for e in estimates}) == 1:
+            row.estimated_ms = statistics.median(float(e["ms"]) for e in estimates)
+            row.estimated_band_pct = max(float(e["band_pct"]) for e in estimates)
+    ref = variants[0] if variants else None
+    for row in variants:
+        if ref is not None and ref.estimated_ms and row.estimated_ms:
+            row.estimated_relative_speed = ref.estimated_ms / row.estimated_ms
 
 
 def _summary(guideline: Guideline, claims: list[ClaimResult], verdict: str) -> str:

@@ -233,6 +233,18 @@ COMPARE_COLUMNS = [
     ("paper_ms", "paper ms", ""), ("paper_measured_speedup", "paper measured", "x"),
     ("paper_theoretical_speedup", "paper theoretical", "x"), ("status", "status", ""),
 ]
+# estimated ms (a phone profile applied to counted qemu: runs) get their own table, never a column of the measured one
+ESTIMATE_COLUMNS = [
+    ("model", "model", ""), ("format", "format", ""), ("resolution", "resolution", ""),
+    ("estimate_phone", "phone profile", ""), ("estimated_ms", "estimated ms", ""),
+    ("estimated_band_pct", "band ±%", ""), ("estimated_speedup", "estimated speedup", "x"),
+    ("measured_speedup", "instruction ratio (exact)", "x"), ("paper_ms", "paper ms", ""),
+    ("paper_measured_speedup", "paper speedup", "x"),
+]
+GUIDELINE_ESTIMATE_COLUMNS = [
+    ("label", "variant", ""), ("estimated_ms", "estimated ms", ""), ("estimated_band_pct", "band ±%", ""),
+    ("estimated_relative_speed", "estimated relative speed", "x"), ("relative_speed", "relative speed (counted)", "x"),
+]
 ATTRIBUTION_COLUMNS = [
     ("label", "op type", ""), ("layers", "layers", ""), ("ops", "ops timed", ""), ("time_share", "time", "pct"),
     ("mac_share", "MACs", "pct"), ("memory_share", "memory", "pct"), ("gap", "time - MACs", "gap"),
@@ -330,6 +342,13 @@ def write_compare_report(out_dir: str | Path, rows: Sequence[Any], *, attributio
         ("png", ("latency_vs_macs.png", plot_latency_vs_macs(data), "Latency vs MACs (log-log)")),
         ("png", ("speedups.png", plot_speedups(data), "Measured vs theoretical speedup")),
     ]
+    estimated = [r for r in data if r.get("estimated_ms") is not None]
+    if estimated:
+        calibration = "; ".join(dict.fromkeys(str(r.get("estimate_calibration") or "") for r in estimated))
+        blocks += [("h2", "Estimated milliseconds (not measured)"),
+                   ("p", "A phone profile applied to the counted runs above (single thread, mobiledeploy.estimate): "
+                         f"estimates with their band, never measured latencies. Calibration: {calibration}."),
+                   ("table", (estimated, ESTIMATE_COLUMNS))]
     if atts:
         blocks += [("h2", "Per-layer attribution"),
                    ("png", ("per_layer_gap.png", plot_attribution(atts), "Share of time vs share of MACs per op type"))]
@@ -349,4 +368,7 @@ def write_guidelines_report(out_dir: str | Path, results: Sequence[Any], *, meta
         blocks += [("h2", f"{res['id']} ({res['format']}): {res['title']} — {res['verdict']}"),
                    ("p", f"Paper ({res['source']}): {res['claim']}. {res['summary']}"),
                    ("table", (res["variants"], GUIDELINE_COLUMNS))]
+        if any(v.get("estimated_ms") is not None for v in res["variants"]):
+            blocks += [("p", "Estimated milliseconds (not measured; the verdict above is not decided by them):"),
+                       ("table", (res["variants"], GUIDELINE_ESTIMATE_COLUMNS))]
     return _write_page(Path(out_dir), "guidelines", title, meta or {}, blocks)

@@ -83,6 +83,33 @@ def test_each_runtime_is_set_against_the_baseline_timed_by_the_same_runtime():
     assert rows[-1].to_dict()["runtime"] == "onnxruntime" and rows[-1].error == "export failed: x"
 
 
+def counted(model: str, counts: list[int], est_ms: float | None, phone: str = "sd820") -> RunResult:
+    """A qemu: run (exact instructions, no ms) and, with `est_ms`, the estimate `bench --phone` stores beside."""
+    r = RunResult(model=f"{model}-224x224", format="fp32", device="qemu:cortex-a57", artifact=f"/a/{model}.tflite",
+                  sha256="0", threads=1, runs=len(counts), warmup=0, macs=1000, config={"resolution": [224, 224]})
+    r.instruction_counts, r.instructions = counts, float(np.median(counts))
+    if est_ms is not None:
+        r.config["estimate"] = {"kind": "estimated", "phone": phone, "phone_label": f"{phone} label", "ms": est_ms,
+                                "band_pct": 12.0, "calibration": "fitted on one model"}
+    return r
+
+
+def test_estimated_ms_sit_apart_from_the_instruction_speedup():
+    """qemu: runs with a phone's estimate: the speedup of the exact counts and the estimated one side by side,
+    never an estimate in median_ms; a cell where one run lacks its estimate shows none."""
+    rows = compare([counted(ALEX, [600, 600], 184.0), counted(V1, [50, 50], 20.0)], ALEX)
+    base, row = rows
+    assert row.unit == "instructions" and row.median_ms is None and row.gmacs_per_s is None
+    assert row.measured_speedup == pytest.approx(12.0)              # instruction ratio, exact
+    assert row.estimated_ms == 20.0 and row.estimated_speedup == pytest.approx(9.2)
+    assert base.estimated_speedup == 1.0 and row.estimate_phone == "sd820" and row.estimated_band_pct == 12.0
+    assert row.to_dict()["estimate_phone_label"] == "sd820 label" and row.to_dict()["estimated_ms"] == 20.0
+    mixed = compare([counted(ALEX, [600], 184.0), counted(V1, [50], 20.0), counted(V1, [50], None)], ALEX)[1]
+    assert mixed.estimated_ms is None and mixed.estimated_speedup is None and mixed.measured_speedup == 12.0
+    other = compare([counted(ALEX, [600], 184.0, "pixel4"), counted(V1, [50], 20.0)], ALEX)[1]
+    assert other.estimated_ms == 20.0 and other.estimated_speedup is None  # two phones' estimates are not set together
+
+
 def test_ci_brackets_the_point_and_matches_stats():
     from mobiledeploy.stats import ratio_of_medians_ci
 
@@ -250,3 +277,63 @@ def test_compare_judges_stored_runs_from_result_files(tmp_path, capsys):
     assert main(["compare", "--results", str(tmp_path / "junk.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not results JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_compare_with_a_phone_shows_the_estimate_each_run_stored(arm_env, artifacts_root, tmp_path, monkeypatch, capsys):
+    """compare --phone on a qemu: device (one run each at 64x64, the exports of the test above): each row's
+    estimated ms is the estimate its stored run carries (what `bench --phone` stores), apart from the exact
+    counts; the estimated speedup is the ratio of those two stored estimates."""
+    import shutil
+
+    from mobiledeploy.records import RunResult
+    from mobiledeploy.results import ResultsStore
+
+    if not (shutil.which("llvm-mca") or shutil.which("llvm-mca-14")):
+        pytest.skip("llvm-mca is not installed (make arm)")
+    monkeypatch.setattr("mobiledeploy.converters.pipeline.DEFAULT_OUT", artifacts_root)
+    monkeypatch.setenv("MOBILEDEPLOY_DB", str(tmp_path / "results.db"))
+    code = main(["compare", "--device", "qemu:cortex-a53", "--phone", "rpi3bplus", "--models", "v1:g=3,scale=0.25",
+                 "--baseline", "mobilenet_v1:alpha=0.25", "--resolutions", "64x64", "--formats", "fp32",
+                 "--runs", "1", "--warmup", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, None), err
+    data = json.loads(out)
+    rows = {r["key"]: r for r in data["rows"]}
+    base, row = rows["mobilenet_v1-alpha0.25"], rows["shufflenet_v1-g3-scale0.25"]
+    stored = {r.model.rsplit("-64x64", 1)[0]: r for r in (RunResult.from_dict(d) for d in
+              ResultsStore(tmp_path / "results.db").list()) if r.session_id == data["session"]}
+    assert data["phone"] == "rpi3bplus" and len(stored) == 2
+    for r in (base, row):
+        est = stored[r["key"]].config["estimate"]
+        assert est["kind"] == "estimated" and r["estimated_ms"] == est["ms"] > 0 and r["median_ms"] is None
+        assert r["estimated_band_pct"] == est["band_pct"] and r["estimate_calibration"] == est["calibration"]
+        assert r["median_instructions"] == stored[r["key"]].instructions   # the exact counts, unchanged
+    assert row["estimated_speedup"] == pytest.approx(base["estimated_ms"] / row["estimated_ms"])
+    assert row["measured_speedup"] == pytest.approx(base["median_instructions"] / row["median_instructions"])
+
+
+def test_compare_phone_needs_its_emulated_core(capsys):
+    assert main(["compare", "--device", "local", "--phone", "sd820", "--resolutions", "64x64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device qemu:cortex-a57" in err
+    assert main(["compare", "--device", "qemu:cortex-a57", "--phone", "nokia3310", "--resolutions", "64x64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown phone 'nokia3310'" in err and "sd820" in err
+    assert main(["compare", "--results", "runs.json", "--phone", "sd820"]) == 2
+    assert "stored runs show the estimates they carry" in capsys.readouterr().err
+
+
+def test_reports_show_estimates_in_a_section_of_their_own(tmp_path):
+    from mobiledeploy.report import write_compare_report
+
+    rows = compare([counted(ALEX, [600, 600], 184.0), counted(V1, [50, 50], 20.0)], ALEX,
+                   labels={ALEX: "AlexNet", V1: "ShuffleNet 0.5x"})
+    md = write_compare_report(tmp_path / "r", rows)["markdown"].read_text()
+    measured, estimated = md.split("## Estimated milliseconds (not measured)")
+    assert "184" not in measured and "sd820" not in measured  # no estimate in the measured table
+    assert "| ShuffleNet 0.5x | fp32 | 224x224 | sd820 | 20 | 12 | 9.20x | 12.00x |" in estimated
+    assert "fitted on one model" in estimated
+    plain = write_compare_report(tmp_path / "p", compare([counted(ALEX, [600], None), counted(V1, [50], None)], ALEX))
+    assert "Estimated" not in plain["markdown"].read_text()

@@ -337,3 +337,24 @@ def test_calibrate_round_trips_on_the_fake_phone(arm_env, llvm_mca, adb_env, fak
     again = estimate_artifact(tiny_tflite["fp32"], mine).estimate
     # the same counts; the window also holds a few thousand interpreter instructions that vary by run
     assert again.ms == pytest.approx(rows[0]["raw_ms"] * mine.cycle_scale, rel=0.01)
+
+
+def test_the_wall_clock_gate_refuses_estimates(tmp_path, capsys):
+    """A counted run carrying a phone's estimate is judged against a wall-clock baseline: no timing comes of the
+    estimate; the gate cannot judge (exit 2) and says the estimate is not measured."""
+    from mobiledeploy.baseline import baseline_from_results, save_baseline
+    from mobiledeploy.cli import main
+    from mobiledeploy.records import RunResult
+
+    def result() -> RunResult:
+        return RunResult(model="alexnet-224x224", format="fp32", device="qemu:cortex-a57", artifact="/a/m.tflite",
+                         sha256="0", threads=1, runs=2, warmup=1, macs=100, config={"resolution": [224, 224]})
+
+    save_baseline(baseline_from_results([result().with_timings([10_000.0] * 8)]), tmp_path / "base.json")
+    mine = result()
+    mine.instruction_counts, mine.instructions = [600, 600], 600.0
+    mine.config["estimate"] = {"kind": "estimated", "phone": "sd820", "ms": 9.0, "band_pct": 12.0}
+    (tmp_path / "runs.json").write_text(json.dumps({"results": [mine.to_dict()]}))
+    assert main(["gate", "--baseline", str(tmp_path / "base.json"), "--results", str(tmp_path / "runs.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobiledeploy: error: cannot judge") and "estimated ms on sd820 are not measured" in err

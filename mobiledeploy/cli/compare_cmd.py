@@ -14,91 +14,19 @@ from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
                       FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, RuntimesOpt, ThreadsOpt, WarmupOpt,
-                      accelerator_options)
+                      PhoneOpt, accelerator_options)
+from ..sessions import export_targets, interrupted_status, resolve_ref, session_plan  # noqa: F401 (the CLI's names)
 
-def session_plan(device: str, rounds: int | None, runs: int | None, warmup: int | None,
-                 default: tuple[int, int, int]) -> tuple[str, int, int, int]:
-    """The device URI (canonical, checked before any export) and the rounds, runs, warm-up to use on it."""
-    from ..devices import canonical_uri, check_device
-    from ..devices.kinds import kind_of
 
-    device = canonical_uri(device)
-    check_device(device)
-    d_rounds, d_runs, d_warmup = kind_of(device).session_plan or default
-    return (device, d_rounds if rounds is None else rounds, d_runs if runs is None else runs,
-            d_warmup if warmup is None else warmup)
 def split_refs(values: list[str] | None) -> list[str]:
     """--models takes model refs, repeated or separated by ';' or spaces (refs hold commas)."""
     return [ref for value in values or [] for ref in re.split(r"[;\s]+", value) if ref]
 
 
-def resolve_ref(ref: str) -> tuple[str, dict[str, Any], str]:
-    """'v1:g=3,scale=0.5' → (arch, config, key): key is the export slug without the input size."""
-    from ..registry import config_slug, get_spec, parse_model_ref
-    from ..errors import ConfigError
-
-    arch, config = parse_model_ref(ref)
-    if "resolution" in config:
-        raise ConfigError(f"{ref}: give input sizes with --resolutions, not in the model reference")
-    options = {k: v for k, v in config.items() if k != "input_shape"}  # a user's model: its input, not an option
-    get_spec(arch).resolve(options)
-    return arch, config, config_slug(arch, options)
-
-
-def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
-                   keys: dict[str, str], export: Any = None, weights: dict[str, str] | None = None,
-                   runtimes: tuple[str | None, ...] = (None,)) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Export (or reuse) every model at every size, for each runtime the precisions it times; an export that
-    fails is a failure row, not a crash. `weights` maps a ref to the state_dict it is exported with (others:
-    seeded init)."""
-    from ..bench import runtime_artifacts
-
-    targets, failures = [], []
-    for runtime in runtimes:
-        fmts = tuple(f for r, f in runtime_artifacts((runtime,), formats))
-        new, failed = _export_for(runtime, refs, fmts, resolutions, progress, keys, export, weights)
-        targets += new
-        failures += failed
-    return targets, failures
-
-
-def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]],
-                progress: Any, keys: dict[str, str], export: Any,
-                weights: dict[str, str] | None) -> tuple[list[Any], list[dict[str, Any]]]:
-    from ..compare import format_resolution
-    from ..measure import prepare_targets
-    from ..errors import MobiledeployError, ParityError
-
-    targets, failures = [], []
-    for res in resolutions:
-        for ref in refs:
-            attempts = [formats] + ([(f,) for f in formats] if len(formats) > 1 else [])
-            got: set[str] = set()
-            last: Exception | None = None
-            for attempt in attempts:
-                if set(attempt) <= got:
-                    continue
-                try:
-                    new = prepare_targets([ref], attempt, res, progress, export=export,
-                                          weights=(weights or {}).get(ref), runtimes=(runtime,))
-                except MobiledeployError as exc:
-                    last = exc
-                    if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
-                        break
-                    continue
-                targets += [t for t in new if t.format not in got]
-                got |= {t.format for t in new}
-            for fmt in formats:
-                if fmt not in got:
-                    message = " ".join(str(last).split()) if last else "not exported"
-                    failures.append({"key": keys[ref], "format": fmt, "resolution": format_resolution(res),
-                                     "runtime": runtime or "", "error": f"export failed: {message}"})
-    return targets, failures
-
-
 @app.command("compare")
 def compare_cmd(
     device: DeviceOpt = "local",
+    phone: PhoneOpt = None,
     runtimes: RuntimesOpt = None,
     models: Annotated[Optional[list[str]], typer.Option(
         "--models", "-m", help="Model refs to compare, e.g. v1:g=3,scale=0.5 (repeat, or separate with ';'). "
@@ -145,6 +73,7 @@ def compare_cmd(
     Example: mobiledeploy compare --device local --formats fp32 --resolutions 224x224
     Example: mobiledeploy compare --device adb:R58M123ABC --models 'v1:g=3,scale=0.5' --baseline alexnet --json
     Example: mobiledeploy compare --device qemu:cortex-a53 --resolutions 224x224   (Table 8 in exact Arm instructions)
+    Example: mobiledeploy compare --device qemu:cortex-a57 --phone sd820 --resolutions 224x224   (+ Table 8 in estimated ms)
     Example: mobiledeploy compare --runtimes litert,onnxruntime --formats fp32 --resolutions 224x224   (both, interleaved)
     Example: mobiledeploy compare --runtimes litert,executorch,onnxruntime --models 'v1:g=3,scale=0.5' -r 64x64 --arm cortex-a76,cortex-a53   (one table)
     Example: mobiledeploy results --json > runs.json && mobiledeploy compare --results runs.json   (stored runs)
@@ -158,6 +87,11 @@ def compare_cmd(
     from ..preflight import check_output_dir
 
     started = time.perf_counter()
+    if results and phone:
+        from ..errors import ConfigError
+
+        raise ConfigError("--phone estimates a session on a qemu: device; with --results the stored runs show the "
+                          "estimates they carry")
     if results:
         return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out, by_device)
     from .lab_cmd import open_lab
@@ -168,9 +102,13 @@ def compare_cmd(
 
         device = KIND_URI
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 20, 3))
+    if phone is not None:
+        from ..estimate.phones import check_phone
+
+        phone = check_phone(device, phone).name
     plan = {**_plan(suite, models, baseline, resolutions, formats, rounds), "runtimes": runtimes_for(device, runtimes)}
     options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
-                           benchmark_binary=benchmark_binary,
+                           benchmark_binary=benchmark_binary, phone=phone,
                            **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_options(device, options)
     check_output_dir(report, "--report")
@@ -185,7 +123,11 @@ def compare_cmd(
 
         return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models),
                                 export_targets)
-    done = _session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report, adb_server, db)
+    from ..sessions import compare_session
+
+    with progress_on_stderr() as progress:
+        done = compare_session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report,
+                               adb_server, db, progress=progress, prepared=warn_calibration)
     spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
     bench, results, rows = done["bench"], done["results"], done["rows"]
     meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": base_label,
@@ -193,6 +135,7 @@ def compare_cmd(
             "paper source": spec.source if plan["paper"] else "",
             "paper device": spec.reference_device if plan["paper"] else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
+            "phone": phone or "",
             "elapsed_s": round(time.perf_counter() - started, 1)}
     _show(rows, results, done["attributions"], meta, spec if plan["paper"] else None, per_layer, json_out)
     if report:
@@ -275,46 +218,6 @@ def _plan(suite: str, models: list[str] | None, baseline: str | None, resolution
     return {**plan, "suite": spec, "sizes": sizes, "formats": parse_formats(formats or ",".join(spec.formats))}
 
 
-def _session(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any,
-             weights_of: dict[str, str] | None, attribute: bool, report: Path | None, adb_server: str | None,
-             db: str | None) -> dict[str, Any]:
-    """Export, time interleaved, set against the baseline and (optionally) attribute per op; an interrupt
-    still writes the --report of what was measured."""
-    from ..bench import run_bench
-    from ..compare import compare
-    from ..errors import MobiledeployError
-    from ..profiling import attribute_models
-
-    measured: list[Any] = []
-    labels, base_key = plan["labels"], plan["baseline"]
-    try:
-        with progress_on_stderr() as progress:
-            targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
-                                               export, weights_of, plan["runtimes"])
-            warn_calibration(targets)
-            bench = None
-            if targets:
-                bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                                  progress=progress, collected=measured).raise_for_setup()
-            results = bench.results if bench else []
-            rows = compare(results, base_key, labels=labels, paper=plan["paper"], failures=failures)
-            attributions = []
-            if attribute and targets:
-                attributions = attribute_models(device, targets, plan["configs"], labels, options, adb_server, db,
-                                                progress)
-    except KeyboardInterrupt:
-        if report:
-            _partial_report(report, interrupted_status(len(measured)), measured, base_key, labels, plan["paper"],
-                            device, plan["suite"].name)
-        raise
-    except MobiledeployError as exc:  # e.g. no benchmark_model to be had: exit 2, and the report says why
-        if report:
-            _partial_report(report, f"error: {' '.join(str(exc).split())}", measured, base_key, labels,
-                            plan["paper"], device, plan["suite"].name)
-        raise
-    return {"bench": bench, "results": results, "rows": rows, "attributions": attributions}
-
-
 def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: dict[str, Any], suite: Any,
           per_layer: bool, json_out: bool) -> None:
     from ..stability import flagged, flagged_line
@@ -325,6 +228,7 @@ def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: di
                     "attribution": [a.to_dict() for a in attributions]})
         return
     print_compare(rows, meta["baseline"], meta["device"], suite)
+    print_estimated(rows, meta["baseline"], suite)
     if unstable := flagged_line(results):
         sys.stdout.write(f"unstable: {unstable}; `mobiledeploy results --json` names them\n")
     if per_layer:
@@ -332,30 +236,6 @@ def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: di
 
         for att in attributions:
             print_attribution(att, top=8)
-
-
-def interrupted_status(runs: int) -> str:
-    """The status a report of an interrupted session carries."""
-    import signal
-
-    from .app import interrupt_exit_code
-
-    name = signal.Signals(interrupt_exit_code() - 128).name
-    return f"interrupted by {name} after {runs} run(s): figures from an incomplete session"
-
-
-def _partial_report(report: Path, status: str, measured: list[Any], base_key: str, labels: dict[str, str],
-                    paper: dict[str, Any], device: str, suite: str) -> None:
-    """The --report of a compare that did not finish (interrupted, or stopped by an error): its status and
-    the speedups of what was measured."""
-    from ..compare import compare
-    from ..report import write_compare_report
-
-    ok = [r for r in measured if r.ok]
-    rows = compare(ok, base_key, labels=labels, paper=paper, failures=[]) if ok else []
-    meta = {"status": status, "device": device, "suite": suite, "baseline": labels[base_key]}
-    ending = "interrupted" if status.startswith("interrupted") else "stopped by an error"
-    write_compare_report(report, rows, meta=meta, title=f"Theory vs measurement on {device} ({ending})")
 
 
 def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:
@@ -439,3 +319,32 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
                       "emulated core), not time; the paper's columns are its phone's milliseconds[/]")
     if suite is not None:
         console.print(f"[dim]paper: {escape(suite.source)}; {escape(suite.reference_device)}[/]")
+
+
+def print_estimated(rows: list[Any], baseline_label: str, suite: Any) -> None:
+    """The estimated milliseconds (a phone profile applied to the counted runs) in tables of their own, beside
+    the exact instruction ratio and the paper's ms: never a column of the measured table."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    estimated = [r for r in rows if r.estimated_ms is not None]
+    if not estimated:
+        return
+    console = stdout_console()
+    for res, fmt, runtime in dict.fromkeys((r.resolution, r.format, r.runtime) for r in estimated):
+        phone = estimated[0].extra.get("estimate_phone_label") or estimated[0].estimate_phone
+        table = Table(title=f"{res} {fmt} on {escape(str(phone))}: ESTIMATED ms (not measured), single thread; "
+                      f"speedup over {escape(baseline_label)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("model", "estimated ms", "band", "estimated speedup", "instruction ratio",
+                    *(("paper ms", "paper speedup") if suite is not None else ())):
+            table.add_column(col, justify="left" if col == "model" else "right")
+        for r in (r for r in estimated if (r.resolution, r.format, r.runtime) == (res, fmt, runtime)):
+            table.add_row(escape(r.model) + (" [dim](baseline)[/]" if r.baseline else ""), _ms(r.estimated_ms),
+                          f"±{r.estimated_band_pct:.0f}%", _x(r.estimated_speedup), _x(r.measured_speedup),
+                          *((_ms(r.paper_ms), _x(r.paper_measured_speedup)) if suite is not None else ()))
+        console.print(table)
+    calibration = "; ".join(dict.fromkeys(str(r.estimate_calibration or "") for r in estimated))
+    console.print(f"[dim]estimated = the phone profile's timing model on the counted run (llvm-mca cycles per hot "
+                  f"block, bounded by memory bandwidth; mobiledeploy.estimate); calibration: {escape(calibration)}; "
+                  "instruction ratio = baseline instructions / instructions (exact)[/]")

@@ -8,14 +8,14 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
-from .compare_cmd import export_targets, resolve_ref
 from .console import progress_on_stderr, stdout_console, warn_calibration
-from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, ReportOpt
+from .options import AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, PhoneOpt, ReportOpt
 
 
 @app.command("guidelines")
 def guidelines_cmd(
     device: DeviceOpt = "local",
+    phone: PhoneOpt = None,
     only: Annotated[Optional[str], typer.Option("--only", help="Comma list of guidelines, e.g. G1,G3 (default: all four).")] = None,
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="Input size of the micro-nets (the paper: 56).")] = "56",
     formats: Annotated[str, typer.Option("--formats", help="Comma list of fp32, int8.")] = "fp32",
@@ -42,28 +42,37 @@ def guidelines_cmd(
     Example: mobiledeploy guidelines --device local
     Example: mobiledeploy guidelines --device adb:R58M123ABC --only G2,G4 --json
     Example: mobiledeploy guidelines --device qemu:cortex-a53 --only G1,G3   (exact Arm instructions)
+    Example: mobiledeploy guidelines --device qemu:cortex-a53 --phone rpi3bplus --only G4   (+ estimated ms)
     """
     plan = _plan(device, only, resolution, formats, threads, rounds, runs, warmup, min_effect, cpu_mask,
-                 benchmark_binary, report, out, adb_server, db)
+                 benchmark_binary, report, out, adb_server, db, phone)
     from ..bench import ExportInputs
+    from ..sessions import guidelines_session
 
-    verdicts, failures, db_path = _session(plan, ExportInputs(calibration, calib_samples, out), report, adb_server, db)
+    with progress_on_stderr() as progress:
+        verdicts, failures, db_path = guidelines_session(plan, ExportInputs(calibration, calib_samples, out), report,
+                                                         adb_server, db, progress=progress, prepared=warn_calibration)
     _show(plan, verdicts, failures, db_path, report, json_out)
 
 
 def _plan(device: str, only: str | None, resolution: str, formats: str, threads: int, rounds: int | None,
           runs: int | None, warmup: int | None, min_effect: float, cpu_mask: str, benchmark_binary: str | None,
-          report: str | None, out: str | None, adb_server: str | None, db: str | None) -> dict[str, Any]:
+          report: str | None, out: str | None, adb_server: str | None, db: str | None,
+          phone: str | None = None) -> dict[str, Any]:
     """Every check before any export: the guidelines, the sizes, the session's rounds, the paths and the device."""
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, parse_formats
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, get_guidelines
     from .bench_cmd import preflight
-    from .compare_cmd import session_plan
+    from ..sessions import resolve_ref, session_plan
     from ..preflight import check_output_dir
 
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
+    if phone is not None:
+        from ..estimate.phones import check_phone
+
+        phone = check_phone(device, phone).name
     chosen = get_guidelines(only)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
@@ -71,53 +80,17 @@ def _plan(device: str, only: str | None, resolution: str, formats: str, threads:
         raise ConfigError("--min-effect must be in [0, 1)")
     size = parse_resolution(resolution)
     options = BenchOptions(threads=threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
-                           benchmark_binary=benchmark_binary).validate()
+                           benchmark_binary=benchmark_binary, phone=phone).validate()
     refs = [v.ref for g in chosen for v in g.variants]
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     preflight(device, adb_server, db, threads, exports=True)
     meta = {"status": "complete", "device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads,
-            "rounds": rounds, "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS}
+            "rounds": rounds, "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS,
+            "phone": phone or ""}
     return {"device": device, "chosen": chosen, "size": size, "formats": parse_formats(formats), "options": options,
             "rounds": rounds, "refs": refs, "keys": {ref: resolve_ref(ref)[2] for ref in refs},
             "min_effect": min_effect, "meta": meta}
-
-
-def _judged(plan: dict[str, Any], results: list[Any]) -> list[Any]:
-    from ..guidelines import evaluate
-
-    keys = plan["keys"]
-    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=plan["min_effect"])
-            for fmt in plan["formats"] for g in plan["chosen"]]
-
-
-def _session(plan: dict[str, Any], export: Any, report: str | None, adb_server: str | None,
-             db: str | None) -> tuple[list[Any], list[dict[str, Any]], str]:
-    """Export every variant, time them interleaved and judge; an interrupted or failed session still writes
-    the --report with how it ended and what was measured."""
-    from ..bench import run_bench
-    from ..errors import MobiledeployError
-    from .compare_cmd import interrupted_status
-
-    measured: list[Any] = []
-    try:
-        with progress_on_stderr() as progress:
-            targets, failures = export_targets(plan["refs"], plan["formats"], [plan["size"]], progress, plan["keys"],
-                                               export)
-            warn_calibration(targets)
-            bench = run_bench(plan["device"], targets, plan["options"], rounds=plan["rounds"], db=db,
-                              adb_server=adb_server, progress=progress,
-                              collected=measured).raise_for_setup() if targets else None
-    except (KeyboardInterrupt, MobiledeployError) as exc:  # the --report still says how it ended
-        if report:
-            from ..report import write_guidelines_report
-
-            status = (interrupted_status(len(measured)) if isinstance(exc, KeyboardInterrupt)
-                      else f"error: {' '.join(str(exc).split())}")
-            write_guidelines_report(report, _judged(plan, [r for r in measured if r.ok]),
-                                    meta={**plan["meta"], "status": status})
-        raise
-    return _judged(plan, bench.results if bench else []), failures, str(bench.db_path) if bench else ""
 
 
 def _show(plan: dict[str, Any], verdicts: list[Any], failures: list[dict[str, Any]], db_path: str,
@@ -168,6 +141,27 @@ def print_guidelines(verdicts: list[Any], device: str) -> None:
                           "—" if r.relative_throughput is None else f"{r.relative_throughput:.2f}x",
                           "—" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]", escape(r.paper))
         console.print(table)
+        print_estimated(console, v)
         console.print(f"  {escape(v.summary)}\n")
     console.print(f"[dim]relative speed = reference median / variant median (> 1: faster than the first variant); "
                   f"per MAC scales it by the variants' MACs ratio. Device: {escape(device)}[/]")
+
+
+def print_estimated(console: Any, verdict: Any) -> None:
+    """A guideline's estimated ms (--phone on a qemu: device) in a table of its own: estimates, not measured, and
+    not what decided the verdict."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = [r for r in verdict.variants if r.estimated_ms is not None]
+    if not rows:
+        return
+    table = Table(title=f"  {verdict.id} ESTIMATED ms (not measured; the verdict is on the counted figures)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("variant", "estimated ms", "band", "estimated relative speed"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for r in rows:
+        table.add_row(escape(r.label), f"{r.estimated_ms:.3f}", f"±{r.estimated_band_pct:.0f}%",
+                      "—" if r.estimated_relative_speed is None else f"{r.estimated_relative_speed:.2f}x")
+    console.print(table)
