@@ -342,7 +342,7 @@ def test_calibrate_round_trips_on_the_fake_phone(arm_env, llvm_mca, adb_env, fak
 def test_the_wall_clock_gate_refuses_estimates(tmp_path, capsys):
     """A counted run carrying a phone's estimate is judged against a wall-clock baseline: no timing comes of the
     estimate; the gate cannot judge (exit 2) and says the estimate is not measured."""
-    from mobiledeploy.baseline import baseline_from_results, save_baseline
+    from mobiledeploy.gating.baseline import baseline_from_results, save_baseline
     from mobiledeploy.cli import main
     from mobiledeploy.records import RunResult
 
