@@ -190,3 +190,38 @@ def guidelines_session(plan: dict[str, Any], export: Any, report: str | None, ad
                                     meta={**plan["meta"], "status": _ending(exc, measured)})
         raise
     return judge_guidelines(plan, bench.results if bench else []), failures, str(bench.db_path) if bench else ""
+
+
+#: a runtime's name on qemu: devices where it differs (LiteRT counted there is `counted`)
+ARM_RUNTIME = {"litert": "counted"}
+#: runs and warm-up of each counted run: the figure is the median, exact after the first run (ORT: see
+#: runtimes/counted_onnxruntime.py)
+ARM_RUNS, ARM_WARMUP = 3, 1
+
+
+def runtimes_session(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any, arm_cpus: list[str],
+                     db: str | None, adb_server: str | None, named: list[str], progress: Any,
+                     prepared: Callable[[list[Any]], None] | None = None) -> tuple[list[Any], list[Any], list[dict]]:
+    """`compare --runtimes A,B,…`: export each model once for every runtime, time it on `device` (interleaved
+    rounds) and count it on each of `arm_cpus`. Only the `named` models when given (the baseline of a speedup
+    means nothing here). Returns (rows of runtime_table.runtime_rows, every result, export failures)."""
+    from dataclasses import replace
+
+    from .bench import run_bench
+    from .devices.kinds import device_uri
+    from .records import BenchOptions
+    from .runtime_table import runtime_rows
+
+    refs = [r for r in plan["refs"] if not named or r in named] or plan["refs"]
+    targets, failures = export_targets(refs, plan["formats"], plan["sizes"], progress, plan["keys"],
+                                       export, None, plan["runtimes"])
+    if prepared is not None:
+        prepared(targets)
+    results = list(run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
+                             progress=progress).raise_for_setup().results) if targets else []
+    counted = BenchOptions(threads=1, runs=ARM_RUNS, warmup=ARM_WARMUP)
+    for cpu in arm_cpus:
+        arm_targets = [replace(t, runtime=ARM_RUNTIME.get(t.runtime or "", t.runtime)) for t in targets]
+        results += run_bench(device_uri("qemu", cpu), arm_targets, counted, db=db,
+                             progress=progress).raise_for_setup().results
+    return runtime_rows(results), results, failures

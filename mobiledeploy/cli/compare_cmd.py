@@ -121,13 +121,18 @@ def compare_cmd(
     if len(plan["runtimes"]) > 1:  # several runtimes: ONE table of them side by side (cli/compare_runtimes.py)
         from .compare_runtimes import compare_runtimes
 
-        return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models),
-                                export_targets)
+        return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models))
     from ..sessions import compare_session
 
     with progress_on_stderr() as progress:
         done = compare_session(plan, device, options, rounds, export, weights_of, per_layer or bool(report), report,
                                adb_server, db, progress=progress, prepared=warn_calibration)
+    _finish(done, plan, device, options, rounds, runs, phone, started, per_layer, json_out, report)
+
+
+def _finish(done: dict[str, Any], plan: dict[str, Any], device: str, options: Any, rounds: int, runs: int,
+            phone: str | None, started: float, per_layer: bool, json_out: bool, report: Path | None) -> None:
+    """Print (and write the report of) a finished compare session, then its warnings and verdict."""
     spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
     bench, results, rows = done["bench"], done["results"], done["rows"]
     meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": base_label,

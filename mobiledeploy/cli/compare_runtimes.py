@@ -4,45 +4,23 @@ emulated cores (counted), host ms (measured), file size and parity (`runtime_tab
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 from .app import print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
 
-__all__ = ["compare_runtimes", "arm_cores", "show_runtime_table", "ARM_RUNTIME"]
-
-#: a runtime's name on qemu: devices where it differs (LiteRT counted there is `counted`)
-ARM_RUNTIME = {"litert": "counted"}
-#: runs and warm-up of each counted run: the figure is the median, exact after the first run (ORT: see
-#: runtimes/counted_onnxruntime.py)
-ARM_RUNS, ARM_WARMUP = 3, 1
-
+__all__ = ["compare_runtimes", "arm_cores", "show_runtime_table"]
 
 def compare_runtimes(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any, arm: str | None,
-                     db: str | None, adb_server: str | None, json_out: bool, named: list[str],
-                     export_targets: Callable[..., tuple[list[Any], list[dict[str, Any]]]]) -> None:
-    """Export each model once for every runtime, time it on `device` (interleaved rounds), count it on each core
-    of `arm` (see `arm_cores`), and print the one table. Only the `named` models when given (the baseline of a
-    speedup means nothing here); `export_targets` is compare's (cli/compare_cmd.py). Exit 1 when no model could
-    be measured."""
-    from ..bench import run_bench
-    from ..records import BenchOptions
-    from ..runtime_table import runtime_rows
+                     db: str | None, adb_server: str | None, json_out: bool, named: list[str]) -> None:
+    """Export, time and count every model on every runtime (`sessions.runtimes_session`) and print the one
+    table; exit 1 when no model could be measured."""
+    from ..sessions import runtimes_session
 
     arm_cpus = arm_cores(arm)
-    refs = [r for r in plan["refs"] if not named or r in named] or plan["refs"]
     with progress_on_stderr() as progress:
-        targets, failures = export_targets(refs, plan["formats"], plan["sizes"], progress, plan["keys"],
-                                           export, None, plan["runtimes"])
-        warn_calibration(targets)
-        results = list(run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
-                                 progress=progress).raise_for_setup().results) if targets else []
-        counted = BenchOptions(threads=1, runs=ARM_RUNS, warmup=ARM_WARMUP)
-        for cpu in arm_cpus:
-            arm_targets = [replace(t, runtime=ARM_RUNTIME.get(t.runtime or "", t.runtime)) for t in targets]
-            results += run_bench(f"qemu:{cpu}", arm_targets, counted, db=db, progress=progress).raise_for_setup().results
-    rows = runtime_rows(results)
+        rows, results, failures = runtimes_session(plan, device, options, rounds, export, arm_cpus, db, adb_server,
+                                                   named, progress, prepared=warn_calibration)
     meta = {"device": device, "arm_cores": arm_cpus, "rounds": rounds, "runtimes": list(plan["runtimes"])}
     show_runtime_table(rows, meta, json_out)
     for failure in failures:
