@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
-__all__ = ["ArtifactKind", "ARTIFACT_KINDS", "FILE_NAMES", "EXPORT_FORMATS", "ON_REQUEST_FORMATS", "PRECISIONS", "artifacts_read_as",
+__all__ = ["ArtifactKind", "ARTIFACT_KINDS", "FILE_NAMES", "EXPORT_FORMATS", "ON_REQUEST_FORMATS", "PRECISIONS", "DEFAULT_PRECISIONS", "artifacts_read_as",
            "suffix_of", "export_request"]
 
 
@@ -50,6 +50,9 @@ EXPORT_FORMATS: tuple[str, ...] = tuple(key for key, kind in ARTIFACT_KINDS.item
 ON_REQUEST_FORMATS: tuple[str, ...] = tuple(key for key, kind in ARTIFACT_KINDS.items() if kind.on_request)
 #: the precisions a bench target can have (`bench --formats`)
 PRECISIONS: tuple[str, ...] = tuple(dict.fromkeys(k.precision for k in ARTIFACT_KINDS.values() if k.precision))
+#: the precisions timed when none are named: those of the kinds every export makes (int16x8 only on request)
+DEFAULT_PRECISIONS: tuple[str, ...] = tuple(dict.fromkeys(k.precision for k in ARTIFACT_KINDS.values()
+                                                          if k.precision and not k.on_request))
 
 
 def artifacts_read_as(suffix: str) -> dict[str, str]:

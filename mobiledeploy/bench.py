@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .artifact_kinds import PRECISIONS, suffix_of
+from .artifact_kinds import DEFAULT_PRECISIONS, PRECISIONS, suffix_of
 from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_from_export", "runtime_artifacts",
            "target_from_file", "run_interleaved",
-           "run_bench", "parse_formats", "FORMATS"]
+           "run_bench", "parse_formats", "FORMATS", "DEFAULT_FORMATS"]
 
 FORMATS = PRECISIONS  # what a target's format is: a precision (`artifact_kinds`)
+DEFAULT_FORMATS = DEFAULT_PRECISIONS  # what is timed when --formats is not given (not int16x8: on request)
 Progress = Callable[[str], None]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .artifact_kinds import ARTIFACT_KINDS
+from .devices.kinds import KINDS, kind_name, uri_arg
 
 __all__ = ["RuntimeRow", "runtime_rows", "SAME_RUNTIME"]
 
@@ -53,12 +54,13 @@ def runtime_rows(results: Iterable[Any]) -> list[RuntimeRow]:
         key = (r.model, _resolution(r), runtime)
         row = rows.setdefault(key, RuntimeRow(*key))
         _file_facts(row, r)
-        if r.device.startswith("qemu:") and r.instructions is not None:
-            row.instructions.setdefault(r.device.removeprefix("qemu:"), {})[r.format] = float(r.instructions)
+        kind = KINDS.get(kind_name(r.device))
+        if kind is not None and kind.exact and r.instructions is not None:  # an emulated core, named by its URI
+            row.instructions.setdefault(uri_arg(r.device) or "", {})[r.format] = float(r.instructions)
             arm = (r.config or {}).get("arm_parity") or {}
             if "max_rel" in arm:
                 row.arm_parity[r.format] = float(arm["max_rel"])
-        elif r.device == "local" and r.median_ms is not None:
+        elif kind is not None and kind.host_cpus and r.median_ms is not None:  # this host
             ms.setdefault((key, r.format), []).append(float(r.median_ms))
     for (key, fmt), values in ms.items():
         rows[key].host_ms[fmt] = statistics.median(values)

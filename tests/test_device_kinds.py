@@ -39,7 +39,7 @@ def test_each_kind_offers_registered_runtimes_and_refuses_others_in_one_line():
         "litert", "benchmark_model", "counted")
     assert runtime_for("local", " LiteRT ") == "litert"
     with pytest.raises(ConfigError, match=r"^--runtime litert is not available on adb devices \(runtimes there: "
-                                          r"benchmark_model\)$"):
+                                          r"benchmark_model, executorch\)$"):
         runtime_for("adb:X", "litert")
     with pytest.raises(ConfigError, match="--runtime tensorrt is not available on local devices"):
         runtime_for("local", "tensorrt")

@@ -66,7 +66,7 @@ def bench_cmd(
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
-    from ..bench import FORMATS, BenchOptions, ExportInputs, parse_formats
+    from ..bench import DEFAULT_FORMATS, BenchOptions, ExportInputs, parse_formats
     from ..measure import measure
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import kind_of, runtimes_for
@@ -101,7 +101,7 @@ def bench_cmd(
                                  op_profiling=op_profiling, phone=phone,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
-    fmts = parse_formats(formats or [f for f in FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
+    fmts = parse_formats(formats or [f for f in DEFAULT_FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
     inputs = {} if model is not None else {"weights": weights, "export": ExportInputs(calibration, calib_samples, out)}
     if lab is not None:
