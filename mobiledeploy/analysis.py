@@ -189,9 +189,14 @@ def _batch_norm(args: tuple, kwargs: dict, out: Any) -> OpCost:
 
 
 def _elementwise(op: str) -> Handler:
+    """An element-wise op; an operand that is a parameter itself (a layer scale's per-channel factor) is its params."""
+
     def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
-        reads = sum(_numel(t) for t in _tensors(args))
-        return OpCost(op, 0, 0, reads + _numel(out), _numel(out))
+        import torch
+
+        tensors = _tensors(args)
+        params = sum(_numel(t) for t in tensors if isinstance(t, torch.nn.Parameter))
+        return OpCost(op, 0, params, sum(_numel(t) for t in tensors) + _numel(out), _numel(out))
 
     return handle
 

@@ -207,6 +207,46 @@ def test_mobilenet_v4_conv_small_uses_the_four_uib_forms_of_table_11():
     assert _params(build_model("mnv4_conv_s")) == 3_774_024  # timm's mobilenetv4_conv_small: 3.8 M
 
 
+def test_mobilenet_v4_hybrid_medium_places_mobile_mqa_as_timm_and_its_attention_is_multi_query():
+    from mobiledeploy.models.mobilenet_v4 import FusedIB, MobileMQA
+
+    model = build_model("mnv4_hybrid_m")
+    mqa = _modules(model, MobileMQA)
+    assert [len(m.key) for m in mqa] == [3] * 4 + [1] * 4  # stage 2: keys/values downsampled (dw conv, BN, 1x1)
+    assert [m.query.out_channels for m in mqa] == [4 * 64] * 8 and all(m.key[-1].out_channels == 64 for m in mqa)
+    assert len(_modules(model, FusedIB)) == 1 and _params(model) == 11_074_648  # timm: 11.07 M
+    block = mqa[0].eval()
+    with torch.no_grad():
+        block.layer_scale.gamma.fill_(1.0)  # (its 1e-5 init would hide the attention)
+        x = torch.randn(1, 160, 8, 8, generator=torch.Generator().manual_seed(0))
+        y = block.norm(x)
+        q = block.query(y).reshape(1, 4, 64, 64)  # (B, heads, key_dim, HW)
+        k, v = block.key(y).flatten(2), block.value(y).flatten(2)  # (B, key_dim, hw/4): one key for all heads
+        attn = torch.softmax(torch.einsum("bhkl,bkp->bhlp", q, k) / 8.0, dim=-1)
+        o = torch.einsum("bhlp,bkp->bhkl", attn, v).reshape(1, 256, 8, 8)
+        assert k.shape[-1] == 16 and torch.allclose(block(x), x + block.output(o), atol=1e-5)
+
+
+def test_repvit_m1_folds_into_the_deploy_form_the_paper_counts():
+    from mobiledeploy.models.common import deploy_form
+
+    model = build_model("repvit_m1", num_classes=10)
+    gen = torch.Generator().manual_seed(0)
+    for bn in _modules(model, nn.modules.batchnorm._BatchNorm):  # BN statistics a trained model would have
+        bn.running_mean.normal_(0.0, 0.1, generator=gen)
+        bn.running_var.uniform_(0.5, 2.0, generator=gen)
+        bn.weight.data.uniform_(0.5, 1.5, generator=gen)
+    x = torch.randn(2, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        before = model(x)
+        calls = deploy_form(model)
+        after = model(x)
+    assert calls["fuse"] == 84 and not _modules(model, nn.modules.batchnorm._BatchNorm)
+    assert (after - before).abs().max() / (before.max() - before.min()) < 1e-4
+    deployed = build_model("repvit_m1", num_classes=10, deploy=True)
+    assert _params(model) == _params(deployed) and len(_modules(model, nn.Conv2d)) == len(_modules(deployed, nn.Conv2d))
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
