@@ -247,6 +247,30 @@ def test_repvit_m1_folds_into_the_deploy_form_the_paper_counts():
     assert _params(model) == _params(deployed) and len(_modules(model, nn.Conv2d)) == len(_modules(deployed, nn.Conv2d))
 
 
+def test_efficientvit_m0_cascades_its_heads_and_biases_attention_by_offset():
+    from mobiledeploy.models.efficientvit import CascadedGroupAttention
+
+    model = build_model("efficientvit_m0")
+    attention = _modules(model, CascadedGroupAttention)
+    assert [a.window for a in attention] == [7, 7, 7, 4, 4, 4]  # at 224 the last stage's 4x4 map is one window (timm)
+    cga = attention[0].eval()
+    with torch.no_grad():
+        cga.attention_biases.normal_(generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, 64, 3, 3, generator=torch.Generator().manual_seed(1))
+        feats, feat, out = x.chunk(4, dim=1), None, []
+        for i in range(4):  # by hand: head i's input is its channel slice plus head i-1's output
+            feat = feats[i] if feat is None else feat + feats[i]
+            q, k, v = cga.qkvs[i](feat).split([16, 16, 16], dim=1)
+            q, k, v = cga.dws[i](q).flatten(2), k.flatten(2), v.flatten(2)
+            pos = [(y, z) for y in range(3) for z in range(3)]
+            bias = torch.stack([torch.stack([cga.attention_biases[i, abs(a[0] - b[0]) * 7 + abs(a[1] - b[1])] for b in pos])
+                                for a in pos])
+            attn = torch.softmax(q.transpose(1, 2) @ k / 4.0 + bias, dim=-1)
+            feat = (v @ attn.transpose(1, 2)).reshape(1, 16, 3, 3)
+            out.append(feat)
+        assert torch.allclose(cga(x), cga.proj(torch.cat(out, 1)), atol=1e-5)
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
