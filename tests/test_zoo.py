@@ -271,6 +271,27 @@ def test_efficientvit_m0_cascades_its_heads_and_biases_attention_by_offset():
         assert torch.allclose(cga(x), cga.proj(torch.cat(out, 1)), atol=1e-5)
 
 
+def test_levit_128s_attention_downsample_queries_every_second_token_with_an_offset_bias():
+    from mobiledeploy.models.levit import Attention
+
+    model = build_model("levit_128s")
+    down = [m for m in _modules(model, Attention) if m.stride == 2]
+    assert [(m.heads, m.value_dim, m.side) for m in down] == [(8, 64, 14), (16, 64, 7)]  # heads = width / 16, v 4x
+    assert len(_modules(model, nn.Hardswish)) == 3 + 2 * (2 + 3 + 4 + 2)  # stem, then one per attention and per MLP
+    att = down[0].eval()
+    with torch.no_grad():
+        att.attention_biases.normal_(generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, 16, 128, generator=torch.Generator().manual_seed(1))  # a 4x4 grid of tokens
+        k, v = att.qkv(x).reshape(1, 16, 8, 80).split([16, 64], dim=3)
+        queries = [(y, z) for y in (0, 2) for z in (0, 2)]
+        q = att.q(x[:, [4 * y + z for y, z in queries]]).reshape(1, 4, 8, 16)
+        bias = torch.stack([torch.stack([att.attention_biases[:, abs(a[0] - y) * 14 + abs(a[1] - z)]
+                                         for y in range(4) for z in range(4)], -1) for a in queries], 1)  # (heads, 4, 16)
+        attn = torch.softmax(torch.einsum("bqhd,bkhd->bhqk", q, k) / 4.0 + bias, dim=-1)
+        expected = att.proj(torch.einsum("bhqk,bkhd->bqhd", attn, v).reshape(1, 4, 512))
+        assert torch.allclose(att(x), expected, atol=1e-5)
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
