@@ -215,9 +215,11 @@ def test_mobilenet_v4_hybrid_medium_places_mobile_mqa_as_timm_and_its_attention_
     assert [len(m.key) for m in mqa] == [3] * 4 + [1] * 4  # stage 2: keys/values downsampled (dw conv, BN, 1x1)
     assert [m.query.out_channels for m in mqa] == [4 * 64] * 8 and all(m.key[-1].out_channels == 64 for m in mqa)
     assert len(_modules(model, FusedIB)) == 1 and _params(model) == 11_074_648  # timm: 11.07 M
+    with torch.no_grad():  # seeded layer scales (1 without a residual, 0.1 with): logits that int8 can resolve
+        assert 0.01 < float(model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))).std()) < 100
     block = mqa[0].eval()
     with torch.no_grad():
-        block.layer_scale.gamma.fill_(1.0)  # (its 1e-5 init would hide the attention)
+        block.layer_scale.gamma.fill_(1.0)  # (seeded 0.1, timm's training init 1e-5: either would hide the attention)
         x = torch.randn(1, 160, 8, 8, generator=torch.Generator().manual_seed(0))
         y = block.norm(x)
         q = block.query(y).reshape(1, 4, 64, 64)  # (B, heads, key_dim, HW)
