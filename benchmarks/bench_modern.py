@@ -3,6 +3,8 @@ XNNPACK (partitions, the ops left to TFLite's kernels and the delegate's rule fo
 against torch's flop counter) and its exact Arm instructions (cortex-a76, the export's Arm check).
 
     python benchmarks/bench_modern.py [--quick] [--models "mobilenet_v4_conv_small@96;ops:gelu=tanh@32"] [--json]
+    python benchmarks/bench_modern.py --rows a.json b.json --write   # the table of earlier --json runs, written to
+                                                                     # benchmarks/results/modern_zoo.md (README embeds it)
 
 A re-parameterisable model (one with a module that has timm's fuse()/reparameterize()/switch_to_deploy()) is
 exported in its deployment form (`export --reparameterize`), as its paper counts and times it.
@@ -131,12 +133,41 @@ def _print(rows: list[dict[str, Any]]) -> None:
         print(f"- {op}: {why[:400]}")
 
 
+RESULT = Path(__file__).resolve().parent / "results" / "modern_zoo.md"
+
+
+def _write(rows: list[dict[str, Any]]) -> None:
+    """The table (and its rules) to RESULT, with the commit measured, written whole then renamed."""
+    import contextlib
+    import io
+    import subprocess
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        _print(rows)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    text.write(f"\nOne run per model of `python benchmarks/bench_modern.py --models ... --json`, rendered by `--rows ... "
+               f"--write`, on commit {commit} ({time.strftime('%Y-%m-%d')}); seeded weights, synthetic calibration.\n")
+    tmp = RESULT.with_suffix(".tmp")
+    tmp.write_text(text.getvalue())
+    tmp.replace(RESULT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small nets at 32x32, MobileNetV4 at 96")
     parser.add_argument("--models", help="semicolon list of NAME[@RESOLUTION] (ops:KEY=VALUE,... for the small net)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rows", nargs="+", type=Path, help="render the rows of earlier --json runs instead of running")
+    parser.add_argument("--write", action="store_true", help=f"also write the table to {RESULT.relative_to(REPO)}")
     args = parser.parse_args(argv)
+    if args.rows:
+        rows = [row for path in args.rows for row in json.loads(path.read_text())]
+        if args.write:
+            _write(rows)
+        else:
+            _print(rows)
+        return 0
     os.environ.setdefault("MOBILEDEPLOY_ARM_CHECK", "on")
     models = QUICK if args.quick else FULL
     if args.models:
@@ -150,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
     else:
         _print(rows)
+    if args.write:
+        _write(rows)
     return 0 if all(r["converts"] for r in rows) else 1
 
 
