@@ -3,9 +3,14 @@ XNNPACK (partitions, the ops left to TFLite's kernels and the delegate's rule fo
 against torch's flop counter) and its exact Arm instructions (cortex-a76, the export's Arm check).
 
     python benchmarks/bench_modern.py [--quick] [--models "mobilenet_v4_conv_small@96;ops:gelu=tanh@32"] [--json]
+    python benchmarks/bench_modern.py --rows a.json b.json --write   # the table of earlier --json runs, written to
+                                                                     # benchmarks/results/modern_zoo.md (README embeds it)
 
-Models: the zoo's MobileNetV4 Conv-S and MobileViT-XXS (at 256, as trained), MobileNetV3 small and large
-(hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
+A re-parameterisable model (one with a module that has timm's fuse()/reparameterize()/switch_to_deploy()) is
+exported in its deployment form (`export --reparameterize`), as its paper counts and times it.
+
+Models: the zoo's MobileNetV4 Conv-S and Hybrid-M, RepViT-M1, EfficientViT-M0, LeViT-128S, MobileViT-XXS (at 256,
+as trained), MobileNetV3 small and large (hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
 hard-swish, LayerNorm, SDPA or matmul/softmax attention) as `ops[:KEY=VALUE,...]`. `--quick` runs the small
 nets at 32x32 and MobileNetV4 at 96. int8 is exported with no cosine floor so that its partitions are seen
 even when its accuracy fails (the cosine is printed; the export's own floor is 0.98).
@@ -24,7 +29,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OPS = REPO / "tests" / "fixtures" / "modern" / "ops.py"
-FULL = [("mobilenet_v4_conv_small", 224), ("mobilevit_xxs", 256), ("mobilenet_v3_small", 224),
+FULL = [("mobilenet_v4_conv_small", 224), ("mobilenet_v4_hybrid_medium", 224), ("repvit_m1", 224),
+        ("efficientvit_m0", 224), ("levit_128s", 224), ("mobilevit_xxs", 256), ("mobilenet_v3_small", 224),
         ("mobilenet_v3_large", 224), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32),
         ("ops:attention=manual", 32)]
 QUICK = [("mobilenet_v4_conv_small", 96), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32)]
@@ -40,22 +46,50 @@ def _ref(name: str) -> tuple[str, dict[str, Any], Any]:
     return ref, config, "own"
 
 
-def _flop_check(name: str, config: dict[str, Any], size: int) -> dict[str, Any]:
+def _flop_check(name: str, config: dict[str, Any], size: int, rep: bool) -> dict[str, Any]:
+    """The counter against torch's flop counter, on the form that was exported."""
     from mobiledeploy.analysis_check import cross_check
-    from mobiledeploy.registry import build_model
+    from mobiledeploy.models.common import deploy_form
+    from mobiledeploy.registry import build_from_config
 
-    return cross_check(build_model(name, **config), (1, 3, size, size))
+    model = build_from_config(name, config)
+    if rep:
+        deploy_form(model)
+    return cross_check(model, (1, 3, size, size))
+
+
+def _has_deploy_form(name: str, config: dict[str, Any]) -> bool:
+    from mobiledeploy.models.common import DEPLOY_METHODS
+    from mobiledeploy.registry import build_from_config
+
+    return any(callable(getattr(m, method, None)) for m in build_from_config(name, config).modules()
+               for method in DEPLOY_METHODS)
 
 
 def _row(model: str, size: int, out: Path) -> dict[str, Any]:
     from mobiledeploy.converters import export_model
+    from mobiledeploy.errors import ParityError
 
     name, config, own = _ref(model)
-    row: dict[str, Any] = {"model": model, "resolution": size}
+    rep = _has_deploy_form(name, config)
+    row: dict[str, Any] = {"model": model + (" (reparameterized)" if rep else ""), "resolution": size}
     started = time.perf_counter()
+    def export() -> Any:
+        return export_model(name, {**config, **({"input_shape": f"1x3x{size}x{size}"} if own else {})},
+                            resolution=size, out_dir=out, int8_cosine_floor=0.0, reparameterize=rep)
+
     try:
-        res = export_model(name, {**config, **({"input_shape": f"1x3x{size}x{size}"} if own else {})},
-                           resolution=size, out_dir=out, int8_cosine_floor=0.0)
+        try:
+            res = export()
+        except ParityError as exc:  # the Arm check refused it: say so, and show the host's partitions without it
+            if "on Arm" not in str(exc):
+                raise
+            row["arm_check_failed"] = str(exc).splitlines()[0][:400]
+            os.environ["MOBILEDEPLOY_ARM_CHECK"] = "off"
+            try:
+                res = export()
+            finally:
+                os.environ["MOBILEDEPLOY_ARM_CHECK"] = "on"
     except Exception as exc:  # a failure is a result of the sweep: which stage, which op
         row.update(converts=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         return row
@@ -68,7 +102,7 @@ def _row(model: str, size: int, out: Path) -> dict[str, Any]:
         arm = m["parity"].get("arm", {}).get(fmt) or {}
         row[fmt]["arm_a76_instructions"] = arm.get("instructions")
         row[fmt]["arm_vs_host_steps"] = arm.get("vs_host_steps")
-    check = _flop_check(name, config, size)
+    check = _flop_check(name, config, size, rep)
     row["flop_counter"] = {"flops": check["flop_counter_flops"], "explained": check["explained"],
                            "unexplained_macs": check["unexplained"]}
     return row
@@ -90,9 +124,33 @@ def _print(rows: list[dict[str, Any]]) -> None:
         shown = [f"{i / 1e6:.2f}M" if i else "—" for i in instr]
         print(f"| {r['model']} | {r['resolution']} | yes | {r['macs'] / 1e6:.1f}M | {same} | {r['fp32']['partitions']} | "
               f"{r['int8']['partitions']} | {left} | {shown[0]} | {shown[1]} | {r['int8_cosine']:.4f} |")
+    for r in rows:
+        if r.get("arm_check_failed"):
+            print(f"- {r['model']}: the Arm check refused its export ({r['arm_check_failed']}); its row is the host's, "
+                  "exported again without the check")
     rules = {op: why for r in rows if r["converts"] for op, why in r["int8"]["why"].items()}
     for op, why in sorted(rules.items()):
         print(f"- {op}: {why[:400]}")
+
+
+RESULT = Path(__file__).resolve().parent / "results" / "modern_zoo.md"
+
+
+def _write(rows: list[dict[str, Any]]) -> None:
+    """The table (and its rules) to RESULT, with the commit measured, written whole then renamed."""
+    import contextlib
+    import io
+    import subprocess
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        _print(rows)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    text.write(f"\nOne run per model of `python benchmarks/bench_modern.py --models ... --json`, rendered by `--rows ... "
+               f"--write`, on commit {commit} ({time.strftime('%Y-%m-%d')}); seeded weights, synthetic calibration.\n")
+    tmp = RESULT.with_suffix(".tmp")
+    tmp.write_text(text.getvalue())
+    tmp.replace(RESULT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small nets at 32x32, MobileNetV4 at 96")
     parser.add_argument("--models", help="semicolon list of NAME[@RESOLUTION] (ops:KEY=VALUE,... for the small net)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rows", nargs="+", type=Path, help="render the rows of earlier --json runs instead of running")
+    parser.add_argument("--write", action="store_true", help=f"also write the table to {RESULT.relative_to(REPO)}")
     args = parser.parse_args(argv)
+    if args.rows:
+        rows = [row for path in args.rows for row in json.loads(path.read_text())]
+        if args.write:
+            _write(rows)
+        else:
+            _print(rows)
+        return 0
     os.environ.setdefault("MOBILEDEPLOY_ARM_CHECK", "on")
     models = QUICK if args.quick else FULL
     if args.models:
@@ -114,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows, indent=1))
     else:
         _print(rows)
+    if args.write:
+        _write(rows)
     return 0 if all(r["converts"] for r in rows) else 1
 
 

@@ -4,7 +4,7 @@ Re-parameterisable models (MobileOne, RepViT, FastViT, RepVGG) train with parall
 1x1 conv-BN, identity-BN) that fold into one conv for inference; the papers time and count that form. timm
 deploys them with `timm.utils.model.reparameterize_model`: for each child module, depth first from the root,
 `fuse()` (its result replaces the child), else `reparameterize()`, else `switch_to_deploy()` (in place),
-then its own children. This does the same on the model in place, checks that the deployed form computes
+then its own children. This does the same on the model in place (models/common.py `deploy_form`), checks that the deployed form computes
 what the training form computed, and says what it called (the manifest's `reparameterized`).
 """
 
@@ -13,25 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from mobiledeploy.errors import ConfigError, ParityError
+from mobiledeploy.models.common import DEPLOY_METHODS as METHODS
+from mobiledeploy.models.common import deploy_form
 
 __all__ = ["METHODS", "reparameterize", "REPARAM_TOLERANCE"]
 
-METHODS = ("fuse", "reparameterize", "switch_to_deploy")
 #: largest error of the deployed form relative to the training form's output range (folding BN reorders sums)
 REPARAM_TOLERANCE = 1e-4
-
-
-def _deploy(module: Any, calls: dict[str, int]) -> None:
-    for name, child in list(module.named_children()):
-        for method in METHODS:
-            if callable(getattr(child, method, None)):
-                result = getattr(child, method)()
-                if method == "fuse":
-                    setattr(module, name, result)
-                    child = result
-                calls[method] += 1
-                break
-        _deploy(child, calls)
 
 
 def reparameterize(model: Any, input_shape: tuple[int, ...], ref: str = "the model", seed: int = 0) -> dict[str, Any]:
@@ -43,8 +31,7 @@ def reparameterize(model: Any, input_shape: tuple[int, ...], ref: str = "the mod
     x = torch.randn(2, *input_shape[1:], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         before = model(x)
-        calls = {method: 0 for method in METHODS}
-        _deploy(model, calls)
+        calls = deploy_form(model)
         after = model(x)
     if not any(calls.values()):
         raise ConfigError(f"--reparameterize: {ref} has no module with a fuse(), reparameterize() or switch_to_deploy() method")

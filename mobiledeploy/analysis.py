@@ -189,19 +189,28 @@ def _batch_norm(args: tuple, kwargs: dict, out: Any) -> OpCost:
 
 
 def _elementwise(op: str) -> Handler:
+    """An element-wise op; an operand that is a parameter itself (a layer scale's per-channel factor) is its params."""
+
     def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
-        reads = sum(_numel(t) for t in _tensors(args))
-        return OpCost(op, 0, 0, reads + _numel(out), _numel(out))
+        import torch
+
+        tensors = _tensors(args)
+        params = sum(_numel(t) for t in tensors if isinstance(t, torch.nn.Parameter))
+        return OpCost(op, 0, params, sum(_numel(t) for t in tensors) + _numel(out), _numel(out))
 
     return handle
 
 
 def _movement(op: str) -> Handler:
-    """Ops that read and write data without arithmetic (pooling, concat, shuffle copies)."""
+    """Ops that read and write data without arithmetic (pooling, concat, shuffle copies); a parameter read (a table
+    gathered from, like an attention bias) is the op's params."""
 
     def handle(args: tuple, kwargs: dict, out: Any) -> OpCost:
-        reads = sum(_numel(t) for t in _tensors(args[0] if op == "concat" else args[:1]))  # cat/stack: a list
-        return OpCost(op, 0, 0, reads + _numel(out), 0)
+        import torch
+
+        tensors = _tensors(args[0] if op == "concat" else args[:1])  # cat/stack: a list
+        params = sum(_numel(t) for t in tensors if isinstance(t, torch.nn.Parameter))
+        return OpCost(op, 0, params, sum(_numel(t) for t in tensors) + _numel(out), 0)
 
     return handle
 
@@ -302,6 +311,7 @@ FREE = {
     "reshape_as", "type_as", "to", "float", "__iter__", "__bool__", "__eq__", "__ne__", "__lt__", "__gt__",
     "__le__", "__ge__", "__index__", "__int__", "__float__", "item", "tolist", "is_contiguous", "stride",
     "dim_order", "storage_offset", "element_size", "new_zeros", "zeros_like", "ones_like",
+    "tensor",  # a constant made from Python values (an index table)
 }
 
 

@@ -68,13 +68,16 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
     # default read when called (the name the package re-exports is a copy taken at import)
     exported = export_model(arch, config, resolution=resolution, out_dir=Path(inputs.out or pipeline.DEFAULT_OUT).resolve(),
                             formats=export_request(artifacts), weights=weights,
-                            calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage)
+                            calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage,
+                            reparameterize=inputs.reparameterize)
     request = Manifest.from_dict(exported.manifest).request
     identity = {}  # recorded with every run when the inputs are not the defaults
     if request.get("weights_sha256"):
         identity["weights_sha256"] = request["weights_sha256"]
     if (str(inputs.calibration), inputs.calib_samples) != (ExportInputs.calibration, ExportInputs.calib_samples):
         identity["calibration"] = request.get("calibration")
+    if exported.manifest.get("reparameterized"):  # the deployment form was timed: what was called, and its check
+        identity["reparameterized"] = exported.manifest["reparameterized"]
     return exported, identity
 
 

@@ -189,11 +189,13 @@ class BenchTarget:
 
 @dataclass(frozen=True)
 class ExportInputs:
-    """How implicit exports are made, as `export` takes them: calibration source and size, artifacts root."""
+    """How implicit exports are made, as `export` takes them: calibration source and size, artifacts root, and whether
+    the model's deployment form is exported (`--reparameterize`)."""
 
     calibration: str = "synthetic"
     calib_samples: int = 32
     out: str | Path | None = None
+    reparameterize: bool = False
 
 
 ACCELERATORS = ("cpu", "gpu", "npu")

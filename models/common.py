@@ -19,6 +19,8 @@ __all__ = [
     "make_divisible",
     "SqueezeExcite",
     "load_weights",
+    "DEPLOY_METHODS",
+    "deploy_form",
 ]
 
 
@@ -191,3 +193,25 @@ def count_depthwise_convs(model: nn.Module) -> int:
     analysis' `conv2d_dw` and onnx2tf's test alike: what TFLite should run as DEPTHWISE_CONV_2D, a
     kernel of its own, not a CONV_2D with that many groups."""
     return sum(isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels for m in model.modules())
+
+
+#: a module's own deployment form, in timm's order of preference (timm.utils.model.reparameterize_model)
+DEPLOY_METHODS = ("fuse", "reparameterize", "switch_to_deploy")
+
+
+def deploy_form(module: nn.Module, calls: dict[str, int] | None = None) -> dict[str, int]:
+    """Re-parameterise in place by timm's convention: for each child, depth first from the root, `fuse()` (its result
+    replaces the child), else `reparameterize()`, else `switch_to_deploy()` (in place), then its own children. Returns
+    how often each method was called."""
+    calls = calls if calls is not None else {method: 0 for method in DEPLOY_METHODS}
+    for name, child in list(module.named_children()):
+        for method in DEPLOY_METHODS:
+            if callable(getattr(child, method, None)):
+                result = getattr(child, method)()
+                if method == "fuse":
+                    setattr(module, name, result)
+                    child = result
+                calls[method] += 1
+                break
+        deploy_form(child, calls)
+    return calls

@@ -169,6 +169,17 @@ def test_first_difference_and_the_verdict(monkeypatch: pytest.MonkeyPatch) -> No
     assert arm_locate.judge(found) == {"verdict": "isa_difference", "tolerance_steps": 4, "why": "a documented rounding"}
 
 
+def test_int8_mul_may_differ_by_one_step_on_arm_as_xnnpack_documents_and_no_more() -> None:
+    from mobiledeploy.converters import arm_locate
+
+    one = {"op": "MUL", "node": 109, "tensor": 3, "max_steps": 1, "elements": 107, "of": 37632}  # RepViT-M1's SE gate
+    verdict = arm_locate.judge(one)
+    assert verdict["verdict"] == "isa_difference" and verdict["tolerance_steps"] == 1
+    assert "rndnu" in verdict["why"] and "fp32" in verdict["why"]
+    assert arm_locate.judge({**one, "max_steps": 2})["verdict"] == "defect"
+    assert arm_locate.judge({**one, "op": "ADD"})["verdict"] == "defect"
+
+
 @pytest.mark.slow
 @pytest.mark.qemu
 def test_an_arm_int8_difference_names_the_first_op_that_differs(every_op: dict[str, Any], arm_env: Any,

@@ -93,3 +93,25 @@ def test_reparameterize_on_an_onnx_file_is_one_line(tmp_path: Path) -> None:
         f"mobiledeploy: error: --reparameterize applies to --model-fn and --arch models; {tmp_path / 'm.onnx'} is exported "
         "already\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_times_the_deployment_form_and_records_it_with_every_run(tmp_path: Path) -> None:
+    from mobiledeploy.measure import measure
+    from mobiledeploy.records import BenchOptions, ExportInputs
+
+    report = measure([f"{OPS}:build:rep=1,input_shape=1x3x32x32"], "local", BenchOptions(runs=3, warmup=1),
+                     formats=("fp32",), runtimes=("onnxruntime",), db=tmp_path / "r.db",
+                     export=ExportInputs(out=tmp_path / "art", reparameterize=True))
+    (run,) = report.results
+    assert run.ok and run.model.endswith("-rep") and run.config["reparameterized"]["calls"] == {"reparameterize": 1}
+    (folder,) = (tmp_path / "art").iterdir()
+    assert json.loads((folder / "manifest.json").read_text())["reparameterized"] == run.config["reparameterized"]
+
+
+def test_bench_refuses_reparameterize_for_a_tflite_file(tmp_path: Path) -> None:
+    (tmp_path / "m.tflite").write_bytes(b"\0" * 16)
+    proc = subprocess.run([str(CLI), "bench", "--model", str(tmp_path / "m.tflite"), "--reparameterize", "--db",
+                           str(tmp_path / "r.db")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"mobiledeploy: error: --reparameterize applies to a model that is exported first (--arch, --model-fn); "
+        f"{tmp_path / 'm.tflite'} is exported already\n")

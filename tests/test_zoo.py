@@ -207,6 +207,93 @@ def test_mobilenet_v4_conv_small_uses_the_four_uib_forms_of_table_11():
     assert _params(build_model("mnv4_conv_s")) == 3_774_024  # timm's mobilenetv4_conv_small: 3.8 M
 
 
+def test_mobilenet_v4_hybrid_medium_places_mobile_mqa_as_timm_and_its_attention_is_multi_query():
+    from mobiledeploy.models.mobilenet_v4 import FusedIB, MobileMQA
+
+    model = build_model("mnv4_hybrid_m")
+    mqa = _modules(model, MobileMQA)
+    assert [len(m.key) for m in mqa] == [3] * 4 + [1] * 4  # stage 2: keys/values downsampled (dw conv, BN, 1x1)
+    assert [m.query.out_channels for m in mqa] == [4 * 64] * 8 and all(m.key[-1].out_channels == 64 for m in mqa)
+    assert len(_modules(model, FusedIB)) == 1 and _params(model) == 11_074_648  # timm: 11.07 M
+    with torch.no_grad():  # seeded layer scales (1 without a residual, 0.1 with): logits that int8 can resolve
+        assert 0.01 < float(model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))).std()) < 100
+    block = mqa[0].eval()
+    with torch.no_grad():
+        block.layer_scale.gamma.fill_(1.0)  # (seeded 0.1, timm's training init 1e-5: either would hide the attention)
+        x = torch.randn(1, 160, 8, 8, generator=torch.Generator().manual_seed(0))
+        y = block.norm(x)
+        q = block.query(y).reshape(1, 4, 64, 64)  # (B, heads, key_dim, HW)
+        k, v = block.key(y).flatten(2), block.value(y).flatten(2)  # (B, key_dim, hw/4): one key for all heads
+        attn = torch.softmax(torch.einsum("bhkl,bkp->bhlp", q, k) / 8.0, dim=-1)
+        o = torch.einsum("bhlp,bkp->bhkl", attn, v).reshape(1, 256, 8, 8)
+        assert k.shape[-1] == 16 and torch.allclose(block(x), x + block.output(o), atol=1e-5)
+
+
+def test_repvit_m1_folds_into_the_deploy_form_the_paper_counts():
+    from mobiledeploy.models.common import deploy_form
+
+    model = build_model("repvit_m1", num_classes=10)
+    gen = torch.Generator().manual_seed(0)
+    for bn in _modules(model, nn.modules.batchnorm._BatchNorm):  # BN statistics a trained model would have
+        bn.running_mean.normal_(0.0, 0.1, generator=gen)
+        bn.running_var.uniform_(0.5, 2.0, generator=gen)
+        bn.weight.data.uniform_(0.5, 1.5, generator=gen)
+    x = torch.randn(2, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        before = model(x)
+        calls = deploy_form(model)
+        after = model(x)
+    assert calls["fuse"] == 84 and not _modules(model, nn.modules.batchnorm._BatchNorm)
+    assert (after - before).abs().max() / (before.max() - before.min()) < 1e-4
+    deployed = build_model("repvit_m1", num_classes=10, deploy=True)
+    assert _params(model) == _params(deployed) and len(_modules(model, nn.Conv2d)) == len(_modules(deployed, nn.Conv2d))
+
+
+def test_efficientvit_m0_cascades_its_heads_and_biases_attention_by_offset():
+    from mobiledeploy.models.efficientvit import CascadedGroupAttention
+
+    model = build_model("efficientvit_m0")
+    attention = _modules(model, CascadedGroupAttention)
+    assert [a.window for a in attention] == [7, 7, 7, 4, 4, 4]  # at 224 the last stage's 4x4 map is one window (timm)
+    cga = attention[0].eval()
+    with torch.no_grad():
+        cga.attention_biases.normal_(generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, 64, 3, 3, generator=torch.Generator().manual_seed(1))
+        feats, feat, out = x.chunk(4, dim=1), None, []
+        for i in range(4):  # by hand: head i's input is its channel slice plus head i-1's output
+            feat = feats[i] if feat is None else feat + feats[i]
+            q, k, v = cga.qkvs[i](feat).split([16, 16, 16], dim=1)
+            q, k, v = cga.dws[i](q).flatten(2), k.flatten(2), v.flatten(2)
+            pos = [(y, z) for y in range(3) for z in range(3)]
+            bias = torch.stack([torch.stack([cga.attention_biases[i, abs(a[0] - b[0]) * 7 + abs(a[1] - b[1])] for b in pos])
+                                for a in pos])
+            attn = torch.softmax(q.transpose(1, 2) @ k / 4.0 + bias, dim=-1)
+            feat = (v @ attn.transpose(1, 2)).reshape(1, 16, 3, 3)
+            out.append(feat)
+        assert torch.allclose(cga(x), cga.proj(torch.cat(out, 1)), atol=1e-5)
+
+
+def test_levit_128s_attention_downsample_queries_every_second_token_with_an_offset_bias():
+    from mobiledeploy.models.levit import Attention
+
+    model = build_model("levit_128s")
+    down = [m for m in _modules(model, Attention) if m.stride == 2]
+    assert [(m.heads, m.value_dim, m.side) for m in down] == [(8, 64, 14), (16, 64, 7)]  # heads = width / 16, v 4x
+    assert len(_modules(model, nn.Hardswish)) == 3 + 2 * (2 + 3 + 4 + 2)  # stem, then one per attention and per MLP
+    att = down[0].eval()
+    with torch.no_grad():
+        att.attention_biases.normal_(generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, 16, 128, generator=torch.Generator().manual_seed(1))  # a 4x4 grid of tokens
+        k, v = att.qkv(x).reshape(1, 16, 8, 80).split([16, 64], dim=3)
+        queries = [(y, z) for y in (0, 2) for z in (0, 2)]
+        q = att.q(x[:, [4 * y + z for y, z in queries]]).reshape(1, 4, 8, 16)
+        bias = torch.stack([torch.stack([att.attention_biases[:, abs(a[0] - y) * 14 + abs(a[1] - z)]
+                                         for y in range(4) for z in range(4)], -1) for a in queries], 1)  # (heads, 4, 16)
+        attn = torch.softmax(torch.einsum("bqhd,bkhd->bhqk", q, k) / 4.0 + bias, dim=-1)
+        expected = att.proj(torch.einsum("bhqk,bkhd->bqhd", attn, v).reshape(1, 4, 512))
+        assert torch.allclose(att(x), expected, atol=1e-5)
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 

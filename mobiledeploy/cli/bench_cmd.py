@@ -33,6 +33,9 @@ def bench_cmd(
     onnx: OnnxFile = None,
     exported_program: ExportedProgramFile = None,
     input_shape: InputShape = None,
+    reparameterize: Annotated[bool, typer.Option("--reparameterize", help="Export and time the deployment form: the "
+                              "model's own fuse() / reparameterize() / switch_to_deploy() first (timm's convention), "
+                              "recorded with every run.")] = False,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Time this .tflite file instead of exporting "
                                                  "--arch (an .onnx or .pt2 file is exported first).")] = None,
     formats: Annotated[Optional[str], typer.Option(
@@ -64,6 +67,7 @@ def bench_cmd(
     Example: mobiledeploy bench --device adb:R58M123ABC --runtime executorch --runner ./executor_runner --arch v1 --g 3
     Example: mobiledeploy bench --device qemu:cortex-a76 --phone pixel4 --arch v1 --g 3 --formats fp32   (+ estimated ms)
     Example: mobiledeploy bench --device local --model-fn mynet.py:build --input-shape 1x3x224x224
+    Example: mobiledeploy bench --device qemu:cortex-a76 --arch repvit_m1 --reparameterize --formats fp32
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
     from ..bench import DEFAULT_FORMATS, BenchOptions, ExportInputs, parse_formats
@@ -103,7 +107,11 @@ def bench_cmd(
     check_device(device, bench_options)
     fmts = parse_formats(formats or [f for f in DEFAULT_FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
-    inputs = {} if model is not None else {"weights": weights, "export": ExportInputs(calibration, calib_samples, out)}
+    if reparameterize and model is not None:
+        raise ConfigError(f"--reparameterize applies to a model that is exported first (--arch, --model-fn); {model} is "
+                          "exported already")
+    inputs = {} if model is not None else {"weights": weights,
+                                           "export": ExportInputs(calibration, calib_samples, out, reparameterize)}
     if lab is not None:
         from .lab_cmd import bench_lab
 
