@@ -76,14 +76,17 @@ def pte_op_profile(model: Path, *, runs: int = 20, threads: int = 1, seed: int =
     from .pte_profile import rows_from_etdump
 
     load_method(model)  # a .pte that does not load: the toolkit's one-line error
-    program = Runtime.get().load_program(Path(model), enable_etdump=True)
-    method = program.load_method("forward")
-    feeds, _ = _inputs(method, seed)
+    # Loaded and freed inside the block: XNNPACK's delegate keeps the threadpool it was loaded with, which
+    # `_unsafe_reset_threadpool` destroys (a method loaded before the reset, or freed after it, touches freed memory).
     with _threadpool(threads), tempfile.TemporaryDirectory(prefix="mobiledeploy-etdump-") as tmp:
+        program = Runtime.get().load_program(Path(model), enable_etdump=True)
+        method = program.load_method("forward")
+        feeds, _ = _inputs(method, seed)
         for _ in range(runs):
             method.execute(feeds)
         etdump = Path(tmp) / "model.etdump"
         program.write_etdump_result_to_file(str(etdump), str(Path(tmp) / "debug.bin"))
+        del method, program
         return rows_from_etdump(etdump)
 
 
