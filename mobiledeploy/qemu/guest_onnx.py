@@ -11,11 +11,10 @@ request and reply are those of `guest.py`:
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
-from guest import MARK, PHASES, PROFILE_BEGIN, PROFILE_END, _marker, input_data
+from guest import MARK, PHASES, PROFILE_BEGIN, PROFILE_END, _marker, input_data, main
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
@@ -91,14 +90,5 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[1]) as f:
-        request = json.load(f)
-    reply = measure(request)
-    with open(request["reply"], "w") as f:
-        json.dump(reply, f)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv, measure))
