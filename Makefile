@@ -43,9 +43,11 @@ demo: setup
 
 # The suite on every core (pytest-xdist), a test file per worker: its module fixtures are built once, and
 # the shared exports once per run (tests/conftest_export.py). PYTEST_WORKERS=0 runs it in one process.
+# A worker that crashes (a native abort) fails its test and is not replaced: twice here the replaced worker left
+# pytest-xdist waiting forever with --dist loadfile, which in CI would be the whole 90-minute cap.
 PYTEST_WORKERS ?= auto
 test: setup adb arm
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --max-worker-restart=0
 	$(MAKE) --no-print-directory gate
 
 # The gate CI runs: exact Arm instructions per inference (ShuffleNet v1 0.5x g=3, MobileNet v1 0.25;

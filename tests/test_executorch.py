@@ -247,24 +247,24 @@ def test_the_per_kernel_profile_of_both_pte_files(own_export: tuple[Path, dict[s
 
 @pytest.mark.slow
 def test_a_zoo_model_benched_by_three_runtimes_in_one_session(tmp_path: Path) -> None:
-    """MobileNet v1 0.25 at 64x64 (at 32x32 its PT2E int8 falls to cosine 0.90 against fp32, SQNR 7.4 dB): one export makes the .tflite and .pte files, then LiteRT, ExecuTorch and ONNX
+    """MobileNet v1 0.25 at 32x32, fp32 (int8 .pte files are the own model's tests above; a zoo int8 PT2E export
+    costs ~40 s of the suite): one export makes the .tflite and .pte files, then LiteRT, ExecuTorch and ONNX
     Runtime time them interleaved; every run records its runtime and the artifact it timed."""
     proc = run([str(CLI), "bench", "--device", "local", "--runtime", "litert,executorch,onnxruntime",
-                "--arch", "mobilenet_v1", "--alpha", "0.25", "--resolution", "64", "--runs", "5", "--warmup", "1",
-                "--rounds", "2", "--out", str(tmp_path / "artifacts"), "--json"], tmp_path)
+                "--arch", "mobilenet_v1", "--alpha", "0.25", "--resolution", "32", "--formats", "fp32", "--runs", "5",
+                "--warmup", "1", "--rounds", "2", "--out", str(tmp_path / "artifacts"), "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout[proc.stdout.index("{"):])["results"]
     seen = {(r["runtime"], r["format"]) for r in results}
-    assert seen == {("litert", "fp32"), ("litert", "int8"), ("executorch", "fp32"), ("executorch", "int8"),
-                    ("onnxruntime", "fp32")}
-    assert len(results) == 10 and all(r["status"] == "ok" for r in results)
+    assert seen == {("litert", "fp32"), ("executorch", "fp32"), ("onnxruntime", "fp32")}
+    assert len(results) == 6 and all(r["status"] == "ok" for r in results)
     folder = next((tmp_path / "artifacts").iterdir())
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert {"fp32", "int8", "pte_fp32", "pte_int8"} <= set(manifest["artifacts"])
-    by_runtime = {r["runtime"]: r for r in results if r["format"] == "int8"}
-    assert by_runtime["executorch"]["sha256"] == manifest["artifacts"]["pte_int8"]["sha256"]
-    assert by_runtime["litert"]["sha256"] == manifest["artifacts"]["int8"]["sha256"]
-    assert manifest["parity"]["pte_fp32"]["passed"] and manifest["parity"]["pte_int8"]["passed"]
+    assert {"onnx", "fp32", "pte_fp32"} <= set(manifest["artifacts"]) and "pte_int8" not in manifest["artifacts"]
+    by_runtime = {r["runtime"]: r for r in results}
+    for runtime, key in (("executorch", "pte_fp32"), ("litert", "fp32"), ("onnxruntime", "onnx")):
+        assert by_runtime[runtime]["sha256"] == manifest["artifacts"][key]["sha256"], runtime
+    assert manifest["parity"]["pte_fp32"]["passed"] and manifest["parity"]["fp32"]["passed"]
 
 
 @pytest.mark.slow

@@ -186,17 +186,6 @@ def test_kernels_follow_the_emulated_core(arm_env, exports):
     assert ratio["cortex-a76"] < ratio["cortex-a53"] * 0.95, ratio
 
 
-@pytest.mark.qemu
-@pytest.mark.slow
-def test_alexnet_int8_needs_far_fewer_instructions_than_fp32(arm_env, exports):
-    from mobiledeploy.qemu.run import run_guest
-
-    exported = exports("alexnet")
-    fp32 = run_guest(arm_env, "cortex-a76", _artifact(exported, "fp32"), runs=1, warmup=0).counts.runs[0]
-    int8 = run_guest(arm_env, "cortex-a76", _artifact(exported, "int8"), runs=1, warmup=0).counts.runs[0]
-    assert int8 / fp32 < 0.45, (int8, fp32)  # measured 0.28 at 224 (the issue), dense convs and FC in int8 dot products
-
-
 # --- through the CLI -----------------------------------------------------------------------------
 
 @pytest.mark.qemu
