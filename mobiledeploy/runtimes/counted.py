@@ -15,7 +15,25 @@ if TYPE_CHECKING:
     from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["CountedRuntime", "fill_counts"]
+__all__ = ["CountedRuntime", "fill_counts", "check_one_thread", "arm_guest"]
+
+
+def check_one_thread(options: "BenchOptions") -> None:
+    """Every counted runtime counts one thread's instructions: ConfigError for any other --threads."""
+    if options.threads != 1:
+        raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
+
+
+def arm_guest(find: Any, root: Path) -> Any:
+    """A runtime's files in the emulated userland, `find(root)`; not set up: a SetupError (bench exits 2 naming
+    the setup step)."""
+    from ..errors import SetupError
+    from ..qemu.env import EmulatorMissingError
+
+    try:
+        return find(root)
+    except EmulatorMissingError as exc:
+        raise SetupError(str(exc)) from None
 
 
 class CountedRuntime:
@@ -31,8 +49,7 @@ class CountedRuntime:
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from ..qemu.run import run_guest
 
-        if options.threads != 1:
-            raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
+        check_one_thread(options)
         if options.phone:
             guest = self._estimate(target, options, result)
         else:

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifact_kinds import artifacts_read_as
-from ..errors import ConfigError
-from .counted import fill_counts
+from .counted import arm_guest, check_one_thread, fill_counts
 
 if TYPE_CHECKING:
     from ..devices.qemu import QemuDevice
@@ -33,17 +32,11 @@ class CountedExecuTorchRuntime:
         self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
-        from ..errors import SetupError
-        from ..qemu.env import EmulatorMissingError
         from ..qemu.executorch_env import executorch_guest
         from ..qemu.run_executorch import run_executorch_guest
 
-        if options.threads != 1:
-            raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
-        try:
-            guest = executorch_guest(self.env.root)
-        except EmulatorMissingError as exc:  # a setup step: bench exits 2 naming it
-            raise SetupError(str(exc)) from None
+        check_one_thread(options)
+        guest = arm_guest(executorch_guest, self.env.root)
         model = Path(target.artifact)
         x = _seeded_input(model)
         run = run_executorch_guest(self.env, guest, self.cpu, model, runs=options.runs, warmup=options.warmup,

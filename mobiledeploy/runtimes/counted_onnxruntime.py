@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifact_kinds import artifacts_read_as
-from ..errors import ConfigError
-from .counted import fill_counts
+from .counted import arm_guest, check_one_thread, fill_counts
 
 if TYPE_CHECKING:
     from ..devices.qemu import QemuDevice
@@ -42,17 +41,11 @@ class CountedOnnxRuntimeRuntime:
         self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
-        from ..errors import SetupError
-        from ..qemu.env import EmulatorMissingError
         from ..qemu.onnxruntime_env import onnxruntime_guest
         from ..qemu.run import run_guest
 
-        if options.threads != 1:
-            raise ConfigError("qemu: devices count one thread's instructions: use --threads 1")
-        try:
-            guest = onnxruntime_guest(self.env.root)
-        except EmulatorMissingError as exc:  # a setup step: bench exits 2 naming it
-            raise SetupError(str(exc)) from None
+        check_one_thread(options)
+        guest = arm_guest(onnxruntime_guest, self.env.root)
         model = Path(target.artifact)
         feeds = _seeded_inputs(model)
         run = run_guest(self.env, self.cpu, model, runs=options.runs, warmup=options.warmup, inputs=feeds,
