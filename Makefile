@@ -45,9 +45,11 @@ demo: setup
 # the shared exports once per run (tests/conftest_export.py). PYTEST_WORKERS=0 runs it in one process.
 # A worker that crashes (a native abort) fails its test and is not replaced: twice here the replaced worker left
 # pytest-xdist waiting forever with --dist loadfile, which in CI would be the whole 90-minute cap.
+# Files go out heaviest first (tests/conftest.py HEAVY_FIRST, kept by --no-loadscope-reorder); the 25 slowest
+# tests are listed at the end, to see where the 15-minute budget goes.
 PYTEST_WORKERS ?= auto
 test: setup adb arm
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --max-worker-restart=0
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart=0 --durations=25
 	$(MAKE) --no-print-directory gate
 
 # The gate CI runs: exact Arm instructions per inference (ShuffleNet v1 0.5x g=3, MobileNet v1 0.25;

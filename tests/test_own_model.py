@@ -280,13 +280,15 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     python, commands = readme_section()
     (root / "mynet.py").write_text(python)
     runs: dict[str, subprocess.CompletedProcess] = {}
-    env = sandbox(root, MOBILEDEPLOY_ARM_CHECK="on")  # a user's exports run the Arm stage (the suite turns it off)
+    # A user's exports run the Arm stage (the suite turns it off). The first route's export runs it here; the
+    # other two routes export the same network, so their Arm stage (~10 s each) would check nothing new.
+    checked = next(c for c in commands if c.startswith("mobiledeploy export"))
     for command in commands:
         if _needs_arm(command) and not arm:
             continue
         argv = command.split()
         argv[0] = sys.executable if argv[0] == "python" else str(CLI.parent / argv[0])
-        runs[command] = run(argv, root, env)
+        runs[command] = run(argv, root, sandbox(root, MOBILEDEPLOY_ARM_CHECK="on" if command == checked else "off"))
     return {"root": root, "runs": runs, "arm": arm, "commands": commands}
 
 
@@ -319,7 +321,9 @@ def test_each_route_exports_with_parity_at_every_stage(readme_run: dict[str, Any
     assert parity["onnx"]["passed"] and parity["onnx"]["reference"] == reference
     assert parity["fp32"]["passed"] and parity["fp32"]["max_rel"] < 1e-4
     assert parity["int8"]["passed"] and parity["int8"]["cosine"] >= 0.98
-    if readme_run["arm"]:
+    if source != "mynet.py":  # only the first route's export ran the Arm stage (readme_run), and says so
+        assert parity["arm"]["skipped"].startswith("turned off")
+    elif readme_run["arm"]:
         assert parity["arm"]["passed"] and parity["arm"]["fp32"]["instructions"] > 0
     assert manifest["complexity"]["unknown_ops"] == []
     assert manifest["artifacts"]["int8"]["inputs"][0]["shape"] == [1, 64, 64, 3]

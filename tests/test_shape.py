@@ -89,3 +89,11 @@ def test_the_gate_names_no_emulated_core_itself():
     from mobiledeploy.gating.exact_run import _default_cpu, exact_kind
 
     assert (exact_kind(), _default_cpu()) == ("qemu", "cortex-a76")
+
+
+def test_the_heavy_first_order_names_files_that_exist():
+    """tests/conftest.py orders the heaviest files first for pytest-xdist; a renamed file would silently drop out."""
+    from tests.conftest import HEAVY_FIRST
+
+    assert len(set(HEAVY_FIRST)) == len(HEAVY_FIRST)
+    assert [name for name in HEAVY_FIRST if not (Path(__file__).parent / name).is_file()] == []
