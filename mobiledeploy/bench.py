@@ -180,7 +180,7 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
             run_id = placeholder.run_id if placeholder is not None else new_run_id()
             if fatal:
                 result = new_result(target, options, device.uri, run_id).failed(f"not run: {fatal}")
-                result.config["error_type"] = "NotRun"
+                result.observed["error_type"] = "NotRun"
                 result.error_kind = ErrorKind.NOT_RUN.value
             else:
                 result = device.run(target, options, run_id)
@@ -266,7 +266,7 @@ def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchO
             result = new_result(target, options, device_uri, placeholder.run_id).failed(message)
             result.versions = local_versions()
             result.round = round_index
-            result.config["error_type"] = type(exc).__name__
+            result.observed["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             record(result)
             results.append(result)

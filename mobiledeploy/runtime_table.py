@@ -57,7 +57,7 @@ def runtime_rows(results: Iterable[Any]) -> list[RuntimeRow]:
         kind = KINDS.get(kind_name(r.device))
         if kind is not None and kind.exact and r.instructions is not None:  # an emulated core, named by its URI
             row.instructions.setdefault(uri_arg(r.device) or "", {})[r.format] = float(r.instructions)
-            arm = (r.config or {}).get("arm_parity") or {}
+            arm = (r.observed or {}).get("arm_parity") or {}
             if "max_rel" in arm:
                 row.arm_parity[r.format] = float(arm["max_rel"])
         elif kind is not None and kind.host_cpus and r.median_ms is not None:  # this host

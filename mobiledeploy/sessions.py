@@ -4,7 +4,7 @@ still writes its --report with how it ended and what was measured.
 
 The CLI parses the options, calls these with its progress display and prints (issue 25: no orchestration in
 cli/). On a qemu: device with `BenchOptions.phone`, every counted run also carries the phone's estimate
-(`config["estimate"]`, `mobiledeploy.estimate`) and the judged rows show it apart from the counted figures.
+(`observed["estimate"]`, `mobiledeploy.estimate`) and the judged rows show it apart from the counted figures.
 """
 
 from __future__ import annotations

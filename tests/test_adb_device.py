@@ -262,7 +262,7 @@ def test_run_without_a_runner_binary_is_a_failed_result(fake_adb, tiny_tflite, t
     dev = open_device("adb:R58M123ABC")
     result = dev.run(target_from_file(tiny_tflite["fp32"]), BenchOptions())
     assert result.status == "failed" and "no benchmark_model binary" in result.error
-    assert result.config["error_type"] == "RunnerError"
+    assert result.observed["error_type"] == "RunnerError"
     assert not any("push" in call for call in fake_adb.calls())  # nothing was sent
 
 

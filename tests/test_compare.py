@@ -89,7 +89,7 @@ def counted(model: str, counts: list[int], est_ms: float | None, phone: str = "s
                   sha256="0", threads=1, runs=len(counts), warmup=0, macs=1000, config={"resolution": [224, 224]})
     r.instruction_counts, r.instructions = counts, float(np.median(counts))
     if est_ms is not None:
-        r.config["estimate"] = {"kind": "estimated", "phone": phone, "phone_label": f"{phone} label", "ms": est_ms,
+        r.observed["estimate"] = {"kind": "estimated", "phone": phone, "phone_label": f"{phone} label", "ms": est_ms,
                                 "band_pct": 12.0, "calibration": "fitted on one model"}
     return r
 
@@ -306,7 +306,7 @@ def test_compare_with_a_phone_shows_the_estimate_each_run_stored(arm_env, artifa
               ResultsStore(tmp_path / "results.db").list()) if r.session_id == data["session"]}
     assert data["phone"] == "rpi3bplus" and len(stored) == 2
     for r in (base, row):
-        est = stored[r["key"]].config["estimate"]
+        est = stored[r["key"]].observed["estimate"]
         assert est["kind"] == "estimated" and r["estimated_ms"] == est["ms"] > 0 and r["median_ms"] is None
         assert r["estimated_band_pct"] == est["band_pct"] and r["estimate_calibration"] == est["calibration"]
         assert r["median_instructions"] == stored[r["key"]].instructions   # the exact counts, unchanged

@@ -63,7 +63,7 @@ def test_local_device_run_is_a_full_run_result(tiny_tflite):
     assert result.min_ms == pytest.approx(timings_ms.min()) and result.cv == pytest.approx(result.std_ms / result.mean_ms)
     assert result.init_ms > 0 and result.first_ms > 0 and result.warmup_ms > 0
     assert result.device == "local" and result.device_info["abi"] and "thermal_after" in result.device_info
-    assert result.versions["ai-edge-litert"] and result.config["input_dtypes"] == ["int8"]
+    assert result.versions["ai-edge-litert"] and result.observed["input_dtypes"] == ["int8"]
     assert REQUIRED <= set(result.to_dict())
 
 
@@ -143,7 +143,7 @@ def test_bench_cli_table(tiny_tflite, results_db, capsys):
     assert "ran on" in out and "XNNPACK 5/5, CPU 0" in out  # what ran where, as on a phone
     with ResultsStore(results_db) as store:
         [row] = store.list()
-    assert row["config"]["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "partitions": 1,
+    assert row["observed"]["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "partitions": 1,
                                            "nodes": 5, "delegated_nodes": 5, "not_delegated": {}, "kernel_nodes": [],
                                            "cpu_nodes": 0}
 

@@ -313,7 +313,7 @@ def test_both_pte_files_counted_exactly_on_an_emulated_arm_core(own_export: tupl
         assert result.status == "ok" and result.runtime == "executorch", result.error
         assert len(set(result.instruction_counts)) == 1 and result.instructions > 0
         assert result.init_instructions > 0 and result.first_instructions > 0
-        assert result.config["arm_parity"]["passed"], result.config["arm_parity"]
+        assert result.observed["arm_parity"]["passed"], result.observed["arm_parity"]
         counts.setdefault(fmt, []).append(result.instructions)
     assert counts["fp32"][0] == counts["fp32"][1]  # another process, the same count
     assert counts["int8"][0] != counts["fp32"][0]

@@ -30,7 +30,7 @@ def test_onnxruntime_times_the_exports_onnx_model(exported):
     assert result.ok, result.error
     assert (result.runtime, result.format, result.runs, len(result.timings_us)) == ("onnxruntime", "fp32", 7, 7)
     assert 0 < result.min_ms <= result.median_ms <= result.max_ms and result.init_ms > 0 and result.first_ms > 0
-    assert result.config["runner"] == "onnxruntime" and result.config["input_dtypes"] == ["float32"]
+    assert result.observed["runner"] == "onnxruntime" and result.observed["input_dtypes"] == ["float32"]
     assert 0 < result.cpu_share <= 1 and "cpu_share" not in result.config and result.versions["onnxruntime"]
 
 

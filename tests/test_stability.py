@@ -125,7 +125,7 @@ def test_bench_warns_when_another_process_shares_the_core(tiny_tflite, results_d
     out = capsys.readouterr().out
     assert code in (0, None)
     [row] = ResultsStore(results_db).list()
-    assert row["config"]["cpus"] == [0] and row["cpu_share"] < MIN_CPU_SHARE
+    assert row["observed"]["cpus"] == [0] and row["cpu_share"] < MIN_CPU_SHARE
     assert "preempted" in [w["code"] for w in row["warnings"]]
     assert "unstable: tiny_fp32 fp32: the timed loop ran on a CPU only" in out
 

@@ -173,8 +173,9 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
             continue
         timings = r.timings_us or ([r.median_ms * 1000.0] if r.median_ms is not None else [])
         if not timings:  # an estimate (qemu: with --phone) is never a timing: the wall-clock gate refuses it
-            samples.failures.append(f"no timings (estimated ms on {config['estimate'].get('phone')} are not measured)"
-                                    if config.get("estimate") else "no timings")
+            estimate = (r.observed or {}).get("estimate")
+            samples.failures.append(f"no timings (estimated ms on {estimate.get('phone')} are not measured)"
+                                    if estimate else "no timings")
             continue
         round_id = f"{r.session_id}:{r.round}" if several_sessions else str(r.round)
         samples.rounds.setdefault(round_id, []).extend(float(t) for t in timings)
