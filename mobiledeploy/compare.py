@@ -103,7 +103,7 @@ def group_runs(results: Iterable[RunResult]) -> dict[GroupKey, list[RunResult]]:
     """Results of the same model, format, resolution and runtime (e.g. the rounds of one session)."""
     groups: dict[GroupKey, list[RunResult]] = {}
     for result in results:
-        key = (slug_key(result.model), result.format, resolution_label(result) or "?", result.runtime or "")
+        key = (slug_key(result.model), result.precision, resolution_label(result) or "?", result.runtime or "")
         groups.setdefault(key, []).append(result)
     return groups
 

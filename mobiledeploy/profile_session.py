@@ -72,7 +72,7 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], run
     macs: Counter = Counter()
     for layer in target_analysis(name, config, target).layers:
         macs[layer.op] += layer.macs
-    profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.format, cpu=cpu,
+    profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.precision, cpu=cpu,
                         macs_by_op=dict(macs))
     if estimated is not None:
         from .estimate.run import kinds_of

@@ -74,7 +74,7 @@ def error_kind_of(exc: BaseException) -> str:
 class RunResult:
     """One benchmark of one artifact on one device: what was asked, then what was observed.
 
-    Asked (the request): `model`, `format`, `device`, `artifact`, `sha256`, `threads`, `warmup`, `runtime`,
+    Asked (the request): `model`, `precision`, `device`, `artifact`, `sha256`, `threads`, `warmup`, `runtime`,
     `round`, `session_id`, and `config` (the model's configuration and the run settings: resolution,
     runs_requested, min_secs, cpu_mask, op_profiling, accelerator, ...).
     Observed: `status`, `error`, `error_kind`, `runs` (timed runs done), the `*_ms`, memory and instruction
@@ -83,7 +83,7 @@ class RunResult:
     """
 
     model: str
-    format: str  # "fp32" | "int8" (or "onnx"/"other" for a --model file of unknown kind)
+    precision: str  # "fp32" | "int8" | "int16x8" (or "onnx"/"other" for a --model file of unknown kind)
     device: str  # the device URI: "local", "adb:SERIAL"
     artifact: str
     sha256: str
@@ -132,6 +132,12 @@ class RunResult:
         return self.status == "ok"
 
     @property
+    def format(self) -> str:
+        """The precision, under the name it had before `precision` (a key of --json files and a column of the
+        store until results schema 7): read-only, for code written against it."""
+        return self.precision
+
+    @property
     def unit(self) -> str:
         """What this run's figures measure: 'instructions' (exact counts) or 'ms' (wall time)."""
         return "instructions" if self.instructions is not None or self.instruction_counts is not None else "ms"
@@ -168,6 +174,8 @@ class RunResult:
         the runners wrote there then (`_OBSERVED_IN_CONFIG`) move to `observed`."""
         names = cls.__dataclass_fields__
         fields = {k: v for k, v in data.items() if k in names}
+        if "precision" not in fields and "format" in data:  # written before `precision` (results schema < 7)
+            fields["precision"] = data["format"]
         config = dict(fields.get("config") or {})
         for old, new in _FROM_CONFIG.items():
             if old in config:
@@ -199,16 +207,21 @@ _OBSERVED_IN_CONFIG = frozenset({
 @dataclass
 class BenchTarget:
     """One artifact to time, by one runtime, at one precision: `name` (the export slug, or the file stem),
-    `format` the precision fp32|int8|other, `runtime` a `runtimes.RUNTIMES` name (None: the device kind's default)."""
+    `precision` fp32|int8|int16x8|other, `runtime` a `runtimes.RUNTIMES` name (None: the device kind's default)."""
 
     name: str
     artifact: Path
-    format: str
+    precision: str
     sha256: str
     macs: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     resolution: tuple[int, int] | None = None
     runtime: str | None = None
+
+    @property
+    def format(self) -> str:
+        """The precision, under its former name (read-only, for code written against it)."""
+        return self.precision
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -142,6 +142,13 @@ def _v6(db: sqlite3.Connection) -> None:
         if observed:
             db.execute("UPDATE runs SET config = ?, observed = ? WHERE id = ?",
                        (json.dumps(config, default=str), json.dumps(observed, default=str), row_id))
+
+
+@migration(7)
+def _v7(db: sqlite3.Connection) -> None:
+    """The column `format` holds a precision (fp32, int8, ...), never an artifact kind: it is called `precision`
+    (SQLite 3.25+ renames it in the indexes too)."""
+    db.execute("ALTER TABLE runs RENAME COLUMN format TO precision")
 
 
 def default_db_path() -> Path:
@@ -326,7 +333,7 @@ class ResultsStore:
             "started_at": result.started_at or _now(), "round": result.round, "cpu_share": result.cpu_share,
             "finished_at": _now() if finished else None, "status": result.status, "error": result.error,
             "error_kind": result.error_kind,
-            "model": result.model, "format": result.format, "device": result.device, "runtime": result.runtime or None,
+            "model": result.model, "precision": result.precision, "device": result.device, "runtime": result.runtime or None,
             "device_model": info.get("model"), "device_soc": info.get("soc"), "artifact": result.artifact,
             "sha256": result.sha256, "threads": result.threads, "runs": result.runs, "warmup": result.warmup,
             "macs": result.macs, **{k: data[k] for k in (*_STATS, *_COUNTS)}, "gmacs_per_s": result.gmacs_per_s,

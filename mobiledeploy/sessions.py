@@ -84,8 +84,8 @@ def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], 
                     if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
                         break
                     continue
-                targets += [t for t in new if t.format not in got]
-                got |= {t.format for t in new}
+                targets += [t for t in new if t.precision not in got]
+                got |= {t.precision for t in new}
             for fmt in formats:
                 if fmt not in got:
                     message = " ".join(str(last).split()) if last else "not exported"

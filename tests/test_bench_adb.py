@@ -50,7 +50,7 @@ def test_bench_cli_over_real_adb(adb_env, fake_device, tiny_tflite, host_runner,
                           capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr
     item = json.loads(proc.stdout)["results"][0]
-    assert (item["status"], item["device"], item["format"], item["runs"]) == ("ok", f"adb:{fake_device.serial}", "int8", 15)
+    assert (item["status"], item["device"], item["precision"], item["runs"]) == ("ok", f"adb:{fake_device.serial}", "int8", 15)
     assert 0 < item["min_ms"] <= item["median_ms"] <= item["p95_ms"] <= item["max_ms"]
     assert item["init_ms"] > 0 and item["first_ms"] > 0 and item["memory_delta_mb"] is not None
     facts = item["device_info"]
@@ -68,7 +68,7 @@ def test_binary_pushed_once_and_rounds_interleave(fake_device, tiny_tflite, host
     report = run_bench(f"adb:{fake_device.serial}", targets, BenchOptions(runs=5, warmup=1, benchmark_binary=str(host_runner)),
                        rounds=2, db=results_db)
     assert report.ok, [r.error for r in report.results]
-    assert [(r.format, r.round) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
+    assert [(r.precision, r.round) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
     binary_sends = [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]
     assert len(binary_sends) == 1 and binary_sends[0].startswith("/data/local/tmp/mobiledeploy/bin/")
     assert [r.observed["benchmark_binary_pushed"] for r in report.results] == [True, False, False, False]

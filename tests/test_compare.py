@@ -19,7 +19,7 @@ V1 = "shufflenet_v1-g3-scale0.5"
 
 def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
     h, w = (int(x) for x in res.split("x"))
-    result = RunResult(model=f"{model}-{res}", format=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
+    result = RunResult(model=f"{model}-{res}", precision=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
                        threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w]}, round=rnd)
     if not ok:
         return result.failed("boom")
@@ -85,7 +85,7 @@ def test_each_runtime_is_set_against_the_baseline_timed_by_the_same_runtime():
 
 def counted(model: str, counts: list[int], est_ms: float | None, phone: str = "sd820") -> RunResult:
     """A qemu: run (exact instructions, no ms) and, with `est_ms`, the estimate `bench --phone` stores beside."""
-    r = RunResult(model=f"{model}-224x224", format="fp32", device="qemu:cortex-a57", artifact=f"/a/{model}.tflite",
+    r = RunResult(model=f"{model}-224x224", precision="fp32", device="qemu:cortex-a57", artifact=f"/a/{model}.tflite",
                   sha256="0", threads=1, runs=len(counts), warmup=0, macs=1000, config={"resolution": [224, 224]})
     r.instruction_counts, r.instructions = counts, float(np.median(counts))
     if est_ms is not None:

@@ -347,7 +347,7 @@ def test_the_wall_clock_gate_refuses_estimates(tmp_path, capsys):
     from mobiledeploy.records import RunResult
 
     def result() -> RunResult:
-        return RunResult(model="alexnet-224x224", format="fp32", device="qemu:cortex-a57", artifact="/a/m.tflite",
+        return RunResult(model="alexnet-224x224", precision="fp32", device="qemu:cortex-a57", artifact="/a/m.tflite",
                          sha256="0", threads=1, runs=2, warmup=1, macs=100, config={"resolution": [224, 224]})
 
     save_baseline(baseline_from_results([result().with_timings([10_000.0] * 8)]), tmp_path / "base.json")

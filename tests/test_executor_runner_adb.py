@@ -61,7 +61,7 @@ def stand_in(folder: Path, tracer: bool) -> Path:
 def pte(tmp_path: Path, body: bytes = b"PTE! stand-in program") -> BenchTarget:
     path = tmp_path / "model fp32 (copy).pte"  # spaces and parentheses: every adb shell word is quoted
     path.write_bytes(body)
-    return BenchTarget(name="net", artifact=path, format="fp32", sha256="0", macs=None, config={}, runtime="executorch")
+    return BenchTarget(name="net", artifact=path, precision="fp32", sha256="0", macs=None, config={}, runtime="executorch")
 
 
 def test_the_runner_output_is_parsed_and_what_it_lacks_is_none() -> None:

@@ -104,7 +104,7 @@ def test_claim_and_overall_verdicts():
 
 
 def _result(key: str, macs: int, ms: float, n: int = 8) -> RunResult:
-    r = RunResult(model=f"{key}-56x56", format="fp32", device="local", artifact="a", sha256="0", threads=1,
+    r = RunResult(model=f"{key}-56x56", precision="fp32", device="local", artifact="a", sha256="0", threads=1,
                   runs=0, warmup=0, macs=macs, config={"resolution": [56, 56]}, round=0)
     return r.with_timings([ms * 1000.0] * n)
 

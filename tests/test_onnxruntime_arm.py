@@ -15,7 +15,7 @@ from mobiledeploy.records import BenchOptions, BenchTarget, ErrorKind
 
 
 def _target(model: Path) -> BenchTarget:
-    return BenchTarget(name="tiny", artifact=model, format="fp32", sha256="0", macs=None, config={},
+    return BenchTarget(name="tiny", artifact=model, precision="fp32", sha256="0", macs=None, config={},
                        resolution=(32, 32), runtime="onnxruntime")
 
 

@@ -52,7 +52,7 @@ def test_a_runtime_in_one_file_is_timed_by_bench_on_local(toy_on_local, tiny_tfl
                  "--runs", "6", "--warmup", "1", "--json"])
     assert code in (0, None), capsys.readouterr().err
     (run,) = json.loads(capsys.readouterr().out)["results"]
-    assert (run["runtime"], run["format"], run["status"], run["runs"]) == ("toy", "int8", "ok", 6)
+    assert (run["runtime"], run["precision"], run["status"], run["runs"]) == ("toy", "int8", "ok", 6)
     assert len(run["timings_us"]) == 6 and all(t > 0 for t in run["timings_us"])
     assert run["observed"]["runner"] == "sha256 of the file" and run["device_info"]["thermal_after"] is not None
     assert [type(d).__name__ for d in ToyRuntime.built_on] == ["LocalDevice"]  # built once, from its device

@@ -186,7 +186,7 @@ def _failure_lines(report: Any) -> list[str]:
         message = r.error or "failed"
         if r.ok or message.startswith("not run:"):
             continue
-        lines[message if message == report.device_error else f"{r.model} {r.format}: {message}"] = None
+        lines[message if message == report.device_error else f"{r.model} {r.precision}: {message}"] = None
     return list(lines)
 
 
@@ -196,7 +196,7 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
 
     from ..stability import assess
 
-    lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.format)}"
+    lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.precision)}"
              + (f" (round {r.round})" if multi_round else "") + f": {escape(w.message)}"
              for r in results for w in assess(r)]
     for line in lines:
@@ -245,7 +245,7 @@ def print_counts(results: list[Any], db_path: str) -> None:
         counts = r.instruction_counts or []
         spread = "—" if not counts else f"{max(counts) - min(counts):,}"
         per_mac = "—" if not (r.instructions and r.macs) else f"{r.instructions / r.macs:.3f}"
-        table.add_row(escape(r.model), escape(r.format), "[green]ok[/]" if r.ok else "[red]FAIL[/]",
+        table.add_row(escape(r.model), escape(r.precision), "[green]ok[/]" if r.ok else "[red]FAIL[/]",
                       count_text(r.instructions), spread, count_text(r.init_instructions), count_text(r.first_instructions),
                       "—" if not r.macs else f"{r.macs / 1e6:.1f}M", per_mac, escape(delegation_text(r.observed)))
     console.print(table)
@@ -270,7 +270,7 @@ def print_estimates(console: Any, results: list[Any]) -> None:
         table.add_column(col, justify="left" if col in ("model", "format", "calibration") else "right")
     for r in estimated:
         e = r.observed["estimate"]
-        table.add_row(escape(r.model), escape(r.format), f"~{e['ms']:.1f}", f"{e['low_ms']:.1f}–{e['high_ms']:.1f}",
+        table.add_row(escape(r.model), escape(r.precision), f"~{e['ms']:.1f}", f"{e['low_ms']:.1f}–{e['high_ms']:.1f}",
                       f"{e['memory_bound_cycles'] / e['cycles'] * e['cycle_scale']:.0%}" if e["cycles"] else "—",
                       f"{e['coverage']:.1%}", escape(str(e["calibration"])))
     console.print(table)
@@ -300,7 +300,7 @@ def print_results(results: list[Any], db_path: str) -> None:
         memory = r.peak_memory_mb if r.peak_memory_mb is not None else r.memory_delta_mb
         memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")
         table.add_row(
-            escape(r.model), escape(r.format), escape(r.runtime or "—"),
+            escape(r.model), escape(r.precision), escape(r.runtime or "—"),
             *([str(r.round)] if multi_round else []),
             "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms), ms_text(r.p90_ms), ms_text(r.mean_ms),
             ms_text(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", ms_text(r.min_ms), ms_text(r.init_ms),

@@ -131,7 +131,7 @@ def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str, 
     the id the orchestrator allocated (and stored as a placeholder); a new one when there is none."""
     return RunResult(
         model=target.name,
-        format=target.format,
+        precision=target.precision,
         device=device_uri,
         artifact=str(target.artifact),
         sha256=target.sha256,

@@ -165,8 +165,8 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
     versions: dict[str, str] = {}
     for r in results:
         config = r.config or {}
-        samples = models.setdefault(artifact_key(r.model, r.format), ModelSamples(
-            name=r.model, format=r.format, sha256=r.sha256, ref=(refs or {}).get(r.model),
+        samples = models.setdefault(artifact_key(r.model, r.precision), ModelSamples(
+            name=r.model, format=r.precision, sha256=r.sha256, ref=(refs or {}).get(r.model),
             resolution=list(config["resolution"]) if config.get("resolution") else None, macs=r.macs))
         if not r.ok:
             samples.failures.append(r.error or "failed")
