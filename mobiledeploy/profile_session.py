@@ -28,7 +28,7 @@ def check_profile(device: str, options: Any, threads: int, adb_server: str | Non
         check_device(device, adb_server)
 
 
-def profile_session(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any,
+def profile_session(device: str, ref: str, name: str, config: dict[str, Any], precision: str, size: Any, options: Any,
                     adb_server: str | None, db: str | None, runs: int, progress: Callable[[str], None],
                     phone: str | None = None) -> Any:
     """Export (reusing) the one target, then its op profile: exact Arm instructions per function on qemu:,
@@ -38,7 +38,7 @@ def profile_session(device: str, ref: str, name: str, config: dict[str, Any], fm
     from .profiling import profile_target
     from .registry import config_slug
 
-    (target,) = prepare_targets([ref], (fmt,), size, progress)
+    (target,) = prepare_targets([ref], (precision,), size, progress)
     progress(f"op profile {target.name} on {device}")
     if kind_of(device).profiler == "arm":
         return arm_profile(device, target, name, config, runs=min(runs, 3), phone=phone)
