@@ -127,7 +127,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "cv_of_bare_means": cv([r["bare_mean_ms"] for r in reps]),
         "cv_of_normalised_medians": cv(normalised),
         "reps_with_warnings": sum(1 for r in reps if r["warnings"]),
-        "model": target.name, "format": target.format, "artifact": str(target.artifact), "threads": args.threads,
+        "model": target.name, "format": target.precision, "artifact": str(target.artifact), "threads": args.threads,
         "runs": args.runs, "warmup": args.warmup, "repeats": args.repeats, "reps": reps,
         "median_of_medians_ms": statistics.median(medians),
         "cv_of_medians": cv(medians),

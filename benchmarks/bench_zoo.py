@@ -138,7 +138,7 @@ def run_one(name: str, config: dict[str, Any], resolution: int, out: Path, runs:
     options = BenchOptions(threads=threads, runs=runs, warmup=2).validate()
     for fmt in ("fp32", "int8"):
         entry = manifest["artifacts"][fmt]
-        target = BenchTarget(name=manifest["slug"], artifact=res.artifact(fmt), format=fmt, sha256=entry["sha256"],
+        target = BenchTarget(name=manifest["slug"], artifact=res.artifact(fmt), precision=fmt, sha256=entry["sha256"],
                              macs=row["macs"], config={"arch": name, **manifest["config"]},
                              resolution=tuple(manifest["resolution"]))
         result = device.run(target, options)

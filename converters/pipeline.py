@@ -400,6 +400,34 @@ def _onnx_stages(tmp: Path, spec: Any, model: Any, shape: tuple[int, ...], holdo
     return path, reference
 
 
+def _tflite_fp32_stages(tmp: Path, work: Path, inputs: Any, reference: Any, parity: dict[str, dict[str, Any]],
+                        stage: _Stages, shuffles: Any, artifacts: dict[str, dict[str, Any]]) -> tuple[Any, Any]:
+    """The Keras graph of model_nhwc.onnx and the fp32 .tflite made from it, checked against the reference:
+    onnx2tf's strict mode only when the graph made without it fails parity. (the Keras model, the fp32 outputs)"""
+    import tf_keras
+
+    from .calibration import synthetic_images
+    from .parity import error_stats, tflite_outputs
+    from .tflite import inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32
+
+    for strict in (False, True):
+        with stage("tf_graph"):
+            keras_model = onnx_to_keras(work / "model_nhwc.onnx", work, synthetic_images(20, (128, 128), SAMPLE_DATA_SEED),
+                                        strict=strict)
+        with stage("fp32"):
+            artifacts["fp32"] = _tflite_entry(tflite_fp32(keras_model, tmp / FILE_NAMES["fp32"]), shuffles,
+                                              inspect_tflite, require_builtin_ops)
+        with stage("fp32_parity"):
+            fp32_out = tflite_outputs(tmp / FILE_NAMES["fp32"], inputs.holdout)
+            parity["fp32"] = {"reference": parity["onnx"]["reference"], **error_stats(reference, fp32_out, FP32_TOLERANCE),
+                              "onnx2tf_strict": strict}
+        if parity["fp32"]["passed"]:
+            break
+        tf_keras.backend.clear_session()
+    _require_passed("TFLite fp32", parity["fp32"], reference)
+    return keras_model, fp32_out
+
+
 def _tflite_stages(
     tmp: Path, work: Path, onnx_path: Path, wanted: tuple[str, ...], inputs: Any, reference: Any,
     floor: float, parity: dict[str, dict[str, Any]], stage: _Stages, float_layers: str | None = None,
@@ -407,15 +435,13 @@ def _tflite_stages(
     import onnx
 
     from .arm_check import ArmCheck
-    from .calibration import synthetic_images
     from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
     from .modern import gelu_as_builtin
-    from .parity import error_stats, int8_parity, tflite_outputs
-    from .tflite import import_tensorflow, inspect_tflite, onnx_to_keras, require_builtin_ops, tflite_fp32, tflite_int8
+    from .parity import int8_parity, tflite_outputs
+    from .tflite import import_tensorflow, inspect_tflite, require_builtin_ops, tflite_int8, unsupported_line, unsupported_ops
 
     artifacts: dict[str, dict[str, Any]] = {}
-    from .tflite import unsupported_line, unsupported_ops
 
     if missing := unsupported_ops(onnx_path):  # before TensorFlow's import: the op, not an intermediate file
         raise ExportError(unsupported_line(missing))
@@ -434,21 +460,7 @@ def _tflite_stages(
             prepared, _ = hardsigmoid_as_relu6(prepared)
             prepared, _ = gelu_as_builtin(prepared)  # last: the Gelu op is unknown to opset 17's shape inference
             onnx.save(prepared, str(work / "model_nhwc.onnx"))
-        for strict in (False, True):  # onnx2tf's strict mode only when the graph made without it fails parity
-            with stage("tf_graph"):
-                keras_model = onnx_to_keras(work / "model_nhwc.onnx", work, synthetic_images(20, (128, 128), SAMPLE_DATA_SEED),
-                                            strict=strict)
-            with stage("fp32"):
-                artifacts["fp32"] = _tflite_entry(tflite_fp32(keras_model, tmp / FILE_NAMES["fp32"]), shuffles,
-                                                  inspect_tflite, require_builtin_ops)
-            with stage("fp32_parity"):
-                fp32_out = tflite_outputs(tmp / FILE_NAMES["fp32"], inputs.holdout)
-                parity["fp32"] = {"reference": parity["onnx"]["reference"], **error_stats(reference, fp32_out, FP32_TOLERANCE),
-                                  "onnx2tf_strict": strict}
-            if parity["fp32"]["passed"]:
-                break
-            tf_keras.backend.clear_session()
-        _require_passed("TFLite fp32", parity["fp32"], reference)
+        keras_model, fp32_out = _tflite_fp32_stages(tmp, work, inputs, reference, parity, stage, shuffles, artifacts)
         with ArmCheck(inputs.holdout) as arm:  # each emulated run starts as soon as its file is final
             arm.start("fp32", tmp / FILE_NAMES["fp32"])
             if "int8" in wanted:

@@ -215,5 +215,5 @@ def _match(candidates: list[Any], folder_of: Callable[[str, str], Path | None], 
         if not entry:
             raise ConfigError(f"--against {against}: no {c.format} artifact of {c.name}")
         target = load(folder / entry.path)
-        out.append(replace(target, name=f"{c.name}@base", format=c.format))
+        out.append(replace(target, name=f"{c.name}@base", precision=c.format))
     return out

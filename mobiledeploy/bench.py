@@ -99,7 +99,7 @@ def targets_from_export(folder: str | Path, manifest: "Manifest | dict[str, Any]
         targets.append(BenchTarget(
             name=name,
             artifact=Path(folder) / entry.path,
-            format=fmt,
+            precision=fmt,
             sha256=entry.sha256,
             macs=manifest.macs,
             config={"arch": manifest.arch or arch, **(manifest.config or config or {}), **identity},
@@ -126,7 +126,7 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
         raise ConfigError(f"--runtime {runtime} times {kinds} models: give --onnx FILE.onnx or a model to export")
     # a .pte names its precision only in its file name (the export's model_int8.pte); its manifest, read below, says it
     fmt = _tflite_format(path) if suffix == ".tflite" else ("int8" if "int8" in path.name else "fp32")
-    target = BenchTarget(name=path.stem, artifact=path.resolve(), format=fmt, sha256=sha256_file(path),
+    target = BenchTarget(name=path.stem, artifact=path.resolve(), precision=fmt, sha256=sha256_file(path),
                          runtime=runtime)
     from .converters.manifest import Manifest
 
@@ -137,7 +137,7 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
     manifest = Manifest.from_dict(data) if isinstance(data, dict) else Manifest()
     if (found := manifest.entry_of_file(path.name, target.sha256)) is not None:
         target.name = manifest.slug or target.name
-        target.format = found[0] if found[0] in FORMATS else target.format
+        target.precision = found[0] if found[0] in FORMATS else target.precision
         target.macs = manifest.macs
         target.config = {"arch": manifest.arch, **manifest.config}
         target.resolution = tuple(manifest.resolution) if manifest.resolution else None
@@ -174,13 +174,13 @@ def run_interleaved(device: Device, targets: Sequence[BenchTarget], options: Ben
         for target in order:
             done += 1
             if progress:
-                progress(f"[{done}/{total}] {target.name} {target.format} on {device.uri}"
+                progress(f"[{done}/{total}] {target.name} {target.precision} on {device.uri}"
                          + (f" (round {round_index + 1}/{rounds})" if rounds > 1 else ""))
             placeholder = on_start(target, round_index) if on_start else None
             run_id = placeholder.run_id if placeholder is not None else new_run_id()
             if fatal:
                 result = new_result(target, options, device.uri, run_id).failed(f"not run: {fatal}")
-                result.config["error_type"] = "NotRun"
+                result.observed["error_type"] = "NotRun"
                 result.error_kind = ErrorKind.NOT_RUN.value
             else:
                 result = device.run(target, options, run_id)
@@ -266,7 +266,7 @@ def _all_failed(device_uri: str, targets: Sequence[BenchTarget], options: BenchO
             result = new_result(target, options, device_uri, placeholder.run_id).failed(message)
             result.versions = local_versions()
             result.round = round_index
-            result.config["error_type"] = type(exc).__name__
+            result.observed["error_type"] = type(exc).__name__
             result.error_kind = error_kind_of(exc)
             record(result)
             results.append(result)

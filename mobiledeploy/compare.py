@@ -103,7 +103,7 @@ def group_runs(results: Iterable[RunResult]) -> dict[GroupKey, list[RunResult]]:
     """Results of the same model, format, resolution and runtime (e.g. the rounds of one session)."""
     groups: dict[GroupKey, list[RunResult]] = {}
     for result in results:
-        key = (slug_key(result.model), result.format, resolution_label(result) or "?", result.runtime or "")
+        key = (slug_key(result.model), result.precision, resolution_label(result) or "?", result.runtime or "")
         groups.setdefault(key, []).append(result)
     return groups
 
@@ -253,9 +253,9 @@ def _row(cell: GroupKey, runs: list[RunResult], is_baseline: bool, label: str, f
 
 
 def _estimated(row: CompareRow, ok: list[RunResult]) -> None:
-    """The estimate each ok run stored (config["estimate"], `bench --phone`): its median ms and band, apart from
+    """The estimate each ok run stored (observed["estimate"], `bench --phone`): its median ms and band, apart from
     the measured figures; none when a run of the cell has no estimate (never a mix)."""
-    estimates = [(r.config or {}).get("estimate") for r in ok]
+    estimates = [(r.observed or {}).get("estimate") for r in ok]
     if not estimates or not all(estimates):
         return
     row.estimated_ms = statistics.median(float(e["ms"]) for e in estimates)

@@ -244,10 +244,10 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
 
 
 def _estimated(variants: list[VariantResult], by_key: dict[str, list[RunResult]]) -> None:
-    """Each variant's estimate (config["estimate"] of its ok runs, all of them, one phone), and its speed relative
+    """Each variant's estimate (observed["estimate"] of its ok runs, all of them, one phone), and its speed relative
     to the reference's estimate."""
     for row in variants:
-        estimates = [(r.config or {}).get("estimate") for r in by_key.get(row.key, []) if r.ok]
+        estimates = [(r.observed or {}).get("estimate") for r in by_key.get(row.key, []) if r.ok]
         if estimates and all(estimates) and len({e["phone"] for e in estimates}) == 1:
             row.estimated_ms = statistics.median(float(e["ms"]) for e in estimates)
             row.estimated_band_pct = max(float(e["band_pct"]) for e in estimates)

@@ -33,7 +33,7 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
         arch, config = configs.get(key, (None, None))
         if arch is None:
             continue
-        progress(f"op profile {labels.get(key, key)} {target.format} {format_resolution(smallest)}")
+        progress(f"op profile {labels.get(key, key)} {target.precision} {format_resolution(smallest)}")
         try:
             out.append(profile_target(device, target, arch, config, labels.get(key, key), options, adb_server, db))
         except MobiledeployError as exc:
@@ -83,5 +83,5 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
         if not result.ok or not result.op_profile:
             raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
         profile = op_times_from_profile(result.op_profile, target.artifact)
-        fmt, width = target.format, (1 if target.format == "int8" else 4)
+        fmt, width = target.precision, (1 if target.precision == "int8" else 4)
     return attribute(report.layers, profile, bytes_per_element=width, model=label, format=fmt)

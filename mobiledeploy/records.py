@@ -72,8 +72,18 @@ def error_kind_of(exc: BaseException) -> str:
 
 @dataclass
 class RunResult:
+    """One benchmark of one artifact on one device: what was asked, then what was observed.
+
+    Asked (the request): `model`, `precision`, `device`, `artifact`, `sha256`, `threads`, `warmup`, `runtime`,
+    `round`, `session_id`, and `config` (the model's configuration and the run settings: resolution,
+    runs_requested, min_secs, cpu_mask, op_profiling, accelerator, ...).
+    Observed: `status`, `error`, `error_kind`, `runs` (timed runs done), the `*_ms`, memory and instruction
+    figures, `timings_us`, `op_profile`, `cpu_share`, `device_info`, `versions`, `wall_s`, and `observed` (what
+    the runner reported beyond those: delegation, error_type, runner, estimate, cpus, pushed binaries, ...).
+    """
+
     model: str
-    format: str  # "fp32" | "int8" (or "onnx"/"other" for a --model file of unknown kind)
+    precision: str  # "fp32" | "int8" | "int16x8" (or "onnx"/"other" for a --model file of unknown kind)
     device: str  # the device URI: "local", "adb:SERIAL"
     artifact: str
     sha256: str
@@ -109,7 +119,8 @@ class RunResult:
     round: int = 0  # which interleaved round of its session (A B, then B A …)
     session_id: str | None = None  # the session (one bench, compare or gate) the run belongs to
     cpu_share: float | None = None  # in-process runtimes: thread CPU time / wall time of the timed loop (stability)
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # asked: model configuration and run settings
+    observed: dict[str, Any] = field(default_factory=dict)  # reported by the runner (delegation, error_type, ...)
     device_info: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
@@ -119,6 +130,12 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def format(self) -> str:
+        """The precision, under the name it had before `precision` (a key of --json files and a column of the
+        store until results schema 7): read-only, for code written against it."""
+        return self.precision
 
     @property
     def unit(self) -> str:
@@ -152,15 +169,22 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
         """A RunResult from `to_dict` output or a stored row; records written before round, session and
-        cpu_share were fields kept them in `config` (results schema < 5, older --json files): they move over."""
+        cpu_share were fields kept them in `config` (results schema < 5, older --json files): they move over.
+        Records written before `observed` (no such key) kept what the runner reported in `config`: the keys
+        the runners wrote there then (`_OBSERVED_IN_CONFIG`) move to `observed`."""
         names = cls.__dataclass_fields__
         fields = {k: v for k, v in data.items() if k in names}
+        if "precision" not in fields and "format" in data:  # written before `precision` (results schema < 7)
+            fields["precision"] = data["format"]
         config = dict(fields.get("config") or {})
         for old, new in _FROM_CONFIG.items():
             if old in config:
                 value = config.pop(old)
                 if fields.get(new) is None:
                     fields[new] = value
+        if "observed" not in data:
+            fields["observed"] = {k: config.pop(k) for k in list(config) if k in _OBSERVED_IN_CONFIG}
+        fields["observed"] = dict(fields.get("observed") or {})
         if "config" in fields:
             fields["config"] = config
         fields["round"] = int(fields.get("round") or 0)
@@ -170,21 +194,34 @@ class RunResult:
 
 #: config keys that were a side channel for what are now RunResult fields
 _FROM_CONFIG = {"round": "round", "session": "session_id", "cpu_share": "cpu_share"}
+#: what the runners and devices wrote into `config` before `observed` existed (--json files and results
+#: schema < 6); frozen as it was then, whatever the runners write now (results._v6 has its own copy)
+_OBSERVED_IN_CONFIG = frozenset({
+    "arm_parity", "benchmark_binary", "benchmark_binary_pushed", "benchmark_binary_sha256", "benchmark_binary_url",
+    "benchmark_output_format", "benchmark_tool", "bracket_instructions", "cpu", "cpu_mask_used", "cpus", "delegate",
+    "delegation", "emulated_wall_s", "error_type", "estimate", "etdump", "execution_provider", "graph_optimization",
+    "guest_threads", "input_dtypes", "op_profile_source", "remote_dir", "result_file_error", "result_source",
+    "runner", "runner_binary", "runner_pushed", "runner_sha256", "taskset", "threadpool_threads", "timing"})
 
 
 @dataclass
 class BenchTarget:
     """One artifact to time, by one runtime, at one precision: `name` (the export slug, or the file stem),
-    `format` the precision fp32|int8|other, `runtime` a `runtimes.RUNTIMES` name (None: the device kind's default)."""
+    `precision` fp32|int8|int16x8|other, `runtime` a `runtimes.RUNTIMES` name (None: the device kind's default)."""
 
     name: str
     artifact: Path
-    format: str
+    precision: str
     sha256: str
     macs: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     resolution: tuple[int, int] | None = None
     runtime: str | None = None
+
+    @property
+    def format(self) -> str:
+        """The precision, under its former name (read-only, for code written against it)."""
+        return self.precision
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from .stability import described
 
 __all__ = ["ResultsStore", "check_database", "default_db_path", "git_commit", "SCHEMA_VERSION", "INTERRUPTED"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 INTERRUPTED = "interrupted: the run did not complete (Ctrl-C, crash or lost device)"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -34,7 +34,7 @@ _STATS = ("median_ms", "p90_ms", "p95_ms", "mean_ms", "std_ms", "cv", "min_ms", 
           "warmup_ms", "peak_memory_mb", "memory_delta_mb")
 #: Arm instructions per inference (qemu: devices), from schema 2
 _COUNTS = ("instructions", "init_instructions", "first_instructions")
-_JSON = ("config", "device_info", "versions", "timings_us", "op_profile", "instruction_counts")
+_JSON = ("config", "observed", "device_info", "versions", "timings_us", "op_profile", "instruction_counts")
 _NULLABLE_JSON = ("timings_us", "op_profile", "instruction_counts")
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
@@ -122,6 +122,33 @@ def _v5(db: sqlite3.Connection) -> None:
         if moved != (None, None, None):
             db.execute("UPDATE runs SET round = ?, cpu_share = ?, config = ? WHERE id = ?",
                        (int(moved[0] or 0), moved[1], json.dumps(config, default=str), row_id))
+
+
+@migration(6)
+def _v6(db: sqlite3.Connection) -> None:
+    """What the runner reported (delegation, error_type, runner, estimate, ...), a column of its own instead of
+    keys inside config (which keeps what was asked). The keys the runners wrote into config until then are
+    listed here as they were, so that this step stays the same whatever the runners write later."""
+    reported = {"arm_parity", "benchmark_binary", "benchmark_binary_pushed", "benchmark_binary_sha256",
+                "benchmark_binary_url", "benchmark_output_format", "benchmark_tool", "bracket_instructions", "cpu",
+                "cpu_mask_used", "cpus", "delegate", "delegation", "emulated_wall_s", "error_type", "estimate",
+                "etdump", "execution_provider", "graph_optimization", "guest_threads", "input_dtypes",
+                "op_profile_source", "remote_dir", "result_file_error", "result_source", "runner", "runner_binary",
+                "runner_pushed", "runner_sha256", "taskset", "threadpool_threads", "timing"}
+    db.execute("ALTER TABLE runs ADD COLUMN observed TEXT NOT NULL DEFAULT '{}'")
+    for row_id, text in db.execute("SELECT id, config FROM runs").fetchall():
+        config = json.loads(text or "{}")
+        observed = {k: config.pop(k) for k in list(config) if k in reported}
+        if observed:
+            db.execute("UPDATE runs SET config = ?, observed = ? WHERE id = ?",
+                       (json.dumps(config, default=str), json.dumps(observed, default=str), row_id))
+
+
+@migration(7)
+def _v7(db: sqlite3.Connection) -> None:
+    """The column `format` holds a precision (fp32, int8, ...), never an artifact kind: it is called `precision`
+    (SQLite 3.25+ renames it in the indexes too)."""
+    db.execute("ALTER TABLE runs RENAME COLUMN format TO precision")
 
 
 def default_db_path() -> Path:
@@ -306,7 +333,7 @@ class ResultsStore:
             "started_at": result.started_at or _now(), "round": result.round, "cpu_share": result.cpu_share,
             "finished_at": _now() if finished else None, "status": result.status, "error": result.error,
             "error_kind": result.error_kind,
-            "model": result.model, "format": result.format, "device": result.device, "runtime": result.runtime or None,
+            "model": result.model, "precision": result.precision, "device": result.device, "runtime": result.runtime or None,
             "device_model": info.get("model"), "device_soc": info.get("soc"), "artifact": result.artifact,
             "sha256": result.sha256, "threads": result.threads, "runs": result.runs, "warmup": result.warmup,
             "macs": result.macs, **{k: data[k] for k in (*_STATS, *_COUNTS)}, "gmacs_per_s": result.gmacs_per_s,

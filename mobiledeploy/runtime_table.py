@@ -48,7 +48,7 @@ def runtime_rows(results: Iterable[Any]) -> list[RuntimeRow]:
     rows: dict[tuple[str, str, str], RuntimeRow] = {}
     ms: dict[tuple[tuple[str, str, str], str], list[float]] = {}
     for r in results:
-        if not r.ok or r.format not in ("fp32", "int8"):
+        if not r.ok or r.precision not in ("fp32", "int8"):
             continue
         runtime = SAME_RUNTIME.get(r.runtime, r.runtime)
         key = (r.model, _resolution(r), runtime)
@@ -56,12 +56,12 @@ def runtime_rows(results: Iterable[Any]) -> list[RuntimeRow]:
         _file_facts(row, r)
         kind = KINDS.get(kind_name(r.device))
         if kind is not None and kind.exact and r.instructions is not None:  # an emulated core, named by its URI
-            row.instructions.setdefault(uri_arg(r.device) or "", {})[r.format] = float(r.instructions)
-            arm = (r.config or {}).get("arm_parity") or {}
+            row.instructions.setdefault(uri_arg(r.device) or "", {})[r.precision] = float(r.instructions)
+            arm = (r.observed or {}).get("arm_parity") or {}
             if "max_rel" in arm:
-                row.arm_parity[r.format] = float(arm["max_rel"])
+                row.arm_parity[r.precision] = float(arm["max_rel"])
         elif kind is not None and kind.host_cpus and r.median_ms is not None:  # this host
-            ms.setdefault((key, r.format), []).append(float(r.median_ms))
+            ms.setdefault((key, r.precision), []).append(float(r.median_ms))
     for (key, fmt), values in ms.items():
         rows[key].host_ms[fmt] = statistics.median(values)
     return list(rows.values())
@@ -77,9 +77,9 @@ def _resolution(r: Any) -> str:
 def _file_facts(row: RuntimeRow, r: Any) -> None:
     """Size of the file timed and the export's parity entry for it, from the artifact folder (when still there)."""
     path = Path(r.artifact)
-    if r.format in row.file_bytes or not path.is_file():
+    if r.precision in row.file_bytes or not path.is_file():
         return
-    row.file_bytes[r.format] = path.stat().st_size
+    row.file_bytes[r.precision] = path.stat().st_size
     kind = next((key for key, k in ARTIFACT_KINDS.items() if k.file_name == path.name), None)
     try:
         manifest = json.loads((path.parent / "manifest.json").read_text())
@@ -87,4 +87,4 @@ def _file_facts(row: RuntimeRow, r: Any) -> None:
         return
     entry = (manifest.get("parity") or {}).get(kind or "")
     if isinstance(entry, dict):
-        row.parity[r.format] = {k: entry[k] for k in ("max_rel", "max_abs", "cosine", "sqnr_db", "passed") if k in entry}
+        row.parity[r.precision] = {k: entry[k] for k in ("max_rel", "max_abs", "cosine", "sqnr_db", "passed") if k in entry}

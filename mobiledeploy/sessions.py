@@ -4,7 +4,7 @@ still writes its --report with how it ended and what was measured.
 
 The CLI parses the options, calls these with its progress display and prints (issue 25: no orchestration in
 cli/). On a qemu: device with `BenchOptions.phone`, every counted run also carries the phone's estimate
-(`config["estimate"]`, `mobiledeploy.estimate`) and the judged rows show it apart from the counted figures.
+(`observed["estimate"]`, `mobiledeploy.estimate`) and the judged rows show it apart from the counted figures.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], 
                     if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
                         break
                     continue
-                targets += [t for t in new if t.format not in got]
-                got |= {t.format for t in new}
+                targets += [t for t in new if t.precision not in got]
+                got |= {t.precision for t in new}
             for fmt in formats:
                 if fmt not in got:
                     message = " ".join(str(last).split()) if last else "not exported"

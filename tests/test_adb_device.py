@@ -245,7 +245,7 @@ def test_harness_block_and_facts():
 
 
 def test_benchmark_output_fills_a_run_result():
-    result = RunResult(model="m", format="fp32", device="adb:X", artifact="a", sha256="s", threads=4, runs=0, warmup=1)
+    result = RunResult(model="m", precision="fp32", device="adb:X", artifact="a", sha256="s", threads=4, runs=0, warmup=1)
     fill_from_benchmark_output(result, parse_benchmark_output((FIXTURES / "ti_am62x_cpu.txt").read_text()))
     assert result.ok and result.runs == 50 and result.timings_us is None
     assert (result.median_ms, result.p95_ms, result.mean_ms, result.min_ms, result.max_ms) == (
@@ -262,12 +262,12 @@ def test_run_without_a_runner_binary_is_a_failed_result(fake_adb, tiny_tflite, t
     dev = open_device("adb:R58M123ABC")
     result = dev.run(target_from_file(tiny_tflite["fp32"]), BenchOptions())
     assert result.status == "failed" and "no benchmark_model binary" in result.error
-    assert result.config["error_type"] == "RunnerError"
+    assert result.observed["error_type"] == "RunnerError"
     assert not any("push" in call for call in fake_adb.calls())  # nothing was sent
 
 
 def test_new_result_starts_failed():
-    target = target_from_file.__globals__["BenchTarget"](name="m", artifact=Path("m.tflite"), format="fp32", sha256="x")
+    target = target_from_file.__globals__["BenchTarget"](name="m", artifact=Path("m.tflite"), precision="fp32", sha256="x")
     result = new_result(target, BenchOptions(threads=2, runs=7), "adb:X")
     assert result.status == "failed" and result.threads == 2 and result.config["runs_requested"] == 7 and result.run_id
 

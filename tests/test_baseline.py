@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def result(model: str, round_index: int, timings: list[float] | None, fmt: str = "fp32", **config) -> RunResult:
-    r = RunResult(model=model, format=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="ab" * 32, threads=1,
+    r = RunResult(model=model, precision=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="ab" * 32, threads=1,
                   runs=0, warmup=2, macs=1000, device_info={"model": "host", "soc": "cpu", "thermal_before": {"z": 40}},
                   round=round_index, config={"resolution": [112, 112], **config})
     return r.with_timings(timings) if timings else r.failed("interpreter error")

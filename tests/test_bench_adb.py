@@ -50,12 +50,12 @@ def test_bench_cli_over_real_adb(adb_env, fake_device, tiny_tflite, host_runner,
                           capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr
     item = json.loads(proc.stdout)["results"][0]
-    assert (item["status"], item["device"], item["format"], item["runs"]) == ("ok", f"adb:{fake_device.serial}", "int8", 15)
+    assert (item["status"], item["device"], item["precision"], item["runs"]) == ("ok", f"adb:{fake_device.serial}", "int8", 15)
     assert 0 < item["min_ms"] <= item["median_ms"] <= item["p95_ms"] <= item["max_ms"]
     assert item["init_ms"] > 0 and item["first_ms"] > 0 and item["memory_delta_mb"] is not None
     facts = item["device_info"]
     assert (facts["model"], facts["soc"], facts["abi"], facts["android_release"]) == ("MD-Fake", "fakeboard", "arm64-v8a", "14")
-    assert item["versions"]["adb"] and item["config"]["benchmark_binary_pushed"] is True
+    assert item["versions"]["adb"] and item["observed"]["benchmark_binary_pushed"] is True
     # every adb shell command went through `-s SERIAL` and quoting; the run's files are gone afterwards
     assert any(cmd.startswith("sh /data/local/tmp/mobiledeploy/") and "--binary" in cmd for cmd in fake_device.shell_commands)
     assert remote_runs(fake_device) == []
@@ -68,10 +68,10 @@ def test_binary_pushed_once_and_rounds_interleave(fake_device, tiny_tflite, host
     report = run_bench(f"adb:{fake_device.serial}", targets, BenchOptions(runs=5, warmup=1, benchmark_binary=str(host_runner)),
                        rounds=2, db=results_db)
     assert report.ok, [r.error for r in report.results]
-    assert [(r.format, r.round) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
+    assert [(r.precision, r.round) for r in report.results] == [("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1)]
     binary_sends = [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]
     assert len(binary_sends) == 1 and binary_sends[0].startswith("/data/local/tmp/mobiledeploy/bin/")
-    assert [r.config["benchmark_binary_pushed"] for r in report.results] == [True, False, False, False]
+    assert [r.observed["benchmark_binary_pushed"] for r in report.results] == [True, False, False, False]
     assert len(stored(results_db)) == 4
 
 
@@ -81,7 +81,7 @@ def test_keep_remote(fake_device, tiny_tflite, host_runner, results_db, capsys):
     [run_dir] = remote_runs(fake_device)
     kept = sorted(p.name for p in (fake_device.device_tmp / "mobiledeploy" / run_dir).iterdir())
     assert kept == ["result.pb", "run.sh", "tiny_fp32.tflite"]  # result.pb: the BenchmarkResult proto it wrote
-    assert stored(results_db)[0]["config"]["remote_dir"] == f"/data/local/tmp/mobiledeploy/{run_dir}"
+    assert stored(results_db)[0]["observed"]["remote_dir"] == f"/data/local/tmp/mobiledeploy/{run_dir}"
 
 
 def test_filename_with_spaces_and_shell_metacharacters(fake_device, tiny_tflite, host_runner, results_db, tmp_path,
@@ -149,7 +149,7 @@ def test_remote_disk_full(fake_device, tiny_tflite, host_runner, results_db, cap
     assert code == 1 and err.count("\n") == 1
     assert "no space left" in err
     [row] = stored(results_db)
-    assert row["status"] == "failed" and row["config"]["error_type"] == "RemoteDiskFullError"
+    assert row["status"] == "failed" and row["observed"]["error_type"] == "RemoteDiskFullError"
     assert row["error_kind"] == "run"  # a full disk ends this run, not the device
 
 
@@ -217,9 +217,9 @@ def test_both_tools_told_apart_and_read_from_their_result_proto(fake_device, tin
     code, out, err = bench(fake_device, tiny_tflite["fp32"], runner, "--json", capsys=capsys)
     assert code == 0, err
     [item] = json.loads(out)["results"]
-    config = item["config"]
-    assert (config["benchmark_tool"], config["result_source"]) == (tool, "result_file")
-    assert config["benchmark_output_format"] == ("litert" if tool == "litert" else "current")
+    observed = item["observed"]  # what benchmark_model reported
+    assert (observed["benchmark_tool"], observed["result_source"]) == (tool, "result_file")
+    assert observed["benchmark_output_format"] == ("litert" if tool == "litert" else "current")
     assert item["runs"] == 10 and 0 < item["min_ms"] <= item["median_ms"] <= item["p95_ms"] <= item["max_ms"]
     assert item["init_ms"] > 0 and item["memory_delta_mb"] is not None
     flags = run_command(fake_device)
@@ -228,9 +228,9 @@ def test_both_tools_told_apart_and_read_from_their_result_proto(fake_device, tin
     assert flags[-1].startswith("--result_file_path=/data/local/tmp/mobiledeploy/") and flags[-1].endswith("/result.pb")
     help_calls = [c for c in fake_device.shell_commands if c.endswith("/benchmark_model --help")]
     assert len(help_calls) == 1  # asked once per binary
-    assert config["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "nodes": 5,
-                                    "delegated_nodes": 5, "cpu_nodes": 0, "partitions": 1}
-    assert stored(results_db)[0]["config"]["delegation"]["nodes"] == 5
+    assert observed["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "nodes": 5,
+                                      "delegated_nodes": 5, "cpu_nodes": 0, "partitions": 1}
+    assert stored(results_db)[0]["observed"]["delegation"]["nodes"] == 5
 
 
 def test_the_printed_summary_when_the_result_file_cannot_be_pulled(fake_device, tiny_tflite, litert_runner, results_db,
@@ -242,7 +242,7 @@ def test_the_printed_summary_when_the_result_file_cannot_be_pulled(fake_device, 
     code, out, err = bench(fake_device, tiny_tflite["int8"], litert_runner, "--json", capsys=capsys)
     assert code == 0, err
     [item] = json.loads(out)["results"]
-    assert item["config"]["result_source"] == "text" and "pull" in item["config"]["result_file_error"]
+    assert item["observed"]["result_source"] == "text" and "pull" in item["observed"]["result_file_error"]
     assert item["median_ms"] > 0 and item["runs"] == 10
 
 
@@ -258,7 +258,7 @@ def test_gpu_pushes_its_library_and_the_table_says_what_ran_where(fake_device, t
     assert library.rpartition("/")[0] == binary.rpartition("/")[0]  # beside the binary, on LD_LIBRARY_PATH
     assert run_command(fake_device)[5:7] == ["--use_cpu=true", "--use_gpu=true"]
     [row] = stored(results_db)
-    assert row["config"]["delegation"] == {"accelerator": "gpu", "delegate": "StandInGpuAccelerator",
+    assert row["observed"]["delegation"] == {"accelerator": "gpu", "delegate": "StandInGpuAccelerator",
                                            "nodes": 5, "delegated_nodes": 4, "cpu_nodes": 1, "partitions": 2}
 
 
@@ -284,7 +284,7 @@ def test_npu_takes_the_dispatch_library(fake_device, tiny_tflite, litert_runner,
     flags = run_command(fake_device)
     assert flags[5:7] == ["--use_cpu=true", "--use_npu=true"]
     assert flags[7].startswith("--dispatch_library_path=/data/local/tmp/mobiledeploy/") and flags[7].endswith("/dispatch")
-    assert item["config"]["delegation"]["accelerator"] == "npu" and item["config"]["delegation"]["nodes"] == 5
+    assert item["observed"]["delegation"]["accelerator"] == "npu" and item["observed"]["delegation"]["nodes"] == 5
     # the classic tool has no NPU path: one line, a stored failed record
     code, _, err = bench(fake_device, tiny_tflite["int8"], host_runner, "--accelerator", "npu",
                          "--dispatch-library", str(dispatch), capsys=capsys)
@@ -316,9 +316,9 @@ def test_official_binary_downloaded_once_for_the_phones_abi(fake_device, tiny_tf
     assert binaries_server.requests == [f"/{version}/android_arm64/benchmark_model",
                                         f"/{version}/android_arm64/libLiteRtClGlAccelerator.so"]  # once each
     for row in stored(results_db):
-        assert row["config"]["benchmark_binary_url"] == f"{binaries_server.url}/{version}/android_arm64/benchmark_model"
-        assert row["config"]["benchmark_binary_sha256"] == sha256_file(cached / "benchmark_model")
-        assert row["config"]["benchmark_tool"] == "litert" and row["status"] == "ok"
+        assert row["observed"]["benchmark_binary_url"] == f"{binaries_server.url}/{version}/android_arm64/benchmark_model"
+        assert row["observed"]["benchmark_binary_sha256"] == sha256_file(cached / "benchmark_model")
+        assert row["observed"]["benchmark_tool"] == "litert" and row["status"] == "ok"
 
 
 def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device, tiny_tflite, binaries_server,
@@ -334,8 +334,8 @@ def test_offline_download_is_one_line_naming_the_option_and_the_url(fake_device,
     rows = stored(results_db)
     assert [r["status"] for r in rows] == ["failed", "failed"]
     first, rest = sorted(rows, key=lambda r: r["round"])
-    assert first["config"]["error_type"] == "BinaryUnavailableError" and url in first["error"]
-    assert rest["config"]["error_type"] == "NotRun"  # the second round is not tried: no binary to be had
+    assert first["observed"]["error_type"] == "BinaryUnavailableError" and url in first["error"]
+    assert rest["observed"]["error_type"] == "NotRun"  # the second round is not tried: no binary to be had
     assert (first["error_kind"], rest["error_kind"]) == ("setup", "not_run")
     assert not [path for op, path in fake_device.sync_ops if op == "SEND" and "/bin/" in path]  # no binary sent
 
@@ -374,7 +374,7 @@ def test_gpu_without_its_library_beside_a_given_binary(fake_device, tiny_tflite,
     assert code == 1 and err.count("\n") == 1
     assert f"needs libLiteRtClGlAccelerator.so beside {alone}" in err
     [row] = stored(results_db)
-    assert row["status"] == "failed" and row["config"]["benchmark_tool"] == "litert"
+    assert row["status"] == "failed" and row["observed"]["benchmark_tool"] == "litert"
 
 
 @pytest.mark.slow

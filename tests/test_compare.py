@@ -19,7 +19,7 @@ V1 = "shufflenet_v1-g3-scale0.5"
 
 def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
     h, w = (int(x) for x in res.split("x"))
-    result = RunResult(model=f"{model}-{res}", format=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
+    result = RunResult(model=f"{model}-{res}", precision=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
                        threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w]}, round=rnd)
     if not ok:
         return result.failed("boom")
@@ -85,11 +85,11 @@ def test_each_runtime_is_set_against_the_baseline_timed_by_the_same_runtime():
 
 def counted(model: str, counts: list[int], est_ms: float | None, phone: str = "sd820") -> RunResult:
     """A qemu: run (exact instructions, no ms) and, with `est_ms`, the estimate `bench --phone` stores beside."""
-    r = RunResult(model=f"{model}-224x224", format="fp32", device="qemu:cortex-a57", artifact=f"/a/{model}.tflite",
+    r = RunResult(model=f"{model}-224x224", precision="fp32", device="qemu:cortex-a57", artifact=f"/a/{model}.tflite",
                   sha256="0", threads=1, runs=len(counts), warmup=0, macs=1000, config={"resolution": [224, 224]})
     r.instruction_counts, r.instructions = counts, float(np.median(counts))
     if est_ms is not None:
-        r.config["estimate"] = {"kind": "estimated", "phone": phone, "phone_label": f"{phone} label", "ms": est_ms,
+        r.observed["estimate"] = {"kind": "estimated", "phone": phone, "phone_label": f"{phone} label", "ms": est_ms,
                                 "band_pct": 12.0, "calibration": "fitted on one model"}
     return r
 
@@ -306,7 +306,7 @@ def test_compare_with_a_phone_shows_the_estimate_each_run_stored(arm_env, artifa
               ResultsStore(tmp_path / "results.db").list()) if r.session_id == data["session"]}
     assert data["phone"] == "rpi3bplus" and len(stored) == 2
     for r in (base, row):
-        est = stored[r["key"]].config["estimate"]
+        est = stored[r["key"]].observed["estimate"]
         assert est["kind"] == "estimated" and r["estimated_ms"] == est["ms"] > 0 and r["median_ms"] is None
         assert r["estimated_band_pct"] == est["band_pct"] and r["estimate_calibration"] == est["calibration"]
         assert r["median_instructions"] == stored[r["key"]].instructions   # the exact counts, unchanged

@@ -18,7 +18,7 @@ from mobiledeploy.runtimes.litert import big_cores, make_inputs, time_tflite
 from mobiledeploy.results import ResultsStore
 from tests.conftest_bench import results_db, tiny_tflite  # noqa: F401  (until tests/conftest.py wires them)
 
-REQUIRED = {"model", "format", "device", "artifact", "sha256", "threads", "runs", "median_ms", "p90_ms", "mean_ms",
+REQUIRED = {"model", "precision", "device", "artifact", "sha256", "threads", "runs", "median_ms", "p90_ms", "mean_ms",
             "std_ms", "min_ms", "init_ms", "first_ms", "macs", "status"}
 
 
@@ -53,7 +53,7 @@ def test_local_device_run_is_a_full_run_result(tiny_tflite):
     device = open_device("local")
     assert isinstance(device, LocalDevice)
     target = target_from_file(tiny_tflite["int8"])
-    assert (target.format, target.name) == ("int8", "tiny_int8")
+    assert (target.precision, target.name) == ("int8", "tiny_int8")
     result = device.run(target, BenchOptions(runs=30, warmup=2))
     assert result.ok and result.error is None and result.runs == 30 and len(result.timings_us) == 30
     timings_ms = np.array(result.timings_us) / 1000
@@ -63,7 +63,7 @@ def test_local_device_run_is_a_full_run_result(tiny_tflite):
     assert result.min_ms == pytest.approx(timings_ms.min()) and result.cv == pytest.approx(result.std_ms / result.mean_ms)
     assert result.init_ms > 0 and result.first_ms > 0 and result.warmup_ms > 0
     assert result.device == "local" and result.device_info["abi"] and "thermal_after" in result.device_info
-    assert result.versions["ai-edge-litert"] and result.config["input_dtypes"] == ["int8"]
+    assert result.versions["ai-edge-litert"] and result.observed["input_dtypes"] == ["int8"]
     assert REQUIRED <= set(result.to_dict())
 
 
@@ -109,7 +109,7 @@ def test_host_facts():
 def test_interleaved_rounds_alternate_order(tiny_tflite):
     targets = [target_from_file(tiny_tflite["fp32"]), target_from_file(tiny_tflite["int8"])]
     results = run_interleaved(LocalDevice(), targets, BenchOptions(runs=3, warmup=0), rounds=3)
-    assert [(r.format, r.round) for r in results] == [
+    assert [(r.precision, r.round) for r in results] == [
         ("fp32", 0), ("int8", 0), ("int8", 1), ("fp32", 1), ("fp32", 2), ("int8", 2)]
     assert len({r.run_id for r in results}) == 6 and all(r.ok and len(r.timings_us) == 3 for r in results)
 
@@ -123,7 +123,7 @@ def test_bench_cli_local_json(tiny_tflite, results_db, capsys):
     assert data["db"] == str(results_db) and len(data["results"]) == 1
     item = data["results"][0]
     assert REQUIRED <= set(item) and item["status"] == "ok" and "error" not in item
-    assert (item["model"], item["format"], item["device"], item["runs"], item["threads"]) == ("tiny_fp32", "fp32", "local", 20, 1)
+    assert (item["model"], item["precision"], item["device"], item["runs"], item["threads"]) == ("tiny_fp32", "fp32", "local", 20, 1)
     assert item["runtime"] == "litert"  # the device kind's default runtime, recorded with the run
     assert item["artifact"] == str(Path(tiny_tflite["fp32"]).resolve()) and len(item["sha256"]) == 64
     assert len(item["timings_us"]) == 20
@@ -143,7 +143,7 @@ def test_bench_cli_table(tiny_tflite, results_db, capsys):
     assert "ran on" in out and "XNNPACK 5/5, CPU 0" in out  # what ran where, as on a phone
     with ResultsStore(results_db) as store:
         [row] = store.list()
-    assert row["config"]["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "partitions": 1,
+    assert row["observed"]["delegation"] == {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", "partitions": 1,
                                            "nodes": 5, "delegated_nodes": 5, "not_delegated": {}, "kernel_nodes": [],
                                            "cpu_nodes": 0}
 
@@ -177,7 +177,7 @@ def test_target_from_file_reads_a_manifest_beside_it(tiny_tflite, tmp_path):
         "resolution": [224, 224], "complexity": {"macs": 37_600_000},
         "artifacts": {"int8": {"path": "model_int8.tflite", "sha256": sha256_file(model)}}}))
     target = target_from_file(model)
-    assert (target.name, target.format, target.macs, target.resolution) == (
+    assert (target.name, target.precision, target.macs, target.resolution) == (
         "shufflenet_v1-g3-scale0.5-224x224", "int8", 37_600_000, (224, 224))
     assert isinstance(target, BenchTarget) and target.config["g"] == 3
 
@@ -206,7 +206,7 @@ def test_bench_cli_arch_exports_then_times_both_formats(tiny_tflite, results_db,
     data = json.loads(capsys.readouterr().out)
     assert calls == [{"arch": "shufflenet_v1", "config": {"g": 3, "scale": 0.5}, "resolution": (160, 160),
                       "formats": ("fp32", "int8"), "out_dir": (tmp_path / "artifacts").resolve(), "weights": None}]
-    assert [(r["model"], r["format"], r["macs"], r["status"]) for r in data["results"]] == [
+    assert [(r["model"], r["precision"], r["macs"], r["status"]) for r in data["results"]] == [
         ("shufflenet_v1-g3-scale0.5-160x160", "fp32", 20_000_000, "ok"),
         ("shufflenet_v1-g3-scale0.5-160x160", "int8", 20_000_000, "ok")]
     for r in data["results"]:

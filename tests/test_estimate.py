@@ -284,7 +284,7 @@ def test_bench_with_a_phone_stores_an_estimate_apart_with_the_same_counts(arm_en
     assert proc.returncode == 0, proc.stderr
     item = json.loads(proc.stdout)["results"][0]
     assert item["unit"] == "instructions" and item["median_ms"] is None  # no measured ms, ever
-    est = item["config"]["estimate"]
+    est = item["observed"]["estimate"]
     assert est["kind"] == "estimated" and est["phone"] == "pixel4" and "not measured" in est["unit"]
     assert 0 < est["low_ms"] < est["ms"] < est["high_ms"] and est["coverage"] > 0.9
     # the interpreter is left out of both; the window also holds the marker calls between runs (~2k instructions)
@@ -347,13 +347,13 @@ def test_the_wall_clock_gate_refuses_estimates(tmp_path, capsys):
     from mobiledeploy.records import RunResult
 
     def result() -> RunResult:
-        return RunResult(model="alexnet-224x224", format="fp32", device="qemu:cortex-a57", artifact="/a/m.tflite",
+        return RunResult(model="alexnet-224x224", precision="fp32", device="qemu:cortex-a57", artifact="/a/m.tflite",
                          sha256="0", threads=1, runs=2, warmup=1, macs=100, config={"resolution": [224, 224]})
 
     save_baseline(baseline_from_results([result().with_timings([10_000.0] * 8)]), tmp_path / "base.json")
     mine = result()
     mine.instruction_counts, mine.instructions = [600, 600], 600.0
-    mine.config["estimate"] = {"kind": "estimated", "phone": "sd820", "ms": 9.0, "band_pct": 12.0}
+    mine.observed["estimate"] = {"kind": "estimated", "phone": "sd820", "ms": 9.0, "band_pct": 12.0}
     (tmp_path / "runs.json").write_text(json.dumps({"results": [mine.to_dict()]}))
     assert main(["gate", "--baseline", str(tmp_path / "base.json"), "--results", str(tmp_path / "runs.json")]) == 2
     err = capsys.readouterr().err

@@ -61,7 +61,7 @@ def stand_in(folder: Path, tracer: bool) -> Path:
 def pte(tmp_path: Path, body: bytes = b"PTE! stand-in program") -> BenchTarget:
     path = tmp_path / "model fp32 (copy).pte"  # spaces and parentheses: every adb shell word is quoted
     path.write_bytes(body)
-    return BenchTarget(name="net", artifact=path, format="fp32", sha256="0", macs=None, config={}, runtime="executorch")
+    return BenchTarget(name="net", artifact=path, precision="fp32", sha256="0", macs=None, config={}, runtime="executorch")
 
 
 def test_the_runner_output_is_parsed_and_what_it_lacks_is_none() -> None:
@@ -83,13 +83,13 @@ def test_the_runner_is_pushed_once_and_its_output_read(fake_device, tmp_path: Pa
     assert report.ok, [r.error for r in report.results]
     first, second = report.results
     assert (first.runtime, first.runs, first.status) == ("executorch", 7, "ok")
-    assert 0 < first.mean_ms == first.median_ms and first.config["runner"] == "executor_runner"
-    assert [r.config["runner_pushed"] for r in report.results] == [True, False]
+    assert 0 < first.mean_ms == first.median_ms and first.observed["runner"] == "executor_runner"
+    assert [r.observed["runner_pushed"] for r in report.results] == [True, False]
     sends = [path for op, path in fake_device.sync_ops if op == "SEND" and "/executor_runner" in path]
-    assert len(sends) == 1 and f"/bin/{first.config['runner_sha256']}/" in sends[0]
+    assert len(sends) == 1 and f"/bin/{first.observed['runner_sha256']}/" in sends[0]
     # the stand-in's ETDump is pulled; it is no real flatbuffer, so the Inspector's refusal is recorded, not hidden
-    assert first.config["etdump"]["bytes"] == len(b"not a real etdump flatbuffer")
-    assert first.config["etdump"]["parsed"] is False and "ED00" in first.config["etdump"]["why"]
+    assert first.observed["etdump"]["bytes"] == len(b"not a real etdump flatbuffer")
+    assert first.observed["etdump"]["parsed"] is False and "ED00" in first.observed["etdump"]["why"]
     ran = [c for c in fake_device.shell_commands if "--num_executions=7" in c]
     assert len(ran) == 2 and all("--cpu_threads=1" in c and "--etdump_path=" in c for c in ran)
     assert all("'--model_path=" in c and "(copy).pte'" in c for c in ran)  # the spaced path went quoted

@@ -144,7 +144,7 @@ def test_without_the_arm_runner_a_qemu_run_fails_as_a_setup_step(tmp_path: Path)
 
     env = Environment(tmp_path, "qemu-aarch64", {}, {"cortex-a76": {"midr": "0x414fd0b1", "features": []}})
     (tmp_path / "model.pte").write_bytes(b"never read")
-    target = BenchTarget(name="m", artifact=tmp_path / "model.pte", format="fp32", sha256="0", macs=None, config={},
+    target = BenchTarget(name="m", artifact=tmp_path / "model.pte", precision="fp32", sha256="0", macs=None, config={},
                          resolution=(8, 8), runtime="executorch")
     result = QemuDevice("cortex-a76", env=env).run(target, BenchOptions(runs=1, warmup=0))
     assert result.status == "failed" and result.error_kind == ErrorKind.SETUP and result.runtime == "executorch"
@@ -255,7 +255,7 @@ def test_a_zoo_model_benched_by_three_runtimes_in_one_session(tmp_path: Path) ->
                 "--warmup", "1", "--rounds", "2", "--out", str(tmp_path / "artifacts"), "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout[proc.stdout.index("{"):])["results"]
-    seen = {(r["runtime"], r["format"]) for r in results}
+    seen = {(r["runtime"], r["precision"]) for r in results}
     assert seen == {("litert", "fp32"), ("executorch", "fp32"), ("onnxruntime", "fp32")}
     assert len(results) == 6 and all(r["status"] == "ok" for r in results)
     folder = next((tmp_path / "artifacts").iterdir())
@@ -307,13 +307,13 @@ def test_both_pte_files_counted_exactly_on_an_emulated_arm_core(own_export: tupl
     counts = {}
     for key, fmt in (("pte_fp32", "fp32"), ("pte_int8", "int8"), ("pte_fp32", "fp32")):
         entry = manifest["artifacts"][key]
-        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], format=fmt, sha256=entry["sha256"],
+        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], precision=fmt, sha256=entry["sha256"],
                              macs=None, config={}, resolution=(32, 32), runtime="executorch")
         result = device.run(target, BenchOptions(runs=3, warmup=1))
         assert result.status == "ok" and result.runtime == "executorch", result.error
         assert len(set(result.instruction_counts)) == 1 and result.instructions > 0
         assert result.init_instructions > 0 and result.first_instructions > 0
-        assert result.config["arm_parity"]["passed"], result.config["arm_parity"]
+        assert result.observed["arm_parity"]["passed"], result.observed["arm_parity"]
         counts.setdefault(fmt, []).append(result.instructions)
     assert counts["fp32"][0] == counts["fp32"][1]  # another process, the same count
     assert counts["int8"][0] != counts["fp32"][0]

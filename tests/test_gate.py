@@ -33,7 +33,7 @@ def session_results(medians: dict[str, float] = MEDIANS_US, *, rounds: int = 8, 
         speed = machine * float(np.exp(rng.normal(0.0, drift)))
         for name, median_us in medians.items():
             timings = median_us * speed * np.exp(rng.normal(0.0, noise, runs))
-            result = RunResult(model=name, format="fp32", device=device, artifact=f"/a/{name}.tflite",
+            result = RunResult(model=name, precision="fp32", device=device, artifact=f"/a/{name}.tflite",
                                sha256=name[:1] * 64, threads=1, runs=0, warmup=2, round=r)
             out.append(result.with_timings(timings.tolist()))
     return out

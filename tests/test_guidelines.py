@@ -104,7 +104,7 @@ def test_claim_and_overall_verdicts():
 
 
 def _result(key: str, macs: int, ms: float, n: int = 8) -> RunResult:
-    r = RunResult(model=f"{key}-56x56", format="fp32", device="local", artifact="a", sha256="0", threads=1,
+    r = RunResult(model=f"{key}-56x56", precision="fp32", device="local", artifact="a", sha256="0", threads=1,
                   runs=0, warmup=0, macs=macs, config={"resolution": [56, 56]}, round=0)
     return r.with_timings([ms * 1000.0] * n)
 
@@ -168,13 +168,13 @@ def test_estimates_sit_beside_the_verdict_and_do_not_decide_it():
     estimated = {"1:1": 4.0, "1:2": 4.0, "1:6": 2.0, "1:12": 8.0}
     for r in results:
         label = next(k for k, v in keys.items() if r.model == f"{v}-56x56")
-        r.config["estimate"] = {"kind": "estimated", "phone": "rpi3bplus", "ms": estimated[label], "band_pct": 15.0}
+        r.observed["estimate"] = {"kind": "estimated", "phone": "rpi3bplus", "ms": estimated[label], "band_pct": 15.0}
     out = evaluate(g1, results, keys)
     by = {v.label: v for v in out.variants}
     assert by["1:6"].estimated_ms == 2.0 and by["1:6"].estimated_relative_speed == pytest.approx(2.0)
     assert by["1:12"].estimated_relative_speed == pytest.approx(0.5) and by["1:12"].estimated_band_pct == 15.0
     assert by["1:12"].median_ms == pytest.approx(1.5) and out.verdict == "agrees"   # decided by the timings
-    results[0].config.pop("estimate")  # one run without an estimate: that variant shows none, never a mix
+    results[0].observed.pop("estimate")  # one run without an estimate: that variant shows none, never a mix
     again = {v.label: v for v in evaluate(g1, results, keys).variants}
     assert again["1:1"].estimated_ms is None and again["1:6"].estimated_relative_speed is None
 
@@ -191,7 +191,7 @@ def test_guidelines_report_shows_estimates_apart(tmp_path):
     macs = {"1:1": 1000, "1:2": 1000, "1:6": 1000, "1:12": 1000}
     g1, keys, results = _g1_results({"1:1": 1.0, "1:2": 1.0, "1:6": 1.25, "1:12": 1.5}, macs)
     for r in results:
-        r.config["estimate"] = {"kind": "estimated", "phone": "rpi3bplus", "ms": 7.5, "band_pct": 15.0}
+        r.observed["estimate"] = {"kind": "estimated", "phone": "rpi3bplus", "ms": 7.5, "band_pct": 15.0}
     md = write_guidelines_report(tmp_path, [evaluate(g1, results, keys)])["markdown"].read_text()
     timed, estimated = md.split("Estimated milliseconds (not measured")
     assert "7.5" not in timed and "| 1:12 | 7.5 | 15 | 1.00x |" in estimated

@@ -376,7 +376,7 @@ def test_a_phone_run_says_why_it_failed_and_the_exit_code_is_the_worst():
     from mobiledeploy.records import RunResult
 
     def result(ok: bool, kind: str | None = None) -> RunResult:
-        r = RunResult(model="m", format="fp32", device="adb:x", artifact="a", sha256="0", threads=1, runs=0, warmup=0)
+        r = RunResult(model="m", precision="fp32", device="adb:x", artifact="a", sha256="0", threads=1, runs=0, warmup=0)
         if ok:
             return r.with_timings([1000.0, 1100.0])
         r.failed("boom")

@@ -150,7 +150,7 @@ def test_every_op_benches(every_op: dict[str, Any], device: str, tmp_path: Path,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = json.loads(proc.stdout)["results"]
-    assert {r["format"] for r in runs} == {"fp32", "int8"} and all(r["status"] == "ok" for r in runs)
+    assert {r["precision"] for r in runs} == {"fp32", "int8"} and all(r["status"] == "ok" for r in runs)
 
 
 # --- the Arm check names the first op whose int8 output differs ---------------------------------------

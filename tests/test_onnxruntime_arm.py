@@ -15,7 +15,7 @@ from mobiledeploy.records import BenchOptions, BenchTarget, ErrorKind
 
 
 def _target(model: Path) -> BenchTarget:
-    return BenchTarget(name="tiny", artifact=model, format="fp32", sha256="0", macs=None, config={},
+    return BenchTarget(name="tiny", artifact=model, precision="fp32", sha256="0", macs=None, config={},
                        resolution=(32, 32), runtime="onnxruntime")
 
 
@@ -77,7 +77,7 @@ def test_onnx_counted_exactly_on_an_arm_core_with_arm_parity(tiny_onnx: Path, ar
         assert result.status == "ok" and result.runtime == "onnxruntime", result.error
         assert result.unit == "instructions" and result.instructions > 100_000
         assert result.init_instructions > result.instructions and result.first_instructions > 0
-        assert result.config["arm_parity"]["passed"] and result.config["arm_parity"]["max_rel"] < 1e-4
-        assert result.config["delegation"] == {"execution_providers": ["CPUExecutionProvider"]}
+        assert result.observed["arm_parity"]["passed"] and result.observed["arm_parity"]["max_rel"] < 1e-4
+        assert result.observed["delegation"] == {"execution_providers": ["CPUExecutionProvider"]}
         assert result.versions["onnxruntime (aarch64)"] == __import__("onnxruntime").__version__
-    assert first.instructions == second.instructions and first.config["cpu"] == "cortex-a76"
+    assert first.instructions == second.instructions and first.observed["cpu"] == "cortex-a76"

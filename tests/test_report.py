@@ -23,7 +23,7 @@ def _runs(fmt: str, res: str, scale: float):
     out = []
     for key, macs in KEYS.items():
         for rnd in range(2):
-            r = RunResult(model=f"{key}-{res}", format=fmt, device="local", artifact="a", sha256="0", threads=1,
+            r = RunResult(model=f"{key}-{res}", precision=fmt, device="local", artifact="a", sha256="0", threads=1,
                           runs=0, warmup=0, macs=int(macs * scale), config={"resolution": [h, w]}, round=rnd)
             out.append(r.with_timings(list(MEDIANS[key] * scale * 1000 * (1 + rng.normal(0, 0.02, 15)))))
     return out
@@ -83,7 +83,7 @@ def test_guidelines_report(tmp_path):
     rng = np.random.default_rng(1)
     results = []
     for i, v in enumerate(g4.variants):
-        r = RunResult(model=f"{keys[v.label]}-56x56", format="fp32", device="local", artifact="a", sha256="0",
+        r = RunResult(model=f"{keys[v.label]}-56x56", precision="fp32", device="local", artifact="a", sha256="0",
                       threads=1, runs=0, warmup=0, macs=1000, config={"resolution": [56, 56]})
         results.append(r.with_timings(list(1000 * (1.0 - 0.05 * i) * (1 + rng.normal(0, 0.01, 20)))))
     verdict = evaluate(g4, results, keys)

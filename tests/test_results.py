@@ -23,7 +23,7 @@ from tests.conftest_bench import results_db  # noqa: F401  (until tests/conftest
 
 
 def make_result(run_id: str = "r1", status: str = "ok", **kw) -> RunResult:
-    result = RunResult(model="shufflenet_v1-g3-scale0.5-224x224", format="int8", device="local", artifact="/a/m.tflite",
+    result = RunResult(model="shufflenet_v1-g3-scale0.5-224x224", precision="int8", device="local", artifact="/a/m.tflite",
                        sha256="ab" * 32, threads=1, runs=0, warmup=5, run_id=run_id, started_at="2025-01-01T00:00:00+00:00",
                        macs=37_600_000, device_info={"model": "Pixel 6", "soc": "gs101"}, versions={"python": "3.11"},
                        round=0, status=status, **kw)
@@ -44,7 +44,7 @@ def test_default_path(monkeypatch, tmp_path):
 
 def test_schema_meta_and_wal(tmp_path):
     with ResultsStore(tmp_path / "r.db") as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 7
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
 
@@ -63,13 +63,13 @@ def test_migration_upgrades_an_old_database_keeping_its_rows(tmp_path, monkeypat
     with ResultsStore(path) as store:
         store.finish(make_result("old"))
 
-    def v6(db):
+    def v8(db):
         db.execute("ALTER TABLE runs ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 6)
-    monkeypatch.setitem(results_mod.MIGRATIONS, 6, v6)
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 8)
+    monkeypatch.setitem(results_mod.MIGRATIONS, 8, v8)
     with ResultsStore(path) as store:
-        assert store.schema_version == 6
+        assert store.schema_version == 8
         assert [r["run_id"] for r in store.list()] == ["old"]
         assert "note" in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
 
@@ -88,7 +88,7 @@ def test_schema_1_database_gains_instruction_counts(tmp_path, monkeypatch):
     gone = make_result("gone").failed("device vanished")
     gone.error_kind = "device"
     with ResultsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 7
         store.finish(counted)
         store.finish(gone)
         rows = {r["run_id"]: r for r in store.list()}
@@ -137,7 +137,8 @@ def test_schema_4_database_moves_round_and_cpu_share_out_of_config(tmp_path, mon
         columns = {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
     assert {"round", "cpu_share"} <= columns
     old = rows["old"]
-    assert (old["round"], old["cpu_share"], old["session_id"], old["config"]) == (2, 0.75, "S1", {"cpus": [0]})
+    assert (old["round"], old["cpu_share"], old["session_id"], old["config"]) == (2, 0.75, "S1", {})
+    assert old["observed"] == {"cpus": [0]}  # and schema 6 moves what the runner reported
     assert (rows["phone"]["round"], rows["phone"]["cpu_share"], rows["phone"]["config"]) == (0, None, {})
     assert old["median_ms"] == 1.5 and old["model"] == "m"
 
@@ -155,6 +156,69 @@ def test_round_session_and_cpu_share_are_fields_stored_in_columns(tmp_path):
     older = RunResult.from_dict({**make_result("x").to_dict(), "round": None, "cpu_share": None, "session_id": None,
                                  "config": {"round": 4, "cpu_share": 0.25, "session": "S0", "g": 3}})
     assert (older.round, older.cpu_share, older.session_id, older.config) == (4, 0.25, "S0", {"g": 3})
+
+
+def test_schema_5_database_moves_what_the_runner_reported_out_of_config(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 5)
+    old_config = {"arch": "shufflenet_v1", "g": 3, "resolution": [64, 64], "threads": 1, "runs_requested": 5,
+                  "accelerator": "gpu", "runner": "benchmark_model", "error_type": "RunnerError",
+                  "delegation": {"accelerator": "gpu", "nodes": 5}, "benchmark_binary_pushed": True}
+    with ResultsStore(path) as store:  # a database written by a schema-5 mobiledeploy: one config for both
+        store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device, config) "
+                         "VALUES ('old', '2026-11-01T00:00:00+00:00', 'failed', 'm', 'fp32', 'adb:X', ?)",
+                         (json.dumps(old_config),))
+        assert "observed" not in {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+    monkeypatch.undo()
+    # the migration is frozen: what the runners write now does not enter it
+    monkeypatch.setattr("mobiledeploy.records._OBSERVED_IN_CONFIG", frozenset())
+    with ResultsStore(path) as store:
+        old = store.get("old")
+        store.finish(make_result("new"))
+        new = store.get("new")
+    assert old["config"] == {"arch": "shufflenet_v1", "g": 3, "resolution": [64, 64], "threads": 1,
+                             "runs_requested": 5, "accelerator": "gpu"}  # what was asked
+    assert old["observed"] == {"runner": "benchmark_model", "error_type": "RunnerError",
+                               "delegation": {"accelerator": "gpu", "nodes": 5}, "benchmark_binary_pushed": True}
+    assert (new["config"], new["observed"]) == ({}, {})
+
+
+def test_a_json_file_from_before_observed_reads_with_what_the_runner_reported_moved():
+    written = make_result("x").to_dict()
+    del written["observed"]
+    written["config"] = {"g": 3, "threads": 1, "delegation": {"partitions": 1}, "error_type": "NotRun", "cpus": [0]}
+    older = RunResult.from_dict(written)
+    assert older.config == {"g": 3, "threads": 1}
+    assert older.observed == {"delegation": {"partitions": 1}, "error_type": "NotRun", "cpus": [0]}
+    # written today: both keys as they are, whatever their names
+    today = RunResult.from_dict({**written, "config": {"cpu": "asked"}, "observed": {"g": "seen"}})
+    assert (today.config, today.observed) == ({"cpu": "asked"}, {"g": "seen"})
+
+
+def test_schema_6_database_calls_its_format_column_precision(tmp_path, monkeypatch):
+    path = tmp_path / "r.db"
+    monkeypatch.setattr(results_mod, "SCHEMA_VERSION", 6)
+    with ResultsStore(path) as store:  # a database written by a schema-6 mobiledeploy: a `format` column
+        store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device, median_ms) "
+                         "VALUES ('old', '2026-11-01T00:00:00+00:00', 'ok', 'm', 'int8', 'local', 1.5)")
+    monkeypatch.undo()
+    with ResultsStore(path) as store:
+        store.finish(make_result("new"))
+        rows = {r["run_id"]: r for r in store.list()}
+        columns = {row[1] for row in store.db.execute("PRAGMA table_info(runs)")}
+        indexed = {row[2] for row in store.db.execute("SELECT * FROM pragma_index_info('runs_by_target')")}
+    assert "precision" in columns and "format" not in columns and indexed == {"model", "precision", "device"}
+    assert (rows["old"]["precision"], rows["new"]["precision"]) == ("int8", "int8")
+    assert "format" not in rows["new"]  # written under the new key only
+
+
+def test_a_json_file_from_before_precision_reads_its_format_key():
+    written = make_result("x").to_dict()
+    assert written["precision"] == "int8" and "format" not in written
+    older = {("format" if k == "precision" else k): v for k, v in written.items()}
+    result = RunResult.from_dict(older)
+    assert result.precision == result.format == "int8"  # `format`: the old name, read-only
+    assert RunResult.from_dict({**older, "precision": "fp32"}).precision == "fp32"  # both keys: the new one
 
 
 def test_begin_is_failed_until_finish(tmp_path):
@@ -182,7 +246,7 @@ def test_failed_result_stays_failed_and_status_is_checked(tmp_path):
         with pytest.raises(ValueError):
             store.finish(make_result("run-c", status="running"))
         with pytest.raises(sqlite3.IntegrityError):
-            store.db.execute("INSERT INTO runs (run_id, started_at, status, model, format, device) "
+            store.db.execute("INSERT INTO runs (run_id, started_at, status, model, precision, device) "
                              "VALUES ('x', 'now', 'success', 'm', 'f', 'd')")
 
 
@@ -213,7 +277,7 @@ class InterruptingDevice:
 
 def test_ctrl_c_during_a_run_leaves_a_failed_record(tmp_path, monkeypatch):
     monkeypatch.setattr("mobiledeploy.devices.open_device", lambda uri, adb_server=None: InterruptingDevice())
-    target = BenchTarget(name="m", artifact=tmp_path / "m.tflite", format="fp32", sha256="0" * 64)
+    target = BenchTarget(name="m", artifact=tmp_path / "m.tflite", precision="fp32", sha256="0" * 64)
     with pytest.raises(KeyboardInterrupt):
         run_bench("local", [target], BenchOptions(), db=tmp_path / "r.db")
     with ResultsStore(tmp_path / "r.db") as store:

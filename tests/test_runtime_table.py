@@ -22,7 +22,7 @@ CLI = Path(sys.executable).with_name("mobiledeploy")
 
 
 def _run(artifact: Path, fmt: str, device: str, runtime: str, **figures) -> RunResult:
-    return RunResult(model="net-64x64", format=fmt, device=device, artifact=str(artifact), sha256="0", threads=1,
+    return RunResult(model="net-64x64", precision=fmt, device=device, artifact=str(artifact), sha256="0", threads=1,
                      runs=3, warmup=1, runtime=runtime, config={"resolution": [64, 64], **figures.pop("config", {})},
                      **figures)
 
@@ -42,7 +42,7 @@ def test_rows_keep_counted_measured_and_file_facts_apart(tmp_path: Path) -> None
         _run(int8, "int8", "qemu:cortex-a76", "counted", instructions=2e6),
         _run(fp32, "fp32", "qemu:cortex-a53", "counted", instructions=6e6),
         _run(onnx, "fp32", "qemu:cortex-a76", "onnxruntime", instructions=9e6,
-             config={"arm_parity": {"max_rel": 3e-7, "passed": True}}),
+             observed={"arm_parity": {"max_rel": 3e-7, "passed": True}}),
         _run(onnx, "fp32", "local", "onnxruntime", status="failed", error="boom", median_ms=99.0),
     ]
     rows = runtime_rows(runs)

@@ -28,9 +28,9 @@ def test_onnxruntime_times_the_exports_onnx_model(exported):
     assert target.sha256 == exported.manifest["artifacts"]["onnx"]["sha256"]
     result = LocalDevice().run(target, BenchOptions(runs=7, warmup=2))
     assert result.ok, result.error
-    assert (result.runtime, result.format, result.runs, len(result.timings_us)) == ("onnxruntime", "fp32", 7, 7)
+    assert (result.runtime, result.precision, result.runs, len(result.timings_us)) == ("onnxruntime", "fp32", 7, 7)
     assert 0 < result.min_ms <= result.median_ms <= result.max_ms and result.init_ms > 0 and result.first_ms > 0
-    assert result.config["runner"] == "onnxruntime" and result.config["input_dtypes"] == ["float32"]
+    assert result.observed["runner"] == "onnxruntime" and result.observed["input_dtypes"] == ["float32"]
     assert 0 < result.cpu_share <= 1 and "cpu_share" not in result.config and result.versions["onnxruntime"]
 
 
@@ -79,7 +79,7 @@ def test_bench_cli_times_the_onnx_model_with_runtime_onnxruntime(exported, resul
     data = json.loads(capsys.readouterr().out)
     assert asked == [("onnx",)]  # only what ONNX Runtime times: no TFLite conversion
     [item] = data["results"]
-    assert (item["runtime"], item["format"], item["status"], len(item["timings_us"])) == ("onnxruntime", "fp32", "ok", 5)
+    assert (item["runtime"], item["precision"], item["status"], len(item["timings_us"])) == ("onnxruntime", "fp32", "ok", 5)
     assert item["artifact"].endswith("model.onnx")
     with ResultsStore(results_db) as store:
         assert [(r["runtime"], r["run_id"]) for r in store.list()] == [("onnxruntime", item["run_id"])]
@@ -110,6 +110,6 @@ def test_bench_cli_interleaves_two_runtimes_of_the_same_export(exported, results
     runs = json.loads(capsys.readouterr().out)["results"]
     assert asked == [("fp32", "int8")]
     order = [("litert", "fp32"), ("litert", "int8"), ("onnxruntime", "fp32")]
-    assert [(r["runtime"], r["format"]) for r in runs] == order + order[::-1]
+    assert [(r["runtime"], r["precision"]) for r in runs] == order + order[::-1]
     assert {Path(r["artifact"]).name for r in runs if r["runtime"] == "onnxruntime"} == {"model.onnx"}
     assert all(r["status"] == "ok" and len(r["timings_us"]) == 3 for r in runs)

@@ -16,7 +16,7 @@ from mobiledeploy.stability import MIN_CPU_SHARE, assess, described, drift, flag
 
 
 def run(timings_us=None, *, threads=1, cpu_share=None, config=None, device_info=None, status="ok") -> RunResult:
-    result = RunResult(model="m", format="fp32", device="local", artifact="m.tflite", sha256="0" * 64, threads=threads,
+    result = RunResult(model="m", precision="fp32", device="local", artifact="m.tflite", sha256="0" * 64, threads=threads,
                        runs=0, warmup=0, status=status, cpu_share=cpu_share, config=dict(config or {}),
                        device_info=dict(device_info or {}), run_id="20260101T000000Z-00000000")
     if timings_us is not None:
@@ -125,7 +125,7 @@ def test_bench_warns_when_another_process_shares_the_core(tiny_tflite, results_d
     out = capsys.readouterr().out
     assert code in (0, None)
     [row] = ResultsStore(results_db).list()
-    assert row["config"]["cpus"] == [0] and row["cpu_share"] < MIN_CPU_SHARE
+    assert row["observed"]["cpus"] == [0] and row["cpu_share"] < MIN_CPU_SHARE
     assert "preempted" in [w["code"] for w in row["warnings"]]
     assert "unstable: tiny_fp32 fp32: the timed loop ran on a CPU only" in out
 

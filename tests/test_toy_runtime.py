@@ -37,7 +37,7 @@ class ToyRuntime:
         timing = time_phases(lambda: Path(target.artifact).read_bytes(), prepare, threads=options.threads,
                              runs=options.runs, warmup=options.warmup, cpu_mask=options.cpu_mask)
         fill_timing(result, timing)
-        result.config["runner"] = "sha256 of the file"
+        result.observed["runner"] = "sha256 of the file"
 
 
 @pytest.fixture
@@ -52,9 +52,9 @@ def test_a_runtime_in_one_file_is_timed_by_bench_on_local(toy_on_local, tiny_tfl
                  "--runs", "6", "--warmup", "1", "--json"])
     assert code in (0, None), capsys.readouterr().err
     (run,) = json.loads(capsys.readouterr().out)["results"]
-    assert (run["runtime"], run["format"], run["status"], run["runs"]) == ("toy", "int8", "ok", 6)
+    assert (run["runtime"], run["precision"], run["status"], run["runs"]) == ("toy", "int8", "ok", 6)
     assert len(run["timings_us"]) == 6 and all(t > 0 for t in run["timings_us"])
-    assert run["config"]["runner"] == "sha256 of the file" and run["device_info"]["thermal_after"] is not None
+    assert run["observed"]["runner"] == "sha256 of the file" and run["device_info"]["thermal_after"] is not None
     assert [type(d).__name__ for d in ToyRuntime.built_on] == ["LocalDevice"]  # built once, from its device
     with ResultsStore(results_db) as store:
         (stored,) = store.list()

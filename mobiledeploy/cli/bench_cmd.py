@@ -186,7 +186,7 @@ def _failure_lines(report: Any) -> list[str]:
         message = r.error or "failed"
         if r.ok or message.startswith("not run:"):
             continue
-        lines[message if message == report.device_error else f"{r.model} {r.format}: {message}"] = None
+        lines[message if message == report.device_error else f"{r.model} {r.precision}: {message}"] = None
     return list(lines)
 
 
@@ -196,7 +196,7 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
 
     from ..stability import assess
 
-    lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.format)}"
+    lines = [f"[yellow]unstable:[/] {escape(r.model)} {escape(r.precision)}"
              + (f" (round {r.round})" if multi_round else "") + f": {escape(w.message)}"
              for r in results for w in assess(r)]
     for line in lines:
@@ -206,10 +206,10 @@ def print_warnings(console: Any, results: list[Any], multi_round: bool = False) 
                       "`mobiledeploy compare`, which cancel slow drift[/]")
 
 
-def delegation_text(config: dict[str, Any]) -> str:
+def delegation_text(observed: dict[str, Any]) -> str:
     """'1 partition' / '7 partitions; own kernels: AVERAGE_POOL_2D×3, RELU×3' from a run's delegation;
     'GPU 118/130, CPU 12' for a run that asked for an accelerator (benchmark_model on a phone)."""
-    d = config.get("delegation") or {}
+    d = observed.get("delegation") or {}
     if not d:
         return "—"
     if "accelerator" in d:
@@ -245,9 +245,9 @@ def print_counts(results: list[Any], db_path: str) -> None:
         counts = r.instruction_counts or []
         spread = "—" if not counts else f"{max(counts) - min(counts):,}"
         per_mac = "—" if not (r.instructions and r.macs) else f"{r.instructions / r.macs:.3f}"
-        table.add_row(escape(r.model), escape(r.format), "[green]ok[/]" if r.ok else "[red]FAIL[/]",
+        table.add_row(escape(r.model), escape(r.precision), "[green]ok[/]" if r.ok else "[red]FAIL[/]",
                       count_text(r.instructions), spread, count_text(r.init_instructions), count_text(r.first_instructions),
-                      "—" if not r.macs else f"{r.macs / 1e6:.1f}M", per_mac, escape(delegation_text(r.config)))
+                      "—" if not r.macs else f"{r.macs / 1e6:.1f}M", per_mac, escape(delegation_text(r.observed)))
     console.print(table)
     print_estimates(console, results)
     console.print(f"[dim]stored in {escape(db_path)}; spread = max − min over the timed runs (0 = exact repeat); "
@@ -260,17 +260,17 @@ def print_estimates(console: Any, results: list[Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    estimated = [r for r in results if r.ok and r.config.get("estimate")]
+    estimated = [r for r in results if r.ok and r.observed.get("estimate")]
     if not estimated:
         return
-    first = estimated[0].config["estimate"]
+    first = estimated[0].observed["estimate"]
     table = Table(title=f"ESTIMATED ms on {escape(first['phone_label'])} ({first['clock_ghz']} GHz, single thread; "
                   "not measured)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("model", "format", "estimated ms", "band", "memory-bound", "coverage", "calibration"):
         table.add_column(col, justify="left" if col in ("model", "format", "calibration") else "right")
     for r in estimated:
-        e = r.config["estimate"]
-        table.add_row(escape(r.model), escape(r.format), f"~{e['ms']:.1f}", f"{e['low_ms']:.1f}–{e['high_ms']:.1f}",
+        e = r.observed["estimate"]
+        table.add_row(escape(r.model), escape(r.precision), f"~{e['ms']:.1f}", f"{e['low_ms']:.1f}–{e['high_ms']:.1f}",
                       f"{e['memory_bound_cycles'] / e['cycles'] * e['cycle_scale']:.0%}" if e["cycles"] else "—",
                       f"{e['coverage']:.1%}", escape(str(e["calibration"])))
     console.print(table)
@@ -290,7 +290,7 @@ def print_results(results: list[Any], db_path: str) -> None:
     multi_round = len({r.round for r in results}) > 1
     table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
-    where = any("accelerator" in (r.config.get("delegation") or {}) for r in results)
+    where = any("accelerator" in (r.observed.get("delegation") or {}) for r in results)
     columns = ["model", "format", "runtime", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
                "min", "init", "first", "mem MB", "MACs", "GMAC/s", *(["ran on"] if where else [])]
     for col in columns:
@@ -300,13 +300,13 @@ def print_results(results: list[Any], db_path: str) -> None:
         memory = r.peak_memory_mb if r.peak_memory_mb is not None else r.memory_delta_mb
         memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")
         table.add_row(
-            escape(r.model), escape(r.format), escape(r.runtime or "—"),
+            escape(r.model), escape(r.precision), escape(r.runtime or "—"),
             *([str(r.round)] if multi_round else []),
             "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms), ms_text(r.p90_ms), ms_text(r.mean_ms),
             ms_text(r.std_ms), "—" if r.cv is None else f"{r.cv:.1%}", ms_text(r.min_ms), ms_text(r.init_ms),
             ms_text(r.first_ms), memory_text, "—" if not r.macs else f"{r.macs / 1e6:.1f}M",
             "—" if r.gmacs_per_s is None else f"{r.gmacs_per_s:.2f}",
-            *([escape(delegation_text(r.config))] if where else []))
+            *([escape(delegation_text(r.observed))] if where else []))
     console.print(table)
     print_warnings(console, results, multi_round)
     if any(r.ok and r.p90_ms is None for r in results):

@@ -66,30 +66,10 @@ def calibrate_cmd(
 
 def _calibrate(device: str, base: Any, name: str, refs: list[str], resolution: str, options: Any,
                adb_server: str | None, db: str | None) -> Any:
-    """Export (reusing), time on the phone, estimate on the emulated core, fit, save."""
-    import dataclasses
+    from ..calibrate_session import calibrate_session
 
-    from ..analysis import parse_resolution
-    from ..errors import RunnerError
-    from ..estimate.calibrate import fit, save_profile
-    from ..estimate.run import estimate_artifact
-    from ..measure import measure, prepare_targets
-
-    raw = dataclasses.replace(base, cycle_scale=1.0)
     with progress_on_stderr() as progress:
-        targets = prepare_targets(refs, ("fp32",), parse_resolution(resolution), progress)
-        report = measure([str(t.artifact) for t in targets], device, options, formats=("fp32",), db=db,
-                         adb_server=adb_server, progress=progress)
-        failed = [r for r in report.results if not r.ok or r.median_ms is None]
-        if failed or len(report.results) != len(targets):
-            raise RunnerError(f"the suite did not run on {device}: {failed[0].error if failed else 'results missing'}")
-        raw_ms = []
-        for t in targets:
-            progress(f"estimate {t.name} on {base.qemu_cpu}")
-            raw_ms.append(estimate_artifact(t.artifact, raw).estimate.ms)
-    result = fit([t.name for t in targets], [r.median_ms for r in report.results], raw_ms)
-    source = f"calibrate on {device}: {len(targets)} models, fp32, 1 thread, median of {options.runs} runs"
-    return result, save_profile(base, name, result, source)
+        return calibrate_session(device, base, name, refs, resolution, options, adb_server, db, progress)
 
 
 def _print(result: Any, name: str, path: str) -> None:

@@ -186,7 +186,7 @@ def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool, by_dev
     from ..errors import ConfigError
 
     keys, formats = set(plan["labels"]), set(plan["formats"])
-    runs = [r for r, _ in read_result_files(files) if slug_key(r.model) in keys and r.format in formats]
+    runs = [r for r, _ in read_result_files(files) if slug_key(r.model) in keys and r.precision in formats]
     if not runs:
         raise ConfigError(f"no run in {', '.join(files)} is of the models compared ({', '.join(sorted(keys))})")
     devices = sorted({r.device for r in runs})

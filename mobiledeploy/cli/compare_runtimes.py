@@ -28,7 +28,7 @@ def compare_runtimes(plan: dict[str, Any], device: str, options: Any, rounds: in
                          f"{failure['runtime']}: {failure['error']}\n")
     for r in results:
         if not r.ok:
-            sys.stderr.write(f"mobiledeploy: warning: {r.model} {r.format} {r.runtime} on {r.device}: {r.error}\n")
+            sys.stderr.write(f"mobiledeploy: warning: {r.model} {r.precision} {r.runtime} on {r.device}: {r.error}\n")
     if not rows:
         sys.stderr.write("mobiledeploy: error: no model could be measured by any runtime\n")
         raise SystemExit(1)

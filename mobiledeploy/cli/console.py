@@ -54,7 +54,7 @@ def warn_calibration(targets: list[Any]) -> None:
 
     for target in targets:
         folder = target.artifact.parent
-        if target.format != "int8" or str(folder) in _warned or not (folder / "manifest.json").is_file():
+        if target.precision != "int8" or str(folder) in _warned or not (folder / "manifest.json").is_file():
             continue
         try:
             warning = (json.loads((folder / "manifest.json").read_text()).get("calibration") or {}).get("warning")

@@ -92,7 +92,7 @@ def print_lab_results(runs: list[Any], db_path: str) -> None:
                 table.add_row(escape(run.phone.label), escape(run.machine_class or "—"), "—", "—", "", "[red]FAIL[/]",
                               "", "", "", "")
                 continue
-            table.add_row(escape(run.phone.label), escape(run.machine_class or "—"), escape(r.model), escape(r.format),
+            table.add_row(escape(run.phone.label), escape(run.machine_class or "—"), escape(r.model), escape(r.precision),
                           str(r.round), "[green]ok[/]" if r.ok else "[red]FAIL[/]", ms_text(r.median_ms),
                           ms_text(r.p95_ms), ms_text(r.init_ms), ms_text(r.first_ms))
     console = stdout_console()

@@ -118,75 +118,19 @@ def _profile_one(ref: str, name: str, config: dict[str, Any], fmt: str, size: An
 
 
 def _check(device: str, options: Any, threads: int, adb_server: str | None, db: str | None) -> None:
-    """The device's options and, for a phone (whose op profile is a stored run), its database and the phone
-    itself: before any export."""
-    from ..devices import check_options
-    from ..devices.kinds import kind_of
-    from ..preflight import check_db, check_device, check_threads
+    from ..profile_session import check_profile
 
-    check_options(device, options)
-    if warning := check_threads(threads, device):
-        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
-    if kind_of(device).reached_by_adb:
-        check_db(db)
-        check_device(device, adb_server)
+    check_profile(device, options, threads, adb_server, db,
+                  lambda warning: sys.stderr.write(f"mobiledeploy: warning: {warning}\n"))
 
 
 def _profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any,
              adb_server: str | None, db: str | None, runs: int, phone: str | None = None) -> Any:
-    """Export (reusing) the one target, then its op profile: exact Arm instructions per function on qemu:,
-    the device's op profiler elsewhere."""
-    from ..devices.kinds import kind_of
-    from ..measure import prepare_targets
-    from ..profiling import profile_target
-    from ..registry import config_slug
+    from ..profile_session import profile_session
 
     with progress_on_stderr() as progress:
-        (target,) = prepare_targets([ref], (fmt,), size, progress)
-        progress(f"op profile {target.name} on {device}")
-        if kind_of(device).profiler == "arm":
-            return arm_profile(device, target, name, config, runs=min(runs, 3), phone=phone)
-        label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
-        return profile_target(device, target, name, config, label, options, adb_server, db, runs=runs)
-
-
-def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int, phone: str | None = None) -> Any:
-    """Exact instructions per function and kernel kind on an emulated core, joined to the analysis' MACs; with a
-    phone, the same run also gives estimated ms per kind (mobiledeploy.estimate)."""
-    from collections import Counter
-
-    from ..errors import RunnerError
-    from ..profiling import target_analysis
-    from ..qemu.env import environment
-    from ..qemu.profile import attribute
-    from ..qemu.run import run_guest
-
-    from ..devices import parse_device_uri
-
-    cpu = parse_device_uri(device)[1]
-    estimated = None
-    if phone:
-        from ..estimate.phones import phone as phone_profile
-        from ..estimate.run import estimate_guest
-
-        guest, estimated = estimate_guest(target.artifact, phone_profile(phone), runs=runs, warmup=1)
-    else:
-        guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
-    if not guest.counts.blocks or not guest.maps:
-        raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")
-    macs: Counter = Counter()
-    for layer in target_analysis(name, config, target).layers:
-        macs[layer.op] += layer.macs
-    profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.format, cpu=cpu,
-                        macs_by_op=dict(macs))
-    if estimated is not None:
-        from ..estimate.run import kinds_of
-
-        by_kind = {k["kind"]: k for k in kinds_of(estimated)}
-        for k in profile.kinds:
-            k["estimated_ms"] = by_kind.get(k["kind"], {}).get("estimated_ms")
-        profile.estimate = {**estimated.estimate.to_dict(), "phone_label": phone_profile(phone).label}
-    return profile
+        return profile_session(device, ref, name, config, fmt, size, options, adb_server, db, runs, progress,
+                               phone=phone)
 
 
 def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:

@@ -64,7 +64,7 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
-                      escape(r["format"]), escape(r["device"]), escape(r.get("runtime") or "—"), str(r["threads"]),
+                      escape(r["precision"]), escape(r["device"]), escape(r.get("runtime") or "—"), str(r["threads"]),
                       "[green]ok[/]" if r["status"] == "ok" else "[red]FAIL[/]",
                       figure(r, "median_ms", "instructions"), "—" if r.get("unit") == "instructions" else ms_text(r["mean_ms"]),
                       figure(r, "init_ms", "init_instructions"),

@@ -284,7 +284,7 @@ class AdbDevice(Device):
         if remote_dir not in self._leftovers:
             return
         if keep:
-            result.config["remote_dir"] = remote_dir
+            result.observed["remote_dir"] = remote_dir
             self._leftovers.discard(remote_dir)
             return
         try:

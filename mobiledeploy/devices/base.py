@@ -131,7 +131,7 @@ def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str, 
     the id the orchestrator allocated (and stored as a placeholder); a new one when there is none."""
     return RunResult(
         model=target.name,
-        format=target.format,
+        precision=target.precision,
         device=device_uri,
         artifact=str(target.artifact),
         sha256=target.sha256,
@@ -159,11 +159,11 @@ def new_result(target: "BenchTarget", options: "BenchOptions", device_uri: str, 
 
 def fail_result(result: RunResult, exc: BaseException) -> RunResult:
     """`result` failed with `exc`: its one-line message (the toolkit's own as written, another library's cut to
-    300 characters), its type in config.error_type and its ErrorKind."""
+    300 characters), its type in observed.error_type and its ErrorKind."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if not isinstance(exc, MobiledeployError) and len(text) > 300:
         text = text[:297] + "..."
-    result.config["error_type"] = type(exc).__name__
+    result.observed["error_type"] = type(exc).__name__
     result.error_kind = error_kind_of(exc)
     return result.failed(text)
 

@@ -165,16 +165,17 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
     versions: dict[str, str] = {}
     for r in results:
         config = r.config or {}
-        samples = models.setdefault(artifact_key(r.model, r.format), ModelSamples(
-            name=r.model, format=r.format, sha256=r.sha256, ref=(refs or {}).get(r.model),
+        samples = models.setdefault(artifact_key(r.model, r.precision), ModelSamples(
+            name=r.model, format=r.precision, sha256=r.sha256, ref=(refs or {}).get(r.model),
             resolution=list(config["resolution"]) if config.get("resolution") else None, macs=r.macs))
         if not r.ok:
             samples.failures.append(r.error or "failed")
             continue
         timings = r.timings_us or ([r.median_ms * 1000.0] if r.median_ms is not None else [])
         if not timings:  # an estimate (qemu: with --phone) is never a timing: the wall-clock gate refuses it
-            samples.failures.append(f"no timings (estimated ms on {config['estimate'].get('phone')} are not measured)"
-                                    if config.get("estimate") else "no timings")
+            estimate = (r.observed or {}).get("estimate")
+            samples.failures.append(f"no timings (estimated ms on {estimate.get('phone')} are not measured)"
+                                    if estimate else "no timings")
             continue
         round_id = f"{r.session_id}:{r.round}" if several_sessions else str(r.round)
         samples.rounds.setdefault(round_id, []).extend(float(t) for t in timings)

@@ -188,7 +188,7 @@ def _measure(items: list[ExactItem], req: GateRequest, collected: list[Any], out
     formats: dict[str, list[str]] = {}
     for item in items:
         formats.setdefault(item.ref, []).append(item.format)
-    targets = {ref: {t.format: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=out.say,
+    targets = {ref: {t.precision: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=out.say,
                                                            weights=req.weights, export=req.export)}
                for ref, fmts in formats.items()}
     out.calibration([t for found in targets.values() for t in found.values()])

@@ -39,7 +39,7 @@ class GateReports:
 
         payload = {"verdict": {"status": status, "exit_code": exit_code, "summary": message, "device": self.device},
                    "baseline": self.baseline,
-                   "measured": [{"model": r.model, "format": r.format, "status": r.status, "round": r.round,
+                   "measured": [{"model": r.model, "format": r.precision, "status": r.status, "round": r.round,
                                  "median_ms": r.median_ms} for r in self.measured]}
         self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message, self.gate),
                     json.dumps(payload, indent=1, default=str) + "\n")

@@ -49,11 +49,11 @@ class BenchmarkModelRuntime:
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str) -> None:
         result.config.update(accelerator=options.accelerator, require_full_delegation=options.require_full_delegation)
         binary, url = self._binary(options)
-        remote_bin = self.install_binary(binary, result.config)
-        result.config["benchmark_binary_url"] = url
-        result.versions["benchmark_model_sha256"] = result.config["benchmark_binary_sha256"]
+        remote_bin = self.install_binary(binary, result.observed)
+        result.observed["benchmark_binary_url"] = url
+        result.versions["benchmark_model_sha256"] = result.observed["benchmark_binary_sha256"]
         kind = self._kind(remote_bin)
-        result.config["benchmark_tool"] = kind.tool
+        result.observed["benchmark_tool"] = kind.tool
         self._accelerator_files(kind, options, binary, url, remote_bin)
         self.transport.make_workdir(workdir)
         remote_model = f"{workdir}/{Path(target.artifact).name}"
@@ -70,9 +70,9 @@ class BenchmarkModelRuntime:
         """Run the harness; record what ran where (failing a required full delegation), then the figures."""
         parsed = parse_benchmark_output(self._harness(result, words))
         if kind.tool == "unknown":
-            result.config["benchmark_tool"] = "litert" if parsed.get("format") == "litert" else "classic"
-        result.config["delegation"] = delegation_record(parsed.get("delegation"), options)
-        check_full_delegation(result.config["delegation"], options)
+            result.observed["benchmark_tool"] = "litert" if parsed.get("format") == "litert" else "classic"
+        result.observed["delegation"] = delegation_record(parsed.get("delegation"), options)
+        check_full_delegation(result.observed["delegation"], options)
         fill_from_benchmark_output(result, parsed)
         if kind.result_file:
             self._read_result_file(result, result_file)
@@ -143,7 +143,7 @@ class BenchmarkModelRuntime:
                 self.transport.pull(remote, local)
                 fill_from_result_proto(result, parse_result_proto(local.read_bytes()))
             except (MobiledeployError, OSError) as exc:
-                result.config["result_file_error"] = " ".join(str(exc).split())[:300]
+                result.observed["result_file_error"] = " ".join(str(exc).split())[:300]
 
     def _harness(self, result: "RunResult", words: list[Any]) -> str:
         """Run the device harness; its facts go to the result, the runner's text is returned (exit 0 only)."""
@@ -155,8 +155,8 @@ class BenchmarkModelRuntime:
         facts = facts_from_block(block)
         self.facts = {k: v for k, v in facts.items() if k != "thermal_after"}
         result.device_info = facts
-        result.config.update(cpu_mask_used=facts.get("cpu_mask") or None, taskset=facts.get("taskset"),
-                             runner="benchmark_model")
+        result.observed.update(cpu_mask_used=facts.get("cpu_mask") or None, taskset=facts.get("taskset"),
+                               runner="benchmark_model")
         exit_code = int(block.get("runner_exit", "-1") or -1)
         if exit_code != 0:
             raise RunnerError(f"benchmark_model exited with status {exit_code}: {_last_words(runner_text)}")
@@ -198,7 +198,7 @@ def fill_from_result_proto(result: "RunResult", proto: dict[str, Any]) -> "RunRe
     if memory.get("peak_mem_mb"):
         result.peak_memory_mb = round(memory["peak_mem_mb"], 4)
     result.runs = int((proto.get("misc_metrics") or {}).get("num_runs") or result.runs)
-    result.config["result_source"] = "result_file"
+    result.observed["result_source"] = "result_file"
     return result
 
 
@@ -221,5 +221,5 @@ def fill_from_benchmark_output(result: "RunResult", parsed: dict[str, Any]) -> "
     result.memory_delta_mb = parsed.get("memory_overall_mb")
     result.peak_memory_mb = parsed.get("peak_memory_mb")
     result.op_profile = parsed.get("op_profile")
-    result.config.update(benchmark_output_format=parsed.get("format"), result_source="text")
+    result.observed.update(benchmark_output_format=parsed.get("format"), result_source="text")
     return result

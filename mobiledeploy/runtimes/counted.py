@@ -57,13 +57,13 @@ class CountedRuntime:
                               threads=options.threads)
         counts = guest.counts
         fill_counts(result, counts)
-        result.config.update(runner="litert-interpreter (aarch64, qemu-user)", cpu=self.cpu,
-                             delegation=guest.delegation, input_dtypes=guest.input_dtypes,
-                             bracket_instructions=counts.bracket, emulated_wall_s=round(guest.wall_s, 2))
+        result.observed.update(runner="litert-interpreter (aarch64, qemu-user)", cpu=self.cpu,
+                               delegation=guest.delegation, input_dtypes=guest.input_dtypes,
+                               bracket_instructions=counts.bracket, emulated_wall_s=round(guest.wall_s, 2))
 
     def _estimate(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult"):
         """The counted run with the block_cache plugin beside: the same exact counts, and the phone's estimated
-        ms stored apart from any measured figure (config["estimate"], kind "estimated")."""
+        ms stored apart from any measured figure (observed["estimate"], kind "estimated")."""
         from ..estimate.phones import phone as phone_profile
         from ..estimate.run import estimate_guest
 
@@ -72,7 +72,7 @@ class CountedRuntime:
             raise ConfigError(f"phone {profile.name} runs the kernels of qemu:{profile.qemu_cpu}, not qemu:{self.cpu}")
         guest, run = estimate_guest(Path(target.artifact), profile, runs=options.runs, warmup=options.warmup,
                                     env=self.env)
-        result.config["estimate"] = {**run.estimate.to_dict(), "phone_label": profile.label,
+        result.observed["estimate"] = {**run.estimate.to_dict(), "phone_label": profile.label,
                                      "model_wall_s": round(run.model_wall_s, 2)}
         return guest
 

@@ -43,10 +43,10 @@ class CountedExecuTorchRuntime:
                                    inputs=x, want_outputs=True)
         counts = run.counts
         fill_counts(result, counts)
-        result.config.update(runner="et_runner (ExecuTorch C++ runtime, aarch64, qemu-user)", cpu=self.cpu,
-                             input_dtypes=run.input_dtypes, bracket_instructions=counts.bracket,
-                             guest_threads=counts.vcpus, emulated_wall_s=round(run.wall_s, 2),
-                             arm_parity=_arm_parity(model, x, run.outputs[0]))
+        result.observed.update(runner="et_runner (ExecuTorch C++ runtime, aarch64, qemu-user)", cpu=self.cpu,
+                               input_dtypes=run.input_dtypes, bracket_instructions=counts.bracket,
+                               guest_threads=counts.vcpus, emulated_wall_s=round(run.wall_s, 2),
+                               arm_parity=_arm_parity(model, x, run.outputs[0]))
         result.versions["executorch (aarch64)"] = str(guest.versions.get("executorch"))
 
 

@@ -51,11 +51,11 @@ class CountedOnnxRuntimeRuntime:
         run = run_guest(self.env, self.cpu, model, runs=options.runs, warmup=options.warmup, inputs=feeds,
                         want_outputs=True, script="guest_onnx.py", pythonpath=guest.site, max_threads=GUEST_THREADS)
         fill_counts(result, run.counts)
-        result.config.update(runner="onnxruntime (aarch64 wheel, CPUExecutionProvider, qemu-user)", cpu=self.cpu,
-                             delegation=run.delegation, input_dtypes=run.input_dtypes,
-                             bracket_instructions=run.counts.bracket, guest_threads=run.counts.vcpus,
-                             emulated_wall_s=round(run.wall_s, 2),
-                             arm_parity=arm_parity(model, feeds, run.outputs))
+        result.observed.update(runner="onnxruntime (aarch64 wheel, CPUExecutionProvider, qemu-user)", cpu=self.cpu,
+                               delegation=run.delegation, input_dtypes=run.input_dtypes,
+                               bracket_instructions=run.counts.bracket, guest_threads=run.counts.vcpus,
+                               emulated_wall_s=round(run.wall_s, 2),
+                               arm_parity=arm_parity(model, feeds, run.outputs))
         result.versions["onnxruntime (aarch64)"] = str(guest.versions.get("onnxruntime"))
 
 

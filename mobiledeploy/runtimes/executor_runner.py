@@ -68,7 +68,7 @@ class ExecutorRunnerRuntime:
         if not options.runner:
             raise ConfigError("--runtime executorch on a phone needs --runner PATH: ExecuTorch's executor_runner "
                               "built for it (examples/portable/executor_runner)")
-        remote_bin, flags = self._install(Path(options.runner).expanduser(), result.config)
+        remote_bin, flags = self._install(Path(options.runner).expanduser(), result.observed)
         self.transport.make_workdir(workdir)
         remote_model = f"{workdir}/{Path(target.artifact).name}"
         self.transport.push(Path(target.artifact), remote_model)
@@ -89,15 +89,14 @@ class ExecutorRunnerRuntime:
                               "build it from ExecuTorch 0.5 or later, which prints 'in T ms'")
         self._fill(result, parsed, options)
         if parsed["etdump"]:  # the path asked for (the printed one is the same on a phone)
-            result.op_profile, result.config["etdump"] = self._etdump(etdump)
+            result.op_profile, result.observed["etdump"] = self._etdump(etdump)
 
     def _fill(self, result: "RunResult", parsed: dict[str, Any], options: "BenchOptions") -> None:
         result.status, result.error = "ok", None
         result.runs, result.warmup = parsed["executions"], 0
         result.mean_ms = parsed["total_ms"] / parsed["executions"]
         result.median_ms = result.mean_ms  # the runner prints one total: the mean is the only central figure
-        result.config.update(runner=RUNNER_NAME, timing="mean of one total over every execution (no per-run times)",
-                             threads=options.threads)
+        result.observed.update(runner=RUNNER_NAME, timing="mean of one total over every execution (no per-run times)")
 
     def _install(self, local: Path, config: dict[str, Any]) -> tuple[str, set[str]]:
         """Push the runner unless the phone has it (bin/<sha256>/executor_runner); its flags from --help, once."""

@@ -35,14 +35,14 @@ class ExecuTorchRuntime:
         timing = time_pte(Path(target.artifact), threads=options.threads, runs=options.runs, warmup=options.warmup,
                           min_secs=options.min_secs, cpu_mask=options.cpu_mask)
         fill_timing(result, timing)
-        result.config.update(runner="executorch.runtime (pybindings)", delegate="XnnpackBackend",
-                             input_dtypes=timing["input_dtypes"], threadpool_threads=timing["threadpool_threads"])
+        result.observed.update(runner="executorch.runtime (pybindings)", delegate="XnnpackBackend",
+                               input_dtypes=timing["input_dtypes"], threadpool_threads=timing["threadpool_threads"])
         if options.op_profiling:  # per kernel, from ExecuTorch's ETDump (runtimes/pte_profile.py), after the timing
             result.op_profile = pte_op_profile(Path(target.artifact), runs=min(options.runs, 20), threads=options.threads)
-            result.config["op_profile_source"] = "ExecuTorch ETDump (event tracer), read by executorch.devtools.Inspector"
+            result.observed["op_profile_source"] = "ExecuTorch ETDump (event tracer), read by executorch.devtools.Inspector"
         found = pte_delegation(Path(target.artifact))
         if found is not None:
-            result.config["delegation"] = found
+            result.observed["delegation"] = found
         result.versions["executorch"] = metadata.version("executorch")
 
 

@@ -82,7 +82,7 @@ def fill_timing(result: "RunResult", timing: dict[str, Any]) -> None:
     result.warmup_ms = timing["warmup_avg_us"] / 1000.0 if timing["warmup_avg_us"] is not None else None
     result.memory_delta_mb = timing["memory_delta_mb"]
     result.cpu_share = round(timing["cpu_share"], 4)
-    result.config["cpus"] = timing["cpus"]
+    result.observed["cpus"] = timing["cpus"]
 
 
 def timed_loop(invoke: Any, runs: int, min_secs: float) -> list[int]:

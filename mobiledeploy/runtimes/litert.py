@@ -37,8 +37,8 @@ class LiteRTRuntime:
         timing = time_tflite(Path(target.artifact), threads=options.threads, runs=options.runs,
                              warmup=options.warmup, min_secs=options.min_secs, cpu_mask=options.cpu_mask)
         fill_timing(result, timing)
-        result.config.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
-                             input_dtypes=timing["input_dtypes"], delegation=delegation_record(timing["delegation"]))
+        result.observed.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
+                               input_dtypes=timing["input_dtypes"], delegation=delegation_record(timing["delegation"]))
 
 
 def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 5, min_secs: float = 0.0,
@@ -63,7 +63,7 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
 
 
 def delegation_record(found: dict[str, Any]) -> dict[str, Any]:
-    """XNNPACK's share of the graph in the record adb runs use (config.delegation): nodes, partitions, and the
+    """XNNPACK's share of the graph in the record adb runs use (observed.delegation): nodes, partitions, and the
     nodes TFLite runs with its own kernels, by op type."""
     return {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", **found,
             "cpu_nodes": found["nodes"] - found["delegated_nodes"]}

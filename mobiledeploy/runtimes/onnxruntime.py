@@ -36,8 +36,8 @@ class OnnxRuntimeRuntime:
         timing = time_onnx(Path(target.artifact), threads=options.threads, runs=options.runs, warmup=options.warmup,
                            min_secs=options.min_secs, cpu_mask=options.cpu_mask)
         fill_timing(result, timing)
-        result.config.update(runner="onnxruntime", execution_provider="CPUExecutionProvider",
-                             graph_optimization="all", input_dtypes=timing["input_dtypes"])
+        result.observed.update(runner="onnxruntime", execution_provider="CPUExecutionProvider",
+                               graph_optimization="all", input_dtypes=timing["input_dtypes"])
         result.versions["onnxruntime"] = onnxruntime.__version__
 
 
