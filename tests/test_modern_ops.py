@@ -83,6 +83,44 @@ def test_the_delegate_rules_for_attention_and_norms_in_int8() -> None:
     assert "input scale / output scale 2e-06 outside [0.000977, 256)" in add
     assert "no known rule" in why({"op": "ADD", "inputs": ["int8", "int8"], "scales": [[0.5, 0], [0.5, 0], [0.5, 0]]})
     assert "VisitUnaryNode" in why({"op": "GELU", "inputs": ["int8"]})
+    for types in (["float32", "int32", "int32", "int32"], ["int8", "int32", "int32", "int32"]):
+        assert "VisitStridedSliceNode" in why({"op": "STRIDED_SLICE", "inputs": types})
+
+
+
+class _Subsample(nn.Module):
+    """LeViT's Subsample (timm levit.py): every `step`-th token of each row and column of a side x side grid."""
+
+    def __init__(self, side: int, step: int) -> None:
+        super().__init__()
+        self.side, self.step = side, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c = x.shape
+        return x.view(b, self.side, self.side, c)[:, ::self.step, ::self.step].reshape(b, -1, c)
+
+
+class _Slices(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # negative and clamped bounds, step 1 beside step 2 and 3
+        return x[:, 1:, -5::3, 2:7:2] * 2.0
+
+
+@pytest.mark.parametrize("module,shape", [(_Subsample(7, 2), (1, 49, 8)), (_Subsample(8, 2), (2, 64, 4)),
+                                          (_Subsample(9, 3), (1, 81, 4)), (_Slices(), (2, 3, 11, 9))])
+def test_a_strided_slice_becomes_slices_of_step_one_exactly(module: nn.Module, shape: tuple[int, ...],
+                                                           tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from mobiledeploy.converters.strided import strided_slice_as_reshape
+
+    model = _onnx(module, tmp_path / "s.onnx", shape)
+    assert any(n.op_type == "Slice" for n in model.graph.node)
+    rewritten, count = strided_slice_as_reshape(model)
+    assert count == 1  # onnxslim merges the per-axis Slices torch exports into one
+    assert strided_slice_as_reshape(rewritten)[1] == 0  # no step > 1 left
+    x = torch.randn(*shape)
+    out = ort.InferenceSession(rewritten.SerializeToString()).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_array_equal(out, module(x).numpy())  # the same values moved: exact
 
 
 # --- through the whole export, the Arm check and bench ------------------------------------------------
@@ -129,8 +167,9 @@ def test_every_op_runs_on_arm_as_on_the_host(every_op: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_tanh_gelu_runs_int8_as_one_partition(tmp_path: Path) -> None:
-    manifest = _export(tmp_path, "gelu=tanh,hswish=0,norm=0,attention=")["manifest"]
+def test_tanh_gelu_and_a_strided_subsample_run_int8_as_one_partition(tmp_path: Path) -> None:
+    """Width 12: with as many channels as rows and columns (16), onnx2tf mistakes the (b, 16, 16, c) view's layout."""
+    manifest = _export(tmp_path, "gelu=tanh,hswish=0,norm=0,attention=,subsample=3,width=12")["manifest"]
     for fmt in ("fp32", "int8"):
         entry = manifest["artifacts"][fmt]
         assert "GELU" not in entry["op_counts"] and "TANH" in entry["op_counts"]
