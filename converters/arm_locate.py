@@ -24,6 +24,17 @@ ISA_DIFFERENCES: dict[str, tuple[int, str]] = {
                "init_qs8_vmul_config, google/XNNPACK 08411adfa2bc): on arm64 xnn_qs8_vmul_minmax_rndnu_ukernel__neon "
                "(fixed-point requantisation, rounding half up), on x86 xnn_qs8_vmul_minmax_fp32_ukernel__sse2/sse41/avx "
                "(float requantisation, rounding half to even): a product on a rounding boundary lands one step apart"),
+    # Found on MobileNetV4 Hybrid-M's and EfficientViT-M0's attention; reproduced on a model of one SOFTMAX
+    # (tests/test_modern_ops.py): 7 of 8036 values 1 step apart, each side equal to its path below recomputed
+    # (tests/softmax_int8.py).
+    # One step is the bound for rows of up to ~500 values: the table's 0.5/65535 error per exp, summed over a row of L,
+    # moves an output by at most about L/512 of a step before rounding (a derivation here, not the source's).
+    "SOFTMAX": (1, "int8 SOFTMAX runs on TFLite's own kernel (not XNNPACK), which has a per-ISA path "
+                   "(google-ai-edge/LiteRT f67457790c9c tflite/kernels/internal/optimized/optimized_ops.h:65-67 defines "
+                   "TFLITE_SOFTMAX_USE_UINT16_LUT for __aarch64__ && __clang__; tflite/kernels/activations.cc:579-603, "
+                   "1200-1222): on arm64 SoftmaxInt8LUT (exp from a uint16 table, integer sum, fixed-point multiplier, "
+                   "optimized_ops.h:3603-3618, 3669-3834), elsewhere Softmax with a float exp table and float normalisation "
+                   "(optimized_ops.h:3519-3566): an output near a rounding boundary lands one step apart"),
 }
 
 

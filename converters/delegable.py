@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .layout import non_negative_test, replace_nodes, with_shapes
+from .layout import non_negative_test, replace_nodes, rewrite_each, with_shapes
 
 __all__ = ["avgpool_as_depthwise", "hardsigmoid_as_relu6", "relu_of_shared_add", "relu_through_concat"]
 
@@ -115,67 +115,57 @@ def _edge_correction(geo: dict[str, Any]) -> Any:
     return (geo["kernel"][0] * geo["kernel"][1] / counts).astype(np.float32)[None, None]
 
 
-def avgpool_as_depthwise(model: Any) -> tuple[Any, int]:
-    """Return a copy of `model` with each 2-D AveragePool as a depthwise Conv of constant weights, and how many."""
+def _pool_as_depthwise(graph: Any, node: Any, shapes: dict[str, list[int]]) -> list[Any] | None:
+    """The depthwise Conv (and edge Mul) that replace a 2-D AveragePool, their weights added to `graph`, else None."""
     import numpy as np
     from onnx import helper, numpy_helper
 
-    model, shapes = with_shapes(model)
-    graph = model.graph
-    nodes: list[Any] = []
-    count = 0
-    for node in graph.node:
-        geo = _pool_geometry(node, shapes) if node.op_type == "AveragePool" else None
-        if geo is None:
-            nodes.append(node)
-            continue
-        (kh, kw), channels = geo["kernel"], geo["channels"]
-        prefix = f"{node.name or node.output[0]}/as_depthwise"
-        graph.initializer.append(numpy_helper.from_array(
-            np.full((channels, 1, kh, kw), 1.0 / (kh * kw), dtype=np.float32), f"{prefix}/weights"))
-        correction = None if geo["include_pad"] or not any(geo["pads"]) else _edge_correction(geo)
-        needs_mul = correction is not None and bool(np.any(correction != 1.0))
-        conv_out = f"{prefix}/sum" if needs_mul else node.output[0]
-        nodes.append(helper.make_node("Conv", [node.input[0], f"{prefix}/weights"], [conv_out], name=prefix,
-                                      group=channels, kernel_shape=[kh, kw], strides=geo["strides"], pads=geo["pads"]))
-        if needs_mul:
-            graph.initializer.append(numpy_helper.from_array(correction, f"{prefix}/edge_scale"))
-            nodes.append(helper.make_node("Mul", [conv_out, f"{prefix}/edge_scale"], list(node.output),
-                                          name=f"{prefix}/edges"))
-        count += 1
-    if count:
-        replace_nodes(graph, nodes)
-    return model, count
+    geo = _pool_geometry(node, shapes) if node.op_type == "AveragePool" else None
+    if geo is None:
+        return None
+    (kh, kw), channels = geo["kernel"], geo["channels"]
+    prefix = f"{node.name or node.output[0]}/as_depthwise"
+    graph.initializer.append(numpy_helper.from_array(
+        np.full((channels, 1, kh, kw), 1.0 / (kh * kw), dtype=np.float32), f"{prefix}/weights"))
+    correction = None if geo["include_pad"] or not any(geo["pads"]) else _edge_correction(geo)
+    needs_mul = correction is not None and bool(np.any(correction != 1.0))
+    conv_out = f"{prefix}/sum" if needs_mul else node.output[0]
+    nodes = [helper.make_node("Conv", [node.input[0], f"{prefix}/weights"], [conv_out], name=prefix,
+                              group=channels, kernel_shape=[kh, kw], strides=geo["strides"], pads=geo["pads"])]
+    if needs_mul:
+        graph.initializer.append(numpy_helper.from_array(correction, f"{prefix}/edge_scale"))
+        nodes.append(helper.make_node("Mul", [conv_out, f"{prefix}/edge_scale"], list(node.output), name=f"{prefix}/edges"))
+    return nodes
+
+
+def avgpool_as_depthwise(model: Any) -> tuple[Any, int]:
+    """Return a copy of `model` with each 2-D AveragePool as a depthwise Conv of constant weights, and how many."""
+    return rewrite_each(model, _pool_as_depthwise)
+
+
+def _hardsigmoid_as_relu6(graph: Any, node: Any, _shapes: dict[str, list[int]]) -> list[Any] | None:
+    """The Add, Clip(0, 1/alpha), Mul that replace a HardSigmoid of alpha > 0, their constants added, else None."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
+    if node.op_type != "HardSigmoid" or alpha <= 0.0:
+        return None
+    prefix = f"{node.name or node.output[0]}/as_relu6"
+    consts = {"shift": beta / alpha, "low": 0.0, "high": 1.0 / alpha, "scale": alpha}
+    graph.initializer.extend(numpy_helper.from_array(np.array(v, dtype=np.float32), f"{prefix}/{k}") for k, v in consts.items())
+    return [
+        helper.make_node("Add", [node.input[0], f"{prefix}/shift"], [f"{prefix}/shifted"], name=f"{prefix}/add"),
+        helper.make_node("Clip", [f"{prefix}/shifted", f"{prefix}/low", f"{prefix}/high"], [f"{prefix}/clipped"],
+                         name=f"{prefix}/clip"),
+        helper.make_node("Mul", [f"{prefix}/clipped", f"{prefix}/scale"], list(node.output), name=f"{prefix}/mul"),
+    ]
 
 
 def hardsigmoid_as_relu6(model: Any) -> tuple[Any, int]:
     """Return a copy of `model` with each HardSigmoid (alpha > 0) as Add, Clip(0, 1/alpha), Mul, and how many."""
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    model, _ = with_shapes(model)
-    graph = model.graph
-    nodes: list[Any] = []
-    count = 0
-    for node in graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        alpha, beta = float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5))
-        if node.op_type != "HardSigmoid" or alpha <= 0.0:
-            nodes.append(node)
-            continue
-        prefix = f"{node.name or node.output[0]}/as_relu6"
-        consts = {"shift": beta / alpha, "low": 0.0, "high": 1.0 / alpha, "scale": alpha}
-        graph.initializer.extend(numpy_helper.from_array(np.array(v, dtype=np.float32), f"{prefix}/{k}") for k, v in consts.items())
-        nodes += [
-            helper.make_node("Add", [node.input[0], f"{prefix}/shift"], [f"{prefix}/shifted"], name=f"{prefix}/add"),
-            helper.make_node("Clip", [f"{prefix}/shifted", f"{prefix}/low", f"{prefix}/high"], [f"{prefix}/clipped"],
-                             name=f"{prefix}/clip"),
-            helper.make_node("Mul", [f"{prefix}/clipped", f"{prefix}/scale"], list(node.output), name=f"{prefix}/mul"),
-        ]
-        count += 1
-    if count:
-        replace_nodes(graph, nodes)
-    return model, count
+    return rewrite_each(model, _hardsigmoid_as_relu6)
 
 
 def relu_of_shared_add(model: Any) -> tuple[Any, int]:

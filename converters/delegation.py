@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLOAT_ONLY", "XNNPACK_OPS", "delegation_summary", "explain", "fully_delegated", "host_delegation", "why"]
+__all__ = ["ATTRIBUTE_RULES", "FLOAT_ONLY", "XNNPACK_OPS", "delegation_summary", "explain", "fully_delegated", "host_delegation", "why"]
 
 #: ops the XNNPACK delegate takes on float (fp32/fp16) tensors only, and the check that says so:
 #: LiteRT tflite/delegates/xnnpack/xnnpack_delegate.cc at google-ai-edge/LiteRT f67457790c9c,
@@ -34,6 +34,13 @@ XNNPACK_OPS = frozenset("""
     SOFTMAX SPACE_TO_DEPTH SPLIT STRIDED_SLICE TRANSPOSE TRANSPOSE_CONV VAR_HANDLE STABLEHLO_COMPOSITE CUSTOM DENSIFY
 """.split())
 _QUANTIZED = {"int8", "uint8", "int16"}
+#: ops the delegate takes only with some attributes, whatever the types (same commit); the executed plan does not
+#: carry the attributes, so the reason names every condition
+ATTRIBUTE_RULES = {
+    "STRIDED_SLICE": "XNNPACK takes STRIDED_SLICE only with every stride 1 and no ellipsis, new-axis or shrink-axis mask "
+                     "(xnnpack_delegate.cc VisitStridedSliceNode, \"Only support strides = 1\"); the export rewrites "
+                     "a strided ONNX Slice of up to 4 dimensions as slices of stride 1 (converters/strided.py)",
+}
 
 
 #: quantised binary ops: the range the delegate allows for input scale / output scale (ADD, SUB) or the inputs'
@@ -80,6 +87,8 @@ def why(node: dict[str, Any]) -> str:
     special = _batch_matmul_rule(types, scales) if op == "BATCH_MATMUL" else _scale_rule(op, scales)
     if special:
         return special
+    if op in ATTRIBUTE_RULES:
+        return ATTRIBUTE_RULES[op]
     if op not in XNNPACK_OPS:
         return f"XNNPACK's delegate has no {op} (no case for it in xnnpack_delegate.cc Subgraph::VisitNode)"
     shown = "/".join(types) or "no"

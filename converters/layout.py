@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["NCHW_EXIT_SUFFIX", "maxpool_explicit_padding", "nhwc_channel_shuffles", "non_negative_test", "replace_nodes",
-           "shuffle_after_strided_depthwise", "with_shapes"]
+           "rewrite_each", "shuffle_after_strided_depthwise", "with_shapes"]
 
 # Name suffix of the Transpose that hands a rewritten shuffle's result back in NCHW. onnx2tf keeps
 # that tensor NCHW-shaped until the next layout-aware op transposes it; see tflite.depthwise_after_shuffles.
@@ -40,6 +40,22 @@ def with_shapes(model: Any) -> tuple[Any, dict[str, list[int]]]:
         v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
         for v in [*graph.value_info, *graph.input, *graph.output]
     }
+
+
+def rewrite_each(model: Any, replacement: Callable[[Any, Any, dict[str, list[int]]], list[Any] | None]) -> tuple[Any, int]:
+    """A shape-inferred copy of `model` with each node for which `replacement(graph, node, shapes)` gives a list
+    replaced by those nodes (it may add initializers to the graph), and how many were replaced."""
+    model, shapes = with_shapes(model)
+    graph = model.graph
+    nodes: list[Any] = []
+    count = 0
+    for node in graph.node:
+        new = replacement(graph, node, shapes)
+        nodes += [node] if new is None else new
+        count += new is not None
+    if count:
+        replace_nodes(graph, nodes)
+    return model, count
 
 
 @dataclass

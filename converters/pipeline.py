@@ -428,6 +428,26 @@ def _tflite_fp32_stages(tmp: Path, work: Path, inputs: Any, reference: Any, pari
     return keras_model, fp32_out
 
 
+def _rewritten(model: Any) -> tuple[Any, int]:
+    """The ONNX graph onnx2tf converts: every exact rewrite (converters/layout.py, delegable.py, strided.py,
+    modern.py) applied, and how many channel shuffles became NHWC ones."""
+    from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
+    from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
+    from .modern import gelu_as_builtin
+    from .strided import strided_slice_as_reshape
+
+    model, _ = shuffle_after_strided_depthwise(model)
+    model, shuffles = nhwc_channel_shuffles(model)
+    model, _ = maxpool_explicit_padding(model)
+    model, _ = relu_through_concat(model)  # before the pools turn into convs: they keep the sign
+    model, _ = relu_of_shared_add(model)
+    model, _ = avgpool_as_depthwise(model)
+    model, _ = hardsigmoid_as_relu6(model)
+    model, _ = strided_slice_as_reshape(model)
+    model, _ = gelu_as_builtin(model)  # last: the Gelu op is unknown to opset 17's shape inference
+    return model, shuffles
+
+
 def _tflite_stages(
     tmp: Path, work: Path, onnx_path: Path, wanted: tuple[str, ...], inputs: Any, reference: Any,
     floor: float, parity: dict[str, dict[str, Any]], stage: _Stages, float_layers: str | None = None,
@@ -435,9 +455,6 @@ def _tflite_stages(
     import onnx
 
     from .arm_check import ArmCheck
-    from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
-    from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
-    from .modern import gelu_as_builtin
     from .parity import int8_parity, tflite_outputs
     from .tflite import import_tensorflow, inspect_tflite, require_builtin_ops, tflite_int8, unsupported_line, unsupported_ops
 
@@ -451,14 +468,7 @@ def _tflite_stages(
 
     try:
         with stage("tf_graph"):
-            prepared, _ = shuffle_after_strided_depthwise(onnx.load(str(onnx_path)))
-            prepared, shuffles = nhwc_channel_shuffles(prepared)
-            prepared, _ = maxpool_explicit_padding(prepared)
-            prepared, _ = relu_through_concat(prepared)  # before the pools turn into convs: they keep the sign
-            prepared, _ = relu_of_shared_add(prepared)
-            prepared, _ = avgpool_as_depthwise(prepared)
-            prepared, _ = hardsigmoid_as_relu6(prepared)
-            prepared, _ = gelu_as_builtin(prepared)  # last: the Gelu op is unknown to opset 17's shape inference
+            prepared, shuffles = _rewritten(onnx.load(str(onnx_path)))
             onnx.save(prepared, str(work / "model_nhwc.onnx"))
         keras_model, fp32_out = _tflite_fp32_stages(tmp, work, inputs, reference, parity, stage, shuffles, artifacts)
         with ArmCheck(inputs.holdout) as arm:  # each emulated run starts as soon as its file is final

@@ -83,6 +83,44 @@ def test_the_delegate_rules_for_attention_and_norms_in_int8() -> None:
     assert "input scale / output scale 2e-06 outside [0.000977, 256)" in add
     assert "no known rule" in why({"op": "ADD", "inputs": ["int8", "int8"], "scales": [[0.5, 0], [0.5, 0], [0.5, 0]]})
     assert "VisitUnaryNode" in why({"op": "GELU", "inputs": ["int8"]})
+    for types in (["float32", "int32", "int32", "int32"], ["int8", "int32", "int32", "int32"]):
+        assert "VisitStridedSliceNode" in why({"op": "STRIDED_SLICE", "inputs": types})
+
+
+
+class _Subsample(nn.Module):
+    """LeViT's Subsample (timm levit.py): every `step`-th token of each row and column of a side x side grid."""
+
+    def __init__(self, side: int, step: int) -> None:
+        super().__init__()
+        self.side, self.step = side, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c = x.shape
+        return x.view(b, self.side, self.side, c)[:, ::self.step, ::self.step].reshape(b, -1, c)
+
+
+class _Slices(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # negative and clamped bounds, step 1 beside step 2 and 3
+        return x[:, 1:, -5::3, 2:7:2] * 2.0
+
+
+@pytest.mark.parametrize("module,shape", [(_Subsample(7, 2), (1, 49, 8)), (_Subsample(8, 2), (2, 64, 4)),
+                                          (_Subsample(9, 3), (1, 81, 4)), (_Slices(), (2, 3, 11, 9))])
+def test_a_strided_slice_becomes_slices_of_step_one_exactly(module: nn.Module, shape: tuple[int, ...],
+                                                           tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from mobiledeploy.converters.strided import strided_slice_as_reshape
+
+    model = _onnx(module, tmp_path / "s.onnx", shape)
+    assert any(n.op_type == "Slice" for n in model.graph.node)
+    rewritten, count = strided_slice_as_reshape(model)
+    assert count == 1  # onnxslim merges the per-axis Slices torch exports into one
+    assert strided_slice_as_reshape(rewritten)[1] == 0  # no step > 1 left
+    x = torch.randn(*shape)
+    out = ort.InferenceSession(rewritten.SerializeToString()).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_array_equal(out, module(x).numpy())  # the same values moved: exact
 
 
 # --- through the whole export, the Arm check and bench ------------------------------------------------
@@ -129,8 +167,9 @@ def test_every_op_runs_on_arm_as_on_the_host(every_op: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_tanh_gelu_runs_int8_as_one_partition(tmp_path: Path) -> None:
-    manifest = _export(tmp_path, "gelu=tanh,hswish=0,norm=0,attention=")["manifest"]
+def test_tanh_gelu_and_a_strided_subsample_run_int8_as_one_partition(tmp_path: Path) -> None:
+    """Width 12: with as many channels as rows and columns (16), onnx2tf mistakes the (b, 16, 16, c) view's layout."""
+    manifest = _export(tmp_path, "gelu=tanh,hswish=0,norm=0,attention=,subsample=3,width=12")["manifest"]
     for fmt in ("fp32", "int8"):
         entry = manifest["artifacts"][fmt]
         assert "GELU" not in entry["op_counts"] and "TANH" in entry["op_counts"]
@@ -223,3 +262,53 @@ def test_an_arm_int8_difference_names_the_first_op_that_differs(every_op: dict[s
         check.start("int8", path)
         report = check.report(np.zeros((1, 10), np.float32), 0.98)
     assert report["int8"]["verdict"] == "isa_difference" and report["int8"]["passed"]
+
+
+# --- int8 SOFTMAX: TFLite's own kernel has an arm64 path and another (converters/arm_locate.py ISA_DIFFERENCES) ---
+
+def test_int8_softmax_may_differ_by_one_step_on_arm_as_tflite_documents_and_no_more() -> None:
+    from mobiledeploy.converters import arm_locate
+
+    one = {"op": "SOFTMAX", "node": 0, "tensor": 1, "max_steps": 1, "elements": 7, "of": 8036}
+    verdict = arm_locate.judge(one)
+    assert verdict["verdict"] == "isa_difference" and verdict["tolerance_steps"] == 1
+    assert "TFLITE_SOFTMAX_USE_UINT16_LUT" in verdict["why"] and "SoftmaxInt8LUT" in verdict["why"]
+    assert arm_locate.judge({**one, "max_steps": 2})["verdict"] == "defect"
+
+
+def test_the_two_int8_softmax_paths_compute_differently() -> None:
+    """The recomputed kernels (tests/softmax_int8.py) agree on most values and differ by one step on a few."""
+    from tests.softmax_int8 import float_table_softmax, uint16_table_softmax
+
+    x = _softmax_logits()
+    other, arm64 = float_table_softmax(x, 0.05), uint16_table_softmax(x, 0.05)
+    steps = np.abs(other.astype(np.int16) - arm64)
+    assert steps.max() == 1 and 0 < (steps > 0).sum() < x.size // 100
+    probs = (other.astype(np.float64) + 128) / 256  # both are softmax: each row sums to 1 within a step per value
+    assert np.all(np.abs(probs.sum(-1) - 1) <= x.shape[-1] / 256)
+
+
+def _softmax_logits() -> np.ndarray:
+    """Attention-like logits: rows of 49 (7x7 tokens), normal with a spread of 40 steps (2 at scale 0.05)."""
+    return np.clip(np.round(np.random.default_rng(1).standard_normal((1, 164, 49)) * 40), -128, 127).astype(np.int8)
+
+
+@pytest.mark.qemu
+def test_int8_softmax_on_arm_is_the_uint16_table_path_and_on_the_host_the_float_one(arm_env: Any, tmp_path: Path) -> None:
+    """A model of one SOFTMAX: the host's output is the float-table path's exactly, the emulated A76's the uint16
+    table's exactly, a few values one step apart, and the Arm check calls that the documented ISA difference."""
+    from mobiledeploy.converters.arm_locate import all_outputs_model, first_difference, judge
+    from mobiledeploy.qemu.parity import host_run
+    from mobiledeploy.qemu.run import run_guest
+    from tests.softmax_int8 import float_table_softmax, softmax_model, uint16_table_softmax
+
+    x = _softmax_logits()
+    model = softmax_model(tmp_path / "softmax.tflite", x.shape, 0.05)
+    (host,), _ = host_run(model, [x])
+    arm = run_guest(arm_env, "cortex-a76", model, runs=1, warmup=0, inputs=[x], want_outputs=True)
+    assert arm.delegation["not_delegated"] == {"SOFTMAX": 1}  # TFLite's kernel on both, not XNNPACK's
+    np.testing.assert_array_equal(host, float_table_softmax(x, 0.05))
+    np.testing.assert_array_equal(arm.outputs[0], uint16_table_softmax(x, 0.05))
+    found = first_difference(all_outputs_model(model, tmp_path / "every.tflite"), [host], arm.outputs)
+    assert found is not None and found["op"] == "SOFTMAX" and found["max_steps"] == 1 and 0 < found["elements"] < 80
+    assert judge(found)["verdict"] == "isa_difference"
