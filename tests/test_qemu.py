@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mobiledeploy.qemu.counts import CountsError, parse_counts
@@ -86,6 +87,37 @@ def test_cpuinfo_names_the_emulated_part():
 
 
 # --- the plugin and the environment ---------------------------------------------------------------
+
+def test_a_wheel_part_is_built_aside_and_a_failed_build_keeps_the_old_one(tmp_path):
+    """ensure_part (ExecuTorch's and ONNX Runtime's parts): found parts are reused, a built one is recorded in its
+    env.json, a failing build leaves the part that was there and no scratch folder."""
+    from mobiledeploy.qemu.env import EmulatorMissingError
+    from mobiledeploy.qemu.parts import ensure_part, read_part
+
+    def find(root: Path) -> dict:
+        return read_part(root / "toy", "Toy", "run setup")
+
+    def build(version: str, scratch: Path, part: Path) -> dict:
+        (part / "payload").write_text(version)
+        return {"numpy": version}
+
+    def broken(version: str, scratch: Path, part: Path) -> dict:
+        (part / "half").write_text("")
+        raise EmulatorMissingError("the build broke")
+
+    assert ensure_part(tmp_path, "no-such-dist-installed", "toy", find, build) is None
+    with pytest.raises(EmulatorMissingError, match="^Toy is not set up in the Arm64 environment: run setup$"):
+        find(tmp_path)
+    recorded = ensure_part(tmp_path, "numpy", "toy", find, build)
+    assert recorded == {"numpy": np.__version__} == json.loads((tmp_path / "toy" / "env.json").read_text())
+    assert (tmp_path / "toy" / "payload").read_text() == np.__version__
+    assert ensure_part(tmp_path, "numpy", "toy", find, broken) == recorded  # found: not built again
+    (tmp_path / "toy" / "env.json").unlink()
+    with pytest.raises(EmulatorMissingError, match="the build broke"):
+        ensure_part(tmp_path, "numpy", "toy", find, broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy"]
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["payload"]
+
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("n", [1000, 123_457])
