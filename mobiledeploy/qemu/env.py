@@ -327,11 +327,14 @@ def _pin(dist: str) -> str:
         return dist
 
 
+#: the counting plugin's C source and the headers it includes: every input of its build
+PLUGIN_SOURCES = ("insn_count.c", "qemu_plugin_api.h", "plugin_io.h")
+
+
 def plugin_source_digest() -> str:
-    """sha256 of the plugin's C source and header: the environment is stale when it differs."""
+    """sha256 of the plugin's C source and headers: the environment is stale when it differs."""
     here = Path(__file__)
-    return hashlib.sha256(here.with_name("insn_count.c").read_bytes()
-                          + here.with_name("qemu_plugin_api.h").read_bytes()).hexdigest()
+    return hashlib.sha256(b"".join(here.with_name(name).read_bytes() for name in PLUGIN_SOURCES)).hexdigest()
 
 
 def _build_plugin(root: Path) -> str:

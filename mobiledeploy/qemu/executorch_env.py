@@ -19,12 +19,11 @@ import hashlib
 import os
 import shutil
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .env import EmulatorMissingError, SETUP_HINT, run_tool
-from .parts import download_wheel, ensure_part, host_version, read_part
+from .parts import Part, download_wheel, ensure_part, host_version, read_part
 
 __all__ = ["ExecuTorchGuest", "executorch_guest", "setup_executorch", "runner_source_digest"]
 
@@ -37,10 +36,8 @@ LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorc
         "executorch_threadpool")
 
 
-@dataclass
-class ExecuTorchGuest:
-    root: Path
-    versions: dict[str, Any]
+class ExecuTorchGuest(Part):
+    """The ExecuTorch part: the aarch64 libraries and et_runner beside them."""
 
     @property
     def runner(self) -> Path:

@@ -14,12 +14,11 @@ Layout, under the environment's root (built in a temporary sibling and renamed i
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from .env import EmulatorMissingError, SETUP_HINT
-from .parts import download_wheel, ensure_part, host_version, read_part
+from .parts import Part, download_wheel, ensure_part, host_version, read_part
 
 __all__ = ["OnnxRuntimeGuest", "onnxruntime_guest", "setup_onnxruntime"]
 
@@ -28,10 +27,8 @@ DIST = "onnxruntime"
 PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64", "manylinux_2_17_aarch64")
 
 
-@dataclass
-class OnnxRuntimeGuest:
-    root: Path
-    versions: dict[str, Any]
+class OnnxRuntimeGuest(Part):
+    """The ONNX Runtime part: the wheel's onnxruntime package, for the guest's PYTHONPATH."""
 
     @property
     def site(self) -> Path:

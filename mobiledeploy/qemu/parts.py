@@ -13,14 +13,24 @@ import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from .env import EmulatorMissingError, run_tool
 
-__all__ = ["host_version", "read_part", "download_wheel", "ensure_part"]
+__all__ = ["Part", "host_version", "read_part", "download_wheel", "ensure_part"]
 
 Guest = TypeVar("Guest")
+
+
+@dataclass
+class Part:
+    """A part that is ready: its folder and what its env.json records (the versions it was built from)."""
+
+    root: Path
+    versions: dict[str, Any]
+
 #: build(version, scratch, part): fills `part` (scratch is a temporary folder beside it), returns what env.json records
 Build = Callable[[str, Path, Path], dict[str, Any]]
 
