@@ -13,7 +13,7 @@ import pytest
 
 from mobiledeploy.qemu.counts import CountsError, parse_counts
 from mobiledeploy.qemu.env import CPUS, MARKER, cpuinfo_text, guest_env, hwcap_names
-from tests.conftest_qemu import build_static
+from tests.conftest_qemu import build_static, window_program
 
 CLI = [sys.executable, "-m", "mobiledeploy"]
 
@@ -250,10 +250,9 @@ def test_bad_qemu_input_is_one_line_exit_2(tmp_path, results_db):
 
 # --- where the instructions go -------------------------------------------------------------------
 
-HOT_COLD = """
-    .text
-    .global _start
-    .type hot, %function
+HOT_COLD = window_program("""    bl hot
+    bl cold
+""", functions="""    .type hot, %function
 hot:
     mov x1, #{n}
 1:  subs x1, x1, #1
@@ -265,19 +264,7 @@ cold:
     nop
     ret
     .size cold, .-cold
-_start:
-    mov x8, #{marker}
-    mov x0, #2
-    svc #0
-    bl hot
-    bl cold
-    mov x8, #{marker}
-    mov x0, #3
-    svc #0
-    mov x0, #0
-    mov x8, #93
-    svc #0
-"""
+""")
 
 
 @pytest.mark.qemu
