@@ -55,25 +55,26 @@ class Guideline:
         return self.variants[0]
 
 
+def _ranked(label: str, ref: str, values: tuple[int, ...]) -> tuple[Variant, ...]:
+    """A sweep the paper ranks fastest (the first value, the reference) to slowest: `label` and `ref` are formatted
+    with each value."""
+    ranks = ("fastest (reference)", "slower", "slower still", "slowest")
+    return tuple(Variant(label.format(v), ref.format(v), paper) for v, paper in zip(values, ranks, strict=True))
+
+
 GUIDELINES: tuple[Guideline, ...] = (
     Guideline(
         "G1", "equal channel width minimises memory access cost",
         "1x1 convs are fastest at c1:c2 = 1:1 and slow down as the ratio grows",
         "ShuffleNet v2, Table 1",
-        (Variant("1:1", "g1_ratio:ratio=1", "fastest (reference)"),
-         Variant("1:2", "g1_ratio:ratio=2", "slower"),
-         Variant("1:6", "g1_ratio:ratio=6", "slower still"),
-         Variant("1:12", "g1_ratio:ratio=12", "slowest")),
+        _ranked("1:{}", "g1_ratio:ratio={}", (1, 2, 6, 12)),
         (("1:1", "1:6"), ("1:1", "1:12")),
     ),
     Guideline(
         "G2", "excessive group convolution increases memory access cost",
         "at equal MACs, 1x1 convs slow down as the group count grows",
         "ShuffleNet v2, Table 2",
-        (Variant("g=1", "g2_groups:groups=1", "fastest (reference)"),
-         Variant("g=2", "g2_groups:groups=2", "slower"),
-         Variant("g=4", "g2_groups:groups=4", "slower still"),
-         Variant("g=8", "g2_groups:groups=8", "slowest")),
+        _ranked("g={}", "g2_groups:groups={}", (1, 2, 4, 8)),
         (("g=1", "g=4"), ("g=1", "g=8")),
     ),
     Guideline(

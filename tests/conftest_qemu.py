@@ -37,3 +37,13 @@ def aarch64_gcc() -> str:
 def build_static(gcc: str, source: Path, out: Path) -> Path:
     subprocess.run([gcc, "-nostdlib", "-static", "-o", str(out), str(source)], check=True, capture_output=True)
     return out
+
+
+def window_program(body: str, *, functions: str = "", setup: str = "", data: str = "") -> str:
+    """An aarch64 program without libc (for `build_static`): `functions`, then `_start`, which runs `setup`, then
+    `body` inside the profile window (the marker syscall with a1 = 2, then with a1 = 3), and exits 0; `data` last.
+    `{marker}` and the body's own fields are left for str.format."""
+    return ("    .text\n" + functions + "    .global _start\n_start:\n" + setup
+            + "    mov x8, #{marker}\n    mov x0, #2\n    svc #0\n" + body
+            + "    mov x8, #{marker}\n    mov x0, #3\n    svc #0\n"
+            + "    mov x0, #0\n    mov x8, #93\n    svc #0\n" + data)

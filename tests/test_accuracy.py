@@ -17,6 +17,7 @@ import pytest
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.labelled import find_labelled, load_labelled
 from mobiledeploy.proportions import mcnemar_exact, paired_difference, wilson_interval
+from tests.cli_checks import one_error_line
 
 CLI = Path(sys.executable).with_name("mobiledeploy")
 
@@ -25,14 +26,6 @@ def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = {"PATH": f"{CLI.parent}:/usr/bin:/bin", "HOME": str(Path.home()), "COLUMNS": "200", "NO_COLOR": "1",
            "MOBILEDEPLOY_DB": str(tmp_path / "results.db"), "MOBILEDEPLOY_ARM_CHECK": "off", "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([str(CLI), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mobiledeploy:")]
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 def png(path: Path, value: int = 128, size: int = 8) -> Path:

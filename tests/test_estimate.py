@@ -16,7 +16,7 @@ from mobiledeploy.errors import ConfigError
 from mobiledeploy.estimate.blocks import BlockRecord, parse_blocks
 from mobiledeploy.estimate.phones import PACKAGED, load_phones, phone
 from mobiledeploy.estimate.timing import estimate, hot_blocks
-from tests.conftest_qemu import build_static
+from tests.conftest_qemu import build_static, window_program
 
 REQUIRED = ("sd820", "pixel", "pixel2", "pixel3a", "pixel4", "sd8gen3", "rpi3bplus", "rpi4", "rpi5")
 
@@ -148,35 +148,16 @@ def test_an_unreadable_block_is_uncovered_not_zero(llvm_mca):
     assert block_cycles(blocks, "cortex-a76")[0] is None
 
 
-CHAIN = """
-    .global _start
-_start:
-    mov x8, #{marker}
-    mov x0, #2
-    svc #0
-    mov x0, #{n}
+CHAIN = window_program("""    mov x0, #{n}
 1:  add x1, x1, x2
     add x1, x1, x2
     add x1, x1, x2
     add x1, x1, x2
     subs x0, x0, #1
     b.ne 1b
-    mov x8, #{marker}
-    mov x0, #3
-    svc #0
-    mov x0, #0
-    mov x8, #93
-    svc #0
-"""
+""")
 
-STREAM = """
-    .global _start
-_start:
-    mov x3, #{passes}
-    mov x8, #{marker}
-    mov x0, #2
-    svc #0
-2:  adrp x1, buf
+STREAM = window_program("""2:  adrp x1, buf
     add x1, x1, :lo12:buf
     mov x2, #({kib}*1024/16)
 1:  ldr q0, [x1], #16
@@ -184,16 +165,10 @@ _start:
     b.ne 1b
     subs x3, x3, #1
     b.ne 2b
-    mov x8, #{marker}
-    mov x0, #3
-    svc #0
-    mov x0, #0
-    mov x8, #93
-    svc #0
-    .bss
+""", setup="    mov x3, #{passes}\n", data="""    .bss
     .balign 64
 buf: .skip {kib}*1024
-"""
+""")
 
 
 def _blocks_of(arm_env, gcc, tmp_path, source: str, cpu: str, l1: int, l2: int, l3: int) -> list[BlockRecord]:

@@ -21,6 +21,7 @@ import pytest
 
 from mobiledeploy.converters import resolve_formats
 from mobiledeploy.errors import ConfigError, RunnerError
+from tests.cli_checks import one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("mobiledeploy")
@@ -59,14 +60,6 @@ def run(args: list[str], cwd: Path, timeout: int = 1200) -> subprocess.Completed
     env = {**os.environ, "MOBILEDEPLOY_DB": str(cwd / "results.db"), "COLUMNS": "200", "NO_COLOR": "1",
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mobiledeploy:")]
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
 
 
 # --- fast ----------------------------------------------------------------------------------------------

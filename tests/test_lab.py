@@ -7,6 +7,7 @@ stand-in (android_harness/host_benchmark_model.py), as in tests/test_bench_adb.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -212,6 +213,23 @@ def test_bench_on_three_farm_phones_at_once_one_lost_mid_run(farm, adb_env, tiny
     assert adb_sees(adb_env, farm) == set()
 
 
+@contextlib.contextmanager
+def stopped_at_the_end(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The CLI process of a test, killed on the way out if the test failed before it ended."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def wait_while_running(proc: subprocess.Popen, waiting: Callable[[], bool], *, seconds: float) -> None:
+    """Poll until `waiting()` is false, the process ended or `seconds` passed (the test's asserts say which)."""
+    deadline = time.monotonic() + seconds
+    while waiting() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+
+
 @pytest.mark.adb
 def test_an_interrupt_releases_every_reservation(farm, adb_env, tiny_tflite, host_runner, results_db):
     env = {**adb_env.env, "MOBILEDEPLOY_DB": str(results_db), "STF_TOKEN": TOKEN}
@@ -219,18 +237,13 @@ def test_an_interrupt_releases_every_reservation(farm, adb_env, tiny_tflite, hos
                              "--model", str(tiny_tflite["fp32"]), "--benchmark-binary", str(host_runner),
                              "--runs", "5", "--warmup", "1", "--min-secs", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        running = lambda: [s for s, d in farm.adbd.items() if any("--binary" in c for c in d.shell_commands)]  # noqa: E731
-        while len(running()) < 3 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
+    running = lambda: [s for s, d in farm.adbd.items() if any("--binary" in c for c in d.shell_commands)]  # noqa: E731
+    with stopped_at_the_end(proc):
+        wait_while_running(proc, lambda: len(running()) < 3, seconds=120)
         assert sorted(running()) == ["PX7-0001", "PX8-0002", "S23-0003"], proc.stderr.read() if proc.poll() else ""
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 143, err
     assert time.monotonic() - started < 45
     assert "interrupted by SIGTERM" in err and "Traceback" not in err
@@ -408,16 +421,11 @@ def test_an_interrupted_compare_releases_every_phone_and_writes_its_report(farm,
                              "--warmup", "1", "--out", str(artifacts_root), "--benchmark-binary", str(host_runner),
                              "--report", str(report)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and len(stored_ok(results_db)) < 2:
-            time.sleep(0.2)
+    with stopped_at_the_end(proc):
+        wait_while_running(proc, lambda: len(stored_ok(results_db)) < 2, seconds=240)
         assert proc.poll() is None  # two runs stored, the session (2 rounds x 2 models x 3 phones) still going
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, err
     assert "interrupted by SIGINT" in err and "Traceback" not in err
     released(farm, ["PX7-0001", "PX8-0002", "S23-0003"])

@@ -24,6 +24,7 @@ import pytest
 
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.sources import parse_input_shape, split_source_ref
+from tests.cli_checks import one_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("mobiledeploy")
@@ -39,14 +40,6 @@ def sandbox(root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MOBILEDEPLOY_DB", "PYTHONPATH")}
     return {**env, "MOBILEDEPLOY_DB": str(root / "results.db"), "COLUMNS": "200", "NO_COLOR": "1",
             "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": f"{CLI.parent}{os.pathsep}{env.get('PATH', '')}", **extra}
-
-
-def one_error_line(proc: subprocess.CompletedProcess) -> str:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("mobiledeploy:")]
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 # --- refs and shapes ----------------------------------------------------------------------------------

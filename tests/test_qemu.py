@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mobiledeploy.qemu.counts import CountsError, parse_counts
 from mobiledeploy.qemu.env import CPUS, MARKER, cpuinfo_text, guest_env, hwcap_names
-from tests.conftest_qemu import build_static
+from tests.conftest_qemu import build_static, window_program
 
 CLI = [sys.executable, "-m", "mobiledeploy"]
 
@@ -86,6 +87,37 @@ def test_cpuinfo_names_the_emulated_part():
 
 
 # --- the plugin and the environment ---------------------------------------------------------------
+
+def test_a_wheel_part_is_built_aside_and_a_failed_build_keeps_the_old_one(tmp_path):
+    """ensure_part (ExecuTorch's and ONNX Runtime's parts): found parts are reused, a built one is recorded in its
+    env.json, a failing build leaves the part that was there and no scratch folder."""
+    from mobiledeploy.qemu.env import EmulatorMissingError
+    from mobiledeploy.qemu.parts import ensure_part, read_part
+
+    def find(root: Path) -> dict:
+        return read_part(root / "toy", "Toy", "run setup")
+
+    def build(version: str, scratch: Path, part: Path) -> dict:
+        (part / "payload").write_text(version)
+        return {"numpy": version}
+
+    def broken(version: str, scratch: Path, part: Path) -> dict:
+        (part / "half").write_text("")
+        raise EmulatorMissingError("the build broke")
+
+    assert ensure_part(tmp_path, "no-such-dist-installed", "toy", find, build) is None
+    with pytest.raises(EmulatorMissingError, match="^Toy is not set up in the Arm64 environment: run setup$"):
+        find(tmp_path)
+    recorded = ensure_part(tmp_path, "numpy", "toy", find, build)
+    assert recorded == {"numpy": np.__version__} == json.loads((tmp_path / "toy" / "env.json").read_text())
+    assert (tmp_path / "toy" / "payload").read_text() == np.__version__
+    assert ensure_part(tmp_path, "numpy", "toy", find, broken) == recorded  # found: not built again
+    (tmp_path / "toy" / "env.json").unlink()
+    with pytest.raises(EmulatorMissingError, match="the build broke"):
+        ensure_part(tmp_path, "numpy", "toy", find, broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy"]
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["payload"]
+
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("n", [1000, 123_457])
@@ -218,10 +250,9 @@ def test_bad_qemu_input_is_one_line_exit_2(tmp_path, results_db):
 
 # --- where the instructions go -------------------------------------------------------------------
 
-HOT_COLD = """
-    .text
-    .global _start
-    .type hot, %function
+HOT_COLD = window_program("""    bl hot
+    bl cold
+""", functions="""    .type hot, %function
 hot:
     mov x1, #{n}
 1:  subs x1, x1, #1
@@ -233,19 +264,7 @@ cold:
     nop
     ret
     .size cold, .-cold
-_start:
-    mov x8, #{marker}
-    mov x0, #2
-    svc #0
-    bl hot
-    bl cold
-    mov x8, #{marker}
-    mov x0, #3
-    svc #0
-    mov x0, #0
-    mov x8, #93
-    svc #0
-"""
+""")
 
 
 @pytest.mark.qemu

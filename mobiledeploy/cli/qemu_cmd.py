@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Annotated, Optional
+from typing import Any, Annotated, Callable, Optional
 
 import typer
 
@@ -37,45 +37,30 @@ def setup_cmd(
     """
     from ..devices.qemu import parse_cpu
     from ..qemu.env import CPUS, setup
+    from ..qemu.executorch_env import setup_executorch
+    from ..qemu.onnxruntime_env import setup_onnxruntime
 
     cpus = tuple(dict.fromkeys(parse_cpu(c) for c in cpu)) if cpu else tuple(CPUS)
     env = setup(cpus=cpus, force=force, progress=_say)
-    executorch = _executorch_part(env.root)
-    onnxruntime = _onnxruntime_part(env.root)
+    executorch = _optional_part(setup_executorch, env.root, "ExecuTorch", "ExecuTorch {executorch} runner")
+    onnxruntime = _optional_part(setup_onnxruntime, env.root, "ONNX Runtime", "ONNX Runtime {onnxruntime} (aarch64)")
     if json_out:
         print_json({"root": str(env.root), "qemu": env.qemu, "versions": env.versions, "cpus": env.cpus,
                     "executorch": executorch, "onnxruntime": onnxruntime})
 
 
-def _executorch_part(root: Any) -> dict[str, Any] | None:
-    """The optional ExecuTorch runner (when the host has the executorch extra); a failure is a warning only:
-    the LiteRT environment is ready either way."""
+def _optional_part(setup_part: Callable[..., Any], root: Any, title: str, ready: str) -> dict[str, Any] | None:
+    """Setup of one optional part (when the host has its package); a failure is a warning only: the LiteRT
+    environment is ready either way. `ready` is formatted with the versions the part recorded."""
     from ..errors import MobiledeployError
-    from ..qemu.executorch_env import setup_executorch
 
     try:
-        guest = setup_executorch(root, _say)
+        guest = setup_part(root, _say)
     except MobiledeployError as exc:
-        _say(f"warning: ExecuTorch on qemu: devices is not set up: {exc}")
+        _say(f"warning: {title} on qemu: devices is not set up: {exc}")
         return None
     if guest is not None:
-        _say(f"ExecuTorch {guest.versions['executorch']} runner ready in {guest.root}")
-    return guest.versions if guest else None
-
-
-def _onnxruntime_part(root: Any) -> dict[str, Any] | None:
-    """The aarch64 onnxruntime wheel of the host's version (the `onnxruntime` runtime on qemu:); a failure is a
-    warning only: the LiteRT environment is ready either way."""
-    from ..errors import MobiledeployError
-    from ..qemu.onnxruntime_env import setup_onnxruntime
-
-    try:
-        guest = setup_onnxruntime(root, _say)
-    except MobiledeployError as exc:
-        _say(f"warning: ONNX Runtime on qemu: devices is not set up: {exc}")
-        return None
-    if guest is not None:
-        _say(f"ONNX Runtime {guest.versions['onnxruntime']} (aarch64) ready in {guest.root}")
+        _say(f"{ready.format(**guest.versions)} ready in {guest.root}")
     return guest.versions if guest else None
 
 

@@ -16,6 +16,8 @@ __all__ = ["BlockRecord", "parse_blocks", "plugin_path", "plugin_argument"]
 
 SOURCE = Path(__file__).resolve().parent.parent / "qemu" / "block_cache.c"
 HEADER = SOURCE.with_name("qemu_plugin_api.h")
+#: every input of the build (the source and the headers it includes): the built plugin is cached by their digest
+BUILD_INPUTS = (SOURCE, HEADER, SOURCE.with_name("plugin_io.h"))
 
 
 @dataclass
@@ -60,7 +62,7 @@ def plugin_path(cache: Path | None = None) -> Path:
     """The built plugin, compiled once per source digest into the toolkit's cache (temp file, then rename)."""
     from ..files import cache_dir
 
-    digest = hashlib.sha256(SOURCE.read_bytes() + HEADER.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in BUILD_INPUTS)).hexdigest()[:16]
     out = (cache or cache_dir() / "estimate") / f"block_cache-{digest}.so"
     if out.is_file():
         return out

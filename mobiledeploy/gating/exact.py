@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from ..errors import ResultsError
 from .status import (FAILED, IMPROVEMENT, INCONCLUSIVE, MISSING, REGRESSION, RERECORD, UNCHANGED, GateStatus,
-                     overall)
+                     Judgement, overall, reasons)
 
 __all__ = ["KIND", "ExactEntry", "ExactVerdict", "EntryVerdict", "load_exact", "is_exact_baseline", "judge_exact",
            "entry_from_result", "UNJUDGED", "baseline_document", "merged_entries"]
@@ -51,14 +51,11 @@ class ExactEntry:
         return f"{self.ref} {self.format} @{self.cpu}"
 
 
-@dataclass
-class EntryVerdict:
-    key: str
+@dataclass(kw_only=True)
+class EntryVerdict(Judgement):
     ref: str
     format: str
     cpu: str
-    status: GateStatus
-    message: str
     baseline: float | None = None
     candidate: float | None = None
     ratio: float | None = None
@@ -83,7 +80,7 @@ class ExactVerdict:
     def summary_line(self) -> str:
         bad = [e for e in self.entries if e.status == REGRESSION] or [e for e in self.entries if e.status in UNJUDGED]
         if bad:
-            return "; ".join(f"{e.key}: {e.message}" for e in bad)
+            return reasons(bad)
         better = sum(e.status == IMPROVEMENT for e in self.entries)
         return (f"{len(self.entries)} artifact(s) within +{self.max_regression * 100:g}% Arm instructions"
                 + (f", {better} improved" if better else ""))
@@ -165,7 +162,8 @@ def judge_exact(baseline: Iterable[ExactEntry], candidate: Iterable[ExactEntry],
 
 
 def _judge_one(base: ExactEntry, cand: ExactEntry | None, limit: float) -> EntryVerdict:
-    v = EntryVerdict(base.key, base.ref, base.format, base.cpu, MISSING, "not measured", baseline=base.instructions)
+    v = EntryVerdict(key=base.key, ref=base.ref, format=base.format, cpu=base.cpu, status=MISSING,
+                     message="not measured", baseline=base.instructions)
     if cand is None:
         return v
     if cand.error:

@@ -3,9 +3,11 @@ run ended. A `StrEnum`, so a status is its word in JSON, JUnit and Markdown ("re
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Iterable
 
-__all__ = ["GateStatus", "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INCONCLUSIVE", "INSUFFICIENT", "MISSING",
+__all__ = ["GateStatus", "Judgement", "reasons", "REGRESSION", "IMPROVEMENT", "UNCHANGED", "INCONCLUSIVE", "INSUFFICIENT", "MISSING",
            "FAILED", "NEW", "OTHER_MACHINE", "RERECORD", "PASS", "CANNOT_JUDGE", "SKIPPED", "INTERRUPTED", "ERROR",
            "BASELINE_WRITTEN", "overall"]
 
@@ -38,3 +40,18 @@ class GateStatus(StrEnum):
 def overall(exit_code: int) -> GateStatus:
     """A verdict's status from its exit code: 0 pass, 1 regression, 2 cannot judge."""
     return {0: PASS, 1: REGRESSION, 2: CANNOT_JUDGE}[exit_code]
+
+
+@dataclass
+class Judgement:
+    """One judged thing of any gate (a model, an instruction entry): its key as reports name it, its status and
+    the reason in words."""
+
+    key: str
+    status: GateStatus
+    message: str
+
+
+def reasons(judged: Iterable[Judgement]) -> str:
+    """'key: message; …': the one line that says which things failed or could not be judged, and why."""
+    return "; ".join(f"{j.key}: {j.message}" for j in judged)

@@ -31,7 +31,7 @@ from ..errors import ConfigError, MobiledeployError
 from ..stats import mann_whitney_u, median, normalized_ratio_ci, paired_ratio_ci, ratio_of_medians_ci
 from .baseline import Baseline, ModelSamples
 from .status import (FAILED, IMPROVEMENT, INCONCLUSIVE, INSUFFICIENT, MISSING, NEW, OTHER_MACHINE, REGRESSION,
-                     UNCHANGED, GateStatus, overall)
+                     UNCHANGED, GateStatus, Judgement, overall, reasons)
 
 __all__ = ["Threshold", "GatePolicy", "ModelVerdict", "Verdict", "judge", "judge_model", "format_change", "UNJUDGED",
            "JUDGED"]
@@ -96,16 +96,13 @@ class GatePolicy:
         return self
 
 
-@dataclass
-class ModelVerdict:
+@dataclass(kw_only=True)
+class ModelVerdict(Judgement):
     """One model's judgement. Ratios are candidate/baseline latency (>1: slower), normalised by the
     reference unless `normalised` is False; `low`/`high` bound the interval at the policy's confidence."""
 
-    key: str
     name: str
     format: str
-    status: GateStatus
-    message: str
     ratio: float | None = None
     low: float | None = None
     high: float | None = None
@@ -156,12 +153,12 @@ class Verdict:
 
     def summary_line(self) -> str:
         if self.regressions:
-            return "; ".join(f"{m.key}: {m.message}" for m in self.regressions)
+            return reasons(self.regressions)
         if self.exit_code == 2:
             problems = self.unjudged or self.models
             if problems and all(m.status == OTHER_MACHINE for m in problems):
                 return problems[0].message
-            return "; ".join(f"{m.key}: {m.message}" for m in problems) or "no model to judge"
+            return reasons(problems) or "no model to judge"
         judged = [m for m in self.models if m.status in JUDGED]
         better = [m for m in judged if m.status == IMPROVEMENT]
         unsure = [m for m in judged if m.status == INCONCLUSIVE]
@@ -203,7 +200,8 @@ def _round_values(samples: ModelSamples, ref: ModelSamples | None) -> list[float
 def judge_model(base: ModelSamples, cand: ModelSamples | None, base_ref: ModelSamples | None,
                 cand_ref: ModelSamples | None, policy: GatePolicy) -> ModelVerdict:
     """Judge one model; `base_ref`/`cand_ref` are None when not normalising."""
-    verdict = ModelVerdict(base.key, base.name, base.format, INSUFFICIENT, "", normalised=base_ref is not None,
+    verdict = ModelVerdict(key=base.key, name=base.name, format=base.format, status=INSUFFICIENT, message="",
+                           normalised=base_ref is not None,
                            baseline_median_ms=_median_ms(base), baseline_rounds=len(base.round_medians_us()),
                            baseline_runs=len(base.pooled_us()))
     if cand is None:
@@ -296,7 +294,8 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
                       baseline.device)
     other_machine = _other_machine(baseline, candidate)
     if other_machine:
-        verdict.models = [ModelVerdict(m.key, m.name, m.format, OTHER_MACHINE, other_machine)
+        verdict.models = [ModelVerdict(key=m.key, name=m.name, format=m.format, status=OTHER_MACHINE,
+                                       message=other_machine)
                           for m in baseline.models.values() if m.name != reference]
         return verdict
     if reference is not None and not any(m.name == reference for m in baseline.models.values()):
@@ -307,13 +306,14 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
         base_ref = baseline.samples_of(reference, base.format)
         cand_ref = candidate.samples_of(reference, base.format)
         if reference is not None and base_ref is None:
-            verdict.models.append(ModelVerdict(base.key, base.name, base.format, INSUFFICIENT,
-                                               f"the baseline has no samples of the reference {reference}"))
+            verdict.models.append(ModelVerdict(key=base.key, name=base.name, format=base.format, status=INSUFFICIENT,
+                                               message=f"the baseline has no samples of the reference {reference}"))
             continue
         verdict.models.append(judge_model(base, candidate.models.get(base.key), base_ref, cand_ref, policy))
     for cand in candidate.models.values():
         if cand.key not in baseline.models and cand.name != reference:
-            verdict.models.append(ModelVerdict(cand.key, cand.name, cand.format, NEW, "not in the baseline (not judged)",
+            verdict.models.append(ModelVerdict(key=cand.key, name=cand.name, format=cand.format, status=NEW,
+                                               message="not in the baseline (not judged)",
                                                candidate_median_ms=_median_ms(cand)))
     _describe_machine(verdict, baseline, candidate, reference, policy)
     return verdict

@@ -17,12 +17,8 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
 
+#include "plugin_io.h"
 #include "qemu_plugin_api.h"
 
 /* More of QEMU 7.2's plugin API (include/qemu/qemu-plugin.h, API version 1), declared here so that the
@@ -41,7 +37,7 @@ unsigned int qemu_plugin_mem_size_shift(qemu_plugin_meminfo_t info);
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = 1;
 
-enum { MARK_PROFILE_BEGIN = 2, MARK_PROFILE_END = 3, LEVELS = 3, WAYS = 8 };
+enum { LEVELS = 3, WAYS = 8 };
 
 struct block {
     uint64_t vaddr, n_insns, n_bytes;
@@ -64,14 +60,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void emit(const char *text, size_t len)
 {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(out_fd, text + done, len - done);
-        if (n <= 0) {
-            return;
-        }
-        done += (size_t)n;
-    }
+    write_all(out_fd, text, len);
 }
 
 /* Looks `line` up in one level; returns 1 on a hit. Either way it ends up most recently used. */
@@ -230,10 +219,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const struct qem
     const char *out = NULL;
     uint64_t kib[LEVELS] = {32, 1024, 0};
     for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "out=", 4) == 0) {
-            out = argv[i] + 4;
-        } else if (strncmp(argv[i], "marker=", 7) == 0) {
-            marker = strtoll(argv[i] + 7, NULL, 0);
+        if (common_arg(argv[i], &out, &marker)) {
+            continue;
         } else if (argv[i][0] == 'l' && argv[i][1] >= '1' && argv[i][1] <= '3' && argv[i][2] == '=') {
             kib[argv[i][1] - '1'] = strtoull(argv[i] + 3, NULL, 0);
         } else if (strncmp(argv[i], "line=", 5) == 0) {
@@ -253,9 +240,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const struct qem
             return -1;
         }
     }
-    out_fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : dup(2);
+    out_fd = open_out(out, "block_cache");
     if (out_fd < 0) {
-        perror("block_cache: out");
         return -1;
     }
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);

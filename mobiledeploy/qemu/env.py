@@ -36,7 +36,7 @@ from typing import Any, Callable
 from ..errors import DeviceError
 
 __all__ = ["CPUS", "DEFAULT_CPU", "MARKER", "Environment", "EmulatorMissingError", "environment", "setup",
-           "cache_root", "SETUP_HINT", "hwcap_names"]
+           "cache_root", "SETUP_HINT", "hwcap_names", "run_tool"]
 
 Progress = Callable[[str], None]
 
@@ -218,7 +218,8 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _run(argv: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess:
+def run_tool(argv: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    """One step of setup (a download, a build); its failure is one EmulatorMissingError line naming `what`."""
     try:
         return subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
     except FileNotFoundError:
@@ -226,6 +227,8 @@ def _run(argv: list[str], what: str, **kwargs: Any) -> subprocess.CompletedProce
     except subprocess.CalledProcessError as exc:
         tail = " ".join((exc.stderr or exc.stdout or "").split())[-300:]
         raise EmulatorMissingError(f"{what} failed: {tail}") from None
+    except subprocess.TimeoutExpired:
+        raise EmulatorMissingError(f"{what} timed out") from None
 
 
 def _apt_sources(dest: Path) -> None:
@@ -257,22 +260,22 @@ def _build_sysroot(root: Path, say: Progress) -> None:
                 "-o", "APT::Architecture=arm64", "-o", "APT::Architectures::=arm64", "-o", "Debug::NoLocking=1",
                 "-o", "APT::Sandbox::User=root"]
         say("arm64 userland: apt-get update (private state, arm64 only)")
-        _run(["apt-get", *opts, "update"], "apt-get update for arm64", timeout=600)
+        run_tool(["apt-get", *opts, "update"], "apt-get update for arm64", timeout=600)
         debs = tmp / "debs"
         debs.mkdir()
         say(f"arm64 userland: downloading {len(PACKAGES)} Debian packages")
-        _run(["apt-get", *opts, "download", *PACKAGES], "apt-get download (arm64)", cwd=debs, timeout=900)
+        run_tool(["apt-get", *opts, "download", *PACKAGES], "apt-get download (arm64)", cwd=debs, timeout=900)
         sysroot = tmp / "sysroot"
         packages = {}
         for deb in sorted(debs.glob("*.deb")):
-            _run(["dpkg-deb", "-x", str(deb), str(sysroot)], f"dpkg-deb -x {deb.name}")
+            run_tool(["dpkg-deb", "-x", str(deb), str(sysroot)], f"dpkg-deb -x {deb.name}")
             name, version = deb.name.split("_")[:2]
             packages[name] = version.replace("%3a", ":")
         (sysroot / ".packages.json").write_text(json.dumps(packages, indent=1, sort_keys=True))
         say("arm64 userland: downloading the aarch64 wheels (" + ", ".join(WHEELS) + ")")
         wheels = tmp / "wheels"
         pins = [_pin(name) for name in WHEELS]
-        _run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
+        run_tool([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
               "--platform", "manylinux_2_27_aarch64", "--platform", "manylinux_2_28_aarch64",
               "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_17_aarch64",
               "-d", str(wheels), *pins], "pip download (aarch64 wheels)", timeout=900)
@@ -307,7 +310,7 @@ def _precompile(sysroot: Path, say: Progress) -> None:
         return
     say("arm64 userland: compiling its Python modules (once)")
     try:
-        _run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(sysroot / "usr/lib/python3.11"),
+        run_tool([sys.executable, "-m", "compileall", "-q", "-j", "0", str(sysroot / "usr/lib/python3.11"),
               str(sysroot / "usr/lib/python3/dist-packages")], "byte-compiling the arm64 userland", timeout=1800)
     except EmulatorMissingError as exc:  # slower runs, not wrong ones: say so and go on
         say(f"warning: {exc}")
@@ -324,11 +327,14 @@ def _pin(dist: str) -> str:
         return dist
 
 
+#: the counting plugin's C source and the headers it includes: every input of its build
+PLUGIN_SOURCES = ("insn_count.c", "qemu_plugin_api.h", "plugin_io.h")
+
+
 def plugin_source_digest() -> str:
-    """sha256 of the plugin's C source and header: the environment is stale when it differs."""
+    """sha256 of the plugin's C source and headers: the environment is stale when it differs."""
     here = Path(__file__)
-    return hashlib.sha256(here.with_name("insn_count.c").read_bytes()
-                          + here.with_name("qemu_plugin_api.h").read_bytes()).hexdigest()
+    return hashlib.sha256(b"".join(here.with_name(name).read_bytes() for name in PLUGIN_SOURCES)).hexdigest()
 
 
 def _build_plugin(root: Path) -> str:
@@ -342,7 +348,7 @@ def _build_plugin(root: Path) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(".insn_count.so.tmp")
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or "gcc"
-    _run([cc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-I", str(header.parent), "-o", str(tmp), str(src)],
+    run_tool([cc, "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-I", str(header.parent), "-o", str(tmp), str(src)],
          "building the QEMU plugin (needs gcc)")
     os.replace(tmp, out)
     stamp.write_text(digest + "\n")
@@ -397,7 +403,7 @@ def _build_view(root: Path, qemu: str, cpu: str) -> dict[str, Any]:
         for entry in (root / "sysroot").iterdir():
             if entry.name not in ("proc", "sys") and not entry.name.startswith("."):
                 (tmp / entry.name).symlink_to(Path("..") / ".." / "sysroot" / entry.name)
-        out = _run([qemu, "-cpu", cpu, "-L", str(tmp), str(tmp / "usr/bin/python3.11"), "-c", _PROBE],
+        out = run_tool([qemu, "-cpu", cpu, "-L", str(tmp), str(tmp / "usr/bin/python3.11"), "-c", _PROBE],
                    f"probing the features of {cpu}", env=guest_env(), timeout=300).stdout
         hwcap, hwcap2 = json.loads(out.strip().splitlines()[-1])
         features = hwcap_names(hwcap, hwcap2)
@@ -424,7 +430,7 @@ def _verify(env: Environment, cpu: str) -> None:
         script.write_text("import ctypes\nfrom ai_edge_litert.interpreter import Interpreter\n"
                           f"s = ctypes.CDLL(None).syscall\ns({MARKER}, 1, 0)\ns({MARKER}, 1, 0)\n")
         counts = Path(tmp) / "counts.txt"
-        _run(env.command(cpu, script, counts=counts),
+        run_tool(env.command(cpu, script, counts=counts),
              "the verification run under qemu-aarch64", env=guest_env(), timeout=300)
         marks = [line for line in counts.read_text().splitlines() if line.startswith("M ")]
         if len(marks) != 2:

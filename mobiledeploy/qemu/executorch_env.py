@@ -16,31 +16,28 @@ its env.json are not touched, so environments set up before keep working):
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .env import EmulatorMissingError, SETUP_HINT
+from .env import EmulatorMissingError, SETUP_HINT, run_tool
+from .parts import Part, download_wheel, ensure_part, host_version, read_part
 
 __all__ = ["ExecuTorchGuest", "executorch_guest", "setup_executorch", "runner_source_digest"]
 
+DIST = "executorch"
+#: the platform tag of the aarch64 wheel on PyPI
+PLATFORMS = ("manylinux_2_28_aarch64",)
 #: -D flags the wheel's headers need (executorch-config.cmake of the wheel, EXECUTORCH_COMPILE_DEFINITIONS)
 DEFINES = ("-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_EVENT_TRACER_ENABLED")
 LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_kernels_quantized", "executorch",
         "executorch_threadpool")
 
 
-@dataclass
-class ExecuTorchGuest:
-    root: Path
-    versions: dict[str, Any]
+class ExecuTorchGuest(Part):
+    """The ExecuTorch part: the aarch64 libraries and et_runner beside them."""
 
     @property
     def runner(self) -> Path:
@@ -55,11 +52,8 @@ def executorch_guest(env_root: Path) -> ExecuTorchGuest:
     """The ExecuTorch part setup made; EmulatorMissingError (one line, with the command) if not, or stale."""
     root = env_root / "executorch"
     hint = f"run `mobiledeploy qemu setup` with the executorch extra installed ({SETUP_HINT.removeprefix('run ')})"
-    try:
-        recorded = json.loads((root / "env.json").read_text())
-    except (OSError, ValueError):
-        raise EmulatorMissingError(f"ExecuTorch is not set up in the Arm64 environment: {hint}") from None
-    if recorded.get("runner_sha256") != runner_source_digest() or recorded.get("executorch") != _host_version():
+    recorded = read_part(root, "ExecuTorch", hint)
+    if recorded.get("runner_sha256") != runner_source_digest() or recorded.get("executorch") != host_version(DIST):
         raise EmulatorMissingError(f"the Arm64 ExecuTorch runner is stale (another executorch or runner): {hint}")
     guest = ExecuTorchGuest(root, recorded)
     if not guest.runner.is_file():
@@ -67,62 +61,31 @@ def executorch_guest(env_root: Path) -> ExecuTorchGuest:
     return guest
 
 
-def _host_version() -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version("executorch")
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def setup_executorch(env_root: Path, say: Callable[[str], None]) -> ExecuTorchGuest | None:
     """Build the ExecuTorch part when the host has executorch (the wheel of the same version); None when it has
     not. A failure is EmulatorMissingError; the LiteRT part stays usable."""
-    version = _host_version()
-    if version is None:
-        return None
-    try:
-        return executorch_guest(env_root)
-    except EmulatorMissingError:
-        pass
+    return ensure_part(env_root, DIST, "executorch", executorch_guest,
+                       lambda version, scratch, part: _build(version, scratch, part, say))
+
+
+def _build(version: str, scratch: Path, part: Path, say: Callable[[str], None]) -> dict[str, Any]:
     cxx = os.environ.get("CXX_AARCH64") or shutil.which("aarch64-linux-gnu-g++")
     if cxx is None:
         raise EmulatorMissingError("aarch64-linux-gnu-g++ is not installed (Debian: apt-get install "
                                    "g++-aarch64-linux-gnu; make arm does it)")
-    tmp = Path(tempfile.mkdtemp(prefix=".executorch-", dir=env_root))
-    try:
-        say(f"ExecuTorch for Arm64: the aarch64 executorch {version} wheel")
-        wheel = _download(version, tmp)
-        lib = tmp / "part" / "lib"
-        include = _unpack(wheel, tmp, lib)
-        say("ExecuTorch for Arm64: building et_runner (aarch64 g++)")
-        _compile(cxx, include, lib)
-        versions = {"executorch": version, "wheel": wheel.name, "runner_sha256": runner_source_digest(), "cxx": cxx}
-        (tmp / "part" / "env.json").write_text(json.dumps(versions, indent=1, sort_keys=True) + "\n")
-        final = env_root / "executorch"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp / "part", final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return executorch_guest(env_root)
+    say(f"ExecuTorch for Arm64: the aarch64 executorch {version} wheel")
+    wheel = download_wheel(DIST, version, scratch, PLATFORMS)
+    lib = part / "lib"
+    include = _unpack(wheel, scratch, lib)
+    say("ExecuTorch for Arm64: building et_runner (aarch64 g++)")
+    _compile(cxx, include, lib)
+    return {"executorch": version, "wheel": wheel.name, "runner_sha256": runner_source_digest(), "cxx": cxx}
 
 
-def _download(version: str, dest: Path) -> Path:
-    argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-            "3.11", "--platform", "manylinux_2_28_aarch64", "-d", str(dest), f"executorch=={version}"]
-    _run(argv, "pip download (aarch64 executorch wheel)", timeout=900)
-    found = sorted(dest.glob("executorch-*.whl"))
-    if not found:
-        raise EmulatorMissingError(f"pip found no aarch64 wheel of executorch {version}")
-    return found[0]
-
-
-def _unpack(wheel: Path, tmp: Path, lib: Path) -> Path:
-    """The wheel's lib/*.so into `lib`, its headers into tmp/include (only for the build); returns the include dir."""
+def _unpack(wheel: Path, scratch: Path, lib: Path) -> Path:
+    """The wheel's lib/*.so into `lib`, its headers into scratch/include (only for the build); returns that dir."""
     lib.mkdir(parents=True)
-    include = tmp / "include"
+    include = scratch / "include"
     with zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
             if name.startswith("executorch/lib/") and name.endswith(".so"):
@@ -139,16 +102,4 @@ def _compile(cxx: str, include: Path, lib: Path) -> None:
     argv = [cxx, "-O2", "-std=c++17", *DEFINES, "-I", str(include),
             "-I", str(include / "executorch/runtime/core/portable_type/c10"), "-o", str(lib / "et_runner"), str(src),
             "-L", str(lib), "-Wl,--no-as-needed", *(f"-l{name}" for name in LIBS), "-Wl,-rpath,$ORIGIN"]
-    _run(argv, "building et_runner (aarch64-linux-gnu-g++)", timeout=600)
-
-
-def _run(argv: list[str], what: str, **kwargs: Any) -> None:
-    try:
-        subprocess.run(argv, check=True, capture_output=True, text=True, **kwargs)
-    except FileNotFoundError:
-        raise EmulatorMissingError(f"{what}: {argv[0]} is not installed") from None
-    except subprocess.CalledProcessError as exc:
-        tail = " ".join((exc.stderr or exc.stdout or "").split())[-300:]
-        raise EmulatorMissingError(f"{what} failed: {tail}") from None
-    except subprocess.TimeoutExpired:
-        raise EmulatorMissingError(f"{what} timed out") from None
+    run_tool(argv, "building et_runner (aarch64-linux-gnu-g++)", timeout=600)

@@ -125,14 +125,52 @@ def _marker(number: int) -> Any:
     return mark
 
 
+def open_marks(request: dict[str, Any]) -> Any:
+    """The marker function of the request, after three empty brackets: the cost of the bracket itself, which
+    the host subtracts."""
+    mark = _marker(int(request["marker"]))
+    for _ in range(3):
+        mark(MARK, PHASES["null"])
+        mark(MARK, PHASES["null"])
+    return mark
+
+
+def run_phases(mark: Any, request: dict[str, Any], save_outputs: Any, invoke: Any, *args: Any) -> None:
+    """`invoke(*args)` bracketed: the first inference (then `save_outputs(path)` when the request names one), the
+    warm-up runs, the measured runs (inside the profile window when the request asks for a profile)."""
+    mark(MARK, PHASES["first"])
+    invoke(*args)
+    mark(MARK, PHASES["first"])
+    if request.get("outputs"):
+        save_outputs(request["outputs"])
+    for _ in range(int(request.get("warmup", 0))):
+        mark(MARK, PHASES["warmup"])
+        invoke(*args)
+        mark(MARK, PHASES["warmup"])
+    profile = bool(request.get("profile"))
+    if profile:
+        mark(PROFILE_BEGIN, 0)
+    for _ in range(int(request.get("runs", 1))):
+        mark(MARK, PHASES["run"])
+        invoke(*args)
+        mark(MARK, PHASES["run"])
+    if profile:
+        mark(PROFILE_END, 0)
+
+
+def with_maps(request: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+    """The reply, with the guest's memory map when profiled (the host attributes addresses with it)."""
+    if request.get("profile"):
+        with open("/proc/self/maps") as f:
+            reply["maps"] = f.read()
+    return reply
+
+
 def measure(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    mark = _marker(int(request["marker"]))
-    for _ in range(3):  # the cost of the bracket itself, subtracted by the host
-        mark(MARK, PHASES["null"])
-        mark(MARK, PHASES["null"])
+    mark = open_marks(request)
     mark(MARK, PHASES["init"])
     interpreter = Interpreter(model_path=request["model"], num_threads=int(request.get("threads", 1)))
     interpreter.allocate_tensors()
@@ -145,31 +183,13 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         dtypes = [np.dtype(d["dtype"]).name for d in details]
     else:
         dtypes = make_inputs(interpreter, int(request.get("seed", 0)))
-    invoke = interpreter.invoke
-    mark(MARK, PHASES["first"])
-    invoke()
-    mark(MARK, PHASES["first"])
-    if request.get("outputs"):
-        outs = {f"o{i}": interpreter.get_tensor(d["index"]) for i, d in enumerate(interpreter.get_output_details())}
-        np.savez(request["outputs"], **outs)
-    for _ in range(int(request.get("warmup", 0))):
-        mark(MARK, PHASES["warmup"])
-        invoke()
-        mark(MARK, PHASES["warmup"])
-    profile = bool(request.get("profile"))
-    if profile:
-        mark(PROFILE_BEGIN, 0)
-    for _ in range(int(request.get("runs", 1))):
-        mark(MARK, PHASES["run"])
-        invoke()
-        mark(MARK, PHASES["run"])
-    if profile:
-        mark(PROFILE_END, 0)
-    reply: dict[str, Any] = {"input_dtypes": dtypes, "delegation": delegation(interpreter)}
-    if profile:
-        with open("/proc/self/maps") as f:
-            reply["maps"] = f.read()
-    return reply
+
+    def save_outputs(path: str) -> None:
+        np.savez(path, **{f"o{i}": interpreter.get_tensor(d["index"])
+                          for i, d in enumerate(interpreter.get_output_details())})
+
+    run_phases(mark, request, save_outputs, interpreter.invoke)
+    return with_maps(request, {"input_dtypes": dtypes, "delegation": delegation(interpreter)})
 
 
 def main(argv: list[str], measure_request: Any = None) -> int:

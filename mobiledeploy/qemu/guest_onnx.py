@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from guest import MARK, PHASES, PROFILE_BEGIN, PROFILE_END, _marker, input_data, main
+from guest import MARK, PHASES, input_data, main, open_marks, run_phases, with_maps
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
@@ -49,10 +49,7 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import onnxruntime  # before the first marker, as guest.py imports LiteRT: its import starts threads
 
-    mark = _marker(int(request["marker"]))
-    for _ in range(3):  # the cost of the bracket itself, subtracted by the host
-        mark(MARK, PHASES["null"])
-        mark(MARK, PHASES["null"])
+    mark = open_marks(request)
     mark(MARK, PHASES["init"])
     session = _session(request["model"], int(request.get("threads", 1)))
     mark(MARK, PHASES["init"])
@@ -62,32 +59,14 @@ def measure(request: dict[str, Any]) -> dict[str, Any]:
         binding.bind_cpu_input(name, value)
     for node in session.get_outputs():
         binding.bind_output(node.name, "cpu")
-    invoke = session.run_with_iobinding
-    mark(MARK, PHASES["first"])
-    invoke(binding)
-    mark(MARK, PHASES["first"])
-    if request.get("outputs"):
-        np.savez(request["outputs"], **{f"o{i}": out for i, out in enumerate(binding.copy_outputs_to_cpu())})
-    for _ in range(int(request.get("warmup", 0))):
-        mark(MARK, PHASES["warmup"])
-        invoke(binding)
-        mark(MARK, PHASES["warmup"])
-    profile = bool(request.get("profile"))
-    if profile:
-        mark(PROFILE_BEGIN, 0)
-    for _ in range(int(request.get("runs", 1))):
-        mark(MARK, PHASES["run"])
-        invoke(binding)
-        mark(MARK, PHASES["run"])
-    if profile:
-        mark(PROFILE_END, 0)
-    reply: dict[str, Any] = {"input_dtypes": [str(v.dtype) for v in feeds.values()],
-                             "delegation": {"execution_providers": session.get_providers()},
-                             "version": onnxruntime.__version__}
-    if profile:
-        with open("/proc/self/maps") as f:
-            reply["maps"] = f.read()
-    return reply
+
+    def save_outputs(path: str) -> None:
+        np.savez(path, **{f"o{i}": out for i, out in enumerate(binding.copy_outputs_to_cpu())})
+
+    run_phases(mark, request, save_outputs, session.run_with_iobinding, binding)
+    return with_maps(request, {"input_dtypes": [str(v.dtype) for v in feeds.values()],
+                               "delegation": {"execution_providers": session.get_providers()},
+                               "version": onnxruntime.__version__})
 
 
 if __name__ == "__main__":

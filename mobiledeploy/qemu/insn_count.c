@@ -23,17 +23,11 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <fcntl.h>
 
+#include "plugin_io.h"
 #include "qemu_plugin_api.h"
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = 1;
-
-enum { MARK_PROFILE_BEGIN = 2, MARK_PROFILE_END = 3 };
 
 struct block {
     uint64_t vaddr;
@@ -56,14 +50,7 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void emit(const char *text)
 {
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t n = write(out_fd, text + done, len - done);
-        if (n <= 0) {
-            return;
-        }
-        done += (size_t)n;
-    }
+    write_all(out_fd, text, strlen(text));
 }
 
 static size_t slot_of(uint64_t vaddr, size_t cap)
@@ -186,10 +173,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const struct qem
 {
     const char *out = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "out=", 4) == 0) {
-            out = argv[i] + 4;
-        } else if (strncmp(argv[i], "marker=", 7) == 0) {
-            marker = strtoll(argv[i] + 7, NULL, 0);
+        if (common_arg(argv[i], &out, &marker)) {
+            continue;
         } else if (strncmp(argv[i], "profile=", 8) == 0) {
             profile = atoi(argv[i] + 8);
         } else {
@@ -197,9 +182,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const struct qem
             return -1;
         }
     }
-    out_fd = out ? open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : dup(2);
+    out_fd = open_out(out, "insn_count");
     if (out_fd < 0) {
-        perror("insn_count: out");
         return -1;
     }
     qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);

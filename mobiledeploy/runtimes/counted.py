@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["CountedRuntime", "fill_counts", "check_one_thread", "arm_guest"]
+__all__ = ["CountedRuntime", "EmulatedRuntime", "fill_counts", "check_one_thread", "arm_guest"]
 
 
 def check_one_thread(options: "BenchOptions") -> None:
@@ -36,15 +36,26 @@ def arm_guest(find: Any, root: Path) -> Any:
         raise SetupError(str(exc)) from None
 
 
-class CountedRuntime:
+class EmulatedRuntime:
+    """A runtime of the `qemu:CPU` device: it runs the file in the emulated userland on the device's core, one
+    thread, and counts the Arm instructions of every phase."""
+
+    def __init__(self, device: "QemuDevice") -> None:
+        self.env, self.cpu = device.env, device.cpu
+
+    def record(self, result: "RunResult", run: Any, runner: str, **facts: Any) -> None:
+        """An ok counted run (`run`: counts, input_dtypes, wall_s) in `result`, with what the runtime adds."""
+        fill_counts(result, run.counts)
+        result.observed.update(runner=runner, cpu=self.cpu, input_dtypes=run.input_dtypes,
+                               bracket_instructions=run.counts.bracket, emulated_wall_s=round(run.wall_s, 2), **facts)
+
+
+class CountedRuntime(EmulatedRuntime):
     """Runs a .tflite on one emulated core; reports instructions per run, init and first inference, and
     XNNPACK's delegation."""
 
     name = "counted"
     artifacts = artifacts_read_as(".tflite")
-
-    def __init__(self, device: "QemuDevice") -> None:
-        self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from ..qemu.run import run_guest
@@ -55,15 +66,11 @@ class CountedRuntime:
         else:
             guest = run_guest(self.env, self.cpu, Path(target.artifact), runs=options.runs, warmup=options.warmup,
                               threads=options.threads)
-        counts = guest.counts
-        fill_counts(result, counts)
-        result.observed.update(runner="litert-interpreter (aarch64, qemu-user)", cpu=self.cpu,
-                               delegation=guest.delegation, input_dtypes=guest.input_dtypes,
-                               bracket_instructions=counts.bracket, emulated_wall_s=round(guest.wall_s, 2))
+        self.record(result, guest, "litert-interpreter (aarch64, qemu-user)", delegation=guest.delegation)
 
     def _estimate(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult"):
         """The counted run with the block_cache plugin beside: the same exact counts, and the phone's estimated
-        ms stored apart from any measured figure (observed["estimate"], kind "estimated")."""
+        ms stored apart from any measured figure (config["estimate"], kind "estimated")."""
         from ..estimate.phones import phone as phone_profile
         from ..estimate.run import estimate_guest
 
@@ -73,7 +80,7 @@ class CountedRuntime:
         guest, run = estimate_guest(Path(target.artifact), profile, runs=options.runs, warmup=options.warmup,
                                     env=self.env)
         result.observed["estimate"] = {**run.estimate.to_dict(), "phone_label": profile.label,
-                                     "model_wall_s": round(run.model_wall_s, 2)}
+                                       "model_wall_s": round(run.model_wall_s, 2)}
         return guest
 
 

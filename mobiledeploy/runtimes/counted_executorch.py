@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifact_kinds import artifacts_read_as
-from .counted import arm_guest, check_one_thread, fill_counts
+from .counted import EmulatedRuntime, arm_guest, check_one_thread
 
 if TYPE_CHECKING:
-    from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
 __all__ = ["CountedExecuTorchRuntime"]
@@ -21,15 +20,12 @@ __all__ = ["CountedExecuTorchRuntime"]
 ARM_TOLERANCE = 1e-4
 
 
-class CountedExecuTorchRuntime:
+class CountedExecuTorchRuntime(EmulatedRuntime):
     """Runs a .pte on one emulated core; reports instructions per run, init (program and method load) and first
     inference, and the Arm output against the host's."""
 
     name = "executorch"
     artifacts = artifacts_read_as(".pte")
-
-    def __init__(self, device: "QemuDevice") -> None:
-        self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from ..qemu.executorch_env import executorch_guest
@@ -41,12 +37,8 @@ class CountedExecuTorchRuntime:
         x = _seeded_input(model)
         run = run_executorch_guest(self.env, guest, self.cpu, model, runs=options.runs, warmup=options.warmup,
                                    inputs=x, want_outputs=True)
-        counts = run.counts
-        fill_counts(result, counts)
-        result.observed.update(runner="et_runner (ExecuTorch C++ runtime, aarch64, qemu-user)", cpu=self.cpu,
-                               input_dtypes=run.input_dtypes, bracket_instructions=counts.bracket,
-                               guest_threads=counts.vcpus, emulated_wall_s=round(run.wall_s, 2),
-                               arm_parity=_arm_parity(model, x, run.outputs[0]))
+        self.record(result, run, "et_runner (ExecuTorch C++ runtime, aarch64, qemu-user)",
+                    guest_threads=run.counts.vcpus, arm_parity=_arm_parity(model, x, run.outputs[0]))
         result.versions["executorch (aarch64)"] = str(guest.versions.get("executorch"))
 
 

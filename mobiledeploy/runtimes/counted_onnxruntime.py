@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifact_kinds import artifacts_read_as
-from .counted import arm_guest, check_one_thread, fill_counts
+from .counted import EmulatedRuntime, arm_guest, check_one_thread
 
 if TYPE_CHECKING:
-    from ..devices.qemu import QemuDevice
     from ..records import BenchOptions, BenchTarget, RunResult
 
 __all__ = ["CountedOnnxRuntimeRuntime", "ARM_TOLERANCE"]
@@ -30,15 +29,12 @@ ARM_TOLERANCE = 1e-4
 GUEST_THREADS = None
 
 
-class CountedOnnxRuntimeRuntime:
+class CountedOnnxRuntimeRuntime(EmulatedRuntime):
     """Runs a .onnx on one emulated core; reports instructions per run, init (session creation, graph optimisation
     included) and first inference, and the Arm output against the host's."""
 
     name = "onnxruntime"
     artifacts = artifacts_read_as(".onnx")
-
-    def __init__(self, device: "QemuDevice") -> None:
-        self.env, self.cpu = device.env, device.cpu
 
     def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
         from ..qemu.onnxruntime_env import onnxruntime_guest
@@ -50,12 +46,9 @@ class CountedOnnxRuntimeRuntime:
         feeds = _seeded_inputs(model)
         run = run_guest(self.env, self.cpu, model, runs=options.runs, warmup=options.warmup, inputs=feeds,
                         want_outputs=True, script="guest_onnx.py", pythonpath=guest.site, max_threads=GUEST_THREADS)
-        fill_counts(result, run.counts)
-        result.observed.update(runner="onnxruntime (aarch64 wheel, CPUExecutionProvider, qemu-user)", cpu=self.cpu,
-                               delegation=run.delegation, input_dtypes=run.input_dtypes,
-                               bracket_instructions=run.counts.bracket, guest_threads=run.counts.vcpus,
-                               emulated_wall_s=round(run.wall_s, 2),
-                               arm_parity=arm_parity(model, feeds, run.outputs))
+        self.record(result, run, "onnxruntime (aarch64 wheel, CPUExecutionProvider, qemu-user)",
+                    delegation=run.delegation, guest_threads=run.counts.vcpus,
+                    arm_parity=arm_parity(model, feeds, run.outputs))
         result.versions["onnxruntime (aarch64)"] = str(guest.versions.get("onnxruntime"))
 
 

@@ -11,36 +11,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..artifact_kinds import artifacts_read_as
-from .inprocess import fill_timing, time_phases
+from .inprocess import InProcessRuntime, time_phases
 
 if TYPE_CHECKING:
-    from ..records import BenchOptions, BenchTarget, RunResult
+    from ..records import BenchOptions, RunResult
 
 __all__ = ["ExecuTorchRuntime", "time_pte", "pte_delegation", "pte_op_profile"]
 
 
-class ExecuTorchRuntime:
+class ExecuTorchRuntime(InProcessRuntime):
     """Times a .pte in this process; reports per-run timings, memory growth and the delegation its export recorded
     (what XNNPACK took, what runs on ExecuTorch's portable ops)."""
 
     name = "executorch"
     artifacts = artifacts_read_as(".pte")
 
-    def __init__(self, device: Any = None) -> None:
-        """In this process: nothing of the device is needed."""
+    def time_file(self, model: Path, **how: Any) -> dict[str, Any]:
+        return time_pte(model, **how)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
+    def describe(self, model: Path, options: "BenchOptions", result: "RunResult", timing: dict[str, Any]) -> None:
         from importlib import metadata
 
-        timing = time_pte(Path(target.artifact), threads=options.threads, runs=options.runs, warmup=options.warmup,
-                          min_secs=options.min_secs, cpu_mask=options.cpu_mask)
-        fill_timing(result, timing)
         result.observed.update(runner="executorch.runtime (pybindings)", delegate="XnnpackBackend",
                                input_dtypes=timing["input_dtypes"], threadpool_threads=timing["threadpool_threads"])
         if options.op_profiling:  # per kernel, from ExecuTorch's ETDump (runtimes/pte_profile.py), after the timing
-            result.op_profile = pte_op_profile(Path(target.artifact), runs=min(options.runs, 20), threads=options.threads)
+            result.op_profile = pte_op_profile(model, runs=min(options.runs, 20), threads=options.threads)
             result.observed["op_profile_source"] = "ExecuTorch ETDump (event tracer), read by executorch.devtools.Inspector"
-        found = pte_delegation(Path(target.artifact))
+        found = pte_delegation(model)
         if found is not None:
             result.observed["delegation"] = found
         result.versions["executorch"] = metadata.version("executorch")

@@ -15,9 +15,32 @@ from ..errors import ConfigError, RunnerError
 from ..records import parse_cpu_mask, percentile
 
 if TYPE_CHECKING:
-    from ..records import RunResult
+    from ..records import BenchOptions, BenchTarget, RunResult
 
-__all__ = ["time_phases", "fill_timing", "timed_loop", "big_cores", "pin_cpus"]
+__all__ = ["InProcessRuntime", "time_phases", "fill_timing", "timed_loop", "big_cores", "pin_cpus"]
+
+
+class InProcessRuntime:
+    """A runtime of the `local` device: it loads and times the file in this process (`time_file`, which returns
+    `time_phases`'s figures) and adds what it knows of the run to the result (`describe`)."""
+
+    name: str
+    artifacts: dict[str, str]
+
+    def __init__(self, device: Any = None) -> None:
+        """In this process: nothing of the device is needed."""
+
+    def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
+        timing = self.time_file(Path(target.artifact), threads=options.threads, runs=options.runs,
+                                warmup=options.warmup, min_secs=options.min_secs, cpu_mask=options.cpu_mask)
+        fill_timing(result, timing)
+        self.describe(Path(target.artifact), options, result, timing)
+
+    def time_file(self, model: Path, **how: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def describe(self, model: Path, options: "BenchOptions", result: "RunResult", timing: dict[str, Any]) -> None:
+        raise NotImplementedError
 
 
 def time_phases(load: Callable[[], Any], prepare: Callable[[Any], tuple[Callable[[], Any], dict[str, Any]]], *,

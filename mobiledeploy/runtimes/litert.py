@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RunnerError
 from ..qemu.guest import delegation, make_inputs  # one definition each, shared with the emulated Arm runs
 from ..artifact_kinds import artifacts_read_as
-from .inprocess import big_cores, fill_timing, time_phases, timed_loop
+from .inprocess import InProcessRuntime, big_cores, time_phases, timed_loop
 
 if TYPE_CHECKING:
-    from ..records import BenchOptions, BenchTarget, RunResult
+    from ..records import BenchOptions, RunResult
 
 __all__ = ["LiteRTRuntime", "input_details", "time_tflite", "timed_loop", "big_cores", "make_inputs", "delegation_record"]
 
@@ -24,19 +24,16 @@ def input_details(model: str | Path) -> list[dict[str, Any]]:
     return Interpreter(model_path=str(model)).get_input_details()
 
 
-class LiteRTRuntime:
+class LiteRTRuntime(InProcessRuntime):
     """Times a .tflite in this process; reports per-run timings, memory growth and XNNPACK's delegation."""
 
     name = "litert"
     artifacts = artifacts_read_as(".tflite")
 
-    def __init__(self, device: Any = None) -> None:
-        """In this process: nothing of the device is needed."""
+    def time_file(self, model: Path, **how: Any) -> dict[str, Any]:
+        return time_tflite(model, **how)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
-        timing = time_tflite(Path(target.artifact), threads=options.threads, runs=options.runs,
-                             warmup=options.warmup, min_secs=options.min_secs, cpu_mask=options.cpu_mask)
-        fill_timing(result, timing)
+    def describe(self, model: Path, options: "BenchOptions", result: "RunResult", timing: dict[str, Any]) -> None:
         result.observed.update(runner="litert-interpreter", delegate="xnnpack (LiteRT default)",
                                input_dtypes=timing["input_dtypes"], delegation=delegation_record(timing["delegation"]))
 
@@ -63,7 +60,7 @@ def time_tflite(model: Path, *, threads: int = 1, runs: int = 50, warmup: int = 
 
 
 def delegation_record(found: dict[str, Any]) -> dict[str, Any]:
-    """XNNPACK's share of the graph in the record adb runs use (observed.delegation): nodes, partitions, and the
+    """XNNPACK's share of the graph in the record adb runs use (config.delegation): nodes, partitions, and the
     nodes TFLite runs with its own kernels, by op type."""
     return {"accelerator": "cpu", "delegate": "TfLiteXNNPackDelegate", **found,
             "cpu_nodes": found["nodes"] - found["delegated_nodes"]}

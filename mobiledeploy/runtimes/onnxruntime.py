@@ -10,32 +10,29 @@ from typing import TYPE_CHECKING, Any
 
 from ..artifact_kinds import artifacts_read_as
 from ..errors import RunnerError
-from .inprocess import fill_timing, time_phases
+from .inprocess import InProcessRuntime, time_phases
 
 if TYPE_CHECKING:
-    from ..records import BenchOptions, BenchTarget, RunResult
+    from ..records import BenchOptions, RunResult
 
 __all__ = ["OnnxRuntimeRuntime", "onnx_session", "bind_inputs", "time_onnx"]
 
 _FLOATS = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
 
-class OnnxRuntimeRuntime:
+class OnnxRuntimeRuntime(InProcessRuntime):
     """Times a .onnx in this process (CPUExecutionProvider, every graph optimisation); reports per-run timings
     and memory growth. The export's fp32 ONNX model is what it times: no int8 ONNX model is exported."""
 
     name = "onnxruntime"
     artifacts = artifacts_read_as(".onnx")
 
-    def __init__(self, device: Any = None) -> None:
-        """In this process: nothing of the device is needed."""
+    def time_file(self, model: Path, **how: Any) -> dict[str, Any]:
+        return time_onnx(model, **how)
 
-    def run(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult", workdir: str = "") -> None:
+    def describe(self, model: Path, options: "BenchOptions", result: "RunResult", timing: dict[str, Any]) -> None:
         import onnxruntime
 
-        timing = time_onnx(Path(target.artifact), threads=options.threads, runs=options.runs, warmup=options.warmup,
-                           min_secs=options.min_secs, cpu_mask=options.cpu_mask)
-        fill_timing(result, timing)
         result.observed.update(runner="onnxruntime", execution_provider="CPUExecutionProvider",
                                graph_optimization="all", input_dtypes=timing["input_dtypes"])
         result.versions["onnxruntime"] = onnxruntime.__version__
