@@ -28,6 +28,8 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
+from .blocks import StagedNet
+
 __all__ = ["PositionalEncodingFourier", "CrossCovarianceAttn", "EdgeNeXt", "edgenext_xx_small"]
 
 #: layer scales of an untrained model: timm's 1e-6 (and N(0, 0.01) linears) leave every block an identity
@@ -142,7 +144,7 @@ class SplitTransposeBlock(nn.Module):
         return shortcut + self.gamma(self.mlp(self.norm(x))).permute(0, 3, 1, 2)
 
 
-class EdgeNeXt(nn.Module):
+class EdgeNeXt(StagedNet):
     stage_names = ("stage0", "stage1", "stage2", "stage3")
 
     def __init__(self, dims: tuple[int, ...], depths: tuple[int, ...], heads: int = 4, kernels=(3, 5, 7, 9),
@@ -160,10 +162,7 @@ class EdgeNeXt(nn.Module):
         self.head_norm, self.head = LayerNorm2d(cin), nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.head(self.head_norm(x.mean((2, 3), keepdim=True)).flatten(1))
+        return self.head(self.head_norm(self.features(x).mean((2, 3), keepdim=True)).flatten(1))
 
 
 @register_model(

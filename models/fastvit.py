@@ -25,8 +25,8 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
+from .blocks import ConvNorm, StagedNet
 from .common import SqueezeExcite, deploy_form
-from .repvit import ConvNorm
 
 __all__ = ["MobileOneBlock", "RepMixer", "FastViT", "fastvit_t8"]
 
@@ -191,7 +191,7 @@ def _patch_embed(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(ReparamLargeKernelConv(cin, cout, 7, 2, groups=cin), MobileOneBlock(cout, cout, 1))
 
 
-class FastViT(nn.Module):
+class FastViT(StagedNet):
     stage_names = ("stage0", "stage1", "stage2", "stage3")
 
     def __init__(self, layers: tuple[int, ...], dims: tuple[int, ...], mlp_ratio: float = 3.0,
@@ -209,10 +209,7 @@ class FastViT(nn.Module):
         self.head = nn.Linear(2 * cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.head(self.final_conv(x).mean((2, 3)))
+        return self.head(self.final_conv(self.features(x)).mean((2, 3)))
 
 
 @register_model(
