@@ -3,14 +3,15 @@ XNNPACK (partitions, the ops left to TFLite's kernels and the delegate's rule fo
 against torch's flop counter) and its exact Arm instructions (cortex-a76, the export's Arm check).
 
     python benchmarks/bench_modern.py [--quick] [--models "mobilenet_v4_conv_small@96;ops:gelu=tanh@32"] [--json]
-    python benchmarks/bench_modern.py --rows a.json b.json --write   # the table of earlier --json runs, written to
-                                                                     # benchmarks/results/modern_zoo.md (README embeds it)
+    python benchmarks/bench_modern.py --rows a.json b.json --write   # the table of earlier --json runs, merged into
+                                                                     # benchmarks/results/modern_zoo.md (README embeds it):
+                                                                     # a model measured again replaces its row
 
 A re-parameterisable model (one with a module that has timm's fuse()/reparameterize()/switch_to_deploy()) is
 exported in its deployment form (`export --reparameterize`), as its paper counts and times it.
 
-Models: the zoo's MobileNetV4 Conv-S and Hybrid-M, RepViT-M1, EfficientViT-M0, LeViT-128S, MobileViT-XXS (at 256,
-as trained), MobileNetV3 small and large (hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
+Models: the zoo's MobileNetV4 Conv-S and Hybrid-M, RepViT-M1, EfficientViT-M0, LeViT-128S, MobileViT-XXS, FastViT-T8
+and EdgeNeXt-XXS (the last three at 256, as trained), MobileNetV3 small and large (hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
 hard-swish, LayerNorm, SDPA or matmul/softmax attention) as `ops[:KEY=VALUE,...]`. `--quick` runs the small
 nets at 32x32 and MobileNetV4 at 96. int8 is exported with no cosine floor so that its partitions are seen
 even when its accuracy fails (the cosine is printed; the export's own floor is 0.98).
@@ -30,7 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 OPS = REPO / "tests" / "fixtures" / "modern" / "ops.py"
 FULL = [("mobilenet_v4_conv_small", 224), ("mobilenet_v4_hybrid_medium", 224), ("repvit_m1", 224),
-        ("efficientvit_m0", 224), ("levit_128s", 224), ("mobilevit_xxs", 256), ("mobilenet_v3_small", 224),
+        ("efficientvit_m0", 224), ("levit_128s", 224), ("mobilevit_xxs", 256), ("fastvit_t8", 256),
+        ("edgenext_xx_small", 256), ("mobilenet_v3_small", 224),
         ("mobilenet_v3_large", 224), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32),
         ("ops:attention=manual", 32)]
 QUICK = [("mobilenet_v4_conv_small", 96), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32)]
@@ -136,8 +138,39 @@ def _print(rows: list[dict[str, Any]]) -> None:
 RESULT = Path(__file__).resolve().parent / "results" / "modern_zoo.md"
 
 
+def _parts(text: str) -> tuple[list[str], dict[str, str], list[str]]:
+    """A rendered table's rows, its bullets by what they name (a model or an op) and its closing lines."""
+    rows, bullets, notes = [], {}, []
+    for line in text.splitlines():
+        if line.startswith("| model |") or line.startswith("|---"):
+            continue
+        if line.startswith("| "):
+            rows.append(line)
+        elif line.startswith("- "):
+            bullets[line[2:].split(":")[0].split(" (")[0]] = line  # a model (its base name) or an op
+        elif line.strip():
+            notes.append(line)
+    return rows, bullets, notes
+
+
+def _merged(old: str, new: str) -> str:
+    """`new`'s rows and bullets over `old`'s: a model measured again replaces its row, the others' rows stay; an op's
+    rule is the newer text."""
+    old_rows, old_bullets, old_notes = _parts(old)
+    new_rows, new_bullets, new_notes = _parts(new)
+    model = lambda row: row.split("|")[1].strip().split(" (")[0]  # noqa: E731
+    measured = {model(row) for row in new_rows}
+    rows = [row for row in old_rows if model(row) not in measured] + new_rows
+    bullets = {k: v for k, v in old_bullets.items() if k not in measured} | new_bullets
+    names = {model(row) for row in rows}
+    lines = [new.splitlines()[0], new.splitlines()[1], *rows]
+    lines += [bullets[k] for k in bullets if k in names] + [bullets[k] for k in sorted(bullets) if k not in names]
+    return "\n".join(lines + [""] + old_notes + new_notes) + "\n"
+
+
 def _write(rows: list[dict[str, Any]]) -> None:
-    """The table (and its rules) to RESULT, with the commit measured, written whole then renamed."""
+    """The table (and its rules) to RESULT, merged into the rows already there (a model measured again replaces its
+    row), with the commit measured, written whole then renamed."""
     import contextlib
     import io
     import subprocess
@@ -146,10 +179,13 @@ def _write(rows: list[dict[str, Any]]) -> None:
     with contextlib.redirect_stdout(text):
         _print(rows)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    text.write(f"\nOne run per model of `python benchmarks/bench_modern.py --models ... --json`, rendered by `--rows ... "
-               f"--write`, on commit {commit} ({time.strftime('%Y-%m-%d')}); seeded weights, synthetic calibration.\n")
+    models = ", ".join(r["model"].split(" (")[0] for r in rows)
+    text.write(f"\nThe rows of {models}: one run per model of `python benchmarks/bench_modern.py --models ... --json`, "
+               f"rendered by `--rows ... --write`, on commit {commit} ({time.strftime('%Y-%m-%d')}); seeded weights, "
+               "synthetic calibration.\n")
+    merged = _merged(RESULT.read_text(), text.getvalue()) if RESULT.exists() else text.getvalue()
     tmp = RESULT.with_suffix(".tmp")
-    tmp.write_text(text.getvalue())
+    tmp.write_text(merged)
     tmp.replace(RESULT)
 
 

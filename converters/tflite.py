@@ -202,11 +202,27 @@ def _conversion_failure(onnx_path: str | Path, log: Path, exc: BaseException | N
     name = getattr(exc, "onnx_op_name", None)
     node = next((n for n in onnx.load(str(onnx_path), load_external_data=False).graph.node if n.name == name), None) \
         if name else None
-    errors = [ln for ln in _log_tail(log, 40).split(" | ") if "error" in ln.lower()]
-    why = errors[-1] if errors else (f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
-                                     if exc is not None else _log_tail(log))
+    why = _raised(_log_tail(log, 40).split(" | ")) or (
+        f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}" if exc is not None else _log_tail(log))
     where = f" at node {node.name!r} ({node.op_type})" if node is not None else (f" at node {name!r}" if name else "")
     return f"onnx2tf could not convert the model{where}: {why.removeprefix('ERROR: ')}"
+
+
+#: onnx2tf's advice after every failure (onnx2tf 1.28.8, utils/common_functions.py print_wrapper_func): not a cause
+_ADVICE = ("input_onnx_file_path:", "onnx_op_name:", "Read this and deal with it", "Alternatively, if the input OP",
+           "If the input OP of ONNX", "Also, for models that include", "The trace log is below")
+
+
+def _raised(lines: list[str]) -> str:
+    """The error onnx2tf's log holds: the last exception raised (with the line that says why when TensorFlow wraps
+    it as 'Exception encountered when calling layer'), else its last error line that is not its standing advice."""
+    raised = [i for i, ln in enumerate(lines) if re.match(r"[\w.]+(Error|Exception): ", ln)]
+    if raised:
+        i = raised[-1]
+        detail = lines[i + 1] if "Exception encountered" in lines[i] and i + 1 < len(lines) else ""
+        return f"{lines[i]} {detail}".strip()
+    errors = [ln for ln in lines if "error" in ln.lower() and not any(a in ln for a in _ADVICE)]
+    return errors[-1].removeprefix("ERROR: ") if errors else ""
 
 
 def unsupported_line(missing: dict[str, list[str]]) -> str:

@@ -297,6 +297,9 @@ for _name, _op in {
     "hardswish_": "hardswish", "hardsigmoid_": "hardsigmoid", "leaky_relu": "leaky_relu", "elu": "elu",
     "exp": "exp", "sqrt": "sqrt", "rsqrt": "rsqrt", "pow": "pow", "__pow__": "pow", "neg": "neg", "__neg__": "neg",
     "clamp": "clamp", "clip": "clamp", "clamp_": "clamp", "mish": "mish",
+    # EdgeNeXt's Fourier positional encoding and its XCA (timm edgenext.py): one count per output element
+    "cumsum": "cumsum", "sin": "sin", "cos": "cos", "__rpow__": "pow", "__invert__": "not", "bitwise_not": "not",
+    "logical_not": "not", "normalize": "normalize",
 }.items():
     HANDLERS[_name] = _elementwise(_op)
 
@@ -312,6 +315,7 @@ FREE = {
     "__le__", "__ge__", "__index__", "__int__", "__float__", "item", "tolist", "is_contiguous", "stride",
     "dim_order", "storage_offset", "element_size", "new_zeros", "zeros_like", "ones_like",
     "tensor",  # a constant made from Python values (an index table)
+    "zeros", "ones", "full", "arange", "empty",  # constants made from a shape (a positional encoding's grid)
 }
 
 

@@ -25,19 +25,10 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
+from .blocks import ConvNorm, NormLinear, Residual, StagedNet, conv_stem16
 from .common import SqueezeExcite
-from .repvit import ConvNorm, NormLinear
 
 __all__ = ["CascadedGroupAttention", "EfficientViT", "efficientvit_m0"]
-
-
-class Residual(nn.Module):
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.m = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.m(x)
 
 
 def _dw_ffn(dim: int) -> list[nn.Module]:
@@ -108,15 +99,14 @@ class PatchMerging(nn.Sequential):
                          SqueezeExcite(hidden, max(8, int(hidden * 0.25 + 4) // 8 * 8)), ConvNorm(hidden, out))
 
 
-class EfficientViT(nn.Module):
+class EfficientViT(StagedNet):
     stage_names = ("stage0", "stage1", "stage2")
 
     def __init__(self, dims: tuple[int, ...], depths: tuple[int, ...], heads: tuple[int, ...], key_dim: int = 16,
                  window: int = 7, img_size: int = 224, num_classes: int = 1000) -> None:
         super().__init__()
         d = dims[0]
-        self.stem = nn.Sequential(ConvNorm(3, d // 8, 3, 2), nn.ReLU(), ConvNorm(d // 8, d // 4, 3, 2), nn.ReLU(),
-                                  ConvNorm(d // 4, d // 2, 3, 2), nn.ReLU(), ConvNorm(d // 2, d, 3, 2))
+        self.stem = conv_stem16(d, nn.ReLU)
         resolution, cin = img_size // 16, d
         for index, (dim, depth, head) in enumerate(zip(dims, depths, heads)):
             blocks: list[nn.Module] = []
@@ -130,10 +120,7 @@ class EfficientViT(nn.Module):
         self.head = NormLinear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.head(x.mean((2, 3)))
+        return self.head(self.features(x).mean((2, 3)))
 
 
 @register_model(

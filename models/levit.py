@@ -26,7 +26,8 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
-from .repvit import ConvNorm, DistilledHead
+from .blocks import Residual, StagedNet, conv_stem16
+from .repvit import DistilledHead
 
 __all__ = ["LinearNorm", "LeViT", "levit_128s"]
 
@@ -87,28 +88,18 @@ class Attention(nn.Module):
         return self.proj((attn @ v.transpose(1, 2)).transpose(1, 2).reshape(b, q.shape[1], -1))
 
 
-class Residual(nn.Module):
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.m = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.m(x)
-
-
 def _mlp(dim: int, ratio: int = 2) -> Residual:
     return Residual(nn.Sequential(LinearNorm(dim, ratio * dim), nn.Hardswish(), LinearNorm(ratio * dim, dim)))
 
 
-class LeViT(nn.Module):
+class LeViT(StagedNet):
     stage_names = ("stage0", "stage1", "stage2")
 
     def __init__(self, dims: tuple[int, ...], heads: tuple[int, ...], depths: tuple[int, ...], img_size: int = 224,
                  num_classes: int = 1000, key_dim: int = 16) -> None:
         super().__init__()
         d = dims[0]
-        self.stem = nn.Sequential(ConvNorm(3, d // 8, 3, 2), nn.Hardswish(), ConvNorm(d // 8, d // 4, 3, 2), nn.Hardswish(),
-                                  ConvNorm(d // 4, d // 2, 3, 2), nn.Hardswish(), ConvNorm(d // 2, d, 3, 2))
+        self.stem = conv_stem16(d, nn.Hardswish)
         side, cin = img_size // 16, d
         for index, (dim, head, depth) in enumerate(zip(dims, heads, depths)):
             blocks: list[nn.Module] = []
@@ -121,11 +112,11 @@ class LeViT(nn.Module):
             cin = dim
         self.classifier = DistilledHead(cin, num_classes)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x).flatten(2).transpose(1, 2)  # the stem's map as tokens
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x).flatten(2).transpose(1, 2)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.classifier(x.mean(1))
+        return self.classifier(self.features(x).mean(1))
 
 
 @register_model(

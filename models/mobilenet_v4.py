@@ -27,6 +27,7 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
+from .blocks import StagedNet
 from .common import ConvBN, make_divisible
 
 __all__ = ["UIB", "FusedIB", "MobileMQA", "MobileNetV4", "mobilenet_v4_conv_small", "mobilenet_v4_hybrid_medium",
@@ -175,7 +176,7 @@ def _blocks(spec: tuple, cin: int, layer_scale: float | None) -> tuple[list[nn.M
     return blocks, cout
 
 
-class MobileNetV4(nn.Module):
+class MobileNetV4(StagedNet):
     stage_names = ("stage0", "stage1", "stage2", "stage3", "stage4")
 
     def __init__(self, table: tuple, num_classes: int = 1000, stem: int = 32, features: int = 1280,
@@ -194,10 +195,7 @@ class MobileNetV4(nn.Module):
         self.classifier = nn.Linear(features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.classifier(torch.flatten(self.head(self.pool(x)), 1))
+        return self.classifier(torch.flatten(self.head(self.pool(self.features(x))), 1))
 
 
 @register_model(

@@ -17,6 +17,7 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
+from .blocks import StagedNet
 from .common import ConvBN
 
 __all__ = ["MobileViT", "MobileViTBlock", "mobilevit_xxs"]
@@ -79,7 +80,7 @@ class MobileViTBlock(nn.Module):
         return self.fuse(torch.cat([x, self.project(y)], dim=1))
 
 
-class MobileViT(nn.Module):
+class MobileViT(StagedNet):
     stage_names = ("layer1", "layer2", "layer3", "layer4", "layer5")
 
     def __init__(self, config: tuple, num_classes: int = 1000, stem: int = 16, last_factor: int = 4) -> None:
@@ -99,10 +100,7 @@ class MobileViT(nn.Module):
         self.classifier = nn.Linear(cin * last_factor, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.classifier(torch.flatten(self.pool(self.head(x)), 1))
+        return self.classifier(torch.flatten(self.pool(self.head(self.features(x))), 1))
 
 
 @register_model(

@@ -22,26 +22,10 @@ from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
+from .blocks import ConvNorm, NormLinear, StagedNet
 from .common import SqueezeExcite, deploy_form
 
 __all__ = ["ConvNorm", "RepVggDw", "RepViT", "repvit_m1"]
-
-
-class ConvNorm(nn.Sequential):
-    """Conv (no bias) + BN; `fuse()` returns the one conv with bias that computes the same."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
-
-    @torch.no_grad()
-    def fuse(self) -> nn.Conv2d:
-        conv, bn = self[0], self[1]
-        scale = bn.weight / (bn.running_var + bn.eps).sqrt()
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                          groups=conv.groups)
-        fused.weight.copy_(conv.weight * scale[:, None, None, None])
-        fused.bias.copy_(bn.bias - bn.running_mean * scale)
-        return fused
 
 
 class RepVggDw(nn.Module):
@@ -91,22 +75,6 @@ class Downsample(nn.Sequential):
                          ChannelMixer(cout, cout * mlp_ratio))
 
 
-class NormLinear(nn.Sequential):
-    """BatchNorm1d + Linear; `fuse()` → one Linear."""
-
-    def __init__(self, features: int, classes: int) -> None:
-        super().__init__(nn.BatchNorm1d(features), nn.Linear(features, classes))
-
-    @torch.no_grad()
-    def fuse(self) -> nn.Linear:
-        bn, linear = self[0], self[1]
-        scale = bn.weight / (bn.running_var + bn.eps).sqrt()
-        fused = nn.Linear(linear.in_features, linear.out_features)
-        fused.weight.copy_(linear.weight * scale[None, :])
-        fused.bias.copy_(linear.weight @ (bn.bias - bn.running_mean * scale) + linear.bias)
-        return fused
-
-
 class DistilledHead(nn.Module):
     """The classifier and the distillation classifier, averaged; `fuse()` → their mean as one Linear."""
 
@@ -125,7 +93,7 @@ class DistilledHead(nn.Module):
         return head
 
 
-class RepViT(nn.Module):
+class RepViT(StagedNet):
     stage_names = ("stage0", "stage1", "stage2", "stage3")
 
     def __init__(self, widths: tuple[int, ...], depths: tuple[int, ...], num_classes: int = 1000) -> None:
@@ -140,10 +108,7 @@ class RepViT(nn.Module):
         self.classifier = DistilledHead(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-        return self.classifier(x.mean((2, 3)))
+        return self.classifier(self.features(x).mean((2, 3)))
 
 
 @register_model(

@@ -122,6 +122,30 @@ def test_softmax_gelu_interpolate_and_pad():
     assert report.layers[3].memory_access == 72 + 2 * 8 * 8
 
 
+def test_edgenexts_fourier_positional_encoding_by_hand():
+    """timm's PositionalEncodingFourier on a 3x5 grid, 4 frequencies, to 8 channels: every op counted as its outputs."""
+    from mobiledeploy.models.edgenext import PositionalEncodingFourier
+
+    encoding = PositionalEncodingFourier(8, hidden=4)
+    report = analyse_model(_Call(lambda x: encoding((1, 3, 5))), (1, 1))
+    assert report.unknown_ops == []  # zeros and arange make constants: no arithmetic, never unknown
+    grid, row, column, freq, table, half = 15, 5, 3, 4, 15 * 4, 15 * 2
+    assert [(l.op, l.elementwise) for l in report.layers] == [
+        ("not", grid), ("cumsum", grid), ("cumsum", grid),                # ~mask, then running counts down and across
+        ("add", row), ("div", grid), ("mul", grid),                       # y / (last row + eps) * 2π
+        ("add", column), ("div", grid), ("mul", grid),                    # x likewise
+        ("div", freq), ("mul", freq), ("div", freq), ("pow", freq),       # 10000 ** (2 * (i // 2) / 4)
+        ("div", table), ("div", table),                                   # x / dim_t, y / dim_t
+        ("sin", half), ("cos", half), ("concat", 0), ("sin", half), ("cos", half), ("concat", 0), ("concat", 0),
+        ("conv2d_1x1", 0)]
+    assert report.layers[-1].macs == grid * 8 * 8 and report.macs == grid * 8 * 8
+
+
+def test_l2_normalize_is_elementwise():
+    layer = _only(analyse_model(_Call(lambda x: torch.nn.functional.normalize(x, dim=-1)), (1, 2, 3, 4)))
+    assert (layer.op, layer.macs, layer.elementwise, layer.memory_access) == ("normalize", 0, 24, 48)
+
+
 def test_asserts_unbind_and_views_are_never_unknown():
     def fn(x: torch.Tensor) -> torch.Tensor:
         torch._assert(x.shape[1] == 3, "three channels")
@@ -148,6 +172,6 @@ def test_the_counter_agrees_with_torchs_flop_counter_and_names_each_difference()
     assert sdpa["macs"] == manual["macs"] and sdpa["unexplained"] == 0
     (reason, macs), = sdpa["explained"].items()
     assert "flash_attention_for_cpu" in reason and macs == 2 * 2 * 256 * 256 * 8  # 2 heads, 256 tokens, dim 8, twice
-    for name in ("shufflenet_v2", "mobilenet_v3_small"):
+    for name in ("shufflenet_v2", "mobilenet_v3_small", "edgenext_xx_small"):  # EdgeNeXt: XCA's products, normalize
         zoo = cross_check(build_model(name), (1, 3, 32, 32))
         assert zoo["flop_counter_flops"] == 2 * zoo["macs"] and zoo["unexplained"] == 0

@@ -294,6 +294,64 @@ def test_levit_128s_attention_downsample_queries_every_second_token_with_an_offs
         assert torch.allclose(att(x), expected, atol=1e-5)
 
 
+def test_fastvit_t8_reparameterizes_each_repmixer_into_one_depthwise_conv():
+    from mobiledeploy.models.common import deploy_form
+    from mobiledeploy.models.fastvit import MobileOneBlock, RepMixer
+
+    model = build_model("fastvit_t8", num_classes=10)
+    assert len(_modules(model, RepMixer)) == 2 + 2 + 4 + 2 and len(_modules(model, MobileOneBlock)) == 3 + 3 + 1 + 20
+    embeds = [m for m in _modules(model, nn.Conv2d) if m.kernel_size == (7, 7) and m.stride == (2, 2)]
+    assert [(m.in_channels, m.out_channels, m.groups) for m in embeds] == [(48, 96, 48), (96, 192, 96), (192, 384, 192)]
+    gen = torch.Generator().manual_seed(0)
+    for bn in _modules(model, nn.BatchNorm2d):  # BN statistics a trained model would have
+        bn.running_mean.normal_(0.0, 0.1, generator=gen)
+        bn.running_var.uniform_(0.5, 2.0, generator=gen)
+        bn.weight.data.uniform_(0.5, 1.5, generator=gen)
+    for mixer in _modules(model, RepMixer):
+        mixer.layer_scale.gamma.data.uniform_(0.5, 1.5, generator=gen)
+    x = torch.randn(1, 3, 32, 32, generator=gen)  # stage maps 8, 4, 2, 1: every tap of the 3x3 and 7x7 kernels used
+    with torch.no_grad():
+        before = model(x)
+        calls = deploy_form(model)
+        after = model(x)
+    # every MobileOne block outside a RepMixer, every RepMixer, 3 patch embeddings; ConvMlp's conv-BN fused
+    assert calls == {"fuse": 10, "reparameterize": 7 + 10 + 3, "switch_to_deploy": 0}
+    assert not _modules(model, nn.BatchNorm2d) and not _modules(model, RepMixer)[0]._modules.get("mixer")
+    assert (after - before).abs().max() / (before.max() - before.min()) < 1e-4
+    assert _params(build_model("fastvit_t8", deploy=True)) == 3_994_216  # timm's pt291 table: 4.0 M
+
+
+def test_edgenext_xx_small_splits_channels_and_attends_across_them():
+    from mobiledeploy.models.edgenext import CrossCovarianceAttn, PositionalEncodingFourier, SplitTransposeBlock
+
+    model = build_model("edgenext_xx_small")
+    sdta = _modules(model, SplitTransposeBlock)
+    assert [(len(b.convs), b.convs[0].in_channels, b.pos_embd is not None) for b in sdta] == [
+        (1, 24, True), (2, 30, False), (3, 42, False)]  # 48 in 2 groups, 88 in 3 (30, 30, 28), 168 in 4
+    assert [m.kernel_size[0] for m in _modules(model, nn.Conv2d) if m.groups > 1 and m.kernel_size[0] > 3] == [5, 7, 7, 7, 7, 7, 9]
+    encoding = PositionalEncodingFourier(64)
+    with torch.no_grad():  # the projection made the identity: the sin/cos table itself, against the formula
+        encoding.token_projection.weight.copy_(torch.eye(64)[:, :, None, None])
+        encoding.token_projection.bias.zero_()
+        table = encoding((1, 3, 5))[0]
+    i = torch.arange(32)
+    freq = 10000.0 ** (2 * (i // 2) / 32)
+    angle_y = (torch.arange(1, 4) / (3 + 1e-6) * 2 * torch.pi)[:, None] / freq  # rows, frequencies
+    angle_x = (torch.arange(1, 6) / (5 + 1e-6) * 2 * torch.pi)[:, None] / freq
+    wave = lambda a: torch.where(i % 2 == 0, a.sin(), a.cos())  # noqa: E731  (even: sin, odd: cos, interleaved)
+    assert torch.allclose(table[:32, :, 0], wave(angle_y).T, atol=1e-5)
+    assert torch.allclose(table[32:, 0, :], wave(angle_x).T, atol=1e-5)
+    xca = _modules(model, CrossCovarianceAttn)[0].eval()
+    with torch.no_grad():
+        xca.temperature.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(1, 6, 48, generator=torch.Generator().manual_seed(1))  # 6 tokens, 4 heads of 12 channels
+        q, k, v = xca.qkv(x).reshape(1, 6, 3, 4, 12).unbind(2)  # (batch, tokens, heads, channels)
+        q, k = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(k, dim=1)  # over the tokens
+        attn = torch.softmax(torch.einsum("bnhc,bnhd->bhcd", q, k) * xca.temperature, dim=-1)  # channels x channels
+        expected = xca.proj(torch.einsum("bhcd,bnhd->bnhc", attn, v).reshape(1, 6, 48))
+        assert torch.allclose(xca(x), expected, atol=1e-5)
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
