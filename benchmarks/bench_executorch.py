@@ -25,13 +25,18 @@ PAIRS = {"litert": {"fp32": "fp32", "int8": "int8"}, "executorch": {"fp32": "pte
          "onnxruntime": {"fp32": "onnx"}}
 
 
-def export(ref: str, resolution: int, out: Path) -> Any:
+def pairs_for(precisions: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """PAIRS limited to `precisions` ('fp32' only: no int8 export, the slowest step at 224; its cells are '—')."""
+    return {rt: {f: key for f, key in table.items() if f in precisions} for rt, table in PAIRS.items()}
+
+
+def export(ref: str, resolution: int, out: Path, pairs: dict[str, dict[str, str]]) -> Any:
     from mobiledeploy.converters import export_model
     from mobiledeploy.registry import parse_model_ref
 
     arch, config = parse_model_ref(ref)
     return export_model(arch, config, resolution=resolution, out_dir=out,
-                        formats=("onnx", "fp32", "int8", "pte_fp32", "pte_int8"))
+                        formats=tuple(dict.fromkeys(["onnx", *(k for t in pairs.values() for k in t.values())])))
 
 
 def count(runtime: str, path: Path, cpu: str) -> int:
@@ -87,17 +92,18 @@ def done_rows(results: Path | None) -> set[tuple[str, str]]:
     return {key for key, runtimes in seen.items() if runtimes >= set(PAIRS)}
 
 
-def rows(ref: str, resolution: int, out: Path, rounds: int, cores: tuple[str, ...]) -> Iterator[str]:
+def rows(ref: str, resolution: int, out: Path, rounds: int, cores: tuple[str, ...],
+         pairs: dict[str, dict[str, str]] = PAIRS) -> Iterator[str]:
     """Markdown rows of one model, core by core (each yielded as soon as its counts are in)."""
-    res = export(ref, resolution, out)
-    files = {(rt, fmt): res.artifact(key) for rt, table in PAIRS.items() for fmt, key in table.items()}
+    res = export(ref, resolution, out, pairs)
+    files = {(rt, fmt): res.artifact(key) for rt, table in pairs.items() for fmt, key in table.items()}
     ms = host_ms(files, rounds)
     parity = res.manifest["parity"]
     entry = res.manifest["artifacts"]
     for cpu in cores:
         counts = {key: count(key[0], path, cpu) for key, path in files.items()}
         yield "\n".join(_line(res.manifest["slug"], cpu, runtime, table, counts, ms, entry, parity)
-                         for runtime, table in PAIRS.items())
+                         for runtime, table in pairs.items())
 
 
 def _line(slug: str, cpu: str, runtime: str, table: dict[str, str], counts: dict, ms: dict, entry: dict,
@@ -123,6 +129,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="ShuffleNet v1 0.5x g=3 at 64x64 only")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("artifacts"))
+    parser.add_argument("--precisions", default="fp32,int8", help="fp32,int8 (default) or fp32 (no int8 export)")
     parser.add_argument("--results", type=Path, default=None,
                         help="append rows here as they finish; rows it already holds are skipped (resume)")
     args = parser.parse_args()
@@ -133,7 +140,8 @@ def main() -> None:
     for ref in models:
         cores = tuple(cpu for cpu in CORES if (slug_of(ref, resolution), cpu) not in done)
         if cores:
-            for block in rows(ref, resolution, args.out.resolve(), args.rounds, cores):
+            for block in rows(ref, resolution, args.out.resolve(), args.rounds, cores,
+                              pairs_for(tuple(args.precisions.split(",")))):
                 _emit(args.results, block)
 
 
