@@ -136,7 +136,7 @@ def main() -> None:
     models, resolution = (QUICK, 64) if args.quick else (args.models or QUICK, args.resolution)
     done = done_rows(args.results)
     if args.results is None or not args.results.exists():
-        _emit(args.results, HEADER)
+        _emit(args.results, provenance(models, resolution, args.precisions, args.rounds) + "\n\n" + HEADER)
     for ref in models:
         cores = tuple(cpu for cpu in CORES if (slug_of(ref, resolution), cpu) not in done)
         if cores:
@@ -148,6 +148,18 @@ def main() -> None:
 HEADER = ("| model | core | runtime | fp32 instr | int8 instr | int8/fp32 | host ms fp32 / int8 | MB fp32 / int8 | "
           "XNNPACK partitions fp32 / int8 | parity: fp32 max rel / int8 cosine |\n"
           "|---|---|---|---:|---:|---:|---:|---:|---|---|")
+
+
+def provenance(models: list[str], resolution: int, precisions: str, rounds: int) -> str:
+    """The line that says how and when the rows were measured (a resumed run appends its rows below it)."""
+    import subprocess
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    return (f"Rows by `python benchmarks/bench_executorch.py --resolution {resolution} --rounds {rounds} --precisions {precisions} "
+            f"--models {' '.join(models)}` on commit {commit or 'unknown'} ({time.strftime('%Y-%m-%d')}), "
+            "a (model, core) block at a time; seeded weights, synthetic calibration.")
 
 
 def _emit(results: Path | None, text: str) -> None:
