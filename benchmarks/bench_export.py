@@ -67,4 +67,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mobiledeploy.signals import run_script
+
+    sys.exit(run_script(main, "bench_export"))

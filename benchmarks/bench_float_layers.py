@@ -14,6 +14,7 @@ fragile model only, fewer latency rounds. Arm counts need `make arm`; without it
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import statistics
 import time
@@ -167,4 +168,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mobiledeploy.signals import run_script
+
+    sys.exit(run_script(main, "bench_float_layers"))

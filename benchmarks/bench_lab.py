@@ -158,4 +158,6 @@ def _print(f: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mobiledeploy.signals import run_script
+
+    sys.exit(run_script(main, "bench_lab"))

@@ -13,6 +13,7 @@ one machine's torch build.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import time
 from dataclasses import dataclass, field
@@ -166,4 +167,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mobiledeploy.signals import run_script
+
+    sys.exit(run_script(main, "digits"))

@@ -30,14 +30,18 @@ def check_profile(device: str, options: Any, threads: int, adb_server: str | Non
 
 def profile_session(device: str, ref: str, name: str, config: dict[str, Any], precision: str, size: Any, options: Any,
                     adb_server: str | None, db: str | None, runs: int, progress: Callable[[str], None],
-                    phone: str | None = None) -> Any:
+                    phone: str | None = None, runtime: str = "litert") -> Any:
     """Export (reusing) the one target, then its op profile: exact Arm instructions per function on qemu:,
-    the device's op profiler elsewhere."""
+    the device's op profiler elsewhere (ExecuTorch's .pte: profiling_pte)."""
     from .devices.kinds import kind_of
     from .measure import prepare_targets
     from .profiling import profile_target
     from .registry import config_slug
 
+    if runtime == "executorch":
+        from .profiling_pte import pte_profile
+
+        return pte_profile(device, ref, name, config, precision, size, options.threads, runs, progress)
     (target,) = prepare_targets([ref], (precision,), size, progress)
     progress(f"op profile {target.name} on {device}")
     if kind_of(device).profiler == "arm":

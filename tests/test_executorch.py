@@ -310,3 +310,87 @@ def test_both_pte_files_counted_exactly_on_an_emulated_arm_core(own_export: tupl
         counts.setdefault(fmt, []).append(result.instructions)
     assert counts["fp32"][0] == counts["fp32"][1]  # another process, the same count
     assert counts["int8"][0] != counts["fp32"][0]
+
+
+# --- profile --runtime executorch (profiling_pte.py, qemu/et_profile.py) ------------------------------------
+
+#: ETDump rows as rows_from_etdump gives them (names from ShuffleNet v1 0.5x g=3's .pte at 64x64)
+PTE_ROWS = [
+    {"node_type": "Convolution (NHWC, F32) IGEMM", "name": "Convolution (NHWC, F32) IGEMM #1", "median_ms": 0.06,
+     "delegated": True},
+    {"node_type": "Max Pooling (NHWC, F32)", "name": "Max Pooling (NHWC, F32) #1", "median_ms": 0.01, "delegated": True},
+    {"node_type": "native_call_avg_pool2d.out", "name": "native_call_avg_pool2d.out", "median_ms": 0.12,
+     "delegated": False},
+    {"node_type": "Convolution (NHWC, F32) DWConv", "name": "Convolution (NHWC, F32) DWConv #1", "median_ms": 0.005,
+     "delegated": True},
+    {"node_type": "Convolution (NHWC, F32) IGEMM", "name": "Convolution (NHWC, F32) IGEMM #2", "median_ms": 0.012,
+     "delegated": True},
+    {"node_type": "Fully Connected (NC, F32) GEMM", "name": "Fully Connected (NC, F32) GEMM #1", "median_ms": 0.03,
+     "delegated": True},
+    {"node_type": "outside kernels", "name": "Method::execute − kernels", "median_ms": 0.2, "delegated": False},
+]
+
+
+def test_pte_rows_join_the_layers_by_op_type() -> None:
+    """XNNPACK's IGEMM runs grouped and dense convs alike, so they join as 'conv (any)'; the portable avg pool
+    joins the pools; the runtime's own time is 'other', never a layer's."""
+    from mobiledeploy.attribution import attribute
+    from mobiledeploy.profiling_pte import pte_op_times
+
+    layers = [{"name": "conv1", "op": "conv2d", "macs": 600, "memory_access": 100},
+              {"name": "pool", "op": "max_pool", "macs": 0, "memory_access": 50},
+              {"name": "s.0.short", "op": "avg_pool", "macs": 0, "memory_access": 50},
+              {"name": "s.0.dw", "op": "conv2d_dw", "macs": 100, "memory_access": 40},
+              {"name": "s.0.g", "op": "conv2d_group", "macs": 200, "memory_access": 60},
+              {"name": "fc", "op": "linear", "macs": 100, "memory_access": 100}]
+    report = attribute(layers, pte_op_times(PTE_ROWS), model="m")
+    rows = {r.category: r for r in report.categories}
+    assert rows["conv_any"].layers == 2 and rows["conv_any"].ops == 2 and rows["conv_any"].macs == 800
+    assert rows["conv_any"].time_ms == pytest.approx(0.072)
+    assert rows["pool"].ops == 2 and rows["pool"].time_ms == pytest.approx(0.13) and rows["pool"].mac_share == 0
+    assert rows["other"].layers == 0 and rows["other"].time_ms == pytest.approx(0.2)
+    assert rows["depthwise"].ops == 1 and rows["fc"].ops == 1
+    assert report.time_ms == pytest.approx(sum(r["median_ms"] for r in PTE_ROWS))
+    assert max(report.categories, key=lambda r: r.gap).category == "other"
+
+
+def test_profile_takes_executorch_on_local_and_qemu_only() -> None:
+    from mobiledeploy.profiling_pte import check_pte_profile
+
+    check_pte_profile("executorch", "local", None)
+    check_pte_profile("litert", "adb:SERIAL", None)
+    for runtime, device, phone, words in (("tvm", "local", None, "litert or executorch"),
+                                          ("executorch", "adb:SERIAL", None, "--runner PATH --op-profiling"),
+                                          ("executorch", "qemu:cortex-a53", "rpi3bplus", "--phone")):
+        with pytest.raises(ConfigError) as caught:
+            check_pte_profile(runtime, device, phone)
+        assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_the_pte_profile_on_an_emulated_core_counts_what_the_run_counts(own_export: tuple[Path, dict[str, Any]]) -> None:
+    """et_profile's window over the timed runs holds the runner's exact count (but the window's own markers), and
+    the guest's map names where it went: XNNPACK's library, by function where it exports one."""
+    from mobiledeploy.qemu.env import EmulatorMissingError, environment
+    from mobiledeploy.qemu.et_profile import run_pte_profile
+    from mobiledeploy.qemu.executorch_env import executorch_guest
+    from mobiledeploy.qemu.profile import attribute
+    from mobiledeploy.qemu.run_executorch import run_executorch_guest
+
+    try:
+        env = environment()
+        guest = executorch_guest(env.root)
+    except EmulatorMissingError as exc:
+        pytest.skip(f"make arm with the executorch extra: {exc}")
+    folder, manifest = own_export
+    pte = folder / manifest["artifacts"]["pte_fp32"]["path"]
+    blocks, maps, per_run = run_pte_profile(env, guest, "cortex-a76", pte, runs=1, warmup=0)
+    timed = run_executorch_guest(env, guest, "cortex-a76", pte, runs=1, warmup=0).counts.runs
+    profile = attribute(blocks, maps, 1, model="sesplit", fmt="pte_fp32", cpu="cortex-a76")
+    assert 0 <= per_run[0] - timed[0] <= 64  # the window markers sit inside the run's bracket
+    assert abs(profile.instructions - timed[0]) <= 1e-3 * timed[0]  # 87 of 459,524 (blocks cut by the window)
+    assert profile.unattributed < 0.01 * profile.instructions
+    libraries = {k.library for k in profile.kernels if k.instructions > 0.01 * profile.instructions}
+    assert "libexecutorch_backend_xnnpack.so" in libraries, libraries
+    assert any(k.function.startswith("xnn_") for k in profile.kernels), profile.kernels[:5]

@@ -10,6 +10,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import MobiledeployError
+from ..signals import interrupt_exit_code, signal_name
+from ..signals import install as install_signal_handlers
+from ..signals import received as signal_received
+from ..signals import reset as reset_signals
+from ..signals import restore as restore_signal_handlers
 
 app = typer.Typer(
     name="mobiledeploy",
@@ -111,15 +116,6 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived. A KeyboardInterrupt, so every `finally` and cleanup runs as for Ctrl-C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-_received: list[int] = []
 _activity: list[str] = []
 
 
@@ -128,43 +124,8 @@ def set_activity(text: str) -> None:
     _activity[:] = [text]
 
 
-def interrupt_exit_code() -> int:
-    """128 + the signal that interrupted this process (130 for SIGINT, 143 for SIGTERM)."""
-    import signal
-
-    return 128 + (_received[0] if _received else signal.SIGINT)
-
-
-def _on_signal(signum: int, frame: Any) -> None:
-    _received.append(signum)
-    raise Interrupted(signum)
-
-
-def _install_signal_handlers() -> dict[int, Any]:
-    """Our handlers for SIGINT and SIGTERM; returns the previous ones (main() restores them)."""
-    import signal
-
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup, `cmd &`: stay deaf as asked
-                previous[signum] = signal.signal(signum, _on_signal)
-        except (ValueError, OSError):  # not the main thread (an embedding application): leave its handlers
-            pass
-    return previous
-
-
-def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-    import signal
-
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
-
-
 def _interrupted_line(argv: list[str]) -> str:
-    import signal
-
-    name = signal.Signals(interrupt_exit_code() - 128).name
+    name = signal_name()
     command = next((a for a in argv if not a.startswith("-")), "mobiledeploy")
     during = f": {_activity[0]}" if _activity else ""
     return f"mobiledeploy: interrupted by {name} during {command}{during}\n"
@@ -174,20 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app; toolkit errors become one line on stderr and exit code 2;
     SIGINT and SIGTERM unwind (temp files removed, reports written) and exit 130 and 143."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _received.clear()
+    reset_signals()
     _activity.clear()
-    previous = _install_signal_handlers()
+    previous = install_signal_handlers()
     try:
         try:
             code = _run(args)
         except KeyboardInterrupt:  # arrived outside the command (while starting or ending)
             code = 130
-        if code == 130 or _received:
+        if code == 130 or signal_received():
             sys.stderr.write(_interrupted_line(args))
             return interrupt_exit_code()
         return code
     finally:
-        _restore_signal_handlers(previous)
+        restore_signal_handlers(previous)
 
 
 def usage_error_line(exc: Any) -> str:

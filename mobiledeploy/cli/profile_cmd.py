@@ -29,6 +29,8 @@ def profile_cmd(
     options: Options = None,
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="Input size: N or HxW.")] = "224",
     format: Annotated[str, typer.Option("--format", help="fp32 or int8 (on local the fp32 ONNX model is profiled).")] = "fp32",
+    runtime: Annotated[str, typer.Option("--runtime", help="litert (the .tflite) or executorch (the .pte: its ETDump "
+                                         "on local, exact instructions per function on qemu:CPU).")] = "litert",
     threads: Annotated[int, typer.Option("--threads", help="Threads.")] = 1,
     runs: Annotated[int, typer.Option("--runs", help="Profiled runs (the op times are their medians / averages).")] = 20,
     top: Annotated[int, typer.Option("--top", help="Layers to list, worst gap first.")] = 10,
@@ -52,6 +54,7 @@ def profile_cmd(
     Example: mobiledeploy profile --device qemu:cortex-a76 --arch v1 --g 3 --scale 0.5 --format int8
     Example: mobiledeploy profile --device qemu:cortex-a53 --phone rpi3bplus --arch v1 --g 3   (+ estimated ms per kind)
     Example: mobiledeploy profile --device local --onnx mynet.onnx
+    Example: mobiledeploy profile --device qemu:cortex-a76 --runtime executorch --arch v1 --g 3 --scale 0.5 -r 64
     Example: STF_TOKEN=... mobiledeploy profile --device 'stf:https://farm.example/?abi=arm64-v8a' --arch v1 --g 3
     """
     from ..analysis import parse_resolution
@@ -76,6 +79,9 @@ def profile_cmd(
         raise ConfigError(f"--format takes fp32 or int8 (got {format!r})")
     if runs < 1 or top < 1:
         raise ConfigError("--runs and --top must be at least 1")
+    from ..profiling_pte import check_pte_profile
+
+    check_pte_profile(runtime, device, phone)
     size = parse_resolution(resolution)
     chosen, given = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
                                  input_shape)
@@ -97,7 +103,8 @@ def profile_cmd(
         from ..estimate.phones import check_phone
 
         phone = check_phone(device, phone).name
-    profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs, phone)
+    profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs, phone,
+                       runtime.strip().lower())
     if json_out:
         print_json({"device": device, **profile.to_dict()})
     elif kind_of(device).profiler == "arm":
@@ -125,12 +132,12 @@ def _check(device: str, options: Any, threads: int, adb_server: str | None, db: 
 
 
 def _profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any,
-             adb_server: str | None, db: str | None, runs: int, phone: str | None = None) -> Any:
+             adb_server: str | None, db: str | None, runs: int, phone: str | None = None, runtime: str = "litert") -> Any:
     from ..profile_session import profile_session
 
     with progress_on_stderr() as progress:
         return profile_session(device, ref, name, config, fmt, size, options, adb_server, db, runs, progress,
-                               phone=phone)
+                               phone=phone, runtime=runtime)
 
 
 def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
@@ -164,7 +171,8 @@ def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
         funcs.add_row(escape(k.function), escape(k.kind), f"{k.instructions / 1e6:.3f}M",
                       f"{k.instructions / profile.instructions:.1%}" if profile.instructions else "—")
     console.print(funcs)
-    console.print("[dim]exact counts of the aarch64 LiteRT under QEMU (XNNPACK picks kernels by the emulated core's "
+    runtime = "ExecuTorch runtime (et_profile)" if profile.format.startswith("pte") else "LiteRT"
+    console.print(f"[dim]exact counts of the aarch64 {runtime} under QEMU (XNNPACK picks kernels by the emulated core's "
                   "features); functions named from the libraries' symbol tables[/]")
 
 

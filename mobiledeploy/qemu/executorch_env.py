@@ -98,8 +98,13 @@ def _unpack(wheel: Path, scratch: Path, lib: Path) -> Path:
 
 
 def _compile(cxx: str, include: Path, lib: Path) -> None:
-    src = Path(__file__).with_name("et_runner.cpp")
-    argv = [cxx, "-O2", "-std=c++17", *DEFINES, "-I", str(include),
-            "-I", str(include / "executorch/runtime/core/portable_type/c10"), "-o", str(lib / "et_runner"), str(src),
-            "-L", str(lib), "-Wl,--no-as-needed", *(f"-l{name}" for name in LIBS), "-Wl,-rpath,$ORIGIN"]
+    argv = _compile_argv(cxx, include, lib, Path(__file__).with_name("et_runner.cpp"), lib / "et_runner")
     run_tool(argv, "building et_runner (aarch64-linux-gnu-g++)", timeout=600)
+
+
+def _compile_argv(cxx: str, include: Path, lib: Path, src: Path, out: Path, rpath: str = "$ORIGIN") -> list[str]:
+    """g++ argv of a runner built from `src` against the wheel's headers and the libraries in `lib`
+    (also et_profile.py's)."""
+    return [cxx, "-O2", "-std=c++17", *DEFINES, "-I", str(include),
+            "-I", str(include / "executorch/runtime/core/portable_type/c10"), "-o", str(out), str(src),
+            "-L", str(lib), "-Wl,--no-as-needed", *(f"-l{name}" for name in LIBS), f"-Wl,-rpath,{rpath}"]

@@ -25,6 +25,8 @@ __all__ = ["KernelCost", "ArmProfile", "elf_functions", "parse_maps", "attribute
 KINDS: tuple[tuple[str, str], ...] = (
     (r"^(void )?tflite::(ops::builtin|optimized_ops|optimized_integer_ops|reference_ops|reference_integer_ops|"
      r"MultiplyByQuantizedMultiplier)", "TFLite's own kernels (not delegated)"),
+    (r"^(void )?(torch::executor::native|executorch::kernels|torch::executor::kernels)::", "ExecuTorch's own kernels (not delegated)"),
+    (r"xnnpack[^+]*\.so\+\?$", "XNNPACK code its library names no symbol for"),
     (r"dwconv", "depthwise conv"),
     (r"igemm|gemm|conv_hwc|ppmm|spmm", "conv / GEMM (1x1, dense, FC)"),
     (r"maxpool|argmaxpool", "max pool"),
@@ -36,8 +38,8 @@ KINDS: tuple[tuple[str, str], ...] = (
 RUNTIME = "runtime (interpreter, Python, libc)"
 
 #: analysis op → kernel kind, to set the instruction share beside the share of mult-adds
-MAC_KINDS = {"conv2d": KINDS[2][1], "conv2d_group": KINDS[2][1], "conv2d_1x1": KINDS[2][1], "linear": KINDS[2][1],
-             "conv2d_dw": KINDS[1][1]}
+_GEMM, _DWCONV = "conv / GEMM (1x1, dense, FC)", "depthwise conv"
+MAC_KINDS = {"conv2d": _GEMM, "conv2d_group": _GEMM, "conv2d_1x1": _GEMM, "linear": _GEMM, "conv2d_dw": _DWCONV}
 
 
 @dataclass
@@ -64,6 +66,8 @@ class ArmProfile:
 
 
 def kernel_kind(function: str, library: str) -> str:
+    """The kind of `function` (a symbol, or 'LIB+?' where LIB's symbol table names none: the executorch wheel's
+    XNNPACK library exports only part of its functions)."""
     for pattern, kind in KINDS:
         if re.search(pattern, function):
             return kind

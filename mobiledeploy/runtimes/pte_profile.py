@@ -17,7 +17,8 @@ __all__ = ["rows_from_etdump", "ETDUMP_ID"]
 #: the flatbuffer file identifier of an ETDump (executorch/devtools/etdump/etdump_schema_flatcc.fbs)
 ETDUMP_ID = b"ED00"
 #: events that wrap the kernels rather than being one: left out of the rows (their time is the rows' sum and more)
-_WRAPPERS = {"Method::execute", "DELEGATE_CALL", "Method::init", "Program::load_method"}
+#: (OPERATOR_CALL wraps each portable op's own event, `native_call_<op>`: counting both counted that op twice)
+_WRAPPERS = {"Method::execute", "DELEGATE_CALL", "Method::init", "Program::load_method", "OPERATOR_CALL"}
 
 
 def rows_from_etdump(path: Path) -> list[dict[str, Any]]:
