@@ -70,7 +70,7 @@ class CountedRuntime(EmulatedRuntime):
 
     def _estimate(self, target: "BenchTarget", options: "BenchOptions", result: "RunResult"):
         """The counted run with the block_cache plugin beside: the same exact counts, and the phone's estimated
-        ms stored apart from any measured figure (config["estimate"], kind "estimated")."""
+        ms stored apart from any measured figure (observed["estimate"], kind "estimated")."""
         from ..estimate.phones import phone as phone_profile
         from ..estimate.run import estimate_guest
 
