@@ -53,11 +53,9 @@ def profile_session(device: str, ref: str, name: str, config: dict[str, Any], pr
 def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int, phone: str | None = None) -> Any:
     """Exact instructions per function and kernel kind on an emulated core, joined to the analysis' MACs; with a
     phone, the same run also gives estimated ms per kind (mobiledeploy.estimate)."""
-    from collections import Counter
-
     from .devices import parse_device_uri
     from .errors import RunnerError
-    from .profiling import target_analysis
+    from .profiling import macs_by_op
     from .qemu.env import environment
     from .qemu.profile import attribute
     from .qemu.run import run_guest
@@ -73,11 +71,8 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], run
         guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
     if not guest.counts.blocks or not guest.maps:
         raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")
-    macs: Counter = Counter()
-    for layer in target_analysis(name, config, target).layers:
-        macs[layer.op] += layer.macs
     profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.precision, cpu=cpu,
-                        macs_by_op=dict(macs))
+                        macs_by_op=macs_by_op(name, config, target))
     if estimated is not None:
         from .estimate.run import kinds_of
 

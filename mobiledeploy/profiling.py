@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["attribute_models", "profile_target", "target_analysis"]
+__all__ = ["attribute_models", "macs_by_op", "profile_target", "target_analysis"]
 
 
 def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[str, dict[str, Any]]],
@@ -54,6 +54,17 @@ def target_analysis(arch: str, config: dict[str, Any], target: Any) -> Any:
 
         return analyse_onnx(Path(target.artifact).parent / "model.onnx", arch=spec.name, config=options)
     return analyse(arch, f"{target.resolution[0]}x{target.resolution[1]}", **options)
+
+
+def macs_by_op(arch: str, config: dict[str, Any], target: Any) -> dict[str, int]:
+    """The target's mult-adds summed per op type (conv, dwconv, linear, ...): what an Arm profile's kernel kinds
+    are set beside."""
+    from collections import Counter
+
+    macs: Counter = Counter()
+    for layer in target_analysis(arch, config, target).layers:
+        macs[layer.op] += layer.macs
+    return dict(macs)
 
 
 def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], label: str, options: Any,

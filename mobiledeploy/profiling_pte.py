@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 __all__ = ["check_pte_profile", "pte_profile", "pte_arm_profile", "pte_local_profile", "pte_op_times", "PTE_NOTE"]
@@ -49,20 +48,11 @@ def pte_profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: s
     from .registry import config_slug
 
     (target,) = prepare_targets([ref], (fmt,), size, progress, runtimes=("executorch",))
-    progress(f"op profile {target.name} ({target.format}) on {device}")
+    progress(f"op profile {target.name} ({target.precision}) on {device}")
     if kind_of(device).profiler == "arm":
         return pte_arm_profile(parse_device_uri(device)[1], target, name, config, runs=min(runs, 2))
     label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
     return pte_local_profile(target, name, config, label, threads=threads, runs=runs)
-
-
-def _macs_by_op(name: str, config: dict[str, Any], target: Any) -> dict[str, int]:
-    from .profiling import target_analysis
-
-    macs: Counter = Counter()
-    for layer in target_analysis(name, config, target).layers:
-        macs[layer.op] += layer.macs
-    return dict(macs)
 
 
 def pte_arm_profile(cpu: str, target: Any, name: str, config: dict[str, Any], runs: int = 2) -> Any:
@@ -71,6 +61,7 @@ def pte_arm_profile(cpu: str, target: Any, name: str, config: dict[str, Any], ru
     from pathlib import Path
 
     from .errors import RunnerError
+    from .profiling import macs_by_op
     from .qemu.env import environment
     from .qemu.et_profile import run_pte_profile
     from .qemu.executorch_env import executorch_guest
@@ -80,8 +71,8 @@ def pte_arm_profile(cpu: str, target: Any, name: str, config: dict[str, Any], ru
     blocks, maps, per_run = run_pte_profile(env, executorch_guest(env.root), cpu, Path(target.artifact), runs=runs)
     if not blocks or not maps:
         raise RunnerError(f"the profiled ExecuTorch run of {target.name} on {cpu} recorded no blocks")
-    profile = attribute(blocks, maps, len(per_run), model=target.name, fmt=f"pte_{target.format}", cpu=cpu,
-                        macs_by_op=_macs_by_op(name, config, target))
+    profile = attribute(blocks, maps, len(per_run), model=target.name, fmt=f"pte_{target.precision}", cpu=cpu,
+                        macs_by_op=macs_by_op(name, config, target))
     return profile
 
 
@@ -95,9 +86,9 @@ def pte_local_profile(target: Any, name: str, config: dict[str, Any], label: str
     from .runtimes.executorch import pte_op_profile
 
     rows = pte_op_profile(Path(target.artifact), runs=runs, threads=threads)
-    width = 1 if target.format.endswith("int8") else 4
+    width = 1 if target.precision.endswith("int8") else 4
     report = attribute(target_analysis(name, config, target).layers, pte_op_times(rows),
-                       bytes_per_element=width, model=label, format=target.format)
+                       bytes_per_element=width, model=label, format=target.precision)
     report.notes.append(PTE_NOTE)
     return report
 

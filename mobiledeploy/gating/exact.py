@@ -149,7 +149,7 @@ def entry_from_result(ref: str, result: Any) -> ExactEntry:
            "qemu": (result.versions or {}).get("qemu")}
     from ..devices.kinds import uri_arg
 
-    return ExactEntry(ref=ref, format=result.format, cpu=(result.observed or {}).get("cpu") or uri_arg(result.device) or "",
+    return ExactEntry(ref=ref, format=result.precision, cpu=(result.observed or {}).get("cpu") or uri_arg(result.device) or "",
                       instructions=float(result.instructions or 0), model=result.model, sha256=result.sha256,
                       macs=result.macs, spread=(max(counts) - min(counts)) if counts else 0, environment=env,
                       error=None if result.ok else (result.error or "failed"))
