@@ -352,6 +352,34 @@ def test_edgenext_xx_small_splits_channels_and_attends_across_them():
         assert torch.allclose(xca(x), expected, atol=1e-5)
 
 
+def test_efficientnet_b0_squeezes_a_quarter_of_the_block_input_with_swish_and_lite0_drops_se():
+    from mobiledeploy.models.common import SqueezeExcite
+    from mobiledeploy.models.efficientnet import MBConvSE
+
+    b0, lite0 = build_model("efficientnet_b0"), build_model("efficientnet_lite0")
+    blocks = _modules(b0, MBConvSE)
+    assert len(blocks) == 16 and sum(b.use_residual for b in blocks) == 9  # Table 1: 1+2+2+3+3+4+1, firsts change shape
+    for block in blocks:
+        (se,) = _modules(block, SqueezeExcite)
+        cin = block.block[0][0].in_channels
+        assert se.fc1.out_channels == round(cin * 0.25) and isinstance(se.act, nn.SiLU) and isinstance(se.gate, nn.Sigmoid)
+    assert not _modules(b0, nn.ReLU) and not _modules(lite0, SqueezeExcite) and not _modules(lite0, nn.SiLU)
+    assert (_params(b0), _params(lite0)) == (5_288_548, 4_652_008)  # timm's efficientnet_b0 / _lite0: 5.29 M, 4.65 M
+
+
+def test_efficientnet_swish_sigmoid_and_se_are_counted_by_hand_and_as_torch_counts():
+    from mobiledeploy.analysis_check import cross_check
+    from mobiledeploy.models.efficientnet import MBConvSE
+
+    block = MBConvSE(16, 24, 3, 2, 6, nn.SiLU, 0.25).eval()  # stage 1's first block: 16 → 96 → (8x8 → 4x4) → 24
+    by_op = analyse_model(block, (1, 16, 8, 8)).by_op()
+    assert by_op["swish"]["count"] == 3 and by_op["swish"]["elementwise"] == 96 * 64 + 96 * 16 + 4  # expand, dw, SE
+    assert by_op["sigmoid"]["elementwise"] == 96 and by_op["mul"]["elementwise"] == 96 * 16  # the gate, its scaling
+    checked = cross_check(block, (1, 16, 8, 8))  # (the whole B0 at 224: 385,814,752 MACs, torch's counter exactly 2x)
+    assert checked["macs"] == 16 * 96 * 64 + 96 * 9 * 16 + 2 * 96 * 4 + 96 * 24 * 16  # SE's 1x1 convs: 96 → 4 → 96
+    assert checked["flop_counter_flops"] == 2 * checked["macs"] and checked["unexplained"] == 0
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
