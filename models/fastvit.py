@@ -1,7 +1,7 @@
 """FastViT-T8 (Vasu et al., FastViT: A Fast Hybrid Vision Transformer using Structural Reparameterization, ICCV 2023,
 arXiv:2303.14189): a re-parameterisable hybrid whose T variants mix tokens with RepMixer only (no attention).
 
-The stem is three MobileOne blocks (3x3 stride 2, depthwise 3x3 stride 2, 1x1; GELU after each): each a sum of
+The stem is three MobileOne blocks (models/blocks.py, shared with MobileOne; 3x3 stride 2, depthwise 3x3 stride 2, 1x1; GELU after each): each a sum of
 branches, conv-BN kxk, conv-BN 1x1 (the "scale" branch, when k > 1) and a BN alone (the identity, when the shapes
 match). A stage after the first starts with a patch embedding: a grouped 7x7 stride-2 conv-BN (groups = input
 channels, so 2 outputs per input channel) plus a 3x3 one (the RepLKNet large-kernel form), then a 1x1 MobileOne
@@ -20,82 +20,23 @@ from github.com/apple/ml-fastvit.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
 from mobiledeploy.registry import Declared, register_model
 
-from .blocks import ConvNorm, StagedNet
-from .common import SqueezeExcite, deploy_form
+from .blocks import ConvNorm, MobileOneBlock, StagedNet, conv_with
+from .common import deploy_form
 
 __all__ = ["MobileOneBlock", "RepMixer", "FastViT", "fastvit_t8"]
 
+#: FastViT's MobileOne blocks end in GELU (timm fastvit.py's act_layer); the RepMixer's have none
+_GeluBlock = partial(MobileOneBlock, act=nn.GELU)
+
 #: layer scales of an untrained model (timm's training init is 1e-5, which leaves every block an identity)
 SEEDED_LAYER_SCALE = 0.1
-
-
-def _bn_kernel(bn: nn.BatchNorm2d, cin: int, groups: int, kernel: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A BN alone as a kxk conv (weight, bias): the identity kernel (1 at the centre of each channel's own input)
-    scaled by BN (timm MobileOneBlock._fuse_bn_tensor)."""
-    identity = torch.zeros(cin, cin // groups, kernel, kernel)
-    for i in range(cin):
-        identity[i, i % (cin // groups), kernel // 2, kernel // 2] = 1.0
-    scale = bn.weight / (bn.running_var + bn.eps).sqrt()
-    return identity * scale[:, None, None, None], bn.bias - bn.running_mean * scale
-
-
-def _conv(cin: int, cout: int, kernel: int, stride: int, groups: int, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
-    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups)
-    conv.weight.data, conv.bias.data = weight.detach().clone(), bias.detach().clone()
-    return conv
-
-
-class MobileOneBlock(nn.Module):
-    """Branches conv-BN kxk (×`branches`), conv-BN 1x1 (`scale`, k > 1), BN (identity, same shape), summed; then SE,
-    then GELU (`act`). `reparameterize()` → one kxk conv with bias."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True,
-                 scale: bool = True, branches: int = 1, se: bool = False) -> None:
-        super().__init__()
-        self.cin, self.cout, self.kernel, self.stride, self.groups = cin, cout, kernel, stride, groups
-        self.identity = nn.BatchNorm2d(cin) if cin == cout and stride == 1 else None
-        self.conv_kxk = nn.ModuleList(ConvNorm(cin, cout, kernel, stride, groups) for _ in range(branches))
-        self.conv_scale = ConvNorm(cin, cout, 1, stride, groups) if kernel > 1 and scale else None
-        self.reparam_conv: nn.Conv2d | None = None
-        self.se = SqueezeExcite(cout, cout // 16) if se else nn.Identity()  # timm SEModule(rd_divisor=1): C/16, ReLU
-        self.act = nn.GELU() if act else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.reparam_conv is not None:
-            return self.act(self.se(self.reparam_conv(x)))
-        outs = [branch(x) for branch in (self.conv_scale, self.identity) if branch is not None]
-        outs += [conv(x) for conv in self.conv_kxk]
-        out = outs[0]
-        for other in outs[1:]:
-            out = out + other
-        return self.act(self.se(out))
-
-    @torch.no_grad()
-    def kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The one kxk kernel and bias the branches sum to."""
-        weight = torch.zeros(self.cout, self.cin // self.groups, self.kernel, self.kernel)
-        bias = torch.zeros(self.cout)
-        if self.identity is not None:
-            w, b = _bn_kernel(self.identity, self.cin, self.groups, self.kernel)
-            weight, bias = weight + w, bias + b
-        if self.conv_scale is not None:
-            fused, pad = self.conv_scale.fuse(), self.kernel // 2
-            weight, bias = weight + nn.functional.pad(fused.weight, [pad] * 4), bias + fused.bias
-        for conv in self.conv_kxk:
-            fused = conv.fuse()
-            weight, bias = weight + fused.weight, bias + fused.bias
-        return weight, bias
-
-    def reparameterize(self) -> None:
-        if self.reparam_conv is None:
-            weight, bias = self.kernel_bias()
-            self.reparam_conv = _conv(self.cin, self.cout, self.kernel, self.stride, self.groups, weight, bias)
-            self.identity, self.conv_scale, self.conv_kxk = None, None, nn.ModuleList()
 
 
 class ReparamLargeKernelConv(nn.Module):
@@ -118,7 +59,7 @@ class ReparamLargeKernelConv(nn.Module):
         if self.reparam_conv is None:
             large, small, pad = self.large_conv.fuse(), self.small_conv.fuse(), (self.kernel - self.small) // 2
             weight = large.weight + nn.functional.pad(small.weight, [pad] * 4)
-            self.reparam_conv = _conv(self.cin, self.cout, self.kernel, self.stride, self.groups, weight,
+            self.reparam_conv = conv_with(self.cin, self.cout, self.kernel, self.stride, self.groups, weight,
                                       large.bias + small.bias)
             del self.large_conv, self.small_conv
 
@@ -142,8 +83,8 @@ class RepMixer(nn.Module):
     def __init__(self, dim: int, kernel: int = 3) -> None:
         super().__init__()
         self.dim, self.kernel = dim, kernel
-        self.norm = MobileOneBlock(dim, dim, kernel, groups=dim, act=False, scale=False, branches=0)
-        self.mixer = MobileOneBlock(dim, dim, kernel, groups=dim, act=False)
+        self.norm = MobileOneBlock(dim, dim, kernel, groups=dim, act=None, scale=False, branches=0)
+        self.mixer = MobileOneBlock(dim, dim, kernel, groups=dim, act=None)
         self.layer_scale = LayerScale2d(dim)
         self.reparam_conv: nn.Conv2d | None = None
 
@@ -160,7 +101,7 @@ class RepMixer(nn.Module):
             identity[:, 0, self.kernel // 2, self.kernel // 2] = 1.0
             gamma = self.layer_scale.gamma
             weight, bias = identity + gamma.unsqueeze(-1) * (wm - wn), gamma.flatten() * (bm - bn)
-            self.reparam_conv = _conv(self.dim, self.dim, self.kernel, 1, self.dim, weight, bias)
+            self.reparam_conv = conv_with(self.dim, self.dim, self.kernel, 1, self.dim, weight, bias)
             del self.norm, self.mixer, self.layer_scale
 
 
@@ -188,7 +129,7 @@ class RepMixerBlock(nn.Module):
 
 def _patch_embed(cin: int, cout: int) -> nn.Sequential:
     """timm PatchEmbed(patch 7, stride 2): grouped (group size 1) 7x7 + 3x3, then a 1x1 MobileOne block with GELU."""
-    return nn.Sequential(ReparamLargeKernelConv(cin, cout, 7, 2, groups=cin), MobileOneBlock(cout, cout, 1))
+    return nn.Sequential(ReparamLargeKernelConv(cin, cout, 7, 2, groups=cin), _GeluBlock(cout, cout, 1))
 
 
 class FastViT(StagedNet):
@@ -198,14 +139,14 @@ class FastViT(StagedNet):
                  num_classes: int = 1000) -> None:
         super().__init__()
         d = dims[0]
-        self.stem = nn.Sequential(MobileOneBlock(3, d, 3, 2), MobileOneBlock(d, d, 3, 2, groups=d), MobileOneBlock(d, d, 1))
+        self.stem = nn.Sequential(_GeluBlock(3, d, 3, 2), _GeluBlock(d, d, 3, 2, groups=d), _GeluBlock(d, d, 1))
         cin = d
         for index, (dim, depth) in enumerate(zip(dims, layers)):
             blocks: list[nn.Module] = [_patch_embed(cin, dim)] if index else []
             blocks += [RepMixerBlock(dim, mlp_ratio) for _ in range(depth)]
             setattr(self, self.stage_names[index], nn.Sequential(*blocks))
             cin = dim
-        self.final_conv = MobileOneBlock(cin, 2 * cin, 3, groups=cin, se=True)
+        self.final_conv = _GeluBlock(cin, 2 * cin, 3, groups=cin, se=True)
         self.head = nn.Linear(2 * cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

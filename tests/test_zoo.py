@@ -380,6 +380,30 @@ def test_efficientnet_swish_sigmoid_and_se_are_counted_by_hand_and_as_torch_coun
     assert checked["flop_counter_flops"] == 2 * checked["macs"] and checked["unexplained"] == 0
 
 
+def test_mobileone_s0_trains_with_four_branches_and_reparameterizes_to_the_form_the_paper_counts():
+    from mobiledeploy.converters.reparam import reparameterize
+    from mobiledeploy.models.blocks import MobileOneBlock
+
+    model = build_model("mobileone_s0", num_classes=10)
+    blocks = _modules(model, MobileOneBlock)
+    assert len(blocks) == 1 + 2 * (2 + 8 + 10 + 1) and [len(b.conv_kxk) for b in blocks] == [1] + [4] * 42
+    assert [b.identity is not None for b in blocks[1:5]] == [False, True, True, True]  # stage 0 is 48 wide: 1x1 48 → 48
+    assert [b.groups == b.cin for b in blocks[1:]] == [True, False] * 21  # depthwise 3x3, then pointwise 1x1
+    gen = torch.Generator().manual_seed(0)
+    for bn in _modules(model, nn.BatchNorm2d):  # BN statistics a trained model would have
+        bn.running_mean.normal_(0.0, 0.1, generator=gen)
+        bn.running_var.uniform_(0.5, 2.0, generator=gen)
+        bn.weight.data.uniform_(0.5, 1.5, generator=gen)
+    training = analyse_model(model, (1, 3, 64, 64))
+    found = reparameterize(model, (1, 3, 64, 64))  # the export's --reparameterize step: called, checked, recorded
+    assert found["calls"] == {"reparameterize": 43} and found["max_rel"] <= 1e-4 and not _modules(model, nn.BatchNorm2d)
+    deployed = analyse_model(model, (1, 3, 64, 64))
+    assert deployed.macs == analyse_model(build_model("mobileone_s0", num_classes=10, deploy=True), (1, 3, 64, 64)).macs
+    # at 224 with 1000 classes: 1,051,935,232 → 275,110,400 (test_analysis); convs scale by (64/224)², the head is 1024 x 10
+    assert (training.macs, deployed.macs) == ((1_051_935_232 - 1_024_000) * 4 // 49 + 10_240, (275_110_400 - 1_024_000) * 4 // 49 + 10_240)
+    assert _params(model) == 2_078_504 - 1_025_000 + 10_250  # timm's deployed S0 (2.08 M) with a 10-class head
+
+
 def test_aliases_users_expect():
     from mobiledeploy.registry import canonical_name
 
