@@ -11,7 +11,8 @@ A re-parameterisable model (one with a module that has timm's fuse()/reparameter
 exported in its deployment form (`export --reparameterize`), as its paper counts and times it.
 
 Models: the zoo's MobileNetV4 Conv-S and Hybrid-M, RepViT-M1, EfficientViT-M0, LeViT-128S, MobileViT-XXS, FastViT-T8
-and EdgeNeXt-XXS (the last three at 256, as trained), MobileNetV3 small and large (hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
+and EdgeNeXt-XXS (the last three at 256, as trained), EfficientNet-B0 and -Lite0 (swish and SE; ReLU6), MobileOne-S0
+(re-parameterised), MobileNetV3 small and large (hard-swish), and the test suite's small net with each op (tests/fixtures/modern/ops.py: exact and tanh GELU,
 hard-swish, LayerNorm, SDPA or matmul/softmax attention) as `ops[:KEY=VALUE,...]`. `--quick` runs the small
 nets at 32x32 and MobileNetV4 at 96. int8 is exported with no cosine floor so that its partitions are seen
 even when its accuracy fails (the cosine is printed; the export's own floor is 0.98).
@@ -32,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 OPS = REPO / "tests" / "fixtures" / "modern" / "ops.py"
 FULL = [("mobilenet_v4_conv_small", 224), ("mobilenet_v4_hybrid_medium", 224), ("repvit_m1", 224),
         ("efficientvit_m0", 224), ("levit_128s", 224), ("mobilevit_xxs", 256), ("fastvit_t8", 256),
-        ("edgenext_xx_small", 256), ("mobilenet_v3_small", 224),
+        ("edgenext_xx_small", 256), ("efficientnet_b0", 224), ("efficientnet_lite0", 224), ("mobileone_s0", 224),
+        ("mobilenet_v3_small", 224),
         ("mobilenet_v3_large", 224), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32),
         ("ops:attention=manual", 32)]
 QUICK = [("mobilenet_v4_conv_small", 96), ("ops", 32), ("ops:gelu=tanh,norm=0,attention=", 32)]

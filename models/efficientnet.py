@@ -97,11 +97,13 @@ def efficientnet_b0(num_classes: int = 1000) -> EfficientNet:
 @register_model(
     "efficientnet_lite0",
     family="efficientnet",
-    paper=_PAPER + "; the Lite variants: tensorflow/tpu models/official/efficientnet/lite (README)",
+    paper=_PAPER + "; the Lite variants: tensorflow/tpu models/official/efficientnet/lite/README.md",
     aliases=("effnet_lite0",),
     declared={"": Declared(0.4e9, 4.65e6, "timm's own count of the definition followed (pytorch-image-models "
                            "aa4b5850c154 results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv: efficientnet_lite0 "
-                           "4.65 M params, 0.4 GMACs); the TF Lite README lists 4.7 M params and 407 M MAdds", 0.05)},
+                           "4.65 M params, 0.4 GMACs, one digit: 385.2 M here); the authors' lite/README.md (tensorflow/tpu "
+                           "07e173cc1597) lists 4.7 M params and 407 M MAdds, 5.7% above this count, their counter "
+                           "not named", 0.05)},
 )
 def efficientnet_lite0(num_classes: int = 1000) -> EfficientNet:
     """EfficientNet-Lite0 at 224x224: B0's table without SE, ReLU6 instead of swish (any multiple of 32 runs)."""
