@@ -1,9 +1,9 @@
 """FastViT-T8 (Vasu et al., FastViT: A Fast Hybrid Vision Transformer using Structural Reparameterization, ICCV 2023,
 arXiv:2303.14189): a re-parameterisable hybrid whose T variants mix tokens with RepMixer only (no attention).
 
-The stem is three MobileOne blocks (models/blocks.py, shared with MobileOne; 3x3 stride 2, depthwise 3x3 stride 2, 1x1; GELU after each): each a sum of
-branches, conv-BN kxk, conv-BN 1x1 (the "scale" branch, when k > 1) and a BN alone (the identity, when the shapes
-match). A stage after the first starts with a patch embedding: a grouped 7x7 stride-2 conv-BN (groups = input
+The stem is three MobileOne blocks (models/blocks.py, shared with MobileOne; 3x3 stride 2, depthwise 3x3 stride 2,
+1x1; GELU after each): each a sum of branches, conv-BN kxk, conv-BN 1x1 (the "scale" branch, when k > 1) and a BN
+alone (the identity, when the shapes match). A stage after the first starts with a patch embedding: a grouped 7x7 stride-2 conv-BN (groups = input
 channels, so 2 outputs per input channel) plus a 3x3 one (the RepLKNet large-kernel form), then a 1x1 MobileOne
 block with GELU. A RepMixer block is x + γ·(mixer(x) - norm(x)) (mixer: a depthwise MobileOne block without act,
 norm: a BN alone), then a residual ConvMlp (depthwise 7x7 conv-BN, 1x1 to 3x with bias, GELU, 1x1 back) scaled by

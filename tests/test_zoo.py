@@ -389,19 +389,20 @@ def test_mobileone_s0_trains_with_four_branches_and_reparameterizes_to_the_form_
     assert len(blocks) == 1 + 2 * (2 + 8 + 10 + 1) and [len(b.conv_kxk) for b in blocks] == [1] + [4] * 42
     assert [b.identity is not None for b in blocks[1:5]] == [False, True, True, True]  # stage 0 is 48 wide: 1x1 48 → 48
     assert [b.groups == b.cin for b in blocks[1:]] == [True, False] * 21  # depthwise 3x3, then pointwise 1x1
+    assert _params(model) == 5_293_272 - 1_025_000 + 10_250  # timm's training-form S0 (5.29 M) with a 10-class head
     gen = torch.Generator().manual_seed(0)
     for bn in _modules(model, nn.BatchNorm2d):  # BN statistics a trained model would have
         bn.running_mean.normal_(0.0, 0.1, generator=gen)
         bn.running_var.uniform_(0.5, 2.0, generator=gen)
         bn.weight.data.uniform_(0.5, 1.5, generator=gen)
-    training = analyse_model(model, (1, 3, 64, 64))
-    found = reparameterize(model, (1, 3, 64, 64))  # the export's --reparameterize step: called, checked, recorded
+    training = analyse_model(model, (1, 3, 32, 32))  # maps 8, 4, 2, 1 after the stem: 7x smaller sides than at 224
+    found = reparameterize(model, (1, 3, 32, 32))  # the export's --reparameterize step: called, checked, recorded
     assert found["calls"] == {"reparameterize": 43} and found["max_rel"] <= 1e-4 and not _modules(model, nn.BatchNorm2d)
-    deployed = analyse_model(model, (1, 3, 64, 64))
-    assert deployed.macs == analyse_model(build_model("mobileone_s0", num_classes=10, deploy=True), (1, 3, 64, 64)).macs
-    # at 224 with 1000 classes: 1,051,935,232 → 275,110,400 (test_analysis); convs scale by (64/224)², the head is 1024 x 10
-    assert (training.macs, deployed.macs) == ((1_051_935_232 - 1_024_000) * 4 // 49 + 10_240, (275_110_400 - 1_024_000) * 4 // 49 + 10_240)
-    assert _params(model) == 2_078_504 - 1_025_000 + 10_250  # timm's deployed S0 (2.08 M) with a 10-class head
+    deployed = analyse_model(model, (1, 3, 32, 32))
+    # at 224 with 1000 classes: 1,051,935,232 → 275,110,400 MACs (the paper's 275 M); convs scale by 1/49, the head
+    # is 1024 x 10
+    assert (training.macs, deployed.macs) == ((1_051_935_232 - 1_024_000) // 49 + 10_240, (275_110_400 - 1_024_000) // 49 + 10_240)
+    assert _params(model) == _params(build_model("mobileone_s0", num_classes=10, deploy=True)) == 2_078_504 - 1_025_000 + 10_250
 
 
 def test_aliases_users_expect():
