@@ -129,9 +129,32 @@ class _Finder:
             return "same", [node]  # its other operand is checked once the island is whole
         return None
 
+    def entry(self, node: Any) -> str | None:
+        """"transpose" for a Transpose(0,2,3,1) of a 4-D map, "tokens" for a Reshape of (N, H·W, C) tokens to
+        (N, H, W, C), else None: where an island may start."""
+        if node is None:
+            return None
+        if _perm(node) == _TO_NHWC:
+            return "transpose" if self.rank4(node.input[0]) else None
+        src, dst = self.shapes.get(node.input[0], []), self.shapes.get(node.output[0], [])
+        tokens = node.op_type == "Reshape" and len(src) == 3 and self.rank4(node.output[0]) and min(src) >= 1
+        return "tokens" if tokens and src == [dst[0], dst[1] * dst[2], dst[3]] else None
+
+    def enter(self, island: _Island, node: Any) -> bool:
+        """Take `node`, an island's start, into `island` (a token Reshape is rewritten, a Transpose dropped)."""
+        kind = self.entry(node)
+        if kind == "transpose":
+            island.entries.append(node)
+        elif kind == "tokens":
+            island.units[id(node)] = ("tokens", [node])
+        island.inner.add(id(node))
+        island.tensors.add(node.output[0])
+        return kind is not None
+
     def grow(self, entry: Any) -> _Island | None:
-        """The island a Transpose(0,2,3,1) starts (with any other such transpose its ops also read), else None."""
-        island = _Island(entries=[entry], tensors={entry.output[0]}, inner={id(entry)})
+        """The island `entry` starts (with any other start its ops also read), else None."""
+        island = _Island()
+        self.enter(island, entry)
         work = [entry.output[0]]
         while work:
             if not self.flood(island, work):
@@ -139,12 +162,8 @@ class _Finder:
             missing = [i for kind, nodes in island.units.values() if kind == "same" for i in nodes[0].input
                        if i and i not in island.tensors and not self.broadcast_const(i, self.last(nodes[0]))]
             for name in dict.fromkeys(missing):
-                producer = self.g.producer.get(name)
-                if _perm(producer) != _TO_NHWC or not self.rank4(producer.input[0]):
+                if not self.enter(island, self.g.producer.get(name)):
                     return None  # a channels-last operand made outside the island
-                island.entries.append(producer)
-                island.inner.add(id(producer))
-                island.tensors.add(name)
                 work.append(name)
         return island
 
@@ -204,6 +223,7 @@ class _Writer:
         return self.const(f"{name}/nchw", value.reshape(1, -1, 1, 1))
 
     def unit(self, kind: str, nodes: list[Any]) -> list[Any]:
+        import numpy as np
         from onnx import helper
 
         first, last = nodes[0], nodes[-1]
@@ -216,6 +236,12 @@ class _Writer:
                                      axes=[1], keepdims=1)]
         if kind == "linear":
             return [self.conv(nodes, out)]
+        if kind == "tokens":  # (N, H·W, C) → (N, C, H·W) → (N, C, H, W)
+            n, h, w, c = self.shapes[first.output[0]]
+            shape = self.const(f"{first.name or out}/nchw/shape", np.array([n, c, h, w], np.int64))
+            return [helper.make_node("Transpose", [first.input[0]], [f"{out}/channels_first"], name=f"{out}/channels_first",
+                                     perm=[0, 2, 1]),
+                    helper.make_node("Reshape", [f"{out}/channels_first", shape], [out], name=f"{first.name or out}/nchw")]
         return self.layernorm(first, out)
 
     def conv(self, nodes: list[Any], out: str) -> Any:
@@ -266,7 +292,7 @@ def channels_last_as_nchw(model: Any) -> tuple[Any, int]:
     islands: list[_Island] = []
     taken: set[int] = set()
     for node in graph.node:
-        if _perm(node) == _TO_NHWC and id(node) not in taken and finder.rank4(node.input[0]):
+        if finder.entry(node) and id(node) not in taken:
             island = finder.grow(node)
             if island is not None and not taken & {id(e) for e in island.entries}:
                 islands.append(island)
