@@ -6,20 +6,25 @@ channels-last, work over the last axis (LayerNorm, Linear, GELU, a layer scale �
     Transpose(0,2,3,1) → LayerNormalization(axis -1) → Reshape(-1, C) → Gemm → Reshape(N,H,W,4C) → GELU's ops →
     Reshape → Gemm → Reshape → Transpose(0,3,1,2) → residual Add
 
-onnx2tf holds every 4-D tensor NHWC and guesses a layout for each Reshape to rank 4 from the ONNX shape alone: it
-takes the (N, H, W, C) result of the reshape after each Gemm for an NCHW (N, C', H', W') tensor and hands the
-final Transpose(0,3,1,2) a tensor whose axes it no longer tracks, so the residual Add meets (1,16,16,24) and
-(1,16,24,16) (onnx2tf 1.28.8, ops/Reshape.py and ops/Transpose.py; EdgeNeXt-XXS stops at its first block).
+onnx2tf holds every 4-D tensor NHWC; a Reshape whose input it holds transposed has its target shape permuted as if it
+were NCHW (onnx2tf 1.28.8 ops/Reshape.py, `convert_axis` on `reshape_shape`), so the (N, H, W, 4C) result of the
+reshape after each Linear's Gemm comes out with its axes mixed and the residual Add meets (1,16,16,24) and
+(1,16,24,16) (EdgeNeXt-XXS stopped at its first block; one block alone at 32x32 fails the same way).
 
-`channels_last_as_nchw` finds each such island — the tensors reachable from a Transpose(0,2,3,1) of a 4-D map
-through ops that act per pixel over the last axis, read only by ops of the island or by a Transpose(0,3,1,2) — and
-writes it in NCHW, where onnx2tf's own layout handling is exact:
+`channels_last_as_nchw` finds each such island — the tensors reachable from a Transpose(0,2,3,1) of a 4-D map, or
+from a Reshape of (N, H·W, C) tokens to (N, H, W, C) (EdgeNeXt's SDTA block before its MLP), through ops that act
+per pixel over the last axis, read only by ops of the island or by a Transpose(0,3,1,2) — and writes it in NCHW,
+where onnx2tf's own layout handling is exact, with no 4-D transpose left:
 - Reshape(N·H·W, C) → Gemm (or MatMul) by a constant (C, O) → Reshape(N, H, W, O), and a MatMul of the 4-D map by a
   constant: a 1x1 Conv of weight (O, C, 1, 1) (the same sums of products);
 - LayerNormalization over the last axis: its definition over axis 1 (ONNX LayerNormalization, opset 17:
-  mean, x - mean, mean of its square, + epsilon, Sqrt, Div, then scale and bias), as ReduceMean/Sub/Mul/Add/Sqrt/Div;
+  mean, x - mean, mean of its square, + epsilon, Sqrt, Div, then scale and bias), as ReduceMean/Sub/Mul/Add/Sqrt/Div
+  (the TFLite converter makes Sqrt and Div one RSQRT and a MUL: XNNPACK's in fp32, float only in int8, like onnx2tf's
+  own LayerNorm);
 - a ReduceMean over the last axis: over axis 1;
-- element-wise ops: as they are; a constant operand of shape (..., K) broadcast over the last axis becomes (1, K, 1, 1).
+- element-wise ops: as they are; a constant operand of shape (..., K) broadcast over the last axis becomes (1, K, 1, 1);
+- a token Reshape that starts an island: Transpose(0,2,1) of the tokens, then Reshape(N, C, H, W) (a 3-D transpose,
+  which onnx2tf keeps as it is).
 The function computed is the same (fp32 sums may be ordered otherwise: float rounding only); an island with any
 other op, or one whose tensor is a graph output, is left alone.
 """
@@ -294,7 +299,7 @@ def channels_last_as_nchw(model: Any) -> tuple[Any, int]:
     for node in graph.node:
         if finder.entry(node) and id(node) not in taken:
             island = finder.grow(node)
-            if island is not None and not taken & {id(e) for e in island.entries}:
+            if island is not None and not taken & island.inner:
                 islands.append(island)
                 taken |= island.inner
     if not islands:
