@@ -385,3 +385,35 @@ def test_int8_softmax_on_arm_is_the_uint16_table_path_and_on_the_host_the_float_
     found = first_difference(all_outputs_model(model, tmp_path / "every.tflite"), [host], arm.outputs)
     assert found is not None and found["op"] == "SOFTMAX" and found["max_steps"] == 1 and 0 < found["elements"] < 80
     assert judge(found)["verdict"] == "isa_difference"
+
+
+def test_an_int8_kernel_that_refuses_to_run_is_one_export_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EdgeNeXt-XXS at 64x64: an int8 DIV by a divisor quantised to zero fails in LiteRT's invoke; one line, no traceback."""
+    import ai_edge_litert.interpreter as litert
+
+    from mobiledeploy.converters.parity import tflite_outputs
+    from mobiledeploy.errors import ExportError
+
+    class Refusing:
+        def __init__(self, **kw: Any) -> None:
+            pass
+
+        def allocate_tensors(self) -> None:
+            pass
+
+        def get_input_details(self) -> list[dict[str, Any]]:
+            return [{"index": 0, "dtype": np.float32, "quantization": (0.0, 0)}]
+
+        get_output_details = get_input_details
+
+        def set_tensor(self, index: int, value: np.ndarray) -> None:
+            pass
+
+        def invoke(self) -> None:
+            raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 315 (DIV) "
+                               "failed to invoke.\n")
+
+    monkeypatch.setattr(litert, "Interpreter", Refusing)
+    with pytest.raises(ExportError, match=r"^LiteRT cannot run model_int8.tflite: tflite/kernels/div.cc:262 .* \(DIV\) "
+                                          r"failed to invoke.$"):
+        tflite_outputs(Path("model_int8.tflite"), np.zeros((1, 3, 4, 4), np.float32))
