@@ -99,7 +99,10 @@ def tflite_outputs(tflite_path: str | Path, inputs: np.ndarray, threads: int = 2
     results = []
     for x in np.asarray(inputs, dtype=np.float32):
         interpreter.set_tensor(inp["index"], feed_tensor(inp, x))
-        interpreter.invoke()
+        try:
+            interpreter.invoke()
+        except RuntimeError as exc:  # a kernel's own check, e.g. an int8 DIV by a divisor quantised to zero
+            raise ExportError(f"LiteRT cannot run {Path(tflite_path).name}: {' '.join(str(exc).split())}") from None
         results.append(read_output(out, interpreter.get_tensor(out["index"])))
     return np.concatenate(results).astype(np.float32)
 

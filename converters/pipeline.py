@@ -59,7 +59,7 @@ DEFAULT_CALIB_SAMPLES = 32
 # folder is reused only for a request with the same revision, so raising it makes every old export stale. Raise
 # it when the same request would now produce different files (another graph rewrite, padding or op lowering),
 # not for changes that leave the files as they were; the files' own sha256s only say they are intact.
-PIPELINE_REVISION = 7
+PIPELINE_REVISION = 8
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -430,7 +430,8 @@ def _tflite_fp32_stages(tmp: Path, work: Path, inputs: Any, reference: Any, pari
 
 def _rewritten(model: Any) -> tuple[Any, int]:
     """The ONNX graph onnx2tf converts: every exact rewrite (converters/layout.py, delegable.py, strided.py,
-    modern.py) applied, and how many channel shuffles became NHWC ones."""
+    channels_last.py, modern.py) applied, and how many channel shuffles became NHWC ones."""
+    from .channels_last import channels_last_as_nchw
     from .delegable import avgpool_as_depthwise, hardsigmoid_as_relu6, relu_of_shared_add, relu_through_concat
     from .layout import maxpool_explicit_padding, nhwc_channel_shuffles, shuffle_after_strided_depthwise
     from .modern import gelu_as_builtin
@@ -444,6 +445,7 @@ def _rewritten(model: Any) -> tuple[Any, int]:
     model, _ = avgpool_as_depthwise(model)
     model, _ = hardsigmoid_as_relu6(model)
     model, _ = strided_slice_as_reshape(model)
+    model, _ = channels_last_as_nchw(model)  # before GELU's: it reads the shapes opset 17 infers
     model, _ = gelu_as_builtin(model)  # last: the Gelu op is unknown to opset 17's shape inference
     return model, shuffles
 

@@ -123,6 +123,78 @@ def test_a_strided_slice_becomes_slices_of_step_one_exactly(module: nn.Module, s
     np.testing.assert_array_equal(out, module(x).numpy())  # the same values moved: exact
 
 
+# --- channels-last islands in NCHW (converters/channels_last.py) ---------------------------------------
+
+class _Tokens(nn.Module):
+    """EdgeNeXt's SDTA tail: (N, H·W, C) tokens reshaped to (N, H, W, C), LayerNorm, Linear, γ, permuted back."""
+
+    def __init__(self, dim: int, side: int) -> None:
+        super().__init__()
+        self.side, self.norm, self.fc = side, nn.LayerNorm(dim), nn.Linear(dim, dim)
+        self.gamma = nn.Parameter(torch.linspace(0.5, 1.5, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        tokens = x.flatten(2).transpose(1, 2) * 2.0
+        y = (self.gamma * self.fc(self.norm(tokens.reshape(b, self.side, self.side, c)))).permute(0, 3, 1, 2)
+        return x + y
+
+
+class _LastAxis(nn.Module):
+    """A channels-last island with `op` in it (softmax: over the last axis, not per pixel) or read as an output."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op, self.fc = op, nn.Linear(4, 4, bias=op != "matmul")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x.permute(0, 2, 3, 1))
+        if self.op == "softmax":
+            y = y.softmax(-1)
+        return y.permute(0, 3, 1, 2) if self.op != "output" else y
+
+
+def _channels_last_block() -> nn.Module:
+    from tests.fixtures.modern.ops import ChannelsLastBlock
+
+    torch.manual_seed(0)
+    return ChannelsLastBlock(8)
+
+
+@pytest.mark.parametrize("build,shape", [(_channels_last_block, (2, 8, 6, 5)), (lambda: _Tokens(8, 6), (1, 8, 6, 6)),
+                                         (lambda: _LastAxis("matmul"), (1, 4, 3, 5))])
+def test_a_channels_last_island_becomes_nchw_ops_without_transposes(build: Any, shape: tuple[int, ...],
+                                                                    tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from mobiledeploy.converters.channels_last import channels_last_as_nchw
+
+    module = build().eval()
+    model = _onnx(module, tmp_path / "c.onnx", shape)
+    before = _ops(model)
+    rewritten, count = channels_last_as_nchw(model)
+    after = _ops(rewritten)
+    perms = [list(n.attribute[0].ints) for n in rewritten.graph.node if n.op_type == "Transpose"]
+    assert count == 1 and all(len(p) == 3 for p in perms)  # no 4-D transpose left; tokens go channels-first in 3-D
+    assert after.count("Transpose") == before.count("Transpose") - (0 if isinstance(module, _Tokens) else 2)
+    assert "LayerNormalization" not in after and "Gemm" not in after and "MatMul" not in after
+    assert after.count("Conv") == before.count("Conv") + before.count("Gemm") + before.count("MatMul")
+    x = torch.randn(*shape)
+    out = ort.InferenceSession(rewritten.SerializeToString()).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, module(x).numpy(), rtol=0, atol=2e-6)  # the same function, fp32 rounding
+    assert channels_last_as_nchw(rewritten)[1] == 0
+
+
+@pytest.mark.parametrize("op", ["softmax", "output"])
+def test_a_channels_last_island_with_other_work_is_left_alone(op: str, tmp_path: Path) -> None:
+    from mobiledeploy.converters.channels_last import channels_last_as_nchw
+
+    model = _onnx(_LastAxis(op), tmp_path / "c.onnx", (1, 4, 3, 5))
+    rewritten, count = channels_last_as_nchw(model)
+    assert count == 0 and _ops(rewritten) == _ops(model)
+
+
 # --- through the whole export, the Arm check and bench ------------------------------------------------
 
 def _export(tmp: Path, options: str) -> dict[str, Any]:
@@ -137,8 +209,9 @@ def _export(tmp: Path, options: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def every_op(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Exact GELU, hard-swish, LayerNorm and SDPA attention in one net, exported with the Arm check."""
-    return _export(tmp_path_factory.mktemp("modern"), "")
+    """Exact GELU, hard-swish, LayerNorm, SDPA attention and a channels-last block (EdgeNeXt's) in one net, exported
+    with the Arm check."""
+    return _export(tmp_path_factory.mktemp("modern"), "channels_last=1")
 
 
 @pytest.mark.slow
@@ -147,7 +220,7 @@ def test_every_op_converts_with_parity_and_fp32_runs_as_one_partition(every_op: 
     assert all(manifest["parity"][f]["passed"] for f in ("onnx", "fp32", "int8", "arm"))
     assert manifest["complexity"]["unknown_ops"] == []
     fp32, int8 = (manifest["artifacts"][f] for f in ("fp32", "int8"))
-    assert fp32["op_counts"]["GELU"] == 1 and fp32["op_counts"]["HARD_SWISH"] == 1
+    assert fp32["op_counts"]["GELU"] == 2 and fp32["op_counts"]["HARD_SWISH"] == 1  # the block's GELU is exact
     assert {"BATCH_MATMUL", "SOFTMAX"} <= set(fp32["op_counts"])
     assert fp32["delegation"]["partitions"] == 1 and fp32["delegation"]["not_delegated"] == {}
     left = int8["delegation"]["not_delegated"]
@@ -312,3 +385,35 @@ def test_int8_softmax_on_arm_is_the_uint16_table_path_and_on_the_host_the_float_
     found = first_difference(all_outputs_model(model, tmp_path / "every.tflite"), [host], arm.outputs)
     assert found is not None and found["op"] == "SOFTMAX" and found["max_steps"] == 1 and 0 < found["elements"] < 80
     assert judge(found)["verdict"] == "isa_difference"
+
+
+def test_an_int8_kernel_that_refuses_to_run_is_one_export_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EdgeNeXt-XXS at 64x64: an int8 DIV by a divisor quantised to zero fails in LiteRT's invoke; one line, no traceback."""
+    import ai_edge_litert.interpreter as litert
+
+    from mobiledeploy.converters.parity import tflite_outputs
+    from mobiledeploy.errors import ExportError
+
+    class Refusing:
+        def __init__(self, **kw: Any) -> None:
+            pass
+
+        def allocate_tensors(self) -> None:
+            pass
+
+        def get_input_details(self) -> list[dict[str, Any]]:
+            return [{"index": 0, "dtype": np.float32, "quantization": (0.0, 0)}]
+
+        get_output_details = get_input_details
+
+        def set_tensor(self, index: int, value: np.ndarray) -> None:
+            pass
+
+        def invoke(self) -> None:
+            raise RuntimeError("tflite/kernels/div.cc:262 data[i] != zero_point was not true.Node number 315 (DIV) "
+                               "failed to invoke.\n")
+
+    monkeypatch.setattr(litert, "Interpreter", Refusing)
+    with pytest.raises(ExportError, match=r"^LiteRT cannot run model_int8.tflite: tflite/kernels/div.cc:262 .* \(DIV\) "
+                                          r"failed to invoke.$"):
+        tflite_outputs(Path("model_int8.tflite"), np.zeros((1, 3, 4, 4), np.float32))
