@@ -445,6 +445,12 @@ NEEDS_WORK = {"export_never_deletes_a_users_file", "bench_weights_never_rebuild_
               "gate_against_bad_db_before_export", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
               "gate_absent_phone_before_export"}
 NEEDS_ADB = {"adb_server_unreachable"}
+#: the cheap cases that import torch before their one line: a user's model (--model-fn, --exported-program) is
+#: torch's, weights are read with torch.load, the --onnx export fails in onnx2tf after the torch-side stages, and a
+#: name neither the table nor a plugin knows imports the families (a family missing from a stale table) before it
+#: is refused. Every other cheap case names, validates or refuses without torch.
+NEEDS_TORCH = {"unknown_arch", "weights_pickled_module", "set_value_with_a_slash", "set_value_escaping_out",
+               "calibration_too_big_for_memory", "builder_raises_system_exit", "corrupt_pt2", "onnx2tf_unsupported_op"}
 
 
 def _fixture_files(tmp: Path, tiny: Path) -> dict[str, str]:
@@ -534,6 +540,8 @@ def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRe
         case.check(tmp_path, proc)
     if cheap:  # judged on what was imported, not on seconds (which a loaded machine stretches past any bound)
         assert {"tensorflow", "onnx2tf"}.isdisjoint(imported), f"{name}: a converter was imported before the check"
+        if name not in NEEDS_TORCH:  # names, options and checks of the zoo come from mobiledeploy/model_table.py
+            assert "torch" not in imported, f"{name}: torch was imported, but no model is built, loaded or exported"
         assert not (cwd / "artifacts").exists() or work  # never exported
 
 
