@@ -78,17 +78,23 @@ def assert_one_line(proc: subprocess.CompletedProcess | Any, expected: str) -> s
 
 
 @pytest.fixture(scope="session")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the tiny model exported (fp32) into ./artifacts and a raw-latency gate baseline of it."""
+def work(tmp_path_factory: pytest.TempPathFactory, exports) -> Path:
+    """A folder with the tiny model exported into ./artifacts and a raw-latency gate baseline of it. The export is
+    a copy of the run's shared one (tests/conftest_export.py, the same request as `export TINY`): the gate below
+    reuses it (checked), so the suite converts that model once."""
+    import shutil
+
     root = tmp_path_factory.mktemp("faults-work")
     env = env_for(root / "home", MOBILEDEPLOY_DB=str(root / "setup.db"))
-    proc = subprocess.run([str(CLI), "export", *TINY, "--formats", "fp32"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    shared = exports("v1_g3").result.path
+    assert shared.name == SLUG
+    shutil.copytree(shared, root / "artifacts" / SLUG)
+    before = _digests(root / "artifacts" / SLUG)
     proc = subprocess.run([str(CLI), "gate", "--baseline", "baseline.json", "--update-baseline", "--model", TINY_REF,
                            "--reference", "none", "--formats", "fp32", "--rounds", "3", "--runs", "5"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
+    assert _digests(root / "artifacts" / SLUG) == before, "the copied export was not reused"
     return root
 
 
