@@ -61,7 +61,10 @@ def model_files(spec: Any) -> tuple[Path, list[Path]]:
         return path.parent, onnx_external_data(path)
     if source.get("kind") == "exported_program":
         return Path(source["path"]).parent, []  # one file, already `source.sha256`
-    module = sys.modules.get(getattr(spec.builder, "__module__", "") or "")
+    module_name = getattr(spec.builder, "__module__", "") or ""
+    if not source and module_name.startswith(BUILTIN_PREFIX):
+        return builtin_files(module_name)
+    module = sys.modules.get(module_name)
     if module is None or not getattr(module, "__file__", None):
         return Path("."), []
     if source.get("kind") == "callable":
@@ -73,6 +76,48 @@ def model_files(spec: Any) -> tuple[Path, list[Path]]:
     if common is not None and Path(common.__file__).resolve().parent == root:
         files.add(Path(common.__file__).resolve())
     return root, sorted(files)
+
+
+#: the built-in families' package (models/): their files are found by reading imports, so that a request can be
+#: made without importing a family and torch (a bench or gate that reuses an export)
+BUILTIN_PREFIX = "mobiledeploy.models."
+
+
+def builtin_files(module_name: str) -> tuple[Path, list[Path]]:
+    """(models/, the built-in family module's file, the files of the family modules it imports at any depth of
+    its code (read with ast, nothing imported), transitively, and common.py: the seeded init of every zoo model)."""
+    import ast
+    import importlib.util
+
+    root = Path(next(iter(importlib.util.find_spec(BUILTIN_PREFIX[:-1]).submodule_search_locations))).resolve()
+    found: set[Path] = set()
+    todo = [module_name]
+    while todo:
+        path = _builtin_path(root, todo.pop())
+        if path is None or path in found:
+            continue
+        found.add(path)
+        for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                base = BUILTIN_PREFIX + node.module if node.module else BUILTIN_PREFIX[:-1]
+                todo += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(BUILTIN_PREFIX):
+                todo += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names if alias.name.startswith(BUILTIN_PREFIX)]
+    common = root / "common.py"
+    return root, sorted(found | ({common} if common.is_file() else set()))
+
+
+def _builtin_path(root: Path, name: str) -> Path | None:
+    """The file of module `name` of the built-in families, or None (not one of them, or a name it imports)."""
+    if not name.startswith(BUILTIN_PREFIX):
+        return None
+    parts = name[len(BUILTIN_PREFIX):].split(".")
+    for path in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        if path.is_file():
+            return path.resolve()
+    return None
 
 
 def onnx_external_data(path: Path) -> list[Path]:

@@ -114,9 +114,7 @@ def register_model(
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
-        for key in (name, *aliases):
-            if key in _REGISTRY or key in _ALIASES:
-                raise ValueError(f"model name {key!r} is already registered")
+        _check_free(name, aliases, builder)
         defaults = {
             p.name: p.default
             for p in inspect.signature(builder).parameters.values()
@@ -142,18 +140,76 @@ def register_model(
     return decorate
 
 
+def _check_free(name: str, aliases: tuple[str, ...], builder: Callable[..., Any]) -> None:
+    """ValueError when `name` or an alias is taken: by a registration, or in the table by another builder
+    (the table's own builder registering itself on import is the registration the table stands for)."""
+    specs, table_aliases = _table()
+    for key in (name, *aliases):
+        held = key if key in specs else table_aliases.get(key)
+        if key in _REGISTRY or key in _ALIASES or (held and (held != name or specs[held].builder.ref != builder_ref(builder))):
+            raise ValueError(f"model name {key!r} is already registered")
+
+
+def builder_ref(builder: Callable[..., Any]) -> str:
+    """'module:qualname' of a builder, as the table (mobiledeploy/model_table.py) names it."""
+    return f"{getattr(builder, '__module__', '')}:{getattr(builder, '__qualname__', '')}"
+
+
+class TableBuilder:
+    """The builder of a table entry, 'module:function': its module (and torch) is imported on the first call."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        self.__module__, _, self.__qualname__ = ref.partition(":")
+
+    def load(self) -> Callable[..., Any]:
+        return getattr(importlib.import_module(self.__module__), self.__qualname__)
+
+    def __call__(self, **config: Any) -> Any:
+        return self.load()(**config)
+
+    def __repr__(self) -> str:
+        return f"TableBuilder({self.ref!r})"
+
+
+_TABLE: dict[str, ModelSpec] = {}
+_TABLE_ALIASES: dict[str, str] = {}
+
+
+def _table() -> tuple[dict[str, ModelSpec], dict[str, str]]:
+    """The built-in models as mobiledeploy/model_table.py lists them (names, options, papers: no torch), loaded once."""
+    if not _TABLE:
+        from .model_table import MODELS
+
+        for name, row in MODELS.items():
+            declared = {label: Declared(*figure) for label, figure in row["declared"].items()}
+            _TABLE[name] = ModelSpec(name=name, builder=TableBuilder(row["builder"]), family=row["family"],
+                                     paper=row["paper"], aliases=row["aliases"], defaults=dict(row["defaults"]),
+                                     choices=dict(row["choices"]), declared=declared, mean=row["mean"], std=row["std"])
+            _TABLE_ALIASES.update({alias: name for alias in row["aliases"]})
+    return _TABLE, _TABLE_ALIASES
+
+
 #: the package whose import registers the built-in families. It is loaded by name, the way plugins are:
-#: the families depend on the registry, never the other way round.
+#: the families depend on the registry, never the other way round. The names, options and papers of the
+#: built-in families are also in mobiledeploy/model_table.py (generated from the registrations,
+#: `python -m mobiledeploy.registry_table --write`; tests/test_registry.py holds the two equal), so that naming,
+#: validating and listing models imports neither torch nor the families: a family is imported when a model
+#: of it is built.
 BUILTIN_FAMILIES = "mobiledeploy.models"
 ENTRY_POINT_GROUP = "mobiledeploy.models"
 _plugins_loaded: list[bool] = []
 
 
-def _ensure_loaded() -> None:
-    importlib.import_module(BUILTIN_FAMILIES)
+def _ensure_plugins() -> None:
     if not _plugins_loaded:
         _plugins_loaded.append(True)
         _load_plugins()
+
+
+def load_builtins() -> None:
+    """Import every built-in family (and torch): their registrations replace the table's entries."""
+    importlib.import_module(BUILTIN_FAMILIES)
 
 
 def _load_plugins() -> None:
@@ -165,40 +221,62 @@ def _load_plugins() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = ep.load()
-            if callable(loaded) and not inspect.ismodule(loaded) and loaded not in {s.builder for s in _REGISTRY.values()}:
+            known = {builder_ref(s.builder) for s in [*_REGISTRY.values(), *_table()[0].values()]}
+            if callable(loaded) and not inspect.ismodule(loaded) and builder_ref(loaded) not in known:
                 register_model(ep.name, family="third-party", paper=f"entry point {ep.value}")(loaded)
         except Exception as exc:  # one broken plugin must not take the zoo down with it
             warnings.warn(f"mobiledeploy.models entry point {ep.name!r} ({ep.value}) not loaded: "
                           f"{type(exc).__name__}: {exc}", stacklevel=2)
 
 
+def _find(key: str) -> str | None:
+    """The canonical name of `key` among registrations and the table, or None."""
+    specs, aliases = _table()
+    for names, alias_map in ((_REGISTRY, _ALIASES), (specs, aliases)):
+        if key in names:
+            return key
+        if key in alias_map:
+            return alias_map[key]
+    return None
+
+
 def canonical_name(name: str) -> str:
-    """The registered name of an arch, an alias, or a user's model ('net.py:build', 'net.onnx': registered now)."""
+    """The registered name of an arch, an alias, or a user's model ('net.py:build', 'net.onnx': registered now).
+
+    The table and the registrations made so far answer first; a name they do not know loads the third-party
+    plugins, then the built-in families (a family registered but missing from a stale table), before it is
+    refused."""
     from .sources import split_source_ref
 
-    _ensure_loaded()
     key = name.strip().lower().replace("-", "_")
-    if key in _REGISTRY:
-        return key
-    if key in _ALIASES:
-        return _ALIASES[key]
-    source = split_source_ref(name)
+    found = _find(key)
+    source = split_source_ref(name) if found is None else None
     if source is not None and not source[1]:
         return register_source(source[0])
-    known = ", ".join(sorted([*_REGISTRY, *_ALIASES]))
+    for load in (_ensure_plugins, load_builtins):
+        if found is None:
+            load()
+            found = _find(key)
+    if found is not None:
+        return found
+    known = ", ".join(sorted({*_REGISTRY, *_ALIASES, *_table()[0], *_table()[1]}))
     raise ConfigError(f"unknown architecture {name!r} (known: {known})")
 
 
 def get_spec(name: str) -> ModelSpec:
-    return _REGISTRY[canonical_name(name)]
+    """The registration of `name` when its family is imported, else the table's entry (the same but the builder,
+    which imports the family when called)."""
+    key = canonical_name(name)
+    return _REGISTRY.get(key) or _table()[0][key]
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Canonical names matching a shell-style pattern (also matched against aliases), sorted."""
-    _ensure_loaded()
+    _ensure_plugins()
+    specs = {**_table()[0], **_REGISTRY}
     return sorted(
         name
-        for name, spec in _REGISTRY.items()
+        for name, spec in specs.items()
         if spec.source is None and any(fnmatch.fnmatch(n, pattern) for n in (name, *spec.aliases))
     )
 
@@ -258,9 +336,9 @@ def register_source(head: str) -> str:
     this process, under a name from its file and callable ('net_build', 'net_onnx'); returns the name."""
     from .sources import load_source
 
-    _ensure_loaded()
+    _ensure_plugins()
     loaded = load_source(head)
-    held = _REGISTRY.get(loaded.name)
+    held = _REGISTRY.get(loaded.name) or _table()[0].get(loaded.name)
     if held is not None and (held.source or {}).get("path") != loaded.path:
         what = held.source["ref"] if held.source else "a registered architecture"
         raise ConfigError(f"{head} and {what} would both be named {loaded.name!r}: rename one")

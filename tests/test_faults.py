@@ -78,17 +78,23 @@ def assert_one_line(proc: subprocess.CompletedProcess | Any, expected: str) -> s
 
 
 @pytest.fixture(scope="session")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with the tiny model exported (fp32) into ./artifacts and a raw-latency gate baseline of it."""
+def work(tmp_path_factory: pytest.TempPathFactory, exports) -> Path:
+    """A folder with the tiny model exported into ./artifacts and a raw-latency gate baseline of it. The export is
+    a copy of the run's shared one (tests/conftest_export.py, the same request as `export TINY`): the gate below
+    reuses it (checked), so the suite converts that model once."""
+    import shutil
+
     root = tmp_path_factory.mktemp("faults-work")
     env = env_for(root / "home", MOBILEDEPLOY_DB=str(root / "setup.db"))
-    proc = subprocess.run([str(CLI), "export", *TINY, "--formats", "fp32"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    shared = exports("v1_g3").result.path
+    assert shared.name == SLUG
+    shutil.copytree(shared, root / "artifacts" / SLUG)
+    before = _digests(root / "artifacts" / SLUG)
     proc = subprocess.run([str(CLI), "gate", "--baseline", "baseline.json", "--update-baseline", "--model", TINY_REF,
                            "--reference", "none", "--formats", "fp32", "--rounds", "3", "--runs", "5"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
+    assert _digests(root / "artifacts" / SLUG) == before, "the copied export was not reused"
     return root
 
 
@@ -445,6 +451,12 @@ NEEDS_WORK = {"export_never_deletes_a_users_file", "bench_weights_never_rebuild_
               "gate_against_bad_db_before_export", "gate_junit_under_a_file", "gate_markdown_is_a_dir", "gate_out_under_a_file", "gate_db_under_a_file",
               "gate_absent_phone_before_export"}
 NEEDS_ADB = {"adb_server_unreachable"}
+#: the cheap cases that import torch before their one line: a user's model (--model-fn, --exported-program) is
+#: torch's, weights are read with torch.load, the --onnx export fails in onnx2tf after the torch-side stages, and a
+#: name neither the table nor a plugin knows imports the families (a family missing from a stale table) before it
+#: is refused. Every other cheap case names, validates or refuses without torch.
+NEEDS_TORCH = {"unknown_arch", "weights_pickled_module", "set_value_with_a_slash", "set_value_escaping_out",
+               "calibration_too_big_for_memory", "builder_raises_system_exit", "corrupt_pt2", "onnx2tf_unsupported_op"}
 
 
 def _fixture_files(tmp: Path, tiny: Path) -> dict[str, str]:
@@ -534,6 +546,8 @@ def test_fault(name: str, tmp_path: Path, tiny_tflite, request: pytest.FixtureRe
         case.check(tmp_path, proc)
     if cheap:  # judged on what was imported, not on seconds (which a loaded machine stretches past any bound)
         assert {"tensorflow", "onnx2tf"}.isdisjoint(imported), f"{name}: a converter was imported before the check"
+        if name not in NEEDS_TORCH:  # names, options and checks of the zoo come from mobiledeploy/model_table.py
+            assert "torch" not in imported, f"{name}: torch was imported, but no model is built, loaded or exported"
         assert not (cwd / "artifacts").exists() or work  # never exported
 
 

@@ -81,20 +81,35 @@ def lighter_baseline(tmp_path_factory) -> Path:
 # --against HEAD on Arm: tests/test_readme_ci.py runs the README's pull-request step that way.
 
 
+def candidate_copy(exports, cwd: Path) -> Path:
+    """cwd/artifacts holding a copy of the run's shared export of SMALL (tests/conftest_export.py, the same
+    request), which the gate reuses as a working copy's: the candidate is judged as if exported there, and the
+    suite converts it once. Returns the copy's manifest.json, for the caller to check that it was reused."""
+    shared = exports("v1_g3").result.path
+    shutil.copytree(shared, cwd / "artifacts" / shared.name)
+    return cwd / "artifacts" / shared.name / "manifest.json"
+
+
 @pytest.mark.qemu
 @pytest.mark.slow
-def test_a_heavier_candidate_fails_against_a_folder_on_arm(arm_env, lighter_baseline, tmp_path, results_db):
+def test_a_heavier_candidate_fails_against_a_folder_on_arm(arm_env, lighter_baseline, exports, tmp_path, results_db):
+    manifest = candidate_copy(exports, tmp_path)
+    before = manifest.read_bytes()
     proc = run("--against", str(lighter_baseline), "--device", "qemu:cortex-a76", "--model", SMALL,
                "--formats", "int8", "--junit", str(tmp_path / "ab.xml"), cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "regression" in proc.stderr and "failures=\"1\"" in (tmp_path / "ab.xml").read_text()
+    assert manifest.read_bytes() == before  # the candidate's export was reused
 
 
 @pytest.mark.slow
-def test_a_heavier_candidate_fails_against_a_folder_on_the_host(lighter_baseline, tmp_path, results_db):
+def test_a_heavier_candidate_fails_against_a_folder_on_the_host(lighter_baseline, exports, tmp_path, results_db):
     """Wall clock, interleaved in one run: the 64x64 candidate is ~4x the work of the 32x32 baseline."""
+    manifest = candidate_copy(exports, tmp_path)
+    before = manifest.read_bytes()
     proc = run("--against", str(lighter_baseline), "--device", "local", "--model", SMALL, "--formats", "fp32",
                "--rounds", "40", "--json", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     model = json.loads(proc.stdout)["models"][0]
     assert model["status"] == "regression" and model["low"] > 1.5
+    assert manifest.read_bytes() == before  # the candidate's export was reused

@@ -121,15 +121,21 @@ def gate(cwd: Path, *args: str, pythonpath: Path | None = None) -> subprocess.Co
 
 
 @pytest.fixture(scope="module")
-def recorded(arm_env, tmp_path_factory) -> Path:
+def recorded(arm_env, exports, tmp_path_factory) -> Path:
     """A folder holding a tiny ShuffleNet's int8 export (artifacts/) and its counts on cortex-a76 (arm.json),
-    recorded through the command CI uses; each test works on its own copy of the baseline."""
+    recorded through the command CI uses; each test works on its own copy of the baseline. The export is a copy
+    of the run's shared one (tests/conftest_export.py, the same request): the gate reuses it as it would a
+    working copy's, and the suite converts that model once instead of twice."""
     root = tmp_path_factory.mktemp("exact-gate")
+    shared = exports("v1_g3").result.path
+    shutil.copytree(shared, root / "artifacts" / shared.name)
+    before = (root / "artifacts" / shared.name / "manifest.json").read_bytes()
     made = gate(root, "--baseline", "arm.json", "--update-baseline", "--device", "qemu:cortex-a76", "--model", TINY_REF,
                 "--formats", "int8", "--junit", str(root / "made.xml"), "--markdown", str(root / "made.md"))
     assert made.returncode == 0, made.stderr
     assert 'errors="0"' in (root / "made.xml").read_text()
     assert (root / "made.md").read_text().startswith("## ✅ Arm instruction baseline written — `qemu:cortex-a76`")
+    assert (root / "artifacts" / shared.name / "manifest.json").read_bytes() == before, "the copy was not reused"
     return root
 
 

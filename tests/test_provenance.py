@@ -48,6 +48,23 @@ def test_a_zoo_model_is_keyed_by_its_module_and_the_seeded_init(arch, module):
     assert digest["converters"] == converters_digest()
 
 
+def test_a_zoo_model_s_files_read_from_its_imports_are_those_its_loaded_module_uses(monkeypatch):
+    """builtin_files reads the imports of models/*.py (nothing imported); the walk over the imported module's
+    globals (what user modules get) must find the same files for every family, or the key would miss one."""
+    import sys
+
+    from mobiledeploy.converters import provenance
+    from mobiledeploy.registry import list_models, load_builtins
+
+    load_builtins()
+    read = {name: model_files(get_spec(name)) for name in list_models()}
+    assert [f.name for f in read["levit_128s"][1]] == ["blocks.py", "common.py", "levit.py", "repvit.py"]
+    monkeypatch.setattr(provenance, "BUILTIN_PREFIX", "no.such.package.")  # every module takes the loaded walk
+    for name in list_models():
+        module = sys.modules[get_spec(name).builder.__module__]
+        assert model_files(get_spec(name)) == read[name], (name, module.__name__)
+
+
 def test_a_callables_key_follows_the_modules_it_imports_from_its_folder(tmp_path, monkeypatch):
     (tmp_path / "prov_helpers.py").write_text(HELPER.format(width=8))
     (tmp_path / "prov_net.py").write_text(NET)
