@@ -51,6 +51,32 @@ MODELS: dict[str, dict[str, Any]] = {
             'resolution=256': (261000000.0, 1300000.0, "EdgeNeXt authors' model zoo (github.com/mmaaz60/EdgeNeXt README, mmaaz60.github.io/EdgeNeXt): edgenext_xx_small 1.33 M params, 261 M MAdds at 256; 1,327,216 and 257.9 M here (the authors' counter is not named; 1.2% apart); timm's own count (pytorch-image-models aa4b5850c154 results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv): 1.33 M, 0.33 GMACs at 288, 326.4 M here", 0.02, ()),
         },
     },
+    'efficientnet_b0': {
+        'builder': 'mobiledeploy.models.efficientnet:efficientnet_b0',
+        'family': 'efficientnet',
+        'paper': 'Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks, ICML 2019 (arXiv:1905.11946)',
+        'aliases': ('effnet_b0', 'efficientnet'),
+        'defaults': {'num_classes': 1000},
+        'choices': {},
+        'mean': (0.485, 0.456, 0.406),
+        'std': (0.229, 0.224, 0.225),
+        'declared': {
+            '': (390000000.0, 5300000.0, "EfficientNet paper Table 2 (EfficientNet-B0: 5.3 M params, 0.39 B FLOPS, counted as multiply-adds); timm's own count of the definition followed is 5.29 M / 0.4 GMACs (pytorch-image-models aa4b5850c154 results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv)", 0.02, ()),
+        },
+    },
+    'efficientnet_lite0': {
+        'builder': 'mobiledeploy.models.efficientnet:efficientnet_lite0',
+        'family': 'efficientnet',
+        'paper': 'Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks, ICML 2019 (arXiv:1905.11946); the Lite variants: tensorflow/tpu models/official/efficientnet/lite/README.md',
+        'aliases': ('effnet_lite0',),
+        'defaults': {'num_classes': 1000},
+        'choices': {},
+        'mean': (0.485, 0.456, 0.406),
+        'std': (0.229, 0.224, 0.225),
+        'declared': {
+            '': (400000000.0, 4650000.0, "timm's own count of the definition followed (pytorch-image-models aa4b5850c154 results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv: efficientnet_lite0 4.65 M params, 0.4 GMACs, one digit: 385.2 M here); the authors' lite/README.md (tensorflow/tpu 07e173cc1597) lists 4.7 M params and 407 M MAdds, 5.7% above this count, their counter not named", 0.05, ()),
+        },
+    },
     'efficientvit_m0': {
         'builder': 'mobiledeploy.models.efficientvit:efficientvit_m0',
         'family': 'efficientvit',
@@ -257,6 +283,19 @@ MODELS: dict[str, dict[str, Any]] = {
         'declared': {
             'resolution=256': (1200000000.0, 10500000.0, "MobileNetV4 paper, ImageNet table (MNv4-Hybrid-M at 256 px: 10.5 M params, 1.2 G MACs); this follows timm's definition, whose 11.07 M params and 1.27 G MACs (attention products counted) are 5-6% above the paper's", 0.07, ()),
             '': (980000000.0, 11070000.0, "timm's own count of the definition followed (pytorch-image-models aa4b5850c154 results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv: 11.07 M params, 0.98 GMACs at 224)", 0.02, ()),
+        },
+    },
+    'mobileone_s0': {
+        'builder': 'mobiledeploy.models.mobileone:mobileone_s0',
+        'family': 'mobileone',
+        'paper': 'Vasu et al., MobileOne: An Improved One millisecond Mobile Backbone, CVPR 2023 (arXiv:2206.04040)',
+        'aliases': ('mobileone',),
+        'defaults': {'num_classes': 1000, 'deploy': False},
+        'choices': {},
+        'mean': (0.485, 0.456, 0.406),
+        'std': (0.229, 0.224, 0.225),
+        'declared': {
+            'deploy=True': (275000000.0, 2100000.0, "MobileOne paper, ImageNet-1k comparison table (MobileOne-S0: 2.1 M params, 275 M FLOPs, counted as multiply-adds after re-parameterisation); timm's count of the definition followed, re-parameterised, is 2.08 M / 0.28 GMACs (pytorch-image-models aa4b5850c154 results/benchmark-infer-amp-nchw-pt291-cu130-5090.csv)", 0.02, ()),
         },
     },
     'mobilevit_xxs': {
