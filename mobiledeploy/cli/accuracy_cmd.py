@@ -141,7 +141,7 @@ def _evaluate(exported: Any, found: Any, arm_cpus: list[str], per_layer: int) ->
     from ..labelled import load_labelled
 
     classifier_outputs(exported.manifest, found.labels)  # before decoding every image
-    h, w = exported.manifest["resolution"]
+    h, w = exported.manifest.resolution
     with ImageProgress() as progress:
         data = load_labelled(found, (h, w))
         return evaluate(exported.path, exported.manifest, data, arm_cpus, progress, per_layer=per_layer)

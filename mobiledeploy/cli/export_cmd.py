@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ..converters.manifest import Manifest
 
 from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt
 from .app import (Alpha, Groups, ExportedProgramFile, InputShape, Json, ModelFn, OnnxFile, Options, Resolution, Scale,
@@ -68,28 +71,29 @@ def export_cmd(
     warn_calibration(result.manifest)
     warn_delegation(result.manifest)
     if json_out:
-        print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
+        print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest.to_dict()})
         return
     print_summary(result)
 
 
-def warn_calibration(manifest: dict[str, Any]) -> None:
+def warn_calibration(manifest: Manifest) -> None:
     """The manifest's calibration warning (fewer images than asked for), when it made an int8 model."""
     import sys
 
-    warning = (manifest.get("calibration") or {}).get("warning")
-    if warning and "int8" in manifest.get("artifacts", {}):
+    warning = (manifest.calibration or {}).get("warning")
+    if warning and "int8" in manifest.artifacts:
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
 
 
-def warn_delegation(manifest: dict[str, Any]) -> None:
+def warn_delegation(manifest: Manifest) -> None:
     """One line per TFLite artifact that does not run as one XNNPACK partition on the host."""
     import sys
 
     from ..converters.delegation import delegation_summary, fully_delegated
 
     for fmt in ("fp32", "int8"):
-        found = (manifest.get("artifacts", {}).get(fmt) or {}).get("delegation")
+        entry = manifest.artifacts.get(fmt)
+        found = entry.delegation.to_dict() if entry and entry.delegation else None
         if found and not fully_delegated(found):
             sys.stderr.write(f"mobiledeploy: warning: {fmt} is not fully delegated on the host: {delegation_summary(found)} "
                              f"(why: manifest.json artifacts.{fmt}.delegation.why)\n")
@@ -102,13 +106,13 @@ def print_summary(result: Any) -> None:
     manifest = result.manifest
     console = Console()
     table = Table("format", Column("file", no_wrap=True), "MB", "sha256", "input", "parity", title=str(result.path))
-    for fmt, entry in manifest["artifacts"].items():
-        io = (entry.get("inputs") or [{}])[0]
+    for fmt, entry in manifest.artifacts.items():
+        io = (entry.inputs or [{}])[0]
         shown_io = f"{io.get('dtype', '')} {io.get('layout', '')} {'x'.join(map(str, io.get('shape', [])))}".strip()
-        table.add_row(fmt, entry["path"], f"{entry['bytes'] / 1e6:.1f}", entry["sha256"][:8], shown_io,
-                      _parity_text(manifest["parity"].get(fmt)))
+        table.add_row(fmt, entry.path, f"{(entry.bytes or 0) / 1e6:.1f}", (entry.sha256 or "")[:8], shown_io,
+                      _parity_text(manifest.parity.get(fmt)))
     console.print(table)
-    arm = manifest["parity"].get("arm") or {}
+    arm = manifest.parity.get("arm") or {}
     if arm.get("skipped"):
         console.print("Arm check skipped: the emulated Arm64 environment is not set up (mobiledeploy qemu setup)")
     elif arm:
@@ -119,9 +123,9 @@ def print_summary(result: Any) -> None:
         if "int8" in arm:
             detail.append(f"int8 vs host {arm['int8']['vs_host_steps']} step(s)")
         console.print(f"Arm check on {arm['device']}: " + ", ".join(parts + detail) + (" — passed" if arm.get("passed") else ""))
-    seconds = manifest["stage_seconds"].get("total", 0.0)
+    seconds = manifest.stage_seconds.get("total", 0.0)
     how = "reused (sha256 and inputs unchanged)" if result.reused else f"built in {seconds:.1f} s"
-    console.print(f"{manifest['arch']} {manifest['slug']}: {manifest['complexity']['macs'] / 1e6:.1f} M mult-adds, {how}")
+    console.print(f"{manifest.arch} {manifest.slug}: {(manifest.macs or 0) / 1e6:.1f} M mult-adds, {how}")
 
 
 def _parity_text(result: dict[str, Any] | None) -> str:
