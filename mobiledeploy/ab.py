@@ -194,7 +194,7 @@ def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
     with revision_exports(against, progress=progress, inputs=inputs) as export:
         formats: dict[str, list[str]] = {}
         for c in candidates:
-            formats.setdefault(c.name, []).append(c.format)
+            formats.setdefault(c.name, []).append(c.precision)
         exported = {slug: export(refs[slug], fmts) for slug, fmts in formats.items()}
         yield _match(candidates, lambda slug, fmt: exported.get(slug), target_from_file, against)
 
@@ -205,11 +205,11 @@ def _match(candidates: list[Any], folder_of: Callable[[str, str], Path | None], 
 
     out = []
     for c in candidates:
-        folder = folder_of(c.name, c.format)
+        folder = folder_of(c.name, c.precision)
         manifest = manifest_beside(folder / "manifest.json") if folder else None
-        entry = manifest.artifacts.get(c.format) if manifest else None
+        entry = manifest.artifacts.get(c.precision) if manifest else None
         if not entry:
-            raise ConfigError(f"--against {against}: no {c.format} artifact of {c.name}")
+            raise ConfigError(f"--against {against}: no {c.precision} artifact of {c.name}")
         target = load(folder / entry.path)
-        out.append(replace(target, name=f"{c.name}@base", precision=c.format))
+        out.append(replace(target, name=f"{c.name}@base", precision=c.precision))
     return out
