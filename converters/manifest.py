@@ -96,7 +96,9 @@ def artifact_problems(manifest: "Manifest", directory: Path, formats: tuple[str,
     problems = [f"{fmt} was not exported" for fmt in formats if fmt not in manifest.artifacts]
     for fmt, entry in manifest.artifacts.items():
         path = directory / entry.path
-        if not path.is_file():
+        if not entry.path:
+            problems.append(f"{fmt}: no file recorded")
+        elif not path.is_file():
             problems.append(f"{fmt}: {entry.path} is missing")
         elif path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
             problems.append(f"{fmt}: {entry.path} has changed")
@@ -146,7 +148,7 @@ class ArtifactEntry:
     (`inputs`/`outputs`: {"name", "shape", "dtype", "layout", "quantization"}), ops and, for the files a runtime
     delegates, its `Delegation`; the weights' `source`. Keys not named here stay in `extra`."""
 
-    path: str
+    path: str = ""                            # "" in a damaged entry: never reused (artifact_problems)
     bytes: int | None = None
     sha256: str | None = None
     source: str | None = None                 # weights: the file loaded, or the seeded init

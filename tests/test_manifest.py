@@ -94,6 +94,8 @@ def test_reuse_checks_read_the_typed_entries(tmp_path):
     assert artifact_problems(manifest, tmp_path, ("onnx", "int8")) == [
         "int8 was not exported", "onnx: model.onnx has changed", "onnx parity did not pass"]
     assert manifest.file("onnx") == "model.onnx"
+    damaged = Manifest.from_dict({**data, "artifacts": {"onnx": {}}, "parity": {}})  # no path: read, not reusable
+    assert artifact_problems(damaged, tmp_path) == ["onnx: no file recorded"]
     with pytest.raises(ExportError, match="the export s has no int8 artifact"):
         manifest.file("int8")
 
