@@ -10,23 +10,15 @@ import typer
 if TYPE_CHECKING:
     from ..converters.manifest import Manifest
 
-from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt
-from .app import (Alpha, Groups, ExportedProgramFile, InputShape, Json, ModelFn, OnnxFile, Options, Resolution, Scale,
-                  Weights, app, model_choice, model_config, print_json, set_activity)
+from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt, ModelSelection, model_options
+from .app import Json, Resolution, Weights, app, print_json, set_activity
 
 
 @app.command("export")
+@model_options()
 def export_cmd(
-    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture or alias (see `mobiledeploy models`).")] = None,
-    model_fn: ModelFn = None,
-    onnx: OnnxFile = None,
-    exported_program: ExportedProgramFile = None,
-    input_shape: InputShape = None,
-    g: Groups = None,
-    scale: Scale = None,
-    alpha: Alpha = None,
+    selection: ModelSelection,
     resolution: Resolution = "224",
-    options: Options = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Root folder: files go to OUT/<arch-config-HxW>/.")] = Path("artifacts"),
     formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too), int16x8 (TFLite int16 activations, int8 weights; also --int16-activations); pte_fp32, pte_int8: ExecuTorch .pte with the XNNPACK delegate (the executorch extra).")] = "onnx,fp32,int8",
     calibration: Annotated[str, typer.Option("--calibration", help="A directory of images, or 'synthetic' (seeded, offline).")] = "synthetic",
@@ -58,8 +50,7 @@ def export_cmd(
     from ..converters import export_model
     from ..converters.progress import StageProgress
 
-    name, config = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
-                                input_shape)
+    name, config = selection.choice()
     with StageProgress() as progress:
         result = export_model(
             name, config, resolution=resolution, out_dir=out, formats=f"{formats},int16x8" if int16_activations else formats,
