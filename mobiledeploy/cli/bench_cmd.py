@@ -151,14 +151,14 @@ def preflight(device: str, adb_server: str | None, db: str | None, threads: int 
     """Before any export or run: the results database, a thread count above the cores, and (when an export
     would come first) whether the phone is there at all; an unreachable one exits 1 as a failed run does."""
     from ..errors import DeviceError
-    from ..preflight import check_db, check_device, check_threads
+    from ..preflight import ask_phone, check_db, check_threads
 
     check_db(db)
     if warning := check_threads(threads, device):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
     if exports:
         try:
-            check_device(device, adb_server)
+            ask_phone(device, adb_server)
         except DeviceError as exc:
             sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())} (nothing exported or run)\n")
             raise SystemExit(1) from None
