@@ -38,10 +38,10 @@ def measure(name: str, config: dict[str, Any], resolution: int, cpus: list[str],
     manifest = exported.manifest
     rows = []
     for cpu in cpus:
-        row: dict[str, Any] = {"model": manifest["slug"], "cpu": cpu, "macs": manifest["complexity"]["macs"]}
+        row: dict[str, Any] = {"model": manifest.slug, "cpu": cpu, "macs": manifest.macs}
         start = time.perf_counter()
         for fmt in ("fp32", "int8"):
-            path = Path(exported.path) / manifest["artifacts"][fmt]["path"]
+            path = Path(exported.path) / manifest.file(fmt)
             inputs = seeded_inputs(path)
             run = run_guest(env, cpu, path, runs=runs, warmup=warmup, inputs=inputs, want_outputs=True)
             row[fmt] = min(run.counts.runs)

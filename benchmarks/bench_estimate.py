@@ -62,7 +62,7 @@ def artifact(ref: str, out: Path) -> Path:
 
     name, config = parse_model_ref(ref)
     exported = export_model(name, config, resolution=(224, 224), out_dir=out)
-    return Path(exported.path) / exported.manifest["artifacts"]["fp32"]["path"]
+    return Path(exported.path) / exported.manifest.file("fp32")
 
 
 RAW_KEYS = ("raw_ms", "band_pct", "coverage", "instructions", "memory_share")

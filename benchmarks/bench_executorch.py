@@ -98,11 +98,11 @@ def rows(ref: str, resolution: int, out: Path, rounds: int, cores: tuple[str, ..
     res = export(ref, resolution, out, pairs)
     files = {(rt, fmt): res.artifact(key) for rt, table in pairs.items() for fmt, key in table.items()}
     ms = host_ms(files, rounds)
-    parity = res.manifest["parity"]
-    entry = res.manifest["artifacts"]
+    parity = res.manifest.parity
+    entry = res.manifest.artifacts
     for cpu in cores:
         counts = {key: count(key[0], path, cpu) for key, path in files.items()}
-        yield "\n".join(_line(res.manifest["slug"], cpu, runtime, table, counts, ms, entry, parity)
+        yield "\n".join(_line(res.manifest.slug, cpu, runtime, table, counts, ms, entry, parity)
                          for runtime, table in pairs.items())
 
 
@@ -115,11 +115,15 @@ def _line(slug: str, cpu: str, runtime: str, table: dict[str, str], counts: dict
     cells = [slug, cpu, runtime, f"{fp32 / 1e6:.3f}M", f"{int8 / 1e6:.3f}M" if int8 else "—",
              f"{int8 / fp32:.2f}" if int8 else "—",
              f"{ms[(runtime, 'fp32')]:.2f} / " + (f"{ms[(runtime, 'int8')]:.2f}" if has_int8 else "—"),
-             f"{entry[table['fp32']]['bytes'] / 1e6:.2f} / " + (f"{entry[table['int8']]['bytes'] / 1e6:.2f}" if has_int8 else "—"),
-             " / ".join(str(entry[table[f]].get("delegation", {}).get("partitions", "—")) if f in table else "—"
+             f"{entry[table['fp32']].bytes / 1e6:.2f} / " + (f"{entry[table['int8']].bytes / 1e6:.2f}" if has_int8 else "—"),
+             " / ".join(str(_partitions(entry[table[f]])) if f in table else "—"
                         for f in ("fp32", "int8")),
              f"{parity[table['fp32']]['max_rel']:.1e} / " + (f"{parity[table['int8']]['cosine']:.4f}" if has_int8 else "—")]
     return "| " + " | ".join(cells) + " |"
+
+
+def _partitions(entry: Any) -> Any:
+    return entry.delegation.partitions if entry.delegation and entry.delegation.partitions is not None else "—"
 
 
 def main() -> None:

@@ -41,21 +41,23 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="Write the artifacts here instead of a temporary directory.")
     args = parser.parse_args()
 
+    from mobiledeploy.converters.manifest import Manifest
+
     walls = []
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         out = args.keep or Path(tmp)
         for i in range(args.repeat):
             wall, result = time_export(args.g, args.resolution, out)
             walls.append(wall)
-            manifest = result["manifest"]
-            print(f"run {i + 1}/{args.repeat}: {manifest['slug']}")
-            stages = manifest["stage_seconds"]
+            manifest = Manifest.from_dict(result["manifest"])  # `export --json`
+            print(f"run {i + 1}/{args.repeat}: {manifest.slug}")
+            stages = manifest.stage_seconds
             for stage, seconds in stages.items():
                 if stage != "total":
                     print(f"  {stage:<12} {seconds:7.2f} s")
             print(f"  {'in process':<12} {stages['total']:7.2f} s  (sum of stages, TensorFlow import included)")
             print(f"  {'wall':<12} {wall:7.2f} s  (fresh process: interpreter start-up, imports, export, exit)")
-            parity = manifest["parity"]
+            parity = manifest.parity
             print(f"  parity: onnx max_rel {parity['onnx']['max_rel']:.1e}, fp32 max_rel {parity['fp32']['max_rel']:.1e}, "
                   f"int8 cosine {parity['int8']['cosine']:.4f} / {parity['int8']['sqnr_db']:.1f} dB / "
                   f"top-1 {parity['int8']['top1_agreement']:.0%}")

@@ -69,10 +69,10 @@ def _variants(trained: Any, weights: Path, out: Path) -> tuple[dict[str, Path], 
     fixed = export_model(trained.arch, trained.config, float_layers="auto", **options)
     files = {"fp32": plain.artifact("fp32"), "int8": plain.artifact("int8"),
              "int8 --float-layers auto": fixed.artifact("int8"), "int16x8": plain.artifact("int16x8")}
-    parity = {"int8": plain.manifest["parity"]["int8"], "int8 --float-layers auto": fixed.manifest["parity"]["int8"],
-              "int16x8": plain.manifest["parity"]["int16x8"],
-              "float_layers": fixed.manifest["artifacts"]["int8"]["float_layers"]["layers"],
-              "delegation": {k: plain.manifest["artifacts"][k]["delegation"]["delegated_nodes"]
+    parity = {"int8": plain.manifest.parity["int8"], "int8 --float-layers auto": fixed.manifest.parity["int8"],
+              "int16x8": plain.manifest.parity["int16x8"],
+              "float_layers": fixed.manifest.artifacts["int8"].float_layers["layers"],
+              "delegation": {k: plain.manifest.artifacts[k].delegation.delegated_nodes
                              for k in ("fp32", "int8", "int16x8")}}
     return files, parity
 

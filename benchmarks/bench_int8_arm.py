@@ -25,8 +25,10 @@ FORMATS = ("fp32", "int8")
 
 
 def _files(folder: Path) -> dict[str, Path]:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return {fmt: folder / manifest["artifacts"][fmt]["path"] for fmt in FORMATS}
+    from mobiledeploy.converters.manifest import read_manifest
+
+    manifest = read_manifest(folder)
+    return {fmt: folder / manifest.file(fmt) for fmt in FORMATS}
 
 
 def _head_export(ref: str, out: Path) -> Path:

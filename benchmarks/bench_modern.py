@@ -98,12 +98,12 @@ def _row(model: str, size: int, out: Path) -> dict[str, Any]:
         row.update(converts=False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
         return row
     m = res.manifest
-    row.update(converts=True, macs=m["complexity"]["macs"], seconds=round(time.perf_counter() - started),
-               fp32_max_rel=m["parity"]["fp32"]["max_rel"], int8_cosine=m["parity"]["int8"]["cosine"])
+    row.update(converts=True, macs=m.macs, seconds=round(time.perf_counter() - started),
+               fp32_max_rel=m.parity["fp32"]["max_rel"], int8_cosine=m.parity["int8"]["cosine"])
     for fmt in ("fp32", "int8"):
-        found = m["artifacts"][fmt]["delegation"]
-        row[fmt] = {"partitions": found["partitions"], "left": found["not_delegated"], "why": found["why"]}
-        arm = m["parity"].get("arm", {}).get(fmt) or {}
+        found = m.artifacts[fmt].delegation
+        row[fmt] = {"partitions": found.partitions, "left": found.not_delegated, "why": found.why}
+        arm = m.parity.get("arm", {}).get(fmt) or {}
         row[fmt]["arm_a76_instructions"] = arm.get("instructions")
         row[fmt]["arm_vs_host_steps"] = arm.get("vs_host_steps")
     check = _flop_check(name, config, size, rep)

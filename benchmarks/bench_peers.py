@@ -160,22 +160,22 @@ def measure(ref: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     resolution = int(config.pop("resolution", args.resolution))
     exported = export_model(arch, config, resolution=resolution, out_dir=args.out)
     manifest, folder = exported.manifest, exported.path
-    files = {fmt: folder / manifest["artifacts"][fmt]["path"] for fmt in ("onnx", "fp32", "int8")}
+    files = {fmt: folder / manifest.file(fmt) for fmt in ("onnx", "fp32", "int8")}
     spec = get_spec(arch)
-    inputs = calibration_set("synthetic", manifest["request"]["calib_samples"], (resolution, resolution), spec.mean,
-                             spec.std, manifest["request"]["seed"])
+    inputs = calibration_set("synthetic", manifest.request["calib_samples"], (resolution, resolution), spec.mean,
+                             spec.std, manifest.request["seed"])
     x = np.ascontiguousarray(inputs.holdout[:1])
     invokes = {"tflite_fp32": tflite_invoke(files["fp32"], x), "tflite_int8": tflite_invoke(files["int8"], x),
                "ort_fp32": ort_invoke(files["onnx"], x)}
     if args.ort_int8:
-        quantised = ort_int8_model(files["onnx"], inputs.calibration, work / f"{manifest['slug']}_qdq.onnx")
+        quantised = ort_int8_model(files["onnx"], inputs.calibration, work / f"{manifest.slug}_qdq.onnx")
         invokes["ort_int8"] = ort_invoke(quantised, x)
     if args.torch:
-        invokes["torch_fp32"] = torch_invoke(folder, arch, manifest["config"], x)
+        invokes["torch_fp32"] = torch_invoke(folder, arch, manifest.config, x)
     medians = interleaved(invokes, args.rounds, args.per_round)
     from mobiledeploy.stats import median
 
-    row: dict[str, Any] = {"model": manifest["slug"], "macs": manifest["complexity"]["macs"],
+    row: dict[str, Any] = {"model": manifest.slug, "macs": manifest.macs,
                            "median_ms": {name: median(values) / 1e3 for name, values in medians.items()},
                            "ratios": ratios(medians), "rounds": args.rounds, "per_round": args.per_round}
     if args.cpus:

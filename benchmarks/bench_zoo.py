@@ -110,15 +110,15 @@ def run_one(name: str, config: dict[str, Any], resolution: int, out: Path, runs:
         return row
     row["export_s"] = round(time.perf_counter() - started, 1)
     manifest = res.manifest
-    parity = manifest["parity"]
-    row["macs"] = manifest["complexity"]["macs"]
+    parity = manifest.parity
+    row["macs"] = manifest.macs
     row["onnx_max_rel"] = parity["onnx"]["max_rel"]
     row["fp32_max_rel"] = parity["fp32"]["max_rel"]
     row["int8_cosine"] = parity["int8"]["cosine"]
     row["int8_cosine_min"] = parity["int8"]["cosine_min"]
     row["int8_top1"] = parity["int8"]["top1_agreement"]
     row["int8_sqnr_db"] = parity["int8"]["sqnr_db"]
-    ops = {fmt: manifest["artifacts"][fmt]["op_counts"] for fmt in ("fp32", "int8")}
+    ops = {fmt: manifest.artifacts[fmt].op_counts for fmt in ("fp32", "int8")}
     custom = sorted({op for counts in ops.values() for op in counts if op.startswith("CUSTOM") or "FLEX" in op.upper()})
     row["builtin_only"] = not custom
     row["ops_int8"] = ops["int8"]
@@ -137,10 +137,10 @@ def run_one(name: str, config: dict[str, Any], resolution: int, out: Path, runs:
     device = LocalDevice()
     options = BenchOptions(threads=threads, runs=runs, warmup=2).validate()
     for fmt in ("fp32", "int8"):
-        entry = manifest["artifacts"][fmt]
-        target = BenchTarget(name=manifest["slug"], artifact=res.artifact(fmt), precision=fmt, sha256=entry["sha256"],
-                             macs=row["macs"], config={"arch": name, **manifest["config"]},
-                             resolution=tuple(manifest["resolution"]))
+        entry = manifest.artifacts[fmt]
+        target = BenchTarget(name=manifest.slug, artifact=res.artifact(fmt), precision=fmt, sha256=entry.sha256,
+                             macs=row["macs"], config={"arch": name, **manifest.config},
+                             resolution=tuple(manifest.resolution))
         result = device.run(target, options)
         if result.ok:
             row[f"{fmt}_ms"] = result.median_ms

@@ -22,12 +22,12 @@ __all__ = [
     "ArtifactEntry",
     "Delegation",
     "read_manifest",
+    "manifest_beside",
     "SCHEMA_VERSION",
     "MANIFEST_NAME",
     "FILE_NAMES",
     "file_entry",
     "tool_versions",
-    "load_manifest",
     "write_manifest",
     "artifact_problems",
 ]
@@ -67,8 +67,8 @@ def tool_versions() -> dict[str, str | None]:
     return versions
 
 
-def load_manifest(path: str | Path) -> dict[str, Any]:
-    """Read the manifest of an artifact directory (or a manifest.json path); ExportError if unusable."""
+def _load_json(path: str | Path) -> dict[str, Any]:
+    """The JSON of an artifact directory's manifest (or a manifest.json path); ExportError if unusable."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
@@ -84,38 +84,36 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def write_manifest(manifest: "Manifest | dict[str, Any]", directory: Path) -> Path:
+def write_manifest(manifest: "Manifest", directory: Path) -> Path:
     """manifest.json in `directory` (the export's temporary folder, renamed whole when done)."""
     path = directory / MANIFEST_NAME
-    data = manifest.to_dict() if isinstance(manifest, Manifest) else manifest
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
     return path
 
 
-def artifact_problems(manifest: dict[str, Any], directory: Path, formats: tuple[str, ...] = ()) -> list[str]:
+def artifact_problems(manifest: "Manifest", directory: Path, formats: tuple[str, ...] = ()) -> list[str]:
     """What keeps `directory` from being reused: missing formats, missing files, changed sha256."""
-    problems = []
-    artifacts = manifest.get("artifacts", {})
-    for fmt in formats:
-        if fmt not in artifacts:
-            problems.append(f"{fmt} was not exported")
-    for fmt, entry in artifacts.items():
-        path = directory / entry.get("path", "")
-        if not path.is_file():
-            problems.append(f"{fmt}: {entry.get('path')} is missing")
-        elif path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
-            problems.append(f"{fmt}: {entry.get('path')} has changed")
-    for fmt, result in manifest.get("parity", {}).items():
+    problems = [f"{fmt} was not exported" for fmt in formats if fmt not in manifest.artifacts]
+    for fmt, entry in manifest.artifacts.items():
+        path = directory / entry.path
+        if not entry.path:
+            problems.append(f"{fmt}: no file recorded")
+        elif not path.is_file():
+            problems.append(f"{fmt}: {entry.path} is missing")
+        elif path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+            problems.append(f"{fmt}: {entry.path} has changed")
+    for fmt, result in manifest.parity.items():
         if not result.get("passed"):
             problems.append(f"{fmt} parity did not pass")
     return problems
 
 
 # --- the typed manifest --------------------------------------------------------------------------------
-# What bench, measure, profiling and ab read of a manifest. Every manifest written so far is schema 1; the
-# keys added since the first ones (an artifact's `delegation`, `request.source`, `calibration`, `code`,
-# `source`) are optional here, so an old file reads with them empty. Keys a type does not name are kept in
-# its `extra` and written back unchanged: `to_dict()` of a read manifest equals the file.
+# Every manifest written so far is schema 1; the keys added since the first ones (an artifact's `delegation`,
+# `float_layers`, `request.source`, `calibration`, `code`, `source`, `reparameterized`) are optional here, so an
+# old file reads with them empty. Keys a type does not name are kept in its `extra` and written back unchanged:
+# `to_dict()` of a read manifest equals the file. The nested records whose keys vary by stage (`parity`,
+# `complexity`, `calibration`, `request`, an io entry) stay JSON objects, described in docs/CONTRACTS.md.
 
 @dataclass(frozen=True, kw_only=True)
 class Delegation:
@@ -146,12 +144,21 @@ class Delegation:
 
 @dataclass(kw_only=True)
 class ArtifactEntry:
-    """One file of the export: its path (relative to the folder), size, sha256 and, for the files a runtime
-    delegates, its `Delegation`; the rest (inputs, outputs, quantization, opset) stays in `extra`."""
+    """One file of the export: its path (relative to the folder), size and sha256; for a model file its io
+    (`inputs`/`outputs`: {"name", "shape", "dtype", "layout", "quantization"}), ops and, for the files a runtime
+    delegates, its `Delegation`; the weights' `source`. Keys not named here stay in `extra`."""
 
-    path: str
+    path: str = ""                            # "" in a damaged entry: never reused (artifact_problems)
     bytes: int | None = None
     sha256: str | None = None
+    source: str | None = None                 # weights: the file loaded, or the seeded init
+    opset: int | None = None                  # onnx
+    inputs: list[dict[str, Any]] | None = None
+    outputs: list[dict[str, Any]] | None = None
+    op_counts: dict[str, int] = field(default_factory=dict)
+    channel_shuffles: int | None = None       # TFLite files: the shuffles left as Reshape-Transpose-Reshape
+    scheme: str | None = None                 # int16x8, pte_int8: the quantization scheme
+    float_layers: dict[str, Any] | None = None  # int8 with --float-layers: {"requested", "layers", "chosen_by"}
     delegation: Delegation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     read_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -161,6 +168,7 @@ class ArtifactEntry:
         known = _known(cls, data)
         if isinstance(known.get("delegation"), dict):
             known["delegation"] = Delegation.from_dict(known["delegation"])
+        known["op_counts"] = known.get("op_counts") or {}
         return cls(**known, extra=_unknown(cls, data), read_keys=tuple(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,19 +177,28 @@ class ArtifactEntry:
 
 @dataclass(kw_only=True)
 class Manifest:
-    """manifest.json of an artifact folder (schema in docs/CONTRACTS.md)."""
+    """manifest.json of an artifact folder (schema in docs/CONTRACTS.md), fields in the order an export writes
+    them. `parity`: artifact key (and "arm") → its checks; `calibration`: the inputs that calibrated and checked."""
 
     schema_version: int = SCHEMA_VERSION
-    slug: str | None = None
     arch: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     resolution: list[int] | None = None
-    artifacts: dict[str, ArtifactEntry] = field(default_factory=dict)
+    slug: str | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
     complexity: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactEntry] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    created_at: str | None = None
     request: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # mean, std, versions, stage_seconds, created_at, code, …
+    code: dict[str, Any] = field(default_factory=dict)    # = request.code: what made the files
+    source: dict[str, Any] | None = None                  # a user's model: {"kind", "ref", "sha256", …}
+    reparameterized: dict[str, Any] | None = None         # reparameterize=True: what was called, and its check
+    extra: dict[str, Any] = field(default_factory=dict)
     read_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)  # the file's keys: written back
 
     @property
@@ -193,6 +210,12 @@ class Manifest:
         """A user's model file's sha256 (`request.source`); None for a zoo model or an older manifest."""
         return (self.request.get("source") or {}).get("sha256")
 
+    def file(self, key: str) -> str:
+        """The path (relative to the folder) of artifact `key`; ExportError when the export has none."""
+        if key not in self.artifacts:
+            raise ExportError(f"the export {self.slug} has no {key} artifact")
+        return self.artifacts[key].path
+
     def entry_of_file(self, name: str, sha256: str) -> tuple[str, ArtifactEntry] | None:
         """(key, entry) of the artifact stored as `name` with this sha256, if the manifest has it."""
         return next(((k, e) for k, e in self.artifacts.items() if e.path == name and e.sha256 == sha256), None)
@@ -202,7 +225,7 @@ class Manifest:
         known = _known(cls, data)
         known["artifacts"] = {k: ArtifactEntry.from_dict(e) for k, e in (known.get("artifacts") or {}).items()
                               if isinstance(e, dict)}
-        for key in ("config", "complexity", "parity", "request"):
+        for key in ("config", "complexity", "parity", "request", "versions", "stage_seconds", "code"):
             known[key] = known.get(key) or {}
         return cls(**known, extra=_unknown(cls, data), read_keys=tuple(data))
 
@@ -212,7 +235,17 @@ class Manifest:
 
 def read_manifest(path: str | Path) -> Manifest:
     """The typed manifest of an artifact directory (or a manifest.json path); ExportError if unusable."""
-    return Manifest.from_dict(load_manifest(path))
+    return Manifest.from_dict(_load_json(path))
+
+
+def manifest_beside(path: Path) -> Manifest | None:
+    """The manifest of the folder holding the file `path`, if one is there and readable (of any schema: what it
+    says is a fact about the file, used when it matches by sha256); None otherwise."""
+    try:
+        data = json.loads((path.parent / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return Manifest.from_dict(data) if isinstance(data, dict) else None
 
 
 def _fields(cls: type) -> list[str]:

@@ -26,7 +26,8 @@ from mobiledeploy.artifact_kinds import ARTIFACT_KINDS, EXPORT_FORMATS, ON_REQUE
 from mobiledeploy.errors import ConfigError, ExportError, ParityError
 
 from .executorch import PTE_FILES, PTE_STAGES
-from .manifest import FILE_NAMES, MANIFEST_NAME, SCHEMA_VERSION, artifact_problems, file_entry, load_manifest, tool_versions, write_manifest
+from .manifest import (FILE_NAMES, MANIFEST_NAME, SCHEMA_VERSION, Manifest, artifact_problems, file_entry, read_manifest,
+                       tool_versions, write_manifest)
 from .parity import FP32_TOLERANCE, INT8_COSINE_FLOOR
 
 __all__ = ["FORMATS", "PTE_FORMATS", "ALL_FORMATS", "STAGES", "DEFAULT_OUT", "DEFAULT_CALIB_SAMPLES", "ExportResult", "Progress", "export_model",
@@ -68,12 +69,12 @@ Progress = Callable[[str, str, "float | None"], None]
 @dataclass
 class ExportResult:
     path: Path  # the artifact directory, <out_dir>/<slug>
-    manifest: dict[str, Any]
+    manifest: Manifest  # what manifest.json in `path` says
     reused: bool = False
 
     def artifact(self, fmt: str) -> Path:
-        """Absolute path of one artifact ('weights', 'onnx', 'fp32', 'int8')."""
-        return self.path / self.manifest["artifacts"][fmt]["path"]
+        """Absolute path of one artifact ('weights', 'onnx', 'fp32', 'int8'); ExportError if it was not made."""
+        return self.path / self.manifest.file(fmt)
 
 
 def resolve_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
@@ -248,7 +249,7 @@ def _build(
     tmp: Path, spec: Any, config: dict[str, Any], size: tuple[int, int], wanted: tuple[str, ...],
     calibration: str | Path, calib_samples: int, weights: str | None, seed: int, floor: float,
     request: dict[str, Any], stage: _Stages, started: float,
-) -> dict[str, Any]:
+) -> Manifest:
     from .calibration import calibration_set
 
     h, w = size
@@ -282,7 +283,7 @@ def _build(
                                     reference, floor, parity, stage, _require_passed))
     with stage("manifest"):
         shutil.rmtree(work)
-        manifest = {
+        manifest = Manifest.from_dict({  # the keys in this order, which the file keeps
             "schema_version": SCHEMA_VERSION,
             "arch": spec.name,
             "config": config,
@@ -299,12 +300,10 @@ def _build(
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "request": request,
             "code": request["code"],
-        }
-        if spec.source:
-            manifest["source"] = spec.source
-        if request.get("reparameterize"):
-            manifest["reparameterized"] = reparameterized
-    manifest["stage_seconds"] = {**stage.seconds, "total": round(time.perf_counter() - started, 3)}
+            **({"source": spec.source} if spec.source else {}),
+            **({"reparameterized": reparameterized} if request.get("reparameterize") else {}),
+        })
+    manifest.stage_seconds = {**stage.seconds, "total": round(time.perf_counter() - started, 3)}
     write_manifest(manifest, tmp)
     return manifest
 
@@ -672,7 +671,7 @@ def _may_replace(target: Path, request: dict[str, Any]) -> None:
         raise ExportError(f"{target} holds files mobiledeploy did not write ({shown}): not rebuilding it in place, "
                           "which would delete them; move them, or export elsewhere with --out")
     try:
-        old = (load_manifest(target).get("request") or {}) if (target / MANIFEST_NAME).is_file() else {}
+        old = read_manifest(target).request if (target / MANIFEST_NAME).is_file() else {}
     except ExportError:
         old = {}
     for key, what in (("weights_sha256", "weights"), ("calibration", "calibration")):
@@ -685,12 +684,12 @@ def _with_existing(target: Path, request: dict[str, Any], wanted: tuple[str, ...
     """`wanted` plus the formats a folder made from the same request already holds: a rebuild for a format it
     lacks (a .pte beside the .tflite files) must not drop the others, or two runtimes would rebuild in turn."""
     try:
-        manifest = load_manifest(target) if (target / MANIFEST_NAME).is_file() else {}
+        manifest = read_manifest(target) if (target / MANIFEST_NAME).is_file() else Manifest()
     except ExportError:
         return wanted
-    if manifest.get("request") != request:
+    if manifest.request != request:
         return wanted
-    held = [f for f in manifest.get("artifacts", {}) if f in ALL_FORMATS]
+    held = [f for f in manifest.artifacts if f in ALL_FORMATS]
     return resolve_formats([*wanted, *held])
 
 
@@ -699,17 +698,17 @@ def _quantised(wanted: tuple[str, ...]) -> bool:
     return any(ARTIFACT_KINDS[f].precision in ("int8", "int16x8") for f in wanted)
 
 
-def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> dict[str, Any] | None:
+def _reusable(target: Path, request: dict[str, Any], wanted: tuple[str, ...], floor: float) -> Manifest | None:
     """The manifest of `target` when it can stand for a fresh export of `request`, else None."""
     if not (target / MANIFEST_NAME).is_file():
         return None
     try:
-        manifest = load_manifest(target)
+        manifest = read_manifest(target)
     except ExportError:
         return None
-    if manifest.get("request") != request or artifact_problems(manifest, target, wanted):
+    if manifest.request != request or artifact_problems(manifest, target, wanted):
         return None
-    int8 = manifest.get("parity", {}).get("int8")
+    int8 = manifest.parity.get("int8")
     if "int8" in wanted and int8 and int8["cosine"] < floor:
         raise ParityError(f"int8 model in {target} has cosine {int8['cosine']:.4f} vs fp32, below the floor {floor}")
     return manifest

@@ -168,16 +168,12 @@ def _link_package_dirs(src: Path) -> None:
 
 def folder_targets(folder: Path) -> dict[str, Path]:
     """slug → artifact folder for every manifest.json in `folder` or its direct subfolders."""
-    from .converters.manifest import Manifest
+    from .converters.manifest import manifest_beside
 
     found = {}
-    for manifest in [folder / "manifest.json", *sorted(folder.glob("*/manifest.json"))]:
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and (slug := Manifest.from_dict(data).slug):
-            found[slug] = manifest.parent
+    for path in [folder / "manifest.json", *sorted(folder.glob("*/manifest.json"))]:
+        if (manifest := manifest_beside(path)) and manifest.slug:
+            found[manifest.slug] = path.parent
     if not found:
         raise ConfigError(f"--against {folder}: no exported artifacts (manifest.json) in it or its subfolders")
     return found
@@ -198,22 +194,22 @@ def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
     with revision_exports(against, progress=progress, inputs=inputs) as export:
         formats: dict[str, list[str]] = {}
         for c in candidates:
-            formats.setdefault(c.name, []).append(c.format)
+            formats.setdefault(c.name, []).append(c.precision)
         exported = {slug: export(refs[slug], fmts) for slug, fmts in formats.items()}
         yield _match(candidates, lambda slug, fmt: exported.get(slug), target_from_file, against)
 
 
 def _match(candidates: list[Any], folder_of: Callable[[str, str], Path | None], load: Callable[[Path], Any],
            against: str) -> list[Any]:
-    from .converters.manifest import Manifest
+    from .converters.manifest import manifest_beside
 
     out = []
     for c in candidates:
-        folder = folder_of(c.name, c.format)
-        manifest = Manifest.from_dict(json.loads((folder / "manifest.json").read_text())) if folder else Manifest()
-        entry = manifest.artifacts.get(c.format)
+        folder = folder_of(c.name, c.precision)
+        manifest = manifest_beside(folder / "manifest.json") if folder else None
+        entry = manifest.artifacts.get(c.precision) if manifest else None
         if not entry:
-            raise ConfigError(f"--against {against}: no {c.format} artifact of {c.name}")
+            raise ConfigError(f"--against {against}: no {c.precision} artifact of {c.name}")
         target = load(folder / entry.path)
-        out.append(replace(target, name=f"{c.name}@base", precision=c.format))
+        out.append(replace(target, name=f"{c.name}@base", precision=c.precision))
     return out

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import ConfigError
 from .labelled import LabelledSet
 from .proportions import paired_difference, wilson_interval
+
+if TYPE_CHECKING:
+    from .converters.manifest import Manifest
 
 __all__ = ["Scored", "evaluate", "classifier_outputs", "check_classifier", "output_shapes", "score", "arm_agreement", "calibration_mismatch", "CONFIDENCE",
            "REPORT_KIND"]
@@ -44,11 +47,12 @@ class Scored:
         return f"{self.artifact}@{self.device}"
 
 
-def classifier_outputs(manifest: dict[str, Any], labels: Sequence[int]) -> int:
+def classifier_outputs(manifest: Manifest, labels: Sequence[int]) -> int:
     """The number of classes of the export's one (1, K) output; ConfigError when the model is not a classifier
     of the labels' classes."""
-    outputs = (manifest.get("artifacts", {}).get("onnx") or {}).get("outputs") or []
-    return check_classifier([list(o.get("shape") or []) for o in outputs], labels, str(manifest.get("slug")))
+    onnx = manifest.artifacts.get("onnx")
+    outputs = (onnx.outputs if onnx else None) or []
+    return check_classifier([list(o.get("shape") or []) for o in outputs], labels, str(manifest.slug))
 
 
 def check_classifier(shapes: Sequence[Sequence[Any]], labels: Sequence[int], name: str) -> int:
@@ -103,15 +107,15 @@ def output_shapes(name: str, config: dict[str, Any], resolution: str) -> list[li
     return [list(getattr(o, "shape", [])) for o in outs]
 
 
-def torch_logits(folder: Path, manifest: dict[str, Any], x: np.ndarray, tick: Tick) -> np.ndarray:
+def torch_logits(folder: Path, manifest: Manifest, x: np.ndarray, tick: Tick) -> np.ndarray:
     """The PyTorch model of the export (its model.pt) on `x`, 64 images at a time, one thread."""
     import torch
 
     from .models.common import load_weights
     from .registry import build_model
 
-    model = build_model(manifest["arch"], seed=(manifest.get("request") or {}).get("seed", 0), **manifest["config"])
-    load_weights(model, str(folder / manifest["artifacts"]["weights"]["path"]))
+    model = build_model(manifest.arch, seed=manifest.request.get("seed", 0), **manifest.config)
+    load_weights(model, str(folder / manifest.file("weights")))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     out = []
@@ -223,15 +227,15 @@ def arm_agreement(host: Scored, arm: Scored, files: Sequence[Path], root: Path) 
             "predictions_differing": int(len(predictions)), "examples": examples}
 
 
-def calibration_mismatch(manifest: dict[str, Any], images: np.ndarray) -> str | None:
+def calibration_mismatch(manifest: Manifest, images: np.ndarray) -> str | None:
     """A sentence when the evaluation images (NHWC, 0..1) do not look like the export's int8 calibration inputs:
     mean pixel values more than half a standard deviation apart, or a 1-99% range more than twice or under half
     as wide. The calibration inputs are made again as the export made them (synthetic, or the folder's seeded
     draw, `converters.calibration.draw_images`); None when they cannot be (a folder gone)."""
     from .converters.calibration import draw_images, load_images, synthetic_images
 
-    info = manifest.get("calibration") or {}
-    source, samples, size = info.get("source"), int(info.get("samples") or 0), tuple(manifest["resolution"])
+    info = manifest.calibration or {}
+    source, samples, size = info.get("source"), int(info.get("samples") or 0), tuple(manifest.resolution or ())
     if not samples:
         return None
     if source == "synthetic":
@@ -255,27 +259,26 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
 
-def evaluate(folder: Path, manifest: dict[str, Any], data: LabelledSet, arm_cpus: Sequence[str] = (),
+def evaluate(folder: Path, manifest: Manifest, data: LabelledSet, arm_cpus: Sequence[str] = (),
              progress: Callable[[str, int], Tick] | None = None, confidence: float = CONFIDENCE,
              per_layer: int = 0) -> dict[str, Any]:
     """Run every artifact of the export in `folder` on `data` (loaded) and judge: the report dict
     (kind REPORT_KIND). `progress(label, total)` returns the tick of one artifact's run. `per_layer` > 0: the
     int8 file's per-layer error against fp32 on that many of the images (`quant_error.layer_errors`)."""
     classifier_outputs(manifest, data.labels)
-    mean, std = manifest["mean"], manifest["std"]
+    mean, std = manifest.mean, manifest.std
     from .converters.calibration import normalise
 
     x = normalise(data.images, mean, std)
     progress = progress or (lambda label, total: (lambda n: None))
     report = judge(manifest, data, run_all(folder, manifest, x, arm_cpus, progress), confidence, folder)
-    mismatch = calibration_mismatch(manifest, data.images) if "int8" in manifest["artifacts"] else None
+    mismatch = calibration_mismatch(manifest, data.images) if "int8" in manifest.artifacts else None
     report["warnings"] = [mismatch] if mismatch else []
-    if per_layer > 0 and {"fp32", "int8"} <= set(manifest["artifacts"]):
+    if per_layer > 0 and {"fp32", "int8"} <= set(manifest.artifacts):
         from .quant_error import layer_errors
 
         tick = progress("per-layer int8 error", 1)
-        rows = layer_errors(folder / manifest["artifacts"]["fp32"]["path"], folder / manifest["artifacts"]["int8"]["path"],
-                            x[:per_layer])
+        rows = layer_errors(folder / manifest.file("fp32"), folder / manifest.file("int8"), x[:per_layer])
         for row in rows:  # an exact tensor's -inf dB as null: --json stays strict JSON
             row.update({k: None for k, v in row.items() if isinstance(v, float) and not np.isfinite(v)})
         report["layers"] = {"images": min(per_layer, len(x)), "sorted_by": "added_db", "rows": rows}
@@ -283,20 +286,20 @@ def evaluate(folder: Path, manifest: dict[str, Any], data: LabelledSet, arm_cpus
     return report
 
 
-def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Sequence[str],
+def run_all(folder: Path, manifest: Manifest, x: np.ndarray, arm_cpus: Sequence[str],
             progress: Callable[[str, int], Tick]) -> list[Scored]:
     """Outputs of each artifact the export has: torch, onnx, fp32, int8 (int16x8) on the host, then the TFLite
     files per core."""
-    artifacts = manifest["artifacts"]
+    artifacts = manifest.artifacts
     scored = []
-    if "weights" in artifacts and (manifest.get("source") or {}).get("kind") != "exported_program":
+    if "weights" in artifacts and (manifest.source or {}).get("kind") != "exported_program":
         scored.append(Scored("torch", "local", "torch", torch_logits(folder, manifest, x, progress("torch fp32 (local)", len(x)))))
     if "onnx" in artifacts:
-        path = folder / artifacts["onnx"]["path"]
+        path = folder / artifacts["onnx"].path
         scored.append(Scored("onnx", "local", "onnxruntime", onnx_logits(path, x, progress("ONNX Runtime (local)", len(x)))))
     for fmt in TFLITE_KINDS:
         if fmt in artifacts:
-            logits, raw = tflite_logits(folder / artifacts[fmt]["path"], x, progress(f"TFLite {fmt} (local)", len(x)))
+            logits, raw = tflite_logits(folder / artifacts[fmt].path, x, progress(f"TFLite {fmt} (local)", len(x)))
             scored.append(Scored(fmt, "local", "litert", logits, raw))
     if arm_cpus:
         from .qemu.env import environment
@@ -309,12 +312,12 @@ def run_all(folder: Path, manifest: dict[str, Any], x: np.ndarray, arm_cpus: Seq
                 if fmt in artifacts:
                     uri = device_uri("qemu", cpu)
                     tick = progress(f"TFLite {fmt} ({uri})", len(x))
-                    logits, raw = arm_logits(env, cpu, folder / artifacts[fmt]["path"], x, tick)
+                    logits, raw = arm_logits(env, cpu, folder / artifacts[fmt].path, x, tick)
                     scored.append(Scored(fmt, uri, "litert", logits, raw, emulated=True))
     return scored
 
 
-def judge(manifest: dict[str, Any], data: LabelledSet, scored: list[Scored], confidence: float,
+def judge(manifest: Manifest, data: LabelledSet, scored: list[Scored], confidence: float,
           folder: Path) -> dict[str, Any]:
     by_key = {s.key: s for s in scored}
     results = [{"artifact": s.artifact, "device": s.device, "runtime": s.runtime, **score(s.logits, data.labels, confidence)}
@@ -327,8 +330,8 @@ def judge(manifest: dict[str, Any], data: LabelledSet, scored: list[Scored], con
                            **paired_difference(a.tolist(), b.tolist(), confidence)})
     arm = [arm_agreement(by_key[f"{s.artifact}@local"], s, data.files, data.root)
            for s in scored if s.emulated and f"{s.artifact}@local" in by_key]
-    return {"kind": REPORT_KIND, "schema_version": 1, "model": manifest["slug"], "arch": manifest["arch"],
-            "config": manifest["config"], "resolution": manifest["resolution"], "export": str(folder),
-            "calibration": manifest.get("calibration"), "images": data.summary(), "confidence": confidence,
+    return {"kind": REPORT_KIND, "schema_version": 1, "model": manifest.slug, "arch": manifest.arch,
+            "config": manifest.config, "resolution": manifest.resolution, "export": str(folder),
+            "calibration": manifest.calibration, "images": data.summary(), "confidence": confidence,
             "figures": "measured: top-k accuracy on the given images", "results": results, "paired": paired,
             "arm": arm}

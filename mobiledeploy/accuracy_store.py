@@ -13,9 +13,12 @@ import json
 import sqlite3
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ResultsError
+
+if TYPE_CHECKING:
+    from .converters.manifest import Manifest
 
 __all__ = ["store_accuracy", "list_accuracy"]
 
@@ -45,13 +48,13 @@ def _open(db: str | Path | None) -> Any:
     return store
 
 
-def store_accuracy(report: dict[str, Any], db: str | Path | None = None, manifest: dict[str, Any] | None = None) -> str:
+def store_accuracy(report: dict[str, Any], db: str | Path | None = None, manifest: Manifest | None = None) -> str:
     """Store one evaluation (all its rows in one transaction); returns its evaluation id."""
     from .results import git_commit
 
     evaluation_id = uuid.uuid4().hex[:12]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    shas = {fmt: entry.get("sha256") for fmt, entry in ((manifest or {}).get("artifacts") or {}).items()}
+    shas = {fmt: entry.sha256 for fmt, entry in (manifest.artifacts if manifest else {}).items()}
     store = _open(db)
     try:
         store.db.execute("BEGIN IMMEDIATE")

@@ -76,16 +76,12 @@ def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) ->
     return found
 
 
-def targets_from_export(folder: str | Path, manifest: "Manifest | dict[str, Any]", formats: Sequence[str],
+def targets_from_export(folder: str | Path, manifest: Manifest, formats: Sequence[str],
                         runtimes: Sequence[str | None] = (None,), identity: dict[str, Any] | None = None,
                         arch: str | None = None, config: dict[str, Any] | None = None,
                         resolution: tuple[int, int] | None = None) -> list[BenchTarget]:
     """The targets of an exported artifact folder (its manifest): one per runtime and precision, runtime first.
-    `identity` (weights, calibration, a user's model's sha256) is recorded with every run. `manifest`: typed, or
-    the dict an `ExportResult` holds."""
-    from .converters.manifest import Manifest
-
-    manifest = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
+    `identity` (weights, calibration, a user's model's sha256) is recorded with every run."""
     identity = dict(identity or {})
     name = manifest.slug or Path(folder).name
     if source_sha256 := manifest.source_sha256:  # a user's model: named the same across edits of its file (a gate pairs them)
@@ -128,14 +124,10 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
     fmt = _tflite_format(path) if suffix == ".tflite" else ("int8" if "int8" in path.name else "fp32")
     target = BenchTarget(name=path.stem, artifact=path.resolve(), precision=fmt, sha256=sha256_file(path),
                          runtime=runtime)
-    from .converters.manifest import Manifest
+    from .converters.manifest import manifest_beside
 
-    try:
-        data = json.loads((path.resolve().parent / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return target
-    manifest = Manifest.from_dict(data) if isinstance(data, dict) else Manifest()
-    if (found := manifest.entry_of_file(path.name, target.sha256)) is not None:
+    manifest = manifest_beside(path.resolve())
+    if manifest and (found := manifest.entry_of_file(path.name, target.sha256)) is not None:
         target.name = manifest.slug or target.name
         target.precision = found[0] if found[0] in FORMATS else target.precision
         target.macs = manifest.macs

@@ -34,7 +34,6 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_FORM
     `weights` and `export` (calibration, artifacts root) are what `mobiledeploy export` would be given:
     other weights or calibration give another artifact folder, never a rebuild of the default one."""
     from .analysis import parse_resolution
-    from .converters.manifest import Manifest
     from .registry import parse_model_ref
     from .sources import split_source_ref
 
@@ -49,7 +48,7 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_FORM
         with _EXPORT_LOCK:
             exported, identity = _export(arch, config, res, tuple(dict.fromkeys(keys.values())), progress, weights,
                                          export or ExportInputs())
-        targets += targets_from_export(exported.path, Manifest.from_dict(exported.manifest), formats, runtimes, identity,
+        targets += targets_from_export(exported.path, exported.manifest, formats, runtimes, identity,
                                        arch, config, res)
     return targets
 
@@ -58,7 +57,6 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
             progress: Progress | None, weights: str | None, inputs: ExportInputs) -> tuple[Any, dict[str, Any]]:
     """Export (or reuse) the model's `artifacts`; with what its runs record when the inputs are not the defaults."""
     from .converters import STAGES, export_model, pipeline
-    from .converters.manifest import Manifest
 
     def stage(name: str, event: str, seconds: float | None) -> None:
         if progress and event == "start":
@@ -70,14 +68,14 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
                             formats=export_request(artifacts), weights=weights,
                             calibration=inputs.calibration, calib_samples=inputs.calib_samples, progress=stage,
                             reparameterize=inputs.reparameterize)
-    request = Manifest.from_dict(exported.manifest).request
+    request = exported.manifest.request
     identity = {}  # recorded with every run when the inputs are not the defaults
     if request.get("weights_sha256"):
         identity["weights_sha256"] = request["weights_sha256"]
     if (str(inputs.calibration), inputs.calib_samples) != (ExportInputs.calibration, ExportInputs.calib_samples):
         identity["calibration"] = request.get("calibration")
-    if exported.manifest.get("reparameterized"):  # the deployment form was timed: what was called, and its check
-        identity["reparameterized"] = exported.manifest["reparameterized"]
+    if exported.manifest.reparameterized:  # the deployment form was timed: what was called, and its check
+        identity["reparameterized"] = exported.manifest.reparameterized
     return exported, identity
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["check_output_file", "check_output_dir", "check_db", "check_device", "check_threads"]
+__all__ = ["check_output_file", "check_output_dir", "check_db", "ask_phone", "check_threads"]
 
 
 def _existing_ancestor(path: Path, option: str) -> Path:
@@ -69,7 +69,7 @@ def check_db(db: str | os.PathLike | None, *, must_exist: bool = False) -> Path:
     return path
 
 
-def check_device(uri: str, adb_server: str | None) -> dict[str, Any] | None:
+def ask_phone(uri: str, adb_server: str | None) -> dict[str, Any] | None:
     """Ask a phone (adb:SERIAL) for its facts before exporting for it; raises DeviceError when it is not
     there. Other devices run on this host and are not asked (None)."""
     from .devices import open_device

@@ -18,14 +18,14 @@ def check_profile(device: str, options: Any, threads: int, adb_server: str | Non
     itself: before any export. A thread-count warning goes to `warn`."""
     from .devices import check_options
     from .devices.kinds import kind_of
-    from .preflight import check_db, check_device, check_threads
+    from .preflight import ask_phone, check_db, check_threads
 
     check_options(device, options)
     if warning := check_threads(threads, device):
         warn(warning)
     if kind_of(device).reached_by_adb:
         check_db(db)
-        check_device(device, adb_server)
+        ask_phone(device, adb_server)
 
 
 def profile_session(device: str, ref: str, name: str, config: dict[str, Any], precision: str, size: Any, options: Any,

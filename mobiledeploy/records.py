@@ -132,12 +132,6 @@ class RunResult:
         return self.status == "ok"
 
     @property
-    def format(self) -> str:
-        """The precision, under the name it had before `precision` (a key of --json files and a column of the
-        store until results schema 7): read-only, for code written against it."""
-        return self.precision
-
-    @property
     def unit(self) -> str:
         """What this run's figures measure: 'instructions' (exact counts) or 'ms' (wall time)."""
         return "instructions" if self.instructions is not None or self.instruction_counts is not None else "ms"
@@ -217,11 +211,6 @@ class BenchTarget:
     config: dict[str, Any] = field(default_factory=dict)
     resolution: tuple[int, int] | None = None
     runtime: str | None = None
-
-    @property
-    def format(self) -> str:
-        """The precision, under its former name (read-only, for code written against it)."""
-        return self.precision
 
 
 @dataclass(frozen=True)

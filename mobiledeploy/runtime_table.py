@@ -10,7 +10,6 @@ size and its folder's manifest.json when they are still on disk.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,11 +79,10 @@ def _file_facts(row: RuntimeRow, r: Any) -> None:
     if r.precision in row.file_bytes or not path.is_file():
         return
     row.file_bytes[r.precision] = path.stat().st_size
+    from .converters.manifest import manifest_beside
+
     kind = next((key for key, k in ARTIFACT_KINDS.items() if k.file_name == path.name), None)
-    try:
-        manifest = json.loads((path.parent / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return
-    entry = (manifest.get("parity") or {}).get(kind or "")
+    manifest = manifest_beside(path)
+    entry = manifest.parity.get(kind or "") if manifest else None
     if isinstance(entry, dict):
         row.parity[r.precision] = {k: entry[k] for k in ("max_rel", "max_abs", "cosine", "sqnr_db", "passed") if k in entry}

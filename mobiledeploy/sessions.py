@@ -2,8 +2,8 @@
 failure row, not a crash), time them interleaved on one device, judge the runs; an interrupted or failed session
 still writes its --report with how it ended and what was measured.
 
-The CLI parses the options, calls these with its progress display and prints (issue 25: no orchestration in
-cli/). On a qemu: device with `BenchOptions.phone`, every counted run also carries the phone's estimate
+The CLI parses the options, calls these with its progress display and prints (no orchestration in cli/).
+On a qemu: device with `BenchOptions.phone`, every counted run also carries the phone's estimate
 (`observed["estimate"]`, `mobiledeploy.estimate`) and the judged rows show it apart from the counted figures.
 """
 

@@ -164,7 +164,7 @@ def test_nothing_readable_is_one_line(tmp_path):
 def test_trained_digits_model_classifies(digits_model):
     trained = digits_model.trained
     assert trained.host_top1 >= 0.95, trained
-    assert digits_model.export.manifest["calibration"]["samples"] == 64
+    assert digits_model.export.manifest.calibration["samples"] == 64
 
 
 @pytest.mark.slow
@@ -267,7 +267,9 @@ def test_evaluation_images_unlike_the_calibration_inputs_are_named():
     from mobiledeploy.accuracy import calibration_mismatch
     from mobiledeploy.converters.calibration import synthetic_images
 
-    manifest = {"calibration": {"source": "synthetic", "samples": 8, "seed": 0}, "resolution": [16, 16]}
+    from mobiledeploy.converters.manifest import Manifest
+
+    manifest = Manifest(calibration={"source": "synthetic", "samples": 8, "seed": 0}, resolution=[16, 16])
     assert calibration_mismatch(manifest, synthetic_images(8, (16, 16), seed=3)) is None
     dark = np.zeros((8, 16, 16, 3), dtype=np.float32)
     dark[:, 4:12, 6:10] = 1.0  # white strokes on black, as the digits

@@ -166,10 +166,12 @@ def test_host_delegation_names_each_refused_op_and_why(split_int8):
 def test_export_warns_in_one_line_per_artifact_not_fully_delegated(split_int8, capsys):
     from mobiledeploy.cli.export_cmd import warn_delegation
     from mobiledeploy.converters.delegation import host_delegation
+    from mobiledeploy.converters.manifest import Manifest
 
     found = host_delegation(split_int8)
-    warn_delegation({"artifacts": {"fp32": {"delegation": {**found, "partitions": 1, "not_delegated": {}}},
-                                   "int8": {"delegation": found}}})
+    warn_delegation(Manifest.from_dict({"artifacts": {
+        "fp32": {"path": "model_fp32.tflite", "delegation": {**found, "partitions": 1, "not_delegated": {}}},
+        "int8": {"path": "model_int8.tflite", "delegation": found}}}))
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mobiledeploy: warning: int8 is not fully delegated")
     assert "AVERAGE_POOL_2D×1" in lines[0] and "RELU×1" in lines[0]
@@ -181,15 +183,15 @@ def test_int8_shufflenet_v1_runs_as_one_xnnpack_partition(exports):
     exp = exports("v1_g3")
     manifest = exp.result.manifest
     for fmt in ("fp32", "int8"):
-        ops = manifest["artifacts"][fmt]["op_counts"]
+        ops = manifest.artifacts[fmt].op_counts
         assert "AVERAGE_POOL_2D" not in ops and "RELU" not in ops and "PAD" in ops
         assert ops["CONCATENATION"] == 3 + 2  # the stride-2 units', and the max pool's padded border (rows, columns)
-        found = manifest["artifacts"][fmt]["delegation"]
-        assert found["partitions"] == 1 and found["not_delegated"] == {} and found["delegated_nodes"] == found["nodes"]
-        arm = manifest["parity"]["arm"]
+        found = manifest.artifacts[fmt].delegation
+        assert found.partitions == 1 and found.not_delegated == {} and found.full
+        arm = manifest.parity["arm"]
         if "skipped" not in arm:
             assert arm[fmt]["delegation"]["partitions"] == 1 and arm[fmt]["delegation"]["not_delegated"] == {}
-    assert manifest["parity"]["int8"]["passed"] and manifest["parity"]["int8"]["floor"] == 0.98
+    assert manifest.parity["int8"]["passed"] and manifest.parity["int8"]["floor"] == 0.98
 
 
 def test_an_op_the_delegate_has_no_case_for_says_so():

@@ -253,7 +253,7 @@ def test_bench_with_a_phone_stores_an_estimate_apart_with_the_same_counts(arm_en
     from mobiledeploy.qemu.run import run_guest
 
     exported = exports("v1_g3")
-    model = Path(exported.result.path) / exported.result.manifest["artifacts"]["fp32"]["path"]
+    model = Path(exported.result.path) / exported.result.manifest.artifacts["fp32"].path
     proc = subprocess.run([*CLI, "bench", "--device", "qemu:cortex-a76", "--phone", "pixel4", "--model", str(model),
                            "--runs", "2", "--warmup", "1", "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

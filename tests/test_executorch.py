@@ -385,12 +385,14 @@ def test_the_pte_profile_on_an_emulated_core_counts_what_the_run_counts(own_expo
         pytest.skip(f"make arm with the executorch extra: {exc}")
     folder, manifest = own_export
     pte = folder / manifest["artifacts"]["pte_fp32"]["path"]
-    blocks, maps, per_run = run_pte_profile(env, guest, "cortex-a76", pte, runs=1, warmup=0)
-    timed = run_executorch_guest(env, guest, "cortex-a76", pte, runs=1, warmup=0).counts.runs
+    # one warm-up run: a one-time piece of 13,132 instructions lands in the first inference or, about once in 30
+    # processes, in the next; with no warm-up that next one is the timed run (seen: 472,656 instead of 459,524)
+    blocks, maps, per_run = run_pte_profile(env, guest, "cortex-a76", pte, runs=1, warmup=1)
+    timed = run_executorch_guest(env, guest, "cortex-a76", pte, runs=1, warmup=1).counts.runs
     profile = attribute(blocks, maps, 1, model="sesplit", fmt="pte_fp32", cpu="cortex-a76")
-    # Two processes of two binaries (et_profile is et_runner compiled whole with the window): their counts of the
-    # same run agree to within 0.2% but not exactly. Seen: 87 of 459,524 apart on a quiet host, and 1,002 once in a
-    # clean-clone CI run (the same test then passed at 87); the cause of that spread is not known yet.
+    # Two processes of two binaries (et_profile is et_runner compiled whole with the window), the same temp folder
+    # name length (`run_executorch.pte_workdir`): 42 of 459,524 apart in 3 runs of this test and 40 runs of both;
+    # a clean-clone CI run once saw 1,002 (before the shared folder and the warm-up), cause not known: 0.5% kept.
     assert abs(per_run[0] - timed[0]) <= 5e-3 * timed[0]
     assert abs(profile.instructions - per_run[0]) <= 1e-3 * per_run[0]  # blocks the window cuts
     assert profile.unattributed < 0.01 * profile.instructions

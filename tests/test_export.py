@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mobiledeploy.converters.manifest import Manifest
 from mobiledeploy.errors import ConfigError, ExportError, ParityError
 from tests.conftest_export import EXPORT_CASES, NetworkBlocked, OfflineGuard, tflite_graph
 
@@ -38,12 +39,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _fresh_inputs(manifest: dict, n: int = 3) -> np.ndarray:
+def _fresh_inputs(manifest: Manifest, n: int = 3) -> np.ndarray:
     """New normalised NCHW inputs, (n, 3, H, W) float32, none of which the pipeline has seen."""
     from mobiledeploy.converters.calibration import normalise, synthetic_images
 
-    h, w = manifest["resolution"]
-    return normalise(synthetic_images(n, (h, w), FRESH_SEED), manifest["mean"], manifest["std"])
+    h, w = manifest.resolution
+    return normalise(synthetic_images(n, (h, w), FRESH_SEED), manifest.mean, manifest.std)
 
 
 def _torch_reference(result, inputs: np.ndarray) -> np.ndarray:
@@ -53,7 +54,7 @@ def _torch_reference(result, inputs: np.ndarray) -> np.ndarray:
     from mobiledeploy.registry import build_model
 
     manifest = result.manifest
-    model = build_model(manifest["arch"], seed=123, **manifest["config"])  # other init: weights must come from the file
+    model = build_model(manifest.arch, seed=123, **manifest.config)  # other init: weights must come from the file
     model.load_state_dict(torch.load(result.artifact("weights"), map_location="cpu", weights_only=True))
     model.eval()
     with torch.no_grad():
@@ -82,19 +83,19 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def _count_channel_shuffles(manifest: dict) -> int:
+def _count_channel_shuffles(manifest: Manifest) -> int:
     from mobiledeploy.models.common import ChannelShuffle
     from mobiledeploy.registry import build_model
 
-    model = build_model(manifest["arch"], **manifest["config"])
+    model = build_model(manifest.arch, **manifest.config)
     return sum(isinstance(m, ChannelShuffle) and m.groups > 1 for m in model.modules())
 
 
-def _count_depthwise_convs(manifest: dict) -> int:
+def _count_depthwise_convs(manifest: Manifest) -> int:
     from mobiledeploy.models.common import count_depthwise_convs
     from mobiledeploy.registry import build_model
 
-    return count_depthwise_convs(build_model(manifest["arch"], **manifest["config"]))
+    return count_depthwise_convs(build_model(manifest.arch, **manifest.config))
 
 
 def _snapshot(directory: Path) -> dict[str, tuple[int, str]]:
@@ -129,8 +130,8 @@ def test_int8_tflite_tracks_fp32_on_fresh_inputs(exports, key):
     res = exports(key).result
     x = _fresh_inputs(res.manifest)
     fp32 = _run_tflite(res.artifact("fp32"), x)
-    io = res.manifest["artifacts"]["int8"]
-    q_in, q_out = io["inputs"][0]["quantization"], io["outputs"][0]["quantization"]
+    io = res.manifest.artifacts["int8"]
+    q_in, q_out = io.inputs[0]["quantization"], io.outputs[0]["quantization"]
     raw = _run_tflite(res.artifact("int8"), x, quant=q_in)
     assert raw.dtype == np.int8
     dequantised = (raw.astype(np.float32) - q_out["zero_point"]) * q_out["scale"]
@@ -147,8 +148,8 @@ def test_int8_tflite_tracks_fp32_on_fresh_inputs(exports, key):
 def test_int8_io_is_int8_with_the_manifests_quant_params(exports, key):
     res = exports(key).result
     interp = tflite_graph(res.artifact("int8")).interpreter
-    entry = res.manifest["artifacts"]["int8"]
-    for recorded, actual in ((entry["inputs"], interp.get_input_details()), (entry["outputs"], interp.get_output_details())):
+    entry = res.manifest.artifacts["int8"]
+    for recorded, actual in ((entry.inputs, interp.get_input_details()), (entry.outputs, interp.get_output_details())):
         assert len(recorded) == len(actual) == 1
         rec, act = recorded[0], actual[0]
         assert act["dtype"] == np.int8 and rec["dtype"] == "int8"
@@ -190,7 +191,7 @@ def test_only_builtin_ops_and_manifest_op_counts_are_true(exports, key):
         counts = tflite_graph(res.artifact(fmt)).op_counts()
         bad = [op for op in counts if "CUSTOM" in op.upper() or "FLEX" in op.upper() or op.startswith("DELEGATE")]
         assert not bad, (fmt, bad)
-        assert counts == res.manifest["artifacts"][fmt]["op_counts"], fmt
+        assert counts == res.manifest.artifacts[fmt].op_counts, fmt
         assert counts.get("CONV_2D", 0) + counts.get("DEPTHWISE_CONV_2D", 0) > 0
 
 
@@ -202,7 +203,7 @@ def test_each_channel_shuffle_lowers_to_a_single_transpose(exports, key):
     assert shuffles > 0  # g > 1 in every case here
     for fmt in TFLITE_FORMATS:
         counts = tflite_graph(res.artifact(fmt)).op_counts()
-        assert res.manifest["artifacts"][fmt]["channel_shuffles"] == shuffles, fmt
+        assert res.manifest.artifacts[fmt].channel_shuffles == shuffles, fmt
         assert counts.get("TRANSPOSE", 0) == shuffles, f"{fmt}: {counts.get('TRANSPOSE', 0)} TRANSPOSE for {shuffles} shuffles"
         assert counts.get("RESHAPE", 0) >= 2 * shuffles, fmt
         assert "GATHER" not in counts, fmt
@@ -215,7 +216,7 @@ def test_depthwise_convs_stay_depthwise(exports, key):
     channels (a different kernel: onnx2tf picks it when a shuffle's NCHW exit feeds the conv). Each
     average pool of the ONNX graph is one more: it is exported as a depthwise conv (converters/delegable.py)."""
     res = exports(key).result
-    depthwise = _count_depthwise_convs(res.manifest) + res.manifest["artifacts"]["onnx"]["op_counts"].get("AveragePool", 0)
+    depthwise = _count_depthwise_convs(res.manifest) + res.manifest.artifacts["onnx"].op_counts.get("AveragePool", 0)
     for fmt in TFLITE_FORMATS:
         graph = tflite_graph(res.artifact(fmt))
         assert graph.op_counts().get("DEPTHWISE_CONV_2D", 0) == depthwise, fmt
@@ -245,27 +246,28 @@ def test_shuffle_transposes_permute_the_group_axes(exports):
 @pytest.mark.parametrize("key", ALL_CASES)
 def test_manifest_records_the_export(exports, key):
     from mobiledeploy.analysis import analyse
-    from mobiledeploy.converters import SCHEMA_VERSION, STAGES, load_manifest
+    from mobiledeploy.converters import SCHEMA_VERSION, STAGES, Manifest, read_manifest
     from mobiledeploy.converters.executorch import PTE_STAGES
     from mobiledeploy.registry import get_spec
 
     exp = exports(key)
     res = exp.result
     m = res.manifest
-    assert load_manifest(res.path) == json.loads(json.dumps(m))  # what is on disk is what was returned
-    assert m["schema_version"] == SCHEMA_VERSION
-    assert m["arch"] == exp.arch
-    assert m["config"] == get_spec(exp.arch).resolve(exp.config)
-    assert m["resolution"] == [exp.resolution, exp.resolution]
-    assert res.path == exp.out_root / m["slug"]
+    assert isinstance(m, Manifest)
+    assert read_manifest(res.path).to_dict() == json.loads(json.dumps(m.to_dict()))  # what is on disk was returned
+    assert m.schema_version == SCHEMA_VERSION
+    assert m.arch == exp.arch
+    assert m.config == get_spec(exp.arch).resolve(exp.config)
+    assert m.resolution == [exp.resolution, exp.resolution]
+    assert res.path == exp.out_root / m.slug
 
     cost = analyse(exp.arch, exp.resolution, **exp.config)
-    assert m["complexity"]["macs"] == cost.macs > 0
-    assert m["complexity"]["params"] == cost.params > 0
-    assert {"memory_access", "elementwise"} <= set(m["complexity"])
+    assert m.complexity["macs"] == cost.macs > 0
+    assert m.complexity["params"] == cost.params > 0
+    assert {"memory_access", "elementwise"} <= set(m.complexity)
 
-    assert set(m["artifacts"]) == {"weights", "onnx", "fp32", "int8"}
-    parity = m["parity"]
+    assert set(m.artifacts) == {"weights", "onnx", "fp32", "int8"}
+    parity = m.parity
     assert set(parity) == {"onnx", "fp32", "int8", "arm"}
     assert all(parity[f]["passed"] is True for f in parity)
     for fmt in ("onnx", "fp32"):
@@ -282,13 +284,13 @@ def test_manifest_records_the_export(exports, key):
         for fmt in ("fp32", "int8"):
             assert arm[fmt]["instructions"] > 0 and arm[fmt]["delegation"]["partitions"] >= 1
 
-    assert m["calibration"]["source"] == "synthetic" and m["calibration"]["samples"] == 32
+    assert m.calibration["source"] == "synthetic" and m.calibration["samples"] == 32
 
     for tool, dist in {"torch": "torch", "onnx": "onnx", "onnxruntime": "onnxruntime", "tensorflow": "tensorflow",
                        "onnx2tf": "onnx2tf", "mobiledeploy": "mobiledeploy"}.items():
-        assert m["versions"][tool] == metadata.version(dist), tool
+        assert m.versions[tool] == metadata.version(dist), tool
 
-    seconds = m["stage_seconds"]
+    seconds = m.stage_seconds
     assert set(STAGES) - set(PTE_STAGES) - {"int16x8", "int16x8_parity"} | {"total"} == set(seconds)  # none on request
     assert all(isinstance(s, (int, float)) and s >= 0 for s in seconds.values())
     assert seconds["total"] + 0.05 >= sum(s for k, s in seconds.items() if k != "total")
@@ -301,11 +303,11 @@ def test_manifest_artifacts_match_the_files_on_disk(exports, key):
     from mobiledeploy.converters import FILE_NAMES
 
     res = exports(key).result
-    for fmt, entry in res.manifest["artifacts"].items():
-        path = res.path / entry["path"]
-        assert entry["path"] == FILE_NAMES[fmt] and path.is_file()
-        assert entry["bytes"] == path.stat().st_size > 0
-        assert entry["sha256"] == _sha256(path)
+    for fmt, entry in res.manifest.artifacts.items():
+        path = res.path / entry.path
+        assert entry.path == FILE_NAMES[fmt] and path.is_file()
+        assert entry.bytes == path.stat().st_size > 0
+        assert entry.sha256 == _sha256(path)
     # Only the artifacts and the manifest: the work directory (onnx2tf output, logs) is gone.
     from mobiledeploy.artifact_kinds import ON_REQUEST_FORMATS
 
@@ -319,16 +321,16 @@ def test_manifest_artifacts_match_the_files_on_disk(exports, key):
 def test_manifest_io_names_shapes_dtypes_layouts(exports, key):
     res = exports(key).result
     m = res.manifest
-    h, w = m["resolution"]
-    onnx_entry = m["artifacts"]["onnx"]
-    assert onnx_entry["inputs"] == [{"name": "input", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW",
+    h, w = m.resolution
+    onnx_entry = m.artifacts["onnx"]
+    assert onnx_entry.inputs == [{"name": "input", "shape": [1, 3, h, w], "dtype": "float32", "layout": "NCHW",
                                      "quantization": None}]
-    assert onnx_entry["outputs"] == [{"name": "logits", "shape": [1, 1000], "dtype": "float32", "layout": "NC",
+    assert onnx_entry.outputs == [{"name": "logits", "shape": [1, 1000], "dtype": "float32", "layout": "NC",
                                       "quantization": None}]
     for fmt, dtype in (("fp32", "float32"), ("int8", "int8")):
-        entry = m["artifacts"][fmt]
+        entry = m.artifacts[fmt]
         interp = tflite_graph(res.artifact(fmt)).interpreter
-        (inp,), (out,) = entry["inputs"], entry["outputs"]
+        (inp,), (out,) = entry.inputs, entry.outputs
         assert inp["layout"] == "NHWC" and inp["shape"] == [1, h, w, 3] and inp["dtype"] == dtype
         assert out["layout"] == "NC" and out["shape"] == [1, 1000] and out["dtype"] == dtype
         assert inp["name"] == interp.get_input_details()[0]["name"]
@@ -354,7 +356,7 @@ def test_same_request_reuses_the_files(exports):
     elapsed = time.perf_counter() - start
     assert again.reused is True
     assert again.path == exp.result.path and again.path.stat().st_ino == inode
-    assert again.manifest == json.loads(json.dumps(exp.result.manifest))
+    assert again.manifest.to_dict() == json.loads(json.dumps(exp.result.manifest.to_dict()))
     assert [e[:2] for e in events] == [("reuse", "done")]
     assert _snapshot(again.path) == before
     assert elapsed < min(10.0, exp.seconds / 2), f"reuse took {elapsed:.1f} s"
@@ -368,7 +370,7 @@ def test_reuse_refuses_an_int8_model_below_a_stricter_floor(exports):
 
     exp = exports("v1_g8")
     before = _snapshot(exp.result.path)
-    cosine = exp.result.manifest["parity"]["int8"]["cosine"]
+    cosine = exp.result.manifest.parity["int8"]["cosine"]
     assert cosine < 1.0
     with pytest.raises(ParityError, match="below the floor"):
         export_model(exp.arch, exp.config, resolution=exp.resolution, out_dir=exp.out_root,
@@ -416,8 +418,8 @@ def onnx_only_copy(onnx_only_export, tmp_path):
 def test_force_rebuilds_what_would_be_reused(onnx_only_export, onnx_only_copy):
     out_root = onnx_only_copy.parent
     assert onnx_only_export.reused is False
-    assert set(onnx_only_export.manifest["artifacts"]) == {"weights", "onnx"}
-    assert "fp32" not in onnx_only_export.manifest["parity"]
+    assert set(onnx_only_export.manifest.artifacts) == {"weights", "onnx"}
+    assert "fp32" not in onnx_only_export.manifest.parity
     before = _snapshot(onnx_only_copy)
     reused = _onnx_only(out_root)
     assert reused.reused is True and reused.path == onnx_only_copy
@@ -479,7 +481,7 @@ def test_other_weights_get_their_own_folder_and_never_replace_the_default(onnx_o
     before = _snapshot(onnx_only_copy)
     mine = _onnx_only(onnx_only_copy.parent, weights=str(weights))
     assert mine.path.name == f"{onnx_only_copy.name}-w{_sha256(weights)[:8]}" and not mine.reused
-    assert mine.manifest["slug"] == mine.path.name
+    assert mine.manifest.slug == mine.path.name
     assert _snapshot(onnx_only_copy) == before
     assert _onnx_only(onnx_only_copy.parent, weights=str(weights)).reused
 
@@ -487,7 +489,7 @@ def test_other_weights_get_their_own_folder_and_never_replace_the_default(onnx_o
 def test_a_folder_built_from_other_weights_is_not_rebuilt_in_place(onnx_only_copy):
     """A folder from before keyed names, recorded with other weights: the default export refuses to replace it."""
     manifest = json.loads((onnx_only_copy / "manifest.json").read_text())
-    manifest["request"]["weights_sha256"] = "ab" * 32
+    manifest["request"]["weights_sha256"] = "ab" * 32  # the file on disk, edited as JSON
     (onnx_only_copy / "manifest.json").write_text(json.dumps(manifest))
     before = _snapshot(onnx_only_copy)
     with pytest.raises(ExportError, match=r"holds an export from other weights \(abab"):
@@ -529,8 +531,8 @@ def test_a_tampered_tflite_file_is_rebuilt(exports, tmp_path):
     assert res.reused is False and res.path == target
     assert ("int8", "start", None) in events and ("reuse", "done") not in [e[:2] for e in events]
     assert _sha256(int8) != tampered
-    for entry in res.manifest["artifacts"].values():
-        assert _sha256(target / entry["path"]) == entry["sha256"]
+    for entry in res.manifest.artifacts.values():
+        assert _sha256(target / entry.path) == entry.sha256
     assert _leftovers(out_root) == [target.name]
 
 
@@ -574,7 +576,7 @@ def test_onnx2tf_strict_mode_only_when_the_fast_graph_fails_parity(exports, tmp_
     import mobiledeploy.converters.tflite as tflite
     from mobiledeploy.converters import export_model
 
-    assert exports("v1_g3").result.manifest["parity"]["fp32"]["onnx2tf_strict"] is False
+    assert exports("v1_g3").result.manifest.parity["fp32"]["onnx2tf_strict"] is False
     real = tflite.onnx_to_keras
     calls = []
 
@@ -588,7 +590,7 @@ def test_onnx2tf_strict_mode_only_when_the_fast_graph_fails_parity(exports, tmp_
     monkeypatch.setattr(tflite, "onnx_to_keras", wrong_unless_strict)
     result = export_model("shufflenet_v1", {"g": 3, "scale": 0.25}, resolution=64, out_dir=tmp_path, formats="fp32")
     assert calls == [False, True]
-    fp32 = result.manifest["parity"]["fp32"]
+    fp32 = result.manifest.parity["fp32"]
     assert fp32["passed"] and fp32["onnx2tf_strict"] is True and fp32["max_rel"] < fp32["tolerance"]
 
 
@@ -663,17 +665,17 @@ def test_int8_calibrated_on_an_image_directory(exports, tmp_path):
     _write_images(images, 6)
     res = export_model("shufflenet_v1", {"g": 3, "scale": 0.25}, resolution=64, out_dir=tmp_path / "out",
                        formats="int8", calibration=images, calib_samples=4)
-    cal = res.manifest["calibration"]
+    cal = res.manifest.calibration
     assert cal["source"] == str(images.resolve())
     assert cal["samples"] == 4
     assert cal["holdout"] == {"source": "directory", "samples": 2}
-    assert res.manifest["request"]["calibration"].startswith("dir:")
-    assert res.manifest["request"]["calib_samples"] == 4
-    assert set(res.manifest["artifacts"]) == {"weights", "onnx", "fp32", "int8"}  # int8 derives from fp32
-    assert res.manifest["parity"]["int8"]["passed"] and res.manifest["parity"]["int8"]["samples"] == 2
+    assert res.manifest.request["calibration"].startswith("dir:")
+    assert res.manifest.request["calib_samples"] == 4
+    assert set(res.manifest.artifacts) == {"weights", "onnx", "fp32", "int8"}  # int8 derives from fp32
+    assert res.manifest.parity["int8"]["passed"] and res.manifest.parity["int8"]["samples"] == 2
     # Calibrated on other inputs than the synthetic export of the same model: other activation ranges.
-    synthetic = exports("v1_g3").result.manifest["artifacts"]["int8"]["inputs"][0]["quantization"]
-    assert res.manifest["artifacts"]["int8"]["inputs"][0]["quantization"] != synthetic
+    synthetic = exports("v1_g3").result.manifest.artifacts["int8"].inputs[0]["quantization"]
+    assert res.manifest.artifacts["int8"].inputs[0]["quantization"] != synthetic
     # Changing an image changes the request: no reuse of int8 calibrated on other data.
     first = images / "img00.jpg"
     first.write_bytes(first.read_bytes() + b"\0")
@@ -681,7 +683,7 @@ def test_int8_calibrated_on_an_image_directory(exports, tmp_path):
     from mobiledeploy.registry import get_spec
 
     full = get_spec("shufflenet_v1").resolve({"g": 3, "scale": 0.25})
-    assert _request("shufflenet_v1", full, (64, 64), images, 4, None, 0)["calibration"] != res.manifest["request"]["calibration"]
+    assert _request("shufflenet_v1", full, (64, 64), images, 4, None, 0)["calibration"] != res.manifest.request["calibration"]
 
 
 def _bad_calibration_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
@@ -794,7 +796,7 @@ def test_cli_json_prints_one_object(exports, tmp_path):
     assert isinstance(payload, dict)
     assert payload["reused"] is True
     assert Path(payload["path"]) == exp.result.path
-    assert payload["manifest"]["artifacts"]["int8"]["sha256"] == exp.result.manifest["artifacts"]["int8"]["sha256"]
+    assert payload["manifest"]["artifacts"]["int8"]["sha256"] == exp.result.manifest.artifacts["int8"].sha256
     assert "Traceback" not in proc.stderr
     assert _snapshot(exp.result.path) == before
 

@@ -8,7 +8,11 @@ import json
 from pathlib import Path
 
 from mobiledeploy.bench import target_from_file, targets_from_export
-from mobiledeploy.converters.manifest import Delegation, Manifest, read_manifest, write_manifest
+import pytest
+
+from mobiledeploy.converters.manifest import (Delegation, Manifest, artifact_problems, manifest_beside, read_manifest,
+                                              write_manifest)
+from mobiledeploy.errors import ExportError
 
 #: a manifest as the first exports wrote it: no delegation, calibration summary, code digests or source
 OLD = {
@@ -41,7 +45,9 @@ def test_an_old_manifest_reads_with_the_newer_fields_empty_and_writes_back_uncha
     assert (manifest.slug, manifest.arch, manifest.macs, manifest.resolution) == (OLD["slug"], "shufflenet_v1",
                                                                                 1306176, [64, 64])
     assert manifest.artifacts["fp32"].delegation is None and manifest.source_sha256 is None
-    assert manifest.artifacts["onnx"].extra == {"opset": 17}
+    assert manifest.artifacts["onnx"].opset == 17 and manifest.artifacts["onnx"].extra == {}
+    assert (manifest.mean, manifest.stage_seconds, manifest.code, manifest.reparameterized) == (
+        OLD["mean"], {"total": 1.5}, {}, None)
     assert manifest.to_dict() == OLD and list(manifest.to_dict()) == list(OLD)
 
 
@@ -70,3 +76,39 @@ def test_written_and_read_through_the_one_module(tmp_path):
     model = tmp_path / "model_fp32.tflite"
     Path(model).write_bytes(b"\x00")  # not the file the manifest names (another sha256): no manifest facts
     assert target_from_file(model).macs is None
+
+
+def test_reuse_checks_read_the_typed_entries(tmp_path):
+    """What keeps a folder from being reused, from its typed manifest: a changed file, a missing format, a
+    failed parity; `file(key)` names what the export did not make."""
+    from mobiledeploy.files import sha256_file
+
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    data = {"schema_version": 1, "slug": "s", "artifacts": {"onnx": {"path": "model.onnx", "bytes": 4,
+                                                                     "sha256": sha256_file(tmp_path / "model.onnx")}},
+            "parity": {"onnx": {"passed": True}}}
+    manifest = Manifest.from_dict(data)
+    assert artifact_problems(manifest, tmp_path, ("onnx",)) == []
+    (tmp_path / "model.onnx").write_bytes(b"ONNX")
+    manifest.parity["onnx"]["passed"] = False
+    assert artifact_problems(manifest, tmp_path, ("onnx", "int8")) == [
+        "int8 was not exported", "onnx: model.onnx has changed", "onnx parity did not pass"]
+    assert manifest.file("onnx") == "model.onnx"
+    damaged = Manifest.from_dict({**data, "artifacts": {"onnx": {}}, "parity": {}})  # no path: read, not reusable
+    assert artifact_problems(damaged, tmp_path) == ["onnx: no file recorded"]
+    with pytest.raises(ExportError, match="the export s has no int8 artifact"):
+        manifest.file("int8")
+
+
+def test_the_manifest_beside_a_file_is_read_when_there_and_none_otherwise(tmp_path):
+    model = tmp_path / "model_fp32.tflite"
+    assert manifest_beside(model) is None  # no manifest.json
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert manifest_beside(model) is None
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    assert manifest_beside(model) is None
+    write_manifest(Manifest.from_dict(current()), tmp_path)
+    assert manifest_beside(model).artifacts["fp32"].delegation.not_delegated == {"GELU": 2}
+    with pytest.raises(ExportError, match="schema_version 2"):  # the strict reader an export reuses through
+        (tmp_path / "manifest.json").write_text(json.dumps({**current(), "schema_version": 2}))
+        read_manifest(tmp_path)

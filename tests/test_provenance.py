@@ -112,12 +112,12 @@ def test_a_changed_helper_rebuilds_the_export_in_place(tmp_path, monkeypatch):
     ref = f"{tmp_path}/prov_export.py:build"
     export = lambda: export_model(ref, {"input_shape": "1x3x16x16"}, formats=("onnx",), out_dir=tmp_path / "out")  # noqa: E731
     first = export()
-    assert not first.reused and first.manifest["code"]["model_files"] == ["prov_export.py", "prov_helpers.py"]
-    assert first.manifest["request"]["code"] == first.manifest["code"]
-    assert first.manifest["calibration"]["samples"] == 0  # no int8 asked: no calibration inputs made
+    assert not first.reused and first.manifest.code["model_files"] == ["prov_export.py", "prov_helpers.py"]
+    assert first.manifest.request["code"] == first.manifest.code
+    assert first.manifest.calibration["samples"] == 0  # no int8 asked: no calibration inputs made
     assert export().reused
     (tmp_path / "prov_helpers.py").write_text(HELPER.format(width=8) + "# edited\n")
     again = export()
     assert not again.reused and again.path == first.path
-    assert again.manifest["code"]["model"] != first.manifest["code"]["model"]
+    assert again.manifest.code["model"] != first.manifest.code["model"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [first.path.name]

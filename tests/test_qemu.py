@@ -164,7 +164,7 @@ def test_a_crash_under_emulation_is_one_line_naming_the_signal(arm_env, tmp_path
 # --- real models ---------------------------------------------------------------------------------
 
 def _artifact(exported, fmt: str) -> Path:
-    return Path(exported.result.path) / exported.result.manifest["artifacts"][fmt]["path"]
+    return Path(exported.result.path) / exported.result.manifest.artifacts[fmt].path
 
 
 @pytest.mark.qemu

@@ -28,7 +28,7 @@ def test_a_trained_model_with_outlier_activations_loses_top1_in_int8_and_float_l
     trained = digits_model.trained
     fragile = make_fragile(trained.weights, tmp_path / "fragile.pt")
     manifest = digits_model.export.manifest
-    x, y = load_folder(trained.test_dir, manifest["mean"], manifest["std"])
+    x, y = load_folder(trained.test_dir, manifest.mean, manifest.std)
     logits = []
     for weights in (trained.weights, fragile):
         model = build_model(trained.arch, seed=0, **trained.config)
@@ -45,7 +45,7 @@ def test_a_trained_model_with_outlier_activations_loses_top1_in_int8_and_float_l
     fixed = export_model(trained.arch, trained.config, resolution=trained.resolution, out_dir=tmp_path / "out",
                          weights=str(fragile), calibration=str(trained.train_dir), calib_samples=64,
                          int8_cosine_floor=0.0, formats="int8,int16x8", float_layers="auto")
-    calibration = calibration_set(trained.train_dir, 64, (trained.resolution,) * 2, manifest["mean"], manifest["std"])
+    calibration = calibration_set(trained.train_dir, 64, (trained.resolution,) * 2, manifest.mean, manifest.std)
     plain = tflite_int8(None, tmp_path / "int8.tflite", calibration.calibration, fp32_path=fixed.artifact("fp32"))
     rows = layer_errors(fixed.artifact("fp32"), plain, x[:16])
     fp32 = _interpreter(fixed.artifact("fp32"))
@@ -54,9 +54,9 @@ def test_a_trained_model_with_outlier_activations_loses_top1_in_int8_and_float_l
     peaks = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
     assert rows[0]["op"] == "CONV_2D" and value.shape[-1] == 15 and peaks.max() > 100 * np.median(peaks), rows[:3]
 
-    entry = fixed.manifest["artifacts"]["int8"]
-    assert entry["float_layers"]["layers"] == [rows[0]["tensor"]]
-    assert entry["op_counts"].get("DEQUANTIZE") == 1 and entry["op_counts"].get("QUANTIZE") == 1
+    entry = fixed.manifest.artifacts["int8"]
+    assert entry.float_layers["layers"] == [rows[0]["tensor"]]
+    assert entry.op_counts.get("DEQUANTIZE") == 1 and entry.op_counts.get("QUANTIZE") == 1
     top1 = {key: float((tflite_logits(path, x, lambda n: None)[0].argmax(1) == y).mean()) for key, path in
             (("fp32", fixed.artifact("fp32")), ("int8", plain), ("fixed", fixed.artifact("int8")),
              ("int16x8", fixed.artifact("int16x8")))}
@@ -64,10 +64,10 @@ def test_a_trained_model_with_outlier_activations_loses_top1_in_int8_and_float_l
     assert abs(top1["fixed"] - top1["fp32"]) <= 0.01, top1
     # the other fix: int16 activations hold the 300x channel and the rest (65536 steps instead of 256)
     assert abs(top1["int16x8"] - top1["fp32"]) <= 0.01, top1
-    int16 = fixed.manifest["artifacts"]["int16x8"]
-    assert int16["inputs"][0]["dtype"] == int16["outputs"][0]["dtype"] == "int16"
-    assert fixed.manifest["parity"]["int16x8"]["sqnr_db"] > 20
-    assert int16["delegation"]["delegated_nodes"] == 0 and "no case kTfLiteInt16" in int16["delegation"]["why"]["CONV_2D"]
+    int16 = fixed.manifest.artifacts["int16x8"]
+    assert int16.inputs[0]["dtype"] == int16.outputs[0]["dtype"] == "int16"
+    assert fixed.manifest.parity["int16x8"]["sqnr_db"] > 20
+    assert int16.delegation.delegated_nodes == 0 and "no case kTfLiteInt16" in int16.delegation.why["CONV_2D"]
 
 
 def test_int16x8_is_made_from_fp32_on_request():

@@ -25,7 +25,7 @@ def exported(exports):
 def test_onnxruntime_times_the_exports_onnx_model(exported):
     (target,) = targets_from_export(exported.path, exported.manifest, ["fp32"], ["onnxruntime"])
     assert target.artifact.name == "model.onnx" and target.runtime == "onnxruntime"
-    assert target.sha256 == exported.manifest["artifacts"]["onnx"]["sha256"]
+    assert target.sha256 == exported.manifest.artifacts["onnx"].sha256
     result = LocalDevice().run(target, BenchOptions(runs=7, warmup=2))
     assert result.ok, result.error
     assert (result.runtime, result.precision, result.runs, len(result.timings_us)) == ("onnxruntime", "fp32", 7, 7)
@@ -41,15 +41,15 @@ def test_what_onnxruntime_runs_matches_torch(exported):
     from mobiledeploy.registry import build_model
 
     manifest = exported.manifest
-    session = onnx_session(exported.path / manifest["artifacts"]["onnx"]["path"])
+    session = onnx_session(exported.path / manifest.artifacts["onnx"].path)
     binding, feeds, dtypes = bind_inputs(session, seed=0)
     session.run_with_iobinding(binding)
     (got,) = binding.copy_outputs_to_cpu()
-    model = build_model(manifest["arch"], seed=123, **manifest["config"])
+    model = build_model(manifest.arch, seed=123, **manifest.config)
     model.load_state_dict(torch.load(exported.artifact("weights"), map_location="cpu", weights_only=True))
     with torch.no_grad():
         want = model.eval()(torch.from_numpy(feeds["input"])).numpy()
-    h, w = manifest["resolution"]
+    h, w = manifest.resolution
     assert dtypes == ["float32"] and feeds["input"].shape == (1, 3, h, w) and got.shape == want.shape
     assert np.abs(got - want).max() <= 1e-4 * (want.max() - want.min())
 

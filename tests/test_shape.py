@@ -51,6 +51,23 @@ def cli_problems(source: str) -> list[str]:
     return found
 
 
+def manifest_dict_reads(source: str) -> list[int]:
+    """Lines that index a manifest as a dict (`manifest["parity"]`, `res.manifest.get(...)`, `m["artifacts"]`):
+    outside converters/manifest.py a manifest is the typed `Manifest`."""
+    def named(node: ast.AST) -> bool:
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+        return name == "manifest" or name.endswith("_manifest")
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and named(node.value):
+            found.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and named(node.func.value):
+            found.append(node.lineno)
+    return found
+
+
 def test_the_checks_see_what_they_look_for():
     signature = "def cmd(\n" + "".join(f"    a{i}: int = 0,\n" for i in range(80)) + ") -> None:\n"
     doc = '    """Help.\n\n' + "    Example: x\n" * 30 + '    """\n'
@@ -60,6 +77,16 @@ def test_the_checks_see_what_they_look_for():
     lazy = "def f():\n    import torch.nn\n    from tensorflow import lite\n    return bench.run_bench(1)\n"
     assert cli_problems(lazy) == ["imports torch.nn", "imports tensorflow", "calls run_bench() (line 4)"]
     assert cli_problems("from ..bench import run_bench\nprint_json(parse_formats('fp32'))\n") == []
+    reads = "a = res.manifest['parity']\nb = manifest.get('slug')\nc = manifest.parity['int8']\nd = x['manifest']\n"
+    assert manifest_dict_reads(reads) == [1, 2]
+
+
+def test_no_code_reads_a_manifest_as_a_dict():
+    """The manifest is read and written in converters/manifest.py; everything else reads the typed `Manifest`."""
+    paths = [*PACKAGE.rglob("*.py"), *CONVERTERS.rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+    found = [f"{path.relative_to(REPO)}:{line}" for path in sorted(paths) if path != CONVERTERS / "manifest.py"
+             for line in manifest_dict_reads(path.read_text())]
+    assert found == []
 
 
 def test_no_function_body_is_longer_than_sixty_lines():

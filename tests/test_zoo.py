@@ -458,8 +458,8 @@ def test_tflite_fp32_and_int8_are_builtin_only_with_parity(name, config, tmp_pat
     res = converters.export_model(name, config, resolution=96, out_dir=tmp_path, formats=("onnx", "fp32", "int8"))
     manifest = res.manifest
     for fmt in ("onnx", "fp32", "int8"):
-        assert manifest["parity"][fmt]["passed"], (fmt, manifest["parity"][fmt])
+        assert manifest.parity[fmt]["passed"], (fmt, manifest.parity[fmt])
     for fmt in ("fp32", "int8"):
-        ops = manifest["artifacts"][fmt]["op_counts"]
+        ops = manifest.artifacts[fmt].op_counts
         assert not [op for op in ops if op.startswith("CUSTOM") or "FLEX" in op.upper()], ops
         assert ops.get("DEPTHWISE_CONV_2D", 0) == count_depthwise_convs(build_model(name, **config)), (fmt, ops)

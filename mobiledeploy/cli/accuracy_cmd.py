@@ -7,24 +7,17 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import (Alpha, ArtifactsRoot, ExportedProgramFile, Groups, InputShape, Json, ModelFn, OnnxFile, Options,
-                  Resolution, Scale, Weights, app, model_choice, model_config, print_json, set_activity)
-from .options import CalibrationSeedOpt, DbOpt, FloatLayersOpt, Int16ActivationsOpt, ReportOpt
+from .app import ArtifactsRoot, Json, Resolution, Weights, app, print_json, set_activity
+from .options import (CalibrationSeedOpt, DbOpt, FloatLayersOpt, Int16ActivationsOpt, ModelSelection, ReportOpt,
+                      model_options)
 
 
 @app.command("accuracy")
+@model_options()
 def accuracy_cmd(
     images: Annotated[Path, typer.Argument(help="Labelled images: IMAGES/<class>/<image>, or any files with --labels.")],
-    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture or alias (see `mobiledeploy models`).")] = None,
-    model_fn: ModelFn = None,
-    onnx: OnnxFile = None,
-    exported_program: ExportedProgramFile = None,
-    input_shape: InputShape = None,
-    g: Groups = None,
-    scale: Scale = None,
-    alpha: Alpha = None,
+    selection: ModelSelection,
     resolution: Resolution = "224",
-    options: Options = None,
     weights: Weights = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="A labels file: one 'PATH LABEL' (or PATH,LABEL) "
                                                    "per line, PATH relative to IMAGES.")] = None,
@@ -65,8 +58,7 @@ def accuracy_cmd(
 
     check_output_dir(report, "--report")
     check_db(db)
-    name, config = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
-                                input_shape)
+    name, config = selection.choice()
     arm_cpus = emulated_cpus(devices or ["local"])
     found = find_labelled(images, labels, classes, limit)  # bad folders fail before any export
     _check_classifier(name, config, resolution, found.labels)  # and a model that is no classifier of these labels
@@ -141,7 +133,7 @@ def _evaluate(exported: Any, found: Any, arm_cpus: list[str], per_layer: int) ->
     from ..labelled import load_labelled
 
     classifier_outputs(exported.manifest, found.labels)  # before decoding every image
-    h, w = exported.manifest["resolution"]
+    h, w = exported.manifest.resolution
     with ImageProgress() as progress:
         data = load_labelled(found, (h, w))
         return evaluate(exported.path, exported.manifest, data, arm_cpus, progress, per_layer=per_layer)

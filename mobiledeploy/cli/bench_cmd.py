@@ -7,32 +7,23 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import (Alpha, ArtifactsRoot, CalibSamples, Calibration, ExportedProgramFile, Groups, InputShape, Json,
-                  ModelFn, OnnxFile, Options, Resolution, Scale, Weights, app, model_choice, model_config, print_json)
+from .app import ArtifactsRoot, CalibSamples, Calibration, Json, Resolution, Weights, app, print_json
 from .console import count_text, ms_text, progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, RunnerOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
-                      PhoneOpt,
-                      RuntimeOpt, accelerator_options)
+                      ModelSelection, PhoneOpt, RuntimeOpt, accelerator_options, model_options)
 
 @app.command("bench")
+@model_options(arch_help="Architecture to export and time (see `mobiledeploy models`).")
 def bench_cmd(
     device: DeviceOpt = "local",
     phone: PhoneOpt = None,
     runtime: RuntimeOpt = None,
-    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture to export and time (see `mobiledeploy models`).")] = None,
-    g: Groups = None,
-    scale: Scale = None,
-    alpha: Alpha = None,
+    selection: ModelSelection = ModelSelection(),
     resolution: Resolution = "224",
-    options: Options = None,
     weights: Weights = None,
     calibration: Calibration = "synthetic",
     calib_samples: CalibSamples = 32,
     out: ArtifactsRoot = None,
-    model_fn: ModelFn = None,
-    onnx: OnnxFile = None,
-    exported_program: ExportedProgramFile = None,
-    input_shape: InputShape = None,
     reparameterize: Annotated[bool, typer.Option("--reparameterize", help="Export and time the deployment form: the "
                               "model's own fuse() / reparameterize() / switch_to_deploy() first (timm's convention), "
                               "recorded with every run.")] = False,
@@ -78,8 +69,7 @@ def bench_cmd(
     from ..runtimes import runtime_class
     from ..preflight import check_output_dir
 
-    model, ref = what_to_time(model, arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
-                              input_shape)
+    model, ref = what_to_time(model, selection)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
     from .lab_cmd import open_lab
@@ -132,25 +122,27 @@ def bench_cmd(
         raise SystemExit(report.exit_code)
 
 
-def what_to_time(model: str | None, arch: str | None, model_fn: str | None, onnx: str | None,
-                 exported_program: str | None, config: dict[str, Any], input_shape: str | None) -> tuple[str | None, str | None]:
+def what_to_time(model: str | None, selection: ModelSelection) -> tuple[str | None, str | None]:
     """(the .tflite file to time, the model ref to export first): one of them. `--model` with an .onnx or .pt2
     file means `--onnx` / `--exported-program`."""
+    from dataclasses import replace
+
     from ..errors import ConfigError
 
-    if model is not None and model.lower().endswith(".onnx") and onnx is None:
-        onnx, model = model, None
-    elif model is not None and model.lower().endswith(".pt2") and exported_program is None:
-        exported_program, model = model, None
+    if model is not None and model.lower().endswith(".onnx") and selection.onnx is None:
+        selection, model = replace(selection, onnx=model), None
+    elif model is not None and model.lower().endswith(".pt2") and selection.exported_program is None:
+        selection, model = replace(selection, exported_program=model), None
+    given = (selection.arch, selection.model_fn, selection.onnx, selection.exported_program)
     if model is not None:
-        if arch is not None or any(v is not None for v in (model_fn, onnx, exported_program)):
+        if any(v is not None for v in given):
             raise ConfigError("give either --model FILE.tflite, or a model to export (--arch, --model-fn, --onnx, "
                               "--exported-program)")
         return model, None
-    if all(v is None for v in (arch, model_fn, onnx, exported_program)):
+    if all(v is None for v in given):
         raise ConfigError("give --model FILE.tflite to time, or a model to export first: --arch NAME, "
                           "--model-fn FILE.py:NAME, --onnx FILE.onnx or --exported-program FILE.pt2")
-    name, config = model_choice(arch, model_fn, onnx, exported_program, config, input_shape)
+    name, config = selection.choice()
     label = ",".join(f"{k}={v}" for k, v in config.items())
     return None, f"{name}:{label}"
 
@@ -159,14 +151,14 @@ def preflight(device: str, adb_server: str | None, db: str | None, threads: int 
     """Before any export or run: the results database, a thread count above the cores, and (when an export
     would come first) whether the phone is there at all; an unreachable one exits 1 as a failed run does."""
     from ..errors import DeviceError
-    from ..preflight import check_db, check_device, check_threads
+    from ..preflight import ask_phone, check_db, check_threads
 
     check_db(db)
     if warning := check_threads(threads, device):
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
     if exports:
         try:
-            check_device(device, adb_server)
+            ask_phone(device, adb_server)
         except DeviceError as exc:
             sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())} (nothing exported or run)\n")
             raise SystemExit(1) from None

@@ -41,7 +41,7 @@ def calibrate_cmd(
     from ..errors import ConfigError
     from ..estimate.calibrate import SUITE
     from ..estimate.phones import phone as phone_profile
-    from ..preflight import check_db, check_device
+    from ..preflight import ask_phone, check_db
 
     serial = parse_device_uri(device)[1]
     if not kind_of(device).reached_by_adb:
@@ -55,7 +55,7 @@ def calibrate_cmd(
         raise ConfigError("--models needs at least two models (one is held out at a time)")
     options = BenchOptions(threads=1, runs=runs, warmup=warmup, benchmark_binary=benchmark_binary).validate()
     check_db(db)
-    check_device(device, adb_server)
+    ask_phone(device, adb_server)
     result, path = _calibrate(device, base, name, refs, resolution, options, adb_server, db)
     if json_out:
         print_json({"device": device, "phone": name, "base": base.name, "profile": str(path), "cycle_scale": result.scale,

@@ -50,16 +50,14 @@ _warned: set[str] = set()
 def warn_calibration(targets: list[Any]) -> None:
     """One warning line per implicit export whose int8 model was calibrated on fewer images than asked for
     (its manifest says so), as `export` prints it: a command that exports silently must not hide it."""
-    import json
+    from ..converters.manifest import manifest_beside
 
     for target in targets:
         folder = target.artifact.parent
-        if target.precision != "int8" or str(folder) in _warned or not (folder / "manifest.json").is_file():
+        if target.precision != "int8" or str(folder) in _warned:
             continue
-        try:
-            warning = (json.loads((folder / "manifest.json").read_text()).get("calibration") or {}).get("warning")
-        except (OSError, ValueError):
-            continue
+        manifest = manifest_beside(target.artifact)
+        warning = ((manifest.calibration if manifest else None) or {}).get("warning")
         if warning:
             _warned.add(str(folder))
             sys.stderr.write(f"mobiledeploy: warning: {target.name}: {warning}\n")

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt
-from .app import (Alpha, Groups, ExportedProgramFile, InputShape, Json, ModelFn, OnnxFile, Options, Resolution, Scale,
-                  Weights, app, model_choice, model_config, print_json, set_activity)
+if TYPE_CHECKING:
+    from ..converters.manifest import Manifest
+
+from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt, ModelSelection, model_options
+from .app import Json, Resolution, Weights, app, print_json, set_activity
 
 
 @app.command("export")
+@model_options()
 def export_cmd(
-    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture or alias (see `mobiledeploy models`).")] = None,
-    model_fn: ModelFn = None,
-    onnx: OnnxFile = None,
-    exported_program: ExportedProgramFile = None,
-    input_shape: InputShape = None,
-    g: Groups = None,
-    scale: Scale = None,
-    alpha: Alpha = None,
+    selection: ModelSelection,
     resolution: Resolution = "224",
-    options: Options = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Root folder: files go to OUT/<arch-config-HxW>/.")] = Path("artifacts"),
     formats: Annotated[str, typer.Option("--formats", help="Comma-separated: onnx, fp32, int8 (int8 builds fp32 too), int16x8 (TFLite int16 activations, int8 weights; also --int16-activations); pte_fp32, pte_int8: ExecuTorch .pte with the XNNPACK delegate (the executorch extra).")] = "onnx,fp32,int8",
     calibration: Annotated[str, typer.Option("--calibration", help="A directory of images, or 'synthetic' (seeded, offline).")] = "synthetic",
@@ -55,8 +50,7 @@ def export_cmd(
     from ..converters import export_model
     from ..converters.progress import StageProgress
 
-    name, config = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
-                                input_shape)
+    name, config = selection.choice()
     with StageProgress() as progress:
         result = export_model(
             name, config, resolution=resolution, out_dir=out, formats=f"{formats},int16x8" if int16_activations else formats,
@@ -68,28 +62,29 @@ def export_cmd(
     warn_calibration(result.manifest)
     warn_delegation(result.manifest)
     if json_out:
-        print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
+        print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest.to_dict()})
         return
     print_summary(result)
 
 
-def warn_calibration(manifest: dict[str, Any]) -> None:
+def warn_calibration(manifest: Manifest) -> None:
     """The manifest's calibration warning (fewer images than asked for), when it made an int8 model."""
     import sys
 
-    warning = (manifest.get("calibration") or {}).get("warning")
-    if warning and "int8" in manifest.get("artifacts", {}):
+    warning = (manifest.calibration or {}).get("warning")
+    if warning and "int8" in manifest.artifacts:
         sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
 
 
-def warn_delegation(manifest: dict[str, Any]) -> None:
+def warn_delegation(manifest: Manifest) -> None:
     """One line per TFLite artifact that does not run as one XNNPACK partition on the host."""
     import sys
 
     from ..converters.delegation import delegation_summary, fully_delegated
 
     for fmt in ("fp32", "int8"):
-        found = (manifest.get("artifacts", {}).get(fmt) or {}).get("delegation")
+        entry = manifest.artifacts.get(fmt)
+        found = entry.delegation.to_dict() if entry and entry.delegation else None
         if found and not fully_delegated(found):
             sys.stderr.write(f"mobiledeploy: warning: {fmt} is not fully delegated on the host: {delegation_summary(found)} "
                              f"(why: manifest.json artifacts.{fmt}.delegation.why)\n")
@@ -102,13 +97,13 @@ def print_summary(result: Any) -> None:
     manifest = result.manifest
     console = Console()
     table = Table("format", Column("file", no_wrap=True), "MB", "sha256", "input", "parity", title=str(result.path))
-    for fmt, entry in manifest["artifacts"].items():
-        io = (entry.get("inputs") or [{}])[0]
+    for fmt, entry in manifest.artifacts.items():
+        io = (entry.inputs or [{}])[0]
         shown_io = f"{io.get('dtype', '')} {io.get('layout', '')} {'x'.join(map(str, io.get('shape', [])))}".strip()
-        table.add_row(fmt, entry["path"], f"{entry['bytes'] / 1e6:.1f}", entry["sha256"][:8], shown_io,
-                      _parity_text(manifest["parity"].get(fmt)))
+        table.add_row(fmt, entry.path, f"{(entry.bytes or 0) / 1e6:.1f}", (entry.sha256 or "")[:8], shown_io,
+                      _parity_text(manifest.parity.get(fmt)))
     console.print(table)
-    arm = manifest["parity"].get("arm") or {}
+    arm = manifest.parity.get("arm") or {}
     if arm.get("skipped"):
         console.print("Arm check skipped: the emulated Arm64 environment is not set up (mobiledeploy qemu setup)")
     elif arm:
@@ -119,9 +114,9 @@ def print_summary(result: Any) -> None:
         if "int8" in arm:
             detail.append(f"int8 vs host {arm['int8']['vs_host_steps']} step(s)")
         console.print(f"Arm check on {arm['device']}: " + ", ".join(parts + detail) + (" — passed" if arm.get("passed") else ""))
-    seconds = manifest["stage_seconds"].get("total", 0.0)
+    seconds = manifest.stage_seconds.get("total", 0.0)
     how = "reused (sha256 and inputs unchanged)" if result.reused else f"built in {seconds:.1f} s"
-    console.print(f"{manifest['arch']} {manifest['slug']}: {manifest['complexity']['macs'] / 1e6:.1f} M mult-adds, {how}")
+    console.print(f"{manifest.arch} {manifest.slug}: {(manifest.macs or 0) / 1e6:.1f} M mult-adds, {how}")
 
 
 def _parity_text(result: dict[str, Any] | None) -> str:

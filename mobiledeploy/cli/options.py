@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from ..devices.kinds import device_help, runtimes_help
+from .app import Alpha, ExportedProgramFile, Groups, InputShape, ModelFn, OnnxFile, Options, Scale
 
 __all__ = ["DeviceOpt", "RuntimeOpt", "RuntimesOpt", "AdbServerOpt", "DbOpt", "ThreadsOpt", "RoundsOpt", "RunsOpt", "WarmupOpt", "CpuMaskOpt",
-           "BinaryOpt", "RunnerOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options"]
+           "BinaryOpt", "RunnerOpt", "ReportOpt", "AcceleratorOpt", "FullDelegationOpt", "DispatchLibraryOpt", "accelerator_options",
+           "ModelSelection", "model_options", "ARCH_HELP"]
 
 DeviceOpt = Annotated[str, typer.Option("--device", "-d", help=device_help() + (
     " bench, compare, gate and profile also take several phones at once: adb:A,adb:B, or a DeviceFarmer farm's: "
@@ -65,3 +71,67 @@ Int16ActivationsOpt = Annotated[bool, typer.Option(
 CalibrationSeedOpt = Annotated[int, typer.Option(
     "--calibration-seed", help="Seed of the calibration draw from a --calibration folder: a random, class-balanced "
     "choice of --calib-samples images (each class in its own seeded order, classes in turn); recorded in the manifest.")]
+
+
+# --- the model a command exports (export, accuracy, bench, profile) ------------------------------------------
+ARCH_HELP = "Architecture or alias (see `mobiledeploy models`)."
+
+
+@dataclass(frozen=True)
+class ModelSelection:
+    """The options that name the one model a command exports: a zoo --arch with its configuration, or the user's
+    own (--model-fn, --onnx, --exported-program, with --input-shape)."""
+
+    arch: str | None = None
+    model_fn: str | None = None
+    onnx: str | None = None
+    exported_program: str | None = None
+    input_shape: str | None = None
+    g: int | None = None
+    scale: float | None = None
+    alpha: float | None = None
+    options: list[str] | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The configuration the user gave (--g, --scale, --alpha, --set), unset ones left to the defaults."""
+        from .app import model_config
+
+        return model_config(self.g, self.scale, self.alpha, self.options)
+
+    def choice(self) -> tuple[str, dict[str, Any]]:
+        """(registry name, config) of the one model given; ConfigError when none or several are."""
+        from .app import model_choice
+
+        return model_choice(self.arch, self.model_fn, self.onnx, self.exported_program, self.config(),
+                            self.input_shape)
+
+
+def model_options(arch_help: str = ARCH_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The model-selection options, declared once for every command that exports a model: the command takes one
+    `selection: ModelSelection` parameter, and Typer sees --arch, --model-fn, --onnx, --exported-program,
+    --input-shape, --g, --scale, --alpha and --set where that parameter stands. `arch_help`: the command's own
+    words for --arch."""
+    group: dict[str, Any] = {
+        "arch": Annotated[Optional[str], typer.Option("--arch", "-a", help=arch_help)], "model_fn": ModelFn,
+        "onnx": OnnxFile, "exported_program": ExportedProgramFile, "input_shape": InputShape, "g": Groups,
+        "scale": Scale, "alpha": Alpha, "options": Options}
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(func, include_extras=True)
+        params: list[inspect.Parameter] = []
+        for p in inspect.signature(func).parameters.values():
+            if p.name == "selection":
+                params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                             annotation=annotation) for name, annotation in group.items()]
+            else:
+                params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> Any:
+            return func(selection=ModelSelection(**{name: kwargs.pop(name) for name in group}), **kwargs)
+
+        command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate

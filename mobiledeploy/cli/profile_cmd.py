@@ -7,26 +7,18 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import (Alpha, ExportedProgramFile, Groups, InputShape, Json, ModelFn, OnnxFile, Options, Scale, app,
-                  model_choice, model_config, print_json)
+from .app import Json, app, print_json
 from .console import print_attribution, progress_on_stderr, stdout_console
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
-                      FullDelegationOpt, PhoneOpt, accelerator_options)
+                      FullDelegationOpt, ModelSelection, PhoneOpt, accelerator_options, model_options)
 
 
 @app.command("profile")
+@model_options()
 def profile_cmd(
-    arch: Annotated[Optional[str], typer.Option("--arch", "-a", help="Architecture or alias (see `mobiledeploy models`).")] = None,
-    model_fn: ModelFn = None,
-    onnx: OnnxFile = None,
-    exported_program: ExportedProgramFile = None,
-    input_shape: InputShape = None,
+    selection: ModelSelection,
     device: DeviceOpt = "local",
     phone: PhoneOpt = None,
-    g: Groups = None,
-    scale: Scale = None,
-    alpha: Alpha = None,
-    options: Options = None,
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="Input size: N or HxW.")] = "224",
     format: Annotated[str, typer.Option("--format", help="fp32 or int8 (on local the fp32 ONNX model is profiled).")] = "fp32",
     runtime: Annotated[str, typer.Option("--runtime", help="litert (the .tflite) or executorch (the .pte: its ETDump "
@@ -83,8 +75,7 @@ def profile_cmd(
 
     check_pte_profile(runtime, device, phone)
     size = parse_resolution(resolution)
-    chosen, given = model_choice(arch, model_fn, onnx, exported_program, model_config(g, scale, alpha, options),
-                                 input_shape)
+    chosen, given = selection.choice()
     label = ",".join(f"{k}={v}" for k, v in given.items())
     name, config = parse_model_ref(f"{chosen}:{label}")
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,

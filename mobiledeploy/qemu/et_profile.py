@@ -22,9 +22,10 @@ import tempfile
 from pathlib import Path
 
 from ..errors import RunnerError
-from .env import MARKER, EmulatorMissingError, Environment
+from .env import EmulatorMissingError, Environment
 from .executorch_env import ExecuTorchGuest
 from .run import DEFAULT_TIMEOUT_S, run_counted
+from .run_executorch import pte_command, pte_workdir
 
 __all__ = ["profile_runner", "run_pte_profile"]
 
@@ -73,17 +74,10 @@ def run_pte_profile(env: Environment, guest: ExecuTorchGuest, cpu: str, model: P
                     warmup: int = 1, timeout: float = DEFAULT_TIMEOUT_S) -> tuple[list[tuple[int, int, int]], str, list[int]]:
     """(blocks of the `runs` timed runs: (address, instructions, executions), the guest's maps, instructions per
     run) of `model` on the emulated `cpu`. RunnerError (one line) when the run fails or the map is missing."""
-    if not model.is_file():
-        raise RunnerError(f"model file not found: {model}")
-    runner = profile_runner(env, guest)
-    with tempfile.TemporaryDirectory(prefix="mobiledeploy-qemu-etprof-") as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "model.pte").symlink_to(model.resolve())
-        counts_path, maps_path = tmp / "counts.txt", tmp / "maps.txt"
-        argv = [env.qemu, "-cpu", cpu, "-L", str(env.view(cpu)), "-plugin",
-                f"{env.plugin},out={counts_path},marker={MARKER},profile=1", str(runner), str(tmp / "model.pte"),
-                str(runs), str(warmup), str(MARKER), "-", "-"]
-        counts, _ = run_counted(argv, cpu, counts_path, timeout=timeout, what="profiled ExecuTorch run",
+    with pte_workdir(model) as tmp:  # RunnerError for a missing model, before any build
+        maps_path = tmp / "maps.txt"
+        argv = pte_command(env, cpu, profile_runner(env, guest), tmp, runs, warmup, profile=True)
+        counts, _ = run_counted(argv, cpu, tmp / "counts.txt", timeout=timeout, what="profiled ExecuTorch run",
                                 extra_env={"MD_MAPS": str(maps_path)}, quiet=lambda line: line.startswith("I "))
         try:
             maps = maps_path.read_text()

@@ -5,7 +5,6 @@ be timed interleaved in one session. Needs the optional extra: `pip install 'mob
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,16 +123,13 @@ class _threadpool:
 def pte_delegation(model: Path) -> dict[str, Any] | None:
     """The delegation the export recorded for this file (manifest.json beside it, matched by sha256), in the record
     other runtimes use: nodes, delegated_nodes, partitions, cpu_nodes, not_delegated by op; None if not recorded."""
+    from ..converters.manifest import manifest_beside
     from ..files import sha256_file
 
-    try:
-        manifest = json.loads((model.parent / "manifest.json").read_text())
-    except (OSError, ValueError):
+    manifest, digest = manifest_beside(model), sha256_file(model)
+    delegation = next((e.delegation for e in (manifest.artifacts.values() if manifest else ())
+                       if e.sha256 == digest and e.delegation), None)
+    if delegation is None:
         return None
-    digest = sha256_file(model)
-    for entry in (manifest.get("artifacts") or {}).values():
-        if isinstance(entry, dict) and entry.get("sha256") == digest and entry.get("delegation"):
-            found = entry["delegation"]
-            return {"accelerator": "cpu", "delegate": "XnnpackBackend", **found,
-                    "cpu_nodes": found["nodes"] - found["delegated_nodes"]}
-    return None
+    return {"accelerator": "cpu", "delegate": "XnnpackBackend", **delegation.to_dict(),
+            "cpu_nodes": (delegation.nodes or 0) - (delegation.delegated_nodes or 0)}
