@@ -61,11 +61,10 @@ def _flop_check(name: str, config: dict[str, Any], size: int, rep: bool) -> dict
 
 
 def _has_deploy_form(name: str, config: dict[str, Any]) -> bool:
-    from mobiledeploy.models.common import DEPLOY_METHODS
+    from mobiledeploy.models.common import DEPLOY_METHODS, deploy_method
     from mobiledeploy.registry import build_from_config
 
-    return any(callable(getattr(m, method, None)) for m in build_from_config(name, config).modules()
-               for method in DEPLOY_METHODS)
+    return any(deploy_method(m, method) for m in build_from_config(name, config).modules() for method in DEPLOY_METHODS)
 
 
 def _row(model: str, size: int, out: Path) -> dict[str, Any]:
