@@ -63,11 +63,10 @@ def _flop_check(name: str, config: dict[str, Any], size: int, rep: bool) -> dict
 
 
 def _has_deploy_form(name: str, config: dict[str, Any]) -> bool:
-    from mobiledeploy.models.common import DEPLOY_METHODS
+    from mobiledeploy.models.common import DEPLOY_METHODS, deploy_method
     from mobiledeploy.registry import build_from_config
 
-    return any(callable(getattr(m, method, None)) for m in build_from_config(name, config).modules()
-               for method in DEPLOY_METHODS)
+    return any(deploy_method(m, method) for m in build_from_config(name, config).modules() for method in DEPLOY_METHODS)
 
 
 def _row(model: str, size: int, out: Path) -> dict[str, Any]:
@@ -157,7 +156,8 @@ def _parts(text: str) -> tuple[list[str], dict[str, str], list[str]]:
 
 def _merged(old: str, new: str) -> str:
     """`new`'s rows and bullets over `old`'s: a model measured again replaces its row, the others' rows stay; an op's
-    rule is the newer text."""
+    rule is the newer text, and a rule no row's "int8 ops left" names any more is dropped; an old closing line
+    ("The rows of A, B: ... on commit ...") keeps only the models not measured again, and goes when none is left."""
     old_rows, old_bullets, old_notes = _parts(old)
     new_rows, new_bullets, new_notes = _parts(new)
     model = lambda row: row.split("|")[1].strip().split(" (")[0]  # noqa: E731
@@ -165,9 +165,21 @@ def _merged(old: str, new: str) -> str:
     rows = [row for row in old_rows if model(row) not in measured] + new_rows
     bullets = {k: v for k, v in old_bullets.items() if k not in measured} | new_bullets
     names = {model(row) for row in rows}
+    left = {op.split("×")[0].strip() for row in rows if len(row.split("|")) > 9 for op in row.split("|")[8].split(",")}
     lines = [new.splitlines()[0], new.splitlines()[1], *rows]
-    lines += [bullets[k] for k in bullets if k in names] + [bullets[k] for k in sorted(bullets) if k not in names]
-    return "\n".join(lines + [""] + old_notes + new_notes) + "\n"
+    lines += [bullets[k] for k in bullets if k in names] + [bullets[k] for k in sorted(bullets) if k not in names and k in left]
+    notes = [kept for note in old_notes if (kept := _note_without(note, measured))]
+    return "\n".join(lines + [""] + notes + new_notes) + "\n"
+
+
+def _note_without(note: str, measured: set[str]) -> str | None:
+    """An old closing line without the models measured again (None when it named only those); a line that names
+    no models is kept as it is."""
+    if not note.startswith("The rows of ") or ": " not in note:
+        return note
+    named, rest = note[len("The rows of "):].split(": ", 1)
+    kept = [name for name in named.split(", ") if name not in measured]
+    return f"The rows of {', '.join(kept)}: {rest}" if kept else None
 
 
 def _write(rows: list[dict[str, Any]]) -> None:

@@ -10,16 +10,16 @@ flatbuffer before calibration and denylisted under that name.
 A layer kept in float keeps its output tensor in float: the op that makes it and the ops that read it (through
 ops that only move values, as a channel shuffle's RESHAPE/TRANSPOSE, `MOVES_VALUES`) are denylisted (with the producer alone, QUANTIZE puts the tensor back on the same int8 grid before its readers:
 the fragile model of tests/test_quant_error.py kept its 19.9 dB SQNR). A layer is named as the per-layer table shows it (`quant_error.layer_errors`: the output tensor's name up to
-its first ';'), or the full tensor name. `auto` keeps the op adding the most error in float, `auto:N` the N worst.
+its first ';'), or the full tensor name, or a glob (`*layer_normalization*`: every op onnx2tf's LayerNorms became). `auto` keeps the op adding the most error in float, `auto:N` the N worst.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from mobiledeploy.errors import ConfigError
 
-__all__ = ["parse_float_layers", "rename_for_float", "worst_layers", "FLOAT_NAME"]
+__all__ = ["parse_float_layers", "expand_globs", "rename_for_float", "worst_layers", "FLOAT_NAME"]
 
 FLOAT_NAME = "mobiledeploy_float_{}"
 
@@ -43,6 +43,20 @@ def worst_layers(rows: Sequence[dict[str, Any]], count: int) -> list[str]:
     return [r["tensor"] for r in rows if r["op"] != "INPUT" and r["added_db"] > 0][:count]
 
 
+def expand_globs(names: Sequence[str], known: Iterable[str]) -> list[str]:
+    """Each name as it is, or, one with * or ? (fnmatch), every known name (up to its first ';') it matches, in
+    order: '*layer_normalization*' keeps every op of onnx2tf's decomposed LayerNorms in float. A pattern that
+    matches nothing stays as it is (and is refused as an unknown layer)."""
+    from fnmatch import fnmatchcase
+
+    short = list(dict.fromkeys(k.split(";")[0] for k in known))
+    out: list[str] = []
+    for name in names:
+        found = [k for k in short if fnmatchcase(k, name)] if any(c in name for c in "*?") else []
+        out += [n for n in found or [name] if n not in out]
+    return out
+
+
 def rename_for_float(fp32: bytes, names: Sequence[str]) -> tuple[bytes, list[str]]:
     """The fp32 flatbuffer with the output tensor of each named op renamed FLOAT_NAME.format(k), and those new
     names; ConfigError naming a layer that is no op's output (with a few that are)."""
@@ -58,7 +72,7 @@ def rename_for_float(fp32: bytes, names: Sequence[str]) -> tuple[bytes, list[str
         by_name.setdefault(full, index)
         by_name.setdefault(full.split(";")[0], index)
     chosen: list[int] = []
-    for name in names:
+    for name in expand_globs(names, by_name):
         if name not in by_name:
             known = ", ".join(sorted({n.split(";")[0] for n in by_name})[:5])
             raise ConfigError(f"--float-layers: no layer named {name!r} (names as `accuracy --per-layer` shows them, "

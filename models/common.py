@@ -20,6 +20,7 @@ __all__ = [
     "SqueezeExcite",
     "load_weights",
     "DEPLOY_METHODS",
+    "deploy_method",
     "deploy_form",
 ]
 
@@ -199,6 +200,13 @@ def count_depthwise_convs(model: nn.Module) -> int:
 DEPLOY_METHODS = ("fuse", "reparameterize", "switch_to_deploy")
 
 
+def deploy_method(module: nn.Module, method: str) -> bool:
+    """Whether `module` has the deployment method `method`: a callable attribute that is not a submodule (MobileViT's
+    block keeps its fusion conv as `self.fuse`, a module, which is no fuse() method)."""
+    found = getattr(module, method, None)
+    return callable(found) and not isinstance(found, nn.Module)
+
+
 def deploy_form(module: nn.Module, calls: dict[str, int] | None = None) -> dict[str, int]:
     """Re-parameterise in place by timm's convention: for each child, depth first from the root, `fuse()` (its result
     replaces the child), else `reparameterize()`, else `switch_to_deploy()` (in place), then its own children. Returns
@@ -206,7 +214,7 @@ def deploy_form(module: nn.Module, calls: dict[str, int] | None = None) -> dict[
     calls = calls if calls is not None else {method: 0 for method in DEPLOY_METHODS}
     for name, child in list(module.named_children()):
         for method in DEPLOY_METHODS:
-            if callable(getattr(child, method, None)):
+            if deploy_method(child, method):
                 result = getattr(child, method)()
                 if method == "fuse":
                     setattr(module, name, result)

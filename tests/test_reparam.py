@@ -51,6 +51,29 @@ def test_fuse_replaces_the_child_with_what_it_returns() -> None:
     assert found["calls"] == {"fuse": 1} and isinstance(model[0], nn.Conv2d)
 
 
+class _FusesByAConv(nn.Module):
+    """MobileViT's block: its fusion conv is a submodule named `fuse`, not a fuse() method."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fuse = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fuse(x)
+
+
+def test_a_submodule_named_fuse_is_not_a_deployment_form() -> None:
+    """It was called as fuse() with no input: a TypeError traceback from `export --reparameterize` and from
+    bench_modern.py's MobileViT-XXS row."""
+    from mobiledeploy.models.common import DEPLOY_METHODS, deploy_method
+
+    model = nn.Sequential(_FusesByAConv()).eval()
+    assert not any(deploy_method(m, method) for m in model.modules() for method in DEPLOY_METHODS)
+    with pytest.raises(ConfigError, match="has no module with a fuse"):
+        reparameterize(model, (1, 3, 8, 8), "net.py:build")
+    assert isinstance(model[0].fuse, nn.Sequential)
+
+
 def test_a_model_without_a_deployment_form_and_a_wrong_one_are_refused() -> None:
     with pytest.raises(ConfigError, match="has no module with a fuse"):
         reparameterize(nn.Sequential(nn.Conv2d(3, 4, 1)), (1, 3, 8, 8), "net.py:build")

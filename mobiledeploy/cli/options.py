@@ -64,7 +64,8 @@ def accelerator_options(accelerator: str, require_full_delegation: bool, dispatc
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML + Markdown report with plots to DIR.")]
 FloatLayersOpt = Annotated[Optional[str], typer.Option(
     "--float-layers", help="Keep int8 layers in float: auto (the one adding the most error on the calibration inputs), "
-    "auto:N (the N worst), or comma-separated names as `accuracy --per-layer` shows them. Another export folder (-fl…).")]
+    "auto:N (the N worst), or comma-separated names as `accuracy --per-layer` shows them, or globs "
+    "('*layer_normalization*': every op of the LayerNorms). Another export folder (-fl…).")]
 Int16ActivationsOpt = Annotated[bool, typer.Option(
     "--int16-activations", help="Also make TFLite's int16x8 file (int16 activations, int8 weights: model_int16x8.tflite), "
     "a choice beside --float-layers for layers int8 cannot hold; runs on TFLite's own kernels, not XNNPACK.")]
