@@ -196,7 +196,7 @@ def test_bench_cli_arch_exports_then_times_both_formats(tiny_tflite, results_db,
         manifest = {"slug": "shufflenet_v1-g3-scale0.5-160x160", "arch": arch, "config": {"g": 3, "scale": 0.5},
                     "resolution": list(resolution), "complexity": {"macs": 20_000_000},
                     "artifacts": {fmt: {"path": path.name, "sha256": sha256_file(path)} for fmt, path in tiny_tflite.items()}}
-        return converters.ExportResult(tiny_tflite["fp32"].parent, manifest, reused=True)
+        return converters.ExportResult(tiny_tflite["fp32"].parent, converters.Manifest.from_dict(manifest), reused=True)
 
     monkeypatch.setattr(converters, "export_model", fake_export)
     monkeypatch.chdir(tmp_path)
