@@ -63,7 +63,7 @@ def plan(old: Baseline | None, models: list[str] | None, formats: str, resolutio
 
 
 def _baseline_plan(old: Baseline) -> list[PlanItem]:
-    """One item per (ref, resolution) of the baseline, with every format it has."""
+    """One item per (ref, resolution) of the baseline, with every precision it has."""
     from ..errors import ConfigError
 
     by_ref: dict[tuple[str, tuple[int, ...]], PlanItem] = {}
@@ -74,7 +74,7 @@ def _baseline_plan(old: Baseline) -> list[PlanItem]:
         key = (m.ref, tuple(m.resolution or ()))
         item = by_ref.setdefault(key, PlanItem(m.ref, (), tuple(m.resolution) if m.resolution else None,
                                                reference=m.name == old.reference))
-        item.formats = tuple(dict.fromkeys([*item.formats, m.format]))
+        item.formats = tuple(dict.fromkeys([*item.formats, m.precision]))
     return list(by_ref.values())
 
 
