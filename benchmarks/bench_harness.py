@@ -127,7 +127,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "cv_of_bare_means": cv([r["bare_mean_ms"] for r in reps]),
         "cv_of_normalised_medians": cv(normalised),
         "reps_with_warnings": sum(1 for r in reps if r["warnings"]),
-        "model": target.name, "format": target.precision, "artifact": str(target.artifact), "threads": args.threads,
+        "model": target.name, "precision": target.precision, "artifact": str(target.artifact), "threads": args.threads,
         "runs": args.runs, "warmup": args.warmup, "repeats": args.repeats, "reps": reps,
         "median_of_medians_ms": statistics.median(medians),
         "cv_of_medians": cv(medians),
@@ -156,7 +156,7 @@ def main() -> int:
     paired = out["paired"]
     overhead = max(paired["reported_bias"], paired["loop_overhead"])
     cv_ok, overhead_ok = out["cv_of_medians"] <= TARGET_CV, overhead <= TARGET_OVERHEAD
-    print(f"{out['model']} {out['format']}, {out['threads']} thread(s), {out['repeats']} x {out['runs']} runs "
+    print(f"{out['model']} {out['precision']}, {out['threads']} thread(s), {out['repeats']} x {out['runs']} runs "
           f"(load average {out['load_average']:.2f} on {out['cpus']} CPUs)")
     print(f"  median of the {out['repeats']} medians   {out['median_of_medians_ms']:.3f} ms")
     print(f"  CV of the medians        {out['cv_of_medians']:.2%}  (target <= {TARGET_CV:.0%}: {'met' if cv_ok else 'MISSED'})")

@@ -314,7 +314,7 @@ class LayerRow:
 class Attribution:
     model: str
     source: str
-    format: str
+    precision: str
     bytes_per_element: int
     time_ms: float  # sum of the op times
     run_ms: float | None
@@ -358,7 +358,7 @@ def _rate(amount: float, time_ms: float) -> float | None:
 
 
 def attribute(layers: Sequence[Any], profile: OpProfile | Sequence[OpTime], *, bytes_per_element: int = 4,
-              model: str = "", format: str = "fp32") -> Attribution:
+              model: str = "", precision: str = "fp32") -> Attribution:
     """Join per-op times to the analysis' layers (LayerCost or their dicts) by category and, where
     the times name their modules, layer by layer."""
     if isinstance(profile, OpProfile):
@@ -407,7 +407,7 @@ def attribute(layers: Sequence[Any], profile: OpProfile | Sequence[OpTime], *, b
                      + ", ".join(sorted(set(merge.values()))))
     if not any(op.module for op in ops):
         notes.append("op times carry no layer names: attribution is by op type only")
-    return Attribution(model, source, format, bytes_per_element, time_total, run_ms, mac_total, mem_total,
+    return Attribution(model, source, precision, bytes_per_element, time_total, run_ms, mac_total, mem_total,
                        categories, layer_rows, unmatched, notes)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .artifact_kinds import DEFAULT_PRECISIONS, PRECISIONS, suffix_of
+from .artifact_kinds import PRECISIONS, suffix_of
 from .devices.base import Device, new_result, new_run_id
 from .errors import ConfigError, ExportError, MobiledeployError
 from .records import BenchOptions, BenchTarget, ErrorKind, ExportInputs, RunResult, error_kind_of
@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_from_export", "runtime_artifacts",
            "target_from_file", "run_interleaved",
-           "run_bench", "parse_formats", "FORMATS", "DEFAULT_FORMATS"]
+           "run_bench", "parse_formats"]
 
-FORMATS = PRECISIONS  # what a target's format is: a precision (`artifact_kinds`)
-DEFAULT_FORMATS = DEFAULT_PRECISIONS  # what is timed when --formats is not given (not int16x8: on request)
 Progress = Callable[[str], None]
 
 
@@ -58,9 +56,9 @@ class BenchRun:
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     items = [f.strip().lower() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
-    bad = [f for f in items if f not in FORMATS]
+    bad = [f for f in items if f not in PRECISIONS]
     if bad or not items:
-        raise ConfigError(f"--formats takes a comma list of {', '.join(FORMATS)} (got {text!r})")
+        raise ConfigError(f"--formats takes a comma list of {', '.join(PRECISIONS)} (got {text!r})")
     return tuple(dict.fromkeys(items))
 
 
@@ -129,7 +127,7 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
     manifest = manifest_beside(path.resolve())
     if manifest and (found := manifest.entry_of_file(path.name, target.sha256)) is not None:
         target.name = manifest.slug or target.name
-        target.precision = found[0] if found[0] in FORMATS else target.precision
+        target.precision = found[0] if found[0] in PRECISIONS else target.precision
         target.macs = manifest.macs
         target.config = {"arch": manifest.arch, **manifest.config}
         target.resolution = tuple(manifest.resolution) if manifest.resolution else None

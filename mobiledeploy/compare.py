@@ -11,7 +11,7 @@ artifact, take medians, and set the speedup that mult-adds promise beside the on
 - `efficiency = measured / theoretical`: 1.0 when latency is proportional to mult-adds, below 1
   when the smaller model gains less than its MACs promise (memory access, fragmentation, …)
 
-Everything is relative to the baseline model at the same resolution and format.
+Everything is relative to the baseline model at the same resolution and precision.
 
 Benchmark suites (`benchmarks/suites/*.json`, package data of `mobiledeploy.benchmarks`) say which
 models to compare at which input sizes, and carry published figures to print beside ours.
@@ -33,6 +33,7 @@ __all__ = [
     "SuiteError", "Suite", "SuiteModel", "load_suite", "parse_suite", "list_suites",
     "CompareRow", "compare", "theoretical_speedup", "measured_speedup", "efficiency",
     "slug_key", "resolution_label", "round_speedups", "group_runs", "pooled_timings_us", "format_resolution",
+    "failure_precision",
 ]
 
 SUITE_SCHEMA_VERSION = 1
@@ -96,11 +97,11 @@ def resolution_label(result: RunResult) -> str | None:
     return f"{match[1]}x{match[2]}" if match else None
 
 
-GroupKey = tuple[str, str, str, str]  # (model key, format, resolution, runtime)
+GroupKey = tuple[str, str, str, str]  # (model key, precision, resolution, runtime)
 
 
 def group_runs(results: Iterable[RunResult]) -> dict[GroupKey, list[RunResult]]:
-    """Results of the same model, format, resolution and runtime (e.g. the rounds of one session)."""
+    """Results of the same model, precision, resolution and runtime (e.g. the rounds of one session)."""
     groups: dict[GroupKey, list[RunResult]] = {}
     for result in results:
         key = (slug_key(result.model), result.precision, resolution_label(result) or "?", result.runtime or "")
@@ -136,7 +137,7 @@ def cost_of(result: RunResult) -> float | None:
 
 @dataclass
 class CompareRow:
-    """One model at one resolution and format, set against the baseline at the same ones.
+    """One model at one resolution and precision, set against the baseline at the same ones.
 
     Speedups and efficiency are None where they cannot be computed (failed runs, no MACs); the
     `paper_*` fields are the suite's published figures, when it has them.
@@ -144,7 +145,7 @@ class CompareRow:
 
     model: str
     key: str
-    format: str
+    precision: str
     resolution: str
     baseline: bool
     macs: int | None
@@ -194,32 +195,37 @@ def compare(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> list[CompareRow]:
-    """Rows of model vs `baseline` (a `slug_key`: the export slug without its input size) per format and resolution, baseline first.
+    """Rows of model vs `baseline` (a `slug_key`: the export slug without its input size) per precision and resolution, baseline first.
 
     `labels` maps model keys to display names; `paper` maps model keys to their suite entries;
-    `failures` are models that never got a result ({"key", "format", "resolution", "error"[, "runtime"]}, e.g.
+    `failures` are models that never got a result ({"key", "precision", "resolution", "error"[, "runtime"]}; an older `format` key is read too, e.g.
     an export that failed), listed so the table says so instead of leaving a gap. Each runtime has its own
     cells: a model is set against the baseline timed by the same runtime.
     """
     labels = labels or {}
     paper = paper or {}
     groups = group_runs(results)
-    fail_text = {(f["key"], f["format"], f["resolution"], f.get("runtime", "")): f["error"] for f in failures}
+    fail_text = {(f["key"], failure_precision(f), f["resolution"], f.get("runtime", "")): f["error"] for f in failures}
     for cell in fail_text:
         groups.setdefault(cell, [])
     rows = []
     for cell, runs in groups.items():
         rows.append(_row(cell, runs, cell[0] == baseline, labels.get(cell[0], cell[0]), fail_text.get(cell)))
-    by_cell = {(r.format, r.resolution, r.runtime): r for r in rows if r.baseline}
+    by_cell = {(r.precision, r.resolution, r.runtime): r for r in rows if r.baseline}
     for row in rows:
-        base = by_cell.get((row.format, row.resolution, row.runtime))
+        base = by_cell.get((row.precision, row.resolution, row.runtime))
         _speedups(row, base, groups, confidence, n_boot, seed)
         _paper(row, paper.get(row.key), paper.get(baseline))
     order = {key: i for i, key in enumerate(labels)}
     res_order = {res: i for i, res in enumerate(sorted({r.resolution for r in rows}, key=_pixels))}
-    rows.sort(key=lambda r: (res_order[r.resolution], r.format, r.runtime, not r.baseline, order.get(r.key, len(order)),
+    rows.sort(key=lambda r: (res_order[r.resolution], r.precision, r.runtime, not r.baseline, order.get(r.key, len(order)),
                              r.key))
     return rows
+
+
+def failure_precision(failure: dict[str, Any]) -> str:
+    """A failure dict's precision: `precision`, or `format` in one written before the rename."""
+    return failure["precision"] if "precision" in failure else failure["format"]
 
 
 def _pixels(res: str) -> tuple[int, str]:
@@ -235,7 +241,7 @@ def _row(cell: GroupKey, runs: list[RunResult], is_baseline: bool, label: str, f
     counted = bool(ok) and all(r.instruction_counts for r in ok)
     median = statistics.median(timings) if timings else None
     median_ms = median / 1000.0 if median is not None and not counted else None
-    row = CompareRow(model=label, key=key, format=fmt, resolution=res, baseline=is_baseline, macs=macs,
+    row = CompareRow(model=label, key=key, precision=fmt, resolution=res, baseline=is_baseline, macs=macs,
                      median_ms=median_ms, runs=len(timings), rounds=len(ok), runtime=runtime)
     if counted:
         row.unit, row.median_instructions = "instructions", median
@@ -296,7 +302,7 @@ def _speedups(row: CompareRow, base: CompareRow | None, groups: dict[GroupKey, l
 
 
 def _cell(row: CompareRow) -> GroupKey:
-    return row.key, row.format, row.resolution, row.runtime
+    return row.key, row.precision, row.resolution, row.runtime
 
 
 def round_speedups(baseline_runs: Sequence[RunResult], runs: Sequence[RunResult]) -> list[float]:

@@ -154,7 +154,7 @@ class GuidelineResult:
     title: str
     claim: str
     source: str
-    format: str
+    precision: str
     variants: list[VariantResult]
     claims: list[ClaimResult]
     verdict: str
@@ -190,14 +190,14 @@ def overall_verdict(verdicts: Sequence[str]) -> str:
     return "no clear difference"
 
 
-def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str, str], *, format: str = "fp32",
+def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str, str], *, precision: str = "fp32",
              min_effect: float = 0.03, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> GuidelineResult:
     """Judge one guideline from results of its variants; `keys` maps variant labels to model keys."""
     from .stats import ratio_of_medians_ci
 
     by_key: dict[str, list[RunResult]] = {}
     for (key, fmt, _res, _runtime), runs in group_runs(results).items():
-        if fmt == format:
+        if fmt == precision:
             by_key.setdefault(key, []).extend(runs)
     timings = {v.label: pooled_timings_us(by_key.get(keys.get(v.label, ""), [])) for v in guideline.variants}
     macs = {v.label: next((r.macs for r in by_key.get(keys.get(v.label, ""), []) if r.macs), None)
@@ -240,7 +240,7 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
         r, ci = ratio(fast, slow)
         claims.append(ClaimResult(fast, slow, r, ci, claim_verdict(r, ci, min_effect)))
     verdict = overall_verdict([c.verdict for c in claims])
-    return GuidelineResult(guideline.id, guideline.title, guideline.claim, guideline.source, format, variants,
+    return GuidelineResult(guideline.id, guideline.title, guideline.claim, guideline.source, precision, variants,
                            claims, verdict, _summary(guideline, claims, verdict))
 
 

@@ -100,11 +100,11 @@ def uncompared(per_phone: list[tuple[Any, list[Any]]]) -> bool:
 
 
 def side_by_side(per_phone: list[tuple[Any, list[Any]]]) -> dict[tuple[Any, ...], list[Any]]:
-    """(model, format, resolution, theoretical) → each phone's row (None where that phone has none)."""
+    """(model, precision, resolution, theoretical) → each phone's row (None where that phone has none)."""
     cells: dict[tuple[Any, ...], list[Any]] = {}
     for index, (_, rows) in enumerate(per_phone):
         for row in rows:
-            key = (row.model, row.format, row.resolution, row.theoretical_speedup)
+            key = (row.model, row.precision, row.resolution, row.theoretical_speedup)
             cells.setdefault(key, [None] * len(per_phone))[index] = row
     return cells
 

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .artifact_kinds import export_request
-from .bench import DEFAULT_FORMATS, BenchRun, run_bench, runtime_artifacts, target_from_file, targets_from_export
+from .artifact_kinds import DEFAULT_PRECISIONS, export_request
+from .bench import BenchRun, run_bench, runtime_artifacts, target_from_file, targets_from_export
 from .records import BenchOptions, BenchTarget, ExportInputs, RunResult
 
 __all__ = ["prepare_targets", "measure"]
@@ -23,7 +23,7 @@ Progress = Callable[[str], None]
 _EXPORT_LOCK = threading.Lock()
 
 
-def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_FORMATS, resolution: Any = (224, 224),
+def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_PRECISIONS, resolution: Any = (224, 224),
                     progress: Progress | None = None, *, weights: str | None = None, export: ExportInputs | None = None,
                     runtimes: Sequence[str | None] = (None,)) -> list[BenchTarget]:
     """Targets for model refs ('v1:g=3,scale=0.5', or a user's model: 'net.py:build:width=8', 'net.onnx',
@@ -79,7 +79,7 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
     return exported, identity
 
 
-def measure(model_refs: list[str], device: str, options: BenchOptions, *, formats: Sequence[str] = DEFAULT_FORMATS,
+def measure(model_refs: list[str], device: str, options: BenchOptions, *, formats: Sequence[str] = DEFAULT_PRECISIONS,
             resolution: Any = (224, 224), runtimes: Sequence[str | None] = (None,), rounds: int = 1,
             weights: str | None = None, export: ExportInputs | None = None, db: str | Path | None = None,
             adb_server: str | None = None, progress: Progress | None = None,

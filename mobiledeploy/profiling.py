@@ -95,4 +95,4 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
             raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
         profile = op_times_from_profile(result.op_profile, target.artifact)
         fmt, width = target.precision, (1 if target.precision == "int8" else 4)
-    return attribute(report.layers, profile, bytes_per_element=width, model=label, format=fmt)
+    return attribute(report.layers, profile, bytes_per_element=width, model=label, precision=fmt)

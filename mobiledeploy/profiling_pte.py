@@ -88,7 +88,7 @@ def pte_local_profile(target: Any, name: str, config: dict[str, Any], label: str
     rows = pte_op_profile(Path(target.artifact), runs=runs, threads=threads)
     width = 1 if target.precision.endswith("int8") else 4
     report = attribute(target_analysis(name, config, target).layers, pte_op_times(rows),
-                       bytes_per_element=width, model=label, format=target.precision)
+                       bytes_per_element=width, model=label, precision=target.precision)
     report.notes.append(PTE_NOTE)
     return report
 

@@ -32,8 +32,10 @@ _MARKERS = {"fp32": "o", "int8": "s"}
 
 
 def _d(item: Any) -> dict[str, Any]:
+    """A row, attribution or guideline result as a dict; a dict saved before the rename has its `format`
+    (a precision) read as `precision`."""
     if isinstance(item, dict):
-        return item
+        return {**item, "precision": item["format"]} if "precision" not in item and "format" in item else item
     return described(item) if isinstance(item, RunResult) else item.to_dict()
 
 
@@ -56,7 +58,7 @@ def _png(fig: Any) -> bytes:
 # --- plots -----------------------------------------------------------------------------------------
 
 def plot_latency_vs_macs(rows: Sequence[Any]) -> bytes | None:
-    """Median latency vs MACs, log-log, one series per resolution and format, the proportional
+    """Median latency vs MACs, log-log, one series per resolution and precision, the proportional
     line (latency ∝ MACs) through each baseline. None when no row has both numbers."""
     data = [_d(r) for r in rows]
     points = [r for r in data if r.get("macs") and r.get("median_ms")]
@@ -64,13 +66,13 @@ def plot_latency_vs_macs(rows: Sequence[Any]) -> bytes | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    series = sorted({(r["resolution"], r["format"]) for r in points}, key=lambda s: (_pixels(s[0]), s[1]))
+    series = sorted({(r["resolution"], r["precision"]) for r in points}, key=lambda s: (_pixels(s[0]), s[1]))
     resolutions = sorted({s[0] for s in series}, key=_pixels)
     xmin = min(r["macs"] for r in points) / 1.5
     xmax = max(r["macs"] for r in points) * 1.5
     for res, fmt in series:
         color = _COLORS[resolutions.index(res) % len(_COLORS)]
-        group = [r for r in points if r["resolution"] == res and r["format"] == fmt]
+        group = [r for r in points if r["resolution"] == res and r["precision"] == fmt]
         ax.scatter([r["macs"] for r in group], [r["median_ms"] for r in group], color=color,
                    marker=_MARKERS.get(fmt, "^"), s=46, label=f"{res} {fmt}", zorder=3,
                    facecolors=color if fmt != "int8" else "none")
@@ -114,12 +116,12 @@ def plot_speedups(rows: Sequence[Any]) -> bytes | None:
     if not data:
         return None
     plt = _pyplot()
-    formats = sorted({r["format"] for r in data})
-    width_in = max(7.0, 0.9 * max(sum(r["format"] == f for r in data) for f in formats) + 2)
+    formats = sorted({r["precision"] for r in data})
+    width_in = max(7.0, 0.9 * max(sum(r["precision"] == f for r in data) for f in formats) + 2)
     fig, axes = plt.subplots(len(formats), 1, figsize=(width_in, 3.8 * len(formats)), squeeze=False)
     has_paper = any(r.get("paper_measured_speedup") for r in data)
     for ax, fmt in zip(axes[:, 0], formats):
-        group = [r for r in data if r["format"] == fmt]
+        group = [r for r in data if r["precision"] == fmt]
         xs = range(len(group))
         bar = 0.27 if has_paper else 0.38
         theo = [r.get("theoretical_speedup") or 0 for r in group]
@@ -163,7 +165,7 @@ def plot_attribution(attributions: Sequence[Any], top: int = 10) -> bytes | None
         ax.set_yticks(list(ys))
         ax.set_yticklabels([c["label"] for c in cats], fontsize=8)
         ax.set_xlabel("share (%)")
-        ax.set_title(f"{_short(att.get('model', ''))} ({att.get('format', '')})", fontsize=9)
+        ax.set_title(f"{_short(att.get('model', ''))} ({att.get('precision', '')})", fontsize=9)
         ax.grid(True, axis="x", alpha=0.25)
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Where the time goes vs where the mult-adds are", fontsize=10)
@@ -172,7 +174,7 @@ def plot_attribution(attributions: Sequence[Any], top: int = 10) -> bytes | None
 
 
 def plot_guidelines(results: Sequence[Any]) -> bytes | None:
-    """Relative throughput per variant (reference = 1), one panel per guideline and format."""
+    """Relative throughput per variant (reference = 1), one panel per guideline and precision."""
     data = [_d(r) for r in results if any(v.get("relative_speed") for v in _d(r)["variants"])]
     if not data:
         return None
@@ -189,7 +191,7 @@ def plot_guidelines(results: Sequence[Any]) -> bytes | None:
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(vals)))
         ax.set_xticklabels([v["label"] for v in variants], rotation=30, fontsize=7, ha="right")
-        ax.set_title(f"{res['id']} ({res.get('format', '')}): {res['verdict']}", fontsize=9)
+        ax.set_title(f"{res['id']} ({res.get('precision', '')}): {res['verdict']}", fontsize=9)
         ax.set_ylabel("relative speed per MAC" if key == "relative_throughput" else "relative speed")
         ax.grid(True, axis="y", alpha=0.25)
     fig.tight_layout()
@@ -227,7 +229,7 @@ def _fmt(value: Any, kind: str = "") -> str:
 
 
 COMPARE_COLUMNS = [
-    ("model", "model", ""), ("format", "format", ""), ("resolution", "resolution", ""), ("macs", "MACs", "M"),
+    ("model", "model", ""), ("precision", "precision", ""), ("resolution", "resolution", ""), ("macs", "MACs", "M"),
     ("median_ms", "median ms", ""), ("theoretical_speedup", "theoretical", "x"),
     ("measured_speedup", "measured", "x"), ("measured_speedup_ci", "95% CI", "ci"), ("efficiency", "efficiency", "pct"),
     ("paper_ms", "paper ms", ""), ("paper_measured_speedup", "paper measured", "x"),
@@ -235,7 +237,7 @@ COMPARE_COLUMNS = [
 ]
 # estimated ms (a phone profile applied to counted qemu: runs) get their own table, never a column of the measured one
 ESTIMATE_COLUMNS = [
-    ("model", "model", ""), ("format", "format", ""), ("resolution", "resolution", ""),
+    ("model", "model", ""), ("precision", "precision", ""), ("resolution", "resolution", ""),
     ("estimate_phone", "phone profile", ""), ("estimated_ms", "estimated ms", ""),
     ("estimated_band_pct", "band ±%", ""), ("estimated_speedup", "estimated speedup", "x"),
     ("measured_speedup", "instruction ratio (exact)", "x"), ("paper_ms", "paper ms", ""),
@@ -336,7 +338,7 @@ def write_compare_report(out_dir: str | Path, rows: Sequence[Any], *, attributio
     blocks: list[tuple[str, Any]] = [
         ("p", "Theoretical speedup = baseline MACs / model MACs; measured speedup = baseline median latency / "
               "model median latency (95% bootstrap CI); efficiency = measured / theoretical. Each relative to the "
-              "baseline at the same resolution and format."),
+              "baseline at the same resolution and precision."),
         ("h2", "Speedups over the baseline"),
         ("table", (data, COMPARE_COLUMNS)),
         ("png", ("latency_vs_macs.png", plot_latency_vs_macs(data), "Latency vs MACs (log-log)")),
@@ -353,7 +355,7 @@ def write_compare_report(out_dir: str | Path, rows: Sequence[Any], *, attributio
         blocks += [("h2", "Per-layer attribution"),
                    ("png", ("per_layer_gap.png", plot_attribution(atts), "Share of time vs share of MACs per op type"))]
         for att in atts:
-            blocks.append(("p", f"{att.get('model')} ({att.get('format')}): times from {att.get('source')}; "
+            blocks.append(("p", f"{att.get('model')} ({att.get('precision')}): times from {att.get('source')}; "
                                 f"{'; '.join(att.get('notes') or [])}"))
             blocks.append(("table", (att["categories"], ATTRIBUTION_COLUMNS)))
     return _write_page(Path(out_dir), "compare", title, meta or {}, blocks)
@@ -365,7 +367,7 @@ def write_guidelines_report(out_dir: str | Path, results: Sequence[Any], *, meta
     data = [_d(r) for r in results]
     blocks: list[tuple[str, Any]] = [("png", ("guidelines.png", plot_guidelines(data), "Relative speed per variant"))]
     for res in data:
-        blocks += [("h2", f"{res['id']} ({res['format']}): {res['title']} — {res['verdict']}"),
+        blocks += [("h2", f"{res['id']} ({res['precision']}): {res['title']} — {res['verdict']}"),
                    ("p", f"Paper ({res['source']}): {res['claim']}. {res['summary']}"),
                    ("table", (res["variants"], GUIDELINE_COLUMNS))]
         if any(v.get("estimated_ms") is not None for v in res["variants"]):

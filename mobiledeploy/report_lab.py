@@ -20,13 +20,13 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 
 def side_by_side_rows(per_phone: Sequence[tuple[dict[str, Any], Sequence[Any]]]) -> list[dict[str, Any]]:
-    """One dict per (model, format, resolution): its theoretical speedup and each phone's measured one
+    """One dict per (model, precision, resolution): its theoretical speedup and each phone's measured one
     (`<phone>` → 'x [low, high]', `<phone>_x` → the number)."""
     table: dict[tuple[Any, ...], dict[str, Any]] = {}
     for phone, rows in per_phone:
         for row in map(_d, rows):
-            key = (row["model"], row["format"], row["resolution"], row.get("runtime") or "")
-            entry = table.setdefault(key, {"model": row["model"], "format": row["format"],
+            key = (row["model"], row["precision"], row["resolution"], row.get("runtime") or "")
+            entry = table.setdefault(key, {"model": row["model"], "precision": row["precision"],
                                            "resolution": row["resolution"],
                                            "theoretical_speedup": row.get("theoretical_speedup")})
             entry[f"{phone['phone']}_x"] = row.get("measured_speedup")
@@ -66,7 +66,7 @@ def plot_speedups_by_device(per_phone: Sequence[tuple[dict[str, Any], Sequence[A
                color=_COLORS[i % len(_COLORS)], label=_short(phone))
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([f"{_short(r['model'])}\n{r['format']} {r['resolution']}" for r in rows], fontsize=7)
+    ax.set_xticklabels([f"{_short(r['model'])}\n{r['precision']} {r['resolution']}" for r in rows], fontsize=7)
     ax.set_ylabel("speedup over baseline (x)")
     ax.set_title("Measured speedup per phone (95% CI) beside the theoretical one", fontsize=10)
     ax.grid(True, axis="y", alpha=0.25)
@@ -83,7 +83,7 @@ def write_by_device_report(out_dir: str | Path, per_phone: Sequence[tuple[dict[s
     phones = [phone for phone, _ in per_phone]
     phone_columns = [("phone", "phone", ""), ("device", "device", ""), ("machine_class", "machine class", ""),
                      ("status", "status", ""), ("error", "error", "")]
-    columns = [("model", "model", ""), ("format", "format", ""), ("resolution", "resolution", ""),
+    columns = [("model", "model", ""), ("precision", "precision", ""), ("resolution", "resolution", ""),
                ("theoretical_speedup", "theoretical", "x"), *((p["phone"], p["phone"], "") for p in phones)]
     blocks: list[tuple[str, Any]] = [
         ("p", "Each phone's models are set against the baseline timed on the same phone, in its own interleaved "

@@ -89,7 +89,7 @@ def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], 
             for fmt in formats:
                 if fmt not in got:
                     message = " ".join(str(last).split()) if last else "not exported"
-                    failures.append({"key": keys[ref], "format": fmt, "resolution": format_resolution(res),
+                    failures.append({"key": keys[ref], "precision": fmt, "resolution": format_resolution(res),
                                      "runtime": runtime or "", "error": f"export failed: {message}"})
     return targets, failures
 
@@ -156,11 +156,11 @@ def partial_compare_report(report: Path, status: str, measured: list[Any], plan:
 
 
 def judge_guidelines(plan: dict[str, Any], results: list[Any]) -> list[Any]:
-    """Every chosen guideline in every format, judged from the runs (`guidelines.evaluate`)."""
+    """Every chosen guideline in every precision, judged from the runs (`guidelines.evaluate`)."""
     from .guidelines import evaluate
 
     keys = plan["keys"]
-    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, format=fmt, min_effect=plan["min_effect"])
+    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, precision=fmt, min_effect=plan["min_effect"])
             for fmt in plan["formats"] for g in plan["chosen"]]
 
 

@@ -116,7 +116,8 @@ def test_coarse_profiles_merge_what_they_cannot_split():
     ops = [OpTime("Delegate/Convolution (NHWC, F32) GEMM:0", "Convolution (NHWC, F32) GEMM", "pointwise", 3.0),
            OpTime("Delegate/Convolution (NHWC, F32) IGEMM:1", "Convolution (NHWC, F32) IGEMM", "conv", 1.0)]
     layers = LAYERS + [{"name": "u.g", "op": "conv2d_group", "macs": 200, "memory_access": 10}]
-    att = attribute(layers, ops, bytes_per_element=1, format="int8")
+    att = attribute(layers, ops, bytes_per_element=1, precision="int8")
+    assert att.precision == "int8" and att.to_dict()["precision"] == "int8" and "format" not in att.to_dict()
     cats = {c.category: c for c in att.categories}
     assert cats["pointwise"].layers == 2 and cats["pointwise"].macs == 500  # 1x1 + group conv
     assert cats["conv"].macs == 600 and att.layers == []

@@ -38,7 +38,7 @@ def test_results_are_grouped_into_rounds_per_artifact():
     assert m.ref == "v1:g=3" and m.resolution == [112, 112] and m.macs == 1000
     assert b.models["m/int8"].failures == ["interpreter error"] and not b.models["m/int8"].rounds
     assert b.reference_for("fp32") is b.models["ref/fp32"]
-    assert b.reference_for("int8") is b.models["ref/fp32"]  # no int8 reference: any format
+    assert b.reference_for("int8") is b.models["ref/fp32"]  # no int8 reference: any precision
     assert [m.key for m in b.models.values() if m.name != b.reference] == ["m/fp32", "m/int8"]
     assert "thermal_before" not in b.device_info and b.device_info["soc"] == "cpu"
     summary = m.summary()
@@ -57,7 +57,7 @@ def test_save_and_load_round_trip(tmp_path):
                               bench_options={"runs": 2, "rounds": 3}, git="c0ffee")
     path = save_baseline(b, tmp_path / "deep" / "b.json")
     data = json.loads(path.read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 1 and data["kind"] == "mobiledeploy-gate-baseline"
+    assert data["schema_version"] == SCHEMA_VERSION == 2 and data["kind"] == "mobiledeploy-gate-baseline"
     assert data["models"][0]["rounds"][2] == {"round": "2", "median_us": 101.75, "timings_us": [102.0, 101.5]}
     assert data["models"][0]["summary"]["rounds"] == 3
     loaded = load_baseline(path)
@@ -75,7 +75,23 @@ def test_v0_baseline_is_upgraded():
     assert list(m.rounds) == ["0"] and len(m.rounds["0"]) == 12 and m.sha256.startswith("5f1c")
     assert m.ref is None  # v0 did not record how to rebuild a model
     raw = json.loads((FIXTURES / "baseline_v0.json").read_text())
-    assert upgrade(raw)["schema_version"] == 1
+    assert upgrade(raw)["schema_version"] == 2
+
+
+def test_v1_baseline_format_is_read_as_precision(tmp_path):
+    """Schema 1 called each model's precision `format`: it loads, and is saved again as `precision`."""
+    b = baseline_from_results([result("m", r, [100.0 + r, 101.5]) for r in range(3)])
+    v1 = b.to_dict()
+    v1["schema_version"] = 1
+    v1["models"] = [{("format" if k == "precision" else k): v for k, v in m.items()} for m in v1["models"]]
+    v1["models"][0]["format"] = "int8"
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(v1))
+    loaded = load_baseline(path)
+    assert list(loaded.models) == ["m/int8"] and loaded.models["m/int8"].precision == "int8"
+    saved = json.loads(save_baseline(loaded, tmp_path / "again.json").read_text())
+    assert saved["schema_version"] == 2 and saved["models"][0]["precision"] == "int8"
+    assert "format" not in saved["models"][0]
 
 
 def test_unknown_schema_and_garbage_are_refused(tmp_path):

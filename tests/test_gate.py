@@ -195,7 +195,7 @@ def test_markdown_summary():
     verdict = judge(session(seed=1), session(slower(1.12), seed=2))
     text = verdict_markdown(verdict, "benchmarks/baselines/local.json")
     assert text.startswith("## ❌ Latency gate failed: regression — `local`")
-    assert "| model | format | baseline ms | candidate ms | change | 99% interval | p | verdict |" in text
+    assert "| model | precision | baseline ms | candidate ms | change | 99% interval | p | verdict |" in text
     row = next(line for line in text.splitlines() if line.startswith(f"| `{MODEL}`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "fp32" and cells[4].startswith("+") and "…" in cells[5] and cells[7] == "❌ regression"
@@ -256,7 +256,7 @@ def test_cli_fails_on_a_regression_and_writes_reports(files, tmp_path, capsys):
     assert ET.parse(junit).getroot().find("testsuite").get("failures") == "1"
     assert "❌" in md.read_text()
     saved = json.loads(out.read_text())
-    assert saved["verdict"]["exit_code"] == 1 and saved["candidate"]["schema_version"] == 1
+    assert saved["verdict"]["exit_code"] == 1 and saved["candidate"]["schema_version"] == 2
     # the --out file is itself a valid candidate
     assert main(["gate", "--baseline", str(base), "--results", str(out), "--json"]) == 1
 

@@ -23,7 +23,7 @@ ENV = {"litert": "2.3.0", "features": ["fp", "asimd", "asimddp"], "qemu": "7.2.2
 
 
 def entry(count: float, *, spread: int = 0, env: dict | None = None, error: str | None = None, sha: str = "a") -> ExactEntry:
-    return ExactEntry(ref="v1:g=3", format="int8", cpu="cortex-a76", instructions=count, sha256=sha, spread=spread,
+    return ExactEntry(ref="v1:g=3", precision="int8", cpu="cortex-a76", instructions=count, sha256=sha, spread=spread,
                       environment=dict(env or ENV), error=error)
 
 
@@ -77,7 +77,7 @@ def test_rerecording_one_core_keeps_the_others():
     a53 = [ExactEntry("v1:g=3", f, "cortex-a53", 2e7 + i) for i, f in enumerate(("fp32", "int8"))]
     again = [ExactEntry("v1:g=3", f, "cortex-a53", 3e7 + i) for i, f in enumerate(("fp32", "int8"))]
     merged = merged_entries(a76 + a53, again)
-    assert [(e.cpu, e.format, e.instructions) for e in merged] == [
+    assert [(e.cpu, e.precision, e.instructions) for e in merged] == [
         ("cortex-a76", "fp32", 1e7), ("cortex-a76", "int8", 1e7 + 1), ("cortex-a53", "fp32", 3e7), ("cortex-a53", "int8", 3e7 + 1)]
     new = ExactEntry("mobilenet_v1", "int8", "cortex-a53", 5e6)
     assert merged_entries(a76, [new]) == [*a76, new]  # a new model is added after what was there
@@ -103,7 +103,7 @@ def test_a_baseline_of_the_wrong_shape_is_one_error(tmp_path, entries, said):
 
 def test_committed_baseline_covers_what_ci_gates():
     path = Path(__file__).parent.parent / "benchmarks" / "baselines" / "arm" / "instructions.json"
-    keys = {(e.ref.split(":")[0], e.format, e.cpu) for e in load_exact(path)}
+    keys = {(e.ref.split(":")[0], e.precision, e.cpu) for e in load_exact(path)}
     for arch in ("v1", "mobilenet_v1"):
         for fmt in ("fp32", "int8"):
             for cpu in ("cortex-a76", "cortex-a53"):
@@ -210,3 +210,19 @@ def test_rerecording_one_core_keeps_the_other_cores_entries(recorded, tmp_path):
     assert [e["cpu"] for e in entries] == ["cortex-a76", "cortex-a53"]
     assert entries[0] == a76  # untouched
     assert entries[1]["instructions"] > 1e5 and "asimddp" not in entries[1]["environment"]["features"]
+
+
+def test_schema_1_entries_say_format_and_still_load(tmp_path):
+    """Schema 1 called the precision `format`; it is read as `precision`, and what is written says `precision`."""
+    old = {"ref": "v1:g=3", "format": "int8", "cpu": "cortex-a76", "instructions": 1e7, "spread": 2}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema_version": 1, "kind": KIND, "entries": [old]}))
+    (entry,) = load_exact(path)
+    assert (entry.precision, entry.key) == ("int8", "v1:g=3 int8 @cortex-a76")
+    written = json.loads(baseline_document([entry], 0.01, None))
+    assert written["schema_version"] == 2 and written["entries"][0]["precision"] == "int8"
+    assert "format" not in written["entries"][0]
+    (tmp_path / "new.json").write_text(json.dumps(written))
+    assert load_exact(tmp_path / "new.json") == [entry]
+    verdict = judge_exact([entry], [entry], 0.01).to_dict()
+    assert verdict["entries"][0]["precision"] == "int8" and "format" not in verdict["entries"][0]

@@ -288,7 +288,7 @@ def test_compare_across_three_farm_phones(farm, adb_env, host_runner, results_db
     report = tmp_path / "report"
     assert {"by_device.html", "by_device.md", "speedups_by_device.png", "PX7-0001"} <= {p.name for p in report.iterdir()}
     markdown = (report / "by_device.md").read_text()
-    assert "| model | format | resolution | theoretical | PX7-0001 | PX8-0002 | S23-0003 |" in markdown
+    assert "| model | precision | resolution | theoretical | PX7-0001 | PX8-0002 | S23-0003 |" in markdown
     assert "data:image/png;base64," in (report / "by_device.html").read_text()
 
     runs_json = tmp_path / "runs.json"
@@ -430,7 +430,7 @@ def test_an_interrupted_compare_releases_every_phone_and_writes_its_report(farm,
     assert "interrupted by SIGINT" in err and "Traceback" not in err
     released(farm, ["PX7-0001", "PX8-0002", "S23-0003"])
     markdown = (report / "by_device.md").read_text()
-    assert "status: interrupted" in markdown and "| model | format | resolution | theoretical |" in markdown
+    assert "status: interrupted" in markdown and "| model | precision | resolution | theoretical |" in markdown
 
 
 def stored_ok(db: Path) -> list[dict]:

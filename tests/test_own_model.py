@@ -346,7 +346,7 @@ def test_bench_and_gate_name_the_own_model(readme_run: dict[str, Any]) -> None:
     arm = next(p for c, p in runs.items() if c.startswith("mobiledeploy bench --device qemu"))
     assert re.search(r"mynet_pt2-64x64\s+fp32\s+ok\s+1\.\d+M", arm.stdout), arm.stdout
     baseline = json.loads((readme_run["root"] / "mynet-arm.json").read_text())
-    assert {(e["ref"], e["format"]) for e in baseline["entries"]} == {("mynet.pt2", "fp32"), ("mynet.pt2", "int8")}
+    assert {(e["ref"], e["precision"]) for e in baseline["entries"]} == {("mynet.pt2", "fp32"), ("mynet.pt2", "int8")}
     gate = runs["mobiledeploy gate --baseline mynet-arm.json"]
     assert "2 artifact(s) within +1% Arm instructions" in gate.stdout
 

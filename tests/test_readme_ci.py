@@ -115,7 +115,7 @@ def test_the_pull_request_job_passes_head_against_itself(steps, arm_env, results
     assert proc.returncode == 0, proc.stderr
     verdict = json.loads(proc.stdout)
     formats = option(readme_argv, "--formats").split(",")
-    assert verdict["status"] == "pass" and sorted(e["format"] for e in verdict["entries"]) == sorted(formats)
+    assert verdict["status"] == "pass" and sorted(e["precision"] for e in verdict["entries"]) == sorted(formats)
     for entry in verdict["entries"]:
         assert entry["status"] == "unchanged" and abs(entry["ratio"] - 1) < 1e-4, entry
     assert 'failures="0"' in (tmp_path / "ab.xml").read_text()

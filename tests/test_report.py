@@ -91,6 +91,27 @@ def test_guidelines_report(tmp_path):
     write_guidelines_report(tmp_path, [verdict], meta={"device": "local"})
     assert_real_png(tmp_path / "guidelines.png", min_bytes=5000)
     assert "G4 (fp32)" in (tmp_path / "guidelines.md").read_text()
+    assert verdict.to_dict()["precision"] == "fp32" and "format" not in verdict.to_dict()
+    old = {("format" if k == "precision" else k): v for k, v in verdict.to_dict().items()}
+    write_guidelines_report(tmp_path / "old", [old], meta={"device": "local"})  # a result saved with `format`
+    assert "G4 (fp32)" in (tmp_path / "old" / "guidelines.md").read_text()
+
+
+def test_rows_saved_before_precision_still_make_a_report(tmp_path, rows, attribution):
+    """compare/guidelines dicts written with `format` (the precision's old key) render as those saying `precision`."""
+    def old(d):
+        return {("format" if k == "precision" else k): v for k, v in d.items()}
+
+    new, was = tmp_path / "new", tmp_path / "old"
+    write_compare_report(new, rows, attributions=[attribution])
+    write_compare_report(was, [old(r.to_dict()) for r in rows], attributions=[old(attribution.to_dict())])
+    assert "format" not in rows[0].to_dict() and "precision" in attribution.to_dict()
+    def page(folder):
+        return [line for line in (folder / "compare.md").read_text().splitlines() if "generated:" not in line]
+
+    markdown = "\n".join(page(was))
+    assert page(was) == page(new) and "| ShuffleNet 0.5x | fp32 | 224x224 |" in markdown
+    assert "| model | precision | resolution |" in markdown and "ShuffleNet 0.5x (fp32)" in markdown
 
 
 def test_plots_without_data_are_skipped(tmp_path):

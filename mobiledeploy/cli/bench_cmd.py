@@ -61,7 +61,8 @@ def bench_cmd(
     Example: mobiledeploy bench --device qemu:cortex-a76 --arch repvit_m1 --reparameterize --formats fp32
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
-    from ..bench import DEFAULT_FORMATS, BenchOptions, ExportInputs, parse_formats
+    from ..artifact_kinds import DEFAULT_PRECISIONS
+    from ..bench import BenchOptions, ExportInputs, parse_formats
     from ..measure import measure
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import kind_of, runtimes_for
@@ -95,7 +96,7 @@ def bench_cmd(
                                  op_profiling=op_profiling, phone=phone,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
-    fmts = parse_formats(formats or [f for f in DEFAULT_FORMATS if any(f in runtime_class(r).artifacts for r in runtimes)])
+    fmts = parse_formats(formats or [f for f in DEFAULT_PRECISIONS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
     if reparameterize and model is not None:
         raise ConfigError(f"--reparameterize applies to a model that is exported first (--arch, --model-fn); {model} is "

@@ -172,7 +172,7 @@ def _compare_on_lab(lab: Any, plan: dict[str, Any], options: Any, rounds: int, r
 
 
 def _conclude(rows: list[Any]) -> None:
-    for line in dict.fromkeys(f"{r.model} {r.format} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
+    for line in dict.fromkeys(f"{r.model} {r.precision} {r.resolution}: {r.error}" for r in rows if r.status != "ok"):
         sys.stderr.write(f"mobiledeploy: warning: {line}\n")
     if not any(r.measured_speedup for r in rows if not r.baseline):
         sys.stderr.write("mobiledeploy: error: no model could be compared with the baseline\n")
@@ -289,13 +289,13 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
     from rich.table import Table
 
     console = stdout_console()
-    cells = list(dict.fromkeys((r.resolution, r.format, r.runtime) for r in rows))
+    cells = list(dict.fromkeys((r.resolution, r.precision, r.runtime) for r in rows))
     show_paper = any(r.paper_ms for r in rows)
     several = len({r.runtime for r in rows}) > 1
     for res, fmt, runtime in cells:
         table = Table(title=f"{res} {fmt}{f' {escape(runtime)}' if several else ''} on {escape(device)}: speedup over "
                       f"{escape(baseline_label)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        in_cell = [r for r in rows if (r.resolution, r.format, r.runtime) == (res, fmt, runtime)]
+        in_cell = [r for r in rows if (r.resolution, r.precision, r.runtime) == (res, fmt, runtime)]
         counted = any(r.unit == "instructions" for r in in_cell)
         for col in ("model", "MACs", "Arm instr" if counted else "median ms", "instr/MAC" if counted else "GMAC/s", "theoretical", "measured", "95% CI", "efficiency",
                     *(("paper ms", "paper measured", "paper theoretical", "paper eff.") if show_paper else ())):
@@ -337,14 +337,14 @@ def print_estimated(rows: list[Any], baseline_label: str, suite: Any) -> None:
     if not estimated:
         return
     console = stdout_console()
-    for res, fmt, runtime in dict.fromkeys((r.resolution, r.format, r.runtime) for r in estimated):
+    for res, fmt, runtime in dict.fromkeys((r.resolution, r.precision, r.runtime) for r in estimated):
         phone = estimated[0].extra.get("estimate_phone_label") or estimated[0].estimate_phone
         table = Table(title=f"{res} {fmt} on {escape(str(phone))}: ESTIMATED ms (not measured), single thread; "
                       f"speedup over {escape(baseline_label)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("model", "estimated ms", "band", "estimated speedup", "instruction ratio",
                     *(("paper ms", "paper speedup") if suite is not None else ())):
             table.add_column(col, justify="left" if col == "model" else "right")
-        for r in (r for r in estimated if (r.resolution, r.format, r.runtime) == (res, fmt, runtime)):
+        for r in (r for r in estimated if (r.resolution, r.precision, r.runtime) == (res, fmt, runtime)):
             table.add_row(escape(r.model) + (" [dim](baseline)[/]" if r.baseline else ""), _ms(r.estimated_ms),
                           f"±{r.estimated_band_pct:.0f}%", _x(r.estimated_speedup), _x(r.measured_speedup),
                           *((_ms(r.paper_ms), _x(r.paper_measured_speedup)) if suite is not None else ()))

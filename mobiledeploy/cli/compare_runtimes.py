@@ -24,7 +24,7 @@ def compare_runtimes(plan: dict[str, Any], device: str, options: Any, rounds: in
     meta = {"device": device, "arm_cores": arm_cpus, "rounds": rounds, "runtimes": list(plan["runtimes"])}
     show_runtime_table(rows, meta, json_out)
     for failure in failures:
-        sys.stderr.write(f"mobiledeploy: warning: {failure['key']} {failure['format']} {failure['resolution']} "
+        sys.stderr.write(f"mobiledeploy: warning: {failure['key']} {failure['precision']} {failure['resolution']} "
                          f"{failure['runtime']}: {failure['error']}\n")
     for r in results:
         if not r.ok:

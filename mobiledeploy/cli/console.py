@@ -92,7 +92,7 @@ def print_attribution(att: Any, top: int = 10) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    title = (f"{escape(att.model)} ({att.format}): share of time vs share of MACs per op type — "
+    title = (f"{escape(att.model)} ({att.precision}): share of time vs share of MACs per op type — "
              f"{att.time_ms:.2f} ms of op time")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("op type", "layers", "ops", "time", "MACs", "memory", "time − MACs", "GMAC/s", "GB/s", "MAC/byte"):

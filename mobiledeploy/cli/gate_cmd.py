@@ -45,7 +45,7 @@ def gate_cmd(
     threads: Annotated[Optional[int], typer.Option("--threads", help="Interpreter threads (default: the baseline's, else 1).")] = None,
     models: Annotated[Optional[list[str]], typer.Option(
         "--model", "-m", help="With --update-baseline: a model ref to gate, e.g. 'v1:g=3,scale=0.5,resolution=224' (repeatable).")] = None,
-    formats: Annotated[str, typer.Option("--formats", help="With --model: artifacts to gate, e.g. fp32,int8.")] = "fp32",
+    formats: Annotated[str, typer.Option("--formats", help="With --model: precisions to gate, e.g. fp32,int8.")] = "fp32",
     resolution: Annotated[str, typer.Option("--resolution", "-r", help="With --model: input size when a ref has none.")] = "224",
     min_rounds: Annotated[int, typer.Option("--min-rounds", help="Fewer rounds on either side: judge pooled runs, or exit 2.")] = 3,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed (the verdict is deterministic for a seed).")] = 0,

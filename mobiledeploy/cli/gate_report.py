@@ -65,7 +65,7 @@ def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
     colour = {REGRESSION: "red", IMPROVEMENT: "green", UNCHANGED: "green"}
     for m in verdict.models:
         interval = f"{format_change(m.low)} … {format_change(m.high)}" if m.low is not None and m.high is not None else ""
-        table.add_row(escape(m.name), m.format, ms_text(m.baseline_median_ms), ms_text(m.candidate_median_ms),
+        table.add_row(escape(m.name), m.precision, ms_text(m.baseline_median_ms), ms_text(m.candidate_median_ms),
                       format_change(m.ratio) if m.ratio is not None else "", interval,
                       f"{m.p_value:.2g}" if m.p_value is not None else "",
                       f"[{colour.get(m.status, 'yellow')}]{m.status}[/]")
@@ -83,7 +83,7 @@ def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
 
 
 def print_exact(verdict: Any, baseline: str) -> None:
-    """The exact gate's table: instructions per inference, baseline and candidate, per model, format and core."""
+    """The exact gate's table: instructions per inference, baseline and candidate, per model, precision and core."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -98,7 +98,7 @@ def print_exact(verdict: Any, baseline: str) -> None:
     colour = {"regression": "red", "improvement": "green", "unchanged": "green"}
     for e in verdict.entries:
         fmt = lambda x: "—" if x is None else f"{x / 1e6:.4f}M"  # noqa: E731
-        table.add_row(escape(e.ref), e.format, e.cpu, fmt(e.baseline), fmt(e.candidate),
+        table.add_row(escape(e.ref), e.precision, e.cpu, fmt(e.baseline), fmt(e.candidate),
                       "—" if e.ratio is None else f"{(e.ratio - 1) * 100:+.3f}%",
                       f"[{colour.get(e.status, 'yellow')}]{e.status}[/]")
     console.print(table)

@@ -108,7 +108,7 @@ def _show(plan: dict[str, Any], verdicts: list[Any], failures: list[dict[str, An
         written = write_guidelines_report(report, verdicts, meta=meta)
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
     for failure in failures:
-        sys.stderr.write(f"mobiledeploy: warning: {failure['key']} {failure['format']}: {failure['error']}\n")
+        sys.stderr.write(f"mobiledeploy: warning: {failure['key']} {failure['precision']}: {failure['error']}\n")
     if all(v.verdict == "no data" for v in verdicts):
         sys.stderr.write("mobiledeploy: error: no guideline could be measured\n")
         raise SystemExit(1)
@@ -123,7 +123,7 @@ def print_guidelines(verdicts: list[Any], device: str) -> None:
     colour = {"agrees": "green", "disagrees": "red", "partly": "yellow"}
     for v in verdicts:
         mark = colour.get(v.verdict, "dim")
-        table = Table(title=f"{v.id} ({v.format}) {escape(v.title)}: [{mark}]{v.verdict}[/]",
+        table = Table(title=f"{v.id} ({v.precision}) {escape(v.title)}: [{mark}]{v.verdict}[/]",
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption=escape(f"paper: {v.claim}"),
                       caption_justify="left")
         counted = any(r.median_instructions is not None for r in v.variants)

@@ -1,7 +1,7 @@
 """Gate baselines: the per-round latency samples of a set of models, as a versioned JSON file.
 
 A `Baseline` is what one interleaved session measured: for every model artifact (keyed
-`name/format`) its rounds of per-run timings (microseconds), plus the device facts, the bench
+`name/precision`) its rounds of per-run timings (microseconds), plus the device facts, the bench
 options, the artifact sha256 and the reference model that normalises for machine speed. A
 gate candidate is the same record, built from fresh RunResults or result files, never committed.
 
@@ -10,6 +10,7 @@ Schema history (`SCHEMA_VERSION`; `load_baseline` upgrades older files in memory
   `device_facts`, `reference` a model name.
 - 1: `models` a list with `key`, `ref`, `resolution`, `rounds` [{round, median_us, timings_us}],
   `summary` and `failures`; `device_info`, `bench_options`, `git`.
+- 2: each model's `format` (a precision: fp32, int8, ...) is called `precision`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = [
     "load_baseline", "load_results_files", "read_result_files", "save_baseline", "parse_baseline", "upgrade", "artifact_key",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KIND = "mobiledeploy-gate-baseline"
 _VOLATILE_FACTS = ("thermal_before", "thermal_after")
 
@@ -54,7 +55,7 @@ class ModelSamples:
     """
 
     name: str
-    format: str
+    precision: str
     sha256: str = ""
     ref: str | None = None
     resolution: list[int] | None = None
@@ -64,7 +65,7 @@ class ModelSamples:
 
     @property
     def key(self) -> str:
-        return artifact_key(self.name, self.format)
+        return artifact_key(self.name, self.precision)
 
     def round_medians_us(self) -> dict[str, float]:
         return {r: float(np.median(t)) for r, t in self.rounds.items() if t}
@@ -86,7 +87,7 @@ class ModelSamples:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "key": self.key, "name": self.name, "format": self.format, "ref": self.ref,
+            "key": self.key, "name": self.name, "precision": self.precision, "ref": self.ref,
             "resolution": self.resolution, "sha256": self.sha256, "macs": self.macs,
             "summary": _rounded(self.summary()),
             "rounds": [{"round": r, "median_us": round(float(np.median(t)), 2), "timings_us": [round(x, 2) for x in t]}
@@ -100,7 +101,7 @@ class ModelSamples:
         for entry in data.get("rounds") or []:
             timings = entry.get("timings_us") or ([entry["median_us"]] if entry.get("median_us") is not None else [])
             rounds.setdefault(str(entry["round"]), []).extend(float(t) for t in timings)
-        return cls(name=data["name"], format=data["format"], sha256=data.get("sha256") or "", ref=data.get("ref"),
+        return cls(name=data["name"], precision=data["precision"], sha256=data.get("sha256") or "", ref=data.get("ref"),
                    resolution=data.get("resolution"), macs=data.get("macs"), rounds=rounds,
                    failures=list(data.get("failures") or []))
 
@@ -111,7 +112,7 @@ class Baseline:
 
     device: str
     models: dict[str, ModelSamples]
-    reference: str | None = None  # name of the reference model (any of its formats)
+    reference: str | None = None  # name of the reference model (any of its precisions)
     device_info: dict[str, Any] = field(default_factory=dict)
     bench_options: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -120,14 +121,14 @@ class Baseline:
     schema_version: int = SCHEMA_VERSION
 
     def samples_of(self, name: str | None, fmt: str) -> ModelSamples | None:
-        """Model `name`'s samples in `fmt`, else in any format; None when it is not here (or no name)."""
+        """Model `name`'s samples in `fmt`, else in any precision; None when it is not here (or no name)."""
         if not name:
             return None
         same = self.models.get(artifact_key(name, fmt))
         return same or next((m for m in self.models.values() if m.name == name), None)
 
     def reference_for(self, fmt: str) -> ModelSamples | None:
-        """The reference model's samples in `fmt`, else in any format; None without a reference."""
+        """The reference model's samples in `fmt`, else in any precision; None without a reference."""
         return self.samples_of(self.reference, fmt)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def baseline_from_results(results: Iterable[RunResult], *, reference: str | None
     for r in results:
         config = r.config or {}
         samples = models.setdefault(artifact_key(r.model, r.precision), ModelSamples(
-            name=r.model, format=r.precision, sha256=r.sha256, ref=(refs or {}).get(r.model),
+            name=r.model, precision=r.precision, sha256=r.sha256, ref=(refs or {}).get(r.model),
             resolution=list(config["resolution"]) if config.get("resolution") else None, macs=r.macs))
         if not r.ok:
             samples.failures.append(r.error or "failed")
@@ -260,7 +261,24 @@ def _upgrade_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
             "reference": data.get("reference"), "models": models}
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1}
+def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 called each model's precision `format` (a word the converters use for artifact kinds)."""
+    models = data.get("models")
+    if isinstance(models, list):
+        models = [_renamed(m, "format", "precision") for m in models]
+    return {**data, "schema_version": 2, "models": models}
+
+
+def _renamed(entry: Any, old: str, new: str) -> Any:
+    """`entry` with its key `old` called `new` (a copy); anything else (not a dict, or no `old`) as it is."""
+    if not isinstance(entry, dict) or old not in entry:
+        return entry
+    out = {k: v for k, v in entry.items() if k != old}
+    out.setdefault(new, entry[old])
+    return out
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1, 1: _upgrade_1_to_2}
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:

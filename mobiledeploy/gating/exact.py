@@ -6,11 +6,13 @@ bootstrap. What can change a count without any change of the project's code is t
 the LiteRT wheel (its kernels), the emulated core and the features XNNPACK picks kernels by. When
 those differ from the baseline's, the verdict is "re-record" (exit 2), never a regression.
 
-Baseline file (`kind` = "mobiledeploy-instruction-baseline", schema 1):
+Baseline file (`kind` = "mobiledeploy-instruction-baseline", schema 2):
 
-    {"schema_version": 1, "kind": …, "recorded_at", "git_commit", "max_regression",
-     "entries": [{"ref", "format", "cpu", "model", "sha256", "macs", "instructions",
+    {"schema_version": 2, "kind": …, "recorded_at", "git_commit", "max_regression",
+     "entries": [{"ref", "precision", "cpu", "model", "sha256", "macs", "instructions",
                   "spread", "environment": {"litert", "features", "qemu"}}]}
+
+Schema 1 called an entry's precision `format`; `load_exact` still reads it.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ __all__ = ["KIND", "ExactEntry", "ExactVerdict", "EntryVerdict", "load_exact", "
            "entry_from_result", "UNJUDGED", "baseline_document", "merged_entries"]
 
 KIND = "mobiledeploy-instruction-baseline"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READS = (1, 2)  # schema 1: `format` where 2 says `precision`
 UNJUDGED = (RERECORD, MISSING, FAILED, INCONCLUSIVE)  # an entry with one of these makes the gate exit 2
 
 
 @dataclass
 class ExactEntry:
     ref: str
-    format: str
+    precision: str
     cpu: str
     instructions: float
     model: str = ""
@@ -48,13 +51,13 @@ class ExactEntry:
 
     @property
     def key(self) -> str:
-        return f"{self.ref} {self.format} @{self.cpu}"
+        return f"{self.ref} {self.precision} @{self.cpu}"
 
 
 @dataclass(kw_only=True)
 class EntryVerdict(Judgement):
     ref: str
-    format: str
+    precision: str
     cpu: str
     baseline: float | None = None
     candidate: float | None = None
@@ -104,13 +107,15 @@ def load_exact(path: str | Path) -> list[ExactEntry]:
         raise ResultsError(f"cannot read the instruction baseline {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise ResultsError(f"{path} is not an instruction baseline (kind {KIND})")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ResultsError(f"{path} has schema version {data.get('schema_version')}; this mobiledeploy reads {SCHEMA_VERSION}")
+    if data.get("schema_version") not in READS:
+        raise ResultsError(f"{path} has schema version {data.get('schema_version')}; this mobiledeploy reads "
+                           f"{', '.join(map(str, READS))}")
     entries = data.get("entries")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ResultsError(f"{path}: 'entries' must be a list of objects, got {type(entries).__name__}")
     try:
-        loaded = [ExactEntry(**{k: v for k, v in e.items() if k in ExactEntry.__dataclass_fields__}) for e in entries]
+        loaded = [ExactEntry(**{k: v for k, v in _upgraded(e).items() if k in ExactEntry.__dataclass_fields__})
+                  for e in entries]
     except TypeError as exc:
         raise ResultsError(f"{path}: malformed entry ({exc})") from None
     for n, entry in enumerate(loaded, 1):
@@ -119,9 +124,16 @@ def load_exact(path: str | Path) -> list[ExactEntry]:
     return loaded
 
 
+def _upgraded(entry: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 entry's `format` (a precision) as `precision`; a schema-2 entry as it is."""
+    if "format" not in entry:
+        return entry
+    return {"precision": entry["format"], **{k: v for k, v in entry.items() if k != "format"}}
+
+
 def _entry_problem(entry: ExactEntry) -> str | None:
     """What makes a loaded entry unusable for judging, in words; None when it is fine."""
-    for name in ("ref", "format", "cpu"):
+    for name in ("ref", "precision", "cpu"):
         if not isinstance(getattr(entry, name), str) or not getattr(entry, name):
             return f"has no {name!r} (a non-empty string)"
     for name, low in (("instructions", 1), ("spread", 0)):
@@ -134,7 +146,7 @@ def _entry_problem(entry: ExactEntry) -> str | None:
 
 
 def merged_entries(old: list[ExactEntry], measured: list[ExactEntry]) -> list[ExactEntry]:
-    """A re-recorded baseline: `old` with the entries measured now replaced in place (same ref, format and
+    """A re-recorded baseline: `old` with the entries measured now replaced in place (same ref, precision and
     core), then the new ones; entries not measured now (another core, another model) are kept."""
     fresh = {e.key: e for e in measured}
     kept = [fresh.pop(e.key, e) for e in old]
@@ -149,7 +161,7 @@ def entry_from_result(ref: str, result: Any) -> ExactEntry:
            "qemu": (result.versions or {}).get("qemu")}
     from ..devices.kinds import uri_arg
 
-    return ExactEntry(ref=ref, format=result.precision, cpu=(result.observed or {}).get("cpu") or uri_arg(result.device) or "",
+    return ExactEntry(ref=ref, precision=result.precision, cpu=(result.observed or {}).get("cpu") or uri_arg(result.device) or "",
                       instructions=float(result.instructions or 0), model=result.model, sha256=result.sha256,
                       macs=result.macs, spread=(max(counts) - min(counts)) if counts else 0, environment=env,
                       error=None if result.ok else (result.error or "failed"))
@@ -162,7 +174,7 @@ def judge_exact(baseline: Iterable[ExactEntry], candidate: Iterable[ExactEntry],
 
 
 def _judge_one(base: ExactEntry, cand: ExactEntry | None, limit: float) -> EntryVerdict:
-    v = EntryVerdict(key=base.key, ref=base.ref, format=base.format, cpu=base.cpu, status=MISSING,
+    v = EntryVerdict(key=base.key, ref=base.ref, precision=base.precision, cpu=base.cpu, status=MISSING,
                      message="not measured", baseline=base.instructions)
     if cand is None:
         return v

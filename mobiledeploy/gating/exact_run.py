@@ -19,10 +19,10 @@ EXACT_DEFAULT_REGRESSION = "1%"
 
 @dataclass(frozen=True)
 class ExactItem:
-    """One artifact to count: a model ref, its format, and the emulated core."""
+    """One artifact to count: a model ref, its precision, and the emulated core."""
 
     ref: str
-    format: str
+    precision: str
     cpu: str
 
 
@@ -64,7 +64,7 @@ def _plan(req: GateRequest, old: list[Any], cpus: list[str] | None) -> list[Exac
         return [ExactItem(with_resolution(m, req.resolution), f, c) for m in req.models for f in fmts
                 for c in (cpus or [_default_cpu()])]
     if old:
-        items = [ExactItem(e.ref, e.format, e.cpu) for e in old if cpus is None or e.cpu in cpus]
+        items = [ExactItem(e.ref, e.precision, e.cpu) for e in old if cpus is None or e.cpu in cpus]
         check_baseline_refs([i.ref for i in items], req.baseline, req.allow_outside_refs)
         return items
     raise ConfigError(f"no instruction baseline at {req.baseline}: record one with --update-baseline --device "
@@ -178,7 +178,7 @@ def with_resolution(ref: str, resolution: str) -> str:
 
 
 def _measure(items: list[ExactItem], req: GateRequest, collected: list[Any], out: GateOutput) -> list[Any]:
-    """Export (reusing) and count every (ref, format, core); every run is stored like a bench run."""
+    """Export (reusing) and count every (ref, precision, core); every run is stored like a bench run."""
     from ..bench import BenchOptions, run_bench
     from ..devices.kinds import device_uri
     from ..measure import prepare_targets
@@ -187,7 +187,7 @@ def _measure(items: list[ExactItem], req: GateRequest, collected: list[Any], out
     options = BenchOptions(threads=1, runs=3, warmup=2).validate()
     formats: dict[str, list[str]] = {}
     for item in items:
-        formats.setdefault(item.ref, []).append(item.format)
+        formats.setdefault(item.ref, []).append(item.precision)
     targets = {ref: {t.precision: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=out.say,
                                                            weights=req.weights, export=req.export)}
                for ref, fmts in formats.items()}
@@ -195,8 +195,8 @@ def _measure(items: list[ExactItem], req: GateRequest, collected: list[Any], out
 
     def count(n: int, item: ExactItem) -> list[Any]:
         uri = device_uri(exact_kind(), item.cpu)
-        out.say(f"[{n}/{len(items)}] {item.ref} {item.format} on {uri}")
-        report = run_bench(uri, [targets[item.ref][item.format]], options, db=req.db, collected=collected)
+        out.say(f"[{n}/{len(items)}] {item.ref} {item.precision} on {uri}")
+        report = run_bench(uri, [targets[item.ref][item.precision]], options, db=req.db, collected=collected)
         return [entry_from_result(item.ref, r) for r in report.results]
 
     # Counts do not depend on what else the host runs, so the entries are counted on every core at once

@@ -13,10 +13,10 @@ __all__ = ["PlanItem", "bench_options", "plan"]
 
 @dataclass
 class PlanItem:
-    """One model ref to export in `formats` at `resolution` and time; `reference`: it normalises the others."""
+    """One model ref to export in `precisions` at `resolution` and time; `reference`: it normalises the others."""
 
     ref: str
-    formats: tuple[str, ...]
+    precisions: tuple[str, ...]
     resolution: tuple[int, ...] | None
     reference: bool = False
 
@@ -58,12 +58,12 @@ def plan(old: Baseline | None, models: list[str] | None, formats: str, resolutio
         if match is not None:
             match.reference = True
         else:
-            items.append(PlanItem(reference, items[0].formats, items[0].resolution, reference=True))
+            items.append(PlanItem(reference, items[0].precisions, items[0].resolution, reference=True))
     return items
 
 
 def _baseline_plan(old: Baseline) -> list[PlanItem]:
-    """One item per (ref, resolution) of the baseline, with every format it has."""
+    """One item per (ref, resolution) of the baseline, with every precision it has."""
     from ..errors import ConfigError
 
     by_ref: dict[tuple[str, tuple[int, ...]], PlanItem] = {}
@@ -74,7 +74,7 @@ def _baseline_plan(old: Baseline) -> list[PlanItem]:
         key = (m.ref, tuple(m.resolution or ()))
         item = by_ref.setdefault(key, PlanItem(m.ref, (), tuple(m.resolution) if m.resolution else None,
                                                reference=m.name == old.reference))
-        item.formats = tuple(dict.fromkeys([*item.formats, m.format]))
+        item.precisions = tuple(dict.fromkeys([*item.precisions, m.precision]))
     return list(by_ref.values())
 
 

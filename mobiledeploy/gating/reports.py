@@ -39,7 +39,7 @@ class GateReports:
 
         payload = {"verdict": {"status": status, "exit_code": exit_code, "summary": message, "device": self.device},
                    "baseline": self.baseline,
-                   "measured": [{"model": r.model, "format": r.precision, "status": r.status, "round": r.round,
+                   "measured": [{"model": r.model, "precision": r.precision, "status": r.status, "round": r.round,
                                  "median_ms": r.median_ms} for r in self.measured]}
         self._write(status_junit(status, self.device, message), status_markdown(status, self.device, message, self.gate),
                     json.dumps(payload, indent=1, default=str) + "\n")
@@ -97,13 +97,13 @@ def verdict_markdown(verdict: Verdict, baseline_path: str = "") -> str:
     if verdict.machine_ratio:
         p, lo, hi = verdict.machine_ratio
         lines.append(f"This machine runs the reference at ×{p:.3f} ({lo:.3f} … {hi:.3f}) the baseline's time.")
-    lines += ["", f"| model | format | baseline ms | candidate ms | change | {conf} interval | p | verdict |",
+    lines += ["", f"| model | precision | baseline ms | candidate ms | change | {conf} interval | p | verdict |",
               "|---|---|---:|---:|---:|---|---:|---|"]
     for m in verdict.models:
         interval = f"{format_change(m.low)} … {format_change(m.high)}" if m.low is not None and m.high is not None else "–"
         change = format_change(m.ratio) if m.ratio is not None else "–"
         p = f"{m.p_value:.2g}" if m.p_value is not None else "–"
-        lines.append(f"| `{_md(m.name)}` | {m.format} | {_ms(m.baseline_median_ms)} | {_ms(m.candidate_median_ms)} "
+        lines.append(f"| `{_md(m.name)}` | {m.precision} | {_ms(m.baseline_median_ms)} | {_ms(m.candidate_median_ms)} "
                      f"| {change} | {interval} | {p} | {_ICONS.get(m.status, m.status)} |")
     lines += ["", f"**{verdict.summary_line()}**" if verdict.exit_code else verdict.summary_line()]
     if verdict.warnings:
@@ -131,7 +131,7 @@ def verdict_junit(verdict: Verdict, suite_name: str = "mobiledeploy gate") -> st
                         ("machine_ratio", "" if not verdict.machine_ratio else f"{verdict.machine_ratio[0]:.4f}")):
         ET.SubElement(props, "property", name=name, value=str(value))
     for m in verdict.models:
-        case = ET.SubElement(suite, "testcase", classname=f"gate.{verdict.device}.{m.format}", name=m.name)
+        case = ET.SubElement(suite, "testcase", classname=f"gate.{verdict.device}.{m.precision}", name=m.name)
         if m.status == REGRESSION:
             ET.SubElement(case, "failure", message=m.message, type="LatencyRegression").text = _junit_detail(m)
         elif m.status in UNJUDGED:
@@ -199,11 +199,11 @@ def exact_markdown(verdict: ExactVerdict, baseline_path: str = "") -> str:
     lines = [f"## {_HEAD[verdict.exit_code]}", "",
              f"Exact Arm instructions per inference (aarch64 LiteRT on emulated cores, counted by QEMU), against "
              f"`{baseline_path}`; an artifact fails above **+{verdict.max_regression * 100:g}%**.", "",
-             "| model | format | core | baseline | candidate | change | verdict |", "|---|---|---|---:|---:|---:|---|"]
+             "| model | precision | core | baseline | candidate | change | verdict |", "|---|---|---|---:|---:|---:|---|"]
     for e in verdict.entries:
         fmt = lambda x: "–" if x is None else f"{x:,.0f}"  # noqa: E731
         change = "–" if e.ratio is None else f"{(e.ratio - 1) * 100:+.3f}%"
-        lines.append(f"| `{e.ref}` | {e.format} | {e.cpu} | {fmt(e.baseline)} | {fmt(e.candidate)} | {change} | "
+        lines.append(f"| `{e.ref}` | {e.precision} | {e.cpu} | {fmt(e.baseline)} | {fmt(e.candidate)} | {change} | "
                      f"{_ICON.get(e.status, e.status)} |")
     lines += ["", f"**{verdict.summary_line()}**" if verdict.exit_code else verdict.summary_line(), ""]
     return "\n".join(lines)
@@ -219,7 +219,7 @@ def exact_junit(verdict: ExactVerdict, suite_name: str = "mobiledeploy arm instr
     suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(verdict.entries)), failures=str(failures),
                           errors=str(errors))
     for e in verdict.entries:
-        case = ET.SubElement(suite, "testcase", classname=f"gate.qemu.{e.cpu}.{e.format}", name=e.ref)
+        case = ET.SubElement(suite, "testcase", classname=f"gate.qemu.{e.cpu}.{e.precision}", name=e.ref)
         if e.status == REGRESSION:
             ET.SubElement(case, "failure", message=e.message, type="InstructionRegression")
         elif e.status in EXACT_UNJUDGED:

@@ -213,7 +213,7 @@ def _measure(device: str, items: list[PlanItem], options: dict[str, Any], req: G
     targets, refs, reference = [], {}, None
     with out.progress() as progress:
         for item in items:
-            found = prepare_targets([item.ref], item.formats, tuple(item.resolution or (224, 224)), progress,
+            found = prepare_targets([item.ref], item.precisions, tuple(item.resolution or (224, 224)), progress,
                                     weights=None if item.reference else req.weights, export=req.export)
             for target in found:
                 refs[target.name] = item.ref

@@ -102,7 +102,7 @@ class ModelVerdict(Judgement):
     reference unless `normalised` is False; `low`/`high` bound the interval at the policy's confidence."""
 
     name: str
-    format: str
+    precision: str
     ratio: float | None = None
     low: float | None = None
     high: float | None = None
@@ -200,7 +200,7 @@ def _round_values(samples: ModelSamples, ref: ModelSamples | None) -> list[float
 def judge_model(base: ModelSamples, cand: ModelSamples | None, base_ref: ModelSamples | None,
                 cand_ref: ModelSamples | None, policy: GatePolicy) -> ModelVerdict:
     """Judge one model; `base_ref`/`cand_ref` are None when not normalising."""
-    verdict = ModelVerdict(key=base.key, name=base.name, format=base.format, status=INSUFFICIENT, message="",
+    verdict = ModelVerdict(key=base.key, name=base.name, precision=base.precision, status=INSUFFICIENT, message="",
                            normalised=base_ref is not None,
                            baseline_median_ms=_median_ms(base), baseline_rounds=len(base.round_medians_us()),
                            baseline_runs=len(base.pooled_us()))
@@ -294,7 +294,7 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
                       baseline.device)
     other_machine = _other_machine(baseline, candidate)
     if other_machine:
-        verdict.models = [ModelVerdict(key=m.key, name=m.name, format=m.format, status=OTHER_MACHINE,
+        verdict.models = [ModelVerdict(key=m.key, name=m.name, precision=m.precision, status=OTHER_MACHINE,
                                        message=other_machine)
                           for m in baseline.models.values() if m.name != reference]
         return verdict
@@ -303,16 +303,16 @@ def judge(baseline: Baseline, candidate: Baseline, policy: GatePolicy | None = N
     for base in baseline.models.values():
         if base.name == reference:
             continue
-        base_ref = baseline.samples_of(reference, base.format)
-        cand_ref = candidate.samples_of(reference, base.format)
+        base_ref = baseline.samples_of(reference, base.precision)
+        cand_ref = candidate.samples_of(reference, base.precision)
         if reference is not None and base_ref is None:
-            verdict.models.append(ModelVerdict(key=base.key, name=base.name, format=base.format, status=INSUFFICIENT,
+            verdict.models.append(ModelVerdict(key=base.key, name=base.name, precision=base.precision, status=INSUFFICIENT,
                                                message=f"the baseline has no samples of the reference {reference}"))
             continue
         verdict.models.append(judge_model(base, candidate.models.get(base.key), base_ref, cand_ref, policy))
     for cand in candidate.models.values():
         if cand.key not in baseline.models and cand.name != reference:
-            verdict.models.append(ModelVerdict(key=cand.key, name=cand.name, format=cand.format, status=NEW,
+            verdict.models.append(ModelVerdict(key=cand.key, name=cand.name, precision=cand.precision, status=NEW,
                                                message="not in the baseline (not judged)",
                                                candidate_median_ms=_median_ms(cand)))
     _describe_machine(verdict, baseline, candidate, reference, policy)
