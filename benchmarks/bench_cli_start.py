@@ -80,4 +80,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mobiledeploy.signals import run_script
+
+    sys.exit(run_script(main, "bench_cli_start"))
