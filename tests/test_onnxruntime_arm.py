@@ -69,7 +69,15 @@ def _device(cpu: str, arm_env):
 
 @pytest.mark.qemu
 def test_onnx_counted_exactly_on_an_arm_core_with_arm_parity(tiny_onnx: Path, arm_env) -> None:
-    """The median count is the same in a second process, and the Arm output equals the host's."""
+    """The median count is the same in a second process, with one guest thread; the Arm output equals the host's.
+
+    Equality again (d0d194a had held it to 0.01% after a clean-clone CI run counted 324,051 against 324,037): the
+    cause was ONNX Runtime's 1DS telemetry, started by `import onnxruntime` (2 to 8 guest threads, timer-driven
+    uploads, a SQLite store in ~/.cache/Microsoft shared by all processes). 15 processes beside a CPU hog counted
+    medians of 324,037 (7), 324,043 (6) and 324,051 (2, the CI figure); with ORT_DISABLE_TELEMETRY (qemu/guest_onnx.py)
+    43 processes in 5 configurations (beside a hog, without, without ASLR: setarch -R) counted one median per
+    configuration, on one thread each. A one-off 108 or 341 instructions, timing-dependent and not explained, still
+    lands in a process's first runs (in one timed run of 43), hence the median."""
     options = BenchOptions(runs=3, warmup=2)
     a76 = _device("cortex-a76", arm_env)
     first, second = (a76.run(_target(tiny_onnx), options) for _ in range(2))
@@ -80,8 +88,5 @@ def test_onnx_counted_exactly_on_an_arm_core_with_arm_parity(tiny_onnx: Path, ar
         assert result.observed["arm_parity"]["passed"] and result.observed["arm_parity"]["max_rel"] < 1e-4
         assert result.observed["delegation"] == {"execution_providers": ["CPUExecutionProvider"]}
         assert result.versions["onnxruntime (aarch64)"] == __import__("onnxruntime").__version__
-    # Equal in every run but one seen: a clean-clone .ci/run (2 workers, 22:00 UTC 2026-12-03) counted 324,051
-    # against 324,037 (14 apart, 0.004%); three reruns alone were equal. Cause not known (cf. the one-time event
-    # of ExecuTorch's runner in test_executorch); held to 0.01% until it is found. LiteRT's gated counts stay exact.
-    assert abs(first.instructions - second.instructions) <= 1e-4 * first.instructions
-    assert first.observed["cpu"] == "cortex-a76"
+        assert result.observed["guest_threads"] == 1  # ONNX Runtime's telemetry threads are off
+    assert first.instructions == second.instructions and first.observed["cpu"] == "cortex-a76"

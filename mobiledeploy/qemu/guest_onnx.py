@@ -11,10 +11,19 @@ request and reply are those of `guest.py`:
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
-from guest import MARK, PHASES, input_data, main, open_marks, run_phases, with_maps
+# ONNX Runtime's Linux build carries Microsoft's 1DS telemetry (libonnxruntime.so: OneDsTelemetry, the
+# ORT_DISABLE_TELEMETRY switch, the offline store ~/.cache/Microsoft/DeveloperTools/.onnxruntime/onnxruntime.db):
+# `import onnxruntime` starts its worker thread, which wakes on timers, writes that SQLite file (the host's own,
+# shared by every process) and tries HTTPS uploads on more threads (2 to 8 guest threads seen). The plugin sums every
+# thread's instructions, and that state moves the main thread's heap, so two processes counted different medians
+# (324,037 / 324,043 / 324,051 in 15 processes beside a CPU hog). Read when the library loads: set before importing.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+from guest import MARK, PHASES, input_data, main, open_marks, run_phases, with_maps  # noqa: E402
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
@@ -47,7 +56,7 @@ def _feeds(session: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def measure(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
-    import onnxruntime  # before the first marker, as guest.py imports LiteRT: its import starts threads
+    import onnxruntime  # before the first marker, as guest.py imports LiteRT (its loading is not a phase)
 
     mark = open_marks(request)
     mark(MARK, PHASES["init"])

@@ -21,12 +21,11 @@ __all__ = ["CountedOnnxRuntimeRuntime", "ARM_TOLERANCE"]
 ARM_TOLERANCE = 1e-4
 
 
-#: `import onnxruntime` starts 1 to 7 threads under qemu-user (a different number from process to process, seen in
-#: the plugin's thread count and /proc/self/task) that then wait; the session runs on the calling thread (intra-op 1,
-#: sequential). The odd run's count differs by a few instructions (a waiting thread woken), most often the first
-#: after warm-up, so the figure is the median over the runs, which is the same process after process
-#: (tests/test_onnxruntime_arm.py). The guest imports onnxruntime before its first marker, outside every phase.
-GUEST_THREADS = None
+#: guest threads a run may start: one. The threads `import onnxruntime` used to start (1 to 7 more) were ONNX
+#: Runtime's 1DS telemetry, timer-driven and writing a SQLite store shared by every process; the guest turns it off
+#: (ORT_DISABLE_TELEMETRY, `qemu/guest_onnx.py`), so the session runs alone on the calling thread (intra-op 1,
+#: sequential), as LiteRT's guest does, and a second thread fails the run instead of moving its count.
+GUEST_THREADS = 1
 
 
 class CountedOnnxRuntimeRuntime(EmulatedRuntime):
