@@ -69,6 +69,18 @@ def test_parse_counts_leaves_out_the_interpreter_share():
     assert counts.first == 470 and counts.runs == [490, 490] and counts.harness == [10, 150]
 
 
+def test_parse_counts_tells_a_thread_started_inside_the_phases():
+    """The 5th field is the guest threads seen so far: one started after the first marker ran in some phase (the
+    ExecuTorch pool's worker did, 13,132 instructions in the first inference or the next); one started before the
+    first marker, or after the last, did not."""
+    phases = ["M 1 0 100 {}", "M 1 0 130 {}", "M 1 1 300 {}", "M 1 1 1330 {}", "M 1 2 2000 {}", "M 1 2 2530 {}",
+              "M 1 4 4000 {}", "M 1 4 4530 {}"]
+    started_inside = parse_counts("\n".join(line.format(1 if i < 5 else 2) for i, line in enumerate(phases)))
+    started_before = parse_counts("\n".join(line.format(2) for line in phases) + "\nE 9999 3")
+    assert started_inside.started_in_phases == 1 and started_inside.vcpus == 2
+    assert started_before.started_in_phases == 0 and started_before.vcpus == 3
+
+
 def test_parse_counts_refuses_an_incomplete_run():
     with pytest.raises(CountsError, match="run"):
         parse_counts("M 1 0 1 1\nM 1 0 2 1\nM 1 1 3 1\nM 1 1 9 1\nM 1 2 10 1\nM 1 2 20 1\nM 1 4 30 1\n")

@@ -30,6 +30,7 @@ class Counts:
     warmup: list[int] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)
     vcpus: int = 1                    # guest threads seen by the end
+    started_in_phases: int = 0        # guest threads started between the first marker and the last: their work fell in a phase
     total: int | None = None          # the whole process, when it exited normally
     blocks: list[tuple[int, int, int]] = field(default_factory=list)  # profile: (address, insns, executions)
     harness: list[int] = field(default_factory=list)  # the interpreter's instructions inside each measured run
@@ -39,7 +40,7 @@ def parse_counts(text: str) -> Counts:
     pairs: dict[int, list[int]] = {code: [] for code in PHASES.values()}
     harness: list[int] = []
     open_at: dict[int, tuple[int, int]] = {}
-    vcpus, total = 1, None
+    vcpus, total, at_marks = 1, None, []
     blocks: list[tuple[int, int, int]] = []
     for line in text.splitlines():
         parts = line.split()
@@ -47,6 +48,7 @@ def parse_counts(text: str) -> Counts:
             continue
         if parts[0] == "M" and len(parts) in (5, 6):
             code, phase, count, vcpus, in_main = (int(p) for p in [*parts[1:], "0"][:5])
+            at_marks.append(vcpus)
             if code != MARK:
                 continue
             if phase in open_at:
@@ -66,5 +68,6 @@ def parse_counts(text: str) -> Counts:
     bracket = min(pairs[PHASES["null"]])
     net = lambda values: [v - bracket for v in values]  # noqa: E731
     return Counts(bracket=bracket, init=net(pairs[PHASES["init"]])[0], first=net(pairs[PHASES["first"]])[0],
-                  warmup=net(pairs[PHASES["warmup"]]), runs=net(pairs[PHASES["run"]]), vcpus=vcpus, total=total,
+                  warmup=net(pairs[PHASES["warmup"]]), runs=net(pairs[PHASES["run"]]), vcpus=vcpus,
+                  started_in_phases=at_marks[-1] - at_marks[0], total=total,
                   blocks=blocks, harness=harness)

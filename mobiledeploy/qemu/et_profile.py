@@ -25,7 +25,7 @@ from ..errors import RunnerError
 from .env import EmulatorMissingError, Environment
 from .executorch_env import ExecuTorchGuest
 from .run import DEFAULT_TIMEOUT_S, run_counted
-from .run_executorch import pte_command, pte_workdir
+from .run_executorch import check_no_thread_started, pte_command, pte_workdir
 
 __all__ = ["profile_runner", "run_pte_profile"]
 
@@ -79,6 +79,7 @@ def run_pte_profile(env: Environment, guest: ExecuTorchGuest, cpu: str, model: P
         argv = pte_command(env, cpu, profile_runner(env, guest), tmp, runs, warmup, profile=True)
         counts, _ = run_counted(argv, cpu, tmp / "counts.txt", timeout=timeout, what="profiled ExecuTorch run",
                                 extra_env={"MD_MAPS": str(maps_path)}, quiet=lambda line: line.startswith("I "))
+        check_no_thread_started(counts, cpu)
         try:
             maps = maps_path.read_text()
         except OSError:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import RunnerError
+from .counts import Counts
 from .env import MARKER, Environment
 from .executorch_env import ExecuTorchGuest
 from .run import DEFAULT_TIMEOUT_S, GuestRun, run_counted
 
-__all__ = ["run_executorch_guest", "pte_workdir", "pte_command"]
+__all__ = ["run_executorch_guest", "pte_workdir", "pte_command", "check_no_thread_started"]
 
 
 @contextlib.contextmanager
@@ -55,4 +56,13 @@ def run_executorch_guest(env: Environment, guest: ExecuTorchGuest, cpu: str, mod
         counts, wall = run_counted(argv, cpu, tmp / "counts.txt", timeout=timeout, what="emulated ExecuTorch run",
                                    quiet=lambda line: line.startswith("I "))  # its cpuinfo log: not why it failed
         outputs = [np.fromfile(out, dtype=np.float32)] if want_outputs else []
+    check_no_thread_started(counts, cpu)
     return GuestRun(counts, {}, ["float32"], wall, outputs)
+
+
+def check_no_thread_started(counts: Counts, cpu: str) -> None:
+    """RunnerError (one line) when a guest thread started between the first marker and the last: its instructions
+    fell in whichever phase the host scheduled it in (et_runner starts ExecuTorch's threadpool before its first
+    marker, so none should)."""
+    if counts.started_in_phases:
+        raise RunnerError(f"a guest thread started inside the counted phases on {cpu}: the counts would not repeat")
