@@ -76,9 +76,9 @@ def test_onnx_counted_exactly_on_an_arm_core_with_arm_parity(tiny_onnx: Path, ar
     uploads, a SQLite store in ~/.cache/Microsoft shared by all processes). 15 processes beside a CPU hog counted
     medians of 324,037 (7), 324,043 (6) and 324,051 (2, the CI figure); with ORT_DISABLE_TELEMETRY (qemu/guest_onnx.py)
     43 processes in 5 configurations (beside a hog, without, without ASLR: setarch -R) counted one median per
-    configuration, on one thread each. ORT's Run still takes a wall-clock-throttled path about once a second or two (+341..367
-    instructions, then +108 in the next run; README), mostly in a process's first runs here (in one timed run of
-    43), hence the median."""
+    configuration, on one thread each. ORT's Run still takes a wall-clock-throttled path about once a second or
+    two (+341..367 instructions, then +108 in the next run; README), mostly in a process's first runs here (in one
+    timed run of 43), hence the median."""
     options = BenchOptions(runs=3, warmup=2)
     a76 = _device("cortex-a76", arm_env)
     first, second = (a76.run(_target(tiny_onnx), options) for _ in range(2))

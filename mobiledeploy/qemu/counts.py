@@ -30,7 +30,7 @@ class Counts:
     warmup: list[int] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)
     vcpus: int = 1                    # guest threads seen by the end
-    started_in_phases: int = 0        # guest threads started between the first marker and the last: their work fell in a phase
+    started_in_phases: int = 0        # guest threads started between the first and the last marker (work in a phase)
     total: int | None = None          # the whole process, when it exited normally
     blocks: list[tuple[int, int, int]] = field(default_factory=list)  # profile: (address, insns, executions)
     harness: list[int] = field(default_factory=list)  # the interpreter's instructions inside each measured run
