@@ -113,3 +113,20 @@ def test_bench_cli_interleaves_two_runtimes_of_the_same_export(exported, results
     assert [(r["runtime"], r["precision"]) for r in runs] == order + order[::-1]
     assert {Path(r["artifact"]).name for r in runs if r["runtime"] == "onnxruntime"} == {"model.onnx"}
     assert all(r["status"] == "ok" and len(r["timings_us"]) == 3 for r in runs)
+
+
+def test_onnx_runtime_under_mobiledeploy_makes_no_telemetry_store(tmp_path):
+    """onnxruntime's 1DS telemetry writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ on import (and starts a
+    thread that tries to upload); importing mobiledeploy first turns it off. The bare import is the control."""
+    import os
+    import subprocess
+    import sys
+
+    def cache_after(code: str, home: Path) -> list[str]:
+        home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(home)}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+        return sorted(p.name for p in (home / ".cache" / "Microsoft").rglob("*"))
+
+    assert "onnxruntime.db" in cache_after("import onnxruntime", tmp_path / "bare")
+    assert cache_after("import mobiledeploy.runtimes.onnxruntime, onnxruntime", tmp_path / "ours") == []
