@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["SessionPlan", "GuidelinesPlan", "StoredCompare", "session_plan", "resolve_ref", "plan_compare",
+__all__ = ["SessionPlan", "GuidelinesPlan", "CompareOutcome", "StoredCompare", "session_plan", "resolve_ref", "plan_compare",
            "export_targets", "compare_session", "lab_compare_session", "judge_stored", "guidelines_session", "judge_guidelines",
            "interrupted_status"]
 
@@ -57,6 +57,17 @@ class GuidelinesPlan:
     keys: dict[str, str]
     min_effect: float
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    """A finished `compare` session: the bench run (None when no model exported), its results, the compare rows
+    (export failures included) and the per-op attributions (--per-layer / --report)."""
+
+    bench: Any  # bench.BenchRun | None
+    results: list[Any]
+    rows: list[Any]
+    attributions: list[Any]
 
 
 @dataclass(frozen=True)
@@ -202,7 +213,7 @@ def _ending(exc: BaseException, measured: list[Any]) -> str:
 def compare_session(plan: SessionPlan, device: str, options: Any, rounds: int, export: Any,
                     weights_of: dict[str, str] | None, attribute: bool, report: Path | None, adb_server: str | None,
                     db: str | None, progress: Callable[[str], None] | None = None,
-                    prepared: Callable[[list[Any]], None] | None = None) -> dict[str, Any]:
+                    prepared: Callable[[list[Any]], None] | None = None) -> CompareOutcome:
     """Export, time interleaved, set against the baseline and (optionally) attribute per op; an interrupt or an
     error still writes the --report of what was measured. `prepared` sees the targets before any run."""
     from .bench import run_bench
@@ -231,7 +242,7 @@ def compare_session(plan: SessionPlan, device: str, options: Any, rounds: int, e
         if report:
             partial_compare_report(report, _ending(exc, measured), measured, plan, device)
         raise
-    return {"bench": bench, "results": results, "rows": rows, "attributions": attributions}
+    return CompareOutcome(bench=bench, results=results, rows=rows, attributions=attributions)
 
 
 def lab_compare_session(lab: Any, plan: SessionPlan, options: Any, rounds: int, export: Any, weights_of: dict[str, str] | None,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 if TYPE_CHECKING:
-    from ..sessions import SessionPlan
+    from ..sessions import CompareOutcome, SessionPlan
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
@@ -134,11 +134,11 @@ def compare_cmd(
     _finish(done, plan, device, options, rounds, runs, phone, started, per_layer, json_out, report)
 
 
-def _finish(done: dict[str, Any], plan: SessionPlan, device: str, options: Any, rounds: int, runs: int,
+def _finish(done: CompareOutcome, plan: SessionPlan, device: str, options: Any, rounds: int, runs: int,
             phone: str | None, started: float, per_layer: bool, json_out: bool, report: Path | None) -> None:
     """Print (and write the report of) a finished compare session, then its warnings and verdict."""
     spec, base_label = plan.suite, plan.baseline_label
-    bench, results, rows = done["bench"], done["results"], done["rows"]
+    bench, results, rows = done.bench, done.results, done.rows
     meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": base_label,
             "threads": options.threads, "rounds": rounds, "runs per round": runs,
             "paper source": spec.source if plan.paper else "",
@@ -146,11 +146,11 @@ def _finish(done: dict[str, Any], plan: SessionPlan, device: str, options: Any, 
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
             "phone": phone or "",
             "elapsed_s": round(time.perf_counter() - started, 1)}
-    _show(rows, results, done["attributions"], meta, spec if plan.paper else None, per_layer, json_out)
+    _show(rows, results, done.attributions, meta, spec if plan.paper else None, per_layer, json_out)
     if report:
         from ..report import write_compare_report
 
-        written = write_compare_report(report, rows, attributions=done["attributions"], meta=meta,
+        written = write_compare_report(report, rows, attributions=done.attributions, meta=meta,
                                        title=f"Theory vs measurement on {device}")
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
     _conclude(rows)
