@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["open_lab", "run_lab", "lab_targets", "bench_on_lab", "runs_of", "stored_by_device",
-           "by_device", "side_by_side", "lab_report", "db_path", "failure_lines", "uncompared", "PhoneJob", "per_phone_jobs",
+__all__ = ["open_lab", "run_lab", "lab_targets", "bench_on_lab", "runs_of", "stored_by_device", "by_device",
+           "side_by_side", "lab_report", "db_path", "failure_lines", "uncompared", "PhoneJob", "per_phone_jobs",
            "offered_phones"]
 
 
@@ -184,8 +184,8 @@ class _PerThread:
 def per_phone_jobs(lab: Any, job: Callable[[Any], int], command: str, done: list[PhoneJob]) -> list[PhoneJob]:
     """`job(phone) -> exit code` (a whole command on one phone: gate, profile) on every phone of the lab at once,
     one thread each, what each writes to stdout/stderr kept apart (the caller asks the farm first, `lab.check()`);
-    its phones released whatever happens (an interrupt releases them all). `done` receives each phone's PhoneJob, in the lab's
-    order, also when the jobs end by an error or an interrupt. NoPhoneError when no phone is to be had."""
+    its phones released whatever happens (an interrupt releases them all). `done` receives each phone's
+    PhoneJob, in the lab's order, also when the jobs end by an error or an interrupt. NoPhoneError when no phone is to be had."""
     import threading
 
     from .errors import DeviceError

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["SessionPlan", "GuidelinesPlan", "CompareOutcome", "StoredCompare", "session_plan", "resolve_ref", "plan_compare",
-           "export_targets", "compare_session", "lab_compare_session", "judge_stored", "guidelines_session", "judge_guidelines",
-           "interrupted_status"]
+__all__ = ["SessionPlan", "GuidelinesPlan", "CompareOutcome", "StoredCompare", "session_plan", "resolve_ref",
+           "plan_compare", "export_targets", "compare_session", "lab_compare_session", "judge_stored",
+           "guidelines_session", "judge_guidelines", "interrupted_status"]
 
 
 @dataclass(frozen=True)
@@ -245,9 +245,10 @@ def compare_session(plan: SessionPlan, device: str, options: Any, rounds: int, e
     return CompareOutcome(bench=bench, results=results, rows=rows, attributions=attributions)
 
 
-def lab_compare_session(lab: Any, plan: SessionPlan, options: Any, rounds: int, export: Any, weights_of: dict[str, str] | None,
-                   db: str | None, report: Any, meta: dict[str, Any], progress: Any,
-                   prepared: Callable[[list[Any]], None] | None = None) -> tuple[list[Any], list[tuple[Any, list[Any]]]]:
+def lab_compare_session(lab: Any, plan: SessionPlan, options: Any, rounds: int, export: Any,
+                        weights_of: dict[str, str] | None, db: str | None, report: Any, meta: dict[str, Any],
+                        progress: Any, prepared: Callable[[list[Any]], None] | None = None
+                        ) -> tuple[list[Any], list[tuple[Any, list[Any]]]]:
     """`compare` on every phone at once (the farm asked before any export): export every model once, time them on
     every phone, and each phone's rows against the baseline timed on that phone: (PhoneRuns, per-phone rows).
     An interrupt still writes the --report of what was measured (`meta` is its header)."""

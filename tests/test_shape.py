@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "mobiledeploy"
@@ -18,9 +19,10 @@ HEAVY = {"torch", "tensorflow", "onnx", "onnxruntime", "ai_edge_litert", "sqlite
 MEASURING = {"run_bench", "fan_out", "prepare_targets", "judge", "judge_exact", "export_targets", "lab_targets",
              "run_lab", "run_threads", "Thread", "load_labelled", "profile_target", "arm_profile", "by_device"}
 #: the core's entry points: a command function (or a helper of it) calls at most ONE of them, and never in a
-#: loop or a comprehension (a loop over targets or phones is orchestration); besides these, every `*_session`
+#: loop or a comprehension (a loop over targets or phones is orchestration); besides these, every `*_session`.
+#: (`lab_session.per_phone_jobs` is not one: it runs a whole command per phone, and that command is the step)
 STEPS = {"export_model", "measure", "evaluate", "compare", "run_gate", "gate_one_phone", "analyse",
-         "store_accuracy", "per_phone_jobs", "judge_stored", "setup", "setup_executorch", "setup_onnxruntime",
+         "store_accuracy", "judge_stored", "setup", "setup_executorch", "setup_onnxruntime",
          "setup_all"}
 #: commands that still run measurements themselves: none (profile and calibrate orchestrate in
 #: `profile_session`/`calibrate_session`); the set must name exactly the modules that do, and stays empty
@@ -70,9 +72,22 @@ class _Steps:
     step each); a call of another function of the module counts that function's steps, and a step passed to a
     call (`_optional(setup_executorch, …)`) counts as called."""
 
-    def __init__(self, tree: ast.Module):
+    def __init__(self, tree: ast.Module, siblings: Callable[[str], _Steps | None] = lambda module: None):
         self.functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         self.memo: dict[str, int] = {}
+        self.siblings = siblings  # another cli module's _Steps, by module name (`from .lab_cmd import …`)
+        self.imported = {a.asname or a.name: (n.module, a.name) for n in ast.walk(tree)
+                         if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module for a in n.names}
+
+    def of_call(self, name: str | None) -> int:
+        """Steps one call makes: 1 for a step; a helper's own, in this module or (imported) in a sibling."""
+        if _is_step(name):
+            return 1
+        if name in self.functions:
+            return self.of_function(name)
+        module, function = self.imported.get(name or "", (None, None))
+        other = self.siblings(module) if module else None
+        return other.of_function(function) if other and function in other.functions else 0
 
     def of_function(self, name: str) -> int:
         if name not in self.memo:
@@ -87,8 +102,7 @@ class _Steps:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 continue
             if isinstance(child, ast.Call):
-                name = _called(child)
-                count += 1 if _is_step(name) else self.of_function(name) if name in self.functions else 0
+                count += self.of_call(_called(child))
                 count += sum(1 for arg in child.args if isinstance(arg, ast.Name) and _is_step(arg.id))  # passed on
             count += self.of_node(child)
         return count
@@ -113,19 +127,26 @@ class _Steps:
         return max(worst, current)
 
 
-def orchestration(source: str) -> list[str]:
-    """Functions of one CLI module that chain core steps (more than one along a path, counting the module's own
-    helpers they call) or call one in a loop or comprehension (over targets, phones, devices)."""
+def orchestration(source: str, siblings: dict[str, str] | None = None) -> list[str]:
+    """Functions of one CLI module that chain core steps (more than one along a path, counting the helpers they
+    call: the module's own and those imported from `siblings`, the other cli modules' sources by module name)
+    or call one in a loop or comprehension (over targets, phones, devices)."""
+    parsed: dict[str, _Steps] = {}
+
+    def sibling(module: str) -> _Steps | None:
+        if module not in parsed and module in (siblings or {}):
+            parsed[module] = _Steps(ast.parse((siblings or {})[module]), sibling)
+        return parsed.get(module)
+
     tree = ast.parse(source)
-    steps = _Steps(tree)
+    steps = _Steps(tree, sibling)
     found = [f"{name}() chains {count} core steps" for name in steps.functions
              if (count := steps.of_function(name)) > 1]
     loops = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
     for loop in (n for n in ast.walk(tree) if isinstance(n, loops)):
         for call in (n for n in ast.walk(loop) if isinstance(n, ast.Call)):
-            name = _called(call)
-            if _is_step(name) or (name in steps.functions and steps.of_function(name)):
-                found.append(f"calls {name}() in a loop (line {call.lineno})")
+            if steps.of_call(_called(call)):
+                found.append(f"calls {_called(call)}() in a loop (line {call.lineno})")
     return found
 
 
@@ -159,22 +180,29 @@ def test_the_checks_see_what_they_look_for():
         "calls run_threads() (line 2)", "calls Thread() (line 2)"]
     chained = "def cmd():\n    exported = export_model(1)\n    return evaluate(exported)\n"
     assert orchestration(chained) == ["cmd() chains 2 core steps"]
-    helpers = "def _a():\n    return export_model(1)\n\ndef _b(x):\n    return evaluate(x)\n\ndef cmd():\n    _b(_a())\n"
+    helpers = ("def _a():\n    return export_model(1)\n\ndef _b(x):\n    return evaluate(x)\n\n"
+               "def cmd():\n    _b(_a())\n")
     assert orchestration(helpers) == ["cmd() chains 2 core steps"]
     twice = "def cmd(refs):\n    first = measure(refs[:1])\n    return first, measure(refs[1:])\n"
     assert orchestration(twice) == ["cmd() chains 2 core steps"]
-    looped = "def cmd(phones):\n    for p in phones:\n        bench_session(p)\n    return [measure(p) for p in phones]\n"
+    looped = ("def cmd(phones):\n    for p in phones:\n        bench_session(p)\n"
+              "    return [measure(p) for p in phones]\n")
     assert orchestration(looped) == ["cmd() chains 2 core steps", "calls bench_session() in a loop (line 3)",
                                      "calls measure() in a loop (line 4)"]
     branches = ("def cmd(lab, stored):\n    if stored:\n        return compare(stored)\n    if lab:\n"
-                "        return per_phone_jobs(lab, lambda p: run_gate(p))\n    run_gate(None)\n")
-    assert orchestration(branches) == ["cmd() chains 2 core steps"]  # per_phone_jobs and run_gate on one path
-    one_each = branches.replace("per_phone_jobs(lab, lambda p: run_gate(p))", "print_each(lab)")
+                "        return lab_session(lab, lambda p: run_gate(p))\n    run_gate(None)\n")
+    assert orchestration(branches) == ["cmd() chains 2 core steps"]  # lab_session and run_gate on one path
+    one_each = branches.replace("lab_session(lab, ", "per_phone_jobs(lab, ")  # the job per phone is the one step
     assert orchestration(one_each) == []
     assert orchestration("def show(rows):\n    for r in rows:\n        print_json(r)\n") == []
+    sibling = {"lab_cmd": "def on_lab(lab):\n    return lab_compare_session(lab)\n"}
+    across = "def cmd(lab):\n    from .lab_cmd import on_lab\n    on_lab(lab)\n    return compare_session(None)\n"
+    assert orchestration(across, sibling) == ["cmd() chains 2 core steps"]
+    assert orchestration(across) == []  # without the sibling's source its helper is unknown
     passed = "def cmd(root):\n    setup(root)\n    _optional(setup_executorch, root)\n"
     assert orchestration(passed) == ["cmd() chains 2 core steps"]
-    per_phone = "def _one(p):\n    return measure([p])\n\ndef cmd(phones):\n    while phones:\n        _one(phones.pop())\n"
+    per_phone = ("def _one(p):\n    return measure([p])\n\n"
+                 "def cmd(phones):\n    while phones:\n        _one(phones.pop())\n")
     assert orchestration(per_phone) == ["calls _one() in a loop (line 6)"]
     reads = "a = res.manifest['parity']\nb = manifest.get('slug')\nc = manifest.parity['int8']\nd = x['manifest']\n"
     assert manifest_dict_reads(reads) == [1, 2]
@@ -209,7 +237,8 @@ STILL_ORCHESTRATING: set[str] = set()
 def test_cli_modules_hold_no_orchestration():
     """A command parses its options, calls ONE core function and prints: no cli/ function chains two core steps
     (export then evaluate, export_targets then a lab run, two measures) or calls one per target or phone."""
-    found = {path.name: orchestration(path.read_text()) for path in sorted((PACKAGE / "cli").glob("*.py"))}
+    sources = {path.stem: path.read_text() for path in sorted((PACKAGE / "cli").glob("*.py"))}
+    found = {f"{name}.py": orchestration(source, sources) for name, source in sources.items()}
     chaining = {name for name, problems in found.items() if problems}
     assert chaining == STILL_ORCHESTRATING, {name: found[name] for name in chaining ^ STILL_ORCHESTRATING}
 
