@@ -87,3 +87,10 @@ class PhoneUnavailableError(DeviceError):
     """A farm's phone is in use, unknown or not answering (403, 404, 504): it is skipped."""
 
     kind = "device"
+
+
+class NoPhoneError(DeviceError):
+    """No phone of a lab (several phones, a farm's) could be reserved or reached: exit 1, as a failed run, since
+    nothing was timed. The message is one line."""
+
+    exit_code = 1

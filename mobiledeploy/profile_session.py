@@ -7,9 +7,27 @@ The CLI parses the options, calls these with its progress display and prints (no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["check_profile", "profile_session", "arm_profile"]
+__all__ = ["ProfileRequest", "check_profile", "profile_session", "phone_profile_session", "arm_profile"]
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """What `profile` was asked: the model (its ref, name and config), the precision and input size, the timing
+    options, profiled runs, the runtime (litert: the .tflite; executorch: the .pte) and, on a qemu: device, the
+    phone whose estimated ms per kernel kind to add."""
+
+    ref: str
+    name: str
+    config: dict[str, Any]
+    precision: str
+    size: tuple[int, int]
+    options: Any  # records.BenchOptions
+    runs: int
+    runtime: str = "litert"
+    phone: str | None = None
 
 
 def check_profile(device: str, options: Any, threads: int, adb_server: str | None, db: str | None,
@@ -28,9 +46,8 @@ def check_profile(device: str, options: Any, threads: int, adb_server: str | Non
         ask_phone(device, adb_server)
 
 
-def profile_session(device: str, ref: str, name: str, config: dict[str, Any], precision: str, size: Any, options: Any,
-                    adb_server: str | None, db: str | None, runs: int, progress: Callable[[str], None],
-                    phone: str | None = None, runtime: str = "litert") -> Any:
+def profile_session(device: str, req: ProfileRequest, adb_server: str | None, db: str | None,
+                    progress: Callable[[str], None]) -> Any:
     """Export (reusing) the one target, then its op profile: exact Arm instructions per function on qemu:,
     the device's op profiler elsewhere (ExecuTorch's .pte: profiling_pte)."""
     from .devices.kinds import kind_of
@@ -38,16 +55,25 @@ def profile_session(device: str, ref: str, name: str, config: dict[str, Any], pr
     from .profiling import profile_target
     from .registry import config_slug
 
-    if runtime == "executorch":
+    if req.runtime == "executorch":
         from .profiling_pte import pte_profile
 
-        return pte_profile(device, ref, name, config, precision, size, options.threads, runs, progress)
-    (target,) = prepare_targets([ref], (precision,), size, progress)
+        return pte_profile(device, req.ref, req.name, req.config, req.precision, req.size, req.options.threads,
+                           req.runs, progress)
+    (target,) = prepare_targets([req.ref], (req.precision,), req.size, progress)
     progress(f"op profile {target.name} on {device}")
     if kind_of(device).profiler == "arm":
-        return arm_profile(device, target, name, config, runs=min(runs, 3), phone=phone)
-    label = config_slug(name, {k: v for k, v in config.items() if k != "input_shape"})
-    return profile_target(device, target, name, config, label, options, adb_server, db, runs=runs)
+        return arm_profile(device, target, req.name, req.config, runs=min(req.runs, 3), phone=req.phone)
+    label = config_slug(req.name, {k: v for k, v in req.config.items() if k != "input_shape"})
+    return profile_target(device, target, req.name, req.config, label, req.options, adb_server, db, runs=req.runs)
+
+
+def phone_profile_session(device: str, req: ProfileRequest, adb_server: str | None, db: str | None,
+                          warn: Callable[[str], None], progress: Callable[[str], None]) -> Any:
+    """`profile` on one phone of a lab (run in that phone's thread): its checks (`check_profile`), then its
+    profile (`profile_session`)."""
+    check_profile(device, req.options, req.options.threads, adb_server, db, warn)
+    return profile_session(device, req, adb_server, db, progress)
 
 
 def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], runs: int, phone: str | None = None) -> Any:

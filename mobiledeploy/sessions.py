@@ -10,11 +10,75 @@ On a qemu: device with `BenchOptions.phone`, every counted run also carries the 
 from __future__ import annotations
 
 import signal
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["session_plan", "resolve_ref", "export_targets", "compare_session", "guidelines_session",
-           "judge_guidelines", "interrupted_status"]
+__all__ = ["SessionPlan", "GuidelinesPlan", "CompareOutcome", "StoredCompare", "session_plan", "resolve_ref",
+           "plan_compare", "export_targets", "compare_session", "lab_compare_session", "judge_stored",
+           "guidelines_session", "judge_guidelines", "interrupted_status"]
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """What one `compare` session sets against what: the suite, the models (refs as given, each ref's key =
+    its export slug without the input size, each key's display label, published figures and (arch, config)),
+    the baseline's key, the input sizes, the precisions and the runtimes that time them."""
+
+    suite: Any  # compare.Suite
+    refs: tuple[str, ...]
+    keys: dict[str, str]  # ref -> key
+    labels: dict[str, str]  # key -> label
+    paper: dict[str, Any]  # key -> compare.SuiteModel, the suite's models only
+    configs: dict[str, tuple[str, dict[str, Any]]]  # key -> (arch, config)
+    baseline: str  # key
+    sizes: tuple[tuple[int, int], ...] = ()
+    precisions: tuple[str, ...] = ()
+    runtimes: tuple[str | None, ...] = (None,)
+
+    @property
+    def baseline_label(self) -> str:
+        return self.labels[self.baseline]
+
+
+@dataclass(frozen=True)
+class GuidelinesPlan:
+    """One `guidelines` session, every option checked: the device, the guidelines and their variants' refs
+    (ref -> key), the input size, precisions, timing options and rounds, the smallest effect that counts, and
+    the report's header (`meta`)."""
+
+    device: str
+    chosen: tuple[Any, ...]  # guidelines.Guideline
+    size: tuple[int, int]
+    precisions: tuple[str, ...]
+    options: Any  # records.BenchOptions
+    rounds: int
+    refs: tuple[str, ...]
+    keys: dict[str, str]
+    min_effect: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    """A finished `compare` session: the bench run (None when no model exported), its results, the compare rows
+    (export failures included) and the per-op attributions (--per-layer / --report)."""
+
+    bench: Any  # bench.BenchRun | None
+    results: list[Any]
+    rows: list[Any]
+    attributions: list[Any]
+
+
+@dataclass(frozen=True)
+class StoredCompare:
+    """`compare --results`: the stored runs of the plan's models and precisions, the devices they ran on, and
+    either the rows of one table or (by device) each phone's rows."""
+
+    runs: list[Any]
+    devices: list[str]
+    rows: list[Any] = field(default_factory=list)
+    per_phone: list[tuple[Any, list[Any]]] | None = None
 
 
 def session_plan(device: str, rounds: int | None, runs: int | None, warmup: int | None,
@@ -41,6 +105,46 @@ def resolve_ref(ref: str) -> tuple[str, dict[str, Any], str]:
     options = {k: v for k, v in config.items() if k != "input_shape"}  # a user's model: its input, not an option
     get_spec(arch).resolve(options)
     return arch, config, config_slug(arch, options)
+
+
+def plan_compare(suite: Any, refs: list[str], baseline_ref: str, sizes: tuple[tuple[int, int], ...] = (),
+                 precisions: tuple[str, ...] = ()) -> SessionPlan:
+    """Model keys, display labels and published figures for the refs (the suite's labels for its models); the
+    baseline added first when missing; the same model given twice (e.g. 'v1:g=3' and 'shufflenet_v1:g=3') once."""
+    suite_by_key = {resolve_ref(m.ref)[2]: m for m in suite.models}
+    base_key = resolve_ref(baseline_ref)[2]
+    if base_key not in {resolve_ref(r)[2] for r in refs}:
+        refs = [baseline_ref, *refs]
+    keys: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    configs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for ref in refs:
+        arch, config, key = resolve_ref(ref)
+        if key not in labels:
+            keys[ref], configs[key] = key, (arch, config)
+            labels[key] = suite_by_key[key].label if key in suite_by_key else ref
+    return SessionPlan(suite=suite, refs=tuple(r for r in refs if r in keys), keys=keys, labels=labels,
+                       paper={key: suite_by_key[key] for key in labels if key in suite_by_key}, configs=configs,
+                       baseline=base_key, sizes=tuple(sizes), precisions=tuple(precisions))
+
+
+def judge_stored(files: list[str], plan: SessionPlan, by_device: bool = False) -> StoredCompare:
+    """`compare --results`: the same table from runs already stored, those of the plan's models and precisions;
+    by device, each phone's runs (`config.phone`, else the device URI) against the baseline run on it."""
+    from .compare import compare, slug_key
+    from .errors import ConfigError
+    from .gating.baseline import read_result_files
+
+    keys, precisions = set(plan.labels), set(plan.precisions)
+    runs = [r for r, _ in read_result_files(files) if slug_key(r.model) in keys and r.precision in precisions]
+    if not runs:
+        raise ConfigError(f"no run in {', '.join(files)} is of the models compared ({', '.join(sorted(keys))})")
+    devices = sorted({r.device for r in runs})
+    if by_device:
+        from .lab_session import by_device as rows_by_device, stored_by_device
+
+        return StoredCompare(runs, devices, per_phone=rows_by_device(stored_by_device(runs), plan, []))
+    return StoredCompare(runs, devices, rows=compare(runs, plan.baseline, labels=plan.labels, paper=plan.paper))
 
 
 def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
@@ -106,10 +210,10 @@ def _ending(exc: BaseException, measured: list[Any]) -> str:
     return f"error: {' '.join(str(exc).split())}"
 
 
-def compare_session(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any,
+def compare_session(plan: SessionPlan, device: str, options: Any, rounds: int, export: Any,
                     weights_of: dict[str, str] | None, attribute: bool, report: Path | None, adb_server: str | None,
                     db: str | None, progress: Callable[[str], None] | None = None,
-                    prepared: Callable[[list[Any]], None] | None = None) -> dict[str, Any]:
+                    prepared: Callable[[list[Any]], None] | None = None) -> CompareOutcome:
     """Export, time interleaved, set against the baseline and (optionally) attribute per op; an interrupt or an
     error still writes the --report of what was measured. `prepared` sees the targets before any run."""
     from .bench import run_bench
@@ -118,10 +222,10 @@ def compare_session(plan: dict[str, Any], device: str, options: Any, rounds: int
     from .profiling import attribute_models
 
     measured: list[Any] = []
-    labels, base_key = plan["labels"], plan["baseline"]
+    labels, base_key = plan.labels, plan.baseline
     try:
-        targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
-                                           export, weights_of, plan["runtimes"])
+        targets, failures = export_targets(list(plan.refs), plan.precisions, list(plan.sizes), progress, plan.keys,
+                                           export, weights_of, plan.runtimes)
         if prepared:
             prepared(targets)
         bench = None
@@ -129,42 +233,68 @@ def compare_session(plan: dict[str, Any], device: str, options: Any, rounds: int
             bench = run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,
                               progress=progress, collected=measured).raise_for_setup()
         results = bench.results if bench else []
-        rows = compare(results, base_key, labels=labels, paper=plan["paper"], failures=failures)
+        rows = compare(results, base_key, labels=labels, paper=plan.paper, failures=failures)
         attributions = []
         if attribute and targets:
-            attributions = attribute_models(device, targets, plan["configs"], labels, options, adb_server, db,
+            attributions = attribute_models(device, targets, plan.configs, labels, options, adb_server, db,
                                             progress)
     except (KeyboardInterrupt, MobiledeployError) as exc:  # e.g. no benchmark_model to be had: the report says why
         if report:
             partial_compare_report(report, _ending(exc, measured), measured, plan, device)
         raise
-    return {"bench": bench, "results": results, "rows": rows, "attributions": attributions}
+    return CompareOutcome(bench=bench, results=results, rows=rows, attributions=attributions)
 
 
-def partial_compare_report(report: Path, status: str, measured: list[Any], plan: dict[str, Any], device: str) -> None:
+def lab_compare_session(lab: Any, plan: SessionPlan, options: Any, rounds: int, export: Any,
+                        weights_of: dict[str, str] | None, db: str | None, report: Any, meta: dict[str, Any],
+                        progress: Any, prepared: Callable[[list[Any]], None] | None = None
+                        ) -> tuple[list[Any], list[tuple[Any, list[Any]]]]:
+    """`compare` on every phone at once (the farm asked before any export): export every model once, time them on
+    every phone, and each phone's rows against the baseline timed on that phone: (PhoneRuns, per-phone rows).
+    An interrupt still writes the --report of what was measured (`meta` is its header)."""
+    from .lab_session import by_device, lab_report, run_lab, runs_of
+    from .preflight import check_db
+
+    check_db(db)
+    lab.check()
+    targets, failures = export_targets(list(plan.refs), plan.precisions, list(plan.sizes), progress, plan.keys,
+                                       export, weights_of, plan.runtimes)
+    if prepared is not None:
+        prepared(targets)
+    collected: list[Any] = []
+    try:
+        runs = run_lab(lab, targets, options, rounds, db, progress, collected) if targets else []
+    except KeyboardInterrupt:
+        if report:
+            lab_report(report, by_device(runs_of(collected), plan, failures), {**meta, "status": "interrupted"})
+        raise
+    return runs, by_device([(run, run.results) for run in runs], plan, failures)
+
+
+def partial_compare_report(report: Path, status: str, measured: list[Any], plan: SessionPlan, device: str) -> None:
     """The --report of a compare that did not finish (interrupted, or stopped by an error): its status and
     the speedups of what was measured."""
     from .compare import compare
     from .report import write_compare_report
 
-    labels, base_key = plan["labels"], plan["baseline"]
+    labels, base_key = plan.labels, plan.baseline
     ok = [r for r in measured if r.ok]
-    rows = compare(ok, base_key, labels=labels, paper=plan["paper"], failures=[]) if ok else []
-    meta = {"status": status, "device": device, "suite": plan["suite"].name, "baseline": labels[base_key]}
+    rows = compare(ok, base_key, labels=labels, paper=plan.paper, failures=[]) if ok else []
+    meta = {"status": status, "device": device, "suite": plan.suite.name, "baseline": labels[base_key]}
     ending = "interrupted" if status.startswith("interrupted") else "stopped by an error"
     write_compare_report(report, rows, meta=meta, title=f"Theory vs measurement on {device} ({ending})")
 
 
-def judge_guidelines(plan: dict[str, Any], results: list[Any]) -> list[Any]:
+def judge_guidelines(plan: GuidelinesPlan, results: list[Any]) -> list[Any]:
     """Every chosen guideline in every precision, judged from the runs (`guidelines.evaluate`)."""
     from .guidelines import evaluate
 
-    keys = plan["keys"]
-    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, precision=fmt, min_effect=plan["min_effect"])
-            for fmt in plan["formats"] for g in plan["chosen"]]
+    keys = plan.keys
+    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, precision=fmt, min_effect=plan.min_effect)
+            for fmt in plan.precisions for g in plan.chosen]
 
 
-def guidelines_session(plan: dict[str, Any], export: Any, report: str | None, adb_server: str | None,
+def guidelines_session(plan: GuidelinesPlan, export: Any, report: str | None, adb_server: str | None,
                        db: str | None, progress: Callable[[str], None] | None = None,
                        prepared: Callable[[list[Any]], None] | None = None
                        ) -> tuple[list[Any], list[dict[str, Any]], str]:
@@ -175,11 +305,10 @@ def guidelines_session(plan: dict[str, Any], export: Any, report: str | None, ad
 
     measured: list[Any] = []
     try:
-        targets, failures = export_targets(plan["refs"], plan["formats"], [plan["size"]], progress, plan["keys"],
-                                           export)
+        targets, failures = export_targets(list(plan.refs), plan.precisions, [plan.size], progress, plan.keys, export)
         if prepared:
             prepared(targets)
-        bench = run_bench(plan["device"], targets, plan["options"], rounds=plan["rounds"], db=db,
+        bench = run_bench(plan.device, targets, plan.options, rounds=plan.rounds, db=db,
                           adb_server=adb_server, progress=progress,
                           collected=measured).raise_for_setup() if targets else None
     except (KeyboardInterrupt, MobiledeployError) as exc:  # the --report still says how it ended
@@ -187,7 +316,7 @@ def guidelines_session(plan: dict[str, Any], export: Any, report: str | None, ad
             from .report import write_guidelines_report
 
             write_guidelines_report(report, judge_guidelines(plan, [r for r in measured if r.ok]),
-                                    meta={**plan["meta"], "status": _ending(exc, measured)})
+                                    meta={**plan.meta, "status": _ending(exc, measured)})
         raise
     return judge_guidelines(plan, bench.results if bench else []), failures, str(bench.db_path) if bench else ""
 
@@ -199,7 +328,7 @@ ARM_RUNTIME = {"litert": "counted"}
 ARM_RUNS, ARM_WARMUP = 3, 1
 
 
-def runtimes_session(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any, arm_cpus: list[str],
+def runtimes_session(plan: SessionPlan, device: str, options: Any, rounds: int, export: Any, arm_cpus: list[str],
                      db: str | None, adb_server: str | None, named: list[str], progress: Any,
                      prepared: Callable[[list[Any]], None] | None = None) -> tuple[list[Any], list[Any], list[dict]]:
     """`compare --runtimes A,B,…`: export each model once for every runtime, time it on `device` (interleaved
@@ -212,9 +341,9 @@ def runtimes_session(plan: dict[str, Any], device: str, options: Any, rounds: in
     from .records import BenchOptions
     from .runtime_table import runtime_rows
 
-    refs = [r for r in plan["refs"] if not named or r in named] or plan["refs"]
-    targets, failures = export_targets(refs, plan["formats"], plan["sizes"], progress, plan["keys"],
-                                       export, None, plan["runtimes"])
+    refs = [r for r in plan.refs if not named or r in named] or list(plan.refs)
+    targets, failures = export_targets(refs, plan.precisions, list(plan.sizes), progress, plan.keys, export, None,
+                                       plan.runtimes)
     if prepared is not None:
         prepared(targets)
     results = list(run_bench(device, targets, options, rounds=rounds, db=db, adb_server=adb_server,

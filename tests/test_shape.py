@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "mobiledeploy"
@@ -12,9 +13,17 @@ CONVERTERS = REPO / "converters"  # mobiledeploy.converters (pyproject.toml, [to
 MAX_BODY_LINES = 60
 #: libraries a command never imports itself: the core modules it calls do (and --help stays instant)
 HEAVY = {"torch", "tensorflow", "onnx", "onnxruntime", "ai_edge_litert", "sqlite3", "executorch"}
-#: the pieces a core orchestrator chains (make targets, time or count, fan out to phones, judge); a command
-#: calls the orchestrator (`measure.measure`, `export_model`, `gating.run.run_gate`), not the pieces
-MEASURING = {"run_bench", "fan_out", "prepare_targets", "judge", "judge_exact"}
+#: the pieces a core orchestrator chains (make or export targets, time or count, fan out to phones or threads,
+#: evaluate, judge); a command calls the orchestrator (`measure.measure`, a `*_session`, `gating.run.run_gate`),
+#: never the pieces
+MEASURING = {"run_bench", "fan_out", "prepare_targets", "judge", "judge_exact", "export_targets", "lab_targets",
+             "run_lab", "run_threads", "Thread", "load_labelled", "profile_target", "arm_profile", "by_device"}
+#: the core's entry points: a command function (or a helper of it) calls at most ONE of them, and never in a
+#: loop or a comprehension (a loop over targets or phones is orchestration); besides these, every `*_session`.
+#: (`lab_session.per_phone_jobs` is not one: it runs a whole command per phone, and that command is the step)
+STEPS = {"export_model", "measure", "evaluate", "compare", "run_gate", "gate_one_phone", "analyse",
+         "store_accuracy", "judge_stored", "setup", "setup_executorch", "setup_onnxruntime",
+         "setup_all"}
 #: commands that still run measurements themselves: none (profile and calibrate orchestrate in
 #: `profile_session`/`calibrate_session`); the set must name exactly the modules that do, and stays empty
 STILL_MEASURING: set[str] = set()
@@ -43,11 +52,101 @@ def cli_problems(source: str) -> list[str]:
             found += [f"imports {a.name}" for a in node.names if a.name.split(".")[0] in HEAVY]
         elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in HEAVY:
             found.append(f"imports {node.module}")
-        elif isinstance(node, ast.Call):
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name in MEASURING:
-                found.append(f"calls {name}() (line {node.lineno})")
+        elif isinstance(node, ast.Call) and _called(node) in MEASURING:
+            found.append(f"calls {_called(node)}() (line {node.lineno})")
+    return found
+
+
+def _called(node: ast.Call) -> str | None:
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _is_step(name: str | None) -> bool:
+    return name is not None and (name in STEPS or name.endswith("_session"))
+
+
+class _Steps:
+    """Core steps a module's functions call, counted along the worst path through a function (an `if` whose
+    branch returns or raises is a path of its own: `if lab: return on_lab(…)` then `one_device(…)` is one
+    step each); a call of another function of the module counts that function's steps, and a step passed to a
+    call (`_optional(setup_executorch, …)`) counts as called."""
+
+    def __init__(self, tree: ast.Module, siblings: Callable[[str], _Steps | None] = lambda module: None):
+        self.functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.memo: dict[str, int] = {}
+        self.siblings = siblings  # another cli module's _Steps, by module name (`from .lab_cmd import …`)
+        self.imported = {a.asname or a.name: (n.module, a.name) for n in ast.walk(tree)
+                         if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module for a in n.names}
+
+    def of_call(self, name: str | None) -> int:
+        """Steps one call makes: 1 for a step; a helper's own, in this module or (imported) in a sibling."""
+        if _is_step(name):
+            return 1
+        if name in self.functions:
+            return self.of_function(name)
+        module, function = self.imported.get(name or "", (None, None))
+        other = self.siblings(module) if module else None
+        return other.of_function(function) if other and function in other.functions else 0
+
+    def of_function(self, name: str) -> int:
+        if name not in self.memo:
+            self.memo[name] = 0  # a recursive helper counts once
+            self.memo[name] = self.path(self.functions[name].body)
+        return self.memo[name]
+
+    def of_node(self, node: ast.AST) -> int:
+        """Steps called anywhere in `node` (not in functions defined inside it, which count where called)."""
+        count = 0
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(child, ast.Call):
+                count += self.of_call(_called(child))
+                count += sum(1 for arg in child.args if isinstance(arg, ast.Name) and _is_step(arg.id))  # passed on
+            count += self.of_node(child)
+        return count
+
+    def path(self, statements: list[ast.stmt]) -> int:
+        worst = current = 0
+        for stmt in statements:
+            if isinstance(stmt, ast.If):
+                body, orelse = self.path(stmt.body), self.path(stmt.orelse)
+                test = self.of_node(stmt.test)
+                if stmt.body and isinstance(stmt.body[-1], (ast.Return, ast.Raise)):
+                    worst = max(worst, current + test + body)
+                    current += test + orelse
+                else:
+                    current += test + max(body, orelse)
+            elif isinstance(stmt, (ast.With, ast.AsyncWith, ast.Try)):
+                current += sum(self.of_node(item) for item in getattr(stmt, "items", [])) + self.path(stmt.body)
+                current += max([self.path(h.body) for h in getattr(stmt, "handlers", [])] or [0])
+                current += self.path(getattr(stmt, "finalbody", []))
+            else:
+                current += self.of_node(stmt)
+        return max(worst, current)
+
+
+def orchestration(source: str, siblings: dict[str, str] | None = None) -> list[str]:
+    """Functions of one CLI module that chain core steps (more than one along a path, counting the helpers they
+    call: the module's own and those imported from `siblings`, the other cli modules' sources by module name)
+    or call one in a loop or comprehension (over targets, phones, devices)."""
+    parsed: dict[str, _Steps] = {}
+
+    def sibling(module: str) -> _Steps | None:
+        if module not in parsed and module in (siblings or {}):
+            parsed[module] = _Steps(ast.parse((siblings or {})[module]), sibling)
+        return parsed.get(module)
+
+    tree = ast.parse(source)
+    steps = _Steps(tree, sibling)
+    found = [f"{name}() chains {count} core steps" for name in steps.functions
+             if (count := steps.of_function(name)) > 1]
+    loops = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    for loop in (n for n in ast.walk(tree) if isinstance(n, loops)):
+        for call in (n for n in ast.walk(loop) if isinstance(n, ast.Call)):
+            if steps.of_call(_called(call)):
+                found.append(f"calls {_called(call)}() in a loop (line {call.lineno})")
     return found
 
 
@@ -77,6 +176,34 @@ def test_the_checks_see_what_they_look_for():
     lazy = "def f():\n    import torch.nn\n    from tensorflow import lite\n    return bench.run_bench(1)\n"
     assert cli_problems(lazy) == ["imports torch.nn", "imports tensorflow", "calls run_bench() (line 4)"]
     assert cli_problems("from ..bench import run_bench\nprint_json(parse_formats('fp32'))\n") == []
+    assert cli_problems("def f(p):\n    run_threads([Thread(target=p)], stop)\n") == [
+        "calls run_threads() (line 2)", "calls Thread() (line 2)"]
+    chained = "def cmd():\n    exported = export_model(1)\n    return evaluate(exported)\n"
+    assert orchestration(chained) == ["cmd() chains 2 core steps"]
+    helpers = ("def _a():\n    return export_model(1)\n\ndef _b(x):\n    return evaluate(x)\n\n"
+               "def cmd():\n    _b(_a())\n")
+    assert orchestration(helpers) == ["cmd() chains 2 core steps"]
+    twice = "def cmd(refs):\n    first = measure(refs[:1])\n    return first, measure(refs[1:])\n"
+    assert orchestration(twice) == ["cmd() chains 2 core steps"]
+    looped = ("def cmd(phones):\n    for p in phones:\n        bench_session(p)\n"
+              "    return [measure(p) for p in phones]\n")
+    assert orchestration(looped) == ["cmd() chains 2 core steps", "calls bench_session() in a loop (line 3)",
+                                     "calls measure() in a loop (line 4)"]
+    branches = ("def cmd(lab, stored):\n    if stored:\n        return compare(stored)\n    if lab:\n"
+                "        return lab_session(lab, lambda p: run_gate(p))\n    run_gate(None)\n")
+    assert orchestration(branches) == ["cmd() chains 2 core steps"]  # lab_session and run_gate on one path
+    one_each = branches.replace("lab_session(lab, ", "per_phone_jobs(lab, ")  # the job per phone is the one step
+    assert orchestration(one_each) == []
+    assert orchestration("def show(rows):\n    for r in rows:\n        print_json(r)\n") == []
+    sibling = {"lab_cmd": "def on_lab(lab):\n    return lab_compare_session(lab)\n"}
+    across = "def cmd(lab):\n    from .lab_cmd import on_lab\n    on_lab(lab)\n    return compare_session(None)\n"
+    assert orchestration(across, sibling) == ["cmd() chains 2 core steps"]
+    assert orchestration(across) == []  # without the sibling's source its helper is unknown
+    passed = "def cmd(root):\n    setup(root)\n    _optional(setup_executorch, root)\n"
+    assert orchestration(passed) == ["cmd() chains 2 core steps"]
+    per_phone = ("def _one(p):\n    return measure([p])\n\n"
+                 "def cmd(phones):\n    while phones:\n        _one(phones.pop())\n")
+    assert orchestration(per_phone) == ["calls _one() in a loop (line 6)"]
     reads = "a = res.manifest['parity']\nb = manifest.get('slug')\nc = manifest.parity['int8']\nd = x['manifest']\n"
     assert manifest_dict_reads(reads) == [1, 2]
 
@@ -101,6 +228,28 @@ def test_cli_modules_import_no_heavy_library_and_leave_measuring_to_the_core():
     assert {name: found for name, found in heavy.items() if found} == {}
     measuring = {name for name, found in problems.items() if any(p.startswith("calls") for p in found)}
     assert measuring == STILL_MEASURING, {name: problems[name] for name in measuring ^ STILL_MEASURING}
+
+
+#: commands that still chain core steps themselves; must name exactly the modules that do, and end empty
+STILL_ORCHESTRATING: set[str] = set()
+
+
+def test_cli_modules_hold_no_orchestration():
+    """A command parses its options, calls ONE core function and prints: no cli/ function chains two core steps
+    (export then evaluate, export_targets then a lab run, two measures) or calls one per target or phone."""
+    sources = {path.stem: path.read_text() for path in sorted((PACKAGE / "cli").glob("*.py"))}
+    found = {f"{name}.py": orchestration(source, sources) for name, source in sources.items()}
+    chaining = {name for name, problems in found.items() if problems}
+    assert chaining == STILL_ORCHESTRATING, {name: found[name] for name in chaining ^ STILL_ORCHESTRATING}
+
+
+def test_the_names_the_checks_look_for_are_the_cores():
+    """Every piece and step the checks name is a function (or class) of the package: a renamed one would make the
+    check blind without failing it."""
+    defined = {n.name for path in [*PACKAGE.rglob("*.py"), *CONVERTERS.rglob("*.py")]
+               for n in ast.walk(ast.parse(path.read_text()))
+               if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not path.is_relative_to(PACKAGE / "cli")}
+    assert sorted((MEASURING | STEPS) - defined - {"Thread"}) == []
 
 
 def test_the_gate_names_no_emulated_core_itself():

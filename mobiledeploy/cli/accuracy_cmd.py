@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
@@ -53,22 +54,23 @@ def accuracy_cmd(
     Example: mobiledeploy accuracy ./val --arch v1 --g 3 --scale 0.25 --set num_classes=10 --resolution 32 --weights digits.pt --device qemu:cortex-a76
     Example: mobiledeploy accuracy ./val --model-fn mynet.py:build --weights mynet.pt --limit 500 --json
     """
-    from ..labelled import find_labelled
+    import functools
+
+    from ..accuracy_session import AccuracyRequest, accuracy_session
     from ..preflight import check_db, check_output_dir
+    from .export_cmd import warn_calibration
 
     check_output_dir(report, "--report")
     check_db(db)
     name, config = selection.choice()
-    arm_cpus = emulated_cpus(devices or ["local"])
-    found = find_labelled(images, labels, classes, limit)  # bad folders fail before any export
-    _check_classifier(name, config, resolution, found.labels)  # and a model that is no classifier of these labels
-    exported = _export(name, config, resolution, weights, calibration, calib_samples, out,
-                       {"float_layers": float_layers, "int8_cosine_floor": cosine_floor,
-                        "calibration_seed": calibration_seed, **_formats(int16_activations)})
-    result = _evaluate(exported, found, arm_cpus, per_layer)
-    from ..accuracy_store import store_accuracy
-
-    result["evaluation_id"] = store_accuracy(result, db, exported.manifest)
+    req = AccuracyRequest(images=images, name=name, config=config, resolution=resolution, weights=weights,
+                          labels=labels, classes=classes, limit=limit, per_layer=per_layer,
+                          devices=tuple(devices or ["local"]), calibration=calibration, calib_samples=calib_samples,
+                          out=out, int16_activations=int16_activations,
+                          export_options={"float_layers": float_layers, "int8_cosine_floor": cosine_floor,
+                                          "calibration_seed": calibration_seed})
+    result = accuracy_session(req, db, functools.partial(_export_display, name), ImageProgress,
+                              exported=warn_calibration)
     for warning in result["warnings"]:
         import sys
 
@@ -83,60 +85,14 @@ def accuracy_cmd(
     print_accuracy(result)
 
 
-def emulated_cpus(devices: list[str]) -> list[str]:
-    """The emulated cores among --device values; the host is always evaluated. Phones are not (yet)."""
-    from ..devices.kinds import kind_of, parse_device_uri
-    from ..errors import ConfigError
-
-    cpus = []
-    for uri in devices:
-        kind = kind_of(uri)
-        if kind.host_cpus:
-            continue
-        if kind.unit != "instructions":
-            raise ConfigError(f"accuracy runs on local and qemu:CPU devices, not {uri} (phones: not yet)")
-        cpus.append(parse_device_uri(uri)[1])
-    return list(dict.fromkeys(cpus))
-
-
-def _formats(int16_activations: bool) -> dict[str, Any]:
-    from ..converters.pipeline import FORMATS
-
-    return {"formats": (*FORMATS, "int16x8")} if int16_activations else {}
-
-
-def _check_classifier(name: str, config: dict[str, Any], resolution: str, labels: list[int]) -> None:
-    from ..accuracy import check_classifier, output_shapes
-    from ..registry import get_spec
-
-    shapes = output_shapes(name, config, resolution)
-    if shapes is not None:
-        check_classifier(shapes, labels, (get_spec(name).source or {}).get("ref", name))
-
-
-def _export(name: str, config: dict[str, Any], resolution: str, weights: str | None, calibration: str,
-            calib_samples: int, out: Path | None, extra: dict[str, Any]) -> Any:
-    from ..converters import DEFAULT_OUT, export_model
+@contextmanager
+def _export_display(name: str) -> Iterator[Any]:
+    """The export's stages on stderr, each also naming what an interrupt interrupted."""
     from ..converters.progress import StageProgress
-    from .export_cmd import warn_calibration, with_activity
+    from .export_cmd import with_activity
 
     with StageProgress() as progress:
-        exported = export_model(name, config, resolution=resolution, out_dir=out or DEFAULT_OUT, weights=weights,
-                                calibration=calibration, calib_samples=calib_samples,
-                                progress=with_activity(progress, name), **extra)
-    warn_calibration(exported.manifest)
-    return exported
-
-
-def _evaluate(exported: Any, found: Any, arm_cpus: list[str], per_layer: int) -> dict[str, Any]:
-    from ..accuracy import classifier_outputs, evaluate
-    from ..labelled import load_labelled
-
-    classifier_outputs(exported.manifest, found.labels)  # before decoding every image
-    h, w = exported.manifest.resolution
-    with ImageProgress() as progress:
-        data = load_labelled(found, (h, w))
-        return evaluate(exported.path, exported.manifest, data, arm_cpus, progress, per_layer=per_layer)
+        yield with_activity(progress, name)
 
 
 class ImageProgress:

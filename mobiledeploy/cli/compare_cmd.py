@@ -5,17 +5,21 @@ from __future__ import annotations
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ..sessions import CompareOutcome, SessionPlan
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, CpuMaskOpt, DbOpt, DeviceOpt, DispatchLibraryOpt,
                       FullDelegationOpt, ReportOpt, RoundsOpt, RunsOpt, RuntimesOpt, ThreadsOpt, WarmupOpt,
                       PhoneOpt, accelerator_options)
-from ..sessions import export_targets, interrupted_status, resolve_ref, session_plan  # noqa: F401 (the CLI's names)
+from ..sessions import interrupted_status, resolve_ref, session_plan  # noqa: F401 (the CLI's names)
 
 
 def split_refs(values: list[str] | None) -> list[str]:
@@ -106,19 +110,19 @@ def compare_cmd(
         from ..estimate.phones import check_phone
 
         phone = check_phone(device, phone).name
-    plan = {**_plan(suite, models, baseline, resolutions, formats, rounds), "runtimes": runtimes_for(device, runtimes)}
-    options = BenchOptions(threads=threads or plan["suite"].threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
+    plan = replace(_plan(suite, models, baseline, resolutions, formats, rounds), runtimes=runtimes_for(device, runtimes))
+    options = BenchOptions(threads=threads or plan.suite.threads, runs=runs, warmup=warmup, cpu_mask=cpu_mask,
                            benchmark_binary=benchmark_binary, phone=phone,
                            **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_options(device, options)
     check_output_dir(report, "--report")
     check_output_dir(out, "--out")
     export = ExportInputs(calibration, calib_samples, out)
-    weights_of = {r: weights for r in plan["refs"] if plan["keys"][r] != plan["baseline"]} if weights else None
+    weights_of = {r: weights for r in plan.refs if plan.keys[r] != plan.baseline} if weights else None
     if lab is not None:
         return _compare_on_lab(lab, plan, options, rounds, runs, export, weights_of, report, db, json_out)
     preflight(device, adb_server, db, options.threads, exports=True)
-    if len(plan["runtimes"]) > 1:  # several runtimes: ONE table of them side by side (cli/compare_runtimes.py)
+    if len(plan.runtimes) > 1:  # several runtimes: ONE table of them side by side (cli/compare_runtimes.py)
         from .compare_runtimes import compare_runtimes
 
         return compare_runtimes(plan, device, options, rounds, export, arm, db, adb_server, json_out, split_refs(models))
@@ -130,45 +134,38 @@ def compare_cmd(
     _finish(done, plan, device, options, rounds, runs, phone, started, per_layer, json_out, report)
 
 
-def _finish(done: dict[str, Any], plan: dict[str, Any], device: str, options: Any, rounds: int, runs: int,
+def _finish(done: CompareOutcome, plan: SessionPlan, device: str, options: Any, rounds: int, runs: int,
             phone: str | None, started: float, per_layer: bool, json_out: bool, report: Path | None) -> None:
     """Print (and write the report of) a finished compare session, then its warnings and verdict."""
-    spec, base_label = plan["suite"], plan["labels"][plan["baseline"]]
-    bench, results, rows = done["bench"], done["results"], done["rows"]
+    spec, base_label = plan.suite, plan.baseline_label
+    bench, results, rows = done.bench, done.results, done.rows
     meta = {"status": "complete", "device": device, "suite": spec.name, "baseline": base_label,
             "threads": options.threads, "rounds": rounds, "runs per round": runs,
-            "paper source": spec.source if plan["paper"] else "",
-            "paper device": spec.reference_device if plan["paper"] else "",
+            "paper source": spec.source if plan.paper else "",
+            "paper device": spec.reference_device if plan.paper else "",
             "results db": str(bench.db_path) if bench else "", "session": bench.session_id if bench else "",
             "phone": phone or "",
             "elapsed_s": round(time.perf_counter() - started, 1)}
-    _show(rows, results, done["attributions"], meta, spec if plan["paper"] else None, per_layer, json_out)
+    _show(rows, results, done.attributions, meta, spec if plan.paper else None, per_layer, json_out)
     if report:
         from ..report import write_compare_report
 
-        written = write_compare_report(report, rows, attributions=done["attributions"], meta=meta,
+        written = write_compare_report(report, rows, attributions=done.attributions, meta=meta,
                                        title=f"Theory vs measurement on {device}")
         sys.stderr.write(f"mobiledeploy: report written to {written['html']}\n")
     _conclude(rows)
 
 
-def _compare_on_lab(lab: Any, plan: dict[str, Any], options: Any, rounds: int, runs: int, export: Any,
+def _compare_on_lab(lab: Any, plan: SessionPlan, options: Any, rounds: int, runs: int, export: Any,
                     weights_of: dict[str, str] | None, report: Path | None, db: str | None, json_out: bool) -> None:
-    """compare on every phone of a lab at once (`cli/lab_cmd.py`): the farm is asked before any export."""
+    """compare on every phone of a lab at once (`sessions.lab_compare_session`), printed by `cli/lab_cmd.py`."""
     from .lab_cmd import compare_lab
-    from ..preflight import check_db
 
-    check_db(db)
-    lab.check()
-    with progress_on_stderr() as progress:
-        targets, failures = export_targets(plan["refs"], plan["formats"], plan["sizes"], progress, plan["keys"],
-                                           export, weights_of, plan["runtimes"])
-    warn_calibration(targets)
-    spec = plan["suite"]
-    meta = {"device": lab.describe(), "suite": spec.name, "baseline": plan["labels"][plan["baseline"]],
+    spec = plan.suite
+    meta = {"device": lab.describe(), "suite": spec.name, "baseline": plan.baseline_label,
             "threads": options.threads, "rounds": rounds, "runs per round": runs,
-            "paper source": spec.source if plan["paper"] else ""}
-    compare_lab(lab, targets, failures, plan, options, rounds, db, report, json_out, meta)
+            "paper source": spec.source if plan.paper else ""}
+    compare_lab(lab, plan, options, rounds, export, weights_of, db, report, json_out, meta)
 
 
 def _conclude(rows: list[Any]) -> None:
@@ -179,48 +176,42 @@ def _conclude(rows: list[Any]) -> None:
         raise SystemExit(1)
 
 
-def _judge_stored(files: list[str], plan: dict[str, Any], json_out: bool, by_device: bool = False) -> None:
-    """compare --results: the same table from runs already stored, those of the plan's models and formats."""
-    from ..gating.baseline import read_result_files
-    from ..compare import compare, slug_key
-    from ..errors import ConfigError
+def _judge_stored(files: list[str], plan: SessionPlan, json_out: bool, by_device: bool = False) -> None:
+    """compare --results: the same table from runs already stored (`sessions.judge_stored`)."""
+    from ..sessions import judge_stored
 
-    keys, formats = set(plan["labels"]), set(plan["formats"])
-    runs = [r for r, _ in read_result_files(files) if slug_key(r.model) in keys and r.precision in formats]
-    if not runs:
-        raise ConfigError(f"no run in {', '.join(files)} is of the models compared ({', '.join(sorted(keys))})")
-    devices = sorted({r.device for r in runs})
+    judged = judge_stored(files, plan, by_device)
+    spec = plan.suite
     if by_device:
-        from .lab_cmd import judge_stored_by_device
+        from .lab_cmd import show_stored_by_device
 
-        meta = {"status": "stored runs", "suite": plan["suite"].name, "baseline": plan["labels"][plan["baseline"]],
+        meta = {"status": "stored runs", "suite": spec.name, "baseline": plan.baseline_label,
                 "results files": list(files)}
-        return judge_stored_by_device(runs, plan, json_out, meta)
-    rows = compare(runs, plan["baseline"], labels=plan["labels"], paper=plan["paper"])
-    spec = plan["suite"]
-    meta = {"status": "stored runs", "device": ", ".join(devices), "suite": spec.name,
-            "baseline": plan["labels"][plan["baseline"]], "results files": list(files),
-            "paper source": spec.source if plan["paper"] else ""}
-    _show(rows, runs, [], meta, spec if plan["paper"] else None, False, json_out)
-    _conclude(rows)
+        return show_stored_by_device(judged.per_phone or [], plan, json_out, meta)
+    meta = {"status": "stored runs", "device": ", ".join(judged.devices), "suite": spec.name,
+            "baseline": plan.baseline_label, "results files": list(files),
+            "paper source": spec.source if plan.paper else ""}
+    _show(judged.rows, judged.runs, [], meta, spec if plan.paper else None, False, json_out)
+    _conclude(judged.rows)
 
 
 def _plan(suite: str, models: list[str] | None, baseline: str | None, resolutions: str | None, formats: str | None,
-          rounds: int) -> dict[str, Any]:
-    """The suite, the models (keys, labels, published figures), sizes and formats of one compare session."""
+          rounds: int) -> SessionPlan:
+    """The suite, the models (keys, labels, published figures), sizes and precisions of one compare session."""
     from ..analysis import parse_resolution
     from ..bench import parse_formats
     from ..compare import load_suite
     from ..errors import ConfigError
+    from ..sessions import plan_compare
 
     spec = load_suite(suite)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
-    plan = plan_models(split_refs(models) or [m.ref for m in spec.models], baseline or spec.baseline, spec)
+    plan = plan_compare(spec, split_refs(models) or [m.ref for m in spec.models], baseline or spec.baseline)
     sizes = [parse_resolution(r) for r in (resolutions.split(",") if resolutions else spec.resolutions) if r.strip()]
     if not sizes:
         raise ConfigError("--resolutions needs at least one HxW")
-    return {**plan, "suite": spec, "sizes": sizes, "formats": parse_formats(formats or ",".join(spec.formats))}
+    return replace(plan, sizes=tuple(sizes), precisions=tuple(parse_formats(formats or ",".join(spec.formats))))
 
 
 def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: dict[str, Any], suite: Any,
@@ -241,25 +232,6 @@ def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: di
 
         for att in attributions:
             print_attribution(att, top=8)
-
-
-def plan_models(refs: list[str], baseline_ref: str, suite: Any) -> dict[str, Any]:
-    """Model keys, display labels and published figures for the refs; the baseline added when missing."""
-    suite_by_key = {resolve_ref(m.ref)[2]: m for m in suite.models}
-    base_key = resolve_ref(baseline_ref)[2]
-    if base_key not in {resolve_ref(r)[2] for r in refs}:
-        refs = [baseline_ref, *refs]
-    keys: dict[str, str] = {}
-    labels: dict[str, str] = {}
-    configs: dict[str, tuple[str, dict[str, Any]]] = {}
-    for ref in refs:
-        arch, config, key = resolve_ref(ref)
-        if key not in labels:  # the same model twice (e.g. 'v1:g=3' and 'shufflenet_v1:g=3'): once
-            keys[ref], configs[key] = key, (arch, config)
-            labels[key] = suite_by_key[key].label if key in suite_by_key else ref
-    paper = {key: suite_by_key[key] for key in labels if key in suite_by_key}
-    return {"refs": [r for r in refs if r in keys], "keys": keys, "labels": labels, "paper": paper,
-            "configs": configs, "baseline": base_key}
 
 
 def _x(value: float | None) -> str:

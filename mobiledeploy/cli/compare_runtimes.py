@@ -11,7 +11,7 @@ from .console import progress_on_stderr, stdout_console, warn_calibration
 
 __all__ = ["compare_runtimes", "arm_cores", "show_runtime_table"]
 
-def compare_runtimes(plan: dict[str, Any], device: str, options: Any, rounds: int, export: Any, arm: str | None,
+def compare_runtimes(plan: Any, device: str, options: Any, rounds: int, export: Any, arm: str | None,
                      db: str | None, adb_server: str | None, json_out: bool, named: list[str]) -> None:
     """Export, time and count every model on every runtime (`sessions.runtimes_session`) and print the one
     table; exit 1 when no model could be measured."""
@@ -21,7 +21,7 @@ def compare_runtimes(plan: dict[str, Any], device: str, options: Any, rounds: in
     with progress_on_stderr() as progress:
         rows, results, failures = runtimes_session(plan, device, options, rounds, export, arm_cpus, db, adb_server,
                                                    named, progress, prepared=warn_calibration)
-    meta = {"device": device, "arm_cores": arm_cpus, "rounds": rounds, "runtimes": list(plan["runtimes"])}
+    meta = {"device": device, "arm_cores": arm_cpus, "rounds": rounds, "runtimes": list(plan.runtimes)}
     show_runtime_table(rows, meta, json_out)
     for failure in failures:
         sys.stderr.write(f"mobiledeploy: warning: {failure['key']} {failure['precision']} {failure['resolution']} "

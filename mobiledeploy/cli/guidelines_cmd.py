@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ..sessions import GuidelinesPlan
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, app, print_json
 from .console import progress_on_stderr, stdout_console, warn_calibration
@@ -58,14 +61,14 @@ def guidelines_cmd(
 def _plan(device: str, only: str | None, resolution: str, formats: str, threads: int, rounds: int | None,
           runs: int | None, warmup: int | None, min_effect: float, cpu_mask: str, benchmark_binary: str | None,
           report: str | None, out: str | None, adb_server: str | None, db: str | None,
-          phone: str | None = None) -> dict[str, Any]:
+          phone: str | None = None) -> GuidelinesPlan:
     """Every check before any export: the guidelines, the sizes, the session's rounds, the paths and the device."""
     from ..analysis import parse_resolution
     from ..bench import BenchOptions, parse_formats
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, get_guidelines
     from .bench_cmd import preflight
-    from ..sessions import resolve_ref, session_plan
+    from ..sessions import GuidelinesPlan, resolve_ref, session_plan
     from ..preflight import check_output_dir
 
     device, rounds, runs, warmup = session_plan(device, rounds, runs, warmup, (3, 30, 3))
@@ -88,20 +91,20 @@ def _plan(device: str, only: str | None, resolution: str, formats: str, threads:
     meta = {"status": "complete", "device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads,
             "rounds": rounds, "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS,
             "phone": phone or ""}
-    return {"device": device, "chosen": chosen, "size": size, "formats": parse_formats(formats), "options": options,
-            "rounds": rounds, "refs": refs, "keys": {ref: resolve_ref(ref)[2] for ref in refs},
-            "min_effect": min_effect, "meta": meta}
+    return GuidelinesPlan(device=device, chosen=tuple(chosen), size=size, precisions=parse_formats(formats),
+                          options=options, rounds=rounds, refs=tuple(refs), keys={ref: resolve_ref(ref)[2] for ref in refs},
+                          min_effect=min_effect, meta=meta)
 
 
-def _show(plan: dict[str, Any], verdicts: list[Any], failures: list[dict[str, Any]], db_path: str,
+def _show(plan: GuidelinesPlan, verdicts: list[Any], failures: list[dict[str, Any]], db_path: str,
           report: str | None, json_out: bool) -> None:
     """The table or JSON, the report, one warning per failed export; exit 1 when nothing could be judged."""
-    meta = {**plan["meta"], "results db": db_path}
+    meta = {**plan.meta, "results db": db_path}
     if json_out:
         print_json({**{k.replace(" ", "_"): v for k, v in meta.items()}, "guidelines": [v.to_dict() for v in verdicts],
                     "export_failures": failures})
     else:
-        print_guidelines(verdicts, plan["device"])
+        print_guidelines(verdicts, plan.device)
     if report:
         from ..report import write_guidelines_report
 

@@ -13,7 +13,8 @@ from .app import Json, app, print_json
 from .console import progress_on_stderr, stdout_console
 from .options import AdbServerOpt
 
-__all__ = ["open_lab", "bench_lab", "run_lab", "compare_lab", "per_phone", "print_by_device", "devices_cmd"]
+__all__ = ["open_lab", "bench_lab", "compare_lab", "show_stored_by_device", "per_phone", "print_by_device",
+           "devices_cmd"]
 
 
 def warn(line: str) -> None:
@@ -27,29 +28,16 @@ def open_lab(device: str, adb_server: str | None) -> Any:
     return lab_of(device, adb_server, say=warn)
 
 
-def run_lab(lab: Any, targets: list[Any], options: Any, rounds: int, db: str | None, progress: Any,
-            collected: list[Any] | None = None) -> list[Any]:
-    """`lab_session.run_lab`; no phone to be had: one line, exit 1."""
-    from ..errors import DeviceError
-    from ..lab_session import run_lab as run_on_phones
-
-    try:
-        return run_on_phones(lab, targets, options, rounds, db, progress, collected)
-    except DeviceError as exc:
-        sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())}\n")
-        raise SystemExit(1) from None
-
-
 def bench_lab(lab: Any, refs: list[str], options: Any, formats: Any, resolution: Any, runtimes: Any, rounds: int,
               db: str | None, inputs: dict[str, Any], json_out: bool) -> None:
-    """`bench` on every phone of the lab: one table with a phone column, every run stored and tagged."""
-    from ..lab_session import db_path, lab_targets
+    """`bench` on every phone of the lab (`lab_session.bench_on_lab`): one table with a phone column, every run
+    stored and tagged."""
+    from ..lab_session import bench_on_lab, db_path
     from .console import warn_calibration
 
-    with progress_on_stderr() as progress:
-        targets = lab_targets(lab, refs, formats, resolution, runtimes, db, inputs, progress)
-        warn_calibration(targets)
-        runs = run_lab(lab, targets, options, rounds, db, progress)
+    with progress_on_stderr() as progress:  # no phone to be had: NoPhoneError, one line and exit 1
+        runs = bench_on_lab(lab, refs, options, formats, resolution, runtimes, rounds, db, inputs, progress,
+                            prepared=warn_calibration)
     if json_out:
         print_json({"device": lab.describe(), "db": str(db_path(runs, db)),
                     "devices": [{**run.to_dict(), "results": [_item(r) for r in run.results]} for run in runs]})
@@ -100,21 +88,17 @@ def print_lab_results(runs: list[Any], db_path: str) -> None:
     console.print(f"[dim]stored in {escape(db_path)}; each run's config.phone names its phone and machine class[/]")
 
 
-def compare_lab(lab: Any, targets: list[Any], failures: list[dict[str, Any]], plan: dict[str, Any], options: Any,
-                rounds: int, db: str | None, report: Any, json_out: bool, meta: dict[str, Any]) -> None:
-    """`compare` on every phone at once: each phone's speedups against the baseline timed on that phone, side by
-    side (table, JSON, report); an interrupt still writes the report of what was measured."""
-    from ..lab_session import by_device, db_path, lab_report, runs_of, uncompared
+def compare_lab(lab: Any, plan: Any, options: Any, rounds: int, export: Any, weights_of: dict[str, str] | None,
+                db: str | None, report: Any, json_out: bool, meta: dict[str, Any]) -> None:
+    """`compare` on every phone at once (`sessions.lab_compare_session`): each phone's speedups against the
+    baseline timed on that phone, side by side (table, JSON, report)."""
+    from ..lab_session import db_path, lab_report, uncompared
+    from ..sessions import lab_compare_session
+    from .console import warn_calibration
 
-    collected: list[Any] = []
-    try:
-        with progress_on_stderr() as progress:
-            runs = run_lab(lab, targets, options, rounds, db, progress, collected) if targets else []
-    except KeyboardInterrupt:
-        if report:
-            lab_report(report, by_device(runs_of(collected), plan, failures), {**meta, "status": "interrupted"})
-        raise
-    per_phone = by_device([(run, run.results) for run in runs], plan, failures)
+    with progress_on_stderr() as progress:  # no phone to be had: NoPhoneError, one line and exit 1
+        runs, per_phone = lab_compare_session(lab, plan, options, rounds, export, weights_of, db, report, meta,
+                                              progress, prepared=warn_calibration)
     meta = {**meta, "status": "complete", "results db": str(db_path(runs, db))}
     _show_by_device(per_phone, plan, json_out, meta)
     if report:
@@ -126,25 +110,25 @@ def compare_lab(lab: Any, targets: list[Any], failures: list[dict[str, Any]], pl
         raise SystemExit(1)
 
 
-def judge_stored_by_device(runs: list[Any], plan: dict[str, Any], json_out: bool, meta: dict[str, Any]) -> None:
-    """compare --results --by-device: stored runs grouped by the phone they ran on (`config.phone`, else the
-    device URI), each phone's speedups against its own baseline runs."""
-    from ..lab_session import by_device, stored_by_device, uncompared
+def show_stored_by_device(per_phone: list[tuple[Any, list[Any]]], plan: Any, json_out: bool,
+                          meta: dict[str, Any]) -> None:
+    """compare --results --by-device: stored runs grouped by the phone they ran on, each phone's speedups against
+    its own baseline runs (`sessions.judge_stored`)."""
+    from ..lab_session import uncompared
 
-    per_phone = by_device(stored_by_device(runs), plan, [])
     _show_by_device(per_phone, plan, json_out, meta)
     if uncompared(per_phone):
         sys.stderr.write("mobiledeploy: error: on some phone no model could be compared with the baseline\n")
         raise SystemExit(1)
 
 
-def _show_by_device(per_phone: list[tuple[Any, list[Any]]], plan: dict[str, Any], json_out: bool,
+def _show_by_device(per_phone: list[tuple[Any, list[Any]]], plan: Any, json_out: bool,
                     meta: dict[str, Any]) -> None:
     if json_out:
         print_json({**{k.replace(" ", "_"): v for k, v in meta.items()},
                     "by_device": [{**run.to_dict(), "rows": [r.to_dict() for r in rows]} for run, rows in per_phone]})
     else:
-        print_by_device(per_phone, plan["labels"][plan["baseline"]], plan["paper"])
+        print_by_device(per_phone, plan.baseline_label, plan.paper)
 
 
 def print_by_device(per_phone: list[tuple[Any, list[Any]]], baseline_label: str, paper: dict[str, Any]) -> None:
@@ -188,91 +172,45 @@ def _speedup_text(row: Any) -> str:
     return _x(row.measured_speedup) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
 
 
-class _PerThread:
-    """sys.stdout / sys.stderr that send what a phone's thread writes to that phone's buffer (the others, and
-    the main thread, write through): a command run per phone keeps its output whole, printed after."""
-
-    def __init__(self, real: Any):
-        import threading
-
-        self.real, self.buffers, self._local = real, {}, threading.local()
-
-    def capture(self) -> Any:
-        import io
-
-        self._local.buffer = buffer = io.StringIO()
-        return buffer
-
-    def write(self, text: str) -> int:
-        return (getattr(self._local, "buffer", None) or self.real).write(text)
-
-    def flush(self) -> None:
-        if getattr(self._local, "buffer", None) is None:
-            self.real.flush()
-
-    def isatty(self) -> bool:
-        return getattr(self._local, "buffer", None) is None and self.real.isatty()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 def per_phone(lab: Any, job: Any, command: str, json_out: bool = False) -> None:
-    """`job(phone)` (a whole command on one phone: gate, profile) on every phone of the lab at once. Each phone's
-    output is printed whole after a `== PHONE: COMMAND exit N` line (its stderr lines prefixed by the phone);
-    with --json, one object: {"devices": [{phone, device, exit_code, result: the phone's JSON}]}. The exit code
-    is the worst phone's: 0 only when every phone succeeded."""
-    import threading
+    """`job(phone)` (a whole command on one phone: gate, profile) on every phone of the lab at once
+    (`lab_session.per_phone_jobs`). Each phone's output is printed whole after a `== PHONE: COMMAND exit N` line
+    (its stderr lines prefixed by the phone); with --json, one object: {"devices": [{phone, device, exit_code,
+    result: the phone's JSON}]}. The exit code is the worst phone's: 0 only when every phone succeeded."""
+    from ..errors import NoPhoneError
+    from ..lab_session import per_phone_jobs
 
-    from ..errors import DeviceError
-    from ..fanout import run_threads
-
-    lab.check()
-    outputs: dict[str, tuple[int, Any, Any]] = {}
-    out, err = _PerThread(sys.stdout), _PerThread(sys.stderr)
-    phones: list[Any] = []
-
-    def one(phone: Any) -> None:
-        stdout, stderr = out.capture(), err.capture()
-        outputs[phone.label] = (_judged(job, phone), stdout, stderr)
-
-    saved = sys.stdout, sys.stderr
+    lab.check()  # the farm answers and has a matching phone (a DeviceError, exit 2, prints no phone's output)
+    done: list[Any] = []
     try:
-        with lab.phones() as reserved:
-            phones[:] = reserved
-            sys.stdout, sys.stderr = out, err
-            threads = [threading.Thread(target=one, args=(p,), daemon=True, name=f"{command} {p.label}")
-                       for p in reserved]
-            run_threads(threads, lab.release_all)
-    except DeviceError as exc:
-        sys.stdout, sys.stderr = saved
-        sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())}\n")
+        per_phone_jobs(lab, lambda phone: _judged(job, phone), command, done)
+    except NoPhoneError as exc:
+        sys.stderr.write(f"mobiledeploy: error: {exc}\n")
         raise SystemExit(1) from None
     finally:
-        sys.stdout, sys.stderr = saved
-        _print_per_phone([(p, *outputs[p.label]) for p in phones if p.label in outputs], command, json_out)
-    if code := max((c for c, _, _ in outputs.values()), default=1):
+        _print_per_phone([(d.phone, d.exit_code, d.stdout, d.stderr) for d in done], command, json_out)
+    if code := max((d.exit_code for d in done), default=1):
         raise SystemExit(code)
 
 
-def _print_per_phone(done: list[tuple[Any, int, Any, Any]], command: str, json_out: bool) -> None:
+def _print_per_phone(done: list[tuple[Any, int, str, str]], command: str, json_out: bool) -> None:
     import json
 
     for phone, code, _, stderr in done:
-        sys.stderr.write("".join(f"{phone.label}: {line}\n" for line in stderr.getvalue().splitlines()))
+        sys.stderr.write("".join(f"{phone.label}: {line}\n" for line in stderr.splitlines()))
     if json_out:
         items = []
         for phone, code, stdout, _ in done:
             try:
-                result = json.loads(stdout.getvalue() or "null")
+                result = json.loads(stdout or "null")
             except ValueError:
-                result = stdout.getvalue()
+                result = stdout
             items.append({"phone": phone.label, "device": phone.uri, "identity": phone.identity, "exit_code": code,
                           "result": result})
         print_json({"command": command, "devices": items})
         return
     for phone, code, stdout, _ in done:
-        sys.stdout.write(f"== {phone.label}: {command} exit {code}\n{stdout.getvalue()}")
+        sys.stdout.write(f"== {phone.label}: {command} exit {code}\n{stdout}")
 
 
 def _judged(job: Any, phone: Any) -> int:
@@ -305,44 +243,13 @@ def devices_cmd(
     Example: mobiledeploy devices
     Example: STF_TOKEN=... mobiledeploy devices --device 'stf:https://farm.example/?abi=arm64-v8a' --json
     """
-    from ..devices.lab import Lab
-    from ..devices.stf import matches
+    from ..lab_session import offered_phones
 
-    lab = Lab(device, adb_server=adb_server) if device is not None else None
-    if lab is not None and lab.farm is not None:
-        phones = lab.farm.phones()
-        rows = [{"serial": p.serial, "model": p.fields.get("model"), "manufacturer": p.fields.get("manufacturer"),
-                 "soc": p.fields.get("cpuPlatform"), "abi": p.fields.get("abi"), "sdk": p.fields.get("sdk"),
-                 "free": p.free, "matches": matches(p.fields, lab.farm.query.filters)} for p in phones]
-        source = lab.farm.query.describe()
-    else:
-        rows, source = _adb_phones(lab, adb_server), adb_server or "the adb server"
+    rows, source = offered_phones(device, adb_server)
     if json_out:
         print_json({"source": source, "devices": rows})
         return
     _print_devices(rows, source)
-
-
-def _adb_phones(lab: Any, adb_server: str | None) -> list[dict[str, Any]]:
-    """Every phone the adb server lists (or the lab's), with its facts when it is in state `device`."""
-    from ..devices.adb import AdbDevice
-    from ..errors import MobiledeployError
-
-    named = lab.serials if lab is not None else None
-    seen = AdbDevice("list", adb_server=adb_server).devices()
-    rows = []
-    for serial in named or list(seen):
-        state = seen.get(serial, "absent")
-        row: dict[str, Any] = {"serial": serial, "state": state, "free": state == "device"}
-        if state == "device":
-            try:
-                facts = AdbDevice(serial, adb_server=adb_server).open().info()
-                row.update({k: facts.get(k) for k in ("model", "manufacturer", "soc", "abi")})
-                row["sdk"] = facts.get("sdk") or facts.get("android_sdk")
-            except MobiledeployError as exc:
-                row.update(free=False, error=" ".join(str(exc).split()))
-        rows.append(row)
-    return rows
 
 
 def _print_devices(rows: list[dict[str, Any]], source: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -55,8 +56,8 @@ def profile_cmd(
     from ..devices import check_device as check_emulated
     from ..devices.kinds import kind_of
     from ..errors import ConfigError
+    from ..profile_session import ProfileRequest
     from ..registry import parse_model_ref
-
     from .lab_cmd import open_lab
 
     lab = open_lab(device, adb_server)  # several phones, or a farm's: each profiled at once, printed in turn
@@ -81,21 +82,24 @@ def profile_cmd(
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
+    req = ProfileRequest(ref=f"{name}:{label}", name=name, config=config, precision=fmt, size=size,
+                         options=bench_options, runs=runs, runtime=runtime.strip().lower())
     if lab is not None:
         import functools
 
         from .lab_cmd import per_phone
 
-        job = functools.partial(_profile_one, f"{name}:{label}", name, config, fmt, size, bench_options, threads,
-                                adb_server, db, runs, top, json_out)
+        job = functools.partial(_profile_one, replace(req, runtime="litert"), adb_server, db, top, json_out)
         return per_phone(lab, job, "profile", json_out)
     _check(device, bench_options, threads, adb_server, db)
     if phone is not None:
         from ..estimate.phones import check_phone
 
         phone = check_phone(device, phone).name
-    profile = _profile(device, f"{name}:{label}", name, config, fmt, size, bench_options, adb_server, db, runs, phone,
-                       runtime.strip().lower())
+    from ..profile_session import profile_session
+
+    with progress_on_stderr() as progress:
+        profile = profile_session(device, replace(req, phone=phone), adb_server, db, progress)
     if json_out:
         print_json({"device": device, **profile.to_dict()})
     elif kind_of(device).profiler == "arm":
@@ -104,31 +108,26 @@ def profile_cmd(
         print_attribution(profile, top=top)
 
 
-def _profile_one(ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any, threads: int,
-                 adb_server: str | None, db: str | None, runs: int, top: int, json_out: bool, phone: Any) -> None:
+def _profile_one(req: Any, adb_server: str | None, db: str | None, top: int, json_out: bool, phone: Any) -> None:
     """profile on one phone of a lab (`lab_cmd.per_phone` runs it in the phone's thread)."""
-    _check(phone.uri, options, threads, adb_server, db)
-    profile = _profile(phone.uri, ref, name, config, fmt, size, options, adb_server, db, runs)
+    from ..profile_session import phone_profile_session
+
+    with progress_on_stderr() as progress:
+        profile = phone_profile_session(phone.uri, req, adb_server, db, _warn, progress)
     if json_out:
         print_json({"device": phone.uri, "phone": phone.identity, **profile.to_dict()})
     else:
         print_attribution(profile, top=top)
 
 
+def _warn(warning: str) -> None:
+    sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+
+
 def _check(device: str, options: Any, threads: int, adb_server: str | None, db: str | None) -> None:
     from ..profile_session import check_profile
 
-    check_profile(device, options, threads, adb_server, db,
-                  lambda warning: sys.stderr.write(f"mobiledeploy: warning: {warning}\n"))
-
-
-def _profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, options: Any,
-             adb_server: str | None, db: str | None, runs: int, phone: str | None = None, runtime: str = "litert") -> Any:
-    from ..profile_session import profile_session
-
-    with progress_on_stderr() as progress:
-        return profile_session(device, ref, name, config, fmt, size, options, adb_server, db, runs, progress,
-                               phone=phone, runtime=runtime)
+    check_profile(device, options, threads, adb_server, db, _warn)
 
 
 def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:

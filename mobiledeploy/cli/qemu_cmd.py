@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -36,32 +36,15 @@ def setup_cmd(
     Example: mobiledeploy qemu setup --cpu cortex-a76 --cpu cortex-a53 --json
     """
     from ..devices.qemu import parse_cpu
-    from ..qemu.env import CPUS, setup
-    from ..qemu.executorch_env import setup_executorch
-    from ..qemu.onnxruntime_env import setup_onnxruntime
+    from ..qemu.env import CPUS
+    from ..qemu.setup_all import setup_all
 
     cpus = tuple(dict.fromkeys(parse_cpu(c) for c in cpu)) if cpu else tuple(CPUS)
-    env = setup(cpus=cpus, force=force, progress=_say)
-    executorch = _optional_part(setup_executorch, env.root, "ExecuTorch", "ExecuTorch {executorch} runner")
-    onnxruntime = _optional_part(setup_onnxruntime, env.root, "ONNX Runtime", "ONNX Runtime {onnxruntime} (aarch64)")
+    done = setup_all(cpus, force, _say)
     if json_out:
+        env = done.env
         print_json({"root": str(env.root), "qemu": env.qemu, "versions": env.versions, "cpus": env.cpus,
-                    "executorch": executorch, "onnxruntime": onnxruntime})
-
-
-def _optional_part(setup_part: Callable[..., Any], root: Any, title: str, ready: str) -> dict[str, Any] | None:
-    """Setup of one optional part (when the host has its package); a failure is a warning only: the LiteRT
-    environment is ready either way. `ready` is formatted with the versions the part recorded."""
-    from ..errors import MobiledeployError
-
-    try:
-        guest = setup_part(root, _say)
-    except MobiledeployError as exc:
-        _say(f"warning: {title} on qemu: devices is not set up: {exc}")
-        return None
-    if guest is not None:
-        _say(f"{ready.format(**guest.versions)} ready in {guest.root}")
-    return guest.versions if guest else None
+                    "executorch": done.executorch, "onnxruntime": done.onnxruntime})
 
 
 @qemu_app.command("status")
