@@ -84,7 +84,7 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
         folder = Path(target.artifact).parent
         onnx_path = folder / read_manifest(folder).artifacts["onnx"].path
         profile = onnx_op_times(onnx_path, runs=runs, threads=options.threads)
-        fmt, width = "fp32", 4
+        precision, width = "fp32", 4
     else:
         from .bench import run_bench
 
@@ -94,5 +94,5 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
         if not result.ok or not result.op_profile:
             raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
         profile = op_times_from_profile(result.op_profile, target.artifact)
-        fmt, width = target.precision, (1 if target.precision == "int8" else 4)
-    return attribute(report.layers, profile, bytes_per_element=width, model=label, precision=fmt)
+        precision, width = target.precision, (1 if target.precision == "int8" else 4)
+    return attribute(report.layers, profile, bytes_per_element=width, model=label, precision=precision)

@@ -389,7 +389,7 @@ def test_the_pte_profile_on_an_emulated_core_counts_what_the_run_counts(own_expo
     # processes, in the next; with no warm-up that next one is the timed run (seen: 472,656 instead of 459,524)
     blocks, maps, per_run = run_pte_profile(env, guest, "cortex-a76", pte, runs=1, warmup=1)
     timed = run_executorch_guest(env, guest, "cortex-a76", pte, runs=1, warmup=1).counts.runs
-    profile = attribute(blocks, maps, 1, model="sesplit", fmt="pte_fp32", cpu="cortex-a76")
+    profile = attribute(blocks, maps, 1, model="sesplit", precision="fp32", artifact="pte_fp32", cpu="cortex-a76")
     # Two processes of two binaries (et_profile is et_runner compiled whole with the window), the same temp folder
     # name length (`run_executorch.pte_workdir`): 42 of 459,524 apart in 3 runs of this test and 40 runs of both;
     # a clean-clone CI run once saw 1,002 (before the shared folder and the warm-up), cause not known: 0.5% kept.
