@@ -30,7 +30,7 @@ def run_lab(lab: Any, targets: list[Any], options: Any, rounds: int, db: str | N
                        progress=progress, collected=collected, release=lab.release_all)
 
 
-def lab_targets(lab: Any, refs: list[str], formats: Any, resolution: Any, runtimes: Any, db: str | None,
+def lab_targets(lab: Any, refs: list[str], precisions: Any, resolution: Any, runtimes: Any, db: str | None,
                 inputs: dict[str, Any], progress: Any) -> list[Any]:
     """`bench` on a lab, before any phone is reserved: the database and the farm checked, the models exported
     once for every phone."""
@@ -39,7 +39,7 @@ def lab_targets(lab: Any, refs: list[str], formats: Any, resolution: Any, runtim
 
     check_db(db)
     lab.check()  # the farm answers, takes the token and has a matching phone: before any export
-    return prepare_targets(refs, formats, resolution, progress, runtimes=runtimes, **inputs)
+    return prepare_targets(refs, precisions, resolution, progress, runtimes=runtimes, **inputs)
 
 
 def db_path(runs: list[Any], db: str | None) -> Any:

@@ -62,7 +62,7 @@ def bench_cmd(
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
     from ..artifact_kinds import DEFAULT_PRECISIONS
-    from ..bench import BenchOptions, ExportInputs, parse_formats
+    from ..bench import BenchOptions, ExportInputs, parse_precisions
     from ..measure import measure
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import kind_of, runtimes_for
@@ -96,7 +96,7 @@ def bench_cmd(
                                  op_profiling=op_profiling, phone=phone,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
-    fmts = parse_formats(formats or [f for f in DEFAULT_PRECISIONS if any(f in runtime_class(r).artifacts for r in runtimes)])
+    precisions = parse_precisions(formats or [f for f in DEFAULT_PRECISIONS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
     if reparameterize and model is not None:
         raise ConfigError(f"--reparameterize applies to a model that is exported first (--arch, --model-fn); {model} is "
@@ -106,10 +106,10 @@ def bench_cmd(
     if lab is not None:
         from .lab_cmd import bench_lab
 
-        return bench_lab(lab, [model or ref], bench_options, fmts, resolution, runtimes, rounds, db, inputs, json_out)
+        return bench_lab(lab, [model or ref], bench_options, precisions, resolution, runtimes, rounds, db, inputs, json_out)
     preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
-        report = measure([model or ref], device, bench_options, formats=fmts, resolution=resolution, runtimes=runtimes,
+        report = measure([model or ref], device, bench_options, precisions=precisions, resolution=resolution, runtimes=runtimes,
                          rounds=rounds, db=db, adb_server=adb_server, progress=progress, prepared=warn_calibration,
                          **inputs)
     if json_out:
