@@ -83,9 +83,11 @@ def print_lab_results(runs: list[Any], db_path: str) -> None:
 
     from .console import ms_text
 
-    table = Table(title="latency in ms, per phone", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("phone", "machine class", "model", "format", "round", "", "median", "p95", "init", "first"):
-        table.add_column(col, justify="left" if col in ("phone", "machine class", "model", "format") else "right")
+    table = Table(title="latency in ms, per phone", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for col in ("phone", "machine class", "model", "precision", "round", "", "median", "p95", "init", "first"):
+        table.add_column(col, justify="left" if col in ("phone", "machine class", "model", "precision") else "right",
+                         no_wrap=col == "precision")
     for run in runs:
         for r in run.results or [None]:
             if r is None:
@@ -164,9 +166,10 @@ def print_by_device(per_phone: list[tuple[Any, list[Any]]], baseline_label: str,
                        "[green]ok[/]" if run.ok else f"[red]{escape(run.failure() or 'failed')}[/]")
     console.print(phones)
     table = Table(title=f"measured speedup over {escape(baseline_label)} per phone (95% CI)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "format", "size", "theoretical", *(run.phone.label for run, _ in per_phone)):
-        table.add_column(escape(col), justify="left" if col in ("model", "format", "size") else "right")
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("model", "precision", "size", "theoretical", *(run.phone.label for run, _ in per_phone)):
+        table.add_column(escape(col), justify="left" if col in ("model", "precision", "size") else "right",
+                         no_wrap=col == "precision")
     for cell, cells in side_by_side(per_phone).items():
         model, fmt, res, theoretical = cell
         table.add_row(escape(model), fmt, res, _x(theoretical), *(_speedup_text(c) for c in cells))
