@@ -1,7 +1,7 @@
 """Per-op attribution of measured time to the analysed layers: which ops take the time their MACs do not explain.
 
 Locally ONNX Runtime's profiler times the fp32 ONNX model; on a phone benchmark_model's op profiling
-times each format. Both are joined to the layer analysis by `mobiledeploy.attribution`.
+times each precision. Both are joined to the layer analysis by `mobiledeploy.attribution`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
                      labels: dict[str, str], options: Any, adb_server: str | None, db: str | None,
                      progress: Any) -> list[Any]:
     """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
-    (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
+    (fp32 ONNX), benchmark_model's op profiling on a phone (each precision)."""
     from .compare import format_resolution, slug_key
     from .errors import MobiledeployError
 

@@ -17,9 +17,9 @@ ALEX = "alexnet"
 V1 = "shufflenet_v1-g3-scale0.5"
 
 
-def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
+def run(model: str, precision: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
     h, w = (int(x) for x in res.split("x"))
-    result = RunResult(model=f"{model}-{res}", precision=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
+    result = RunResult(model=f"{model}-{res}", precision=precision, device="local", artifact=f"/a/{model}.tflite", sha256="0",
                        threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w]}, round=rnd)
     if not ok:
         return result.failed("boom")

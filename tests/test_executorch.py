@@ -298,16 +298,16 @@ def test_both_pte_files_counted_exactly_on_an_emulated_arm_core(own_export: tupl
         pytest.skip(f"make arm with the executorch extra: {exc}")
     folder, manifest = own_export
     counts = {}
-    for key, fmt in (("pte_fp32", "fp32"), ("pte_int8", "int8"), ("pte_fp32", "fp32")):
+    for key, precision in (("pte_fp32", "fp32"), ("pte_int8", "int8"), ("pte_fp32", "fp32")):
         entry = manifest["artifacts"][key]
-        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], precision=fmt, sha256=entry["sha256"],
+        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], precision=precision, sha256=entry["sha256"],
                              macs=None, config={}, resolution=(32, 32), runtime="executorch")
         result = device.run(target, BenchOptions(runs=3, warmup=1))
         assert result.status == "ok" and result.runtime == "executorch", result.error
         assert len(set(result.instruction_counts)) == 1 and result.instructions > 0
         assert result.init_instructions > 0 and result.first_instructions > 0
         assert result.observed["arm_parity"]["passed"], result.observed["arm_parity"]
-        counts.setdefault(fmt, []).append(result.instructions)
+        counts.setdefault(precision, []).append(result.instructions)
     assert counts["fp32"][0] == counts["fp32"][1]  # another process, the same count
     assert counts["int8"][0] != counts["fp32"][0]
 
