@@ -66,9 +66,9 @@ def host_ms(files: dict[tuple[str, str], Path], rounds: int) -> dict[tuple[str, 
 
     medians: dict[tuple[str, str], list[float]] = {key: [] for key in files}
     for _ in range(rounds):
-        for (runtime, fmt), path in files.items():
+        for (runtime, precision), path in files.items():
             timer = {"litert": time_tflite, "executorch": time_pte, "onnxruntime": time_onnx}[runtime]
-            medians[(runtime, fmt)].append(statistics.median(timer(path, runs=10, warmup=2)["timings_us"]) / 1e3)
+            medians[(runtime, precision)].append(statistics.median(timer(path, runs=10, warmup=2)["timings_us"]) / 1e3)
     return {key: statistics.median(values) for key, values in medians.items()}
 
 
@@ -96,7 +96,7 @@ def rows(ref: str, resolution: int, out: Path, rounds: int, cores: tuple[str, ..
          pairs: dict[str, dict[str, str]] = PAIRS) -> Iterator[str]:
     """Markdown rows of one model, core by core (each yielded as soon as its counts are in)."""
     res = export(ref, resolution, out, pairs)
-    files = {(rt, fmt): res.artifact(key) for rt, table in pairs.items() for fmt, key in table.items()}
+    files = {(rt, precision): res.artifact(key) for rt, table in pairs.items() for precision, key in table.items()}
     ms = host_ms(files, rounds)
     parity = res.manifest.parity
     entry = res.manifest.artifacts

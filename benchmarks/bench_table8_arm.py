@@ -3,7 +3,7 @@
 AlexNet, ShuffleNet v1 0.5x / 1x / 2x (g=3) and 1.0 MobileNet at 224x224, each exported once (this
 checkout's pipeline), then counted by the aarch64 LiteRT under QEMU on each core (cortex-a76 with the
 dot-product instructions, cortex-a53 without), fp32 and int8: instructions per inference, and the speedup
-over AlexNet on the same core and format (AlexNet's instructions / the model's). The paper's column is
+over AlexNet on the same core and precision (AlexNet's instructions / the model's). The paper's column is
 its Table 8 (one thread on a Snapdragon 820, ms) as the README cites it.
 
     python benchmarks/bench_table8_arm.py            # print the table
@@ -39,7 +39,7 @@ CPUS = ["cortex-a76", "cortex-a53"]
 
 
 def table(rows: dict[str, dict[str, dict[str, Any]]], cpus: list[str], resolution: int, commit: str | None) -> str:
-    """Markdown: one row per model, instructions per (core, format) with the speedup over AlexNet."""
+    """Markdown: one row per model, instructions per (core, precision) with the speedup over AlexNet."""
     head = ["model", "MACs"] + [f"{c.removeprefix('cortex-').upper()} {f}" for c in cpus for f in ("fp32", "int8")]
     lines = ["| " + " | ".join([*head, "paper (Snapdragon 820, ms)"]) + " |",
              "|---|" + "---:|" * (len(head) - 1) + "---:|"]
@@ -49,9 +49,9 @@ def table(rows: dict[str, dict[str, dict[str, Any]]], cpus: list[str], resolutio
             continue
         cells = [label, f"{rows[label][cpus[0]]['macs'] / 1e6:.1f}M"]
         for cpu in cpus:
-            for fmt in ("fp32", "int8"):
-                count = rows[label][cpu][fmt]
-                ratio = alexnet[cpu][fmt] / count
+            for precision in ("fp32", "int8"):
+                count = rows[label][cpu][precision]
+                ratio = alexnet[cpu][precision] / count
                 speedup = "" if label == "AlexNet" else f" ({ratio:.{1 if ratio >= 1 else 2}f}x)"
                 cells.append(f"{count / 1e6:.1f}M{speedup}")
         lines.append("| " + " | ".join([*cells, paper]) + " |")

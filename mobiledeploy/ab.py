@@ -181,7 +181,7 @@ def folder_targets(folder: Path) -> dict[str, Path]:
 
 def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
                      progress: Progress | None = None, inputs: Sequence[str] = ()) -> Iterator[list[Any]]:
-    """Yield the baseline BenchTargets matching `candidates` (same slug and format), named '<slug>@base'.
+    """Yield the baseline BenchTargets matching `candidates` (same slug and precision), named '<slug>@base'.
     A revision exports them from the candidates' `inputs` (weights, calibration: `input_argv`)."""
     from .bench import target_from_file
 
@@ -189,14 +189,14 @@ def baseline_targets(against: str, candidates: list[Any], refs: dict[str, str],
     by_slug: dict[str, Path] = {}
     if folder.is_dir():
         by_slug = folder_targets(folder)
-        yield _match(candidates, lambda slug, fmt: by_slug.get(slug), target_from_file, against)
+        yield _match(candidates, lambda slug, precision: by_slug.get(slug), target_from_file, against)
         return
     with revision_exports(against, progress=progress, inputs=inputs) as export:
-        formats: dict[str, list[str]] = {}
+        precisions_of: dict[str, list[str]] = {}
         for c in candidates:
-            formats.setdefault(c.name, []).append(c.precision)
-        exported = {slug: export(refs[slug], fmts) for slug, fmts in formats.items()}
-        yield _match(candidates, lambda slug, fmt: exported.get(slug), target_from_file, against)
+            precisions_of.setdefault(c.name, []).append(c.precision)
+        exported = {slug: export(refs[slug], precisions) for slug, precisions in precisions_of.items()}
+        yield _match(candidates, lambda slug, precision: exported.get(slug), target_from_file, against)
 
 
 def _match(candidates: list[Any], folder_of: Callable[[str, str], Path | None], load: Callable[[Path], Any],

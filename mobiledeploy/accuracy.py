@@ -297,10 +297,10 @@ def run_all(folder: Path, manifest: Manifest, x: np.ndarray, arm_cpus: Sequence[
     if "onnx" in artifacts:
         path = folder / artifacts["onnx"].path
         scored.append(Scored("onnx", "local", "onnxruntime", onnx_logits(path, x, progress("ONNX Runtime (local)", len(x)))))
-    for fmt in TFLITE_KINDS:
-        if fmt in artifacts:
-            logits, raw = tflite_logits(folder / artifacts[fmt].path, x, progress(f"TFLite {fmt} (local)", len(x)))
-            scored.append(Scored(fmt, "local", "litert", logits, raw))
+    for key in TFLITE_KINDS:
+        if key in artifacts:
+            logits, raw = tflite_logits(folder / artifacts[key].path, x, progress(f"TFLite {key} (local)", len(x)))
+            scored.append(Scored(key, "local", "litert", logits, raw))
     if arm_cpus:
         from .qemu.env import environment
 
@@ -308,12 +308,12 @@ def run_all(folder: Path, manifest: Manifest, x: np.ndarray, arm_cpus: Sequence[
 
         env = environment()
         for cpu in arm_cpus:
-            for fmt in TFLITE_KINDS:
-                if fmt in artifacts:
+            for key in TFLITE_KINDS:
+                if key in artifacts:
                     uri = device_uri("qemu", cpu)
-                    tick = progress(f"TFLite {fmt} ({uri})", len(x))
-                    logits, raw = arm_logits(env, cpu, folder / artifacts[fmt].path, x, tick)
-                    scored.append(Scored(fmt, uri, "litert", logits, raw, emulated=True))
+                    tick = progress(f"TFLite {key} ({uri})", len(x))
+                    logits, raw = arm_logits(env, cpu, folder / artifacts[key].path, x, tick)
+                    scored.append(Scored(key, uri, "litert", logits, raw, emulated=True))
     return scored
 
 

@@ -54,7 +54,7 @@ def store_accuracy(report: dict[str, Any], db: str | Path | None = None, manifes
 
     evaluation_id = uuid.uuid4().hex[:12]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    shas = {fmt: entry.sha256 for fmt, entry in (manifest.artifacts if manifest else {}).items()}
+    shas = {key: entry.sha256 for key, entry in (manifest.artifacts if manifest else {}).items()}
     store = _open(db)
     try:
         store.db.execute("BEGIN IMMEDIATE")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BenchTarget", "BenchOptions", "ExportInputs", "BenchRun", "targets_from_export", "runtime_artifacts",
            "target_from_file", "run_interleaved",
-           "run_bench", "parse_formats"]
+           "run_bench", "parse_precisions"]
 
 Progress = Callable[[str], None]
 
@@ -53,7 +53,9 @@ class BenchRun:
         return self
 
 
-def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+def parse_precisions(text: str | Sequence[str]) -> tuple[str, ...]:
+    """The precisions of a `--formats` value (a comma list, or a sequence), in order, each once; ConfigError
+    for one that is not in `artifact_kinds.PRECISIONS`."""
     items = [f.strip().lower() for f in (text.split(",") if isinstance(text, str) else text) if f.strip()]
     bad = [f for f in items if f not in PRECISIONS]
     if bad or not items:
@@ -61,19 +63,19 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def runtime_artifacts(runtimes: Sequence[str | None], formats: Sequence[str]) -> dict[tuple[str | None, str], str]:
+def runtime_artifacts(runtimes: Sequence[str | None], precisions: Sequence[str]) -> dict[tuple[str | None, str], str]:
     """(runtime, precision) → the manifest artifact it times, for the precisions each runtime times (onnxruntime:
-    fp32 only); ConfigError for a runtime that times none of `formats`."""
+    fp32 only); ConfigError for a runtime that times none of `precisions`."""
     from .runtimes import artifact_for, runtime_class
 
     found: dict[tuple[str | None, str], str] = {}
     for runtime in runtimes:
-        times = [f for f in formats if runtime is None or f in runtime_class(runtime).artifacts] or formats[:1]
-        found.update({(runtime, f): artifact_for(runtime, f) for f in times})  # raises for a runtime that times none
+        times = [p for p in precisions if runtime is None or p in runtime_class(runtime).artifacts] or precisions[:1]
+        found.update({(runtime, p): artifact_for(runtime, p) for p in times})  # raises for a runtime that times none
     return found
 
 
-def targets_from_export(folder: str | Path, manifest: Manifest, formats: Sequence[str],
+def targets_from_export(folder: str | Path, manifest: Manifest, precisions: Sequence[str],
                         runtimes: Sequence[str | None] = (None,), identity: dict[str, Any] | None = None,
                         arch: str | None = None, config: dict[str, Any] | None = None,
                         resolution: tuple[int, int] | None = None) -> list[BenchTarget]:
@@ -85,14 +87,14 @@ def targets_from_export(folder: str | Path, manifest: Manifest, formats: Sequenc
         identity["source_sha256"] = source_sha256
         name = name.replace(f"-m{source_sha256[:8]}", "")
     targets = []
-    for (runtime, fmt), key in runtime_artifacts(runtimes, formats).items():
+    for (runtime, precision), key in runtime_artifacts(runtimes, precisions).items():
         entry = manifest.artifacts.get(key)
         if not entry:
             raise ExportError(f"the export of {manifest.arch or arch} has no {key} artifact")
         targets.append(BenchTarget(
             name=name,
             artifact=Path(folder) / entry.path,
-            precision=fmt,
+            precision=precision,
             sha256=entry.sha256,
             macs=manifest.macs,
             config={"arch": manifest.arch or arch, **(manifest.config or config or {}), **identity},
@@ -103,7 +105,7 @@ def targets_from_export(folder: str | Path, manifest: Manifest, formats: Sequenc
 
 
 def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
-    """A --model file: its format from the input dtype, MACs from a manifest.json beside it if any."""
+    """A --model file: its precision from the input dtype, MACs from a manifest.json beside it if any."""
     from .files import sha256_file
     from .runtimes import runtime_class
 
@@ -118,8 +120,8 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
         kinds = " or ".join(sorted(s.lstrip(".").upper() for s in reads))
         raise ConfigError(f"--runtime {runtime} times {kinds} models: give --onnx FILE.onnx or a model to export")
     # a .pte names its precision only in its file name (the export's model_int8.pte); its manifest, read below, says it
-    fmt = _tflite_format(path) if suffix == ".tflite" else ("int8" if "int8" in path.name else "fp32")
-    target = BenchTarget(name=path.stem, artifact=path.resolve(), precision=fmt, sha256=sha256_file(path),
+    precision = _tflite_precision(path) if suffix == ".tflite" else ("int8" if "int8" in path.name else "fp32")
+    target = BenchTarget(name=path.stem, artifact=path.resolve(), precision=precision, sha256=sha256_file(path),
                          runtime=runtime)
     from .converters.manifest import manifest_beside
 
@@ -133,7 +135,7 @@ def target_from_file(path: Path, runtime: str | None = None) -> BenchTarget:
     return target
 
 
-def _tflite_format(path: Path) -> str:
+def _tflite_precision(path: Path) -> str:
     """int8 when the model takes integer input (full-integer quantization), fp32 for float input."""
     from .runtimes.litert import input_details
 

@@ -26,7 +26,7 @@ def calibrate_session(device: str, base: Any, name: str, refs: list[str], resolu
 
     raw = dataclasses.replace(base, cycle_scale=1.0)
     targets = prepare_targets(refs, ("fp32",), parse_resolution(resolution), progress)
-    report = measure([str(t.artifact) for t in targets], device, options, formats=("fp32",), db=db,
+    report = measure([str(t.artifact) for t in targets], device, options, precisions=("fp32",), db=db,
                      adb_server=adb_server, progress=progress)
     failed = [r for r in report.results if not r.ok or r.median_ms is None]
     if failed or len(report.results) != len(targets):

@@ -234,14 +234,14 @@ def _pixels(res: str) -> tuple[int, str]:
 
 
 def _row(cell: GroupKey, runs: list[RunResult], is_baseline: bool, label: str, failure: str | None) -> CompareRow:
-    key, fmt, res, runtime = cell
+    key, precision, res, runtime = cell
     ok = [r for r in runs if r.ok]
     timings = pooled_timings_us(ok)
     macs = next((r.macs for r in runs if r.macs), None)
     counted = bool(ok) and all(r.instruction_counts for r in ok)
     median = statistics.median(timings) if timings else None
     median_ms = median / 1000.0 if median is not None and not counted else None
-    row = CompareRow(model=label, key=key, precision=fmt, resolution=res, baseline=is_baseline, macs=macs,
+    row = CompareRow(model=label, key=key, precision=precision, resolution=res, baseline=is_baseline, macs=macs,
                      median_ms=median_ms, runs=len(timings), rounds=len(ok), runtime=runtime)
     if counted:
         row.unit, row.median_instructions = "instructions", median
@@ -345,7 +345,7 @@ class Suite:
     title: str
     baseline: str
     resolutions: tuple[str, ...]
-    formats: tuple[str, ...]
+    precisions: tuple[str, ...]  # the suite file's "formats" (or "precisions")
     threads: int
     models: tuple[SuiteModel, ...]
     source: str = ""
@@ -416,15 +416,18 @@ def parse_suite(data: Any, origin: str = "<suite>") -> Suite:
         raise bad(str(exc)) from None
     if len(res) != len(resolutions):
         raise bad("'resolutions' must be 'HxW' strings")
-    formats = data.get("formats", ["fp32"])
-    if not isinstance(formats, list) or not formats or any(f not in ("fp32", "int8") for f in formats):
-        raise bad("'formats' must be a list of fp32, int8")
+    key = "precisions" if "precisions" in data else "formats"  # suite files name them "formats" (schema 1)
+    if "precisions" in data and "formats" in data:
+        raise bad("give 'precisions' or 'formats' (the older name), not both")
+    precisions = data.get(key, ["fp32"])
+    if not isinstance(precisions, list) or not precisions or any(p not in ("fp32", "int8") for p in precisions):
+        raise bad(f"'{key}' must be a list of fp32, int8")
     threads = data.get("threads", 1)
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise bad("'threads' must be a positive integer")
     return Suite(
         name=str(data.get("name") or Path(origin).stem), title=str(data.get("title", "")), baseline=baseline,
-        resolutions=res, formats=tuple(formats), threads=threads, models=models,
+        resolutions=res, precisions=tuple(precisions), threads=threads, models=models,
         source=str(data.get("source", "")), reference_device=str(data.get("reference_device", "")), origin=origin,
     )
 

@@ -196,8 +196,8 @@ def evaluate(guideline: Guideline, results: Sequence[RunResult], keys: dict[str,
     from .stats import ratio_of_medians_ci
 
     by_key: dict[str, list[RunResult]] = {}
-    for (key, fmt, _res, _runtime), runs in group_runs(results).items():
-        if fmt == precision:
+    for (key, run_precision, _res, _runtime), runs in group_runs(results).items():
+        if run_precision == precision:
             by_key.setdefault(key, []).extend(runs)
     timings = {v.label: pooled_timings_us(by_key.get(keys.get(v.label, ""), [])) for v in guideline.variants}
     macs = {v.label: next((r.macs for r in by_key.get(keys.get(v.label, ""), []) if r.macs), None)

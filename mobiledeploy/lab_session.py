@@ -44,7 +44,7 @@ def no_phone(exc: Exception) -> Exception:
     return exc if isinstance(exc, NoPhoneError) else NoPhoneError(" ".join(str(exc).split()))
 
 
-def lab_targets(lab: Any, refs: list[str], formats: Any, resolution: Any, runtimes: Any, db: str | None,
+def lab_targets(lab: Any, refs: list[str], precisions: Any, resolution: Any, runtimes: Any, db: str | None,
                 inputs: dict[str, Any], progress: Any) -> list[Any]:
     """`bench` on a lab, before any phone is reserved: the database and the farm checked, the models exported
     once for every phone."""
@@ -53,15 +53,15 @@ def lab_targets(lab: Any, refs: list[str], formats: Any, resolution: Any, runtim
 
     check_db(db)
     lab.check()  # the farm answers, takes the token and has a matching phone: before any export
-    return prepare_targets(refs, formats, resolution, progress, runtimes=runtimes, **inputs)
+    return prepare_targets(refs, precisions, resolution, progress, runtimes=runtimes, **inputs)
 
 
-def bench_on_lab(lab: Any, refs: list[str], options: Any, formats: Any, resolution: Any, runtimes: Any, rounds: int,
+def bench_on_lab(lab: Any, refs: list[str], options: Any, precisions: Any, resolution: Any, runtimes: Any, rounds: int,
                  db: str | None, inputs: dict[str, Any], progress: Any,
                  prepared: Callable[[list[Any]], None] | None = None) -> list[Any]:
     """`bench` on every phone of the lab: export once (`lab_targets`), then time every target on every phone at
     once (`run_lab`): one PhoneRun per phone. `prepared` sees the targets before any phone is reserved."""
-    targets = lab_targets(lab, refs, formats, resolution, runtimes, db, inputs, progress)
+    targets = lab_targets(lab, refs, precisions, resolution, runtimes, db, inputs, progress)
     if prepared is not None:
         prepared(targets)
     return run_lab(lab, targets, options, rounds, db, progress)

@@ -23,7 +23,7 @@ Progress = Callable[[str], None]
 _EXPORT_LOCK = threading.Lock()
 
 
-def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_PRECISIONS, resolution: Any = (224, 224),
+def prepare_targets(model_refs: list[str], precisions: Sequence[str] = DEFAULT_PRECISIONS, resolution: Any = (224, 224),
                     progress: Progress | None = None, *, weights: str | None = None, export: ExportInputs | None = None,
                     runtimes: Sequence[str | None] = (None,)) -> list[BenchTarget]:
     """Targets for model refs ('v1:g=3,scale=0.5', or a user's model: 'net.py:build:width=8', 'net.onnx',
@@ -37,7 +37,7 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_PREC
     from .registry import parse_model_ref
     from .sources import split_source_ref
 
-    keys = runtime_artifacts(runtimes, formats)  # checked before any export
+    keys = runtime_artifacts(runtimes, precisions)  # checked before any export
     targets: list[BenchTarget] = []
     for ref in model_refs:
         if split_source_ref(ref) is None and (ref.endswith(".tflite") or Path(ref).is_file()):
@@ -48,7 +48,7 @@ def prepare_targets(model_refs: list[str], formats: Sequence[str] = DEFAULT_PREC
         with _EXPORT_LOCK:
             exported, identity = _export(arch, config, res, tuple(dict.fromkeys(keys.values())), progress, weights,
                                          export or ExportInputs())
-        targets += targets_from_export(exported.path, exported.manifest, formats, runtimes, identity,
+        targets += targets_from_export(exported.path, exported.manifest, precisions, runtimes, identity,
                                        arch, config, res)
     return targets
 
@@ -79,7 +79,7 @@ def _export(arch: str, config: dict[str, Any], resolution: tuple[int, int], arti
     return exported, identity
 
 
-def measure(model_refs: list[str], device: str, options: BenchOptions, *, formats: Sequence[str] = DEFAULT_PRECISIONS,
+def measure(model_refs: list[str], device: str, options: BenchOptions, *, precisions: Sequence[str] = DEFAULT_PRECISIONS,
             resolution: Any = (224, 224), runtimes: Sequence[str | None] = (None,), rounds: int = 1,
             weights: str | None = None, export: ExportInputs | None = None, db: str | Path | None = None,
             adb_server: str | None = None, progress: Progress | None = None,
@@ -87,7 +87,7 @@ def measure(model_refs: list[str], device: str, options: BenchOptions, *, format
             prepared: Callable[[list[BenchTarget]], None] | None = None) -> BenchRun:
     """Export (reusing) every model ref, make its targets, time them interleaved on `device` and store every run.
     `prepared` sees the targets before any is timed (the CLI warns there about what their exports recorded)."""
-    targets = prepare_targets(model_refs, formats, resolution, progress, weights=weights, export=export,
+    targets = prepare_targets(model_refs, precisions, resolution, progress, weights=weights, export=export,
                               runtimes=runtimes)
     if prepared is not None:
         prepared(targets)

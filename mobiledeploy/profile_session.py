@@ -85,6 +85,7 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], run
     from .qemu.env import environment
     from .qemu.profile import attribute
     from .qemu.run import run_guest
+    from .runtimes import artifact_for
 
     cpu = parse_device_uri(device)[1]
     estimated = None
@@ -97,7 +98,8 @@ def arm_profile(device: str, target: Any, name: str, config: dict[str, Any], run
         guest = run_guest(environment(), cpu, target.artifact, runs=runs, warmup=1, profile=True)
     if not guest.counts.blocks or not guest.maps:
         raise RunnerError(f"the profiled run of {target.name} on {device} recorded no blocks")
-    profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, fmt=target.precision, cpu=cpu,
+    profile = attribute(guest.counts.blocks, guest.maps, runs, model=target.name, precision=target.precision,
+                        artifact=artifact_for(target.runtime, target.precision), cpu=cpu,
                         macs_by_op=macs_by_op(name, config, target))
     if estimated is not None:
         from .estimate.run import kinds_of

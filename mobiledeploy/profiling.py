@@ -1,7 +1,7 @@
 """Per-op attribution of measured time to the analysed layers: which ops take the time their MACs do not explain.
 
 Locally ONNX Runtime's profiler times the fp32 ONNX model; on a phone benchmark_model's op profiling
-times each format. Both are joined to the layer analysis by `mobiledeploy.attribution`.
+times each precision. Both are joined to the layer analysis by `mobiledeploy.attribution`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def attribute_models(device: str, targets: list[Any], configs: dict[str, tuple[s
                      labels: dict[str, str], options: Any, adb_server: str | None, db: str | None,
                      progress: Any) -> list[Any]:
     """Per-op attribution of every model at the smallest size: ONNX Runtime's profiler locally
-    (fp32 ONNX), benchmark_model's op profiling on a phone (each format)."""
+    (fp32 ONNX), benchmark_model's op profiling on a phone (each precision)."""
     from .compare import format_resolution, slug_key
     from .errors import MobiledeployError
 
@@ -84,7 +84,7 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
         folder = Path(target.artifact).parent
         onnx_path = folder / read_manifest(folder).artifacts["onnx"].path
         profile = onnx_op_times(onnx_path, runs=runs, threads=options.threads)
-        fmt, width = "fp32", 4
+        precision, width = "fp32", 4
     else:
         from .bench import run_bench
 
@@ -94,5 +94,5 @@ def profile_target(device: str, target: Any, arch: str, config: dict[str, Any], 
         if not result.ok or not result.op_profile:
             raise RunnerError(f"op profiling of {label} gave no per-op table: {result.error or 'empty profile'}")
         profile = op_times_from_profile(result.op_profile, target.artifact)
-        fmt, width = target.precision, (1 if target.precision == "int8" else 4)
-    return attribute(report.layers, profile, bytes_per_element=width, model=label, precision=fmt)
+        precision, width = target.precision, (1 if target.precision == "int8" else 4)
+    return attribute(report.layers, profile, bytes_per_element=width, model=label, precision=precision)

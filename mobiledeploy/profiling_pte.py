@@ -39,15 +39,15 @@ def check_pte_profile(runtime: str, device: str, phone: str | None) -> None:
             raise ConfigError("--phone estimates LiteRT's instructions; it does not take --runtime executorch")
 
 
-def pte_profile(device: str, ref: str, name: str, config: dict[str, Any], fmt: str, size: Any, threads: int,
+def pte_profile(device: str, ref: str, name: str, config: dict[str, Any], precision: str, size: Any, threads: int,
                 runs: int, progress: Any) -> Any:
-    """Export (reusing) the model's .pte of `fmt`, then its profile on `device` (local or qemu:CPU)."""
+    """Export (reusing) the model's .pte of `precision`, then its profile on `device` (local or qemu:CPU)."""
     from .devices import parse_device_uri
     from .devices.kinds import kind_of
     from .measure import prepare_targets
     from .registry import config_slug
 
-    (target,) = prepare_targets([ref], (fmt,), size, progress, runtimes=("executorch",))
+    (target,) = prepare_targets([ref], (precision,), size, progress, runtimes=("executorch",))
     progress(f"op profile {target.name} ({target.precision}) on {device}")
     if kind_of(device).profiler == "arm":
         return pte_arm_profile(parse_device_uri(device)[1], target, name, config, runs=min(runs, 2))
@@ -66,12 +66,14 @@ def pte_arm_profile(cpu: str, target: Any, name: str, config: dict[str, Any], ru
     from .qemu.et_profile import run_pte_profile
     from .qemu.executorch_env import executorch_guest
     from .qemu.profile import attribute
+    from .runtimes import artifact_for
 
     env = environment()
     blocks, maps, per_run = run_pte_profile(env, executorch_guest(env.root), cpu, Path(target.artifact), runs=runs)
     if not blocks or not maps:
         raise RunnerError(f"the profiled ExecuTorch run of {target.name} on {cpu} recorded no blocks")
-    profile = attribute(blocks, maps, len(per_run), model=target.name, fmt=f"pte_{target.precision}", cpu=cpu,
+    profile = attribute(blocks, maps, len(per_run), model=target.name, precision=target.precision,
+                        artifact=artifact_for("executorch", target.precision), cpu=cpu,
                         macs_by_op=macs_by_op(name, config, target))
     return profile
 

@@ -70,12 +70,12 @@ def plot_latency_vs_macs(rows: Sequence[Any]) -> bytes | None:
     resolutions = sorted({s[0] for s in series}, key=_pixels)
     xmin = min(r["macs"] for r in points) / 1.5
     xmax = max(r["macs"] for r in points) * 1.5
-    for res, fmt in series:
+    for res, precision in series:
         color = _COLORS[resolutions.index(res) % len(_COLORS)]
-        group = [r for r in points if r["resolution"] == res and r["precision"] == fmt]
+        group = [r for r in points if r["resolution"] == res and r["precision"] == precision]
         ax.scatter([r["macs"] for r in group], [r["median_ms"] for r in group], color=color,
-                   marker=_MARKERS.get(fmt, "^"), s=46, label=f"{res} {fmt}", zorder=3,
-                   facecolors=color if fmt != "int8" else "none")
+                   marker=_MARKERS.get(precision, "^"), s=46, label=f"{res} {precision}", zorder=3,
+                   facecolors=color if precision != "int8" else "none")
         for r in group:
             ax.annotate(_short(r["model"]), (r["macs"], r["median_ms"]), fontsize=7, xytext=(4, 3),
                         textcoords="offset points", color=color)
@@ -116,12 +116,12 @@ def plot_speedups(rows: Sequence[Any]) -> bytes | None:
     if not data:
         return None
     plt = _pyplot()
-    formats = sorted({r["precision"] for r in data})
-    width_in = max(7.0, 0.9 * max(sum(r["precision"] == f for r in data) for f in formats) + 2)
-    fig, axes = plt.subplots(len(formats), 1, figsize=(width_in, 3.8 * len(formats)), squeeze=False)
+    precisions = sorted({r["precision"] for r in data})
+    width_in = max(7.0, 0.9 * max(sum(r["precision"] == p for r in data) for p in precisions) + 2)
+    fig, axes = plt.subplots(len(precisions), 1, figsize=(width_in, 3.8 * len(precisions)), squeeze=False)
     has_paper = any(r.get("paper_measured_speedup") for r in data)
-    for ax, fmt in zip(axes[:, 0], formats):
-        group = [r for r in data if r["precision"] == fmt]
+    for ax, precision in zip(axes[:, 0], precisions):
+        group = [r for r in data if r["precision"] == precision]
         xs = range(len(group))
         bar = 0.27 if has_paper else 0.38
         theo = [r.get("theoretical_speedup") or 0 for r in group]
@@ -139,7 +139,7 @@ def plot_speedups(rows: Sequence[Any]) -> bytes | None:
         ax.set_xticks(list(xs))
         ax.set_xticklabels([f"{_short(r['model'])}\n{r['resolution']}" for r in group], fontsize=7)
         ax.set_ylabel("speedup over baseline (x)")
-        ax.set_title(f"{fmt}: measured vs theoretical speedup", fontsize=10)
+        ax.set_title(f"{precision}: measured vs theoretical speedup", fontsize=10)
         ax.grid(True, axis="y", alpha=0.25)
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -61,8 +61,8 @@ def runtime_rows(results: Iterable[Any]) -> list[RuntimeRow]:
                 row.arm_parity[r.precision] = float(arm["max_rel"])
         elif kind is not None and kind.host_cpus and r.median_ms is not None:  # this host
             ms.setdefault((key, r.precision), []).append(float(r.median_ms))
-    for (key, fmt), values in ms.items():
-        rows[key].host_ms[fmt] = statistics.median(values)
+    for (key, precision), values in ms.items():
+        rows[key].host_ms[precision] = statistics.median(values)
     return list(rows.values())
 
 

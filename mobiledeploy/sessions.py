@@ -147,7 +147,7 @@ def judge_stored(files: list[str], plan: SessionPlan, by_device: bool = False) -
     return StoredCompare(runs, devices, rows=compare(runs, plan.baseline, labels=plan.labels, paper=plan.paper))
 
 
-def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
+def export_targets(refs: list[str], precisions: tuple[str, ...], resolutions: list[tuple[int, int]], progress: Any,
                    keys: dict[str, str], export: Any = None, weights: dict[str, str] | None = None,
                    runtimes: tuple[str | None, ...] = (None,)) -> tuple[list[Any], list[dict[str, Any]]]:
     """Export (or reuse) every model at every size, for each runtime the precisions it times; an export that
@@ -157,14 +157,14 @@ def export_targets(refs: list[str], formats: tuple[str, ...], resolutions: list[
 
     targets, failures = [], []
     for runtime in runtimes:
-        fmts = tuple(f for r, f in runtime_artifacts((runtime,), formats))
-        new, failed = _export_for(runtime, refs, fmts, resolutions, progress, keys, export, weights)
+        timed = tuple(p for r, p in runtime_artifacts((runtime,), precisions))
+        new, failed = _export_for(runtime, refs, timed, resolutions, progress, keys, export, weights)
         targets += new
         failures += failed
     return targets, failures
 
 
-def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], resolutions: list[tuple[int, int]],
+def _export_for(runtime: str | None, refs: list[str], precisions: tuple[str, ...], resolutions: list[tuple[int, int]],
                 progress: Any, keys: dict[str, str], export: Any,
                 weights: dict[str, str] | None) -> tuple[list[Any], list[dict[str, Any]]]:
     from .compare import format_resolution
@@ -174,7 +174,7 @@ def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], 
     targets, failures = [], []
     for res in resolutions:
         for ref in refs:
-            attempts = [formats] + ([(f,) for f in formats] if len(formats) > 1 else [])
+            attempts = [precisions] + ([(p,) for p in precisions] if len(precisions) > 1 else [])
             got: set[str] = set()
             last: Exception | None = None
             for attempt in attempts:
@@ -185,15 +185,15 @@ def _export_for(runtime: str | None, refs: list[str], formats: tuple[str, ...], 
                                           weights=(weights or {}).get(ref), runtimes=(runtime,))
                 except MobiledeployError as exc:
                     last = exc
-                    if not isinstance(exc, ParityError):  # the same failure for every format: do not retry
+                    if not isinstance(exc, ParityError):  # the same failure for every precision: do not retry
                         break
                     continue
                 targets += [t for t in new if t.precision not in got]
                 got |= {t.precision for t in new}
-            for fmt in formats:
-                if fmt not in got:
+            for precision in precisions:
+                if precision not in got:
                     message = " ".join(str(last).split()) if last else "not exported"
-                    failures.append({"key": keys[ref], "precision": fmt, "resolution": format_resolution(res),
+                    failures.append({"key": keys[ref], "precision": precision, "resolution": format_resolution(res),
                                      "runtime": runtime or "", "error": f"export failed: {message}"})
     return targets, failures
 

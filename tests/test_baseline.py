@@ -20,8 +20,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 REPO = Path(__file__).resolve().parents[1]
 
 
-def result(model: str, round_index: int, timings: list[float] | None, fmt: str = "fp32", **config) -> RunResult:
-    r = RunResult(model=model, precision=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="ab" * 32, threads=1,
+def result(model: str, round_index: int, timings: list[float] | None, precision: str = "fp32", **config) -> RunResult:
+    r = RunResult(model=model, precision=precision, device="local", artifact=f"/a/{model}.tflite", sha256="ab" * 32, threads=1,
                   runs=0, warmup=2, macs=1000, device_info={"model": "host", "soc": "cpu", "thermal_before": {"z": 40}},
                   round=round_index, config={"resolution": [112, 112], **config})
     return r.with_timings(timings) if timings else r.failed("interpreter error")
@@ -29,7 +29,7 @@ def result(model: str, round_index: int, timings: list[float] | None, fmt: str =
 
 def test_results_are_grouped_into_rounds_per_artifact():
     runs = [result("m", 0, [100.0, 110.0]), result("ref", 0, [50.0]), result("m", 1, [120.0, 130.0, 125.0]),
-            result("ref", 1, [55.0]), result("m", 1, None, fmt="int8")]
+            result("ref", 1, [55.0]), result("m", 1, None, precision="int8")]
     b = baseline_from_results(runs, reference="ref", refs={"m": "v1:g=3"}, bench_options={"rounds": 2})
     assert set(b.models) == {"m/fp32", "ref/fp32", "m/int8"}
     m = b.models["m/fp32"]

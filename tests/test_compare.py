@@ -17,9 +17,9 @@ ALEX = "alexnet"
 V1 = "shufflenet_v1-g3-scale0.5"
 
 
-def run(model: str, fmt: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
+def run(model: str, precision: str, res: str, macs: int | None, timings_ms: list[float], rnd: int = 0, ok: bool = True) -> RunResult:
     h, w = (int(x) for x in res.split("x"))
-    result = RunResult(model=f"{model}-{res}", precision=fmt, device="local", artifact=f"/a/{model}.tflite", sha256="0",
+    result = RunResult(model=f"{model}-{res}", precision=precision, device="local", artifact=f"/a/{model}.tflite", sha256="0",
                        threads=1, runs=0, warmup=0, macs=macs, config={"resolution": [h, w]}, round=rnd)
     if not ok:
         return result.failed("boom")
@@ -186,6 +186,8 @@ GOOD = {"schema_version": 1, "name": "s", "baseline": "alexnet", "resolutions": 
     ({"baseline": "resnet"}, "'baseline' must be one of"),
     ({"resolutions": ["224"]}, "HxW"),
     ({"formats": ["fp16"]}, "'formats'"),
+    ({"precisions": ["fp16"]}, "'precisions'"),
+    ({"precisions": ["fp32"], "formats": ["fp32"]}, "not both"),
     ({"threads": 0}, "'threads'"),
     ({"models": [{"ref": "alexnet", "paper": {"ms": {"224x224": -1}}}]}, "positive number"),
     ({"models": [{"label": "no ref"}]}, "needs a 'ref'"),
@@ -195,6 +197,14 @@ def test_bad_suites_raise_one_line_suite_errors(change, message):
         parse_suite({**GOOD, **change}, "bad.json")
     assert "\n" not in str(info.value) and str(info.value).startswith("suite bad.json:")
     assert parse_suite(GOOD).threads == 1
+
+
+def test_a_suite_names_its_precisions_under_either_key():
+    """Suite files say "formats" (they hold precisions); "precisions" is read too; Suite has `precisions` only."""
+    assert parse_suite(GOOD).precisions == ("fp32",) and load_suite("paper-table8").precisions == ("fp32", "int8")
+    assert parse_suite({**GOOD, "formats": ["int8", "fp32"]}).precisions == ("int8", "fp32")
+    assert parse_suite({**GOOD, "precisions": ["int8"]}).precisions == ("int8",)
+    assert not hasattr(parse_suite(GOOD), "formats")
 
 
 def test_bad_suite_on_the_command_line_exits_2(tmp_path, capsys):

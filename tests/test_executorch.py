@@ -301,16 +301,16 @@ def test_both_pte_files_counted_exactly_on_an_emulated_arm_core(own_export: tupl
         pytest.skip(f"make arm with the executorch extra: {exc}")
     folder, manifest = own_export
     counts = {}
-    for key, fmt in (("pte_fp32", "fp32"), ("pte_int8", "int8"), ("pte_fp32", "fp32")):
+    for key, precision in (("pte_fp32", "fp32"), ("pte_int8", "int8"), ("pte_fp32", "fp32")):
         entry = manifest["artifacts"][key]
-        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], precision=fmt, sha256=entry["sha256"],
+        target = BenchTarget(name="sesplit", artifact=folder / entry["path"], precision=precision, sha256=entry["sha256"],
                              macs=None, config={}, resolution=(32, 32), runtime="executorch")
         result = device.run(target, BenchOptions(runs=3, warmup=0))
         assert result.status == "ok" and result.runtime == "executorch", result.error
         assert len(set(result.instruction_counts)) == 1 and result.instructions > 0
         assert result.init_instructions > 0 and result.first_instructions > 0
         assert result.observed["arm_parity"]["passed"], result.observed["arm_parity"]
-        counts.setdefault(fmt, []).append((result.instructions, result.first_instructions, result.init_instructions))
+        counts.setdefault(precision, []).append((result.instructions, result.first_instructions, result.init_instructions))
     assert counts["fp32"][0] == counts["fp32"][1]  # another process: the same counts, the first inference's too
     assert counts["int8"][0][0] != counts["fp32"][0][0]
 
@@ -393,7 +393,7 @@ def test_the_pte_profile_on_an_emulated_core_counts_what_the_run_counts(own_expo
     # starts the pool before its first marker (qemu/et_runner.cpp) and a thread started inside a phase fails the run
     blocks, maps, per_run = run_pte_profile(env, guest, "cortex-a76", pte, runs=1, warmup=0)
     timed = run_executorch_guest(env, guest, "cortex-a76", pte, runs=1, warmup=0).counts.runs
-    profile = attribute(blocks, maps, 1, model="sesplit", fmt="pte_fp32", cpu="cortex-a76")
+    profile = attribute(blocks, maps, 1, model="sesplit", precision="fp32", artifact="pte_fp32", cpu="cortex-a76")
     # Two processes of two binaries (et_profile is et_runner compiled whole with the window), the same temp folder
     # name length (`run_executorch.pte_workdir`): 42 of 459,524 apart in 3 runs of this test and 40 runs of both;
     # a clean-clone CI run once saw 1,002 (before the shared folder and the warm-up), cause not known: 0.5% kept.

@@ -336,9 +336,9 @@ def test_bench_contract_is_used_for_measuring(files, monkeypatch, tmp_path, resu
     base, _ = files
     calls = {}
 
-    def fake_prepare(refs, formats, resolution, progress=None, *, weights=None, export=None):
+    def fake_prepare(refs, precisions, resolution, progress=None, *, weights=None, export=None):
         name = {"v1:g=3,scale=0.5": MODEL, "v1:g=3,scale=0.25": OTHER, "mobilenet_v1:alpha=0.25": REF}[refs[0]]
-        return [bench.BenchTarget(name, Path(f"/a/{name}.tflite"), fmt, name[:1] * 64) for fmt in formats]
+        return [bench.BenchTarget(name, Path(f"/a/{name}.tflite"), p, name[:1] * 64) for p in precisions]
 
     def fake_run_bench(device, targets, options, *, rounds, db=None, adb_server=None, progress=None, collected=None):
         calls.update(collects=collected is not None, device=device, names=[t.name for t in targets], rounds=rounds, runs=options.runs)

@@ -297,6 +297,39 @@ def test_profile_names_the_functions_that_ran(arm_env, aarch64_gcc, tmp_path):
     assert by_name["hot"] == 1 + 2 * 500 + 1 and by_name["cold"] == 2
 
 
+def _fake_arm_runs(monkeypatch, tmp_path):
+    """The guests of both profiles replaced by one block of 10 instructions run 3 times (no qemu)."""
+    from types import SimpleNamespace
+
+    from mobiledeploy import profiling
+    from mobiledeploy.qemu import env, et_profile, executorch_env, run
+
+    blocks, maps = [(0x400000, 10, 3)], f"00400000-00500000 r-xp 00000000 00:00 0 {tmp_path / 'libabsent.so'}\n"
+    monkeypatch.setattr(env, "environment", lambda root=None: SimpleNamespace(root=tmp_path))
+    monkeypatch.setattr(run, "run_guest", lambda *a, **kw: SimpleNamespace(counts=SimpleNamespace(blocks=blocks), maps=maps))
+    monkeypatch.setattr(executorch_env, "executorch_guest", lambda root: None)
+    monkeypatch.setattr(et_profile, "run_pte_profile", lambda *a, **kw: (blocks, maps, [30]))
+    monkeypatch.setattr(profiling, "macs_by_op", lambda *a: {})
+
+
+def test_an_arm_profile_names_its_precision_and_its_artifact(monkeypatch, tmp_path):
+    """`profile` on qemu: says the precision it counted and the manifest artifact it ran, two fields: a .tflite's
+    artifact key is its precision, a .pte's is pte_* (one `format` field held either before)."""
+    from mobiledeploy.profile_session import arm_profile
+    from mobiledeploy.profiling_pte import pte_arm_profile
+    from mobiledeploy.records import BenchTarget
+
+    _fake_arm_runs(monkeypatch, tmp_path)
+    tflite = BenchTarget("net", tmp_path / "model_int8.tflite", "int8", "0")
+    pte = BenchTarget("net", tmp_path / "model_fp32.pte", "fp32", "0", runtime="executorch")
+    lite = arm_profile("qemu:cortex-a76", tflite, "v1", {}, runs=3)
+    et = pte_arm_profile("cortex-a76", pte, "v1", {}, runs=1)
+    assert (lite.precision, lite.artifact, lite.cpu, lite.instructions) == ("int8", "int8", "cortex-a76", 10.0)
+    assert (et.precision, et.artifact, et.instructions) == ("fp32", "pte_fp32", 30.0)
+    data = et.to_dict()
+    assert (data["precision"], data["artifact"]) == ("fp32", "pte_fp32") and "format" not in data
+
+
 def parse_counts_blocks(text: str) -> list[tuple[int, int, int]]:
     return [(int(p[1], 16), int(p[2]), int(p[3])) for p in (line.split() for line in text.splitlines()) if p[0] == "P"]
 
@@ -311,6 +344,7 @@ def test_profile_cli_attributes_a_real_model(arm_env, exports):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["unit"] == "instructions per inference" and data["unattributed"] < 0.01 * data["instructions"]
+    assert (data["precision"], data["artifact"], data["cpu"]) == ("int8", "int8", "cortex-a76") and "format" not in data
     kinds = {k["kind"]: k for k in data["kinds"]}
     gemm = kinds["conv / GEMM (1x1, dense, FC)"]
     assert gemm["instructions"] > 0 and gemm["mac_share"] > 0.5

@@ -123,7 +123,7 @@ def test_bench_times_the_deployment_form_and_records_it_with_every_run(tmp_path:
     from mobiledeploy.records import BenchOptions, ExportInputs
 
     report = measure([f"{OPS}:build:rep=1,input_shape=1x3x32x32"], "local", BenchOptions(runs=3, warmup=1),
-                     formats=("fp32",), runtimes=("onnxruntime",), db=tmp_path / "r.db",
+                     precisions=("fp32",), runtimes=("onnxruntime",), db=tmp_path / "r.db",
                      export=ExportInputs(out=tmp_path / "art", reparameterize=True))
     (run,) = report.results
     assert run.ok and run.model.endswith("-rep") and run.config["reparameterized"]["calls"] == {"reparameterize": 1}

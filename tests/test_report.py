@@ -17,13 +17,13 @@ KEYS = {"alexnet": 714_188_480, "shufflenet_v1-g3-scale0.5": 37_600_000, "shuffl
 MEDIANS = {"alexnet": 60.0, "shufflenet_v1-g3-scale0.5": 5.0, "shufflenet_v1-g3-scale1.0": 12.0}
 
 
-def _runs(fmt: str, res: str, scale: float):
+def _runs(precision: str, res: str, scale: float):
     rng = np.random.default_rng(0)
     h, w = (int(x) for x in res.split("x"))
     out = []
     for key, macs in KEYS.items():
         for rnd in range(2):
-            r = RunResult(model=f"{key}-{res}", precision=fmt, device="local", artifact="a", sha256="0", threads=1,
+            r = RunResult(model=f"{key}-{res}", precision=precision, device="local", artifact="a", sha256="0", threads=1,
                           runs=0, warmup=0, macs=int(macs * scale), config={"resolution": [h, w]}, round=rnd)
             out.append(r.with_timings(list(MEDIANS[key] * scale * 1000 * (1 + rng.normal(0, 0.02, 15)))))
     return out

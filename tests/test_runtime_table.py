@@ -21,8 +21,8 @@ from mobiledeploy.runtime_table import runtime_rows
 CLI = Path(sys.executable).with_name("mobiledeploy")
 
 
-def _run(artifact: Path, fmt: str, device: str, runtime: str, **figures) -> RunResult:
-    return RunResult(model="net-64x64", precision=fmt, device=device, artifact=str(artifact), sha256="0", threads=1,
+def _run(artifact: Path, precision: str, device: str, runtime: str, **figures) -> RunResult:
+    return RunResult(model="net-64x64", precision=precision, device=device, artifact=str(artifact), sha256="0", threads=1,
                      runs=3, warmup=1, runtime=runtime, config={"resolution": [64, 64], **figures.pop("config", {})},
                      **figures)
 

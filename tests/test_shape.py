@@ -175,7 +175,7 @@ def test_the_checks_see_what_they_look_for():
     assert long_functions(short + "    x = 2\n", "m") == ["m:1 cmd (61 lines)"]
     lazy = "def f():\n    import torch.nn\n    from tensorflow import lite\n    return bench.run_bench(1)\n"
     assert cli_problems(lazy) == ["imports torch.nn", "imports tensorflow", "calls run_bench() (line 4)"]
-    assert cli_problems("from ..bench import run_bench\nprint_json(parse_formats('fp32'))\n") == []
+    assert cli_problems("from ..bench import run_bench\nprint_json(parse_precisions('fp32'))\n") == []
     assert cli_problems("def f(p):\n    run_threads([Thread(target=p)], stop)\n") == [
         "calls run_threads() (line 2)", "calls Thread() (line 2)"]
     chained = "def cmd():\n    exported = export_model(1)\n    return evaluate(exported)\n"

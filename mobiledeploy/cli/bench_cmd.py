@@ -62,7 +62,7 @@ def bench_cmd(
     Example: STF_TOKEN=... mobiledeploy bench --device 'stf:https://farm.example/?abi=arm64-v8a&count=3' --arch v1 --g 3
     """
     from ..artifact_kinds import DEFAULT_PRECISIONS
-    from ..bench import BenchOptions, ExportInputs, parse_formats
+    from ..bench import BenchOptions, ExportInputs, parse_precisions
     from ..measure import measure
     from ..devices import canonical_uri, check_device
     from ..devices.kinds import kind_of, runtimes_for
@@ -96,7 +96,7 @@ def bench_cmd(
                                  op_profiling=op_profiling, phone=phone,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
     check_device(device, bench_options)
-    fmts = parse_formats(formats or [f for f in DEFAULT_PRECISIONS if any(f in runtime_class(r).artifacts for r in runtimes)])
+    precisions = parse_precisions(formats or [f for f in DEFAULT_PRECISIONS if any(f in runtime_class(r).artifacts for r in runtimes)])
     check_output_dir(out, "--out")
     if reparameterize and model is not None:
         raise ConfigError(f"--reparameterize applies to a model that is exported first (--arch, --model-fn); {model} is "
@@ -106,10 +106,10 @@ def bench_cmd(
     if lab is not None:
         from .lab_cmd import bench_lab
 
-        return bench_lab(lab, [model or ref], bench_options, fmts, resolution, runtimes, rounds, db, inputs, json_out)
+        return bench_lab(lab, [model or ref], bench_options, precisions, resolution, runtimes, rounds, db, inputs, json_out)
     preflight(device, adb_server, db, threads, exports=ref is not None)
     with progress_on_stderr() as progress:
-        report = measure([model or ref], device, bench_options, formats=fmts, resolution=resolution, runtimes=runtimes,
+        report = measure([model or ref], device, bench_options, precisions=precisions, resolution=resolution, runtimes=runtimes,
                          rounds=rounds, db=db, adb_server=adb_server, progress=progress, prepared=warn_calibration,
                          **inputs)
     if json_out:
@@ -231,9 +231,10 @@ def print_counts(results: list[Any], db_path: str) -> None:
 
     console = stdout_console()
     table = Table(title=f"{escape(results[0].device)}: Arm instructions per inference (exact, counted by QEMU)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "format", "", "instructions", "spread", "init", "first", "MACs", "instr/MAC", "XNNPACK"):
-        table.add_column(col, justify="left" if col in ("model", "format", "XNNPACK") else "right", overflow="fold")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("model", "precision", "", "instructions", "spread", "init", "first", "MACs", "instr/MAC", "XNNPACK"):
+        table.add_column(col, justify="left" if col in ("model", "precision", "XNNPACK") else "right", overflow="fold",
+                         no_wrap=col == "precision")
     for r in results:
         counts = r.instruction_counts or []
         spread = "—" if not counts else f"{max(counts) - min(counts):,}"
@@ -259,8 +260,9 @@ def print_estimates(console: Any, results: list[Any]) -> None:
     first = estimated[0].observed["estimate"]
     table = Table(title=f"ESTIMATED ms on {escape(first['phone_label'])} ({first['clock_ghz']} GHz, single thread; "
                   "not measured)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "format", "estimated ms", "band", "memory-bound", "coverage", "calibration"):
-        table.add_column(col, justify="left" if col in ("model", "format", "calibration") else "right")
+    for col in ("model", "precision", "estimated ms", "band", "memory-bound", "coverage", "calibration"):
+        table.add_column(col, justify="left" if col in ("model", "precision", "calibration") else "right",
+                         no_wrap=col == "precision")
     for r in estimated:
         e = r.observed["estimate"]
         table.add_row(escape(r.model), escape(r.precision), f"~{e['ms']:.1f}", f"{e['low_ms']:.1f}–{e['high_ms']:.1f}",
@@ -282,13 +284,13 @@ def print_results(results: list[Any], db_path: str) -> None:
     console = stdout_console()
     multi_round = len({r.round for r in results}) > 1
     table = Table(title=f"{escape(results[0].device) if results else ''}: latency in ms", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # 17 columns: one space between
     where = any("accelerator" in (r.observed.get("delegation") or {}) for r in results)
-    columns = ["model", "format", "runtime", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
+    columns = ["model", "precision", "runtime", *(["round"] if multi_round else []), "", "median", "p90", "mean", "std", "CV",
                "min", "init", "first", "mem MB", "MACs", "GMAC/s", *(["ran on"] if where else [])]
     for col in columns:
-        left = col in ("model", "format", "runtime", "ran on")
-        table.add_column(col, justify="left" if left else "right", overflow="fold")
+        left = col in ("model", "precision", "runtime", "ran on")
+        table.add_column(col, justify="left" if left else "right", overflow="fold", no_wrap=col == "precision")
     for r in results:
         memory = r.peak_memory_mb if r.peak_memory_mb is not None else r.memory_delta_mb
         memory_text = "—" if memory is None else (f"{memory:.1f}" if r.peak_memory_mb is not None else f"Δ{memory:.1f}")

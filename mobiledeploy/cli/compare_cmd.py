@@ -199,7 +199,7 @@ def _plan(suite: str, models: list[str] | None, baseline: str | None, resolution
           rounds: int) -> SessionPlan:
     """The suite, the models (keys, labels, published figures), sizes and precisions of one compare session."""
     from ..analysis import parse_resolution
-    from ..bench import parse_formats
+    from ..bench import parse_precisions
     from ..compare import load_suite
     from ..errors import ConfigError
     from ..sessions import plan_compare
@@ -211,7 +211,7 @@ def _plan(suite: str, models: list[str] | None, baseline: str | None, resolution
     sizes = [parse_resolution(r) for r in (resolutions.split(",") if resolutions else spec.resolutions) if r.strip()]
     if not sizes:
         raise ConfigError("--resolutions needs at least one HxW")
-    return replace(plan, sizes=tuple(sizes), precisions=tuple(parse_formats(formats or ",".join(spec.formats))))
+    return replace(plan, sizes=tuple(sizes), precisions=tuple(parse_precisions(formats or ",".join(spec.precisions))))
 
 
 def _show(rows: list[Any], results: list[Any], attributions: list[Any], meta: dict[str, Any], suite: Any,

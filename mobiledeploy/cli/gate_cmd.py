@@ -96,7 +96,7 @@ def gate_cmd(
     req = GateRequest(baseline=baseline, against=against, if_no_baseline=if_no_baseline, device=device,
                       max_regression=max_regression, confidence=confidence, reference=reference,
                       update_baseline=update_baseline, results=results, rounds=rounds, runs=runs, warmup=warmup,
-                      threads=threads, models=models, formats=formats, resolution=resolution, min_rounds=min_rounds,
+                      threads=threads, models=models, precisions=formats, resolution=resolution, min_rounds=min_rounds,
                       seed=seed, adb_server=adb_server, db=db, junit=junit, markdown=markdown, out=out,
                       weights=weights, export=ExportInputs(calibration, calib_samples, artifacts),
                       accel=accelerator_options(accelerator, require_full_delegation, dispatch_library),

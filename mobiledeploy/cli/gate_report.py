@@ -58,10 +58,10 @@ def print_verdict(verdict: "Verdict", baseline_path: str) -> None:
     conf = f"{verdict.confidence:.0%}"
     # the heading on a line of its own, never wrapped: a baseline's path stays whole (copyable, greppable)
     console.print(f"gate: {verdict.device} vs {baseline_path}", soft_wrap=True, markup=False, highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("model", no_wrap=True)
-    for col in ("format", "baseline ms", "candidate ms", "change", f"{conf} interval", "p", "verdict"):
-        table.add_column(col, overflow="fold")
+    for col in ("precision", "baseline ms", "candidate ms", "change", f"{conf} interval", "p", "verdict"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("precision", "verdict"))
     colour = {REGRESSION: "red", IMPROVEMENT: "green", UNCHANGED: "green"}
     for m in verdict.models:
         interval = f"{format_change(m.low)} … {format_change(m.high)}" if m.low is not None and m.high is not None else ""
@@ -92,9 +92,10 @@ def print_exact(verdict: Any, baseline: str) -> None:
 
     console = stdout_console()
     table = Table(title=f"Arm instruction gate against {escape(baseline)} (exact counts, +{verdict.max_regression * 100:g}% allowed)",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "format", "core", "baseline", "candidate", "change", "verdict"):
-        table.add_column(col, justify="left" if col in ("model", "format", "core", "verdict") else "right")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("model", "precision", "core", "baseline", "candidate", "change", "verdict"):
+        table.add_column(col, justify="left" if col in ("model", "precision", "core", "verdict") else "right",
+                         no_wrap=col == "precision")
     colour = {"regression": "red", "improvement": "green", "unchanged": "green"}
     for e in verdict.entries:
         fmt = lambda x: "—" if x is None else f"{x / 1e6:.4f}M"  # noqa: E731

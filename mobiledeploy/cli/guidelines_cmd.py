@@ -64,7 +64,7 @@ def _plan(device: str, only: str | None, resolution: str, formats: str, threads:
           phone: str | None = None) -> GuidelinesPlan:
     """Every check before any export: the guidelines, the sizes, the session's rounds, the paths and the device."""
     from ..analysis import parse_resolution
-    from ..bench import BenchOptions, parse_formats
+    from ..bench import BenchOptions, parse_precisions
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, get_guidelines
     from .bench_cmd import preflight
@@ -91,7 +91,7 @@ def _plan(device: str, only: str | None, resolution: str, formats: str, threads:
     meta = {"status": "complete", "device": device, "resolution": f"{size[0]}x{size[1]}", "threads": threads,
             "rounds": rounds, "runs per round": runs, "min effect": min_effect, "paper platforms": PAPER_PLATFORMS,
             "phone": phone or ""}
-    return GuidelinesPlan(device=device, chosen=tuple(chosen), size=size, precisions=parse_formats(formats),
+    return GuidelinesPlan(device=device, chosen=tuple(chosen), size=size, precisions=parse_precisions(formats),
                           options=options, rounds=rounds, refs=tuple(refs), keys={ref: resolve_ref(ref)[2] for ref in refs},
                           min_effect=min_effect, meta=meta)
 

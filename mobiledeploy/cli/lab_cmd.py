@@ -28,7 +28,7 @@ def open_lab(device: str, adb_server: str | None) -> Any:
     return lab_of(device, adb_server, say=warn)
 
 
-def bench_lab(lab: Any, refs: list[str], options: Any, formats: Any, resolution: Any, runtimes: Any, rounds: int,
+def bench_lab(lab: Any, refs: list[str], options: Any, precisions: Any, resolution: Any, runtimes: Any, rounds: int,
               db: str | None, inputs: dict[str, Any], json_out: bool) -> None:
     """`bench` on every phone of the lab (`lab_session.bench_on_lab`): one table with a phone column, every run
     stored and tagged."""
@@ -36,7 +36,7 @@ def bench_lab(lab: Any, refs: list[str], options: Any, formats: Any, resolution:
     from .console import warn_calibration
 
     with progress_on_stderr() as progress:  # no phone to be had: NoPhoneError, one line and exit 1
-        runs = bench_on_lab(lab, refs, options, formats, resolution, runtimes, rounds, db, inputs, progress,
+        runs = bench_on_lab(lab, refs, options, precisions, resolution, runtimes, rounds, db, inputs, progress,
                             prepared=warn_calibration)
     if json_out:
         print_json({"device": lab.describe(), "db": str(db_path(runs, db)),
@@ -71,9 +71,11 @@ def print_lab_results(runs: list[Any], db_path: str) -> None:
 
     from .console import ms_text
 
-    table = Table(title="latency in ms, per phone", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("phone", "machine class", "model", "format", "round", "", "median", "p95", "init", "first"):
-        table.add_column(col, justify="left" if col in ("phone", "machine class", "model", "format") else "right")
+    table = Table(title="latency in ms, per phone", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for col in ("phone", "machine class", "model", "precision", "round", "", "median", "p95", "init", "first"):
+        table.add_column(col, justify="left" if col in ("phone", "machine class", "model", "precision") else "right",
+                         no_wrap=col == "precision")
     for run in runs:
         for r in run.results or [None]:
             if r is None:
@@ -148,9 +150,10 @@ def print_by_device(per_phone: list[tuple[Any, list[Any]]], baseline_label: str,
                        "[green]ok[/]" if run.ok else f"[red]{escape(run.failure() or 'failed')}[/]")
     console.print(phones)
     table = Table(title=f"measured speedup over {escape(baseline_label)} per phone (95% CI)", title_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("model", "format", "size", "theoretical", *(run.phone.label for run, _ in per_phone)):
-        table.add_column(escape(col), justify="left" if col in ("model", "format", "size") else "right")
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("model", "precision", "size", "theoretical", *(run.phone.label for run, _ in per_phone)):
+        table.add_column(escape(col), justify="left" if col in ("model", "precision", "size") else "right",
+                         no_wrap=col == "precision")
     for cell, cells in side_by_side(per_phone).items():
         model, fmt, res, theoretical = cell
         table.add_row(escape(model), fmt, res, _x(theoretical), *(_speedup_text(c) for c in cells))

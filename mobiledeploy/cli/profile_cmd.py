@@ -136,7 +136,7 @@ def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
     from rich.table import Table
 
     console = stdout_console()
-    kinds = Table(title=f"{escape(profile.model)} ({profile.format}) on {escape(device)}: "
+    kinds = Table(title=f"{escape(profile.model)} ({profile.artifact}) on {escape(device)}: "
                   f"{profile.instructions / 1e6:.2f}M Arm instructions per inference, by kernel kind",
                   title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     est = profile.estimate
@@ -161,7 +161,7 @@ def print_arm_profile(profile: Any, device: str, top: int = 10) -> None:
         funcs.add_row(escape(k.function), escape(k.kind), f"{k.instructions / 1e6:.3f}M",
                       f"{k.instructions / profile.instructions:.1%}" if profile.instructions else "—")
     console.print(funcs)
-    runtime = "ExecuTorch runtime (et_profile)" if profile.format.startswith("pte") else "LiteRT"
+    runtime = "ExecuTorch runtime (et_profile)" if profile.artifact.startswith("pte") else "LiteRT"
     console.print(f"[dim]exact counts of the aarch64 {runtime} under QEMU (XNNPACK picks kernels by the emulated core's "
                   "features); functions named from the libraries' symbol tables[/]")
 

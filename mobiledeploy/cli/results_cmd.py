@@ -58,10 +58,11 @@ def print_rows(rows: list[dict[str, Any]], path: str) -> None:
         return count_text(row.get(count_key)) if row.get("unit") == "instructions" else ms_text(row[ms_key])
 
     console = stdout_console()
-    table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("id", "started (UTC)", "model", "format", "device", "runtime", "thr", "", "median", "mean", "init", "warnings",
+    table = Table(title=f"{len(rows)} run(s) in {escape(path)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for col in ("id", "started (UTC)", "model", "precision", "device", "runtime", "thr", "", "median", "mean", "init", "warnings",
                 "error"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col == "precision")
     for r in rows:
         table.add_row(str(r["id"]), (r["started_at"] or "")[:16].replace("T", " "), escape(r["model"]),
                       escape(r["precision"]), escape(r["device"]), escape(r.get("runtime") or "—"), str(r["threads"]),

@@ -16,7 +16,7 @@ def run_ab_gate(req: GateRequest, collected: list[Any], out: GateOutput) -> int:
     """Both sides exported from the same inputs (`req.weights`, `req.export`: calibration, artifacts root of
     the candidates), then measured in one session; `collected` receives each run as it ends. The exit code."""
     from ..ab import baseline_targets, check_against, input_argv
-    from ..bench import BenchOptions, parse_formats
+    from ..bench import BenchOptions, parse_precisions
     from ..devices import canonical_uri, check_device
     from ..measure import prepare_targets
     from ..preflight import check_db
@@ -27,10 +27,10 @@ def run_ab_gate(req: GateRequest, collected: list[Any], out: GateOutput) -> int:
     check_against(req.against)
     check_db(req.db)  # where the runs will go: before any export
     refs = [with_resolution(m, req.resolution) for m in (req.models or ["v1:g=3,scale=0.5"])]
-    fmts = list(parse_formats(req.formats))
+    precisions = list(parse_precisions(req.precisions))
     candidates, ref_of = [], {}
     for ref in refs:
-        for target in prepare_targets([ref], fmts, progress=out.say, weights=req.weights, export=req.export):
+        for target in prepare_targets([ref], precisions, progress=out.say, weights=req.weights, export=req.export):
             candidates.append(target)
             ref_of[target.name] = ref
     out.calibration(candidates)

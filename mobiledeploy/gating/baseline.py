@@ -42,9 +42,9 @@ class BaselineError(ResultsError):
     """A baseline or result file that is missing, unreadable, or of an unknown schema."""
 
 
-def artifact_key(name: str, fmt: str) -> str:
+def artifact_key(name: str, precision: str) -> str:
     """'shufflenet_v1-g3-scale0.5-112x112/fp32': one artifact of one model."""
-    return f"{name}/{fmt}"
+    return f"{name}/{precision}"
 
 
 @dataclass
@@ -120,16 +120,16 @@ class Baseline:
     created_at: str = ""
     schema_version: int = SCHEMA_VERSION
 
-    def samples_of(self, name: str | None, fmt: str) -> ModelSamples | None:
-        """Model `name`'s samples in `fmt`, else in any precision; None when it is not here (or no name)."""
+    def samples_of(self, name: str | None, precision: str) -> ModelSamples | None:
+        """Model `name`'s samples in `precision`, else in any precision; None when it is not here (or no name)."""
         if not name:
             return None
-        same = self.models.get(artifact_key(name, fmt))
+        same = self.models.get(artifact_key(name, precision))
         return same or next((m for m in self.models.values() if m.name == name), None)
 
-    def reference_for(self, fmt: str) -> ModelSamples | None:
-        """The reference model's samples in `fmt`, else in any precision; None without a reference."""
-        return self.samples_of(self.reference, fmt)
+    def reference_for(self, precision: str) -> ModelSamples | None:
+        """The reference model's samples in `precision`, else in any precision; None without a reference."""
+        return self.samples_of(self.reference, precision)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -52,7 +52,7 @@ def wants_exact(baseline: str, device: str | None, update: bool) -> bool:
 
 def _plan(req: GateRequest, old: list[Any], cpus: list[str] | None) -> list[ExactItem]:
     """The new models on every core asked (default: the exact kind's default core), or the baseline's entries."""
-    from ..bench import parse_formats
+    from ..bench import parse_precisions
     from ..devices.kinds import device_uri
     from ..errors import ConfigError
     from .baseline_refs import check_baseline_refs
@@ -60,8 +60,8 @@ def _plan(req: GateRequest, old: list[Any], cpus: list[str] | None) -> list[Exac
     if req.models and not req.update_baseline:
         raise ConfigError("--model sets the models of a new baseline: use it with --update-baseline")
     if req.models:
-        fmts = parse_formats(req.formats)
-        return [ExactItem(with_resolution(m, req.resolution), f, c) for m in req.models for f in fmts
+        precisions = parse_precisions(req.precisions)
+        return [ExactItem(with_resolution(m, req.resolution), p, c) for m in req.models for p in precisions
                 for c in (cpus or [_default_cpu()])]
     if old:
         items = [ExactItem(e.ref, e.precision, e.cpu) for e in old if cpus is None or e.cpu in cpus]
@@ -185,12 +185,12 @@ def _measure(items: list[ExactItem], req: GateRequest, collected: list[Any], out
     from .exact import entry_from_result
 
     options = BenchOptions(threads=1, runs=3, warmup=2).validate()
-    formats: dict[str, list[str]] = {}
+    precisions_of: dict[str, list[str]] = {}
     for item in items:
-        formats.setdefault(item.ref, []).append(item.precision)
-    targets = {ref: {t.precision: t for t in prepare_targets([ref], list(dict.fromkeys(fmts)), progress=out.say,
+        precisions_of.setdefault(item.ref, []).append(item.precision)
+    targets = {ref: {t.precision: t for t in prepare_targets([ref], list(dict.fromkeys(precisions)), progress=out.say,
                                                            weights=req.weights, export=req.export)}
-               for ref, fmts in formats.items()}
+               for ref, precisions in precisions_of.items()}
     out.calibration([t for found in targets.values() for t in found.values()])
 
     def count(n: int, item: ExactItem) -> list[Any]:

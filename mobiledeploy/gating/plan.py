@@ -32,19 +32,19 @@ def bench_options(old: Baseline | None, device: str, **given: int | None) -> dic
     return options
 
 
-def plan(old: Baseline | None, models: list[str] | None, formats: str, resolution: str,
+def plan(old: Baseline | None, models: list[str] | None, precisions: str, resolution: str,
          reference: str | None, normalise: bool) -> list[PlanItem]:
     """What to export and time: the new models (and the reference), or the baseline's."""
     from ..analysis import parse_resolution
-    from ..bench import parse_formats
+    from ..bench import parse_precisions
 
     if models:
-        fmts = tuple(parse_formats(formats))
+        asked = tuple(parse_precisions(precisions))
         res = tuple(parse_resolution(resolution))
-        items = [PlanItem(ref, fmts, res) for ref in models]
+        items = [PlanItem(ref, asked, res) for ref in models]
         ref_ref = reference or (_baseline_reference_ref(old) if old and normalise else None)
         if ref_ref and normalise:
-            items.append(PlanItem(ref_ref, fmts, res, reference=True))
+            items.append(PlanItem(ref_ref, asked, res, reference=True))
         return items
     assert old is not None
     items = _baseline_plan(old)

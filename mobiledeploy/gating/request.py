@@ -35,7 +35,7 @@ class GateRequest:
     warmup: int | None = None
     threads: int | None = None
     models: list[str] | None = None
-    formats: str = "fp32"
+    precisions: str = "fp32"  # the --formats value: a comma list of precisions
     resolution: str = "224"
     min_rounds: int = 3
     seed: int = 0

@@ -87,7 +87,7 @@ def _candidate(req: GateRequest, reports: GateReports, out: GateOutput, old: Bas
     options = bench_options(plan_source, where, rounds=req.rounds, runs=req.runs, warmup=req.warmup,
                             threads=req.threads)
     options.update({k: v for k, v in req.accel.items() if v and v != "cpu"})
-    items = plan(plan_source, req.models, req.formats, req.resolution, reference if req.update_baseline else None,
+    items = plan(plan_source, req.models, req.precisions, req.resolution, reference if req.update_baseline else None,
                  req.normalise)
     reports.device = where
     return _measure(where, items, options, req, reports.measured, out)

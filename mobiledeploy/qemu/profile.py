@@ -53,7 +53,8 @@ class KernelCost:
 @dataclass
 class ArmProfile:
     model: str
-    format: str
+    precision: str                           # fp32, int8, int16x8
+    artifact: str                            # the manifest artifact counted (artifact_kinds: "fp32", "pte_int8", ...)
     cpu: str
     instructions: float                      # per inference, all functions
     kernels: list[KernelCost] = field(default_factory=list)
@@ -136,8 +137,8 @@ def _symbolise(maps: list[tuple[int, int, int, str]], address: int) -> tuple[str
     return f"{lib}+?", lib
 
 
-def attribute(blocks: list[tuple[int, int, int]], maps_text: str, runs: int, *, model: str = "", fmt: str = "",
-              cpu: str = "", macs_by_op: dict[str, int] | None = None) -> ArmProfile:
+def attribute(blocks: list[tuple[int, int, int]], maps_text: str, runs: int, *, model: str = "", precision: str = "",
+              artifact: str = "", cpu: str = "", macs_by_op: dict[str, int] | None = None) -> ArmProfile:
     """Instructions per inference by function and kind (blocks counted over `runs` inferences)."""
     maps = parse_maps(maps_text)
     per_function: dict[tuple[str, str], float] = defaultdict(float)
@@ -165,7 +166,8 @@ def attribute(blocks: list[tuple[int, int, int]], maps_text: str, runs: int, *, 
               "mac_share": mac_share.get(kind, 0.0) if macs_by_op else None,
               "instructions_per_mac": value / (mac_share[kind] * macs_total) if mac_share.get(kind) else None}
              for kind, value in sorted(by_kind.items(), key=lambda kv: -kv[1])]
-    return ArmProfile(model, fmt, cpu, total, kernels, kinds, unattributed)
+    return ArmProfile(model=model, precision=precision, artifact=artifact, cpu=cpu, instructions=total, kernels=kernels,
+                      kinds=kinds, unattributed=unattributed)
 
 
 def _demangle(names: list[str]) -> dict[str, str]:
