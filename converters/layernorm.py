@@ -6,8 +6,8 @@ in NCHW (converters/channels_last.py), ONNX's definition (MEAN, SUB, MUL, MEAN, 
 `tf.math.…`, nothing says LayerNorm). So a LayerNorm is found by its structure, not its name: a MEAN of a tensor X
 whose output is subtracted from X (SUB or SQUARED_DIFFERENCE reading both), followed through the element-wise ops of
 a norm (`NORM_OPS`) up to an RSQRT; its ops are that MEAN and every norm op it reaches through norm ops alone whose
-inputs are X, constants or the region's own outputs (a residual ADD of the norm's output and another branch is not
-the norm's).
+inputs are X (but for an ADD), constants or the region's own outputs: a residual ADD of the norm's output and X or
+another branch is not the norm's.
 
 Full-integer, the RSQRT of a variance near zero adds 29 dB of error each in MobileViT-XXS (RMSE 178 int8 steps,
 benchmarks/results/int8_sensitivity.md, README "int8 below the 0.98 floor"): int8 cosine 0.90 against fp32.
@@ -63,14 +63,16 @@ def _region(start: int, ins: list[list[int]], outs: list[list[int]], kinds: list
     """`start` and every NORM_OPS op reached from it through NORM_OPS ops that read only the norm's input, constants
     (no op's output) and the region's outputs, in graph order."""
     made = {t for tensors in outs for t in tensors}
-    region, frontier, inside = {start}, [start], {ins[start][0], *outs[start]}
+    x = ins[start][0]
+    region, frontier, inside = {start}, [start], {x, *outs[start]}
     while frontier:
         op = frontier.pop()
         for t in outs[op]:
             for r in readers.get(t, []):
                 if r in region or kinds[r] not in NORM_OPS:
                     continue
-                if all(i in inside or i not in made for i in ins[r]):
+                allowed = inside - {x} if kinds[r] == "ADD" else inside  # x + norm(x) is a residual, not the norm
+                if all(i in allowed or i not in made for i in ins[r]):
                     region.add(r)
                     inside.update(outs[r])
                     frontier.append(r)
