@@ -263,7 +263,8 @@ def _build(
         if request.get("reparameterize"):
             from .reparam import reparameterize
 
-            reparameterized = reparameterize(model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), seed)
+            reparameterized = reparameterize(model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), seed,
+                                             spec.mean, spec.std)
     complexity = None
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
