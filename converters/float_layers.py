@@ -1,5 +1,9 @@
 """`--float-layers`: keep named int8 layers (or the N worst) in float, the rest full-integer.
 
+Without the option an int8 export keeps every LayerNorm's ops in float (converters/layernorm.py, the pipeline's
+default rule since revision 9); `none` gives full-integer int8; names, globs or `auto` replace the rule, and the
+manifest records the names they matched (`match_layers`), not a glob as given.
+
 TensorFlow's MLIR quantiser leaves an op in float when its output is in `denylisted_nodes` (what TFLite's
 quantization debugger does for selective quantisation, tensorflow/lite/tools/optimize/debugging/python/debugger.py),
 wrapping it in DEQUANTIZE → float op → QUANTIZE. Matched against the op's location, it ignored the names onnx2tf's
