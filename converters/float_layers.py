@@ -1,5 +1,9 @@
 """`--float-layers`: keep named int8 layers (or the N worst) in float, the rest full-integer.
 
+Without the option an int8 export keeps every LayerNorm's ops in float (converters/layernorm.py, the pipeline's
+default rule since revision 9); `none` gives full-integer int8; names, globs or `auto` replace the rule, and the
+manifest records the names they matched (`match_layers`), not a glob as given.
+
 TensorFlow's MLIR quantiser leaves an op in float when its output is in `denylisted_nodes` (what TFLite's
 quantization debugger does for selective quantisation, tensorflow/lite/tools/optimize/debugging/python/debugger.py),
 wrapping it in DEQUANTIZE → float op → QUANTIZE. Matched against the op's location, it ignored the names onnx2tf's
@@ -19,16 +23,21 @@ from typing import Any, Iterable, Sequence
 
 from mobiledeploy.errors import ConfigError
 
-__all__ = ["parse_float_layers", "expand_globs", "rename_for_float", "worst_layers", "FLOAT_NAME"]
+__all__ = ["parse_float_layers", "expand_globs", "match_layers", "op_outputs", "rename_for_float", "worst_layers", "FLOAT_NAME",
+           "NONE"]
 
 FLOAT_NAME = "mobiledeploy_float_{}"
+NONE = "none"  # `--float-layers none`: full-integer int8, no default rule
 
 
 def parse_float_layers(text: str | None) -> tuple[str, Any] | None:
-    """'auto' → ('auto', 1); 'auto:3' → ('auto', 3); 'a,b' → ('names', ['a', 'b']); None/'' → None."""
+    """'auto' → ('auto', 1); 'auto:3' → ('auto', 3); 'a,b' → ('names', ['a', 'b']); 'none' → ('none', None), full
+    integer; None/'' → None, the default rule (every LayerNorm in float, converters/layernorm.py)."""
     if text is None or not str(text).strip():
         return None
     text = str(text).strip()
+    if text.lower() == NONE:
+        return NONE, None
     if text == "auto" or text.startswith("auto:"):
         count = text.partition(":")[2] or "1"
         if not count.isdigit() or int(count) < 1:
@@ -57,27 +66,47 @@ def expand_globs(names: Sequence[str], known: Iterable[str]) -> list[str]:
     return out
 
 
-def rename_for_float(fp32: bytes, names: Sequence[str]) -> tuple[bytes, list[str]]:
-    """The fp32 flatbuffer with the output tensor of each named op renamed FLOAT_NAME.format(k), and those new
-    names; ConfigError naming a layer that is no op's output (with a few that are)."""
+def op_outputs(fp32: bytes) -> list[str]:
+    """The full names of every op's output tensors in the fp32 flatbuffer, in graph order."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = schema.ModelT.InitFromPackedBuf(fp32, 0).subgraphs[0]
+    return [graph.tensors[int(i)].name.decode() for op in graph.operators for i in op.outputs]
+
+
+def match_layers(fp32: bytes, names: Sequence[str]) -> list[str]:
+    """The layers `names` (globs expanded) denote in the fp32 flatbuffer, as the manifest records them: each known
+    name as given, each glob as the names (up to their first ';') it matched; ConfigError naming a layer that is no
+    op's output (with a few that are)."""
+    known = op_outputs(fp32)
+    full_or_short = set(known) | {k.split(";")[0] for k in known}
+    matched = expand_globs(names, known)
+    for name in matched:
+        if name not in full_or_short:
+            examples = ", ".join(sorted({n.split(";")[0] for n in known})[:5])
+            raise ConfigError(f"--float-layers: no layer named {name!r} (names as `accuracy --per-layer` shows them, "
+                              f"e.g. {examples})")
+    return matched
+
+
+def rename_for_float(fp32: bytes, names: Sequence[str], readers: bool = True) -> tuple[bytes, list[str]]:
+    """The fp32 flatbuffer with the output tensor of each named op (globs expanded, `match_layers`) renamed
+    FLOAT_NAME.format(k), and those new names. `readers`: also the outputs of the ops that read them
+    (`_float_chain`); without, the named ops alone (a LayerNorm's ops: QUANTIZE puts its output on int8's grid)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(fp32, 0)
     graph = model.subgraphs[0]
-    outputs = [int(i) for op in graph.operators for i in op.outputs]
     by_name: dict[str, int] = {}
-    for index in outputs:
+    for index in (int(i) for op in graph.operators for i in op.outputs):
         full = graph.tensors[index].name.decode()
         by_name.setdefault(full, index)
         by_name.setdefault(full.split(";")[0], index)
     chosen: list[int] = []
-    for name in expand_globs(names, by_name):
-        if name not in by_name:
-            known = ", ".join(sorted({n.split(";")[0] for n in by_name})[:5])
-            raise ConfigError(f"--float-layers: no layer named {name!r} (names as `accuracy --per-layer` shows them, "
-                              f"e.g. {known})")
-        chosen += [i for i in _float_chain(model, by_name[name]) if i not in chosen]
+    for name in match_layers(fp32, names):
+        found = _float_chain(model, by_name[name]) if readers else [by_name[name]]
+        chosen += [i for i in found if i not in chosen]
     renamed = []
     for k, index in enumerate(chosen):
         graph.tensors[index].name = FLOAT_NAME.format(k).encode()

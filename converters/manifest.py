@@ -158,7 +158,7 @@ class ArtifactEntry:
     op_counts: dict[str, int] = field(default_factory=dict)
     channel_shuffles: int | None = None       # TFLite files: the shuffles left as Reshape-Transpose-Reshape
     scheme: str | None = None                 # int16x8, pte_int8: the quantization scheme
-    float_layers: dict[str, Any] | None = None  # int8 with --float-layers: {"requested", "layers", "chosen_by"}
+    float_layers: dict[str, Any] | None = None  # int8 with float layers: {"requested", "layers", "chosen_by"[, "layernorms"]}
     delegation: Delegation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     read_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)

@@ -60,7 +60,7 @@ DEFAULT_CALIB_SAMPLES = 32
 # folder is reused only for a request with the same revision, so raising it makes every old export stale. Raise
 # it when the same request would now produce different files (another graph rewrite, padding or op lowering),
 # not for changes that leave the files as they were; the files' own sha256s only say they are intact.
-PIPELINE_REVISION = 8
+PIPELINE_REVISION = 9  # 9: int8 keeps every LayerNorm in float by default (converters/layernorm.py)
 SAMPLE_DATA_SEED = 20  # onnx2tf's own sample images (it checks its graph on them), made offline
 
 Progress = Callable[[str, str, "float | None"], None]
@@ -263,7 +263,8 @@ def _build(
         if request.get("reparameterize"):
             from .reparam import reparameterize
 
-            reparameterized = reparameterize(model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), seed)
+            reparameterized = reparameterize(model, (1, 3, h, w), (spec.source or {}).get("ref", spec.name), seed,
+                                             spec.mean, spec.std)
     complexity = None
     if kind in ("zoo", "callable"):  # a torch module with its layers: the per-module count
         complexity = _analysis(stage, spec, config, model=model, shape=(1, 3, h, w))
@@ -457,7 +458,7 @@ def _tflite_stages(
 
     from .arm_check import ArmCheck
     from .parity import int8_parity, tflite_outputs
-    from .tflite import import_tensorflow, inspect_tflite, require_builtin_ops, tflite_int8, unsupported_line, unsupported_ops
+    from .tflite import import_tensorflow, unsupported_line, unsupported_ops
 
     artifacts: dict[str, dict[str, Any]] = {}
 
@@ -476,12 +477,7 @@ def _tflite_stages(
             arm.start("fp32", tmp / FILE_NAMES["fp32"])
             if "int8" in wanted:
                 with stage("int8"):
-                    path = tflite_int8(keras_model, tmp / FILE_NAMES["int8"], inputs.calibration,
-                                       fp32_path=tmp / FILE_NAMES["fp32"])
-                    artifacts["int8"] = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
-                                         "scheme": "full-integer: per-channel int8 weights, int8 activations, int8 input and output"}
-                    if float_layers:
-                        artifacts["int8"] = _float_int8(tmp, keras_model, inputs, float_layers, shuffles)
+                    artifacts["int8"] = _int8(tmp, keras_model, inputs, float_layers, shuffles)
                 with stage("int8_parity"):
                     parity["int8"] = int8_parity(fp32_out, tflite_outputs(tmp / FILE_NAMES["int8"], inputs.holdout), floor)
                     _require_passed("TFLite int8", parity["int8"], fp32_out)
@@ -512,22 +508,61 @@ def _int16x8_stages(tmp: Path, inputs: Any, fp32_out: Any, floor: float, parity:
     return entry
 
 
+FULL_INTEGER = "full-integer: per-channel int8 weights, int8 activations, int8 input and output"
+WITH_FLOAT = "int8 (per-channel weights, int8 activations, input and output) but for the float layers"
+DEFAULT_RULE = ("default: every LayerNorm's ops (converters/layernorm.py), whose full-integer RSQRT of the variance "
+                "costs MobileViT-XXS int8 cosine 0.90 against 0.995; --float-layers none for full-integer")
+
+
+def _int8(tmp: Path, keras_model: Any, inputs: Any, requested: str | None, shuffles: int) -> dict[str, Any]:
+    """The int8 file and its manifest entry. `requested` None: the default rule, every LayerNorm's ops in float
+    (full-integer when the graph has none, the same file as before the rule); 'none': full-integer; else the
+    user's names, globs or auto:N (`_float_int8`). The entry's `float_layers` says what was kept in float and why."""
+    from .float_layers import NONE, parse_float_layers
+    from .layernorm import layernorm_outputs
+
+    parsed = parse_float_layers(requested)
+    fp32 = tmp / FILE_NAMES["fp32"]
+    norms = layernorm_outputs(fp32.read_bytes()) if parsed is None else []
+    if norms:
+        return _int8_file(tmp, keras_model, inputs, shuffles, [n for norm in norms for n in norm], readers=False,
+                          record={"requested": None, "chosen_by": DEFAULT_RULE, "layernorms": len(norms),
+                                  "layers": list(dict.fromkeys(n.split(";")[0] for norm in norms for n in norm))})
+    if parsed is None or parsed[0] == NONE:
+        record = {"requested": NONE, "layers": [], "chosen_by": "--float-layers none: full-integer"} if parsed else None
+        return _int8_file(tmp, keras_model, inputs, shuffles, [], record=record)
+    return _float_int8(tmp, keras_model, inputs, str(requested), shuffles)
+
+
+def _int8_file(tmp: Path, keras_model: Any, inputs: Any, shuffles: int, names: list[str], readers: bool = True,
+               record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """model_int8.tflite with `names` in float (and their readers), and its entry with `record` as float_layers."""
+    from .tflite import inspect_tflite, require_builtin_ops, tflite_int8
+
+    path = tflite_int8(keras_model, tmp / FILE_NAMES["int8"], inputs.calibration, fp32_path=tmp / FILE_NAMES["fp32"],
+                       float_layers=names, float_readers=readers)
+    entry = {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
+             "scheme": WITH_FLOAT if names else FULL_INTEGER}
+    return {**entry, "float_layers": record} if record else entry
+
+
 def _float_int8(tmp: Path, keras_model: Any, inputs: Any, requested: str, shuffles: int) -> dict[str, Any]:
-    """The int8 file made again with the requested layers in float (the N worst on the calibration inputs for
-    'auto:N', measured against the full-integer file just made): its manifest entry, saying which."""
+    """The int8 file with the user's layers in float: names and globs (recorded as the names they matched), or the
+    N worst on the calibration inputs for 'auto:N', measured against a full-integer file made first."""
     from mobiledeploy.quant_error import layer_errors
 
-    from .float_layers import parse_float_layers, worst_layers
-    from .tflite import inspect_tflite, require_builtin_ops, tflite_int8
+    from .float_layers import match_layers, parse_float_layers, worst_layers
 
     mode, value = parse_float_layers(requested)  # type: ignore[misc]
     fp32, int8 = tmp / FILE_NAMES["fp32"], tmp / FILE_NAMES["int8"]
-    names = worst_layers(layer_errors(fp32, int8, inputs.calibration[:16]), value) if mode == "auto" else value
-    path = tflite_int8(keras_model, int8, inputs.calibration, fp32_path=fp32, float_layers=names)
-    return {**_tflite_entry(path, shuffles, inspect_tflite, require_builtin_ops),
-            "scheme": "int8 (per-channel weights, int8 activations, input and output) but for the float layers",
-            "float_layers": {"requested": requested, "layers": names,
-                             "chosen_by": "added error on 16 calibration inputs" if mode == "auto" else "name"}}
+    if mode == "auto":
+        _int8_file(tmp, keras_model, inputs, shuffles, [])
+        names = worst_layers(layer_errors(fp32, int8, inputs.calibration[:16]), value)
+    else:
+        names = match_layers(fp32.read_bytes(), value)
+    chosen_by = "added error on 16 calibration inputs" if mode == "auto" else "--float-layers names and globs"
+    return _int8_file(tmp, keras_model, inputs, shuffles, names,
+                      record={"requested": requested, "layers": names, "chosen_by": chosen_by})
 
 
 def _tflite_entry(path: Path, shuffles: int, inspect: Callable, require_builtin: Callable) -> dict[str, Any]:

@@ -285,14 +285,15 @@ def tflite_fp32(keras_model: Any, path: str | Path) -> Path:
 
 
 def tflite_int8(keras_model: Any, path: str | Path, calibration_nchw: np.ndarray, fp32_path: str | Path | None = None,
-                float_layers: Sequence[str] = ()) -> Path:
+                float_layers: Sequence[str] = (), float_readers: bool = True) -> Path:
     """Full-integer int8 TFLite: per-channel int8 weights, int8 activations, int8 input and output.
 
     `calibration_nchw` holds normalised NCHW inputs (what the torch model takes), one per step of
     the representative dataset; they are fed NHWC like every TFLite input. Given the fp32 file made
     from the same `keras_model`, the int8 file is calibrated and quantised from it
     instead of converting the graph a second time (`_fp32_quantizer`). `float_layers`: ops (by output tensor
-    name) kept in float (`float_layers.rename_for_float`; needs `fp32_path`).
+    name) kept in float (`float_layers.rename_for_float`; needs `fp32_path`), with the ops that read them unless
+    not `float_readers`.
     """
     import tensorflow as tf
 
@@ -308,8 +309,8 @@ def tflite_int8(keras_model: Any, path: str | Path, calibration_nchw: np.ndarray
         raise ExportError("--float-layers needs TensorFlow's MLIR quantiser functions (tensorflow 2.21 has them)")
     if quantize is not None:
         fp32 = Path(fp32_path).read_bytes()
-        return _convert(_FlatbufferQuantizer(lambda f, d: quantize(f, d, tuple(float_layers)), fp32, representative_dataset),
-                        path, "int8")
+        return _convert(_FlatbufferQuantizer(lambda f, d: quantize(f, d, tuple(float_layers), float_readers), fp32,
+                                             representative_dataset), path, "int8")
     converter = _converter(keras_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -366,12 +367,13 @@ def _fp32_quantizer() -> Any:
         return None
     add_intermediate_tensors, calibrator_class, mlir_quantize, deduplicate, dataset_class = steps
 
-    def quantize(fp32: bytes, representative_dataset: Any, float_layers: tuple[str, ...] = ()) -> bytes:
+    def quantize(fp32: bytes, representative_dataset: Any, float_layers: tuple[str, ...] = (),
+                 readers: bool = True) -> bytes:
         denied = None
         if float_layers:
             from .float_layers import rename_for_float
 
-            fp32, denied = rename_for_float(fp32, float_layers)
+            fp32, denied = rename_for_float(fp32, float_layers, readers)
         model = calibrator_class(add_intermediate_tensors(fp32), [], []).calibrate(dataset_class(representative_dataset).input_gen)
         model = mlir_quantize(model, False, input_data_type=tf.int8, output_data_type=tf.int8,
                               enable_variable_quantization=False, disable_per_channel_for_dense_layers=False,

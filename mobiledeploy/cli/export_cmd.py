@@ -43,6 +43,7 @@ def export_cmd(
     Example: mobiledeploy export --model-fn mynet.py:build --set width=32 --input-shape 1x3x224x224 --weights mynet.pt
     Example: mobiledeploy export --onnx mynet.onnx
     Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --float-layers auto:2   # the 2 worst int8 layers in float
+    Example: mobiledeploy export --arch mobilevit_xxs --float-layers none   # full-integer int8 (LayerNorms too), for integer-only NPUs
     Example: mobiledeploy export --arch v1 --g 3 --weights my.pt --int16-activations   # + model_int16x8.tflite
     Example: mobiledeploy export --arch v1 --g 3 --formats fp32,int8,pte_fp32,pte_int8
     Example: mobiledeploy export --model-fn mobileone.py:build --reparameterize
