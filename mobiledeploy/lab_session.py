@@ -1,6 +1,6 @@
 """A command on a lab (several phones, or a DeviceFarmer farm's): reserve, export once, time every target on
 every phone at once, release; and each phone's results grouped and compared against the baseline timed on
-that same phone. The CLI prints what these return (`cli/lab_cmd.py`)."""
+that same phone. The CLI prints what these return (`cli/lab.py`)."""
 
 from __future__ import annotations
 

@@ -290,8 +290,8 @@ def judge_guidelines(plan: GuidelinesPlan, results: list[Any]) -> list[Any]:
     from .guidelines import evaluate
 
     keys = plan.keys
-    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, precision=fmt, min_effect=plan.min_effect)
-            for fmt in plan.precisions for g in plan.chosen]
+    return [evaluate(g, results, {v.label: keys[v.ref] for v in g.variants}, precision=precision, min_effect=plan.min_effect)
+            for precision in plan.precisions for g in plan.chosen]
 
 
 def guidelines_session(plan: GuidelinesPlan, export: Any, report: str | None, adb_server: str | None,

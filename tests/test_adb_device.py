@@ -20,7 +20,6 @@ from mobiledeploy.devices.base import new_result
 from mobiledeploy.errors import (AdbMissingError, ConfigError, DeviceError, DeviceGoneError, DeviceNotFoundError,
                                  RemoteDiskFullError, RunnerError)
 from mobiledeploy.records import RunResult
-from tests.conftest_bench import tiny_tflite  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"
 DEVICES = "List of devices attached\nR58M123ABC\tdevice\nemulator-5554\toffline\n\n"

@@ -11,7 +11,6 @@ import pytest
 
 from mobiledeploy.benchmark_output import delegation_from_lines, parse_benchmark_output, run_stats_from_line
 from mobiledeploy.errors import RunnerError
-from tests.conftest_bench import tiny_tflite  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"
 HOST_RUNNER = Path(__file__).resolve().parents[1] / "android_harness" / "host_benchmark_model.py"

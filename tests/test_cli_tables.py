@@ -23,7 +23,7 @@ def _run(model: str, precision: str, **figures) -> RunResult:
 def render(monkeypatch):
     """render(width, print_function, *args) -> the text the function printed on a terminal of that width."""
     import mobiledeploy.cli.console as console
-    from mobiledeploy.cli import bench_cmd, lab_cmd, profile_cmd
+    from mobiledeploy.cli import bench_cmd, lab, profile_cmd
 
     def run(width: int, show, *args) -> str:
         made: list[Console] = []
@@ -33,7 +33,7 @@ def render(monkeypatch):
                                 highlight=False))
             return made[-1]
 
-        for module in (console, bench_cmd, lab_cmd, profile_cmd):
+        for module in (console, bench_cmd, lab, profile_cmd):
             monkeypatch.setattr(module, "stdout_console", make)
         monkeypatch.setattr("rich.console.Console", make)  # the wall-clock gate makes its own (at least 120 wide)
         show(*args)
@@ -75,7 +75,7 @@ def test_the_gate_tables_say_precision_and_keep_each_row_on_one_line(render, wid
 @pytest.mark.parametrize("width", [80, 120])
 def test_the_bench_tables_say_precision_whole(render, width):
     from mobiledeploy.cli.bench_cmd import print_counts, print_results
-    from mobiledeploy.cli.lab_cmd import print_lab_results
+    from mobiledeploy.cli.lab import print_lab_results
     from mobiledeploy.cli.results_cmd import print_rows
 
     timed = [_run(m, p, median_ms=12.3, p90_ms=13.1, mean_ms=12.5, std_ms=0.4, cv=0.03, min_ms=11.9, init_ms=40.2,

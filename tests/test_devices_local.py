@@ -16,7 +16,6 @@ from mobiledeploy.devices import open_device
 from mobiledeploy.devices.local import LocalDevice, host_facts
 from mobiledeploy.runtimes.litert import big_cores, make_inputs, time_tflite
 from mobiledeploy.results import ResultsStore
-from tests.conftest_bench import results_db, tiny_tflite  # noqa: F401  (until tests/conftest.py wires them)
 
 REQUIRED = {"model", "precision", "device", "artifact", "sha256", "threads", "runs", "median_ms", "p90_ms", "mean_ms",
             "std_ms", "min_ms", "init_ms", "first_ms", "macs", "status"}

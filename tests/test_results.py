@@ -19,7 +19,6 @@ from mobiledeploy.devices.kinds import KINDS
 from mobiledeploy.errors import ResultsError
 from mobiledeploy.results import INTERRUPTED, SCHEMA_VERSION, ResultsStore, default_db_path, git_commit
 from mobiledeploy.records import RunResult
-from tests.conftest_bench import results_db  # noqa: F401  (until tests/conftest.py wires tests.conftest_bench)
 
 
 def make_result(run_id: str = "r1", status: str = "ok", **kw) -> RunResult:

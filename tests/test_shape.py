@@ -75,7 +75,7 @@ class _Steps:
     def __init__(self, tree: ast.Module, siblings: Callable[[str], _Steps | None] = lambda module: None):
         self.functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         self.memo: dict[str, int] = {}
-        self.siblings = siblings  # another cli module's _Steps, by module name (`from .lab_cmd import …`)
+        self.siblings = siblings  # another cli module's _Steps, by module name (`from .lab import …`)
         self.imported = {a.asname or a.name: (n.module, a.name) for n in ast.walk(tree)
                          if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module for a in n.names}
 
@@ -195,8 +195,8 @@ def test_the_checks_see_what_they_look_for():
     one_each = branches.replace("lab_session(lab, ", "per_phone_jobs(lab, ")  # the job per phone is the one step
     assert orchestration(one_each) == []
     assert orchestration("def show(rows):\n    for r in rows:\n        print_json(r)\n") == []
-    sibling = {"lab_cmd": "def on_lab(lab):\n    return lab_compare_session(lab)\n"}
-    across = "def cmd(lab):\n    from .lab_cmd import on_lab\n    on_lab(lab)\n    return compare_session(None)\n"
+    sibling = {"lab": "def on_lab(lab):\n    return lab_compare_session(lab)\n"}
+    across = "def cmd(lab):\n    from .lab import on_lab\n    on_lab(lab)\n    return compare_session(None)\n"
     assert orchestration(across, sibling) == ["cmd() chains 2 core steps"]
     assert orchestration(across) == []  # without the sibling's source its helper is unknown
     passed = "def cmd(root):\n    setup(root)\n    _optional(setup_executorch, root)\n"
@@ -274,3 +274,19 @@ def test_the_heavy_first_order_names_files_that_exist():
 
     assert len(set(HEAVY_FIRST)) == len(HEAVY_FIRST)
     assert [name for name in HEAVY_FIRST if not (Path(__file__).parent / name).is_file()] == []
+
+
+def command_imports(source: str) -> list[str]:
+    """The other command modules (`*_cmd`) one cli module imports from, at any depth."""
+    return [node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+            and node.level == 1 and (node.module or "").endswith("_cmd")]
+
+
+def test_no_command_module_imports_another():
+    """What several commands share (preflight, a lab's fan-out, warnings, tables) lives in a cli module that defines
+    no command, so a command's module can change without reaching into another's."""
+    assert command_imports("def f():\n    from .bench_cmd import preflight\n    from .lab import per_phone\n") == [
+        "bench_cmd"]
+    found = {path.name: command_imports(path.read_text()) for path in sorted((PACKAGE / "cli").glob("*.py"))
+             if path.name != "__init__.py"}  # the package registers every command by importing it
+    assert {name: mods for name, mods in found.items() if mods} == {}

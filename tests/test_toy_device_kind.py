@@ -20,7 +20,6 @@ from mobiledeploy.devices.base import Device
 from mobiledeploy.devices.kinds import KINDS, NotThisForm, device_help, device_uri, kind_of
 from mobiledeploy.errors import ConfigError
 from mobiledeploy.results import ResultsStore
-from tests.conftest_bench import results_db, tiny_tflite  # noqa: F401  (until tests/conftest.py wires them)
 
 
 class ToyDevice(Device):

@@ -17,7 +17,6 @@ from mobiledeploy.devices.kinds import KINDS
 from mobiledeploy.results import ResultsStore
 from mobiledeploy.runtimes import RUNTIMES
 from mobiledeploy.runtimes.inprocess import fill_timing, time_phases
-from tests.conftest_bench import results_db, tiny_tflite  # noqa: F401  (until tests/conftest.py wires them)
 
 
 class ToyRuntime:

@@ -13,7 +13,7 @@ from . import results_cmd  # noqa: F401,E402
 from . import gate_cmd  # noqa: F401,E402
 from . import compare_cmd, guidelines_cmd, profile_cmd  # noqa: F401,E402  (theory vs measurement)
 from . import qemu_cmd  # noqa: F401,E402  (the emulated Arm64 environment)
-from . import lab_cmd  # noqa: F401,E402  (a lab of phones: `devices`, fan-out of bench and compare)
+from . import devices_cmd  # noqa: F401,E402  (the phones a farm or the adb server offers)
 from . import accuracy_cmd  # noqa: F401,E402  (accuracy on labelled images)
 from . import calibrate_cmd  # noqa: F401,E402  (phone profiles fitted to your phone)
 

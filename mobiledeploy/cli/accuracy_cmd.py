@@ -58,7 +58,7 @@ def accuracy_cmd(
 
     from ..accuracy_session import AccuracyRequest, accuracy_session
     from ..preflight import check_db, check_output_dir
-    from .export_cmd import warn_calibration
+    from .console import warn_export_calibration
 
     check_output_dir(report, "--report")
     check_db(db)
@@ -70,7 +70,7 @@ def accuracy_cmd(
                           export_options={"float_layers": float_layers, "int8_cosine_floor": cosine_floor,
                                           "calibration_seed": calibration_seed})
     result = accuracy_session(req, db, functools.partial(_export_display, name), ImageProgress,
-                              exported=warn_calibration)
+                              exported=warn_export_calibration)
     for warning in result["warnings"]:
         import sys
 
@@ -89,7 +89,7 @@ def accuracy_cmd(
 def _export_display(name: str) -> Iterator[Any]:
     """The export's stages on stderr, each also naming what an interrupt interrupted."""
     from ..converters.progress import StageProgress
-    from .export_cmd import with_activity
+    from .console import with_activity
 
     with StageProgress() as progress:
         yield with_activity(progress, name)

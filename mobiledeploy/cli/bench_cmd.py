@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .app import ArtifactsRoot, CalibSamples, Calibration, Json, Resolution, Weights, app, print_json
+from .checks import preflight
 from .console import count_text, ms_text, progress_on_stderr, stdout_console, warn_calibration
 from .options import (AcceleratorOpt, AdbServerOpt, BinaryOpt, RunnerOpt, DbOpt, DeviceOpt, DispatchLibraryOpt, FullDelegationOpt,
                       ModelSelection, PhoneOpt, RuntimeOpt, accelerator_options, model_options)
@@ -73,7 +74,7 @@ def bench_cmd(
     model, ref = what_to_time(model, selection)
     if rounds < 1:
         raise ConfigError("--rounds must be at least 1")
-    from .lab_cmd import open_lab
+    from .lab import open_lab
 
     lab = open_lab(device, adb_server)  # several phones, or a farm's: each timed like one adb device
     if lab is not None:
@@ -104,7 +105,7 @@ def bench_cmd(
     inputs = {} if model is not None else {"weights": weights,
                                            "export": ExportInputs(calibration, calib_samples, out, reparameterize)}
     if lab is not None:
-        from .lab_cmd import bench_lab
+        from .lab import bench_lab
 
         return bench_lab(lab, [model or ref], bench_options, precisions, resolution, runtimes, rounds, db, inputs, json_out)
     preflight(device, adb_server, db, threads, exports=ref is not None)
@@ -146,23 +147,6 @@ def what_to_time(model: str | None, selection: ModelSelection) -> tuple[str | No
     name, config = selection.choice()
     label = ",".join(f"{k}={v}" for k, v in config.items())
     return None, f"{name}:{label}"
-
-
-def preflight(device: str, adb_server: str | None, db: str | None, threads: int | None, *, exports: bool) -> None:
-    """Before any export or run: the results database, a thread count above the cores, and (when an export
-    would come first) whether the phone is there at all; an unreachable one exits 1 as a failed run does."""
-    from ..errors import DeviceError
-    from ..preflight import ask_phone, check_db, check_threads
-
-    check_db(db)
-    if warning := check_threads(threads, device):
-        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
-    if exports:
-        try:
-            ask_phone(device, adb_server)
-        except DeviceError as exc:
-            sys.stderr.write(f"mobiledeploy: error: {' '.join(str(exc).split())} (nothing exported or run)\n")
-            raise SystemExit(1) from None
 
 
 def _json_item(result: Any) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def compare_cmd(
     from ..bench import BenchOptions, ExportInputs
     from ..devices import check_options
     from ..devices.kinds import runtimes_for
-    from .bench_cmd import preflight
+    from .checks import preflight
     from ..preflight import check_output_dir
 
     started = time.perf_counter()
@@ -98,7 +98,7 @@ def compare_cmd(
                           "estimates they carry")
     if results:
         return _judge_stored(results, _plan(suite, models, baseline, resolutions, formats, 1), json_out, by_device)
-    from .lab_cmd import open_lab
+    from .lab import open_lab
 
     lab = open_lab(device, adb_server)  # several phones, or a farm's: the speedups side by side per phone
     if lab is not None:
@@ -158,8 +158,8 @@ def _finish(done: CompareOutcome, plan: SessionPlan, device: str, options: Any, 
 
 def _compare_on_lab(lab: Any, plan: SessionPlan, options: Any, rounds: int, runs: int, export: Any,
                     weights_of: dict[str, str] | None, report: Path | None, db: str | None, json_out: bool) -> None:
-    """compare on every phone of a lab at once (`sessions.lab_compare_session`), printed by `cli/lab_cmd.py`."""
-    from .lab_cmd import compare_lab
+    """compare on every phone of a lab at once (`sessions.lab_compare_session`), printed by `cli/lab.py`."""
+    from .lab import compare_lab
 
     spec = plan.suite
     meta = {"device": lab.describe(), "suite": spec.name, "baseline": plan.baseline_label,
@@ -183,7 +183,7 @@ def _judge_stored(files: list[str], plan: SessionPlan, json_out: bool, by_device
     judged = judge_stored(files, plan, by_device)
     spec = plan.suite
     if by_device:
-        from .lab_cmd import show_stored_by_device
+        from .lab import show_stored_by_device
 
         meta = {"status": "stored runs", "suite": spec.name, "baseline": plan.baseline_label,
                 "results files": list(files)}
@@ -264,10 +264,10 @@ def print_compare(rows: list[Any], baseline_label: str, device: str, suite: Any)
     cells = list(dict.fromkeys((r.resolution, r.precision, r.runtime) for r in rows))
     show_paper = any(r.paper_ms for r in rows)
     several = len({r.runtime for r in rows}) > 1
-    for res, fmt, runtime in cells:
-        table = Table(title=f"{res} {fmt}{f' {escape(runtime)}' if several else ''} on {escape(device)}: speedup over "
+    for res, precision, runtime in cells:
+        table = Table(title=f"{res} {precision}{f' {escape(runtime)}' if several else ''} on {escape(device)}: speedup over "
                       f"{escape(baseline_label)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        in_cell = [r for r in rows if (r.resolution, r.precision, r.runtime) == (res, fmt, runtime)]
+        in_cell = [r for r in rows if (r.resolution, r.precision, r.runtime) == (res, precision, runtime)]
         counted = any(r.unit == "instructions" for r in in_cell)
         for col in ("model", "MACs", "Arm instr" if counted else "median ms", "instr/MAC" if counted else "GMAC/s", "theoretical", "measured", "95% CI", "efficiency",
                     *(("paper ms", "paper measured", "paper theoretical", "paper eff.") if show_paper else ())):
@@ -309,14 +309,14 @@ def print_estimated(rows: list[Any], baseline_label: str, suite: Any) -> None:
     if not estimated:
         return
     console = stdout_console()
-    for res, fmt, runtime in dict.fromkeys((r.resolution, r.precision, r.runtime) for r in estimated):
+    for res, precision, runtime in dict.fromkeys((r.resolution, r.precision, r.runtime) for r in estimated):
         phone = estimated[0].extra.get("estimate_phone_label") or estimated[0].estimate_phone
-        table = Table(title=f"{res} {fmt} on {escape(str(phone))}: ESTIMATED ms (not measured), single thread; "
+        table = Table(title=f"{res} {precision} on {escape(str(phone))}: ESTIMATED ms (not measured), single thread; "
                       f"speedup over {escape(baseline_label)}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in ("model", "estimated ms", "band", "estimated speedup", "instruction ratio",
                     *(("paper ms", "paper speedup") if suite is not None else ())):
             table.add_column(col, justify="left" if col == "model" else "right")
-        for r in (r for r in estimated if (r.resolution, r.precision, r.runtime) == (res, fmt, runtime)):
+        for r in (r for r in estimated if (r.resolution, r.precision, r.runtime) == (res, precision, runtime)):
             table.add_row(escape(r.model) + (" [dim](baseline)[/]" if r.baseline else ""), _ms(r.estimated_ms),
                           f"±{r.estimated_band_pct:.0f}%", _x(r.estimated_speedup), _x(r.measured_speedup),
                           *((_ms(r.paper_ms), _x(r.paper_measured_speedup)) if suite is not None else ()))

@@ -7,7 +7,7 @@ from typing import Any
 
 from .app import set_activity
 
-__all__ = ["progress_on_stderr", "worth_a_line", "warn_calibration", "stdout_console", "ms_text", "count_text",
+__all__ = ["progress_on_stderr", "worth_a_line", "warn_calibration", "warn_export_calibration", "with_activity", "stdout_console", "ms_text", "count_text",
            "print_attribution"]
 
 
@@ -61,6 +61,25 @@ def warn_calibration(targets: list[Any]) -> None:
         if warning:
             _warned.add(str(folder))
             sys.stderr.write(f"mobiledeploy: warning: {target.name}: {warning}\n")
+
+
+def warn_export_calibration(manifest: Any) -> None:
+    """The manifest's calibration warning (fewer images than asked for), when it made an int8 model."""
+    warning = (manifest.calibration or {}).get("warning")
+    if warning and "int8" in manifest.artifacts:
+        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
+
+
+def with_activity(progress: Any, what: str) -> Any:
+    """`progress` that also names the running stage for the line printed on an interrupt."""
+    from ..converters import STAGES
+
+    def stage(name: str, event: str, seconds: float | None) -> None:
+        if event == "start":
+            set_activity(f"{what}, stage '{STAGES.get(name, name)}'")
+        progress(name, event, seconds)
+
+    return stage
 
 
 def stdout_console() -> Any:

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from ..converters.manifest import Manifest
 
 from .options import CalibrationSeedOpt, FloatLayersOpt, Int16ActivationsOpt, ModelSelection, model_options
-from .app import Json, Resolution, Weights, app, print_json, set_activity
+from .app import Json, Resolution, Weights, app, print_json
+from .console import warn_export_calibration, with_activity
 
 
 @app.command("export")
@@ -60,21 +61,12 @@ def export_cmd(
             float_layers=float_layers, calibration_seed=calibration_seed,
             reparameterize=reparameterize,
         )
-    warn_calibration(result.manifest)
+    warn_export_calibration(result.manifest)
     warn_delegation(result.manifest)
     if json_out:
         print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest.to_dict()})
         return
     print_summary(result)
-
-
-def warn_calibration(manifest: Manifest) -> None:
-    """The manifest's calibration warning (fewer images than asked for), when it made an int8 model."""
-    import sys
-
-    warning = (manifest.calibration or {}).get("warning")
-    if warning and "int8" in manifest.artifacts:
-        sys.stderr.write(f"mobiledeploy: warning: {warning}\n")
 
 
 def warn_delegation(manifest: Manifest) -> None:
@@ -83,12 +75,12 @@ def warn_delegation(manifest: Manifest) -> None:
 
     from ..converters.delegation import delegation_summary, fully_delegated
 
-    for fmt in ("fp32", "int8"):
-        entry = manifest.artifacts.get(fmt)
+    for key in ("fp32", "int8"):
+        entry = manifest.artifacts.get(key)
         found = entry.delegation.to_dict() if entry and entry.delegation else None
         if found and not fully_delegated(found):
-            sys.stderr.write(f"mobiledeploy: warning: {fmt} is not fully delegated on the host: {delegation_summary(found)} "
-                             f"(why: manifest.json artifacts.{fmt}.delegation.why)\n")
+            sys.stderr.write(f"mobiledeploy: warning: {key} is not fully delegated on the host: {delegation_summary(found)} "
+                             f"(why: manifest.json artifacts.{key}.delegation.why)\n")
 
 
 def print_summary(result: Any) -> None:
@@ -98,17 +90,17 @@ def print_summary(result: Any) -> None:
     manifest = result.manifest
     console = Console()
     table = Table("format", Column("file", no_wrap=True), "MB", "sha256", "input", "parity", title=str(result.path))
-    for fmt, entry in manifest.artifacts.items():
+    for key, entry in manifest.artifacts.items():
         io = (entry.inputs or [{}])[0]
         shown_io = f"{io.get('dtype', '')} {io.get('layout', '')} {'x'.join(map(str, io.get('shape', [])))}".strip()
-        table.add_row(fmt, entry.path, f"{(entry.bytes or 0) / 1e6:.1f}", (entry.sha256 or "")[:8], shown_io,
-                      _parity_text(manifest.parity.get(fmt)))
+        table.add_row(key, entry.path, f"{(entry.bytes or 0) / 1e6:.1f}", (entry.sha256 or "")[:8], shown_io,
+                      _parity_text(manifest.parity.get(key)))
     console.print(table)
     arm = manifest.parity.get("arm") or {}
     if arm.get("skipped"):
         console.print("Arm check skipped: the emulated Arm64 environment is not set up (mobiledeploy qemu setup)")
     elif arm:
-        parts = [f"{fmt} {arm[fmt]['instructions'] / 1e6:.2f}M instructions" for fmt in ("fp32", "int8") if fmt in arm]
+        parts = [f"{key} {arm[key]['instructions'] / 1e6:.2f}M instructions" for key in ("fp32", "int8") if key in arm]
         detail = []
         if "fp32" in arm:
             detail.append(f"fp32 vs torch max rel {arm['fp32']['vs_torch']['max_rel']:.1e}")
@@ -126,15 +118,3 @@ def _parity_text(result: dict[str, Any] | None) -> str:
     if "cosine" in result:
         return f"cos {result['cosine']:.4f}, {result['sqnr_db'] or float('inf'):.1f} dB, top-1 {result['top1_agreement']:.0%}"
     return f"max rel {result['max_rel']:.1e}"
-
-
-def with_activity(progress: Any, what: str) -> Any:
-    """`progress` that also names the running stage for the line printed on an interrupt."""
-    from ..converters import STAGES
-
-    def stage(name: str, event: str, seconds: float | None) -> None:
-        if event == "start":
-            set_activity(f"{what}, stage '{STAGES.get(name, name)}'")
-        progress(name, event, seconds)
-
-    return stage

@@ -101,7 +101,7 @@ def gate_cmd(
                       weights=weights, export=ExportInputs(calibration, calib_samples, artifacts),
                       accel=accelerator_options(accelerator, require_full_delegation, dispatch_library),
                       allow_outside_refs=allow_outside_refs)
-    from .lab_cmd import open_lab, per_phone
+    from .lab import open_lab, per_phone
 
     terminal = TerminalOutput(json_out)
     lab = open_lab(device, adb_server) if device and not (against or results) else None

@@ -67,7 +67,7 @@ def _plan(device: str, only: str | None, resolution: str, formats: str, threads:
     from ..bench import BenchOptions, parse_precisions
     from ..errors import ConfigError
     from ..guidelines import PAPER_PLATFORMS, get_guidelines
-    from .bench_cmd import preflight
+    from .checks import preflight
     from ..sessions import GuidelinesPlan, resolve_ref, session_plan
     from ..preflight import check_output_dir
 

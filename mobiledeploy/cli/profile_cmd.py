@@ -58,7 +58,7 @@ def profile_cmd(
     from ..errors import ConfigError
     from ..profile_session import ProfileRequest
     from ..registry import parse_model_ref
-    from .lab_cmd import open_lab
+    from .lab import open_lab
 
     lab = open_lab(device, adb_server)  # several phones, or a farm's: each profiled at once, printed in turn
     if lab is not None:
@@ -67,8 +67,8 @@ def profile_cmd(
         device = KIND_URI
     device = canonical_uri(device)
     check_emulated(device)  # a qemu: core's environment, before any export
-    fmt = format.strip().lower()
-    if fmt not in ("fp32", "int8"):
+    precision = format.strip().lower()
+    if precision not in ("fp32", "int8"):
         raise ConfigError(f"--format takes fp32 or int8 (got {format!r})")
     if runs < 1 or top < 1:
         raise ConfigError("--runs and --top must be at least 1")
@@ -82,12 +82,12 @@ def profile_cmd(
     bench_options = BenchOptions(threads=threads, runs=runs, warmup=3, cpu_mask=cpu_mask,
                                  benchmark_binary=benchmark_binary,
                                  **accelerator_options(accelerator, require_full_delegation, dispatch_library)).validate()
-    req = ProfileRequest(ref=f"{name}:{label}", name=name, config=config, precision=fmt, size=size,
+    req = ProfileRequest(ref=f"{name}:{label}", name=name, config=config, precision=precision, size=size,
                          options=bench_options, runs=runs, runtime=runtime.strip().lower())
     if lab is not None:
         import functools
 
-        from .lab_cmd import per_phone
+        from .lab import per_phone
 
         job = functools.partial(_profile_one, replace(req, runtime="litert"), adb_server, db, top, json_out)
         return per_phone(lab, job, "profile", json_out)
@@ -109,7 +109,7 @@ def profile_cmd(
 
 
 def _profile_one(req: Any, adb_server: str | None, db: str | None, top: int, json_out: bool, phone: Any) -> None:
-    """profile on one phone of a lab (`lab_cmd.per_phone` runs it in the phone's thread)."""
+    """profile on one phone of a lab (`lab.per_phone` runs it in the phone's thread)."""
     from ..profile_session import phone_profile_session
 
     with progress_on_stderr() as progress:

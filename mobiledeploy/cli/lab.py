@@ -1,20 +1,16 @@
-"""A lab of phones on the command line: `bench`/`compare` fanned out over `--device adb:A,adb:B` or
-`--device stf:URL?…` (`fanout`), `gate`/`profile` run whole on each phone at once (`per_phone`), and
-`mobiledeploy devices` (what a farm or the adb server offers)."""
+"""A lab of phones on the command line, shared by the commands that take one: `bench`/`compare` fanned out over
+`--device adb:A,adb:B` or `--device stf:URL?…` (`lab_session`), `gate`/`profile` run whole on each phone at once
+(`per_phone`), and their tables. `mobiledeploy devices` is `devices_cmd.py`."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Optional
+from typing import Any
 
-import typer
-
-from .app import Json, app, print_json
+from .app import print_json
 from .console import progress_on_stderr, stdout_console
-from .options import AdbServerOpt
 
-__all__ = ["open_lab", "bench_lab", "compare_lab", "show_stored_by_device", "per_phone", "print_by_device",
-           "devices_cmd"]
+__all__ = ["open_lab", "bench_lab", "compare_lab", "show_stored_by_device", "per_phone", "print_by_device"]
 
 
 def warn(line: str) -> None:
@@ -155,8 +151,8 @@ def print_by_device(per_phone: list[tuple[Any, list[Any]]], baseline_label: str,
         table.add_column(escape(col), justify="left" if col in ("model", "precision", "size") else "right",
                          no_wrap=col == "precision")
     for cell, cells in side_by_side(per_phone).items():
-        model, fmt, res, theoretical = cell
-        table.add_row(escape(model), fmt, res, _x(theoretical), *(_speedup_text(c) for c in cells))
+        model, precision, res, theoretical = cell
+        table.add_row(escape(model), precision, res, _x(theoretical), *(_speedup_text(c) for c in cells))
     console.print(table)
     console.print("[dim]each phone's models are set against the baseline timed on the same phone; "
                   "theoretical = baseline MACs / MACs[/]")
@@ -231,49 +227,3 @@ def _judged(job: Any, phone: Any) -> int:
         sys.stderr.write(f"mobiledeploy: error: {type(exc).__name__}: {' '.join(str(exc).split())}\n")
         return 2
     return 0
-
-
-@app.command("devices")
-def devices_cmd(
-    device: Annotated[Optional[str], typer.Option(
-        "--device", "-d", help="A farm (stf:http://HOST:PORT/?FILTERS, token in $STF_TOKEN) or a list of phones "
-        "(adb:A,adb:B); default: every phone the adb server sees.")] = None,
-    adb_server: AdbServerOpt = None,
-    json_out: Json = False,
-) -> None:
-    """What a farm (DeviceFarmer/STF) or the adb server offers: model, SoC, ABI, Android SDK and whether it is free.
-
-    Example: mobiledeploy devices
-    Example: STF_TOKEN=... mobiledeploy devices --device 'stf:https://farm.example/?abi=arm64-v8a' --json
-    """
-    from ..lab_session import offered_phones
-
-    rows, source = offered_phones(device, adb_server)
-    if json_out:
-        print_json({"source": source, "devices": rows})
-        return
-    _print_devices(rows, source)
-
-
-def _print_devices(rows: list[dict[str, Any]], source: str) -> None:
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"phones offered by {escape(source)}", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
-    columns = ["serial", "model", "manufacturer", "soc", "abi", "sdk", "free"] + (["matches"] if any(
-        "matches" in r for r in rows) else []) + (["state"] if any("state" in r for r in rows) else [])
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(escape(_cell(row.get(col))) for col in columns))
-    stdout_console().print(table)
-    if not rows:
-        stdout_console().print("[dim]no phone[/]")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return "—" if value in (None, "") else str(value)
