@@ -167,6 +167,29 @@ def manifest_dict_reads(source: str) -> list[int]:
     return found
 
 
+_BRANCHES = ("def cmd(lab, stored):\n    if stored:\n        return compare(stored)\n    if lab:\n"
+             "        return lab_session(lab, lambda p: run_gate(p))\n    run_gate(None)\n")
+_ACROSS = "def cmd(lab):\n    from .lab import on_lab\n    on_lab(lab)\n    return compare_session(None)\n"
+_CHAINED = ["cmd() chains 2 core steps"]
+#: (a cli module's source, the sibling cli modules it may import (by name), what `orchestration` reports)
+ORCHESTRATION_CASES = [
+    ("def cmd():\n    exported = export_model(1)\n    return evaluate(exported)\n", (), _CHAINED),
+    ("def _a():\n    return export_model(1)\n\ndef _b(x):\n    return evaluate(x)\n\ndef cmd():\n    _b(_a())\n",
+     (), _CHAINED),  # through its own helpers
+    ("def cmd(refs):\n    first = measure(refs[:1])\n    return first, measure(refs[1:])\n", (), _CHAINED),
+    ("def cmd(phones):\n    for p in phones:\n        bench_session(p)\n    return [measure(p) for p in phones]\n",
+     (), [*_CHAINED, "calls bench_session() in a loop (line 3)", "calls measure() in a loop (line 4)"]),
+    (_BRANCHES, (), _CHAINED),  # lab_session and run_gate on one path
+    (_BRANCHES.replace("lab_session(lab, ", "per_phone_jobs(lab, "), (), []),  # the job per phone is the one step
+    ("def show(rows):\n    for r in rows:\n        print_json(r)\n", (), []),
+    (_ACROSS, ({"lab": "def on_lab(lab):\n    return lab_compare_session(lab)\n"},), _CHAINED),
+    (_ACROSS, (), []),  # without the sibling's source its helper is unknown
+    ("def cmd(root):\n    setup(root)\n    _optional(setup_executorch, root)\n", (), _CHAINED),  # a step passed on
+    ("def _one(p):\n    return measure([p])\n\ndef cmd(phones):\n    while phones:\n        _one(phones.pop())\n",
+     (), ["calls _one() in a loop (line 6)"]),
+]
+
+
 def test_the_checks_see_what_they_look_for():
     signature = "def cmd(\n" + "".join(f"    a{i}: int = 0,\n" for i in range(80)) + ") -> None:\n"
     doc = '    """Help.\n\n' + "    Example: x\n" * 30 + '    """\n'
@@ -178,32 +201,8 @@ def test_the_checks_see_what_they_look_for():
     assert cli_problems("from ..bench import run_bench\nprint_json(parse_precisions('fp32'))\n") == []
     assert cli_problems("def f(p):\n    run_threads([Thread(target=p)], stop)\n") == [
         "calls run_threads() (line 2)", "calls Thread() (line 2)"]
-    chained = "def cmd():\n    exported = export_model(1)\n    return evaluate(exported)\n"
-    assert orchestration(chained) == ["cmd() chains 2 core steps"]
-    helpers = ("def _a():\n    return export_model(1)\n\ndef _b(x):\n    return evaluate(x)\n\n"
-               "def cmd():\n    _b(_a())\n")
-    assert orchestration(helpers) == ["cmd() chains 2 core steps"]
-    twice = "def cmd(refs):\n    first = measure(refs[:1])\n    return first, measure(refs[1:])\n"
-    assert orchestration(twice) == ["cmd() chains 2 core steps"]
-    looped = ("def cmd(phones):\n    for p in phones:\n        bench_session(p)\n"
-              "    return [measure(p) for p in phones]\n")
-    assert orchestration(looped) == ["cmd() chains 2 core steps", "calls bench_session() in a loop (line 3)",
-                                     "calls measure() in a loop (line 4)"]
-    branches = ("def cmd(lab, stored):\n    if stored:\n        return compare(stored)\n    if lab:\n"
-                "        return lab_session(lab, lambda p: run_gate(p))\n    run_gate(None)\n")
-    assert orchestration(branches) == ["cmd() chains 2 core steps"]  # lab_session and run_gate on one path
-    one_each = branches.replace("lab_session(lab, ", "per_phone_jobs(lab, ")  # the job per phone is the one step
-    assert orchestration(one_each) == []
-    assert orchestration("def show(rows):\n    for r in rows:\n        print_json(r)\n") == []
-    sibling = {"lab": "def on_lab(lab):\n    return lab_compare_session(lab)\n"}
-    across = "def cmd(lab):\n    from .lab import on_lab\n    on_lab(lab)\n    return compare_session(None)\n"
-    assert orchestration(across, sibling) == ["cmd() chains 2 core steps"]
-    assert orchestration(across) == []  # without the sibling's source its helper is unknown
-    passed = "def cmd(root):\n    setup(root)\n    _optional(setup_executorch, root)\n"
-    assert orchestration(passed) == ["cmd() chains 2 core steps"]
-    per_phone = ("def _one(p):\n    return measure([p])\n\n"
-                 "def cmd(phones):\n    while phones:\n        _one(phones.pop())\n")
-    assert orchestration(per_phone) == ["calls _one() in a loop (line 6)"]
+    for source, siblings, expected in ORCHESTRATION_CASES:
+        assert orchestration(source, *siblings) == expected, source
     reads = "a = res.manifest['parity']\nb = manifest.get('slug')\nc = manifest.parity['int8']\nd = x['manifest']\n"
     assert manifest_dict_reads(reads) == [1, 2]
 
