@@ -147,7 +147,7 @@ def count_table(rows: list[dict[str, Any]], cpu: str) -> str:
         base = next(r["arm"]["instructions"] for r in mine if r["variant"] == "full-integer")
         shown = [("fp32", mine[0]["fp32_arm"])] + [(f"int8 {r['variant']}", r["arm"]) for r in mine]
         for label, arm in shown:
-            lines.append(f"| {model} | {mine[0]['resolution']} | {label} | {arm['instructions'] / 1e6:.1f}M | "
+            lines.append(f"| {model} | {mine[0]['resolution']} | {label} | {arm['instructions']:,} | "
                          f"{arm['instructions'] / base:.3f}× | {arm['partitions']} |")
     return "\n".join(lines)
 

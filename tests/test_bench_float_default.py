@@ -14,7 +14,7 @@ def test_each_counted_variant_is_shown_against_full_integer_after_the_fp32_file(
             row("a", "+softmax", None), row("b", "full-integer", None)]
     lines = count_table(rows, "cortex-a76").splitlines()
     assert "cortex-a76 instructions per inference (counted)" in lines[0]
-    assert lines[2:] == ["| a | 128 | fp32 | 4.0M | 2.000× | 1 |",
-                         "| a | 128 | int8 full-integer | 2.0M | 1.000× | 18 |",
-                         "| a | 128 | int8 default | 2.0M | 1.000× | 18 |",
-                         "| a | 128 | int8 +gelu | 1.5M | 0.750× | 1 |"]
+    assert lines[2:] == ["| a | 128 | fp32 | 4,000,000 | 2.000× | 1 |",
+                         "| a | 128 | int8 full-integer | 2,000,000 | 1.000× | 18 |",
+                         "| a | 128 | int8 default | 2,000,000 | 1.000× | 18 |",
+                         "| a | 128 | int8 +gelu | 1,500,000 | 0.750× | 1 |"]
