@@ -163,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MOBILEDEPLOY_ARM_CHECK", "off")  # the export's own Arm check: `--count` runs its own
     arm = None
     if args.count:
+        from mobiledeploy.devices import check_device
         from mobiledeploy.qemu.env import environment
 
+        check_device(f"qemu:{args.count}")  # a core with no view is one line now, not after the first export
         arm = (environment(), args.count)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_float_default-") as tmp:

@@ -69,11 +69,17 @@ def restore(previous: dict[int, Any]) -> None:
 
 def run_script(main: Callable[[], Any], name: str) -> int:
     """Run a benchmark script's `main` under these handlers: on SIGINT/SIGTERM its cleanups run, one line
-    names the signal on stderr and the exit code is 130/143; otherwise `main`'s own code (None → 0)."""
+    names the signal on stderr and the exit code is 130/143; a toolkit error (a bad option, a missing setup) is
+    one line and its exit code, as in the CLI; otherwise `main`'s own code (None → 0)."""
+    from .errors import MobiledeployError
+
     reset()
     previous = install()
     try:
         code = main()
+    except MobiledeployError as exc:
+        sys.stderr.write(f"{name}: error: {' '.join(str(exc).split())}\n")
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{name}: interrupted by {signal_name()}\n")
         return interrupt_exit_code()

@@ -58,3 +58,19 @@ def test_sigterm_mid_benchmark_script_removes_its_temp_folder_and_exits_143(tmp_
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "bench_export: interrupted by SIGTERM" in err
     assert not list(tmp_path.glob("bench-export-*"))
+
+
+def test_run_script_turns_a_toolkit_error_into_one_line_and_its_exit_code(capsys):
+    from mobiledeploy.errors import ConfigError, NoPhoneError
+
+    def bad_option():
+        raise ConfigError("unknown emulated CPU 'cortex-x99':\n choose one of cortex-a53, cortex-a76")
+
+    def no_phone():
+        raise NoPhoneError("no phone answered")
+
+    assert signals.run_script(bad_option, "bench_x") == 2
+    assert signals.run_script(no_phone, "bench_x") == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "bench_x: error: unknown emulated CPU 'cortex-x99': choose one of cortex-a53, cortex-a76",
+        "bench_x: error: no phone answered"]
