@@ -164,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     arm = None
     if args.count:
         from mobiledeploy.devices import check_device
+        from mobiledeploy.devices.kinds import device_uri
         from mobiledeploy.qemu.env import environment
 
-        check_device(f"qemu:{args.count}")  # a core with no view is one line now, not after the first export
+        check_device(device_uri("qemu", args.count))  # a wrong core is one line now, not after the first export
         arm = (environment(), args.count)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_float_default-") as tmp:
