@@ -43,13 +43,12 @@ def all_outputs_model(path: Path, out: Path) -> list[dict[str, Any]]:
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
+    from .float_layers import op_kinds
+
     model = schema.ModelT.InitFromPackedBuf(Path(path).read_bytes(), 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     main = model.subgraphs[0]
     order: list[dict[str, Any]] = []
-    for node, op in enumerate(main.operators):
-        code = model.operatorCodes[op.opcodeIndex]
-        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+    for node, (op, name) in enumerate(zip(main.operators, op_kinds(model))):
         order += [{"tensor": int(t), "op": name, "node": node} for t in op.outputs if t >= 0]
     main.outputs = [entry["tensor"] for entry in order]
     builder = flatbuffers.Builder(1024)

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 from mobiledeploy.errors import ConfigError
 
-__all__ = ["parse_float_layers", "expand_globs", "match_layers", "op_outputs", "rename_for_float", "worst_layers", "FLOAT_NAME",
+__all__ = ["parse_float_layers", "expand_globs", "match_layers", "op_outputs", "op_kinds", "rename_for_float", "worst_layers", "FLOAT_NAME",
            "NONE"]
 
 FLOAT_NAME = "mobiledeploy_float_{}"
@@ -74,11 +74,25 @@ def op_outputs(fp32: bytes) -> list[str]:
     return [graph.tensors[int(i)].name.decode() for op in graph.operators for i in op.outputs]
 
 
+def op_kinds(model: Any) -> list[str]:
+    """The builtin name of every op of a parsed flatbuffer's (`schema.ModelT`) main graph, in graph order ('CUSTOM'
+    for custom ops; the larger of the two code fields, as the schema keeps old codes in the deprecated one)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    codes = [names.get(max(c.builtinCode, c.deprecatedBuiltinCode), "CUSTOM") for c in model.operatorCodes]
+    return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+
+
 def match_layers(fp32: bytes, names: Sequence[str]) -> list[str]:
     """The layers `names` (globs expanded) denote in the fp32 flatbuffer, as the manifest records them: each known
     name as given, each glob as the names (up to their first ';') it matched; ConfigError naming a layer that is no
     op's output (with a few that are)."""
-    known = op_outputs(fp32)
+    return _matched(op_outputs(fp32), names)
+
+
+def _matched(known: list[str], names: Sequence[str]) -> list[str]:
+    """`match_layers` against the op outputs `known` (full names, graph order)."""
     full_or_short = set(known) | {k.split(";")[0] for k in known}
     matched = expand_globs(names, known)
     for name in matched:
@@ -98,13 +112,14 @@ def rename_for_float(fp32: bytes, names: Sequence[str], readers: bool = True) ->
 
     model = schema.ModelT.InitFromPackedBuf(fp32, 0)
     graph = model.subgraphs[0]
+    outputs = [int(i) for op in graph.operators for i in op.outputs]
+    known = [graph.tensors[index].name.decode() for index in outputs]
     by_name: dict[str, int] = {}
-    for index in (int(i) for op in graph.operators for i in op.outputs):
-        full = graph.tensors[index].name.decode()
+    for full, index in zip(known, outputs):
         by_name.setdefault(full, index)
         by_name.setdefault(full.split(";")[0], index)
     chosen: list[int] = []
-    for name in match_layers(fp32, names):
+    for name in _matched(known, names):  # the flatbuffer parsed once, not again by match_layers
         found = _float_chain(model, by_name[name]) if readers else [by_name[name]]
         chosen += [i for i in found if i not in chosen]
     renamed = []

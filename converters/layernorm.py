@@ -27,11 +27,11 @@ def layernorm_outputs(fp32: bytes) -> list[list[str]]:
     """Each LayerNorm of the flatbuffer as the full names of its ops' output tensors, in graph order; [] without one."""
     from ai_edge_litert import schema_py_generated as schema
 
+    from .float_layers import op_kinds
+
     model = schema.ModelT.InitFromPackedBuf(fp32, 0)
     graph = model.subgraphs[0]
-    codes = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    kinds = [codes.get(max(model.operatorCodes[op.opcodeIndex].builtinCode,
-                           model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode), "?") for op in graph.operators]
+    kinds = op_kinds(model)
     ins = [[int(i) for i in op.inputs if int(i) >= 0] for op in graph.operators]
     outs = [[int(o) for o in op.outputs] for op in graph.operators]
     readers: dict[int, list[int]] = {}
