@@ -59,7 +59,8 @@ def report(runtime: str, rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),  # the first paragraph
+                                     epilog="Example: python -m benchmarks.bench_count_repeat --quick")
     parser.add_argument("--processes", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=0)

@@ -153,7 +153,8 @@ def count_table(rows: list[dict[str, Any]], cpu: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),  # the first paragraph
+                                     epilog="Example: python -m benchmarks.bench_float_default --quick")
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK}")
     parser.add_argument("--models", help="semicolon list of NAME@RESOLUTION")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")

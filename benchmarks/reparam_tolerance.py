@@ -81,7 +81,8 @@ def rows_of(name: str, size: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),  # the first paragraph
+                                     epilog="Example: python -m benchmarks.reparam_tolerance --quick")
     parser.add_argument("--quick", action="store_true", help="every model at 64x64")
     parser.add_argument("--models", help="semicolon list of NAME@RESOLUTION")
     parser.add_argument("--json", type=Path)
